@@ -1,0 +1,86 @@
+# PosterBench: `make run` serves the app (building what it needs first), `make test` runs every test.
+# Every setting below can be given on the command line (make run CATALOG=../shared/data) or in the environment.
+
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+VAR ?= var
+
+# What to serve: a catalog directory (see README); empty means the synthetic demo catalog.
+CATALOG ?= $(POSTERBENCH_CATALOG)
+DEMO_CATALOG := $(VAR)/demo-catalog
+CATALOG_DIR := $(if $(CATALOG),$(CATALOG),$(DEMO_CATALOG))
+# ImageNet VGG-16 weights: a file path, or 'imagenet' to let Keras download them.
+SHARED_WEIGHTS := ../shared/weights/vgg16_imagenet_notop.h5
+WEIGHTS ?= $(or $(POSTERBENCH_WEIGHTS),$(wildcard $(SHARED_WEIGHTS)),imagenet)
+PRESET ?= demo
+SEED ?= 0
+
+# Built artifacts are cached per catalog (its name and a hash of its absolute path) and preset.
+CATALOG_ABS := $(abspath $(CATALOG_DIR))
+RUN_DIR := $(VAR)/runs/$(notdir $(CATALOG_ABS))-$(shell printf '%s' '$(CATALOG_ABS)' | sha1sum | cut -c1-8)
+MODEL_DIR := $(RUN_DIR)/model-$(PRESET)
+INDEX_DIR := $(RUN_DIR)/index-$(PRESET)
+DATABASE ?= $(or $(POSTERBENCH_DATABASE),$(VAR)/posterbench.sqlite)
+SECRET_FILE := $(VAR)/secret_key
+
+HOST ?= 127.0.0.1
+PORT ?= 8000
+WORKERS ?= 2
+
+.PHONY: run serve test lint format venv demo-catalog train index check-catalog clean
+
+run: serve
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else "PosterBench needs Python 3.11; set PYTHON=/path/to/python3.11")'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
+	touch $@
+
+demo-catalog: $(DEMO_CATALOG)/movies.csv
+
+$(DEMO_CATALOG)/movies.csv: catalog/demo.py | $(VENV)/.installed
+	$(BIN)/python -m catalog demo $(DEMO_CATALOG) --seed $(SEED) --force
+
+check-catalog: $(CATALOG_DIR)/movies.csv | $(VENV)/.installed
+	$(BIN)/python -m catalog check $(CATALOG_DIR)
+
+train: $(MODEL_DIR)/model.json
+
+$(MODEL_DIR)/model.json: $(CATALOG_DIR)/movies.csv | $(VENV)/.installed
+	$(BIN)/python -m model train --catalog $(CATALOG_DIR) --out $(MODEL_DIR) --preset $(PRESET) \
+		--weights $(WEIGHTS) --seed $(SEED)
+
+index: $(INDEX_DIR)/index.json
+
+$(INDEX_DIR)/index.json: $(MODEL_DIR)/model.json $(CATALOG_DIR)/movies.csv | $(VENV)/.installed
+	$(BIN)/python -m model index --catalog $(CATALOG_DIR) --model $(MODEL_DIR) --out $(INDEX_DIR)
+
+$(SECRET_FILE):
+	@mkdir -p $(dir $@)
+	@umask 077 && $(PYTHON) -c 'import secrets; print(secrets.token_hex(32))' > $@
+
+serve: $(INDEX_DIR)/index.json $(SECRET_FILE)
+	@echo "PosterBench: http://$(HOST):$(PORT)/ (catalog $(CATALOG_DIR))"
+	POSTERBENCH_CATALOG=$(CATALOG_DIR) POSTERBENCH_MODEL=$(MODEL_DIR) POSTERBENCH_INDEX=$(INDEX_DIR) \
+	POSTERBENCH_DATABASE=$(DATABASE) POSTERBENCH_SECRET_KEY=$${POSTERBENCH_SECRET_KEY:-$$(cat $(SECRET_FILE))} \
+		$(BIN)/gunicorn --bind $(HOST):$(PORT) --workers $(WORKERS) --timeout 120 "app:create_app()"
+
+test: $(VENV)/.installed
+	$(BIN)/python -m pytest
+
+lint: $(VENV)/.installed
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(VENV)/.installed
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+clean:
+	rm -rf $(VAR)/runs $(DEMO_CATALOG)

@@ -1,0 +1,45 @@
+"""The web app: takes a poster (upload or sample), shows its predicted genres and the five most
+similar catalog movies, and records what it showed. Flask app factory, served by gunicorn."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from flask import Flask
+
+ROOT = Path(__file__).resolve().parent.parent
+MEGABYTE = 1024 * 1024
+
+
+def create_app(test_config: dict | None = None) -> Flask:
+    """Build the app. Settings: defaults < instance/config.py < POSTERBENCH_* variables < `test_config`."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    app = Flask(
+        __name__, instance_relative_config=True, template_folder=ROOT / "templates", static_folder=ROOT / "static"
+    )
+    app.config.from_mapping(
+        DATABASE=str(Path(app.instance_path) / "posterbench.sqlite"),
+        CATALOG=None,
+        MODEL=None,
+        INDEX=None,
+        DISTANCE="euclidean",
+        SAMPLE_COUNT=12,
+        MAX_CONTENT_LENGTH=10 * MEGABYTE,
+        SECRET_KEY=None,
+    )
+    if test_config is None:
+        app.config.from_pyfile("config.py", silent=True)
+        app.config.from_prefixed_env("POSTERBENCH")
+    else:
+        app.config.from_mapping(test_config)
+    if not app.config["SECRET_KEY"]:
+        raise RuntimeError("set POSTERBENCH_SECRET_KEY (or SECRET_KEY in instance/config.py); `make run` makes one")
+
+    from app import db, resources, views
+
+    db.init_app(app)
+    db.init_db(app.config["DATABASE"])
+    resources.init_app(app)
+    app.register_blueprint(views.bp)
+    return app

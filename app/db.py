@@ -1,0 +1,54 @@
+"""The SQLite database: one connection per request, closed on teardown, and the `init-db` command."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import click
+from flask import Flask, current_app, g
+from flask.cli import with_appcontext
+
+BUSY_TIMEOUT_SECONDS = 10
+
+
+def connect(path: str | Path) -> sqlite3.Connection:
+    connection = sqlite3.connect(path, timeout=BUSY_TIMEOUT_SECONDS, detect_types=sqlite3.PARSE_DECLTYPES)
+    connection.row_factory = sqlite3.Row
+    connection.execute("PRAGMA foreign_keys = ON")
+    return connection
+
+
+def get_db() -> sqlite3.Connection:
+    if "db" not in g:
+        g.db = connect(current_app.config["DATABASE"])
+    return g.db
+
+
+def close_db(_error: BaseException | None = None) -> None:
+    connection = g.pop("db", None)
+    if connection is not None:
+        connection.close()
+
+
+def init_db(path: str | Path) -> None:
+    """Create the tables that do not exist yet; never drops data."""
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    schema = (Path(__file__).parent / "schema.sql").read_text()
+    with connect(path) as connection:
+        connection.execute("PRAGMA journal_mode = WAL")  # readers do not block the writer across workers
+        connection.executescript(schema)
+    connection.close()
+
+
+@click.command("init-db")
+@with_appcontext
+def init_db_command() -> None:
+    """Create the database tables (existing data is kept)."""
+    init_db(current_app.config["DATABASE"])
+    click.echo(f"database ready at {current_app.config['DATABASE']}")
+
+
+def init_app(app: Flask) -> None:
+    app.teardown_appcontext(close_db)
+    app.cli.add_command(init_db_command)

@@ -1,0 +1,19 @@
+-- PosterBench's state: every recommendation shown, and at most one vote on each.
+CREATE TABLE IF NOT EXISTS recommendations (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    created TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
+    arm TEXT NOT NULL,                  -- the distance used: manhattan, euclidean or cosine
+    epsilon REAL NOT NULL,              -- exploration rate when the arm was chosen
+    arm_probability REAL NOT NULL,      -- probability with which this arm was chosen
+    query_kind TEXT NOT NULL CHECK (query_kind IN ('upload', 'sample', 'imdb')),
+    query_imdb_id TEXT,                 -- the catalog movie or IMDb title queried, if any
+    query_image BLOB,                   -- a JPEG thumbnail of an uploaded poster
+    genres TEXT NOT NULL,               -- JSON object: genre -> predicted probability
+    results TEXT NOT NULL               -- JSON array of the recommended imdb_ids, nearest first
+);
+
+CREATE TABLE IF NOT EXISTS feedback (
+    recommendation_id INTEGER PRIMARY KEY REFERENCES recommendations (id),
+    reward INTEGER NOT NULL CHECK (reward IN (-1, 0, 1)),
+    created TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
+);

@@ -1,0 +1,18 @@
+"""The catalog format, the contract between the pipeline's stages: a directory holding
+`movies.csv` and the poster files it names, read with validation and written atomically."""
+
+from catalog.movie import GENRES, Movie
+from catalog.read import Catalog, CatalogError, read_catalog
+from catalog.write import staged_directory, write_catalog, write_movies_csv, write_poster
+
+__all__ = [
+    "GENRES",
+    "Catalog",
+    "CatalogError",
+    "Movie",
+    "read_catalog",
+    "staged_directory",
+    "write_catalog",
+    "write_movies_csv",
+    "write_poster",
+]

@@ -1,0 +1,47 @@
+"""Command line for catalogs: `python -m catalog check DIR` and `python -m catalog demo DIR`."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+import click
+
+from catalog import GENRES, CatalogError, read_catalog
+
+
+@click.group()
+def cli() -> None:
+    """Check catalogs and build the demo catalog."""
+
+
+@cli.command()
+@click.argument("directory", type=click.Path(path_type=Path))
+def check(directory: Path) -> None:
+    """Validate a catalog and summarise it."""
+    try:
+        catalog = read_catalog(directory)
+    except CatalogError as error:
+        raise click.ClickException(f"invalid catalog:\n{error}") from error
+    counts = Counter(genre for movie in catalog for genre in movie.genres if genre in GENRES)
+    click.echo(f"{directory}: {len(catalog)} movies, all posters present")
+    click.echo("  " + ", ".join(f"{genre} {counts[genre]}" for genre in GENRES))
+
+
+@cli.command()
+@click.argument("directory", type=click.Path(path_type=Path))
+@click.option("--movies", "n_movies", type=int, default=600, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--force", is_flag=True, help="replace an existing directory")
+def demo(directory: Path, n_movies: int, seed: int, force: bool) -> None:
+    """Generate the synthetic demo catalog (deterministic given the seed)."""
+    from catalog.demo import generate_demo_catalog
+
+    if directory.exists() and not force:
+        raise click.ClickException(f"{directory} already exists; use --force to replace it")
+    generate_demo_catalog(directory, n_movies=n_movies, seed=seed)
+    click.echo(f"demo catalog of {n_movies} movies written to {directory}")
+
+
+if __name__ == "__main__":
+    cli()

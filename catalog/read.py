@@ -1,0 +1,194 @@
+"""Read a catalog directory and validate every row, with errors that name the file and line."""
+
+from __future__ import annotations
+
+import csv
+import datetime
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+
+import numpy as np
+
+from catalog.movie import COLUMNS, GENRES, IMDB_ID, Movie
+
+MOVIES_CSV = "movies.csv"
+FIRST_YEAR = 1870
+RATING_RANGE = (1.0, 10.0)
+MAX_REPORTED_ERRORS = 20
+
+
+class CatalogError(ValueError):
+    """A catalog that cannot be used; the message lists each problem with its file and line."""
+
+    def __init__(self, problems: list[str]):
+        self.problems = problems
+        shown = problems[:MAX_REPORTED_ERRORS]
+        more = len(problems) - len(shown)
+        text = "\n".join(shown) + (f"\n... and {more} more problems" if more else "")
+        super().__init__(text)
+
+
+@dataclass
+class Catalog:
+    """A validated catalog: its directory and its movies in file order."""
+
+    directory: Path
+    movies: list[Movie]
+    _index: dict[str, int] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._index = {movie.imdb_id: row for row, movie in enumerate(self.movies)}
+
+    def __len__(self) -> int:
+        return len(self.movies)
+
+    def __iter__(self) -> Iterator[Movie]:
+        return iter(self.movies)
+
+    def __contains__(self, imdb_id: object) -> bool:
+        return imdb_id in self._index
+
+    def position(self, imdb_id: str) -> int:
+        """Row number of a movie (0-based, in file order); KeyError if absent."""
+        return self._index[imdb_id]
+
+    def get(self, imdb_id: str) -> Movie:
+        return self.movies[self._index[imdb_id]]
+
+    def poster_path(self, movie: Movie) -> Path:
+        return self.directory / movie.poster
+
+    def labels(self, genres: tuple[str, ...] = GENRES) -> np.ndarray:
+        """(n_movies, len(genres)) uint8 matrix of genre tags."""
+        return np.array([movie.label_vector(genres) for movie in self.movies], dtype=np.uint8).reshape(
+            len(self.movies), len(genres)
+        )
+
+
+def read_catalog(directory: str | Path, check_posters: bool = True) -> Catalog:
+    """Read `directory/movies.csv`, check every row (and that each poster file exists).
+
+    Raises CatalogError listing each problem as "path:line: what is wrong".
+    """
+    directory = Path(directory)
+    csv_path = directory / MOVIES_CSV
+    if not directory.is_dir():
+        raise CatalogError([f"{directory}: catalog directory does not exist"])
+    if not csv_path.is_file():
+        raise CatalogError([f"{csv_path}: missing; a catalog directory needs a {MOVIES_CSV}"])
+
+    problems: list[str] = []
+    movies: list[Movie] = []
+    seen: dict[str, int] = {}
+    with csv_path.open(newline="", encoding="utf-8") as handle:
+        reader = csv.DictReader(handle)
+        header = reader.fieldnames or []
+        missing = [column for column in COLUMNS if column not in header]
+        if missing:
+            names = ", ".join(repr(column) for column in missing)
+            raise CatalogError([f"{csv_path}:1: missing column(s) {names}; expected {','.join(COLUMNS)}"])
+        for row in reader:
+            line = reader.line_num
+            where = f"{csv_path}:{line}"
+            try:
+                movie = _parse_row(row)
+            except ValueError as error:
+                problems.append(f"{where}: {error}")
+                continue
+            if movie.imdb_id in seen:
+                problems.append(f"{where}: duplicate imdb_id {movie.imdb_id} (first on line {seen[movie.imdb_id]})")
+                continue
+            seen[movie.imdb_id] = line
+            if check_posters and not (directory / movie.poster).is_file():
+                problems.append(f"{where}: poster file {directory / movie.poster} does not exist")
+                continue
+            movies.append(movie)
+    if problems:
+        raise CatalogError(problems)
+    if not movies:
+        raise CatalogError([f"{csv_path}: no movies"])
+    return Catalog(directory=directory, movies=movies)
+
+
+def _parse_row(row: dict[str, str | None]) -> Movie:
+    if None in row:
+        raise ValueError("more fields than columns (an unquoted comma?)")
+    if any(row[column] is None for column in COLUMNS):
+        raise ValueError("fewer fields than columns")
+    imdb_id = row["imdb_id"].strip()
+    if not IMDB_ID.fullmatch(imdb_id):
+        raise ValueError(f"bad imdb_id {imdb_id!r}: expected 'tt' followed by 7 or 8 digits")
+    title = row["title"].strip()
+    if not title:
+        raise ValueError(f"{imdb_id}: empty title")
+    return Movie(
+        imdb_id=imdb_id,
+        title=title,
+        year=_parse_year(row["year"]),
+        genres=_parse_genres(row["genres"]),
+        rating=_parse_rating(row["rating"]),
+        votes=_parse_votes(row["votes"]),
+        poster=_parse_poster(row["poster"]),
+    )
+
+
+def _parse_year(text: str) -> int | None:
+    text = text.strip()
+    if not text:
+        return None
+    last_year = datetime.date.today().year + 5
+    try:
+        year = int(text)
+    except ValueError:
+        raise ValueError(f"year {text!r} is not a whole number") from None
+    if not FIRST_YEAR <= year <= last_year:
+        raise ValueError(f"year {year} out of range {FIRST_YEAR}-{last_year}")
+    return year
+
+
+def _parse_genres(text: str) -> tuple[str, ...]:
+    text = text.strip()
+    if not text:
+        return ()
+    genres = tuple(genre.strip() for genre in text.split("|"))
+    if not all(genres):
+        raise ValueError(f"genres {text!r} has an empty entry; expected names separated by '|'")
+    return genres
+
+
+def _parse_rating(text: str) -> float | None:
+    text = text.strip()
+    if not text:
+        return None
+    try:
+        rating = float(text)
+    except ValueError:
+        raise ValueError(f"rating {text!r} is not a number") from None
+    low, high = RATING_RANGE
+    if not low <= rating <= high:
+        raise ValueError(f"rating {rating} out of range {low}-{high}")
+    return rating
+
+
+def _parse_votes(text: str) -> int | None:
+    text = text.strip()
+    if not text:
+        return None
+    try:
+        votes = int(text)
+    except ValueError:
+        raise ValueError(f"votes {text!r} is not a whole number") from None
+    if votes < 0:
+        raise ValueError(f"votes {votes} is negative")
+    return votes
+
+
+def _parse_poster(text: str) -> str:
+    text = text.strip()
+    if not text:
+        raise ValueError("empty poster path")
+    path = PurePosixPath(text)
+    if path.is_absolute() or ".." in path.parts:
+        raise ValueError(f"poster path {text!r} must be relative and stay inside the catalog directory")
+    return text

@@ -1,0 +1,109 @@
+"""Write catalogs atomically: every file goes to a temporary name first and is renamed into
+place, so a crash never leaves a half-written `movies.csv`, poster or catalog."""
+
+from __future__ import annotations
+
+import csv
+import os
+import shutil
+import tempfile
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO
+
+from catalog.movie import COLUMNS, Movie
+from catalog.read import MOVIES_CSV
+
+
+def write_movies_csv(directory: str | Path, movies: Sequence[Movie]) -> Path:
+    """Write (or replace) `directory/movies.csv` atomically."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    with _atomic_file(directory / MOVIES_CSV, mode="w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle, lineterminator="\n")
+        writer.writerow(COLUMNS)
+        for movie in movies:
+            writer.writerow(_row(movie))
+    return directory / MOVIES_CSV
+
+
+def write_poster(directory: str | Path, relative_path: str, data: bytes) -> Path:
+    """Write one poster file atomically under the catalog directory."""
+    target = Path(directory) / relative_path
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with _atomic_file(target, mode="wb") as handle:
+        handle.write(data)
+    return target
+
+
+def write_catalog(
+    directory: str | Path,
+    movies: Sequence[Movie],
+    posters: Iterable[tuple[str, bytes]],
+    overwrite: bool = False,
+) -> Path:
+    """Write a whole catalog: built in a temporary sibling directory, then renamed into place.
+
+    `posters` yields (relative poster path, bytes) pairs and is consumed once. An existing
+    `directory` is replaced only with `overwrite=True`, and only once the new one is complete.
+    """
+    directory = Path(directory)
+    if directory.exists() and not overwrite:
+        raise FileExistsError(f"{directory} already exists; pass overwrite=True to replace it")
+    with staged_directory(directory) as staging:
+        for relative_path, data in posters:
+            write_poster(staging, relative_path, data)
+        write_movies_csv(staging, movies)
+    return directory
+
+
+@contextmanager
+def staged_directory(target: str | Path) -> Iterator[Path]:
+    """Yield an empty temporary sibling of `target`; if the block succeeds it replaces `target` whole,
+    otherwise it is removed and `target` stays as it was."""
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent))
+    try:
+        yield staging
+        _replace_directory(staging, target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _replace_directory(new: Path, target: Path) -> None:
+    if not target.exists():
+        new.rename(target)
+        return
+    retired = target.with_name(f".{target.name}.{os.getpid()}.old")
+    target.rename(retired)
+    new.rename(target)
+    shutil.rmtree(retired, ignore_errors=True)
+
+
+def _row(movie: Movie) -> list[str]:
+    return [
+        movie.imdb_id,
+        movie.title,
+        "" if movie.year is None else str(movie.year),
+        "|".join(movie.genres),
+        "" if movie.rating is None else f"{movie.rating:g}",
+        "" if movie.votes is None else str(movie.votes),
+        movie.poster,
+    ]
+
+
+@contextmanager
+def _atomic_file(target: Path, mode: str, **open_args: str) -> Iterator[IO]:
+    """A temporary file beside `target`, renamed over it only if the block succeeds."""
+    descriptor, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    temporary = Path(name)
+    try:
+        with os.fdopen(descriptor, mode, **open_args) as handle:
+            yield handle
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, target)
+    finally:
+        temporary.unlink(missing_ok=True)

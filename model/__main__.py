@@ -1,0 +1,70 @@
+"""Command line for the model stage: `python -m model train` and `python -m model index`."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import click
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+@click.group()
+def cli() -> None:
+    """Train the genre model and index a catalog's posters."""
+
+
+@cli.command()
+@click.option("--catalog", "catalog_dir", required=True, envvar="POSTERBENCH_CATALOG", type=click.Path(path_type=Path))
+@click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path), help="model directory to write")
+@click.option(
+    "--weights",
+    envvar="POSTERBENCH_WEIGHTS",
+    default="imagenet",
+    show_default=True,
+    help="'imagenet' (Keras downloads them) or the path of vgg16_imagenet_notop.h5",
+)
+@click.option("--preset", default="demo", show_default=True, help="paper or demo")
+@click.option("--epochs", type=int, default=None, help="override the preset's number of epochs")
+@click.option("--seed", type=int, default=0, show_default=True)
+def train(catalog_dir: Path, out_dir: Path, weights: str, preset: str, epochs: int | None, seed: int) -> None:
+    """Train a genre model on a catalog and report on its held-out test split."""
+    from catalog import CatalogError, read_catalog
+    from model.network import WeightsError
+    from model.presets import get_preset
+    from model.train import REPORT_TEXT_FILE
+    from model.train import train as train_model
+
+    try:
+        chosen = get_preset(preset)
+        catalog = read_catalog(catalog_dir)
+        result = train_model(catalog, chosen, weights, out_dir, seed=seed, epochs=epochs)
+    except (CatalogError, WeightsError, ValueError) as error:
+        raise click.ClickException(str(error)) from error
+    click.echo((out_dir / REPORT_TEXT_FILE).read_text())
+    click.echo(f"model saved in {out_dir} (test micro-F1 {result.report['micro_f1']:.3f})")
+
+
+@cli.command()
+@click.option("--catalog", "catalog_dir", required=True, envvar="POSTERBENCH_CATALOG", type=click.Path(path_type=Path))
+@click.option("--model", "model_dir", required=True, envvar="POSTERBENCH_MODEL", type=click.Path(path_type=Path))
+@click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path), help="index directory to write")
+def index(catalog_dir: Path, model_dir: Path, out_dir: Path) -> None:
+    """Compute every catalog poster's genre probabilities and feature vector."""
+    from catalog import CatalogError, read_catalog
+    from model.artifacts import GenreModel, ModelArtifactError
+    from model.images import PosterImageError
+    from model.index import build_index
+
+    try:
+        catalog = read_catalog(catalog_dir)
+        built = build_index(catalog, GenreModel.load(model_dir), model_dir, out_dir)
+    except (CatalogError, ModelArtifactError, PosterImageError) as error:
+        raise click.ClickException(str(error)) from error
+    click.echo(f"indexed {len(built.imdb_ids)} posters into {out_dir}")
+
+
+if __name__ == "__main__":
+    sys.exit(cli())

@@ -1,0 +1,80 @@
+"""Keras builders: the VGG-16 convolutional base, the genre head, and the model that joins them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import keras
+from keras import layers
+
+from model.presets import Preset
+
+IMAGENET = "imagenet"
+FEATURES_LAYER = "features"
+GENRES_LAYER = "genres"
+BASE_NAME = "vgg16"
+
+
+class WeightsError(RuntimeError):
+    """No usable ImageNet weights for the convolutional base."""
+
+
+def check_weights(weights: str | Path | None) -> str:
+    """The `weights` argument for keras.applications.VGG16: "imagenet" (downloaded by Keras) or an h5 path."""
+    if weights is None or str(weights).strip() == "":
+        raise WeightsError(
+            "no ImageNet weights for VGG-16: set POSTERBENCH_WEIGHTS (or --weights) to 'imagenet' to let Keras "
+            "download them, or to the path of vgg16_imagenet_notop.h5. Refusing to train from random weights."
+        )
+    if str(weights) == IMAGENET:
+        return IMAGENET
+    path = Path(weights)
+    if not path.is_file():
+        raise WeightsError(f"VGG-16 weights file {path} does not exist (POSTERBENCH_WEIGHTS / --weights)")
+    return str(path)
+
+
+def vgg16_base(input_size: int, weights: str | None, train_block5: bool) -> keras.Model:
+    """VGG-16's 13 conv layers without the final max-pool: (s, s, 3) -> (s/16, s/16, 512).
+
+    `weights=None` builds the architecture only; callers that load trained weights afterwards use it.
+    """
+    full = keras.applications.VGG16(include_top=False, weights=weights, input_shape=(input_size, input_size, 3))
+    base = keras.Model(full.input, full.get_layer("block5_conv3").output, name=BASE_NAME)
+    for layer in base.layers:
+        layer.trainable = train_block5 and layer.name.startswith("block5")
+    return base
+
+
+def genre_head(x: keras.KerasTensor, preset: Preset, n_genres: int) -> keras.KerasTensor:
+    """(h, w, 512) -> pooled -> dense layers (the last one named "features") -> (n_genres,) sigmoid."""
+    x = (
+        layers.Flatten(name="flatten")(x)
+        if preset.pooling == "flatten"
+        else layers.GlobalAveragePooling2D(name="pool")(x)
+    )
+    for depth, units in enumerate(preset.head_units, start=1):
+        is_last = depth == len(preset.head_units)
+        x = layers.Dense(units, activation="relu", name=FEATURES_LAYER if is_last else f"dense_{depth}")(x)
+        x = layers.Dropout(preset.dropout, name=f"dropout_{depth}")(x)
+    return layers.Dense(n_genres, activation="sigmoid", name=GENRES_LAYER)(x)
+
+
+def build_network(preset: Preset, n_genres: int, weights: str | None) -> keras.Model:
+    """Poster (s, s, 3), VGG-preprocessed -> genre probabilities (n_genres,)."""
+    inputs = keras.Input((preset.input_size, preset.input_size, 3), name="poster")
+    x = vgg16_base(preset.input_size, weights, preset.train_block5)(inputs)  # (s/16, s/16, 512)
+    return keras.Model(inputs, genre_head(x, preset, n_genres), name=f"posterbench_{preset.name}")
+
+
+def build_head(preset: Preset, n_genres: int, base_output_shape: tuple[int, ...]) -> keras.Model:
+    """The head alone, for training on base outputs computed once (a frozen base)."""
+    inputs = keras.Input(base_output_shape, name="base_output")
+    return keras.Model(inputs, genre_head(inputs, preset, n_genres), name="head")
+
+
+def with_features(network: keras.Model) -> keras.Model:
+    """Same network, two outputs: genre probabilities (n_genres,) and the feature vector (feature_size,)."""
+    return keras.Model(
+        network.input, [network.get_layer(GENRES_LAYER).output, network.get_layer(FEATURES_LAYER).output]
+    )

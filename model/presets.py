@@ -1,0 +1,70 @@
+"""Named training configurations: the paper's recipe, and a small fast one for the demo."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+
+@dataclass(frozen=True)
+class Preset:
+    """Everything that defines a network and how it is trained."""
+
+    name: str
+    description: str
+    input_size: int
+    pooling: str  # "flatten" (the paper) or "avg" (global average pooling)
+    head_units: tuple[int, ...]  # dense layers after the base; the last is the feature vector
+    dropout: float
+    train_block5: bool  # fine-tune VGG-16's block 5 (blocks 1-4 stay frozen)
+    learning_rate: float
+    batch_size: int
+    epochs: int
+    augment: bool
+    rebalance: bool  # the paper's caps on Drama-only and Drama+Comedy movies
+
+    @property
+    def feature_size(self) -> int:
+        return self.head_units[-1]
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+PAPER = Preset(
+    name="paper",
+    description="Chakraborti and Moore: flatten, dense 10000-2000-512-100, block 5 fine-tuned, Adam 1e-5, 30 epochs",
+    input_size=100,
+    pooling="flatten",
+    head_units=(10000, 2000, 512, 100),
+    dropout=0.5,
+    train_block5=True,
+    learning_rate=1e-5,
+    batch_size=32,
+    epochs=30,
+    augment=True,
+    rebalance=True,
+)
+
+DEMO = Preset(
+    name="demo",
+    description="fast: frozen VGG-16 base computed once, global average pooling, dense 256-100 head",
+    input_size=100,
+    pooling="avg",
+    head_units=(256, 100),
+    dropout=0.3,
+    train_block5=False,
+    learning_rate=1e-3,
+    batch_size=32,
+    epochs=60,
+    augment=False,
+    rebalance=False,
+)
+
+PRESETS: dict[str, Preset] = {preset.name: preset for preset in (PAPER, DEMO)}
+
+
+def get_preset(name: str) -> Preset:
+    try:
+        return PRESETS[name]
+    except KeyError:
+        raise ValueError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}") from None

@@ -1,0 +1,88 @@
+"""Shared fixtures: a small demo catalog, VGG-16 weights the tests make themselves (nothing is
+downloaded), a model trained on them, its feature index, and the Flask app over all of it."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+DEMO_MOVIES = 48
+
+
+@pytest.fixture(scope="session")
+def demo_catalog_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from catalog.demo import generate_demo_catalog
+
+    return generate_demo_catalog(
+        tmp_path_factory.mktemp("catalogs") / "demo", n_movies=DEMO_MOVIES, seed=1, progress=False
+    )
+
+
+@pytest.fixture(scope="session")
+def demo_catalog(demo_catalog_dir: Path):
+    from catalog import read_catalog
+
+    return read_catalog(demo_catalog_dir)
+
+
+@pytest.fixture(scope="session")
+def vgg_weights_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A VGG-16 convolutional base with random weights, saved the way Keras saves weights."""
+    import keras
+
+    keras.utils.set_random_seed(0)
+    path = tmp_path_factory.mktemp("weights") / "vgg16_test_notop.weights.h5"
+    keras.applications.VGG16(include_top=False, weights=None, input_shape=(100, 100, 3)).save_weights(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def trained(demo_catalog, vgg_weights_file: Path, tmp_path_factory: pytest.TempPathFactory):
+    """The demo preset trained for a few epochs; returns (TrainingResult, model directory)."""
+    from model.presets import DEMO
+    from model.train import train
+
+    model_dir = tmp_path_factory.mktemp("runs") / "model"
+    result = train(demo_catalog, replace(DEMO, epochs=3), vgg_weights_file, model_dir, seed=0, progress=False)
+    return result, model_dir
+
+
+@pytest.fixture(scope="session")
+def index_dir(demo_catalog, trained, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from model.index import build_index
+
+    result, model_dir = trained
+    out = tmp_path_factory.mktemp("runs") / "index"
+    build_index(demo_catalog, result.model, model_dir, out, progress=False)
+    return out
+
+
+@pytest.fixture
+def app(demo_catalog_dir: Path, trained, index_dir: Path, tmp_path: Path):
+    from app import create_app
+
+    return create_app(
+        {
+            "TESTING": True,
+            "SECRET_KEY": "test",
+            "CATALOG": str(demo_catalog_dir),
+            "MODEL": str(trained[1]),
+            "INDEX": str(index_dir),
+            "DATABASE": str(tmp_path / "posterbench.sqlite"),
+        }
+    )
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def runner(app):
+    return app.test_cli_runner()

@@ -1,0 +1,161 @@
+"""The catalog reader rejects each kind of broken catalog with a message naming file and line;
+the writer never leaves a half-written catalog."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import pytest
+
+from catalog import GENRES, CatalogError, Movie, read_catalog, staged_directory, write_catalog, write_movies_csv
+
+HEADER = "imdb_id,title,year,genres,rating,votes,poster"
+GOOD_ROWS = [
+    "tt0111161,The Shawshank Redemption,1994,Drama,9.3,2900000,posters/tt0111161.jpg",
+    'tt0068646,"The Godfather, Part I",1972,Crime|Drama,9.2,2000000,posters/tt0068646.jpg',
+    "tt0000003,No Year Yet,,Comedy,,,posters/tt0000003.jpg",
+]
+
+
+def make_catalog(directory: Path, rows: list[str], header: str = HEADER, posters: bool = True) -> Path:
+    (directory / "posters").mkdir(parents=True, exist_ok=True)
+    (directory / "movies.csv").write_text("\n".join([header, *rows]) + "\n")
+    if posters:
+        for row in rows:
+            imdb_id = row.split(",")[0]
+            (directory / "posters" / f"{imdb_id}.jpg").write_bytes(b"jpeg")
+    return directory
+
+
+def test_reads_a_valid_catalog(tmp_path: Path) -> None:
+    catalog = read_catalog(make_catalog(tmp_path, GOOD_ROWS))
+    assert [movie.imdb_id for movie in catalog] == ["tt0111161", "tt0068646", "tt0000003"]
+    godfather = catalog.get("tt0068646")
+    assert godfather.title == "The Godfather, Part I"
+    assert godfather.genres == ("Crime", "Drama")
+    assert godfather.year == 1972 and godfather.rating == 9.2 and godfather.votes == 2000000
+    assert catalog.get("tt0000003").year is None and catalog.get("tt0000003").rating is None
+    assert catalog.poster_path(godfather) == tmp_path / "posters/tt0068646.jpg"
+    assert catalog.labels().tolist() == [[0, 0, 1, 0, 0, 0], [0, 0, 1, 0, 0, 0], [0, 1, 0, 0, 0, 0]]
+    assert GENRES == ("Action", "Comedy", "Drama", "Horror", "Romance", "Thriller")
+
+
+@pytest.mark.parametrize(
+    ("row", "line", "message"),
+    [
+        ("tt123,Short Id,2000,Drama,5.0,10,posters/tt123.jpg", 3, "bad imdb_id 'tt123'"),
+        ("nm0000001,A Person,2000,Drama,5.0,10,posters/nm0000001.jpg", 3, "bad imdb_id 'nm0000001'"),
+        ("tt0000009,Too Old,1700,Drama,5.0,10,posters/tt0000009.jpg", 3, "year 1700 out of range"),
+        ("tt0000009,Future,2999,Drama,5.0,10,posters/tt0000009.jpg", 3, "year 2999 out of range"),
+        ("tt0000009,Bad Year,19x4,Drama,5.0,10,posters/tt0000009.jpg", 3, "year '19x4' is not a whole number"),
+        ("tt0000009,Too Good,2000,Drama,11.5,10,posters/tt0000009.jpg", 3, "rating 11.5 out of range 1.0-10.0"),
+        ("tt0000009,Too Bad,2000,Drama,0.2,10,posters/tt0000009.jpg", 3, "rating 0.2 out of range"),
+        ("tt0000009,Words,2000,Drama,good,10,posters/tt0000009.jpg", 3, "rating 'good' is not a number"),
+        ("tt0000009,Minus,2000,Drama,5.0,-3,posters/tt0000009.jpg", 3, "votes -3 is negative"),
+        ("tt0000009,Gap,2000,Drama||Comedy,5.0,3,posters/tt0000009.jpg", 3, "has an empty entry"),
+        ("tt0000009,,2000,Drama,5.0,3,posters/tt0000009.jpg", 3, "empty title"),
+        ("tt0000009,Escape,2000,Drama,5.0,3,../outside.jpg", 3, "must be relative and stay inside"),
+        ("tt0000009,Comma, Unquoted,2000,Drama,5.0,3,posters/tt0000009.jpg", 3, "more fields than columns"),
+        ("tt0000009,Short,2000", 3, "fewer fields than columns"),
+        (GOOD_ROWS[0], 3, "duplicate imdb_id tt0111161 (first on line 2)"),
+    ],
+)
+def test_rejects_a_bad_row_naming_file_and_line(tmp_path: Path, row: str, line: int, message: str) -> None:
+    make_catalog(tmp_path, [GOOD_ROWS[0], row])
+    with pytest.raises(CatalogError) as raised:
+        read_catalog(tmp_path)
+    assert f"{tmp_path / 'movies.csv'}:{line}: " in str(raised.value)
+    assert message in str(raised.value)
+
+
+def test_rejects_a_missing_column(tmp_path: Path) -> None:
+    make_catalog(
+        tmp_path, ["tt0111161,Shawshank,1994,Drama,9.3,posters/tt0111161.jpg"], header=HEADER.replace(",votes", "")
+    )
+    with pytest.raises(CatalogError, match=r"movies\.csv:1: missing column\(s\) 'votes'"):
+        read_catalog(tmp_path)
+
+
+def test_rejects_a_missing_poster_file(tmp_path: Path) -> None:
+    make_catalog(tmp_path, GOOD_ROWS)
+    (tmp_path / "posters/tt0068646.jpg").unlink()
+    with pytest.raises(CatalogError, match=r"movies\.csv:3: poster file .*tt0068646\.jpg does not exist"):
+        read_catalog(tmp_path)
+    assert len(read_catalog(tmp_path, check_posters=False)) == 3
+
+
+def test_rejects_missing_directory_file_and_empty_catalog(tmp_path: Path) -> None:
+    with pytest.raises(CatalogError, match="catalog directory does not exist"):
+        read_catalog(tmp_path / "nowhere")
+    with pytest.raises(CatalogError, match=r"movies\.csv: missing"):
+        read_catalog(tmp_path)
+    make_catalog(tmp_path, [])
+    with pytest.raises(CatalogError, match="no movies"):
+        read_catalog(tmp_path)
+
+
+def test_lists_every_problem_not_only_the_first(tmp_path: Path) -> None:
+    rows = [f"tt00000{n:02d},Movie {n},3000,Drama,5.0,1,posters/tt00000{n:02d}.jpg" for n in range(30)]
+    make_catalog(tmp_path, rows)
+    with pytest.raises(CatalogError) as raised:
+        read_catalog(tmp_path)
+    assert len(raised.value.problems) == 30
+    assert "... and 10 more problems" in str(raised.value)
+
+
+MOVIES = [
+    Movie("tt0000001", 'Commas, "Quotes" and Ünïcode', 1999, ("Action", "Drama"), 7.5, 10, "posters/tt0000001.jpg"),
+    Movie("tt0000002", "Unknowns", None, ("Horror",), None, None, "posters/tt0000002.jpg"),
+]
+
+
+def test_writer_round_trips_through_the_reader(tmp_path: Path) -> None:
+    target = write_catalog(tmp_path / "catalog", MOVIES, [(m.poster, b"poster " + m.imdb_id.encode()) for m in MOVIES])
+    assert read_catalog(target).movies == MOVIES
+    assert (target / "posters/tt0000002.jpg").read_bytes() == b"poster tt0000002"
+    with (target / "movies.csv").open(newline="") as handle:
+        assert next(csv.reader(handle)) == HEADER.split(",")
+
+
+def test_a_crash_while_writing_keeps_the_old_catalog_and_leaves_no_debris(tmp_path: Path) -> None:
+    target = write_catalog(tmp_path / "catalog", MOVIES[:1], [(MOVIES[0].poster, b"old")])
+
+    def posters_then_crash():
+        yield MOVIES[0].poster, b"new"
+        raise RuntimeError("scraper died")
+
+    with pytest.raises(RuntimeError, match="scraper died"):
+        write_catalog(target, MOVIES, posters_then_crash(), overwrite=True)
+    assert read_catalog(target).movies == MOVIES[:1]
+    assert (target / MOVIES[0].poster).read_bytes() == b"old"
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["catalog"]
+
+
+def test_writer_refuses_to_replace_without_overwrite(tmp_path: Path) -> None:
+    target = write_catalog(tmp_path / "catalog", MOVIES, [(m.poster, b"x") for m in MOVIES])
+    with pytest.raises(FileExistsError, match="overwrite=True"):
+        write_catalog(target, MOVIES, [])
+    write_catalog(target, MOVIES[1:], [(MOVIES[1].poster, b"y")], overwrite=True)
+    assert read_catalog(target).movies == MOVIES[1:]
+    assert not (target / MOVIES[0].poster).exists()
+
+
+def test_a_crash_while_writing_movies_csv_keeps_the_old_file(tmp_path: Path) -> None:
+    write_movies_csv(tmp_path, MOVIES)
+    before = (tmp_path / "movies.csv").read_bytes()
+    with pytest.raises(AttributeError):
+        write_movies_csv(tmp_path, [*MOVIES, object()])  # type: ignore[list-item]  # fails after two rows
+    assert (tmp_path / "movies.csv").read_bytes() == before
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["movies.csv"]
+
+
+def test_staged_directory_replaces_whole_or_not_at_all(tmp_path: Path) -> None:
+    target = tmp_path / "model"
+    with staged_directory(target) as staging:
+        (staging / "a").write_text("1")
+    with pytest.raises(ValueError), staged_directory(target) as staging:
+        (staging / "b").write_text("2")
+        raise ValueError
+    assert [path.name for path in target.iterdir()] == ["a"]
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["model"]

@@ -1,0 +1,178 @@
+"""The genre model: weights loading, the network's shapes, training artifacts, saving and loading,
+poster decoding, and the catalog's feature index. Real Keras, on weights the tests make."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from catalog import GENRES
+from model.artifacts import GenreModel, ModelArtifactError
+from model.images import PosterImageError, load_poster
+from model.index import FeatureIndex, FeatureIndexError
+from model.network import WeightsError, build_network, check_weights, vgg16_base
+from model.presets import DEMO, PAPER, get_preset
+from model.split import rebalance, split_movies, with_target_genres
+
+SHARED_WEIGHTS = Path(__file__).resolve().parents[2] / "shared/weights/vgg16_imagenet_notop.h5"
+
+
+def test_refuses_to_go_on_without_imagenet_weights(tmp_path: Path) -> None:
+    with pytest.raises(WeightsError, match="Refusing to train from random weights"):
+        check_weights(None)
+    with pytest.raises(WeightsError, match="does not exist"):
+        check_weights(tmp_path / "missing.h5")
+    assert check_weights("imagenet") == "imagenet"
+
+
+def test_base_loads_weights_from_a_file(vgg_weights_file: Path) -> None:
+    import keras
+
+    saved = keras.applications.VGG16(include_top=False, weights=None, input_shape=(100, 100, 3))
+    saved.load_weights(vgg_weights_file)
+    base = vgg16_base(100, check_weights(vgg_weights_file), train_block5=True)
+    assert np.array_equal(
+        base.get_layer("block3_conv2").get_weights()[0], saved.get_layer("block3_conv2").get_weights()[0]
+    )
+    assert base.output_shape == (None, 6, 6, 512)  # the final max-pool is removed
+    trainable = {layer.name for layer in base.layers if layer.trainable and layer.weights}
+    assert trainable == {"block5_conv1", "block5_conv2", "block5_conv3"}
+
+
+@pytest.mark.skipif(not SHARED_WEIGHTS.is_file(), reason="shared ImageNet weights not present")
+def test_shared_imagenet_weights_load_by_path() -> None:
+    base = vgg16_base(100, check_weights(SHARED_WEIGHTS), train_block5=False)
+    kernel = base.get_layer("block1_conv1").get_weights()[0]
+    assert kernel.shape == (3, 3, 3, 64) and np.abs(kernel).mean() > 0.01
+
+
+def test_presets_describe_the_papers_head_and_the_demo() -> None:
+    assert PAPER.head_units == (10000, 2000, 512, 100) and PAPER.learning_rate == 1e-5 and PAPER.epochs == 30
+    assert DEMO.feature_size == PAPER.feature_size == 100
+    assert get_preset("demo") is DEMO
+    with pytest.raises(ValueError, match="unknown preset 'huge'"):
+        get_preset("huge")
+
+
+def test_network_maps_a_poster_to_six_probabilities() -> None:
+    network = build_network(DEMO, len(GENRES), weights=None)
+    probabilities = np.asarray(network(np.zeros((2, 100, 100, 3), np.float32)))
+    assert probabilities.shape == (2, 6)
+    assert ((probabilities > 0) & (probabilities < 1)).all()
+
+
+def test_paper_rebalancing_caps_drama_and_drama_comedy(demo_catalog) -> None:
+    from catalog import Movie
+
+    movies = [Movie(f"tt{n:07d}", "m", 2000, ("Drama",), 5.0, 1, "p") for n in range(1500)]
+    movies += [Movie(f"tt1{n:06d}", "m", 2000, ("Drama", "Comedy", "Sport"), 5.0, 1, "p") for n in range(1200)]
+    movies += [Movie(f"tt2{n:06d}", "m", 2000, ("Horror",), 5.0, 1, "p") for n in range(10)]
+    kept = rebalance(movies, seed=0)
+    assert len(kept) == 1000 + 1000 + 10
+    assert kept != movies[:1000] + movies[1500:2500] + movies[2700:]  # a random subset, in file order
+    assert [m.imdb_id for m in kept] == sorted(m.imdb_id for m in kept)
+
+
+def test_split_is_seeded_disjoint_and_complete(demo_catalog) -> None:
+    movies = with_target_genres(demo_catalog.movies)
+    split = split_movies(movies, seed=3)
+    parts = [set(split.train), set(split.validation), set(split.test)]
+    assert set.union(*parts) == {movie.imdb_id for movie in movies}
+    assert sum(map(len, parts)) == len(movies)
+    assert len(split.test) == round(len(movies) * 0.1)
+    assert split_movies(movies, seed=3) == split and split_movies(movies, seed=4) != split
+
+
+def test_training_saves_model_split_report_and_curves(trained, demo_catalog) -> None:
+    result, model_dir = trained
+    for name in ("model.weights.h5", "model.json", "split.json", "report.json", "report.txt", "learning_curves.png"):
+        assert (model_dir / name).is_file(), name
+    description = json.loads((model_dir / "model.json").read_text())
+    assert description["preset"]["name"] == "demo" and description["genres"] == list(GENRES)
+    assert json.loads((model_dir / "split.json").read_text())["test"] == result.split.test
+    report = json.loads((model_dir / "report.json").read_text())["test"]
+    assert set(report["per_genre"]) == set(GENRES) and 0 <= report["micro_f1"] <= 1
+    assert report["n"] == len(result.split.test)
+    assert len(result.history["loss"]) == 3
+    assert Image.open(model_dir / "learning_curves.png").size[0] > 300
+
+
+def test_a_saved_model_predicts_exactly_as_before(trained, demo_catalog) -> None:
+    result, model_dir = trained
+    posters = np.stack([load_poster(demo_catalog.poster_path(m), 100) for m in demo_catalog.movies[:5]])
+    before = result.model.predict(posters)
+    loaded = GenreModel.load(model_dir)
+    after = loaded.predict(posters)
+    assert before[0].shape == (5, 6) and before[1].shape == (5, 100)
+    np.testing.assert_allclose(after[0], before[0], atol=1e-5)
+    np.testing.assert_allclose(after[1], before[1], atol=1e-5)
+    assert loaded.genres == GENRES and loaded.preset == result.model.preset
+
+
+def test_loading_a_missing_or_damaged_model_says_so(trained, tmp_path: Path) -> None:
+    with pytest.raises(ModelArtifactError, match="model.json is missing"):
+        GenreModel.load(tmp_path)
+    _, model_dir = trained
+    damaged = tmp_path / "damaged"
+    damaged.mkdir()
+    (damaged / "model.json").write_text((model_dir / "model.json").read_text())
+    (damaged / "model.weights.h5").write_bytes((model_dir / "model.weights.h5").read_bytes()[:5000])
+    with pytest.raises(ModelArtifactError, match="damaged"):
+        GenreModel.load(damaged)
+    (damaged / "model.json").write_text("{not json")
+    with pytest.raises(ModelArtifactError, match="model.json is damaged"):
+        GenreModel.load(damaged)
+
+
+def image_bytes(image: Image.Image, image_format: str) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, image_format)
+    return buffer.getvalue()
+
+
+def test_load_poster_accepts_common_formats() -> None:
+    rgba = Image.new("RGBA", (50, 80), (255, 0, 0, 128))
+    for image_format in ("PNG", "GIF", "WEBP"):
+        array = load_poster(image_bytes(rgba, image_format), 100)
+        assert array.shape == (100, 100, 3) and array.dtype == np.uint8
+    grey = load_poster(image_bytes(Image.new("L", (182, 268), 90), "JPEG"), 64)
+    assert grey.shape == (64, 64, 3) and abs(int(grey.mean()) - 90) <= 2
+
+
+def test_load_poster_rejects_broken_input(tmp_path: Path) -> None:
+    with pytest.raises(PosterImageError, match="not an image we can read"):
+        load_poster(b"%PDF-1.4 not a poster", 100)
+    jpeg = image_bytes(Image.effect_noise((182, 268), 50).convert("RGB"), "JPEG")
+    with pytest.raises(PosterImageError, match="damaged or truncated"):
+        load_poster(jpeg[: len(jpeg) // 2], 100)
+    huge = image_bytes(Image.new("1", (8000, 6000)), "PNG")
+    with pytest.raises(PosterImageError, match="the limit is 40,000,000 pixels"):
+        load_poster(huge, 100)
+    with pytest.raises(PosterImageError):
+        load_poster(tmp_path / "absent.jpg", 100)
+
+
+def test_index_holds_every_catalog_poster(index_dir: Path, demo_catalog, trained) -> None:
+    index = FeatureIndex.load(index_dir, demo_catalog)
+    assert index.imdb_ids == [movie.imdb_id for movie in demo_catalog]
+    assert index.features.shape == (len(demo_catalog), 100) and index.features.dtype == np.float32
+    assert index.probabilities.shape == (len(demo_catalog), 6)
+    first = load_poster(demo_catalog.poster_path(demo_catalog.movies[0]), 100)[np.newaxis]
+    np.testing.assert_allclose(trained[0].model.predict(first)[1][0], index.features[0], atol=1e-4)
+    assert not any(name.startswith(".") for name in os.listdir(index_dir.parent))
+
+
+def test_index_refuses_another_catalog_or_damage(index_dir: Path, demo_catalog, tmp_path: Path) -> None:
+    from catalog import Catalog
+
+    other = Catalog(directory=tmp_path, movies=demo_catalog.movies[1:])
+    with pytest.raises(FeatureIndexError, match="built for another catalog"):
+        FeatureIndex.load(index_dir, other)
+    with pytest.raises(FeatureIndexError, match="is missing"):
+        FeatureIndex.load(tmp_path)
