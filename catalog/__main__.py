@@ -39,7 +39,7 @@ def demo(directory: Path, n_movies: int, seed: int, force: bool) -> None:
 
     if directory.exists() and not force:
         raise click.ClickException(f"{directory} already exists; use --force to replace it")
-    generate_demo_catalog(directory, n_movies=n_movies, seed=seed)
+    generate_demo_catalog(directory, n_movies=n_movies, seed=seed, overwrite=force)
     click.echo(f"demo catalog of {n_movies} movies written to {directory}")
 
 
