@@ -39,7 +39,15 @@ def vgg16_base(input_size: int, weights: str | None, train_block5: bool) -> kera
 
     `weights=None` builds the architecture only; callers that load trained weights afterwards use it.
     """
-    full = keras.applications.VGG16(include_top=False, weights=weights, input_shape=(input_size, input_size, 3))
+    try:
+        full = keras.applications.VGG16(include_top=False, weights=weights, input_shape=(input_size, input_size, 3))
+    except Exception as error:  # Keras raises a bare Exception when its download fails
+        if weights != IMAGENET:
+            raise
+        raise WeightsError(
+            f"could not download VGG-16's ImageNet weights ({error}); without internet, set POSTERBENCH_WEIGHTS "
+            "(or --weights) to the path of vgg16_imagenet_notop.h5"
+        ) from error
     base = keras.Model(full.input, full.get_layer("block5_conv3").output, name=BASE_NAME)
     for layer in base.layers:
         layer.trainable = train_block5 and layer.name.startswith("block5")
