@@ -103,6 +103,7 @@ def train(
         history = network.fit(
             _dataset(x_train, y_train, preset, seed, augment=preset.augment, shuffle=True),
             validation_data=_dataset(x_val, y_val, preset, seed) if len(x_val) else None,
+            shuffle=False,  # the dataset reshuffles itself every epoch
             **fit_args,
         )
     else:  # frozen base: compute its output once, train the head alone, then join them

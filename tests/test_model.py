@@ -176,3 +176,25 @@ def test_index_refuses_another_catalog_or_damage(index_dir: Path, demo_catalog, 
         FeatureIndex.load(index_dir, other)
     with pytest.raises(FeatureIndexError, match="is missing"):
         FeatureIndex.load(tmp_path)
+
+
+def test_fine_tuning_block5_with_augmentation_trains_and_saves(
+    demo_catalog, vgg_weights_file: Path, tmp_path: Path
+) -> None:
+    """The paper's path: block 5 trainable, augmented batches through tf.data (on a tiny head for speed)."""
+    from dataclasses import replace
+
+    from model.train import train
+
+    preset = replace(PAPER, head_units=(32, 100), epochs=1, batch_size=16)
+    result = train(demo_catalog, preset, vgg_weights_file, tmp_path / "paper", seed=0, progress=False)
+    assert len(result.history["loss"]) == 1 and np.isfinite(result.history["loss"][0])
+    base = result.model.network.get_layer("vgg16")
+    import keras
+
+    untouched = keras.applications.VGG16(include_top=False, weights=None, input_shape=(100, 100, 3))
+    untouched.load_weights(vgg_weights_file)
+    for name, should_change in (("block4_conv3", False), ("block5_conv3", True)):
+        changed = not np.array_equal(base.get_layer(name).get_weights()[0], untouched.get_layer(name).get_weights()[0])
+        assert changed == should_change, name
+    assert GenreModel.load(tmp_path / "paper").preset.head_units == (32, 100)
