@@ -14,7 +14,7 @@ CATALOG_DIR := $(if $(CATALOG),$(CATALOG),$(DEMO_CATALOG))
 # ImageNet VGG-16 weights: a file path, or 'imagenet' to let Keras download them.
 SHARED_WEIGHTS := ../shared/weights/vgg16_imagenet_notop.h5
 WEIGHTS ?= $(or $(POSTERBENCH_WEIGHTS),$(wildcard $(SHARED_WEIGHTS)),imagenet)
-PRESET ?= demo
+PRESET ?= $(if $(CATALOG),default,demo)
 SEED ?= 0
 
 # Built artifacts are cached per catalog (its name and a hash of its absolute path) and preset.

@@ -65,9 +65,7 @@ class GenreModel:
                 raise ModelArtifactError(f"{path} is missing: train a model first (make train / python -m model train)")
         try:
             description = json.loads(description_path.read_text())
-            preset_fields = dict(description["preset"])
-            preset_fields["head_units"] = tuple(preset_fields["head_units"])
-            preset = Preset(**preset_fields)
+            preset = Preset.from_dict(description["preset"])
             genres = tuple(description["genres"])
             thresholds = np.asarray(description["thresholds"], dtype=np.float32)
         except (ValueError, KeyError, TypeError) as error:

@@ -86,3 +86,39 @@ def with_features(network: keras.Model) -> keras.Model:
     return keras.Model(
         network.input, [network.get_layer(GENRES_LAYER).output, network.get_layer(FEATURES_LAYER).output]
     )
+
+
+def split_network(preset: Preset, n_genres: int, weights: str) -> tuple[keras.Model, keras.Model]:
+    """The network cut where training starts: (frozen part, trainable part).
+
+    With block 5 fine-tuned: poster -> block4_pool (s/16, s/16, 512) | block 5 convs + head.
+    Otherwise: poster -> block5_conv3 (s/16, s/16, 512) | head. The frozen part's output is what
+    training computes once and caches.
+    """
+    base = vgg16_base(preset.input_size, weights, train_block5=False)
+    cut = "block4_pool" if preset.train_block5 else "block5_conv3"
+    frozen = keras.Model(base.input, base.get_layer(cut).output, name="frozen")
+    inputs = keras.Input(frozen.output_shape[1:], name="frozen_output")
+    x = inputs
+    if preset.train_block5:
+        for name in ("block5_conv1", "block5_conv2", "block5_conv3"):
+            conv = base.get_layer(name)
+            trainable_conv = layers.Conv2D.from_config({**conv.get_config(), "trainable": True})  # same name, shape
+            x = trainable_conv(x)
+            trainable_conv.set_weights(conv.get_weights())
+    trainable = keras.Model(inputs, genre_head(x, preset, n_genres), name="trainable")
+    return frozen, trainable
+
+
+def join_network(preset: Preset, frozen: keras.Model, trainable: keras.Model) -> keras.Model:
+    """One network (poster -> genres) with the weights of a frozen part and a trained part."""
+    network = build_network(preset, trainable.output_shape[-1], weights=None)
+    base = network.get_layer(BASE_NAME)
+    for layer in frozen.layers:
+        if layer.weights:
+            base.get_layer(layer.name).set_weights(layer.get_weights())
+    for layer in trainable.layers:
+        if layer.weights:
+            owner = base if layer.name.startswith("block5") else network
+            owner.get_layer(layer.name).set_weights(layer.get_weights())
+    return network

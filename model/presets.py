@@ -1,8 +1,8 @@
-"""Named training configurations: the paper's recipe, and a small fast one for the demo."""
+"""Named training configurations: the paper's recipe, our default, and a small fast one for the demo."""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 
 
 @dataclass(frozen=True)
@@ -20,7 +20,10 @@ class Preset:
     batch_size: int
     epochs: int
     augment: bool
-    rebalance: bool  # the paper's caps on Drama-only and Drama+Comedy movies
+    rebalance: bool  # the paper's caps on Drama-only and Drama+Comedy movies (training part only)
+    augmented_copies: int = 0  # augmented copies of each training poster whose frozen features are cached
+    tune_thresholds: bool = False  # per-genre decision thresholds that maximise F1 on the validation split
+    patience: int = 10  # epochs without a better validation loss before training stops
 
     @property
     def feature_size(self) -> int:
@@ -28,6 +31,13 @@ class Preset:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> Preset:
+        known = {field.name for field in fields(cls)}
+        return cls(
+            **{key: tuple(value) if key == "head_units" else value for key, value in values.items() if key in known}
+        )
 
 
 PAPER = Preset(
@@ -43,6 +53,26 @@ PAPER = Preset(
     epochs=30,
     augment=True,
     rebalance=True,
+    augmented_copies=3,
+    patience=30,
+)
+
+DEFAULT = Preset(
+    name="default",
+    description="128 px, block 5 fine-tuned, global average pooling, dense 256-100 head, thresholds tuned per genre",
+    input_size=128,
+    pooling="avg",
+    head_units=(256, 100),
+    dropout=0.5,
+    train_block5=True,
+    learning_rate=1e-4,
+    batch_size=32,
+    epochs=12,
+    augment=True,
+    rebalance=False,
+    augmented_copies=1,
+    tune_thresholds=True,
+    patience=4,
 )
 
 DEMO = Preset(
@@ -60,7 +90,7 @@ DEMO = Preset(
     rebalance=False,
 )
 
-PRESETS: dict[str, Preset] = {preset.name: preset for preset in (PAPER, DEMO)}
+PRESETS: dict[str, Preset] = {preset.name: preset for preset in (DEFAULT, PAPER, DEMO)}
 
 
 def get_preset(name: str) -> Preset:
