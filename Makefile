@@ -29,7 +29,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 WORKERS ?= 2
 
-.PHONY: run serve test lint format venv demo-catalog train index check-catalog clean
+.PHONY: run serve test lint format venv demo-catalog train evaluate index check-catalog clean
 
 run: serve
 
@@ -55,6 +55,9 @@ train: $(MODEL_DIR)/model.json
 $(MODEL_DIR)/model.json: $(CATALOG_DIR)/movies.csv | $(VENV)/.installed
 	$(BIN)/python -m model train --catalog $(CATALOG_DIR) --out $(MODEL_DIR) --preset $(PRESET) \
 		--weights $(WEIGHTS) --seed $(SEED)
+
+evaluate: | $(VENV)/.installed
+	$(BIN)/python -m model evaluate --catalog $(CATALOG_DIR) --model $(or $(MODEL),$(MODEL_DIR))
 
 index: $(INDEX_DIR)/index.json
 

@@ -66,5 +66,33 @@ def index(catalog_dir: Path, model_dir: Path, out_dir: Path) -> None:
     click.echo(f"indexed {len(built.imdb_ids)} posters into {out_dir}")
 
 
+@cli.command()
+@click.option("--catalog", "catalog_dir", required=True, envvar="POSTERBENCH_CATALOG", type=click.Path(path_type=Path))
+@click.option("--model", "model_dir", required=True, envvar="POSTERBENCH_MODEL", type=click.Path(path_type=Path))
+@click.option(
+    "--out", "out_file", type=click.Path(path_type=Path), help="JSON report (default: in the model directory)"
+)
+def evaluate(catalog_dir: Path, model_dir: Path, out_file: Path | None) -> None:
+    """Score the model and two constant baselines on a catalog; the last line is one JSON object."""
+    import json
+
+    from catalog import CatalogError, read_catalog
+    from model.artifacts import ModelArtifactError
+    from model.evaluation import evaluate as evaluate_model
+    from model.evaluation import summaries
+    from model.images import PosterImageError
+
+    try:
+        catalog = read_catalog(catalog_dir)
+        reports, text = evaluate_model(catalog, model_dir)
+    except (CatalogError, ModelArtifactError, PosterImageError, ValueError) as error:
+        raise click.ClickException(str(error)) from error
+    out_file = out_file or model_dir / f"evaluation-{catalog.directory.resolve().name}.json"
+    out_file.write_text(json.dumps(reports, indent=2) + "\n")
+    click.echo(text)
+    click.echo(f"report written to {out_file}")
+    click.echo(json.dumps(summaries(reports)))
+
+
 if __name__ == "__main__":
     sys.exit(cli())

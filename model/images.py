@@ -7,11 +7,13 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 from tqdm import tqdm
 
 MAX_PIXELS = 40_000_000
 """Refuse images larger than this (a decompression bomb guard); real posters are far smaller."""
+
+WIDE_GREY_MODES = ("I", "I;16", "I;16B", "I;16L", "I;16N", "F")
 
 
 class PosterImageError(ValueError):
@@ -19,24 +21,44 @@ class PosterImageError(ValueError):
 
 
 def load_poster(source: str | Path | bytes, size: int) -> np.ndarray:
-    """Decode an image file or its bytes into a (size, size, 3) uint8 RGB array (squashed, as in the paper)."""
+    """Decode an image file or its bytes into a (size, size, 3) uint8 RGB array (squashed, as in the paper).
+
+    Handles EXIF orientation, CMYK, greyscale, palette, transparency (on white) and 16-bit images;
+    anything unreadable or too large raises PosterImageError.
+    """
     stream = io.BytesIO(source) if isinstance(source, bytes) else source
     name = "the uploaded file" if isinstance(source, bytes) else str(source)
     try:
         with Image.open(stream) as image:
             if image.width * image.height > MAX_PIXELS:
-                raise PosterImageError(
-                    f"{name} is {image.width} x {image.height} pixels; the limit is {MAX_PIXELS:,} pixels"
-                )
+                size_text = f"{image.width} x {image.height} pixels"
+                raise PosterImageError(f"{name} is too large: {size_text}; the limit is {MAX_PIXELS:,} pixels")
             image.draft("RGB", (size, size))
-            rgb = image.convert("RGB").resize((size, size), Image.Resampling.BILINEAR)
+            rgb = to_rgb(ImageOps.exif_transpose(image)).resize((size, size), Image.Resampling.BILINEAR)
     except PosterImageError:
         raise
-    except (UnidentifiedImageError, Image.DecompressionBombError) as error:
-        raise PosterImageError(f"{name} is not an image we can read (JPEG, PNG, WebP, GIF ...): {error}") from error
+    except Image.DecompressionBombError as error:
+        raise PosterImageError(f"{name} is too large: {error}") from error
+    except UnidentifiedImageError as error:
+        raise PosterImageError(f"{name} is not an image we can read (JPEG, PNG, WebP, GIF ...)") from error
     except (OSError, SyntaxError, ValueError) as error:
         raise PosterImageError(f"{name} is damaged or truncated: {error}") from error
     return np.asarray(rgb, dtype=np.uint8)
+
+
+def to_rgb(image: Image.Image) -> Image.Image:
+    """Any Pillow mode to 8-bit RGB: 16- and 32-bit greyscale rescaled, transparency flattened onto white."""
+    if image.mode in WIDE_GREY_MODES:
+        grey = np.asarray(image, dtype=np.float64)
+        full_scale = 65535.0 if image.mode.startswith("I;16") or grey.max() > 255 else 255.0
+        image = Image.fromarray(np.clip(grey / full_scale * 255.0, 0, 255).astype(np.uint8), "L")
+    if image.mode == "P" and "transparency" in image.info:
+        image = image.convert("RGBA")
+    if image.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        background = Image.new("RGB", image.size, (255, 255, 255))
+        background.paste(image.convert("RGBA"), mask=image.convert("RGBA").getchannel("A"))
+        return background
+    return image.convert("RGB")
 
 
 def load_posters(paths: Sequence[Path], size: int, progress: bool = True) -> np.ndarray:

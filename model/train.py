@@ -158,7 +158,7 @@ def train(
     genre_model = GenreModel(join_network(preset, frozen, trainable), preset, GENRES, thresholds)
     test_probabilities = trainable.predict(cached["test"][0], verbose=0)
     report = genre_report(labels["test"].astype(int), test_probabilities, thresholds, GENRES)
-    save_model_directory(out_dir, genre_model, split, report, history, catalog, seed, epochs)
+    save_model_directory(out_dir, genre_model, split, report, history, catalog, seed, epochs, labels["train"])
     work.remove()
     return TrainingResult(model=genre_model, split=split, report=report, history=history)
 
@@ -172,6 +172,7 @@ def save_model_directory(
     catalog: Catalog,
     seed: int,
     epochs: int,
+    train_labels: np.ndarray,
 ) -> None:
     with staged_directory(out_dir) as staging:
         split.save(staging / SPLIT_FILE)
@@ -184,6 +185,8 @@ def save_model_directory(
             catalog=str(catalog.directory.resolve()),
             seed=seed,
             epochs=epochs,
+            train_size=len(train_labels),
+            train_genre_counts=train_labels.sum(axis=0).astype(int).tolist(),
             trained_at=datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         )
 
@@ -211,6 +214,7 @@ class WorkDirectory:
     def open(cls, out_dir: Path, manifest: dict) -> WorkDirectory:
         """The work directory of `out_dir`, emptied first if it belongs to another configuration."""
         path = out_dir.parent / f".{out_dir.name}.work"
+        manifest = json.loads(json.dumps(manifest))  # compare as stored: tuples become lists
         manifest_path = path / cls.MANIFEST
         if path.exists() and (not manifest_path.exists() or json.loads(manifest_path.read_text()) != manifest):
             shutil.rmtree(path)

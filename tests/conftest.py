@@ -1,5 +1,9 @@
-"""Shared fixtures: a small demo catalog, VGG-16 weights the tests make themselves (nothing is
-downloaded), a model trained on them, its feature index, and the Flask app over all of it."""
+"""Shared fixtures: a small demo catalog, VGG-16 weights (nothing is downloaded), a model trained
+on them, its feature index, and the Flask app over all of it.
+
+Weight loading is tested on a file the tests make. Training uses the ImageNet weights in
+../shared/weights when present (CI has them), because random convolutions give features too weak to
+learn from a hundred posters; tests of what the model learns skip without them, except in CI."""
 
 from __future__ import annotations
 
@@ -11,7 +15,12 @@ import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-DEMO_MOVIES = 48
+DEMO_MOVIES = 120
+SHARED_WEIGHTS = Path(__file__).resolve().parents[2] / "shared/weights/vgg16_imagenet_notop.h5"
+needs_imagenet = pytest.mark.skipif(
+    not SHARED_WEIGHTS.is_file() and not os.environ.get("CI"),
+    reason="../shared/weights/vgg16_imagenet_notop.h5 is not present",
+)
 
 
 @pytest.fixture(scope="session")
@@ -42,13 +51,18 @@ def vgg_weights_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def trained(demo_catalog, vgg_weights_file: Path, tmp_path_factory: pytest.TempPathFactory):
-    """The demo preset trained for a few epochs; returns (TrainingResult, model directory)."""
+def training_weights(vgg_weights_file: Path) -> Path:
+    return SHARED_WEIGHTS if SHARED_WEIGHTS.is_file() else vgg_weights_file
+
+
+@pytest.fixture(scope="session")
+def trained(demo_catalog, training_weights: Path, tmp_path_factory: pytest.TempPathFactory):
+    """The demo preset trained for 15 epochs; returns (TrainingResult, model directory)."""
     from model.presets import DEMO
     from model.train import train
 
     model_dir = tmp_path_factory.mktemp("runs") / "model"
-    result = train(demo_catalog, replace(DEMO, epochs=3), vgg_weights_file, model_dir, seed=0, progress=False)
+    result = train(demo_catalog, replace(DEMO, epochs=15), training_weights, model_dir, seed=0, progress=False)
     return result, model_dir
 
 

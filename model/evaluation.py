@@ -1,0 +1,66 @@
+"""Evaluate a saved genre model on a catalog against constant baselines: on the model's own held-out
+test split when the catalog is the one it was trained on, else on every movie with a target genre."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from catalog import Catalog
+from model.artifacts import GenreModel
+from model.evaluate import constant_predictors, format_table, genre_report, summary
+from model.images import load_posters
+from model.split import Split, with_target_genres
+from model.train import SPLIT_FILE, labels_of
+
+PREDICT_CHUNK = 256
+
+
+def evaluation_movies(catalog: Catalog, model_dir: Path) -> tuple[list[str], str]:
+    """The ids to evaluate on, and a phrase saying which they are."""
+    split_path = model_dir / SPLIT_FILE
+    if split_path.exists():
+        test = Split.load(split_path).test
+        if test and all(imdb_id in catalog for imdb_id in test):
+            return test, "the model's held-out test split"
+    return [movie.imdb_id for movie in with_target_genres(catalog.movies)], "every movie with a target genre"
+
+
+def evaluate(catalog: Catalog, model_dir: Path, progress: bool = True) -> tuple[dict, str]:
+    """Reports for the model and the constant baselines, keyed by predictor, and a text rendering."""
+    from tqdm import tqdm
+
+    model = GenreModel.load(model_dir)
+    ids, which = evaluation_movies(catalog, model_dir)
+    y_true = labels_of(catalog, ids).astype(int)
+    probabilities = []
+    for start in tqdm(range(0, len(ids), PREDICT_CHUNK), desc="predicting", unit="chunk", disable=not progress):
+        chunk = [catalog.poster_path(catalog.get(imdb_id)) for imdb_id in ids[start : start + PREDICT_CHUNK]]
+        probabilities.append(model.predict(load_posters(chunk, model.input_size, progress=False))[0])
+    reports = {"model": genre_report(y_true, np.concatenate(probabilities), model.thresholds, model.genres)}
+    for name, (scores, decisions) in constant_predictors(*training_counts(model_dir)).items():
+        reports[name] = genre_report(
+            y_true, np.tile(scores, (len(ids), 1)), model.thresholds, model.genres, np.tile(decisions, (len(ids), 1))
+        )
+    title = f"{catalog.directory}: {len(ids)} movies, {which}"
+    text = "\n\n".join(format_table(report, f"{name} ({title})") for name, report in reports.items())
+    return reports, text
+
+
+def training_counts(model_dir: Path) -> tuple[np.ndarray, int]:
+    """Per-genre counts and size of the training split, as saved with the model."""
+    description = json.loads((model_dir / "model.json").read_text())
+    if "train_genre_counts" in description:
+        return np.asarray(description["train_genre_counts"]), int(description["train_size"])
+    # models saved before the counts were recorded: recount from the split and the training catalog
+    from catalog import read_catalog
+
+    train_ids = Split.load(model_dir / SPLIT_FILE).train
+    labels = labels_of(read_catalog(description["catalog"], check_posters=False), train_ids)
+    return labels.sum(axis=0), len(train_ids)
+
+
+def summaries(reports: dict) -> dict:
+    return {name: summary(report) for name, report in reports.items()}

@@ -1,0 +1,87 @@
+"""Training as `make test` must check it: the loss falls, the model beats constant answers clearly on
+posters it has never seen, and an interrupted run resumes without recomputing its cache."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+
+from catalog import read_catalog
+from catalog.demo import generate_demo_catalog
+from model import train as train_module
+from model.evaluate import constant_predictors
+from model.evaluation import evaluate, summaries
+from model.presets import DEMO
+from tests.conftest import needs_imagenet
+
+
+@needs_imagenet
+def test_loss_falls_during_training(trained) -> None:
+    history = trained[0].history
+    assert history["loss"][-1] < 0.8 * history["loss"][0]
+
+
+@needs_imagenet
+def test_beats_constant_answers_on_posters_it_never_saw(trained, tmp_path: Path) -> None:
+    unseen = read_catalog(generate_demo_catalog(tmp_path / "unseen", n_movies=60, seed=7, progress=False))
+    reports, text = evaluate(unseen, trained[1], progress=False)
+    figures = summaries(reports)
+    assert figures["model"]["n"] == 60 and "every movie with a target genre" in text
+    best_constant = max(figures["most_frequent"]["micro_f1"], figures["all_six"]["micro_f1"])
+    assert figures["model"]["micro_f1"] > best_constant + 0.1, figures
+    assert figures["model"]["macro_auc"] > 0.7 and figures["all_six"]["macro_auc"] == 0.5
+
+
+def test_evaluates_on_its_own_held_out_split(trained, demo_catalog) -> None:
+    result, model_dir = trained
+    reports, text = evaluate(demo_catalog, model_dir, progress=False)
+    assert reports["model"]["n"] == len(result.split.test) and "held-out test split" in text
+    assert reports["model"]["micro_f1"] == pytest.approx(result.report["micro_f1"], abs=1e-6)
+
+
+def test_constant_baselines_from_genre_counts() -> None:
+    predictors = constant_predictors(np.array([10, 45, 40, 5, 20, 10]), n_movies=100)
+    scores, decisions = predictors["most_frequent"]
+    assert decisions.tolist() == [0, 1, 1, 0, 0, 0]  # Comedy and Drama: the best constant micro-F1 here
+    np.testing.assert_allclose(scores, [0.1, 0.45, 0.4, 0.05, 0.2, 0.1])
+    assert predictors["all_six"][1].tolist() == [1] * 6
+
+
+def test_an_interrupted_training_resumes_where_it_stopped(
+    demo_catalog, vgg_weights_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    preset = replace(DEMO, epochs=4, patience=10)
+    original_epoch_end = keras.callbacks.CSVLogger.on_epoch_end
+
+    def interrupt_after_two_epochs(self, epoch, logs=None):
+        original_epoch_end(self, epoch, logs)
+        if epoch == 1:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(keras.callbacks.CSVLogger, "on_epoch_end", interrupt_after_two_epochs)
+    out = tmp_path / "model"
+    with pytest.raises(KeyboardInterrupt):
+        train_module.train(demo_catalog, preset, vgg_weights_file, out, progress=False)
+    work = tmp_path / ".model.work"
+    assert not out.exists() and (work / "frozen-train.npy").exists() and (work / "checkpoint").exists()
+
+    monkeypatch.setattr(keras.callbacks.CSVLogger, "on_epoch_end", original_epoch_end)
+    posters_read = []
+    monkeypatch.setattr(train_module, "load_posters", lambda *args: posters_read.append(args) or [])
+    result = train_module.train(demo_catalog, preset, vgg_weights_file, out, progress=False)
+    assert posters_read == []  # the cached frozen outputs were reused
+    assert len(result.history["loss"]) == 4  # epochs 1-2 before the interruption, 3-4 after
+    assert (out / "model.json").exists() and not work.exists()
+
+
+def test_a_changed_configuration_does_not_reuse_the_cache(demo_catalog, vgg_weights_file: Path, tmp_path) -> None:
+    work = tmp_path / ".model.work"
+    work.mkdir()
+    (work / "manifest.json").write_text('{"preset": "something else"}')
+    (work / "frozen-train.npy").write_bytes(b"stale")
+    train_module.train(demo_catalog, replace(DEMO, epochs=1), vgg_weights_file, tmp_path / "model", progress=False)
+    assert not work.exists() and (tmp_path / "model" / "model.json").exists()
