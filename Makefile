@@ -29,7 +29,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 WORKERS ?= 2
 
-.PHONY: run serve test lint format venv demo-catalog train evaluate index check-catalog clean
+.PHONY: run serve test lint format venv demo-catalog train evaluate index check-catalog bench-train bench-inference clean
 
 run: serve
 
@@ -63,6 +63,12 @@ index: $(INDEX_DIR)/index.json
 
 $(INDEX_DIR)/index.json: $(MODEL_DIR)/model.json $(CATALOG_DIR)/movies.csv | $(VENV)/.installed
 	$(BIN)/python -m model index --catalog $(CATALOG_DIR) --model $(MODEL_DIR) --out $(INDEX_DIR)
+
+bench-train: | $(VENV)/.installed
+	$(BIN)/python bench/training_speed.py --catalog $(CATALOG_DIR) --weights $(WEIGHTS) --preset $(PRESET)
+
+bench-inference: | $(VENV)/.installed
+	$(BIN)/python bench/inference.py --model $(or $(MODEL),$(MODEL_DIR)) --catalog $(CATALOG_DIR)
 
 $(SECRET_FILE):
 	@mkdir -p $(dir $@)

@@ -296,7 +296,13 @@ class CachedCopies(keras.utils.PyDataset):
 
 
 def fit_end_to_end(
-    catalog: Catalog, preset: Preset, weights: str, ids: list[str], epochs: int, seed: int = 0
+    catalog: Catalog,
+    preset: Preset,
+    weights: str,
+    ids: list[str],
+    epochs: int,
+    seed: int = 0,
+    callbacks: list | None = None,
 ) -> keras.callbacks.History:
     """The naive way, kept to measure against: every epoch runs all of VGG-16, augmenting each batch."""
     import tensorflow as tf
@@ -316,7 +322,7 @@ def fit_end_to_end(
         .batch(preset.batch_size)
         .map(lambda images, y: (preprocess_input(augment(tf.cast(images, tf.float32), training=True)), y))
     )
-    return network.fit(dataset, epochs=epochs, verbose=0)
+    return network.fit(dataset, epochs=epochs, verbose=0, callbacks=callbacks)
 
 
 def save_learning_curves(history: dict[str, list[float]], path: Path) -> None:
