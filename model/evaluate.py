@@ -53,16 +53,28 @@ def format_table(report: dict, title: str) -> str:
     return "\n".join(lines)
 
 
-def tune_thresholds(y_true: np.ndarray, probabilities: np.ndarray, grid: np.ndarray | None = None) -> np.ndarray:
-    """Per genre, the decision threshold that maximises that genre's F1 on (validation) data."""
-    grid = np.round(np.arange(0.05, 0.951, 0.01), 2) if grid is None else grid
-    thresholds = np.full(y_true.shape[1], 0.5, dtype=np.float32)
-    for genre in range(y_true.shape[1]):
-        if y_true[:, genre].sum() == 0:
-            continue
-        scores = [f1_score(y_true[:, genre], probabilities[:, genre] >= t, zero_division=0) for t in grid]
-        thresholds[genre] = grid[int(np.argmax(scores))]
-    return thresholds
+def tune_thresholds(y_true: np.ndarray, probabilities: np.ndarray, rounds: int = 3) -> np.ndarray:
+    """Per-genre decision thresholds that maximise micro-F1 + macro-F1 on (validation) data.
+
+    Starts from the best single threshold for all genres, then improves one genre's threshold at a
+    time (coordinate ascent over a 0.05-0.95 grid). Per-genre F1 alone would favour recall on rare
+    genres and cost micro-F1; the sum balances both figures we report.
+    """
+    grid = np.round(np.arange(0.05, 0.951, 0.01), 2)
+
+    def objective(thresholds: np.ndarray) -> float:
+        decisions = probabilities >= thresholds
+        return f1_score(y_true, decisions, average="micro", zero_division=0) + f1_score(
+            y_true, decisions, average="macro", zero_division=0
+        )
+
+    thresholds = np.full(y_true.shape[1], max(grid, key=lambda t: objective(np.full(y_true.shape[1], t))))
+    for _ in range(rounds):
+        for genre in range(y_true.shape[1]):
+            candidates = np.tile(thresholds, (len(grid), 1))
+            candidates[:, genre] = grid
+            thresholds = candidates[int(np.argmax([objective(row) for row in candidates]))]
+    return thresholds.astype(np.float32)
 
 
 def constant_predictors(genre_counts: np.ndarray, n_movies: int) -> dict[str, tuple[np.ndarray, np.ndarray]]:

@@ -9,11 +9,12 @@ from pathlib import Path
 import keras
 import numpy as np
 import pytest
+from sklearn.metrics import f1_score
 
 from catalog import read_catalog
 from catalog.demo import generate_demo_catalog
 from model import train as train_module
-from model.evaluate import constant_predictors
+from model.evaluate import constant_predictors, tune_thresholds
 from model.evaluation import evaluate, summaries
 from model.presets import DEMO
 from tests.conftest import needs_imagenet
@@ -85,3 +86,20 @@ def test_a_changed_configuration_does_not_reuse_the_cache(demo_catalog, vgg_weig
     (work / "frozen-train.npy").write_bytes(b"stale")
     train_module.train(demo_catalog, replace(DEMO, epochs=1), vgg_weights_file, tmp_path / "model", progress=False)
     assert not work.exists() and (tmp_path / "model" / "model.json").exists()
+
+
+def test_thresholds_tuned_for_micro_and_macro_f1_beat_one_half() -> None:
+    rng = np.random.default_rng(0)
+    y_true = (rng.random((400, 3)) < [0.5, 0.2, 0.05]).astype(int)
+    # scores informative but squashed low, as a frequency-weighted loss can leave them
+    probabilities = np.clip(0.3 * y_true + rng.normal(0.15, 0.1, y_true.shape), 0, 1)
+    thresholds = tune_thresholds(y_true, probabilities)
+    assert thresholds.shape == (3,) and ((thresholds >= 0.05) & (thresholds <= 0.95)).all()
+
+    def both(t):
+        return f1_score(y_true, probabilities >= t, average="micro") + f1_score(
+            y_true, probabilities >= t, average="macro"
+        )
+
+    assert both(thresholds) > both(np.full(3, 0.5)) + 0.5
+    assert both(thresholds) >= both(np.full(3, thresholds.mean())) - 1e-9
