@@ -94,5 +94,21 @@ def evaluate(catalog_dir: Path, model_dir: Path, out_file: Path | None) -> None:
     click.echo(json.dumps(summaries(reports)))
 
 
+@cli.command("tune-thresholds")
+@click.option("--catalog", "catalog_dir", required=True, envvar="POSTERBENCH_CATALOG", type=click.Path(path_type=Path))
+@click.option("--model", "model_dir", required=True, envvar="POSTERBENCH_MODEL", type=click.Path(path_type=Path))
+def tune_thresholds_command(catalog_dir: Path, model_dir: Path) -> None:
+    """Tune a saved model's per-genre thresholds again on its validation split (micro-F1 + macro-F1)."""
+    from catalog import CatalogError, read_catalog
+    from model.artifacts import ModelArtifactError
+    from model.evaluation import retune_thresholds
+
+    try:
+        thresholds = retune_thresholds(read_catalog(catalog_dir), model_dir)
+    except (CatalogError, ModelArtifactError, ValueError) as error:
+        raise click.ClickException(str(error)) from error
+    click.echo("thresholds: " + ", ".join(f"{t:.2f}" for t in thresholds) + f" (saved in {model_dir}/model.json)")
+
+
 if __name__ == "__main__":
     sys.exit(cli())

@@ -10,7 +10,7 @@ import numpy as np
 
 from catalog import Catalog
 from model.artifacts import GenreModel
-from model.evaluate import constant_predictors, format_table, genre_report, summary
+from model.evaluate import constant_predictors, format_table, genre_report, summary, tune_thresholds
 from model.images import load_posters
 from model.split import Split, with_target_genres
 from model.train import SPLIT_FILE, labels_of
@@ -28,18 +28,41 @@ def evaluation_movies(catalog: Catalog, model_dir: Path) -> tuple[list[str], str
     return [movie.imdb_id for movie in with_target_genres(catalog.movies)], "every movie with a target genre"
 
 
-def evaluate(catalog: Catalog, model_dir: Path, progress: bool = True) -> tuple[dict, str]:
-    """Reports for the model and the constant baselines, keyed by predictor, and a text rendering."""
+def predict_movies(model: GenreModel, catalog: Catalog, ids: list[str], progress: bool = True) -> np.ndarray:
+    """Genre probabilities (n, n_genres) of the listed catalog movies, read and predicted in chunks."""
     from tqdm import tqdm
 
-    model = GenreModel.load(model_dir)
-    ids, which = evaluation_movies(catalog, model_dir)
-    y_true = labels_of(catalog, ids).astype(int)
     probabilities = []
     for start in tqdm(range(0, len(ids), PREDICT_CHUNK), desc="predicting", unit="chunk", disable=not progress):
         chunk = [catalog.poster_path(catalog.get(imdb_id)) for imdb_id in ids[start : start + PREDICT_CHUNK]]
         probabilities.append(model.predict(load_posters(chunk, model.input_size, progress=False))[0])
-    reports = {"model": genre_report(y_true, np.concatenate(probabilities), model.thresholds, model.genres)}
+    return np.concatenate(probabilities)
+
+
+def retune_thresholds(catalog: Catalog, model_dir: Path, progress: bool = True) -> np.ndarray:
+    """Tune a saved model's thresholds again on its own validation split and save them in model.json."""
+    model = GenreModel.load(model_dir)
+    validation = Split.load(model_dir / SPLIT_FILE).validation
+    if not validation or not all(imdb_id in catalog for imdb_id in validation):
+        raise ValueError(f"{catalog.directory} does not hold the validation split of {model_dir}")
+    probabilities = predict_movies(model, catalog, validation, progress)
+    thresholds = tune_thresholds(labels_of(catalog, validation).astype(int), probabilities)
+    description_path = model_dir / "model.json"
+    description = json.loads(description_path.read_text())
+    description["thresholds"] = [float(t) for t in thresholds]
+    temporary = description_path.with_name(".model.json.tmp")
+    temporary.write_text(json.dumps(description, indent=2) + "\n")
+    temporary.replace(description_path)
+    return thresholds
+
+
+def evaluate(catalog: Catalog, model_dir: Path, progress: bool = True) -> tuple[dict, str]:
+    """Reports for the model and the constant baselines, keyed by predictor, and a text rendering."""
+    model = GenreModel.load(model_dir)
+    ids, which = evaluation_movies(catalog, model_dir)
+    y_true = labels_of(catalog, ids).astype(int)
+    probabilities = predict_movies(model, catalog, ids, progress)
+    reports = {"model": genre_report(y_true, probabilities, model.thresholds, model.genres)}
     for name, (scores, decisions) in constant_predictors(*training_counts(model_dir)).items():
         reports[name] = genre_report(
             y_true, np.tile(scores, (len(ids), 1)), model.thresholds, model.genres, np.tile(decisions, (len(ids), 1))

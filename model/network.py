@@ -56,16 +56,25 @@ def vgg16_base(input_size: int, weights: str | None, train_block5: bool) -> kera
 
 def genre_head(x: keras.KerasTensor, preset: Preset, n_genres: int) -> keras.KerasTensor:
     """(h, w, 512) -> pooled -> dense layers (the last one named "features") -> (n_genres,) sigmoid."""
-    x = (
-        layers.Flatten(name="flatten")(x)
-        if preset.pooling == "flatten"
-        else layers.GlobalAveragePooling2D(name="pool")(x)
-    )
+    x = pool(x, preset.pooling)
     for depth, units in enumerate(preset.head_units, start=1):
         is_last = depth == len(preset.head_units)
         x = layers.Dense(units, activation="relu", name=FEATURES_LAYER if is_last else f"dense_{depth}")(x)
         x = layers.Dropout(preset.dropout, name=f"dropout_{depth}")(x)
     return layers.Dense(n_genres, activation="sigmoid", name=GENRES_LAYER)(x)
+
+
+def pool(x: keras.KerasTensor, pooling: str) -> keras.KerasTensor:
+    """(h, w, c) -> "flatten" (h * w * c,), "avg" (c,), or "avg+max" (2c,) average and max pooling side by side."""
+    if pooling == "flatten":
+        return layers.Flatten(name="flatten")(x)
+    if pooling == "avg":
+        return layers.GlobalAveragePooling2D(name="pool")(x)
+    if pooling == "avg+max":
+        average = layers.GlobalAveragePooling2D(name="average_pool")(x)
+        maximum = layers.GlobalMaxPooling2D(name="max_pool")(x)
+        return layers.Concatenate(name="pool")([average, maximum])
+    raise ValueError(f"unknown pooling {pooling!r}; choose flatten, avg or avg+max")
 
 
 def build_network(preset: Preset, n_genres: int, weights: str | None) -> keras.Model:

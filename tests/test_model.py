@@ -230,3 +230,16 @@ def test_a_20000_pixel_square_is_refused_not_decoded() -> None:
     huge = image_bytes(Image.new("1", (20000, 20000)), "PNG")
     with pytest.raises(PosterImageError, match="too large"):
         load_poster(huge, 100)
+
+
+def test_pooling_choices_shape_the_head() -> None:
+    import keras
+
+    from model.network import pool
+
+    x = keras.Input((6, 6, 512))
+    assert pool(x, "flatten").shape[-1] == 6 * 6 * 512
+    assert pool(x, "avg").shape[-1] == 512
+    assert pool(x, "avg+max").shape[-1] == 1024
+    with pytest.raises(ValueError, match="unknown pooling 'median'"):
+        pool(x, "median")

@@ -103,3 +103,20 @@ def test_thresholds_tuned_for_micro_and_macro_f1_beat_one_half() -> None:
 
     assert both(thresholds) > both(np.full(3, 0.5)) + 0.5
     assert both(thresholds) >= both(np.full(3, thresholds.mean())) - 1e-9
+
+
+def test_thresholds_can_be_tuned_again_on_a_saved_model(trained, demo_catalog, tmp_path: Path) -> None:
+    import json
+    import shutil
+
+    from model.artifacts import GenreModel
+    from model.evaluation import retune_thresholds
+
+    copy = tmp_path / "model"
+    shutil.copytree(trained[1], copy)
+    description = json.loads((copy / "model.json").read_text())
+    description["thresholds"] = [0.99] * 6
+    (copy / "model.json").write_text(json.dumps(description))
+    thresholds = retune_thresholds(demo_catalog, copy, progress=False)
+    assert (thresholds < 0.99).all()
+    np.testing.assert_allclose(GenreModel.load(copy).thresholds, thresholds)
