@@ -1,2 +1,6 @@
-"""Refines genre predictions with CLEMS, a cost-sensitive label embedding: a random-forest
-regressor into the embedding and nearest-neighbour decoding. Not written yet (issue 4)."""
+"""Refines genre predictions with CLEMS, a cost-sensitive label embedding: weighted multidimensional scaling of
+the cost between label vectors, random forests regressing features into that embedding, nearest-candidate decoding."""
+
+from embedding.clems import CLEMS
+
+__all__ = ["CLEMS"]
