@@ -29,7 +29,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 WORKERS ?= 2
 
-.PHONY: run serve test lint format venv demo-catalog train evaluate index check-catalog bench-train bench-inference clean
+.PHONY: run serve test lint format venv demo-catalog train evaluate index check-catalog bench-train bench-inference bench-clems clean
 
 run: serve
 
@@ -69,6 +69,12 @@ bench-train: | $(VENV)/.installed
 
 bench-inference: | $(VENV)/.installed
 	$(BIN)/python bench/inference.py --model $(or $(MODEL),$(MODEL_DIR)) --catalog $(CATALOG_DIR)
+
+# MULAN multi-label data for the CLEMS benchmark.
+MULAN ?= ../shared/benchmarks/multilabel
+
+bench-clems: | $(VENV)/.installed
+	$(BIN)/python bench/clems_benchmark.py $(MULAN)
 
 $(SECRET_FILE):
 	@mkdir -p $(dir $@)
