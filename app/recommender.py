@@ -24,9 +24,12 @@ def distances(query: np.ndarray, candidates: np.ndarray, metric: str) -> np.ndar
     raise ValueError(f"unknown distance {metric!r}; choose one of {', '.join(DISTANCES)}")
 
 
-def candidate_mask(probabilities: np.ndarray, labels: np.ndarray) -> np.ndarray:
-    """Catalog rows tagged with any genre predicted above 0.5 (or, if none is, with the most probable one)."""
-    wanted = probabilities > GENRE_THRESHOLD
+def candidate_mask(
+    probabilities: np.ndarray, labels: np.ndarray, thresholds: np.ndarray | float = GENRE_THRESHOLD
+) -> np.ndarray:
+    """Catalog rows tagged with any genre predicted (probability above its threshold: 0.5 unless the model
+    tuned its own), or, if none is, with the most probable one."""
+    wanted = probabilities > thresholds
     if not wanted.any():
         wanted = np.arange(len(probabilities)) == np.argmax(probabilities)
     return (labels[:, wanted] > 0).any(axis=1)
@@ -40,9 +43,10 @@ def recommend(
     metric: str,
     k: int = 5,
     exclude_row: int | None = None,
+    thresholds: np.ndarray | float = GENRE_THRESHOLD,
 ) -> list[int]:
     """Row numbers of the `k` nearest catalog posters of the predicted genres, nearest first."""
-    mask = candidate_mask(probabilities, catalog_labels)
+    mask = candidate_mask(probabilities, catalog_labels, thresholds)
     if exclude_row is not None:
         mask[exclude_row] = False
     rows = np.flatnonzero(mask)

@@ -65,7 +65,15 @@ def recommend_view() -> Response:
         return home_with_error("Choose a poster image to upload, or click one of the sample posters.", 400)
 
     metric = current_app.config["DISTANCE"]
-    rows = recommend(features, probabilities, resources.index.features, resources.labels, metric, exclude_row=row)
+    rows = recommend(
+        features,
+        probabilities,
+        resources.index.features,
+        resources.labels,
+        metric,
+        exclude_row=row,
+        thresholds=resources.model.thresholds,
+    )
     genres = {genre: round(float(p), 4) for genre, p in zip(resources.model.genres, probabilities, strict=True)}
     database = get_db()
     cursor = database.execute(
@@ -86,7 +94,12 @@ def recommend_view() -> Response:
 def results(recommendation_id: int) -> str:
     shown = load_recommendation(recommendation_id)
     catalog = get_resources().catalog
-    genres = sorted(json.loads(shown["genres"]).items(), key=lambda item: -item[1])
+    model = get_resources().model
+    threshold_of = dict(zip(model.genres, model.thresholds.tolist(), strict=True))
+    genres = [
+        (genre, probability, probability > threshold_of.get(genre, 0.5))
+        for genre, probability in sorted(json.loads(shown["genres"]).items(), key=lambda item: -item[1])
+    ]
     movies = [catalog.get(imdb_id) for imdb_id in json.loads(shown["results"]) if imdb_id in catalog]
     query_movie = catalog.get(shown["query_imdb_id"]) if shown["query_imdb_id"] in catalog else None
     return render_template("results.html", shown=shown, genres=genres, movies=movies, query_movie=query_movie)

@@ -46,7 +46,13 @@ def test_uploading_a_poster_shows_genres_and_five_catalog_movies(client, app, de
             "SELECT arm, query_kind, results, genres FROM recommendations WHERE id = ?", (recommendation_id,)
         ).fetchone()
     assert (arm, kind) == ("euclidean", "upload") and json.loads(results) == shown
-    assert set(json.loads(genres)) == {"Action", "Comedy", "Drama", "Horror", "Romance", "Thriller"}
+    probabilities = json.loads(genres)
+    assert set(probabilities) == {"Action", "Comedy", "Drama", "Horror", "Romance", "Thriller"}
+    model = app.extensions["posterbench"].model
+    thresholds = dict(zip(model.genres, model.thresholds, strict=True))
+    predicted = {genre for genre, p in probabilities.items() if p > thresholds[genre]}
+    highlighted = set(re.findall(r'<li class="genre likely">\s*<span class="name">(\w+)</span>', page))
+    assert highlighted == predicted
 
 
 def test_a_sample_is_never_recommended_to_itself(client, demo_catalog) -> None:

@@ -46,6 +46,13 @@ def test_candidates_are_movies_of_genres_above_one_half() -> None:
     assert candidate_mask(np.array([0.1, 0.4, 0.3, 0.2, 0, 0]), LABELS).tolist() == [0, 1, 1, 0, 0]  # most probable
 
 
+def test_candidates_follow_the_models_own_thresholds() -> None:
+    probabilities = np.array([0.3, 0.2, 0.1, 0.25, 0, 0])
+    thresholds = np.array([0.27, 0.34, 0.39, 0.19, 0.24, 0.25])
+    assert candidate_mask(probabilities, LABELS, thresholds).tolist() == [1, 0, 1, 1, 0]  # Action and Horror
+    assert candidate_mask(probabilities, LABELS).tolist() == [1, 0, 1, 0, 0]  # none above 0.5: Action only
+
+
 def test_recommend_returns_the_nearest_of_the_predicted_genres_without_the_query() -> None:
     rng = np.random.default_rng(1)
     features = rng.random((300, 8), dtype=np.float32)
