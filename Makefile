@@ -29,7 +29,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 WORKERS ?= 2
 
-.PHONY: run serve test lint format venv demo-catalog train evaluate index check-catalog bench-train bench-inference bench-clems clean
+.PHONY: run serve test lint format venv demo-catalog train evaluate clems index check-catalog bench-train bench-inference bench-clems clean
 
 run: serve
 
@@ -56,8 +56,23 @@ $(MODEL_DIR)/model.json: $(CATALOG_DIR)/movies.csv | $(VENV)/.installed
 	$(BIN)/python -m model train --catalog $(CATALOG_DIR) --out $(MODEL_DIR) --preset $(PRESET) \
 		--weights $(WEIGHTS) --seed $(SEED)
 
+# CLEMS fit on the model's feature vectors: `make clems`; `make evaluate` adds model+clems once it exists.
+CLEMS_COST ?= hamming
+CLEMS_DIR := $(RUN_DIR)/clems-$(CLEMS_COST)-$(PRESET)
+
+clems: $(CLEMS_DIR)/clems.json
+
+$(CLEMS_DIR)/clems.json: $(INDEX_DIR)/index.json | $(VENV)/.installed
+	$(BIN)/python -m embedding fit --catalog $(CATALOG_DIR) --model $(MODEL_DIR) --index $(INDEX_DIR) \
+		--cost $(CLEMS_COST) --out $(CLEMS_DIR)
+
 evaluate: | $(VENV)/.installed
+ifneq ($(and $(wildcard $(CLEMS_DIR)/clems.json),$(if $(MODEL),,yes)),)
+	$(BIN)/python -m embedding evaluate --catalog $(CATALOG_DIR) --model $(MODEL_DIR) --index $(INDEX_DIR) \
+		--clems $(CLEMS_DIR)
+else
 	$(BIN)/python -m model evaluate --catalog $(CATALOG_DIR) --model $(or $(MODEL),$(MODEL_DIR))
+endif
 
 index: $(INDEX_DIR)/index.json
 

@@ -1,0 +1,75 @@
+"""Command line for the embedding stage: `python -m embedding fit` and `python -m embedding evaluate`."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import click
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+PATH = click.Path(path_type=Path)
+
+
+@click.group()
+def cli() -> None:
+    """Fit CLEMS on a genre model's feature vectors and evaluate model + CLEMS."""
+
+
+@cli.command()
+@click.option("--catalog", "catalog_dir", required=True, envvar="POSTERBENCH_CATALOG", type=PATH)
+@click.option("--model", "model_dir", required=True, envvar="POSTERBENCH_MODEL", type=PATH)
+@click.option("--index", "index_dir", required=True, envvar="POSTERBENCH_INDEX", type=PATH)
+@click.option("--out", "out_dir", required=True, type=PATH, help="CLEMS directory to write")
+@click.option("--cost", type=click.Choice(["hamming", "rank", "f1", "jaccard"]), default="hamming", show_default=True)
+@click.option("--trees", type=int, default=500, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+def fit(catalog_dir: Path, model_dir: Path, index_dir: Path, out_dir: Path, cost: str, trees: int, seed: int) -> None:
+    """Fit CLEMS on the training split's feature vectors and save it."""
+    from embedding.pipeline import fit_clems
+
+    catalog, index = _load(catalog_dir, index_dir)
+    fit_clems(catalog, model_dir, index, out_dir, cost=cost, n_estimators=trees, seed=seed)
+    click.echo(f"CLEMS ({cost} cost, {trees} trees) saved in {out_dir}")
+
+
+@cli.command()
+@click.option("--catalog", "catalog_dir", required=True, envvar="POSTERBENCH_CATALOG", type=PATH)
+@click.option("--model", "model_dir", required=True, envvar="POSTERBENCH_MODEL", type=PATH)
+@click.option("--index", "index_dir", required=True, envvar="POSTERBENCH_INDEX", type=PATH)
+@click.option("--clems", "clems_dir", required=True, type=PATH)
+@click.option("--out", "out_file", type=PATH, help="JSON report (default: in the CLEMS directory)")
+def evaluate(catalog_dir: Path, model_dir: Path, index_dir: Path, clems_dir: Path, out_file: Path | None) -> None:
+    """Score the model, model + CLEMS and two constant baselines; the last line is one JSON object."""
+    from embedding.clems import CLEMS
+    from embedding.pipeline import evaluate_with_clems
+    from model.artifacts import ModelArtifactError
+    from model.evaluation import summaries
+
+    catalog, index = _load(catalog_dir, index_dir)
+    try:
+        reports, text = evaluate_with_clems(catalog, model_dir, index, CLEMS.load(clems_dir))
+    except (ModelArtifactError, ValueError, OSError) as error:
+        raise click.ClickException(str(error)) from error
+    out_file = out_file or clems_dir / f"evaluation-{catalog.directory.resolve().name}.json"
+    out_file.write_text(json.dumps(reports, indent=2) + "\n")
+    click.echo(text)
+    click.echo(f"report written to {out_file}")
+    click.echo(json.dumps(summaries(reports)))
+
+
+def _load(catalog_dir: Path, index_dir: Path):
+    from catalog import CatalogError, read_catalog
+    from model.index import FeatureIndex, FeatureIndexError
+
+    try:
+        catalog = read_catalog(catalog_dir)
+        return catalog, FeatureIndex.load(index_dir, catalog)
+    except (CatalogError, FeatureIndexError) as error:
+        raise click.ClickException(str(error)) from error
+
+
+if __name__ == "__main__":
+    cli()

@@ -1,0 +1,55 @@
+"""CLEMS as a pipeline stage: fit on the genre model's feature vectors of its training split (read from
+the catalog's index), saved beside the model, and evaluated in the same report as the model alone."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from catalog import Catalog, staged_directory
+from embedding.clems import CLEMS
+from model.evaluate import format_table, genre_report
+from model.evaluation import evaluate, evaluation_movies
+from model.index import FeatureIndex
+from model.split import Split
+from model.train import SPLIT_FILE
+
+PREDICTOR = "model+clems"
+
+
+def rows_of(catalog: Catalog, ids: list[str]) -> np.ndarray:
+    return np.array([catalog.position(imdb_id) for imdb_id in ids], dtype=int)
+
+
+def fit_clems(
+    catalog: Catalog,
+    model_dir: Path,
+    index: FeatureIndex,
+    out_dir: Path,
+    cost: str = "hamming",
+    n_estimators: int = 500,
+    seed: int = 0,
+) -> CLEMS:
+    """Fit CLEMS on the index's features and the catalog's genres of the model's training split; save it."""
+    train = rows_of(catalog, Split.load(model_dir / SPLIT_FILE).train)
+    clems = CLEMS(cost, n_estimators=n_estimators, random_state=seed, n_jobs=-1)
+    clems.fit(index.features[train], catalog.labels(index.genres)[train])
+    with staged_directory(out_dir) as staging:
+        clems.save(staging)
+    return clems
+
+
+def evaluate_with_clems(
+    catalog: Catalog, model_dir: Path, index: FeatureIndex, clems: CLEMS, progress: bool = True
+) -> tuple[dict, str]:
+    """The model's report (the paper's Table I) and the baselines, plus `model+clems` (Table II)."""
+    reports, text = evaluate(catalog, model_dir, progress)
+    ids, which = evaluation_movies(catalog, model_dir)
+    features = index.features[rows_of(catalog, ids)]
+    y_true = catalog.labels(index.genres)[rows_of(catalog, ids)].astype(int)
+    reports[PREDICTOR] = genre_report(
+        y_true, clems.predict_proba(features), np.full(len(index.genres), 0.5), index.genres, clems.predict(features)
+    )
+    title = f"{PREDICTOR}, {clems.cost} cost ({catalog.directory}: {len(ids)} movies, {which})"
+    return reports, text + "\n\n" + format_table(reports[PREDICTOR], title)
