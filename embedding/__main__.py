@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
@@ -46,18 +45,14 @@ def evaluate(catalog_dir: Path, model_dir: Path, index_dir: Path, clems_dir: Pat
     from embedding.clems import CLEMS
     from embedding.pipeline import evaluate_with_clems
     from model.artifacts import ModelArtifactError
-    from model.evaluation import summaries
+    from model.evaluation import publish
 
     catalog, index = _load(catalog_dir, index_dir)
     try:
         reports, text = evaluate_with_clems(catalog, model_dir, index, CLEMS.load(clems_dir))
     except (ModelArtifactError, ValueError, OSError) as error:
         raise click.ClickException(str(error)) from error
-    out_file = out_file or clems_dir / f"evaluation-{catalog.directory.resolve().name}.json"
-    out_file.write_text(json.dumps(reports, indent=2) + "\n")
-    click.echo(text)
-    click.echo(f"report written to {out_file}")
-    click.echo(json.dumps(summaries(reports)))
+    click.echo(publish(reports, text, out_file or clems_dir / f"evaluation-{catalog.directory.resolve().name}.json"))
 
 
 def _load(catalog_dir: Path, index_dir: Path):

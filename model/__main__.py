@@ -74,12 +74,11 @@ def index(catalog_dir: Path, model_dir: Path, out_dir: Path) -> None:
 )
 def evaluate(catalog_dir: Path, model_dir: Path, out_file: Path | None) -> None:
     """Score the model and two constant baselines on a catalog; the last line is one JSON object."""
-    import json
 
     from catalog import CatalogError, read_catalog
     from model.artifacts import ModelArtifactError
     from model.evaluation import evaluate as evaluate_model
-    from model.evaluation import summaries
+    from model.evaluation import publish
     from model.images import PosterImageError
 
     try:
@@ -87,11 +86,7 @@ def evaluate(catalog_dir: Path, model_dir: Path, out_file: Path | None) -> None:
         reports, text = evaluate_model(catalog, model_dir)
     except (CatalogError, ModelArtifactError, PosterImageError, ValueError) as error:
         raise click.ClickException(str(error)) from error
-    out_file = out_file or model_dir / f"evaluation-{catalog.directory.resolve().name}.json"
-    out_file.write_text(json.dumps(reports, indent=2) + "\n")
-    click.echo(text)
-    click.echo(f"report written to {out_file}")
-    click.echo(json.dumps(summaries(reports)))
+    click.echo(publish(reports, text, out_file or model_dir / f"evaluation-{catalog.directory.resolve().name}.json"))
 
 
 @cli.command("tune-thresholds")

@@ -87,3 +87,9 @@ def training_counts(model_dir: Path) -> tuple[np.ndarray, int]:
 
 def summaries(reports: dict) -> dict:
     return {name: summary(report) for name, report in reports.items()}
+
+
+def publish(reports: dict, text: str, out_file: Path) -> str:
+    """Write the reports as JSON to `out_file`; the text to print, ending in the one-line JSON summary."""
+    out_file.write_text(json.dumps(reports, indent=2) + "\n")
+    return f"{text}\nreport written to {out_file}\n{json.dumps(summaries(reports))}"
