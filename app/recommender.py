@@ -51,7 +51,7 @@ def recommend(
         mask[exclude_row] = False
     rows = np.flatnonzero(mask)
     if len(rows) < k:  # too few movies of those genres: compare with the whole catalog
-        rows = np.array([row for row in range(len(catalog_features)) if row != exclude_row])
+        rows = np.delete(np.arange(len(catalog_features)), [] if exclude_row is None else [exclude_row])
     found = distances(features, catalog_features[rows], metric)
-    nearest = np.argpartition(found, min(k, len(found) - 1))[:k] if len(found) > k else np.arange(len(found))
+    nearest = np.argpartition(found, k - 1)[:k] if len(found) > k else np.arange(len(found))
     return rows[nearest[np.argsort(found[nearest], kind="stable")]].tolist()

@@ -25,7 +25,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from app.db import get_db
 from app.recommender import recommend
 from app.resources import get_resources
-from model.images import PosterImageError, load_poster
+from model.images import PosterImageError, decode_poster, poster_array
 
 bp = Blueprint("main", __name__)
 THUMBNAIL_SIZE = (182, 268)
@@ -53,13 +53,13 @@ def recommend_view() -> Response:
         probabilities, features = resources.index.probabilities[row], resources.index.features[row]
         query = {"query_kind": "sample", "query_imdb_id": sample_id, "query_image": None}
     elif upload and upload.filename:
-        data = upload.read()
+        size = resources.model.input_size
         try:
-            poster = load_poster(data, resources.model.input_size)
+            image = decode_poster(upload.read(), (max(size, THUMBNAIL_SIZE[0]), max(size, THUMBNAIL_SIZE[1])))
         except PosterImageError as error:
             return home_with_error(f"We could not read {upload.filename}: {error}", 400)
-        probabilities, features = (batch[0] for batch in resources.model.predict(poster[np.newaxis]))
-        query = {"query_kind": "upload", "query_imdb_id": None, "query_image": thumbnail(data)}
+        probabilities, features = (batch[0] for batch in resources.model.predict(poster_array(image, size)[np.newaxis]))
+        query = {"query_kind": "upload", "query_imdb_id": None, "query_image": thumbnail(image)}
         row = None
     else:
         return home_with_error("Choose a poster image to upload, or click one of the sample posters.", 400)
@@ -93,8 +93,8 @@ def recommend_view() -> Response:
 @bp.get("/results/<int:recommendation_id>")
 def results(recommendation_id: int) -> str:
     shown = load_recommendation(recommendation_id)
-    catalog = get_resources().catalog
-    model = get_resources().model
+    resources = get_resources()
+    catalog, model = resources.catalog, resources.model
     threshold_of = dict(zip(model.genres, model.thresholds.tolist(), strict=True))
     genres = [
         (genre, probability, probability > threshold_of.get(genre, 0.5))
@@ -140,13 +140,12 @@ def load_recommendation(recommendation_id: int) -> sqlite3.Row:
     return shown
 
 
-def thumbnail(data: bytes) -> bytes:
-    """A small JPEG of an upload that decoded fine, kept with the recommendation to show it again."""
-    with Image.open(io.BytesIO(data)) as image:
-        image = image.convert("RGB")
-        image.thumbnail(THUMBNAIL_SIZE)
-        buffer = io.BytesIO()
-        image.save(buffer, "JPEG", quality=85)
+def thumbnail(image: Image.Image) -> bytes:
+    """A small JPEG of a decoded upload, kept with the recommendation to show it again."""
+    small = image.copy()
+    small.thumbnail(THUMBNAIL_SIZE)
+    buffer = io.BytesIO()
+    small.save(buffer, "JPEG", quality=85)
     return buffer.getvalue()
 
 

@@ -50,12 +50,11 @@ def main() -> None:
     from catalog import read_catalog
     from model.network import check_weights, vgg16_base
     from model.split import Split
-    from model.train import labels_of
 
     catalog = read_catalog(args.catalog)
     split = Split.load(args.model / "split.json")
     train_ids = list(np.random.default_rng(0).choice(split.train, min(args.train, len(split.train)), replace=False))
-    y_train, y_validation = labels_of(catalog, train_ids).astype(int), labels_of(catalog, split.validation).astype(int)
+    y_train, y_validation = catalog.labels(ids=train_ids), catalog.labels(ids=split.validation)
     print(f"{len(train_ids)} training and {len(split.validation)} validation posters, {os.cpu_count()} CPUs")
     for size in args.sizes:
         base = vgg16_base(size, check_weights(args.weights), train_block5=False)

@@ -48,17 +48,19 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=3, help="epochs run each way; the first (tracing) is not timed")
     args = parser.parse_args()
 
+    import numpy as np
+
     from catalog import GENRES, read_catalog
     from model.network import split_network
     from model.presets import get_preset
     from model.split import with_target_genres
-    from model.train import CachedCopies, WorkDirectory, fit_end_to_end, inverse_frequency_weights, labels_of
+    from model.train import CachedCopies, WorkDirectory, fit_end_to_end, inverse_frequency_weights
     from model.train import weighted_binary_crossentropy as weighted_bce
 
     catalog = read_catalog(args.catalog)
     preset = get_preset(args.preset)
     ids = [movie.imdb_id for movie in with_target_genres(catalog.movies)][: args.posters]
-    labels = labels_of(catalog, ids)
+    labels = catalog.labels(GENRES, ids).astype(np.float32)
     print(
         f"{len(ids)} posters from {args.catalog}, preset {preset.name} ({preset.input_size} px), {os.cpu_count()} CPUs"
     )

@@ -59,10 +59,11 @@ class Catalog:
     def poster_path(self, movie: Movie) -> Path:
         return self.directory / movie.poster
 
-    def labels(self, genres: tuple[str, ...] = GENRES) -> np.ndarray:
-        """(n_movies, len(genres)) uint8 matrix of genre tags."""
-        return np.array([movie.label_vector(genres) for movie in self.movies], dtype=np.uint8).reshape(
-            len(self.movies), len(genres)
+    def labels(self, genres: tuple[str, ...] = GENRES, ids: list[str] | None = None) -> np.ndarray:
+        """(n, len(genres)) uint8 matrix of genre tags of the movies `ids` (default: all, in file order)."""
+        movies = self.movies if ids is None else [self.get(imdb_id) for imdb_id in ids]
+        return np.array([movie.label_vector(genres) for movie in movies], dtype=np.uint8).reshape(
+            len(movies), len(genres)
         )
 
 

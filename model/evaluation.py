@@ -13,7 +13,7 @@ from model.artifacts import GenreModel
 from model.evaluate import constant_predictors, format_table, genre_report, summary, tune_thresholds
 from model.images import load_posters
 from model.split import Split, with_target_genres
-from model.train import SPLIT_FILE, labels_of
+from model.train import SPLIT_FILE
 
 PREDICT_CHUNK = 256
 
@@ -46,7 +46,7 @@ def retune_thresholds(catalog: Catalog, model_dir: Path, progress: bool = True) 
     if not validation or not all(imdb_id in catalog for imdb_id in validation):
         raise ValueError(f"{catalog.directory} does not hold the validation split of {model_dir}")
     probabilities = predict_movies(model, catalog, validation, progress)
-    thresholds = tune_thresholds(labels_of(catalog, validation).astype(int), probabilities)
+    thresholds = tune_thresholds(catalog.labels(model.genres, validation), probabilities)
     description_path = model_dir / "model.json"
     description = json.loads(description_path.read_text())
     description["thresholds"] = [float(t) for t in thresholds]
@@ -60,7 +60,7 @@ def evaluate(catalog: Catalog, model_dir: Path, progress: bool = True) -> tuple[
     """Reports for the model and the constant baselines, keyed by predictor, and a text rendering."""
     model = GenreModel.load(model_dir)
     ids, which = evaluation_movies(catalog, model_dir)
-    y_true = labels_of(catalog, ids).astype(int)
+    y_true = catalog.labels(model.genres, ids).astype(int)
     probabilities = predict_movies(model, catalog, ids, progress)
     reports = {"model": genre_report(y_true, probabilities, model.thresholds, model.genres)}
     for name, (scores, decisions) in constant_predictors(*training_counts(model_dir)).items():
@@ -75,14 +75,7 @@ def evaluate(catalog: Catalog, model_dir: Path, progress: bool = True) -> tuple[
 def training_counts(model_dir: Path) -> tuple[np.ndarray, int]:
     """Per-genre counts and size of the training split, as saved with the model."""
     description = json.loads((model_dir / "model.json").read_text())
-    if "train_genre_counts" in description:
-        return np.asarray(description["train_genre_counts"]), int(description["train_size"])
-    # models saved before the counts were recorded: recount from the split and the training catalog
-    from catalog import read_catalog
-
-    train_ids = Split.load(model_dir / SPLIT_FILE).train
-    labels = labels_of(read_catalog(description["catalog"], check_posters=False), train_ids)
-    return labels.sum(axis=0), len(train_ids)
+    return np.asarray(description["train_genre_counts"]), int(description["train_size"])
 
 
 def summaries(reports: dict) -> dict:

@@ -21,7 +21,13 @@ class PosterImageError(ValueError):
 
 
 def load_poster(source: str | Path | bytes, size: int) -> np.ndarray:
-    """Decode an image file or its bytes into a (size, size, 3) uint8 RGB array (squashed, as in the paper).
+    """Decode an image file or its bytes into a (size, size, 3) uint8 RGB array (squashed, as in the paper)."""
+    return poster_array(decode_poster(source, (size, size)), size)
+
+
+def decode_poster(source: str | Path | bytes, at_least: tuple[int, int]) -> Image.Image:
+    """Decode an image file or its bytes into an upright 8-bit RGB image, at least `at_least` pixels
+    where the image is that large (JPEGs are decoded at a reduced scale when that suffices).
 
     Handles EXIF orientation, CMYK, greyscale, palette, transparency (on white) and 16-bit images;
     anything unreadable or too large raises PosterImageError.
@@ -33,8 +39,8 @@ def load_poster(source: str | Path | bytes, size: int) -> np.ndarray:
             if image.width * image.height > MAX_PIXELS:
                 size_text = f"{image.width} x {image.height} pixels"
                 raise PosterImageError(f"{name} is too large: {size_text}; the limit is {MAX_PIXELS:,} pixels")
-            image.draft("RGB", (size, size))
-            rgb = to_rgb(ImageOps.exif_transpose(image)).resize((size, size), Image.Resampling.BILINEAR)
+            image.draft("RGB", at_least)
+            return to_rgb(ImageOps.exif_transpose(image))
     except PosterImageError:
         raise
     except Image.DecompressionBombError as error:
@@ -43,7 +49,11 @@ def load_poster(source: str | Path | bytes, size: int) -> np.ndarray:
         raise PosterImageError(f"{name} is not an image we can read (JPEG, PNG, WebP, GIF ...)") from error
     except (OSError, SyntaxError, ValueError) as error:
         raise PosterImageError(f"{name} is damaged or truncated: {error}") from error
-    return np.asarray(rgb, dtype=np.uint8)
+
+
+def poster_array(image: Image.Image, size: int) -> np.ndarray:
+    """An RGB image squashed to (size, size, 3) uint8, the network's input before preprocessing."""
+    return np.asarray(image.resize((size, size), Image.Resampling.BILINEAR), dtype=np.uint8)
 
 
 def to_rgb(image: Image.Image) -> Image.Image:

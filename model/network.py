@@ -84,12 +84,6 @@ def build_network(preset: Preset, n_genres: int, weights: str | None) -> keras.M
     return keras.Model(inputs, genre_head(x, preset, n_genres), name=f"posterbench_{preset.name}")
 
 
-def build_head(preset: Preset, n_genres: int, base_output_shape: tuple[int, ...]) -> keras.Model:
-    """The head alone, for training on base outputs computed once (a frozen base)."""
-    inputs = keras.Input(base_output_shape, name="base_output")
-    return keras.Model(inputs, genre_head(inputs, preset, n_genres), name="head")
-
-
 def with_features(network: keras.Model) -> keras.Model:
     """Same network, two outputs: genre probabilities (n_genres,) and the feature vector (feature_size,)."""
     return keras.Model(

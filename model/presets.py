@@ -19,9 +19,8 @@ class Preset:
     learning_rate: float
     batch_size: int
     epochs: int
-    augment: bool
     rebalance: bool  # the paper's caps on Drama-only and Drama+Comedy movies (training part only)
-    augmented_copies: int = 0  # augmented copies of each training poster whose frozen features are cached
+    augmented_copies: int = 0  # augmented copies (the paper's augmentation) of each training poster, cached
     tune_thresholds: bool = False  # per-genre decision thresholds that maximise F1 on the validation split
     patience: int = 10  # epochs without a better validation loss before training stops
 
@@ -51,7 +50,6 @@ PAPER = Preset(
     learning_rate=1e-5,
     batch_size=32,
     epochs=30,
-    augment=True,
     rebalance=True,
     augmented_copies=3,
     patience=30,
@@ -68,7 +66,6 @@ DEFAULT = Preset(
     learning_rate=1e-4,
     batch_size=32,
     epochs=12,
-    augment=True,
     rebalance=False,
     augmented_copies=1,
     tune_thresholds=True,
@@ -86,7 +83,6 @@ DEMO = Preset(
     learning_rate=1e-3,
     batch_size=32,
     epochs=60,
-    augment=False,
     rebalance=False,
 )
 

@@ -32,6 +32,7 @@ REPORT_FILE = "report.json"
 REPORT_TEXT_FILE = "report.txt"
 CURVES_FILE = "learning_curves.png"
 MIN_MOVIES = 20
+PARTS = ("train", "validation", "test")
 ENCODE_BATCH = 64
 
 
@@ -115,14 +116,11 @@ def train(
     keras.utils.set_random_seed(seed)
 
     frozen, trainable = split_network(preset, len(GENRES), imagenet)
-    labels = {part: labels_of(catalog, getattr(split, part)) for part in ("train", "validation", "test")}
+    labels = {part: catalog.labels(GENRES, getattr(split, part)).astype(np.float32) for part in PARTS}
+    copies = {"train": preset.augmented_copies, "validation": 0, "test": 0}  # only training posters augment
     cached = {
-        part: work.frozen_outputs(
-            part, frozen, catalog, getattr(split, part), preset, copies, seed=seed + index, progress=progress
-        )
-        for index, (part, copies) in enumerate(
-            (("train", preset.augmented_copies if preset.augment else 0), ("validation", 0), ("test", 0))
-        )
+        part: work.frozen_outputs(part, frozen, catalog, getattr(split, part), preset, copies[part], seed, progress)
+        for part in PARTS
     }
 
     trainable.compile(
@@ -189,12 +187,6 @@ def save_model_directory(
             train_genre_counts=train_labels.sum(axis=0).astype(int).tolist(),
             trained_at=datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         )
-
-
-def labels_of(catalog: Catalog, ids: list[str]) -> np.ndarray:
-    return np.array([catalog.get(imdb_id).label_vector() for imdb_id in ids], dtype=np.float32).reshape(
-        len(ids), len(GENRES)
-    )
 
 
 def split_digest(split: Split) -> str:
@@ -309,7 +301,7 @@ def fit_end_to_end(
     from keras.applications.vgg16 import preprocess_input
 
     posters = load_posters([catalog.poster_path(catalog.get(i)) for i in ids], preset.input_size, False)
-    labels = labels_of(catalog, ids)
+    labels = catalog.labels(GENRES, ids).astype(np.float32)
     network = build_network(preset, len(GENRES), weights=weights)
     network.compile(
         optimizer=keras.optimizers.Adam(preset.learning_rate),

@@ -66,7 +66,7 @@ def test_network_maps_a_poster_to_six_probabilities() -> None:
     assert ((probabilities > 0) & (probabilities < 1)).all()
 
 
-def test_paper_rebalancing_caps_drama_and_drama_comedy(demo_catalog) -> None:
+def test_paper_rebalancing_caps_drama_and_drama_comedy() -> None:
     from catalog import Movie
 
     movies = [Movie(f"tt{n:07d}", "m", 2000, ("Drama",), 5.0, 1, "p") for n in range(1500)]
