@@ -246,6 +246,11 @@ def main() -> None:
         default="per_dimension,multi_output",
         help="comma-separated CLEMS regressors; the first is the one the JSON line reports",
     )
+    parser.add_argument(
+        "--splits",
+        default="scene_authors_split,scene_mulan_split,yeast_mulan_split",
+        help="comma-separated splits to run (default all three)",
+    )
     args = parser.parse_args()
     if str(REPO_ROOT) not in sys.path:
         sys.path.insert(0, str(REPO_ROOT))
@@ -263,6 +268,11 @@ def main() -> None:
         mulan_split(args.data_dir, "scene"),
         mulan_split(args.data_dir, "yeast"),
     ]
+    wanted = args.splits.split(",")
+    unknown = set(wanted) - {split.name for split in splits}
+    if unknown:
+        parser.error(f"unknown split(s) {sorted(unknown)}: choose from {[split.name for split in splits]}")
+    splits = [split for split in splits if split.name in wanted]
     for split in splits:
         runs = {BR_METHOD: [measure_binary_relevance(split, args.trees, args.jobs, seed) for seed in seeds]}
         for regressor in regressors:
