@@ -38,3 +38,44 @@ def test_inference_benchmark_reports_latency_and_memory(demo_catalog_dir, traine
         "bench/inference.py", "--model", str(trained[1]), "--catalog", str(demo_catalog_dir), "--runs", "5"
     )
     assert "one poster: median" in output and "batch of 32" in output and "resident memory" in output
+
+
+def test_search_benchmark_agrees_with_the_authors_way(tmp_path) -> None:
+    output = run_script(
+        "bench/recommend_search.py",
+        "--rows",
+        "3000",
+        "--scale",
+        "1000,4000",
+        "--queries",
+        "3",
+        "--baseline-queries",
+        "1",
+    )
+    assert output.count("| yes |") == 3 and "| NO |" not in output
+    last = json.loads(output.strip().splitlines()[-1])
+    assert set(last) == {"manhattan", "euclidean", "cosine"}
+    assert all(set(by_size) == {"1000", "4000"} and min(by_size.values()) > 0 for by_size in last.values())
+
+
+def test_recommendation_quality_beats_random_picks(demo_catalog_dir, trained, index_dir) -> None:
+    output = run_script(
+        "bench/recommend_quality.py",
+        *("--catalog", str(demo_catalog_dir), "--model", str(trained[1]), "--index", str(index_dir)),
+    )
+    random_share = float(next(line for line in output.splitlines() if line.startswith("| random |")).split("|")[2])
+    last = json.loads(output.strip().splitlines()[-1])
+    assert set(last) == {"manhattan", "euclidean", "cosine"}
+    for scores in last.values():
+        assert set(scores) == {"genre_share", "genre_jaccard", "same_decade", "n"}
+        assert scores["n"] > 0 and scores["genre_share"] > random_share + 0.1
+
+
+def test_recommendation_quality_takes_a_second_catalog_as_queries(demo_catalog_dir, trained, index_dir) -> None:
+    output = run_script(
+        "bench/recommend_quality.py",
+        *("--catalog", str(demo_catalog_dir), "--model", str(trained[1]), "--index", str(index_dir)),
+        *("--queries", str(demo_catalog_dir), "--queries-index", str(index_dir)),
+    )
+    last = json.loads(output.strip().splitlines()[-1])
+    assert all(scores["n"] == 120 for scores in last.values())  # every demo movie is a query

@@ -1,5 +1,5 @@
-"""Recommendations: each distance matches scipy's, only movies of the predicted genres are
-candidates, the query itself is never returned, and results come nearest first."""
+"""Recommendations: each distance matches scipy's, the fast search finds exactly the nearest rows, only movies of
+the predicted genres are candidates, the query itself is never returned, and results come nearest first."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from scipy.spatial.distance import cdist
 
-from app.recommender import DISTANCES, candidate_mask, distances, recommend
+from app.recommender import DISTANCES, NeighbourSearch, candidate_genres, candidate_mask, distances, recommend
 
 SCIPY_NAMES = {"manhattan": "cityblock", "euclidean": "euclidean", "cosine": "cosine"}
 
@@ -53,6 +53,52 @@ def test_candidates_follow_the_models_own_thresholds() -> None:
     assert candidate_mask(probabilities, LABELS).tolist() == [1, 0, 1, 0, 0]  # none above 0.5: Action only
 
 
+@pytest.mark.parametrize("metric", DISTANCES)
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_search_finds_exactly_the_nearest_rows(metric: str, threads: int) -> None:
+    rng = np.random.default_rng(2)
+    features = np.maximum(rng.standard_normal((5000, 100), dtype=np.float32), 0)
+    search = NeighbourSearch(features, threads=threads)
+    for query in features[:5] + rng.normal(0, 0.05, (5, 100)).astype(np.float32):
+        expected = np.argsort(cdist(query[np.newaxis], features, SCIPY_NAMES[metric])[0], kind="stable")[:7]
+        assert search.nearest(query, metric, k=7).tolist() == expected.tolist()
+
+
+def test_search_distances_match_the_reference_for_every_row() -> None:
+    rng = np.random.default_rng(3)
+    features = rng.random((4500, 20), dtype=np.float32)  # more rows than one chunk, split over two threads
+    query = rng.random(20, dtype=np.float32)
+    search = NeighbourSearch(features, threads=2)
+    np.testing.assert_allclose(
+        search.approximate_distances(query, "manhattan"), distances(query, features, "manhattan"), rtol=1e-5
+    )
+    np.testing.assert_allclose(
+        search.approximate_distances(query, "euclidean"), distances(query, features, "euclidean") ** 2, rtol=1e-4
+    )
+    np.testing.assert_allclose(
+        search.approximate_distances(query, "cosine"), distances(query, features, "cosine"), atol=1e-5
+    )
+
+
+def test_search_keeps_to_the_allowed_rows_and_breaks_ties_by_row() -> None:
+    features = np.array([[0.0], [1.0], [1.0], [2.0], [-1.0]], np.float32)
+    search = NeighbourSearch(features)
+    assert search.nearest(np.array([0.0]), "euclidean", k=3).tolist() == [0, 1, 2]  # 1, 2 and 4 tie: lower first
+    allowed = np.array([False, False, True, True, False])
+    assert search.nearest(np.array([0.0]), "manhattan", k=5, allowed=allowed).tolist() == [2, 3]
+    assert search.nearest(np.array([0.0]), "manhattan", k=5, allowed=np.zeros(5, bool)).tolist() == []
+
+
+def test_search_refuses_a_query_of_the_wrong_size() -> None:
+    with pytest.raises(ValueError, match="query has 3 features, the catalog 1"):
+        NeighbourSearch(np.zeros((2, 1), np.float32)).nearest(np.zeros(3), "cosine")
+
+
+def test_candidate_genres_fall_back_to_the_most_probable() -> None:
+    assert candidate_genres(np.array([0.2, 0.7, 0.6, 0, 0, 0])).tolist() == [0, 1, 1, 0, 0, 0]
+    assert candidate_genres(np.array([0.2, 0.1, 0.4, 0, 0, 0])).tolist() == [0, 0, 1, 0, 0, 0]
+
+
 def test_recommend_returns_the_nearest_of_the_predicted_genres_without_the_query() -> None:
     rng = np.random.default_rng(1)
     features = rng.random((300, 8), dtype=np.float32)
@@ -61,8 +107,9 @@ def test_recommend_returns_the_nearest_of_the_predicted_genres_without_the_query
     labels[150:, 1] = 1
     query_row = 10
     probabilities = np.array([0.8, 0.1, 0, 0, 0, 0])
+    search = NeighbourSearch(features)
     for metric in DISTANCES:
-        rows = recommend(features[query_row], probabilities, features, labels, metric, exclude_row=query_row)
+        rows = recommend(search, labels, features[query_row], probabilities, metric, exclude_rows=[query_row])
         assert len(rows) == 5 and query_row not in rows and all(row < 150 for row in rows)
         found = distances(features[query_row], features, metric)
         others = [row for row in range(150) if row != query_row]
@@ -73,5 +120,13 @@ def test_recommend_widens_to_the_whole_catalog_when_a_genre_has_too_few_movies()
     features = np.arange(10, dtype=np.float32)[:, np.newaxis]
     labels = np.zeros((10, 6), dtype=np.uint8)
     labels[:2, 3] = 1
-    rows = recommend(np.array([9.0], np.float32), np.array([0, 0, 0, 0.9, 0, 0]), features, labels, "euclidean")
+    search = NeighbourSearch(features)
+    rows = recommend(search, labels, np.array([9.0], np.float32), np.array([0, 0, 0, 0.9, 0, 0]), "euclidean")
     assert rows == [9, 8, 7, 6, 5]
+    assert recommend(search, labels, np.array([9.0]), np.array([0, 0, 0, 0.9, 0, 0]), "cosine", exclude_rows=[9]) == [
+        1,
+        2,
+        3,
+        4,
+        5,
+    ]  # all on one ray: cosine distance 0 to every positive value, ties by row; row 0 is the zero vector
