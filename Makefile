@@ -29,7 +29,8 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 WORKERS ?= 2
 
-.PHONY: run serve test lint format venv demo-catalog train evaluate clems index check-catalog bench-train bench-inference bench-clems clean
+.PHONY: run serve test lint format venv demo-catalog train evaluate clems index check-catalog bench-train bench-inference \
+	bench-clems bench-search bench-bandit recommend-eval clean
 
 run: serve
 
@@ -76,7 +77,9 @@ endif
 
 index: $(INDEX_DIR)/index.json
 
-$(INDEX_DIR)/index.json: $(MODEL_DIR)/model.json $(CATALOG_DIR)/movies.csv | $(VENV)/.installed
+# The index depends on the model's weights, not on model.json, which re-tuning the thresholds rewrites.
+$(INDEX_DIR)/index.json: $(wildcard $(MODEL_DIR)/model.weights.h5) $(CATALOG_DIR)/movies.csv \
+		| $(MODEL_DIR)/model.json $(VENV)/.installed
 	$(BIN)/python -m model index --catalog $(CATALOG_DIR) --model $(MODEL_DIR) --out $(INDEX_DIR)
 
 bench-train: | $(VENV)/.installed
@@ -91,13 +94,41 @@ MULAN ?= ../shared/benchmarks/multilabel
 bench-clems: | $(VENV)/.installed
 	$(BIN)/python bench/clems_benchmark.py $(MULAN)
 
+bench-search: | $(VENV)/.installed
+	$(BIN)/python bench/recommend_search.py
+
+bench-bandit: | $(VENV)/.installed
+	$(BIN)/python bench/bandit_simulation.py --plot $(VAR)/bench/bandit_regret.png
+
+# Offline recommendation quality: the model's held-out split against the rest of CATALOG, or with QUERIES=DIR
+# every movie of that catalog against all of CATALOG (its index is built with CATALOG's model).
+QUERIES ?=
+QUERIES_ABS := $(if $(QUERIES),$(abspath $(QUERIES)))
+QUERIES_INDEX := $(RUN_DIR)/queries-$(notdir $(QUERIES_ABS))-$(shell printf '%s' '$(QUERIES_ABS)' | sha1sum | cut -c1-8)-index-$(PRESET)
+CLEMS_IF_FITTED = $(if $(wildcard $(CLEMS_DIR)/clems.json),--clems $(CLEMS_DIR))
+
+ifeq ($(QUERIES),)
+recommend-eval: $(INDEX_DIR)/index.json | $(VENV)/.installed
+	$(BIN)/python bench/recommend_quality.py --catalog $(CATALOG_DIR) --index $(INDEX_DIR) --model $(MODEL_DIR) \
+		$(CLEMS_IF_FITTED)
+else
+recommend-eval: $(INDEX_DIR)/index.json $(QUERIES_INDEX)/index.json | $(VENV)/.installed
+	$(BIN)/python bench/recommend_quality.py --catalog $(CATALOG_DIR) --index $(INDEX_DIR) --model $(MODEL_DIR) \
+		--queries $(QUERIES) --queries-index $(QUERIES_INDEX) $(CLEMS_IF_FITTED)
+
+$(QUERIES_INDEX)/index.json: $(wildcard $(MODEL_DIR)/model.weights.h5) $(QUERIES)/movies.csv \
+		| $(MODEL_DIR)/model.json $(VENV)/.installed
+	$(BIN)/python -m model index --catalog $(QUERIES) --model $(MODEL_DIR) --out $(QUERIES_INDEX)
+endif
+
 $(SECRET_FILE):
 	@mkdir -p $(dir $@)
 	@umask 077 && $(PYTHON) -c 'import secrets; print(secrets.token_hex(32))' > $@
 
-serve: $(INDEX_DIR)/index.json $(SECRET_FILE)
+serve: $(INDEX_DIR)/index.json $(CLEMS_DIR)/clems.json $(SECRET_FILE)
 	@echo "PosterBench: http://$(HOST):$(PORT)/ (catalog $(CATALOG_DIR))"
 	POSTERBENCH_CATALOG=$(CATALOG_DIR) POSTERBENCH_MODEL=$(MODEL_DIR) POSTERBENCH_INDEX=$(INDEX_DIR) \
+	POSTERBENCH_CLEMS=$(CLEMS_DIR) \
 	POSTERBENCH_DATABASE=$(DATABASE) POSTERBENCH_SECRET_KEY=$${POSTERBENCH_SECRET_KEY:-$$(cat $(SECRET_FILE))} \
 		$(BIN)/gunicorn --bind $(HOST):$(PORT) --workers $(WORKERS) --timeout 120 "app:create_app()"
 

@@ -23,7 +23,9 @@ def create_app(test_config: dict | None = None) -> Flask:
         CATALOG=None,
         MODEL=None,
         INDEX=None,
-        DISTANCE="euclidean",
+        CLEMS=None,  # optional: a CLEMS directory (make clems) whose genre probabilities refine the model's
+        BANDIT_POLICY="epsilon_greedy",  # or ucb1, thompson (bandit.POLICIES)
+        BANDIT_PARAMS={},  # keyword arguments of that policy, e.g. {"decay": 50} (epsilon-greedy's default)
         SAMPLE_COUNT=12,
         MAX_CONTENT_LENGTH=10 * MEGABYTE,
         SECRET_KEY=None,
@@ -35,6 +37,10 @@ def create_app(test_config: dict | None = None) -> Flask:
         app.config.from_mapping(test_config)
     if not app.config["SECRET_KEY"]:
         raise RuntimeError("set POSTERBENCH_SECRET_KEY (or SECRET_KEY in instance/config.py); `make run` makes one")
+
+    from bandit import make_policy
+
+    make_policy(app.config["BANDIT_POLICY"], **app.config["BANDIT_PARAMS"])  # a bad setting fails here, not later
 
     from app import db, resources, views
 

@@ -38,7 +38,19 @@ def init_db(path: str | Path) -> None:
     with connect(path) as connection:
         connection.execute("PRAGMA journal_mode = WAL")  # readers do not block the writer across workers
         connection.executescript(schema)
+        add_missing_columns(connection)
     connection.close()
+
+
+# Columns added after a database may have been created, with the definition that brings an old table up to date.
+LATER_COLUMNS = {("recommendations", "policy"): "TEXT NOT NULL DEFAULT 'epsilon_greedy'"}
+
+
+def add_missing_columns(connection: sqlite3.Connection) -> None:
+    for (table, column), definition in LATER_COLUMNS.items():
+        present = {row["name"] for row in connection.execute(f"PRAGMA table_info({table})")}
+        if column not in present:
+            connection.execute(f"ALTER TABLE {table} ADD COLUMN {column} {definition}")
 
 
 @click.command("init-db")

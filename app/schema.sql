@@ -2,9 +2,10 @@
 CREATE TABLE IF NOT EXISTS recommendations (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     created TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
+    policy TEXT NOT NULL DEFAULT 'epsilon_greedy',  -- the bandit policy that chose the arm
     arm TEXT NOT NULL,                  -- the distance used: manhattan, euclidean or cosine
-    epsilon REAL NOT NULL,              -- exploration rate when the arm was chosen
-    arm_probability REAL NOT NULL,      -- probability with which this arm was chosen
+    epsilon REAL NOT NULL,              -- epsilon-greedy's exploration rate when the arm was chosen (else 0)
+    arm_probability REAL NOT NULL CHECK (arm_probability > 0 AND arm_probability <= 1),  -- propensity of `arm`
     query_kind TEXT NOT NULL CHECK (query_kind IN ('upload', 'sample', 'imdb')),
     query_imdb_id TEXT,                 -- the catalog movie or IMDb title queried, if any
     query_image BLOB,                   -- a JPEG thumbnail of an uploaded poster
@@ -17,3 +18,5 @@ CREATE TABLE IF NOT EXISTS feedback (
     reward INTEGER NOT NULL CHECK (reward IN (-1, 0, 1)),
     created TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
 );
+
+CREATE INDEX IF NOT EXISTS feedback_created ON feedback (created);

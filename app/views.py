@@ -1,4 +1,4 @@
-"""Pages: the home page (upload or pick a sample), results, catalog posters and the health check."""
+"""Pages: the home page (upload or pick a sample), results and their feedback, catalog posters, health check."""
 
 from __future__ import annotations
 
@@ -23,7 +23,17 @@ from PIL import Image
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from app.db import get_db
-from app.recommender import recommend
+from app.feedback import (
+    RATINGS,
+    FeedbackError,
+    Shown,
+    choose,
+    current_policy,
+    record_feedback,
+    record_recommendation,
+    reward_for,
+)
+from app.recommender import candidate_genres, recommend
 from app.resources import get_resources
 from model.images import PosterImageError, decode_poster, poster_array
 
@@ -64,45 +74,60 @@ def recommend_view() -> Response:
     else:
         return home_with_error("Choose a poster image to upload, or click one of the sample posters.", 400)
 
-    metric = current_app.config["DISTANCE"]
+    probabilities = resources.genre_probabilities(features[np.newaxis], probabilities[np.newaxis])[0]
+    database = get_db()
+    policy_name = current_app.config["BANDIT_POLICY"]
+    choice = choose(current_policy(database, policy_name, current_app.config["BANDIT_PARAMS"]))
     rows = recommend(
+        resources.search,
+        resources.labels,
         features,
         probabilities,
-        resources.index.features,
-        resources.labels,
-        metric,
-        exclude_row=row,
-        thresholds=resources.model.thresholds,
+        choice.arm,
+        exclude_rows=[] if row is None else [row],
     )
     genres = {genre: round(float(p), 4) for genre, p in zip(resources.model.genres, probabilities, strict=True)}
-    database = get_db()
-    cursor = database.execute(
-        "INSERT INTO recommendations (arm, epsilon, arm_probability, query_kind, query_imdb_id, query_image,"
-        " genres, results) VALUES (:arm, 0, 1, :query_kind, :query_imdb_id, :query_image, :genres, :results)",
-        {
-            "arm": metric,
-            **query,
-            "genres": json.dumps(genres),
-            "results": json.dumps([resources.catalog.movies[r].imdb_id for r in rows]),
-        },
-    )
-    database.commit()
-    return redirect(url_for("main.results", recommendation_id=cursor.lastrowid), 303)
+    shown = Shown(**query, genres=genres, results=[resources.catalog.movies[r].imdb_id for r in rows])
+    recommendation_id = record_recommendation(database, policy_name, choice, shown)
+    return redirect(url_for("main.results", recommendation_id=recommendation_id), 303)
 
 
 @bp.get("/results/<int:recommendation_id>")
 def results(recommendation_id: int) -> str:
     shown = load_recommendation(recommendation_id)
     resources = get_resources()
-    catalog, model = resources.catalog, resources.model
-    threshold_of = dict(zip(model.genres, model.thresholds.tolist(), strict=True))
+    catalog = resources.catalog
+    probability_of = json.loads(shown["genres"])
+    pooled = candidate_genres(np.array(list(probability_of.values())))
     genres = [
-        (genre, probability, probability > threshold_of.get(genre, 0.5))
-        for genre, probability in sorted(json.loads(shown["genres"]).items(), key=lambda item: -item[1])
+        (genre, probability_of[genre], bool(pooled[position]))
+        for position, genre in sorted(enumerate(probability_of), key=lambda item: -probability_of[item[1]])
     ]
     movies = [catalog.get(imdb_id) for imdb_id in json.loads(shown["results"]) if imdb_id in catalog]
     query_movie = catalog.get(shown["query_imdb_id"]) if shown["query_imdb_id"] in catalog else None
-    return render_template("results.html", shown=shown, genres=genres, movies=movies, query_movie=query_movie)
+    return render_template(
+        "results.html",
+        shown=shown,
+        genres=genres,
+        movies=movies,
+        query_movie=query_movie,
+        ratings=RATINGS,
+        reward=reward_for(get_db(), recommendation_id),
+    )
+
+
+@bp.post("/results/<int:recommendation_id>/feedback")
+def feedback(recommendation_id: int) -> Response | tuple[str, int]:
+    try:
+        reward = record_feedback(get_db(), recommendation_id, request.form.get("rating"))
+    except FeedbackError as error:
+        flash(str(error), "error")
+        if error.status == 404:
+            return index(), 404
+        return results(recommendation_id), error.status
+    rating = next(name for name, value in RATINGS.items() if value == reward)
+    flash(f"Thank you: you rated these recommendations {rating}.", "notice")
+    return redirect(url_for("main.results", recommendation_id=recommendation_id), 303)
 
 
 @bp.get("/results/<int:recommendation_id>/query.jpg")

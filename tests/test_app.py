@@ -7,6 +7,7 @@ import io
 import json
 import re
 import sqlite3
+from pathlib import Path
 
 import pytest
 from PIL import Image
@@ -45,12 +46,11 @@ def test_uploading_a_poster_shows_genres_and_five_catalog_movies(client, app, de
         arm, kind, results, genres = database.execute(
             "SELECT arm, query_kind, results, genres FROM recommendations WHERE id = ?", (recommendation_id,)
         ).fetchone()
-    assert (arm, kind) == ("euclidean", "upload") and json.loads(results) == shown
+    assert arm in ("manhattan", "euclidean", "cosine") and kind == "upload" and json.loads(results) == shown
+    assert f"Compared by {arm} distance" in page
     probabilities = json.loads(genres)
     assert set(probabilities) == {"Action", "Comedy", "Drama", "Horror", "Romance", "Thriller"}
-    model = app.extensions["posterbench"].model
-    thresholds = dict(zip(model.genres, model.thresholds, strict=True))
-    predicted = {genre for genre, p in probabilities.items() if p > thresholds[genre]}
+    predicted = {genre for genre, p in probabilities.items() if p > 0.5} or {max(probabilities, key=probabilities.get)}
     highlighted = set(re.findall(r'<li class="genre likely">\s*<span class="name">(\w+)</span>', page))
     assert highlighted == predicted
 
@@ -127,3 +127,68 @@ def test_the_app_refuses_to_start_without_its_settings(tmp_path, demo_catalog_di
                 "MODEL": str(trained[1]),
             }
         )
+
+
+def test_feedback_is_taken_once_and_teaches_the_bandit(client, app, demo_catalog) -> None:
+    page, recommendation_id = results_page_for(client, {"sample": demo_catalog.movies[5].imdb_id})
+    assert page.count('name="rating"') == 3
+    with sqlite3.connect(app.config["DATABASE"]) as database:
+        (arm, probability, epsilon) = database.execute(
+            "SELECT arm, arm_probability, epsilon FROM recommendations WHERE id = ?", (recommendation_id,)
+        ).fetchone()
+    assert (probability, epsilon) == (pytest.approx(1 / 3), 1.0)  # nothing rated yet: a uniformly random arm
+
+    response = client.post(f"/results/{recommendation_id}/feedback", data={"rating": "good"})
+    assert response.status_code == 303 and response.headers["Location"] == f"/results/{recommendation_id}"
+    page = client.get(f"/results/{recommendation_id}").get_data(as_text=True)
+    assert "you rated these recommendations good" in page.lower() and 'name="rating"' not in page
+
+    again = client.post(f"/results/{recommendation_id}/feedback", data={"rating": "bad"})
+    assert again.status_code == 409 and "already been rated" in again.get_data(as_text=True)
+    assert client.post(f"/results/{recommendation_id}/feedback", data={"rating": "meh"}).status_code == 400
+    missing = client.post("/results/9999/feedback", data={"rating": "good"})
+    assert missing.status_code == 404 and "no recommendation 9999" in missing.get_data(as_text=True)
+    with sqlite3.connect(app.config["DATABASE"]) as database:
+        assert database.execute("SELECT recommendation_id, reward FROM feedback").fetchall() == [(recommendation_id, 1)]
+
+    _, second = results_page_for(client, {"sample": demo_catalog.movies[6].imdb_id})
+    with sqlite3.connect(app.config["DATABASE"]) as database:
+        (second_arm, second_probability, second_epsilon) = database.execute(
+            "SELECT arm, arm_probability, epsilon FROM recommendations WHERE id = ?", (second,)
+        ).fetchone()
+    assert second_epsilon == pytest.approx(50 / 51)  # one vote so far, decay 50
+    greedy_share = 1 - second_epsilon + second_epsilon / 3
+    assert second_probability == pytest.approx(greedy_share if second_arm == arm else second_epsilon / 3)
+
+
+def test_a_bad_bandit_setting_stops_the_app_at_start(demo_catalog_dir, trained, index_dir, tmp_path) -> None:
+    settings = {
+        "SECRET_KEY": "test",
+        "CATALOG": str(demo_catalog_dir),
+        "MODEL": str(trained[1]),
+        "INDEX": str(index_dir),
+        "DATABASE": str(tmp_path / "db.sqlite"),
+    }
+    with pytest.raises(ValueError, match="unknown bandit policy 'greedy'"):
+        create_app({**settings, "BANDIT_POLICY": "greedy"})
+
+
+def test_the_app_uses_the_clems_genres_when_configured(app, demo_catalog, demo_catalog_dir, trained, index_dir) -> None:
+    from embedding.pipeline import fit_clems
+    from model.index import FeatureIndex
+
+    clems_dir = Path(app.config["DATABASE"]).parent / "clems"
+    index = FeatureIndex.load(index_dir, demo_catalog)
+    clems = fit_clems(demo_catalog, trained[1], index, clems_dir, cost="hamming", n_estimators=20)
+    embedded = create_app({**app.config, "CLEMS": str(clems_dir)})
+    sample = demo_catalog.movies[4]
+    _, recommendation_id = results_page_for(embedded.test_client(), {"sample": sample.imdb_id})
+    with sqlite3.connect(app.config["DATABASE"]) as database:
+        (genres,) = database.execute("SELECT genres FROM recommendations WHERE id = ?", (recommendation_id,)).fetchone()
+    expected = clems.predict_proba(index.features[[demo_catalog.position(sample.imdb_id)]])[0]
+    assert list(json.loads(genres).values()) == pytest.approx(expected.tolist(), abs=1e-4)
+
+
+def test_a_missing_clems_directory_stops_the_app_at_start(app, tmp_path) -> None:
+    with pytest.raises(RuntimeError, match="holds no CLEMS model"):
+        create_app({**app.config, "CLEMS": str(tmp_path / "nowhere")})

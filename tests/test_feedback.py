@@ -1,0 +1,193 @@
+"""The bandit's memory in a real SQLite file: votes are refused cleanly when they must be, the policy is rebuilt
+from the tables alone, the logged propensities support IPS, and concurrent voters are each counted once."""
+
+from __future__ import annotations
+
+import multiprocessing
+import sqlite3
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from app.db import connect, init_db
+from app.feedback import (
+    FeedbackError,
+    Shown,
+    arm_counts,
+    choose,
+    current_policy,
+    decision_log,
+    record_feedback,
+    record_recommendation,
+    reward_for,
+)
+from bandit import ARMS, Choice, ips_estimate
+
+SHOWN = Shown(query_kind="sample", query_imdb_id="tt0000001", query_image=None, genres={"Drama": 0.9}, results=[])
+
+
+@pytest.fixture
+def database(tmp_path: Path) -> sqlite3.Connection:
+    path = tmp_path / "state.sqlite"
+    init_db(path)
+    connection = connect(path)
+    yield connection
+    connection.close()
+
+
+def recommendation(database: sqlite3.Connection, arm: str = "cosine", probability: float = 1 / 3) -> int:
+    return record_recommendation(database, "epsilon_greedy", Choice(arm, probability, 1.0), SHOWN)
+
+
+def table_sizes(database: sqlite3.Connection) -> tuple[int, int]:
+    return tuple(
+        database.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0] for table in ("recommendations", "feedback")
+    )
+
+
+def test_a_vote_is_stored_with_its_reward(database) -> None:
+    shown = recommendation(database)
+    assert reward_for(database, shown) is None
+    assert record_feedback(database, shown, "good") == 1
+    assert reward_for(database, shown) == 1
+    assert arm_counts(database)["cosine"] == (0, 0, 1)
+
+
+@pytest.mark.parametrize(
+    ("rating", "target", "status", "message"),
+    [
+        ("great", "existing", 400, "unknown rating 'great'"),
+        (None, "existing", 400, "unknown rating None"),
+        ("good", "missing", 404, "no recommendation 999"),
+        ("bad", "rated", 409, "already been rated"),
+    ],
+)
+def test_bad_votes_are_refused_and_write_nothing(database, rating, target, status, message) -> None:
+    shown = recommendation(database)
+    if target == "rated":
+        record_feedback(database, shown, "okay")
+    before = table_sizes(database), arm_counts(database)
+    with pytest.raises(FeedbackError, match=message) as refused:
+        record_feedback(database, 999 if target == "missing" else shown, rating)
+    assert refused.value.status == status
+    assert (table_sizes(database), arm_counts(database)) == before
+
+
+def test_the_policy_is_rebuilt_from_the_tables_alone(database) -> None:
+    rewards = {"manhattan": ["bad", "bad", "okay"], "euclidean": ["good", "okay"], "cosine": ["good", "good", "bad"]}
+    for arm, ratings in rewards.items():
+        for rating in ratings:
+            record_feedback(database, recommendation(database, arm), rating)
+    recommendation(database, "manhattan")  # an unrated recommendation counts nowhere
+    policy = current_policy(database, "epsilon_greedy", {"decay": 8})
+    assert policy.n_rated == 8
+    assert policy.values() == pytest.approx({"manhattan": -2 / 3, "euclidean": 0.5, "cosine": 1 / 3})
+    probabilities = policy.probabilities()  # epsilon = 8 / (8 + 8): half exploration, half euclidean
+    assert probabilities == pytest.approx({"manhattan": 1 / 6, "euclidean": 1 / 6 + 1 / 2, "cosine": 1 / 6})
+    choice = choose(policy, np.random.default_rng(0))
+    assert choice.epsilon == pytest.approx(0.5)
+    assert choice.probability == pytest.approx(probabilities[choice.arm])
+
+
+def test_the_first_choice_is_uniformly_random(database) -> None:
+    policy = current_policy(database, "epsilon_greedy", {})
+    assert policy.probabilities() == pytest.approx(dict.fromkeys(ARMS, 1 / 3))
+    picked = {choose(policy, np.random.default_rng(seed)).arm for seed in range(30)}
+    assert picked == set(ARMS)
+
+
+def test_logged_propensities_give_an_inverse_propensity_estimate(database) -> None:
+    rng = np.random.default_rng(4)
+    success = {"manhattan": 0.2, "euclidean": 0.5, "cosine": 0.8}
+    for _ in range(900):
+        arm = ARMS[rng.integers(3)]
+        record_feedback(
+            database, recommendation(database, arm, 1 / 3), "good" if rng.random() < success[arm] else "bad"
+        )
+    log = decision_log(database)
+    assert len(log) == 900 and [decision.propensity for decision in log] == pytest.approx([1 / 3] * 900)
+    estimate = ips_estimate(log, {"cosine": 1.0})
+    assert abs(estimate.value - (2 * 0.8 - 1)) < 4 * estimate.standard_error
+
+
+def test_an_old_database_gains_the_policy_column(tmp_path: Path) -> None:
+    path = tmp_path / "old.sqlite"
+    with sqlite3.connect(path) as old:
+        old.execute(
+            "CREATE TABLE recommendations (id INTEGER PRIMARY KEY AUTOINCREMENT, created TEXT, arm TEXT NOT NULL,"
+            " epsilon REAL NOT NULL, arm_probability REAL NOT NULL, query_kind TEXT NOT NULL, query_imdb_id TEXT,"
+            " query_image BLOB, genres TEXT NOT NULL, results TEXT NOT NULL)"
+        )
+        old.execute(
+            "INSERT INTO recommendations (arm, epsilon, arm_probability, query_kind, genres, results)"
+            " VALUES ('cosine', 1, 0.5, 'sample', '{}', '[]')"
+        )
+    old.close()
+    init_db(path)
+    connection = connect(path)
+    assert connection.execute("SELECT policy, arm FROM recommendations").fetchone()[:] == ("epsilon_greedy", "cosine")
+    assert recommendation(connection) == 2
+    connection.close()
+
+
+VOTERS = 8
+VOTES_EACH = 500
+CONTESTED = 50  # recommendations every voter tries to rate: exactly one vote on each may win
+
+
+def vote(path: str, first: int, start, results) -> None:
+    connection = connect(path)
+    start.wait()
+    accepted = refused = 0
+    rng = np.random.default_rng(first)
+    own = list(range(first, first + VOTES_EACH))
+    contested = list(range(1, CONTESTED + 1))
+    for recommendation_id in rng.permutation(own + contested):
+        try:
+            record_feedback(connection, int(recommendation_id), "good" if recommendation_id % 2 else "bad")
+            accepted += 1
+        except FeedbackError as error:
+            assert error.status == 409
+            refused += 1
+    connection.close()
+    results.put((accepted, refused))
+
+
+def test_concurrent_voters_are_each_counted_exactly_once(tmp_path: Path) -> None:
+    path = tmp_path / "shared.sqlite"
+    init_db(path)
+    connection = connect(path)
+    assert connection.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    total = CONTESTED + VOTERS * VOTES_EACH
+    for number in range(total):
+        connection.execute(
+            "INSERT INTO recommendations (arm, epsilon, arm_probability, query_kind, genres, results)"
+            " VALUES (?, 1, 0.5, 'sample', '{}', '[]')",
+            (ARMS[number % 3],),
+        )
+    connection.commit()
+    context = multiprocessing.get_context("spawn")
+    start, results = context.Barrier(VOTERS), context.Queue()
+    voters = [
+        context.Process(target=vote, args=(str(path), CONTESTED + 1 + n * VOTES_EACH, start, results))
+        for n in range(VOTERS)
+    ]
+    for voter in voters:
+        voter.start()
+    outcomes = [results.get(timeout=120) for _ in voters]
+    for voter in voters:
+        voter.join(timeout=30)
+        assert voter.exitcode == 0
+    assert sum(accepted for accepted, _ in outcomes) == total
+    assert sum(refused for _, refused in outcomes) == (VOTERS - 1) * CONTESTED
+    assert connection.execute("SELECT COUNT(*), COUNT(DISTINCT recommendation_id) FROM feedback").fetchone()[:] == (
+        total,
+        total,
+    )
+    counts = arm_counts(connection)
+    expected = {arm: [0, 0, 0] for arm in ARMS}
+    for recommendation_id in range(1, total + 1):
+        expected[ARMS[(recommendation_id - 1) % 3]][2 if recommendation_id % 2 else 0] += 1
+    assert counts == {arm: tuple(value) for arm, value in expected.items()}
+    connection.close()
