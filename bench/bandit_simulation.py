@@ -8,8 +8,8 @@ draw per round decides the rating whatever the arm), so policies differ only by 
 pseudo-regret, the sum over rounds of (best expected reward - expected reward of the arm chosen).
 
 Prints the problem, then per policy the final regret (mean and standard deviation over seeds), the share of the
-last 1,000 rounds spent on the best arm, and seconds per run; saves the mean regret curves with a band of one
-standard deviation to `--plot`; the last line is one JSON object: {policy: final mean regret}.
+last 1,000 rounds spent on the best arm, and seconds per run; saves the mean regret curves with a band from the
+10th to the 90th percentile over seeds to `--plot`; the last line is one JSON object: {policy: final mean regret}.
 
     python bench/bandit_simulation.py --rounds 10000 --seeds 20 --plot var/bench/bandit_regret.png
 """
@@ -35,6 +35,7 @@ from bandit import ARMS, make_policy  # noqa: E402
 
 GOOD_CHANCES = (0.45, 0.5, 0.6)
 LAST_ROUNDS = 1000
+LINE_STYLES = ("-", "--", "-.", ":")
 
 
 @dataclass(frozen=True)
@@ -140,14 +141,16 @@ def print_problem(problem: Problem, rounds: int, seeds: int) -> None:
 
 def print_table(outcomes: dict[str, Outcome], rounds: int) -> None:
     last = min(LAST_ROUNDS, rounds)
-    header = f"{'policy':<34} {'final regret':>12} {'std':>7} {f'best arm, last {last}':>20} {'s per run':>10}"
+    header = (
+        f"{'policy':<34} {'final regret':>12} {'std':>7} {'median':>7} {f'best arm, last {last}':>20} {'s per run':>10}"
+    )
     print(header)
     print("-" * len(header))
     for label, outcome in outcomes.items():
         final = outcome.regret[:, -1]
         print(
             f"{label:<34} {final.mean():>12.1f} {final.std(ddof=1) if len(final) > 1 else 0.0:>7.1f}"
-            f" {outcome.best_share.mean():>20.3f} {outcome.seconds.mean():>10.2f}"
+            f" {np.median(final):>7.1f} {outcome.best_share.mean():>20.3f} {outcome.seconds.mean():>10.2f}"
         )
 
 
@@ -158,17 +161,17 @@ def save_plot(outcomes: dict[str, Outcome], path: Path, log_x: bool) -> None:
     import matplotlib.pyplot as plt
 
     figure, axes = plt.subplots(figsize=(9, 5.5))
-    for label, outcome in outcomes.items():
+    for (label, outcome), style in zip(outcomes.items(), LINE_STYLES * len(outcomes), strict=False):
         rounds = np.arange(1, outcome.regret.shape[1] + 1)
-        mean, std = outcome.regret.mean(axis=0), outcome.regret.std(axis=0)
-        (line,) = axes.plot(rounds, mean, label=label, linewidth=1.5)
-        axes.fill_between(rounds, mean - std, mean + std, color=line.get_color(), alpha=0.15, linewidth=0)
+        low, high = np.percentile(outcome.regret, [10, 90], axis=0)
+        (line,) = axes.plot(rounds, outcome.regret.mean(axis=0), style, label=label, linewidth=1.5)
+        axes.fill_between(rounds, low, high, color=line.get_color(), alpha=0.15, linewidth=0)
     if log_x:
         axes.set_xscale("log")
     axes.set_xlabel("round (rated recommendations)")
     axes.set_ylabel("cumulative pseudo-regret")
     seeds = next(iter(outcomes.values())).regret.shape[0]
-    axes.set_title(f"Bandit regret, chances of good {GOOD_CHANCES}: mean and one std over {seeds} seeds")
+    axes.set_title(f"Bandit regret, chances of good {GOOD_CHANCES}: mean, band 10-90th percentile, {seeds} seeds")
     axes.grid(alpha=0.3)
     axes.legend(loc="upper left", fontsize=9)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -79,3 +79,12 @@ def test_recommendation_quality_takes_a_second_catalog_as_queries(demo_catalog_d
     )
     last = json.loads(output.strip().splitlines()[-1])
     assert all(scores["n"] == 120 for scores in last.values())  # every demo movie is a query
+
+
+def test_bandit_simulation_prints_regret_and_plots(tmp_path) -> None:
+    plot = tmp_path / "regret.png"
+    output = run_script("bench/bandit_simulation.py", "--rounds", "300", "--seeds", "2", "--plot", str(plot))
+    last = json.loads(output.strip().splitlines()[-1])
+    assert "epsilon-greedy, decay 50 (paper)" in last and len(last) == 6
+    assert all(regret >= 0 for regret in last.values())
+    assert plot.stat().st_size > 0
