@@ -14,6 +14,7 @@ import numpy as np
 from bandit import ARMS, Choice, LoggedDecision, Policy, from_counts, make_policy
 
 RATINGS: dict[str, int] = {"good": 1, "okay": 0, "bad": -1}
+RATING_OF_REWARD: dict[int, str] = {reward: rating for rating, reward in RATINGS.items()}
 
 
 class FeedbackError(ValueError):
@@ -103,6 +104,12 @@ def record_feedback(database: sqlite3.Connection, recommendation_id: int, rating
 def reward_for(database: sqlite3.Connection, recommendation_id: int) -> int | None:
     row = database.execute("SELECT reward FROM feedback WHERE recommendation_id = ?", (recommendation_id,)).fetchone()
     return None if row is None else int(row[0])
+
+
+def rating_for(database: sqlite3.Connection, recommendation_id: int) -> str | None:
+    """ "good", "okay" or "bad" once the recommendation has been rated, else None."""
+    reward = reward_for(database, recommendation_id)
+    return None if reward is None else RATING_OF_REWARD[reward]
 
 
 def decision_log(database: sqlite3.Connection) -> list[LoggedDecision]:

@@ -46,8 +46,8 @@ def load(catalog_dir: str, model_dir: str, index_dir: str, clems_dir: str | None
         if not (Path(clems_dir) / "clems.json").is_file():
             raise RuntimeError(f"{clems_dir} holds no CLEMS model: fit one (make clems) or unset POSTERBENCH_CLEMS")
         clems = CLEMS.load(clems_dir)
-    if clems is not None and clems.n_labels_ != len(model.genres):
-        raise RuntimeError(f"{clems_dir} predicts {clems.n_labels_} genres, the model {len(model.genres)}")
+        if clems.n_labels_ != len(model.genres):
+            raise RuntimeError(f"{clems_dir} predicts {clems.n_labels_} genres, the model {len(model.genres)}")
     return Resources(
         catalog=catalog,
         index=index,

@@ -24,14 +24,15 @@ from werkzeug.exceptions import RequestEntityTooLarge
 
 from app.db import get_db
 from app.feedback import (
+    RATING_OF_REWARD,
     RATINGS,
     FeedbackError,
     Shown,
     choose,
     current_policy,
+    rating_for,
     record_feedback,
     record_recommendation,
-    reward_for,
 )
 from app.recommender import candidate_genres, recommend
 from app.resources import get_resources
@@ -112,7 +113,7 @@ def results(recommendation_id: int) -> str:
         movies=movies,
         query_movie=query_movie,
         ratings=RATINGS,
-        reward=reward_for(get_db(), recommendation_id),
+        rated=rating_for(get_db(), recommendation_id),
     )
 
 
@@ -125,8 +126,7 @@ def feedback(recommendation_id: int) -> Response | tuple[str, int]:
         if error.status == 404:
             return index(), 404
         return results(recommendation_id), error.status
-    rating = next(name for name, value in RATINGS.items() if value == reward)
-    flash(f"Thank you: you rated these recommendations {rating}.", "notice")
+    flash(f"Thank you: you rated these recommendations {RATING_OF_REWARD[reward]}.", "notice")
     return redirect(url_for("main.results", recommendation_id=recommendation_id), 303)
 
 

@@ -263,17 +263,16 @@ def main() -> None:
         f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f} at start, data {args.data_dir}"
     )
     summary: dict[str, dict[str, float]] = {}
-    splits = [
-        scene_authors_split(args.data_dir),
-        mulan_split(args.data_dir, "scene"),
-        mulan_split(args.data_dir, "yeast"),
-    ]
+    loaders = {
+        "scene_authors_split": lambda: scene_authors_split(args.data_dir),
+        "scene_mulan_split": lambda: mulan_split(args.data_dir, "scene"),
+        "yeast_mulan_split": lambda: mulan_split(args.data_dir, "yeast"),
+    }
     wanted = args.splits.split(",")
-    unknown = set(wanted) - {split.name for split in splits}
+    unknown = set(wanted) - set(loaders)
     if unknown:
-        parser.error(f"unknown split(s) {sorted(unknown)}: choose from {[split.name for split in splits]}")
-    splits = [split for split in splits if split.name in wanted]
-    for split in splits:
+        parser.error(f"unknown split(s) {sorted(unknown)}: choose from {list(loaders)}")
+    for split in (loaders[name]() for name in loaders if name in wanted):
         runs = {BR_METHOD: [measure_binary_relevance(split, args.trees, args.jobs, seed) for seed in seeds]}
         for regressor in regressors:
             for cost in COST_OF_METRIC.values():

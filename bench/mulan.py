@@ -11,7 +11,6 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import NDArray
 
-DEFAULT_DATA_DIR = Path(__file__).resolve().parents[2] / "shared/benchmarks/multilabel"
 LABEL_COUNTS = {"scene": 6, "yeast": 14}
 AUTHORS_TRAIN_ROWS = 1203
 AUTHORS_SCENE_LABELS = "csmlc_scene_data.y"

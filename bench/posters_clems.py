@@ -37,21 +37,19 @@ def main() -> None:
     from catalog import read_catalog
     from embedding.clems import CLEMS
     from embedding.costs import multilabel_scores
+    from embedding.pipeline import rows_of
+    from model.artifacts import DESCRIPTION_FILE
     from model.evaluate import format_table, genre_report
     from model.index import FeatureIndex
-    from model.split import Split
+    from model.split import SPLIT_FILE, Split
 
     catalog = read_catalog(args.catalog)
     index = FeatureIndex.load(args.index, catalog)
-    split = Split.load(args.model / "split.json")
-    thresholds = np.asarray(json.loads((args.model / "model.json").read_text())["thresholds"])
-    labels = catalog.labels(index.genres)
-
-    def rows(ids: list[str]) -> np.ndarray:
-        return np.array([catalog.position(imdb_id) for imdb_id in ids])
-
-    train, test = rows(split.train), rows(split.test)
-    x_train, y_train, x_test, y_test = index.features[train], labels[train], index.features[test], labels[test]
+    split = Split.load(args.model / SPLIT_FILE)
+    thresholds = np.asarray(json.loads((args.model / DESCRIPTION_FILE).read_text())["thresholds"])
+    train, test = rows_of(catalog, split.train), rows_of(catalog, split.test)
+    x_train, x_test = index.features[train], index.features[test]
+    y_train, y_test = catalog.labels(index.genres, split.train), catalog.labels(index.genres, split.test)
     model_alone = (index.probabilities[test] >= thresholds).astype(int)
     results = {"model": multilabel_scores(y_test, model_alone)}
     print(f"{len(train)} training and {len(test)} test posters, {x_train.shape[1]}-dim features, {os.cpu_count()} CPUs")

@@ -81,12 +81,12 @@ def pick_scores(query: Side, row: int, catalog: Side, picks: list[int]) -> tuple
 def random_baseline(query: Side, catalog: Side) -> dict[str, float]:
     """Expected scores of picks drawn uniformly from the catalog (less the query itself, which is ignored)."""
     shares, jaccards, decades = [], [], []
+    dated_decades = catalog.decades[catalog.decades >= 0]
     for row in range(len(query.ids)):
         shares.append((catalog.labels & query.labels[row]).any(axis=1).mean())
         jaccards.append(jaccard(query.labels[row], catalog.labels).mean())
-        dated = catalog.decades >= 0
         if query.decades[row] >= 0:
-            decades.append((catalog.decades[dated] == query.decades[row]).mean())
+            decades.append((dated_decades == query.decades[row]).mean())
     return summary(shares, jaccards, decades)
 
 
@@ -148,7 +148,7 @@ def main() -> None:
     from app.recommender import DISTANCES, NeighbourSearch
     from catalog import read_catalog
     from model.index import FeatureIndex
-    from model.split import Split
+    from model.split import SPLIT_FILE, Split
 
     catalog = read_catalog(args.catalog, check_posters=False)
     index = FeatureIndex.load(args.index, catalog)
@@ -159,7 +159,7 @@ def main() -> None:
         clems = CLEMS.load(args.clems)
 
     if args.queries is None:
-        split = Split.load(args.model / "split.json")
+        split = Split.load(args.model / SPLIT_FILE)
         catalog_ids, query_ids, query_catalog, query_index = split.train + split.validation, split.test, catalog, index
         described = f"{len(split.test)} held-out test movies of {args.catalog} against its {len(catalog_ids)} others"
     else:

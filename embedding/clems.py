@@ -311,7 +311,15 @@ class CLEMS(ClassifierMixin, BaseEstimator):
     def predict_proba(self, X: ArrayLike) -> NDArray[np.float64]:  # noqa: N803
         """(n, K) per-label probabilities sigmoid(decoding margin / temperature_), above 0.5 exactly for the labels
         predict() gives (see the class docstring)."""
-        margins = decoding_margins(self.transform(X), self.candidate_embedding_, self.candidates_)
+        return self._probabilities(self.transform(X))
+
+    def predict_with_proba(self, X: ArrayLike) -> tuple[NDArray[np.int64], NDArray[np.float64]]:  # noqa: N803
+        """predict(X) and predict_proba(X) from one pass through the forest."""
+        embedded = self.transform(X)
+        return self.decode(embedded), self._probabilities(embedded)
+
+    def _probabilities(self, embedded: NDArray[np.float64]) -> NDArray[np.float64]:
+        margins = decoding_margins(embedded, self.candidate_embedding_, self.candidates_)
         return expit(margins / self.temperature_)
 
     def tree_vote_shares(self, X: ArrayLike) -> NDArray[np.float64]:  # noqa: N803

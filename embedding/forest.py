@@ -107,14 +107,6 @@ class PackedForest:
                     nodes = flat_children[2 * nodes + goes_right]
                 yield row_block, tree_block, nodes
 
-    def leaves(self, inputs: ArrayLike) -> NDArray[np.int32]:
-        """(n, n_trees) global index of the leaf each row reaches in each tree."""
-        rows = np.asarray(inputs)
-        out = np.empty((rows.shape[0], self.n_trees), dtype=np.int32)
-        for row_block, tree_block, nodes in self._tree_blocks(rows):
-            out[row_block, tree_block] = nodes
-        return out
-
     def predict_groups(self, inputs: ArrayLike) -> NDArray[np.float64]:
         """(n, n_groups, n_outputs): each joint tree's prediction for each row."""
         rows = np.asarray(inputs)

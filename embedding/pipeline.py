@@ -12,8 +12,7 @@ from embedding.clems import CLEMS
 from model.evaluate import format_table, genre_report
 from model.evaluation import evaluate, evaluation_movies
 from model.index import FeatureIndex
-from model.split import Split
-from model.train import SPLIT_FILE
+from model.split import SPLIT_FILE, Split
 
 PREDICTOR = "model+clems"
 
@@ -32,9 +31,9 @@ def fit_clems(
     seed: int = 0,
 ) -> CLEMS:
     """Fit CLEMS on the index's features and the catalog's genres of the model's training split; save it."""
-    train = rows_of(catalog, Split.load(model_dir / SPLIT_FILE).train)
+    train = Split.load(model_dir / SPLIT_FILE).train
     clems = CLEMS(cost, n_estimators=n_estimators, random_state=seed, n_jobs=-1)
-    clems.fit(index.features[train], catalog.labels(index.genres)[train])
+    clems.fit(index.features[rows_of(catalog, train)], catalog.labels(index.genres, train))
     with staged_directory(out_dir) as staging:
         clems.save(staging)
     return clems
@@ -44,12 +43,10 @@ def evaluate_with_clems(
     catalog: Catalog, model_dir: Path, index: FeatureIndex, clems: CLEMS, progress: bool = True
 ) -> tuple[dict, str]:
     """The model's report (the paper's Table I) and the baselines, plus `model+clems` (Table II)."""
-    reports, text = evaluate(catalog, model_dir, progress)
+    reports, text = evaluate(catalog, model_dir, progress, index=index)
     ids, which = evaluation_movies(catalog, model_dir)
-    features = index.features[rows_of(catalog, ids)]
-    y_true = catalog.labels(index.genres)[rows_of(catalog, ids)].astype(int)
-    reports[PREDICTOR] = genre_report(
-        y_true, clems.predict_proba(features), np.full(len(index.genres), 0.5), index.genres, clems.predict(features)
-    )
+    y_true = catalog.labels(index.genres, ids).astype(int)
+    predicted, probabilities = clems.predict_with_proba(index.features[rows_of(catalog, ids)])
+    reports[PREDICTOR] = genre_report(y_true, probabilities, np.full(len(index.genres), 0.5), index.genres, predicted)
     title = f"{PREDICTOR}, {clems.cost} cost ({catalog.directory}: {len(ids)} movies, {which})"
     return reports, text + "\n\n" + format_table(reports[PREDICTOR], title)

@@ -9,11 +9,11 @@ from pathlib import Path
 import numpy as np
 
 from catalog import Catalog
-from model.artifacts import GenreModel
+from model.artifacts import DESCRIPTION_FILE, GenreModel
 from model.evaluate import constant_predictors, format_table, genre_report, summary, tune_thresholds
 from model.images import load_posters
-from model.split import Split, with_target_genres
-from model.train import SPLIT_FILE
+from model.index import FeatureIndex
+from model.split import SPLIT_FILE, Split, with_target_genres
 
 PREDICT_CHUNK = 256
 
@@ -47,21 +47,28 @@ def retune_thresholds(catalog: Catalog, model_dir: Path, progress: bool = True) 
         raise ValueError(f"{catalog.directory} does not hold the validation split of {model_dir}")
     probabilities = predict_movies(model, catalog, validation, progress)
     thresholds = tune_thresholds(catalog.labels(model.genres, validation), probabilities)
-    description_path = model_dir / "model.json"
+    description_path = model_dir / DESCRIPTION_FILE
     description = json.loads(description_path.read_text())
     description["thresholds"] = [float(t) for t in thresholds]
-    temporary = description_path.with_name(".model.json.tmp")
+    temporary = description_path.with_name(f".{DESCRIPTION_FILE}.tmp")
     temporary.write_text(json.dumps(description, indent=2) + "\n")
     temporary.replace(description_path)
     return thresholds
 
 
-def evaluate(catalog: Catalog, model_dir: Path, progress: bool = True) -> tuple[dict, str]:
-    """Reports for the model and the constant baselines, keyed by predictor, and a text rendering."""
+def evaluate(
+    catalog: Catalog, model_dir: Path, progress: bool = True, index: FeatureIndex | None = None
+) -> tuple[dict, str]:
+    """Reports for the model and the constant baselines, keyed by predictor, and a text rendering. With the
+    catalog's feature `index` (built by this model), its stored probabilities are used instead of running the
+    network over the posters again."""
     model = GenreModel.load(model_dir)
     ids, which = evaluation_movies(catalog, model_dir)
     y_true = catalog.labels(model.genres, ids).astype(int)
-    probabilities = predict_movies(model, catalog, ids, progress)
+    if index is None:
+        probabilities = predict_movies(model, catalog, ids, progress)
+    else:
+        probabilities = index.probabilities[[index.row(imdb_id) for imdb_id in ids]]
     reports = {"model": genre_report(y_true, probabilities, model.thresholds, model.genres)}
     for name, (scores, decisions) in constant_predictors(*training_counts(model_dir)).items():
         reports[name] = genre_report(
@@ -74,7 +81,7 @@ def evaluate(catalog: Catalog, model_dir: Path, progress: bool = True) -> tuple[
 
 def training_counts(model_dir: Path) -> tuple[np.ndarray, int]:
     """Per-genre counts and size of the training split, as saved with the model."""
-    description = json.loads((model_dir / "model.json").read_text())
+    description = json.loads((model_dir / DESCRIPTION_FILE).read_text())
     return np.asarray(description["train_genre_counts"]), int(description["train_size"])
 
 

@@ -10,6 +10,7 @@ import numpy as np
 
 from catalog import GENRES, Movie
 
+SPLIT_FILE = "split.json"  # saved in the model directory
 DRAMA_ONLY_CAP = 1000
 DRAMA_COMEDY_CAP = 1000
 

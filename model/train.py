@@ -25,9 +25,8 @@ from model.evaluate import format_table, genre_report, tune_thresholds
 from model.images import load_posters, preprocess
 from model.network import build_network, check_weights, join_network, split_network
 from model.presets import Preset
-from model.split import Split, rebalance, split_movies, with_target_genres
+from model.split import SPLIT_FILE, Split, rebalance, split_movies, with_target_genres
 
-SPLIT_FILE = "split.json"
 REPORT_FILE = "report.json"
 REPORT_TEXT_FILE = "report.txt"
 CURVES_FILE = "learning_curves.png"
