@@ -21,11 +21,14 @@ TIE_TOLERANCE = 1e-12  # scores this close (relative) count as tied, so a float 
 @dataclass(frozen=True)
 class Choice:
     """An arm a policy picked, with the probability that it picks this arm in its current state (the propensity to
-    log for inverse-propensity estimates) and the exploration rate it used (epsilon-greedy only, else None)."""
+    log for inverse-propensity estimates), the exploration rate it used (epsilon-greedy only, else None) and whether
+    the pick explored: epsilon-greedy's uniform draw, or for other policies an arm that is not among the best by
+    value so far."""
 
     arm: str
     probability: float
     epsilon: float | None
+    explored: bool = False
 
 
 def _best_indices(scores: Sequence[float]) -> list[int]:
@@ -119,7 +122,8 @@ class Policy(ABC):
     def choose(self, rng: np.random.Generator) -> Choice:
         """Pick an arm with `rng` and say with which probability it was picked."""
         index = self._draw(rng)
-        return Choice(arm=self._arms[index], probability=self._probabilities()[index], epsilon=None)
+        explored = index not in _best_indices(self._means())
+        return Choice(self._arms[index], self._probabilities()[index], epsilon=None, explored=explored)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(arms={self._arms!r}, counts={self.counts()!r})"
@@ -163,14 +167,18 @@ class EpsilonGreedy(Policy):
         explore = epsilon / len(self._arms)
         return [explore + ((1.0 - epsilon) / len(best) if index in best else 0.0) for index in range(len(self._arms))]
 
-    def _draw(self, rng: np.random.Generator) -> int:
+    def _draw_and_explore(self, rng: np.random.Generator) -> tuple[int, bool]:
+        """The arm's index, and whether it came from the uniform (exploring) draw."""
         if rng.random() < self.epsilon:
-            return int(rng.integers(len(self._arms)))
-        return _pick(_best_indices(self._means()), rng)
+            return int(rng.integers(len(self._arms))), True
+        return _pick(_best_indices(self._means()), rng), False
+
+    def _draw(self, rng: np.random.Generator) -> int:
+        return self._draw_and_explore(rng)[0]
 
     def choose(self, rng: np.random.Generator) -> Choice:
-        index = self._draw(rng)
-        return Choice(arm=self._arms[index], probability=self._probabilities()[index], epsilon=self.epsilon)
+        index, explored = self._draw_and_explore(rng)
+        return Choice(self._arms[index], self._probabilities()[index], epsilon=self.epsilon, explored=explored)
 
 
 class UCB1(Policy):

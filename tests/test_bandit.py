@@ -216,6 +216,20 @@ def test_choice_reports_epsilon_only_for_epsilon_greedy() -> None:
     assert make_policy("thompson").choose(rng).epsilon is None
 
 
+def test_choice_says_whether_it_explored() -> None:
+    rng = np.random.default_rng(4)
+    learned = {"manhattan": (0, 0, 9), "euclidean": (9, 0, 0), "cosine": (9, 0, 0)}
+    greedy = from_counts(make_policy("epsilon_greedy", epsilon=0.0), learned)
+    assert not any(greedy.choose(rng).explored for _ in range(50))
+    uniform = from_counts(make_policy("epsilon_greedy", epsilon=1.0), learned)
+    assert all(uniform.choose(rng).explored for _ in range(50))  # even when the draw lands on the best arm
+    decaying = [from_counts(make_policy("epsilon_greedy", decay=9), learned).choose(rng) for _ in range(4000)]
+    share = sum(choice.explored for choice in decaying) / len(decaying)
+    assert share == pytest.approx(9 / (27 + 9), abs=0.03)  # epsilon = decay / (n + decay)
+    ucb = from_counts(make_policy("ucb1"), learned).choose(rng)
+    assert ucb.explored == (ucb.arm != "manhattan")
+
+
 @pytest.mark.parametrize("name", POLICIES)
 def test_each_policy_learns_the_best_arm(name: str) -> None:
     policy = make_policy(name)
