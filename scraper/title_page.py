@@ -1,0 +1,323 @@
+"""Read an IMDb title page's HTML into the movie's metadata (title, year, genres, rating, votes) and its poster URL,
+preferring the embedded `__NEXT_DATA__` JSON, then JSON-LD, then the og: meta tags, field by field."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from html import unescape
+from html.parser import HTMLParser
+from typing import Any
+
+IMDB_ID = re.compile(r"tt\d{7,8}")
+_TITLE_URL_ID = re.compile(r"/title/(tt\d{7,8})(?![0-9])")
+_LOGO_IMAGE = re.compile(r"/imdb[^/]*\.png(?:$|[?#])")
+"""og:image of a title without a poster: IMDb falls back to its logo, .../images/social/imdb_logo.png."""
+_OG_TITLE_WITH_YEAR = re.compile(
+    r"^(?P<title>.+) \((?:[^()]*\s)?(?P<year>\d{4})(?:[–-]\d{0,4})?\)"
+    r"(?: ⭐ (?P<rating>\d+(?:\.\d+)?))?(?: \| (?P<genres>.+))?$"
+)
+"""og:title such as "Example Movie One (1994) ⭐ 9.3 | Drama, Crime" or "Show (TV Series 2013–2018) | Drama"."""
+_OG_TITLE_WITHOUT_YEAR = re.compile(r"^(?P<title>.+?)(?: ⭐ (?P<rating>\d+(?:\.\d+)?))?(?: \| (?P<genres>.+))?$")
+_PAGE_TITLE_SUFFIX = re.compile(r"\s+-\s+IMDb$")
+_YEAR_RANGE = (1870, 2100)
+_JSON_LD_WORK_TYPES = frozenset(
+    {"Movie", "TVSeries", "TVEpisode", "TVMiniSeries", "TVSpecial", "VideoGame", "CreativeWork", "VideoObject"}
+)
+
+
+class TitlePageError(ValueError):
+    """The HTML is not an IMDb title page we can read (a bot-wall challenge, an error page, another kind of page)."""
+
+
+@dataclass(frozen=True)
+class TitlePage:
+    """What a title page says about one title; a field is None (or empty) when no source on the page has it."""
+
+    imdb_id: str
+    title: str | None
+    year: int | None
+    genres: tuple[str, ...]
+    rating: float | None
+    votes: int | None
+    poster_url: str | None
+    """None when the title has no poster (IMDb's imdb_logo.png og:image fallback counts as none)."""
+    source: str
+    """Where poster_url came from: "next_data", "json_ld", "og_image" or "none"."""
+
+
+@dataclass(frozen=True)
+class _Fields:
+    """The fields one source of the page provides; None (or ()) where it has nothing."""
+
+    title: str | None = None
+    year: int | None = None
+    genres: tuple[str, ...] = ()
+    rating: float | None = None
+    votes: int | None = None
+    poster_url: str | None = None
+
+
+class _PageScanner(HTMLParser):
+    """Collects the <meta>, <link rel=canonical>, <title> and <script> contents that hold a title's data."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.meta: dict[str, str] = {}
+        self.canonical: str | None = None
+        self.page_title: str | None = None
+        self.next_data: str | None = None
+        self.json_ld: list[str] = []
+        self._capture: str | None = None
+        self._chunks: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        values = {name: value or "" for name, value in attrs}
+        if tag == "meta":
+            key = values.get("property") or values.get("name")
+            if key and "content" in values:
+                self.meta.setdefault(key.lower(), values["content"])
+        elif tag == "link" and "canonical" in values.get("rel", "").lower().split():
+            self.canonical = self.canonical or values.get("href")
+        elif tag == "title" and self.page_title is None:
+            self._start_capture("title")
+        elif tag == "script" and values.get("id") == "__NEXT_DATA__":
+            self._start_capture("next_data")
+        elif tag == "script" and values.get("type", "").lower() == "application/ld+json":
+            self._start_capture("json_ld")
+
+    def _start_capture(self, what: str) -> None:
+        self._capture = what
+        self._chunks = []
+
+    def handle_data(self, data: str) -> None:
+        if self._capture is not None:
+            self._chunks.append(data)
+
+    def handle_endtag(self, tag: str) -> None:
+        if self._capture is None or tag not in ("title", "script"):
+            return
+        text = "".join(self._chunks)
+        if self._capture == "title":
+            self.page_title = text.strip()
+        elif self._capture == "next_data":
+            self.next_data = self.next_data or text
+        else:
+            self.json_ld.append(text)
+        self._capture = None
+
+
+def read_title_page(html: str, imdb_id: str | None = None) -> TitlePage:
+    """Read a title page; `imdb_id` (the id that was requested) wins over the id the page names.
+
+    Each field comes from the first source that has it: `__NEXT_DATA__`, then JSON-LD, then og:title/og:image
+    (the year prefers og:title to JSON-LD's `datePublished`, a regional release date). Malformed JSON in one
+    source only drops that source. Raises TitlePageError for pages with no title data (bot wall, error page).
+    """
+    if imdb_id is not None and not IMDB_ID.fullmatch(imdb_id):
+        raise ValueError(f"bad imdb_id {imdb_id!r}: expected 'tt' followed by 7 or 8 digits")
+    if not html.strip():
+        raise TitlePageError("empty page: not an IMDb title page (IMDb's bot wall answers 202 with an empty body)")
+    scanner = _PageScanner()
+    scanner.feed(html)
+    scanner.close()
+    _check_page_type(scanner)
+    next_data = _load_json(scanner.next_data)
+    json_ld = _json_ld_work(scanner.json_ld)
+    page_id = imdb_id or _page_imdb_id(scanner, next_data, json_ld)
+    sources = {
+        "next_data": _from_next_data(next_data),
+        "json_ld": _from_json_ld(json_ld),
+        "og_image": _from_og_meta(scanner),
+    }
+    if page_id is None or not any(fields != _Fields() for fields in sources.values()):
+        raise TitlePageError(_not_a_title_page_message(scanner, page_id))
+    return _merge(page_id, sources)
+
+
+def _check_page_type(scanner: _PageScanner) -> None:
+    page_type = scanner.meta.get("imdb:pagetype")
+    if page_type and page_type != "title":
+        raise TitlePageError(f"not a title page: imdb:pageType is {page_type!r}")
+
+
+def _not_a_title_page_message(scanner: _PageScanner, page_id: str | None) -> str:
+    what = f"page {scanner.page_title!r}" if scanner.page_title else "page"
+    if page_id is None:
+        return (
+            f"{what} names no IMDb title id (no imdb:pageConst, tconst, og:url or canonical link): "
+            "not an IMDb title page, perhaps a bot-wall challenge or an error page"
+        )
+    return f"{what} for {page_id} has no __NEXT_DATA__, JSON-LD or og: metadata to read: not an IMDb title page"
+
+
+def _merge(imdb_id: str, sources: dict[str, _Fields]) -> TitlePage:
+    """Each field from the first source that has it; the year from JSON-LD only after og:title."""
+    ordered = list(sources.values())
+    year_order = [sources["next_data"], sources["og_image"], sources["json_ld"]]
+    poster_source = next((name for name, fields in sources.items() if fields.poster_url), "none")
+    return TitlePage(
+        imdb_id=imdb_id,
+        title=_first(fields.title for fields in ordered),
+        year=_first(fields.year for fields in year_order),
+        genres=_first(fields.genres for fields in ordered) or (),
+        rating=_first(fields.rating for fields in ordered),
+        votes=_first(fields.votes for fields in ordered),
+        poster_url=sources[poster_source].poster_url if poster_source != "none" else None,
+        source=poster_source,
+    )
+
+
+def _first(values: Iterator[Any]) -> Any:
+    return next((value for value in values if value is not None and value != ()), None)
+
+
+def _page_imdb_id(scanner: _PageScanner, next_data: Any, json_ld: dict[str, Any] | None) -> str | None:
+    """The title id the page names: imdb:pageConst, then tconst, then og:url, canonical link, JSON-LD url."""
+    page_props = _dig(next_data, "props", "pageProps")
+    ids = [scanner.meta.get("imdb:pageconst"), _dig(page_props, "tconst"), _dig(page_props, "aboveTheFoldData", "id")]
+    urls = [scanner.meta.get("og:url"), scanner.canonical, _dig(json_ld, "url")]
+    for value in ids:
+        if isinstance(value, str) and IMDB_ID.fullmatch(value.strip()):
+            return value.strip()
+    for value in urls:
+        if isinstance(value, str) and (match := _TITLE_URL_ID.search(value)):
+            return match.group(1)
+    return None
+
+
+def _from_next_data(data: Any) -> _Fields:
+    """Fields from `props.pageProps.aboveTheFoldData` (genres also from mainColumnData)."""
+    page_props = _dig(data, "props", "pageProps")
+    above = _dig(page_props, "aboveTheFoldData") or _dig(page_props, "aboveTheFold")
+    if not isinstance(above, dict):
+        return _Fields()
+    genres = _genre_texts(_dig(above, "genres", "genres")) or _genre_texts(
+        _dig(page_props, "mainColumnData", "genres", "genres")
+    )
+    return _Fields(
+        title=_text(_dig(above, "titleText", "text")) or _text(_dig(above, "originalTitleText", "text")),
+        year=_year(_dig(above, "releaseYear", "year")),
+        genres=genres,
+        rating=_number(_dig(above, "ratingsSummary", "aggregateRating"), float),
+        votes=_number(_dig(above, "ratingsSummary", "voteCount"), int),
+        poster_url=_text(_dig(above, "primaryImage", "url")),
+    )
+
+
+def _from_json_ld(work: dict[str, Any] | None) -> _Fields:
+    """Fields from the JSON-LD work; its strings are HTML-entity-escaped. No year here: see `_json_ld_year`."""
+    if work is None:
+        return _Fields()
+    genre = work.get("genre")
+    genres = [genre] if isinstance(genre, str) else genre if isinstance(genre, list) else []
+    image = work.get("image")
+    if isinstance(image, list):
+        image = image[0] if image else None
+    if isinstance(image, dict):
+        image = image.get("url") or image.get("contentUrl")
+    rating = work.get("aggregateRating")
+    return _Fields(
+        title=_unescaped(work.get("name")),
+        year=_json_ld_year(work.get("datePublished")),
+        genres=tuple(text for text in map(_unescaped, genres) if text),
+        rating=_number(_dig(rating, "ratingValue"), float),
+        votes=_number(_dig(rating, "ratingCount"), int),
+        poster_url=_unescaped(image),
+    )
+
+
+def _json_ld_year(date_published: Any) -> int | None:
+    """The year of `datePublished`, a regional release date: only a last resort for the year."""
+    match = re.match(r"\s*(\d{4})(?:-|$)", date_published) if isinstance(date_published, str) else None
+    return _year(int(match.group(1))) if match else None
+
+
+def _from_og_meta(scanner: _PageScanner) -> _Fields:
+    """Fields from og:title ("Title (1994) ⭐ 9.3 | Drama") or <title>, and og:image unless it is IMDb's logo."""
+    image = scanner.meta.get("og:image", "").strip()
+    title_text = scanner.meta.get("og:title") or _PAGE_TITLE_SUFFIX.sub("", scanner.page_title or "")
+    match = _OG_TITLE_WITH_YEAR.match(title_text.strip()) or _OG_TITLE_WITHOUT_YEAR.match(title_text.strip())
+    parts = match.groupdict() if match else {}
+    genres = parts.get("genres") or ""
+    return _Fields(
+        title=_text(parts.get("title")),
+        year=_year(int(parts["year"])) if parts.get("year") else None,
+        genres=tuple(genre.strip() for genre in genres.split(",") if genre.strip()),
+        rating=_number(parts.get("rating"), float),
+        poster_url=image if image and not _LOGO_IMAGE.search(image) else None,
+    )
+
+
+def _json_ld_work(scripts: list[str]) -> dict[str, Any] | None:
+    """The first JSON-LD object describing a title (scripts may hold lists or an @graph); None if none parses."""
+    for script in scripts:
+        for item in _json_ld_items(_load_json(script)):
+            kind = item.get("@type")
+            kinds = kind if isinstance(kind, list) else [kind]
+            if any(name in _JSON_LD_WORK_TYPES for name in kinds):
+                return item
+    return None
+
+
+def _json_ld_items(data: Any) -> Iterator[dict[str, Any]]:
+    if isinstance(data, list):
+        for item in data:
+            yield from _json_ld_items(item)
+    elif isinstance(data, dict):
+        yield data
+        yield from _json_ld_items(data.get("@graph"))
+
+
+def _load_json(text: str | None) -> Any:
+    if not text or not text.strip():
+        return None
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError):
+        return None
+
+
+def _dig(data: Any, *keys: str) -> Any:
+    for key in keys:
+        if not isinstance(data, dict):
+            return None
+        data = data.get(key)
+    return data
+
+
+def _text(value: Any) -> str | None:
+    return (value.strip() or None) if isinstance(value, str) else None
+
+
+def _unescaped(value: Any) -> str | None:
+    return _text(unescape(value)) if isinstance(value, str) else None
+
+
+def _genre_texts(genres: Any) -> tuple[str, ...]:
+    if not isinstance(genres, list):
+        return ()
+    texts = (_text(_dig(genre, "text") or _dig(genre, "id")) or _text(genre) for genre in genres)
+    return tuple(text for text in texts if text)
+
+
+def _number(value: Any, kind: type[int] | type[float]) -> Any:
+    """`value` as an int or a float (from a number or a numeric string), else None."""
+    if isinstance(value, bool) or value is None:
+        return None
+    try:
+        number = float(str(value).replace(",", "").strip()) if isinstance(value, str) else float(value)
+    except (TypeError, ValueError):
+        return None
+    if number != number or number in (float("inf"), float("-inf")):
+        return None
+    if kind is int:
+        return int(number) if number.is_integer() and number >= 0 else None
+    return number
+
+
+def _year(value: Any) -> int | None:
+    year = _number(value, int)
+    return year if year is not None and _YEAR_RANGE[0] <= year <= _YEAR_RANGE[1] else None
