@@ -21,6 +21,7 @@ COPY bandit bandit
 COPY scraper scraper
 COPY templates templates
 COPY static static
+COPY gunicorn.conf.py .
 
 USER posterbench
 VOLUME ["/data/catalog", "/data/run", "/data/db"]
@@ -28,4 +29,4 @@ EXPOSE 8000
 # POSTERBENCH_SECRET_KEY must be given at `docker run` time.
 HEALTHCHECK --interval=30s --timeout=5s --start-period=60s \
     CMD python -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=4)"
-CMD ["gunicorn", "--bind", "0.0.0.0:8000", "--workers", "2", "--timeout", "120", "app:create_app()"]
+CMD ["gunicorn", "-c", "gunicorn.conf.py", "--bind", "0.0.0.0:8000", "app:create_app()"]

@@ -30,7 +30,7 @@ PORT ?= 8000
 WORKERS ?= 2
 
 .PHONY: run serve test lint format venv demo-catalog train evaluate clems index check-catalog bench-train bench-inference \
-	bench-clems bench-search bench-bandit recommend-eval clean
+	bench-clems bench-search bench-bandit bench-load recommend-eval clean
 
 run: serve
 
@@ -97,6 +97,12 @@ bench-clems: | $(VENV)/.installed
 bench-search: | $(VENV)/.installed
 	$(BIN)/python bench/recommend_search.py
 
+# A short load run of POST /recommend (uploads and sample clicks) against gunicorn over a throwaway database.
+CLIENTS ?= 4
+bench-load: $(INDEX_DIR)/index.json $(CLEMS_DIR)/clems.json | $(VENV)/.installed
+	$(BIN)/python bench/load.py --catalog $(CATALOG_DIR) --model $(MODEL_DIR) --index $(INDEX_DIR) \
+		--clems $(CLEMS_DIR) --workers $(WORKERS) --clients $(CLIENTS)
+
 bench-bandit: | $(VENV)/.installed
 	$(BIN)/python bench/bandit_simulation.py --plot $(VAR)/bench/bandit_regret.png
 
@@ -130,7 +136,7 @@ serve: $(INDEX_DIR)/index.json $(CLEMS_DIR)/clems.json $(SECRET_FILE)
 	POSTERBENCH_CATALOG=$(CATALOG_DIR) POSTERBENCH_MODEL=$(MODEL_DIR) POSTERBENCH_INDEX=$(INDEX_DIR) \
 	POSTERBENCH_CLEMS=$(CLEMS_DIR) \
 	POSTERBENCH_DATABASE=$(DATABASE) POSTERBENCH_SECRET_KEY=$${POSTERBENCH_SECRET_KEY:-$$(cat $(SECRET_FILE))} \
-		$(BIN)/gunicorn --bind $(HOST):$(PORT) --workers $(WORKERS) --timeout 120 "app:create_app()"
+		$(BIN)/gunicorn -c gunicorn.conf.py --bind $(HOST):$(PORT) --workers $(WORKERS) "app:create_app()"
 
 test: $(VENV)/.installed
 	$(BIN)/python -m pytest

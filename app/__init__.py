@@ -1,5 +1,6 @@
-"""The web app: takes a poster (upload or sample), shows its predicted genres and the five most
-similar catalog movies, and records what it showed. Flask app factory, served by gunicorn."""
+"""The web app: takes a poster (upload, IMDb link or sample), shows its predicted genres and the five most similar
+catalog movies, and learns from people's ratings which distance recommends best. Flask app factory, served by
+gunicorn (gunicorn.conf.py)."""
 
 from __future__ import annotations
 
@@ -27,8 +28,15 @@ def create_app(test_config: dict | None = None) -> Flask:
         BANDIT_POLICY="epsilon_greedy",  # or ucb1, thompson (bandit.POLICIES)
         BANDIT_PARAMS={},  # keyword arguments of that policy, e.g. {"decay": 50} (epsilon-greedy's default)
         SAMPLE_COUNT=12,
-        MAX_CONTENT_LENGTH=10 * MEGABYTE,
+        MAX_CONTENT_LENGTH=10 * MEGABYTE,  # uploads (and posters fetched from IMDb) above this are refused
         SECRET_KEY=None,
+        SESSION_COOKIE_SAMESITE="Lax",
+        IMDB_TIMEOUT_SECONDS=10.0,
+        IMDB_OVERRIDES={},  # host -> origin, e.g. {"www.imdb.com": "http://127.0.0.1:8765"}: an offline replica
+        FEEDBACK_LIMIT=30,  # votes per client ...
+        FEEDBACK_WINDOW_SECONDS=60,  # ... in this many seconds
+        API_TOKEN=None,  # when set, API calls that change state need "Authorization: Bearer <token>"
+        TRUSTED_PROXIES=0,  # reverse proxies in front of the app whose X-Forwarded-For is believed
     )
     if test_config is None:
         app.config.from_pyfile("config.py", silent=True)
@@ -42,10 +50,14 @@ def create_app(test_config: dict | None = None) -> Flask:
 
     make_policy(app.config["BANDIT_POLICY"], **app.config["BANDIT_PARAMS"])  # a bad setting fails here, not later
 
-    from app import db, resources, views
+    from app import api, dashboard, db, errors, resources, security, views
 
     db.init_app(app)
     db.init_db(app.config["DATABASE"])
     resources.init_app(app)
+    security.init_app(app)
+    errors.init_app(app)
     app.register_blueprint(views.bp)
+    app.register_blueprint(dashboard.bp)
+    app.register_blueprint(api.bp)
     return app

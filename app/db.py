@@ -39,11 +39,18 @@ def init_db(path: str | Path) -> None:
         connection.execute("PRAGMA journal_mode = WAL")  # readers do not block the writer across workers
         connection.executescript(schema)
         add_missing_columns(connection)
+        for statement in LATER_INDEXES:
+            connection.execute(statement)
     connection.close()
 
 
 # Columns added after a database may have been created, with the definition that brings an old table up to date.
-LATER_COLUMNS = {("recommendations", "policy"): "TEXT NOT NULL DEFAULT 'epsilon_greedy'"}
+LATER_COLUMNS = {
+    ("recommendations", "policy"): "TEXT NOT NULL DEFAULT 'epsilon_greedy'",
+    ("recommendations", "explored"): "INTEGER NOT NULL DEFAULT 0 CHECK (explored IN (0, 1))",
+    ("feedback", "client"): "TEXT NOT NULL DEFAULT ''",
+}
+LATER_INDEXES = ("CREATE INDEX IF NOT EXISTS feedback_client ON feedback (client, created)",)
 
 
 def add_missing_columns(connection: sqlite3.Connection) -> None:

@@ -11,18 +11,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from app.errors import RequestError
 from bandit import ARMS, Choice, LoggedDecision, Policy, from_counts, make_policy
 
 RATINGS: dict[str, int] = {"good": 1, "okay": 0, "bad": -1}
 RATING_OF_REWARD: dict[int, str] = {reward: rating for rating, reward in RATINGS.items()}
 
 
-class FeedbackError(ValueError):
+class FeedbackError(RequestError):
     """A vote that cannot be recorded; `status` is the HTTP status that says why."""
-
-    def __init__(self, message: str, status: int) -> None:
-        super().__init__(message)
-        self.status = status
 
 
 @dataclass(frozen=True)
@@ -57,12 +54,13 @@ def current_policy(database: sqlite3.Connection, name: str, params: Mapping[str,
 def record_recommendation(database: sqlite3.Connection, policy_name: str, choice: Choice, shown: Shown) -> int:
     """Log a recommendation with the arm that made it and the probability of that arm; returns its id."""
     cursor = database.execute(
-        "INSERT INTO recommendations (policy, arm, epsilon, arm_probability, query_kind, query_imdb_id, query_image,"
-        " genres, results) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO recommendations (policy, arm, epsilon, explored, arm_probability, query_kind, query_imdb_id,"
+        " query_image, genres, results) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (
             policy_name,
             choice.arm,
             0.0 if choice.epsilon is None else choice.epsilon,
+            int(choice.explored),
             choice.probability,
             shown.query_kind,
             shown.query_imdb_id,
@@ -82,23 +80,55 @@ def reward_of(rating: object) -> int:
     return RATINGS[rating]
 
 
-def record_feedback(database: sqlite3.Connection, recommendation_id: int, rating: object) -> int:
+@dataclass(frozen=True)
+class RateLimit:
+    """At most `votes` votes per client in any `seconds`-long window."""
+
+    votes: int
+    seconds: float
+
+
+def record_feedback(
+    database: sqlite3.Connection,
+    recommendation_id: int,
+    rating: object,
+    client: str = "",
+    limit: RateLimit | None = None,
+) -> int:
     """Store the one vote a recommendation may get and return its reward. An unknown recommendation (404), a
-    second vote (409) or an unknown rating (400) raises FeedbackError and writes nothing."""
+    second vote (409), an unknown rating (400) or a client over `limit` (429) raises FeedbackError and writes
+    nothing. `client` is an opaque key of the voter (security.client_key), counted for the limit."""
     reward = reward_of(rating)
     try:
         with database:  # one transaction: commits on success, rolls back on any error
+            database.execute("BEGIN IMMEDIATE")  # the limit's count and the insert see the same table
             found = database.execute("SELECT 1 FROM recommendations WHERE id = ?", (recommendation_id,)).fetchone()
             if found is None:
                 raise FeedbackError(f"there is no recommendation {recommendation_id} to rate", 404)
+            if limit is not None:
+                check_rate(database, client, limit)
             database.execute(
-                "INSERT INTO feedback (recommendation_id, reward) VALUES (?, ?)", (recommendation_id, reward)
+                "INSERT INTO feedback (recommendation_id, reward, client) VALUES (?, ?, ?)",
+                (recommendation_id, reward, client),
             )
     except sqlite3.IntegrityError as error:
         if "UNIQUE" not in str(error) and "PRIMARY KEY" not in str(error):
             raise
         raise FeedbackError(f"recommendation {recommendation_id} has already been rated; one vote each", 409) from None
     return reward
+
+
+def check_rate(database: sqlite3.Connection, client: str, limit: RateLimit) -> None:
+    recent = database.execute(
+        "SELECT COUNT(*) FROM feedback WHERE client = ? AND created > strftime('%Y-%m-%dT%H:%M:%fZ', 'now', ?)",
+        (client, f"-{limit.seconds} seconds"),
+    ).fetchone()[0]
+    if recent >= limit.votes:
+        raise FeedbackError(
+            f"you have rated {recent} recommendations in the last {limit.seconds:g} seconds; please wait a little"
+            " before rating more",
+            429,
+        )
 
 
 def reward_for(database: sqlite3.Connection, recommendation_id: int) -> int | None:
@@ -124,3 +154,52 @@ def decision_log(database: sqlite3.Connection) -> list[LoggedDecision]:
 def choose(policy: Policy, rng: np.random.Generator | None = None) -> Choice:
     """The policy's choice with a fresh, unpredictable generator unless one is given (tests give one)."""
     return policy.choose(rng if rng is not None else np.random.default_rng())
+
+
+@dataclass(frozen=True)
+class ArmReport:
+    arm: str
+    shown: int  # recommendations that used this distance
+    bad: int
+    okay: int
+    good: int
+    value: float  # mean reward so far
+    probability: float  # chance that the policy picks this arm next
+
+    @property
+    def rated(self) -> int:
+        return self.bad + self.okay + self.good
+
+
+@dataclass(frozen=True)
+class BanditReport:
+    """What the bandit has learned: per arm, and the exploration rate now (epsilon-greedy; else None)."""
+
+    policy: str
+    epsilon: float | None
+    arms: list[ArmReport]
+
+    @property
+    def n_rated(self) -> int:
+        return sum(arm.rated for arm in self.arms)
+
+    @property
+    def n_shown(self) -> int:
+        return sum(arm.shown for arm in self.arms)
+
+
+def bandit_report(database: sqlite3.Connection, name: str, params: Mapping[str, object]) -> BanditReport:
+    policy = current_policy(database, name, params)
+    shown = dict(database.execute("SELECT arm, COUNT(*) FROM recommendations GROUP BY arm").fetchall())
+    values, probabilities, counts = policy.values(), policy.probabilities(), policy.counts()
+    arms = [
+        ArmReport(arm, shown.get(arm, 0), *counts[arm], value=values[arm], probability=probabilities[arm])
+        for arm in policy.arms
+    ]
+    return BanditReport(name, getattr(policy, "epsilon", None), arms)
+
+
+def epsilon_history(database: sqlite3.Connection) -> list[float]:
+    """Epsilon-greedy's exploration rate at each recommendation it made, oldest first."""
+    rows = database.execute("SELECT epsilon FROM recommendations WHERE policy = 'epsilon_greedy' ORDER BY id")
+    return [float(epsilon) for (epsilon,) in rows]

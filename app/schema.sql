@@ -5,6 +5,7 @@ CREATE TABLE IF NOT EXISTS recommendations (
     policy TEXT NOT NULL DEFAULT 'epsilon_greedy',  -- the bandit policy that chose the arm
     arm TEXT NOT NULL,                  -- the distance used: manhattan, euclidean or cosine
     epsilon REAL NOT NULL,              -- epsilon-greedy's exploration rate when the arm was chosen (else 0)
+    explored INTEGER NOT NULL DEFAULT 0 CHECK (explored IN (0, 1)),  -- 1 when the choice explored (bandit.Choice)
     arm_probability REAL NOT NULL CHECK (arm_probability > 0 AND arm_probability <= 1),  -- propensity of `arm`
     query_kind TEXT NOT NULL CHECK (query_kind IN ('upload', 'sample', 'imdb')),
     query_imdb_id TEXT,                 -- the catalog movie or IMDb title queried, if any
@@ -16,7 +17,9 @@ CREATE TABLE IF NOT EXISTS recommendations (
 CREATE TABLE IF NOT EXISTS feedback (
     recommendation_id INTEGER PRIMARY KEY REFERENCES recommendations (id),
     reward INTEGER NOT NULL CHECK (reward IN (-1, 0, 1)),
+    client TEXT NOT NULL DEFAULT '',    -- a keyed hash of the voter's address, for the rate limit (not the address)
     created TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
 );
 
 CREATE INDEX IF NOT EXISTS feedback_created ON feedback (created);
+-- Indexes on columns that LATER_COLUMNS may add to an old database are made after it runs (app/db.py).

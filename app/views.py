@@ -1,8 +1,8 @@
-"""Pages: the home page (upload or pick a sample), results and their feedback, catalog posters, health check."""
+"""Pages: the home page (upload, IMDb link or sample), results with their scatter plot and feedback, catalog
+posters, health check."""
 
 from __future__ import annotations
 
-import io
 import json
 import sqlite3
 
@@ -20,77 +20,50 @@ from flask import (
     url_for,
 )
 from PIL import Image
-from werkzeug.exceptions import RequestEntityTooLarge
 
 from app.db import get_db
-from app.feedback import (
-    RATING_OF_REWARD,
-    RATINGS,
-    FeedbackError,
-    Shown,
-    choose,
-    current_policy,
-    rating_for,
-    record_feedback,
-    record_recommendation,
-)
-from app.recommender import candidate_genres, recommend
+from app.errors import RequestError
+from app.feedback import RATING_OF_REWARD, RATINGS, FeedbackError, RateLimit, rating_for, record_feedback
+from app.plots import ScatterPoint, scatter_svg
+from app.queries import QueryError, imdb_query, recommend_for, sample_query, upload_query
+from app.recommender import candidate_genres
 from app.resources import get_resources
-from model.images import PosterImageError, decode_poster, poster_array
+from app.security import client_key
 
 bp = Blueprint("main", __name__)
-THUMBNAIL_SIZE = (182, 268)
 POSTER_CACHE_SECONDS = 24 * 3600
+PLOT_THUMBNAIL_SIZE = (40, 60)
 
 
 @bp.get("/")
-def index() -> str:
+def index(link: str = "") -> str:
     resources = get_resources()
     movies = resources.catalog.movies
     count = min(current_app.config["SAMPLE_COUNT"], len(movies))
     samples = [movies[round(i * (len(movies) - 1) / max(count - 1, 1))] for i in range(count)]
-    return render_template("index.html", samples=samples)
+    limit = current_app.config["MAX_CONTENT_LENGTH"] / (1024 * 1024)
+    return render_template("index.html", samples=samples, link=link, upload_limit=f"{limit:g} MB")
 
 
 @bp.post("/recommend")
-def recommend_view() -> Response:
+def recommend_view() -> Response | tuple[str, int]:
     resources = get_resources()
-    sample_id = request.form.get("sample")
+    sample_id = request.form.get("sample", "").strip()
     upload = request.files.get("poster")
-    if sample_id:
-        if sample_id not in resources.catalog:
-            abort(404, f"no movie {sample_id} in the catalog")
-        row = resources.catalog.position(sample_id)
-        probabilities, features = resources.index.probabilities[row], resources.index.features[row]
-        query = {"query_kind": "sample", "query_imdb_id": sample_id, "query_image": None}
-    elif upload and upload.filename:
-        size = resources.model.input_size
-        try:
-            image = decode_poster(upload.read(), (max(size, THUMBNAIL_SIZE[0]), max(size, THUMBNAIL_SIZE[1])))
-        except PosterImageError as error:
-            return home_with_error(f"We could not read {upload.filename}: {error}", 400)
-        probabilities, features = (batch[0] for batch in resources.model.predict(poster_array(image, size)[np.newaxis]))
-        query = {"query_kind": "upload", "query_imdb_id": None, "query_image": thumbnail(image)}
-        row = None
-    else:
-        return home_with_error("Choose a poster image to upload, or click one of the sample posters.", 400)
-
-    probabilities = resources.genre_probabilities(features[np.newaxis], probabilities[np.newaxis])[0]
-    database = get_db()
-    policy_name = current_app.config["BANDIT_POLICY"]
-    choice = choose(current_policy(database, policy_name, current_app.config["BANDIT_PARAMS"]))
-    rows = recommend(
-        resources.search,
-        resources.labels,
-        features,
-        probabilities,
-        choice.arm,
-        exclude_rows=[] if row is None else [row],
-    )
-    genres = {genre: round(float(p), 4) for genre, p in zip(resources.model.genres, probabilities, strict=True)}
-    shown = Shown(**query, genres=genres, results=[resources.catalog.movies[r].imdb_id for r in rows])
-    recommendation_id = record_recommendation(database, policy_name, choice, shown)
-    return redirect(url_for("main.results", recommendation_id=recommendation_id), 303)
+    link = request.form.get("imdb_url", "").strip()
+    try:
+        if sample_id:
+            query = sample_query(resources, sample_id)
+        elif upload and upload.filename:
+            query = upload_query(resources, upload.read(), upload.filename)
+        elif link:
+            query = imdb_query(resources, link, current_app.config)
+        else:
+            raise QueryError("Choose a poster image to upload, paste an IMDb link, or click a sample poster.", 400)
+    except RequestError as error:  # QueryError, or ImdbError from a link
+        return home_with_error(str(error), error.status, link)
+    shown = recommend_for(get_db(), resources, current_app.config, query)
+    return redirect(url_for("main.results", recommendation_id=shown.id), 303)
 
 
 @bp.get("/results/<int:recommendation_id>")
@@ -104,7 +77,7 @@ def results(recommendation_id: int) -> str:
         (genre, probability_of[genre], bool(pooled[position]))
         for position, genre in sorted(enumerate(probability_of), key=lambda item: -probability_of[item[1]])
     ]
-    movies = [catalog.get(imdb_id) for imdb_id in json.loads(shown["results"]) if imdb_id in catalog]
+    movies = shown_movies(shown)
     query_movie = catalog.get(shown["query_imdb_id"]) if shown["query_imdb_id"] in catalog else None
     return render_template(
         "results.html",
@@ -120,13 +93,13 @@ def results(recommendation_id: int) -> str:
 @bp.post("/results/<int:recommendation_id>/feedback")
 def feedback(recommendation_id: int) -> Response | tuple[str, int]:
     try:
-        reward = record_feedback(get_db(), recommendation_id, request.form.get("rating"))
+        reward = record_feedback(get_db(), recommendation_id, request.form.get("rating"), client_key(), rate_limit())
     except FeedbackError as error:
         flash(str(error), "error")
         if error.status == 404:
             return index(), 404
         return results(recommendation_id), error.status
-    flash(f"Thank you: you rated these recommendations {RATING_OF_REWARD[reward]}.", "notice")
+    flash(f"Thank you! You rated these recommendations {RATING_OF_REWARD[reward]}.", "notice")
     return redirect(url_for("main.results", recommendation_id=recommendation_id), 303)
 
 
@@ -136,6 +109,17 @@ def query_image(recommendation_id: int) -> Response:
     if shown["query_image"] is None:
         abort(404)
     return Response(shown["query_image"], mimetype="image/jpeg")
+
+
+@bp.get("/results/<int:recommendation_id>/scatter.svg")
+def scatter(recommendation_id: int) -> Response:
+    """Year against IMDb rating of the recommended movies, each on its poster."""
+    catalog = get_resources().catalog
+    points = [
+        ScatterPoint(movie.title, movie.year, movie.rating, plot_thumbnail(catalog.poster_path(movie)))
+        for movie in shown_movies(load_recommendation(recommendation_id))
+    ]
+    return Response(scatter_svg(points), mimetype="image/svg+xml", headers={"Cache-Control": "max-age=3600"})
 
 
 @bp.get("/posters/<imdb_id>.jpg")
@@ -152,12 +136,6 @@ def healthz() -> dict:
     return {"status": "ok", "movies": len(get_resources().catalog)}
 
 
-@bp.app_errorhandler(RequestEntityTooLarge)
-def too_large(_error: RequestEntityTooLarge) -> tuple[str, int]:
-    limit = current_app.config["MAX_CONTENT_LENGTH"] / (1024 * 1024)
-    return home_with_error(f"That file is too large: posters up to {limit:g} MB, please.", 413)
-
-
 def load_recommendation(recommendation_id: int) -> sqlite3.Row:
     shown = get_db().execute("SELECT * FROM recommendations WHERE id = ?", (recommendation_id,)).fetchone()
     if shown is None:
@@ -165,15 +143,26 @@ def load_recommendation(recommendation_id: int) -> sqlite3.Row:
     return shown
 
 
-def thumbnail(image: Image.Image) -> bytes:
-    """A small JPEG of a decoded upload, kept with the recommendation to show it again."""
-    small = image.copy()
-    small.thumbnail(THUMBNAIL_SIZE)
-    buffer = io.BytesIO()
-    small.save(buffer, "JPEG", quality=85)
-    return buffer.getvalue()
+def shown_movies(shown: sqlite3.Row) -> list:
+    catalog = get_resources().catalog
+    return [catalog.get(imdb_id) for imdb_id in json.loads(shown["results"]) if imdb_id in catalog]
 
 
-def home_with_error(message: str, status: int) -> tuple[str, int]:
-    flash(message)
-    return index(), status
+def plot_thumbnail(path) -> Image.Image | None:
+    try:
+        with Image.open(path) as image:
+            image.draft("RGB", PLOT_THUMBNAIL_SIZE)
+            small = image.convert("RGB")
+    except OSError:
+        return None  # the point is drawn without its poster
+    small.thumbnail(PLOT_THUMBNAIL_SIZE)
+    return small
+
+
+def home_with_error(message: str, status: int, link: str = "") -> tuple[str, int]:
+    flash(message, "error")
+    return index(link), status
+
+
+def rate_limit() -> RateLimit:
+    return RateLimit(current_app.config["FEEDBACK_LIMIT"], current_app.config["FEEDBACK_WINDOW_SECONDS"])

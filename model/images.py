@@ -25,17 +25,20 @@ def load_poster(source: str | Path | bytes, size: int) -> np.ndarray:
     return poster_array(decode_poster(source, (size, size)), size)
 
 
-def decode_poster(source: str | Path | bytes, at_least: tuple[int, int]) -> Image.Image:
+def decode_poster(
+    source: str | Path | bytes, at_least: tuple[int, int], formats: Sequence[str] | None = None
+) -> Image.Image:
     """Decode an image file or its bytes into an upright 8-bit RGB image, at least `at_least` pixels
     where the image is that large (JPEGs are decoded at a reduced scale when that suffices).
 
     Handles EXIF orientation, CMYK, greyscale, palette, transparency (on white) and 16-bit images;
-    anything unreadable or too large raises PosterImageError.
+    anything unreadable or too large raises PosterImageError. `formats` (Pillow format names such as
+    "JPEG", "PNG") limits what is accepted, judged by the content, never by a file name.
     """
     stream = io.BytesIO(source) if isinstance(source, bytes) else source
     name = "the uploaded file" if isinstance(source, bytes) else str(source)
     try:
-        with Image.open(stream) as image:
+        with Image.open(stream, formats=formats) as image:
             if image.width * image.height > MAX_PIXELS:
                 size_text = f"{image.width} x {image.height} pixels"
                 raise PosterImageError(f"{name} is too large: {size_text}; the limit is {MAX_PIXELS:,} pixels")
@@ -43,10 +46,11 @@ def decode_poster(source: str | Path | bytes, at_least: tuple[int, int]) -> Imag
             return to_rgb(ImageOps.exif_transpose(image))
     except PosterImageError:
         raise
-    except Image.DecompressionBombError as error:
-        raise PosterImageError(f"{name} is too large: {error}") from error
+    except Image.DecompressionBombError as error:  # Pillow's own guard, for images far beyond MAX_PIXELS
+        raise PosterImageError(f"{name} is too large: far more than the limit of {MAX_PIXELS:,} pixels") from error
     except UnidentifiedImageError as error:
-        raise PosterImageError(f"{name} is not an image we can read (JPEG, PNG, WebP, GIF ...)") from error
+        accepted = ", ".join(formats) if formats else "JPEG, PNG, WebP, GIF ..."
+        raise PosterImageError(f"{name} is not an image we can read ({accepted})") from error
     except (OSError, SyntaxError, ValueError) as error:
         raise PosterImageError(f"{name} is damaged or truncated: {error}") from error
 

@@ -94,7 +94,20 @@ def app(demo_catalog_dir: Path, trained, index_dir: Path, tmp_path: Path):
 
 @pytest.fixture
 def client(app):
-    return app.test_client()
+    """A test client that sends its session's CSRF token with every page form it posts, as the pages' forms do;
+    `app.test_client()` is a client that does not."""
+    from flask.testing import FlaskClient
+
+    class CsrfClient(FlaskClient):
+        def post(self, path: str, *args, **kwargs):
+            data = kwargs.get("data")
+            if not path.startswith("/api/") and isinstance(data, dict) and "csrf_token" not in data:
+                with self.session_transaction() as session:
+                    token = session.setdefault("csrf_token", "test-csrf-token")
+                kwargs["data"] = {**data, "csrf_token": token}
+            return super().post(path, *args, **kwargs)
+
+    return CsrfClient(app, app.response_class, use_cookies=True)
 
 
 @pytest.fixture

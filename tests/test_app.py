@@ -47,7 +47,7 @@ def test_uploading_a_poster_shows_genres_and_five_catalog_movies(client, app, de
             "SELECT arm, query_kind, results, genres FROM recommendations WHERE id = ?", (recommendation_id,)
         ).fetchone()
     assert arm in ("manhattan", "euclidean", "cosine") and kind == "upload" and json.loads(results) == shown
-    assert f"Compared by {arm} distance" in page
+    assert f"Compared by <strong>{arm}</strong> distance" in page
     probabilities = json.loads(genres)
     assert set(probabilities) == {"Action", "Comedy", "Drama", "Horror", "Romance", "Thriller"}
     predicted = {genre for genre, p in probabilities.items() if p > 0.5} or {max(probabilities, key=probabilities.get)}
@@ -173,7 +173,9 @@ def test_a_bad_bandit_setting_stops_the_app_at_start(demo_catalog_dir, trained, 
         create_app({**settings, "BANDIT_POLICY": "greedy"})
 
 
-def test_the_app_uses_the_clems_genres_when_configured(app, demo_catalog, demo_catalog_dir, trained, index_dir) -> None:
+def test_the_app_uses_the_clems_genres_when_configured(
+    app, client, demo_catalog, demo_catalog_dir, trained, index_dir
+) -> None:
     from embedding.pipeline import fit_clems
     from model.index import FeatureIndex
 
@@ -181,6 +183,7 @@ def test_the_app_uses_the_clems_genres_when_configured(app, demo_catalog, demo_c
     index = FeatureIndex.load(index_dir, demo_catalog)
     clems = fit_clems(demo_catalog, trained[1], index, clems_dir, cost="hamming", n_estimators=20)
     embedded = create_app({**app.config, "CLEMS": str(clems_dir)})
+    embedded.test_client_class = type(client)  # sends the CSRF token, as the page's form does
     sample = demo_catalog.movies[4]
     _, recommendation_id = results_page_for(embedded.test_client(), {"sample": sample.imdb_id})
     with sqlite3.connect(app.config["DATABASE"]) as database:

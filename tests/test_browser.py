@@ -1,19 +1,28 @@
-"""A person's path through the app in real headless Chromium over loopback HTTP: upload a poster,
-see five recommendations; click a sample; a broken file gets a readable message."""
+"""A person's path through the app in real headless Chromium, against the app served by a real gunicorn on
+127.0.0.1: upload a poster, see five recommendations and the plot, vote, see the vote on the Bandit tab; click a
+sample; paste an IMDb link (an offline replica of IMDb on loopback); a broken file; a phone-sized screen.
+Screenshots of each page are saved under var/test-artifacts/screenshots (POSTERBENCH_ARTIFACTS to move them)."""
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import shutil
-import threading
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from werkzeug.serving import make_server
 
+from app.serving import gunicorn_server
+from catalog import Catalog
+from scraper.replica import ReplicaServer
+
+ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMEDRIVER = shutil.which("chromedriver")
+OUTSIDE_ID = "tt98000001"  # a title the replica IMDb has and the catalog does not
 
 pytestmark = [
     pytest.mark.browser,
@@ -24,14 +33,35 @@ pytestmark = [
 ]
 
 
-@pytest.fixture
-def base_url(app) -> Iterator[str]:
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-    thread.join(timeout=10)
+@pytest.fixture(scope="module")
+def screenshots() -> Path:
+    directory = Path(os.environ.get("POSTERBENCH_ARTIFACTS", ROOT / "var/test-artifacts")) / "screenshots"
+    directory.mkdir(parents=True, exist_ok=True)
+    return directory
+
+
+@pytest.fixture(scope="module")
+def imdb(demo_catalog) -> Iterator[ReplicaServer]:
+    outside = Catalog(demo_catalog.directory, [replace(demo_catalog.movies[10], imdb_id=OUTSIDE_ID)])
+    with ReplicaServer(outside) as replica:
+        yield replica
+
+
+@pytest.fixture(scope="module")
+def base_url(demo_catalog_dir, trained, index_dir, imdb, tmp_path_factory) -> Iterator[str]:
+    """The app under gunicorn (gunicorn.conf.py, two workers) on a free loopback port, configured by environment
+    variables exactly as `make serve` does."""
+    state = tmp_path_factory.mktemp("gunicorn")
+    settings = {
+        "CATALOG": str(demo_catalog_dir),
+        "MODEL": str(trained[1]),
+        "INDEX": str(index_dir),
+        "DATABASE": str(state / "posterbench.sqlite"),
+        "SECRET_KEY": "browser-test-secret",
+        "IMDB_OVERRIDES": json.dumps({"www.imdb.com": imdb.url, "m.media-amazon.com": imdb.url}),
+    }
+    with gunicorn_server(settings, workers=2, log_dir=state) as url:
+        yield url
 
 
 @pytest.fixture
@@ -60,7 +90,7 @@ def browser(tmp_path: Path):
     driver.quit()
 
 
-def wait_for(browser, css: str, count: int = 1, timeout: float = 30):
+def wait_for(browser, css: str, count: int = 1, timeout: float = 60):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
@@ -69,11 +99,31 @@ def wait_for(browser, css: str, count: int = 1, timeout: float = 30):
     )
 
 
-def test_upload_a_poster_and_see_five_recommendations(browser, base_url, demo_catalog, tmp_path) -> None:
+def loaded(browser, image) -> bool:
+    return browser.execute_script("return arguments[0].complete && arguments[0].naturalWidth > 0", image)
+
+
+def wait_for_images(browser, css: str, timeout: float = 60) -> list:
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    images = wait_for(browser, css)
+    WebDriverWait(browser, timeout).until(lambda driver: all(loaded(driver, image) for image in images))
+    return images
+
+
+def full_page_screenshot(browser, path: Path) -> None:
+    height = browser.execute_script("return document.documentElement.scrollHeight")
+    width = browser.execute_script("return window.innerWidth")
+    browser.set_window_size(max(width, 390), min(max(height + 140, 800), 4000))
+    browser.save_screenshot(str(path))
+
+
+def test_upload_see_recommendations_and_plot_vote_and_see_the_bandit(browser, base_url, demo_catalog, screenshots):
     from selenium.webdriver.common.by import By
 
     browser.get(base_url + "/")
     assert "Give us a movie poster" in browser.page_source
+    full_page_screenshot(browser, screenshots / "home.png")
     poster = demo_catalog.poster_path(demo_catalog.movies[5])
     browser.find_element(By.ID, "poster-input").send_keys(str(poster.resolve()))  # choosing a file submits it
     cards = wait_for(browser, "li.card", count=5)
@@ -82,12 +132,26 @@ def test_upload_a_poster_and_see_five_recommendations(browser, base_url, demo_ca
     assert all(titles) and set(titles) <= {movie.title for movie in demo_catalog}
     links = [card.find_element(By.CSS_SELECTOR, "h3 a").get_attribute("href") for card in cards]
     assert all(link.startswith("https://www.imdb.com/title/tt") for link in links)
-    images = browser.find_elements(By.CSS_SELECTOR, "li.card img, .query-poster img")
-    assert len(images) == 6 and all(browser.execute_script("return arguments[0].naturalWidth", i) > 0 for i in images)
-    browser.save_screenshot(str(tmp_path / "results.png"))
+    images = wait_for_images(browser, "li.card img, .query-poster img, img.plot")
+    assert len(images) == 7  # five posters, the query, the scatter plot
+    arm = browser.find_element(By.CSS_SELECTOR, ".distance strong").text
+    assert arm in ("manhattan", "euclidean", "cosine")
+    full_page_screenshot(browser, screenshots / "results.png")
+
+    browser.find_element(By.CSS_SELECTOR, 'button[name="rating"][value="good"]').click()
+    notice = wait_for(browser, ".notice")[0].text
+    assert "Thank you! You rated these recommendations good." in notice
+    assert not browser.find_elements(By.CSS_SELECTOR, 'button[name="rating"]')  # one vote each
+
+    browser.find_element(By.LINK_TEXT, "Bandit").click()
+    row = wait_for(browser, f'tr[data-arm="{arm}"]')[0]
+    assert int(row.find_element(By.CSS_SELECTOR, "td.rated").text) >= 1
+    assert re.search(r"\d+ recommendations? so far, [1-9]\d* rated", browser.page_source)
+    assert len(wait_for_images(browser, ".plots img.plot")) == 4
+    full_page_screenshot(browser, screenshots / "bandit.png")
 
 
-def test_click_a_sample_poster(browser, base_url, demo_catalog) -> None:
+def test_click_a_sample_poster(browser, base_url, demo_catalog, screenshots) -> None:
     from selenium.webdriver.common.by import By
 
     browser.get(base_url + "/")
@@ -100,9 +164,24 @@ def test_click_a_sample_poster(browser, base_url, demo_catalog) -> None:
         sample_title not in [card.find_element(By.CSS_SELECTOR, "h3").text for card in cards]
         or len([m for m in demo_catalog if m.title == sample_title]) > 1
     )
+    wait_for_images(browser, "img.plot")
+    full_page_screenshot(browser, screenshots / "sample-results.png")
 
 
-def test_a_broken_file_gets_a_readable_message(browser, base_url, tmp_path) -> None:
+def test_paste_an_imdb_link(browser, base_url, imdb, screenshots) -> None:
+    from selenium.webdriver.common.by import By
+
+    browser.get(base_url + "/")
+    browser.find_element(By.ID, "imdb-url").send_keys(f"https://www.imdb.com/title/{OUTSIDE_ID}/")
+    browser.find_element(By.ID, "link-button").click()
+    assert len(wait_for(browser, "li.card", count=5)) == 5
+    assert f"{OUTSIDE_ID} on IMDb" in browser.find_element(By.CSS_SELECTOR, ".query-poster").text
+    wait_for_images(browser, ".query-poster img")
+    assert f"/images/M/{OUTSIDE_ID}.jpg" in imdb.requests
+    full_page_screenshot(browser, screenshots / "imdb-link-results.png")
+
+
+def test_a_broken_file_gets_a_readable_message(browser, base_url, tmp_path, screenshots) -> None:
     from selenium.webdriver.common.by import By
 
     broken = tmp_path / "holiday.jpg"
@@ -112,3 +191,21 @@ def test_a_broken_file_gets_a_readable_message(browser, base_url, tmp_path) -> N
     message = wait_for(browser, ".error")[0].text
     assert "We could not read holiday.jpg" in message
     assert browser.find_elements(By.ID, "poster-input")  # the page still offers another try
+    browser.save_screenshot(str(screenshots / "broken-file.png"))
+
+
+def test_the_pages_fit_a_phone_screen(browser, base_url, demo_catalog, screenshots) -> None:
+    from selenium.webdriver.common.by import By
+
+    browser.set_window_size(390, 844)
+    browser.get(base_url + "/")
+    overflow = "return document.documentElement.scrollWidth - document.documentElement.clientWidth"
+    assert browser.execute_script(overflow) <= 0
+    assert browser.find_element(By.ID, "dropzone").is_displayed() and browser.find_element(By.ID, "imdb-url")
+    browser.save_screenshot(str(screenshots / "phone-home.png"))
+    wait_for(browser, "button.sample")[1].click()
+    wait_for(browser, "li.card", count=5)
+    assert browser.execute_script(overflow) <= 0
+    browser.save_screenshot(str(screenshots / "phone-results.png"))
+    browser.get(base_url + "/bandit")
+    assert browser.execute_script(overflow) <= 0

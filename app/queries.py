@@ -1,0 +1,124 @@
+"""From a poster (an upload, a catalog sample or an IMDb title link) to a logged recommendation: genre
+probabilities, the bandit's distance and the five nearest catalog movies. Shared by the pages and the JSON API."""
+
+from __future__ import annotations
+
+import io
+import sqlite3
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image
+
+from app.errors import RequestError
+from app.feedback import Shown, choose, current_policy, record_recommendation
+from app.imdb import fetch_imdb_poster
+from app.recommender import recommend
+from app.resources import Resources
+from bandit import Choice
+from catalog import Movie
+from model.images import PosterImageError, decode_poster, poster_array
+
+THUMBNAIL_SIZE = (182, 268)
+UPLOAD_FORMATS = ("JPEG", "PNG", "WEBP", "GIF")
+SHOWN_NAME_LENGTH = 60
+
+
+class QueryError(RequestError):
+    """A poster we cannot recommend for; `status` is the HTTP status that says why."""
+
+
+@dataclass(frozen=True)
+class Query:
+    kind: str  # upload, sample or imdb
+    imdb_id: str | None
+    thumbnail: bytes | None  # a JPEG of a poster that is not in the catalog, kept to show it again
+    probabilities: np.ndarray  # (n_genres,) the model's
+    features: np.ndarray  # (feature_dim,)
+    catalog_row: int | None  # the query's own catalog row, never recommended to itself
+
+
+@dataclass(frozen=True)
+class Recommendation:
+    id: int
+    choice: Choice
+    genres: dict[str, float]
+    movies: list[Movie]
+
+
+def sample_query(resources: Resources, imdb_id: str, kind: str = "sample") -> Query:
+    if imdb_id not in resources.catalog:
+        raise QueryError(f"no movie {imdb_id} in the catalog", 404)
+    row = resources.catalog.position(imdb_id)
+    return Query(kind, imdb_id, None, resources.index.probabilities[row], resources.index.features[row], row)
+
+
+def upload_query(resources: Resources, data: bytes, filename: str | None) -> Query:
+    name = shown_name(filename)
+    if not data:
+        raise QueryError(f"{name} is empty: choose a poster image (JPEG, PNG, WebP or GIF).", 400)
+    return image_query(resources, data, "upload", None, f"We could not read {name}")
+
+
+def imdb_query(resources: Resources, link: str, config: Mapping[str, object]) -> Query:
+    """A catalog movie's own poster and vectors when the link names one; else its poster fetched from IMDb."""
+    poster = fetch_imdb_poster(  # raises ImdbError, a RequestError like QueryError
+        link,
+        overrides=config.get("IMDB_OVERRIDES") or {},
+        timeout=float(config["IMDB_TIMEOUT_SECONDS"]),
+        max_bytes=int(config["MAX_CONTENT_LENGTH"]),
+        known=resources.catalog,
+    )
+    if poster.image is None:
+        return sample_query(resources, poster.imdb_id, kind="imdb")
+    return image_query(resources, poster.image, "imdb", poster.imdb_id, f"IMDb's poster for {poster.imdb_id}")
+
+
+def image_query(resources: Resources, data: bytes, kind: str, imdb_id: str | None, what: str) -> Query:
+    size = resources.model.input_size
+    at_least = (max(size, THUMBNAIL_SIZE[0]), max(size, THUMBNAIL_SIZE[1]))
+    try:
+        image = decode_poster(data, at_least, formats=UPLOAD_FORMATS)
+    except PosterImageError as error:
+        status = 400 if kind == "upload" else 502
+        raise QueryError(f"{what}: {error}", status) from None
+    probabilities, features = (batch[0] for batch in resources.model.predict(poster_array(image, size)[np.newaxis]))
+    return Query(kind, imdb_id, thumbnail(image), probabilities, features, None)
+
+
+def recommend_for(
+    database: sqlite3.Connection, resources: Resources, config: Mapping[str, object], query: Query
+) -> Recommendation:
+    """Genres, the bandit's distance and the five nearest movies for `query`, logged; returns what was shown."""
+    probabilities = resources.genre_probabilities(query.features[np.newaxis], query.probabilities[np.newaxis])[0]
+    policy_name = str(config["BANDIT_POLICY"])
+    choice = choose(current_policy(database, policy_name, config["BANDIT_PARAMS"]))
+    rows = recommend(
+        resources.search,
+        resources.labels,
+        query.features,
+        probabilities,
+        choice.arm,
+        exclude_rows=[] if query.catalog_row is None else [query.catalog_row],
+    )
+    genres = {genre: round(float(p), 4) for genre, p in zip(resources.model.genres, probabilities, strict=True)}
+    movies = [resources.catalog.movies[row] for row in rows]
+    shown = Shown(query.kind, query.imdb_id, query.thumbnail, genres, [movie.imdb_id for movie in movies])
+    recommendation_id = record_recommendation(database, policy_name, choice, shown)
+    return Recommendation(recommendation_id, choice, genres, movies)
+
+
+def thumbnail(image: Image.Image) -> bytes:
+    """A small JPEG of a decoded poster, kept with the recommendation to show it again."""
+    small = image.copy()
+    small.thumbnail(THUMBNAIL_SIZE)
+    buffer = io.BytesIO()
+    small.save(buffer, "JPEG", quality=85)
+    return buffer.getvalue()
+
+
+def shown_name(filename: str | None) -> str:
+    """The client's file name, only ever shown (escaped), never used as a path; shortened."""
+    name = (filename or "").strip() or "the file"
+    return name if len(name) <= SHOWN_NAME_LENGTH else name[: SHOWN_NAME_LENGTH - 1] + "…"

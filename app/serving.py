@@ -1,0 +1,69 @@
+"""Runs the app under gunicorn (gunicorn.conf.py) in a child process on a free loopback port, configured by
+POSTERBENCH_* variables as `make serve` does: for the browser tests and the load benchmark."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+START_SECONDS = 180.0  # TensorFlow and the model load in each worker
+DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback: never through a proxy
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@contextmanager
+def gunicorn_server(
+    settings: Mapping[str, str], workers: int = 2, log_dir: Path | None = None, start_seconds: float = START_SECONDS
+) -> Iterator[str]:
+    """Serve the app with `settings` (names without the POSTERBENCH_ prefix, e.g. {"CATALOG": ...}) and yield its
+    URL once /healthz answers; stop it on exit. gunicorn's output goes to `log_dir` (default: a temporary one)."""
+    with tempfile.TemporaryDirectory(prefix="posterbench-gunicorn-") as scratch:
+        logs = Path(log_dir or scratch)
+        port = free_port()
+        environment = {
+            **os.environ,
+            **{f"POSTERBENCH_{name}": value for name, value in settings.items()},
+            "GUNICORN_WORKERS": str(workers),
+            "GUNICORN_ACCESS_LOG": str(logs / "access.log"),
+        }
+        log = logs / "gunicorn.log"
+        command = [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "--bind", f"127.0.0.1:{port}"]
+        with log.open("w") as output:
+            server = subprocess.Popen(
+                [*command, "app:create_app()"], cwd=ROOT, env=environment, stdout=output, stderr=subprocess.STDOUT
+            )
+        url = f"http://127.0.0.1:{port}"
+        try:
+            wait_until_healthy(url, server, log, start_seconds)
+            yield url
+        finally:
+            server.terminate()
+            server.wait(timeout=60)
+
+
+def wait_until_healthy(url: str, server: subprocess.Popen, log: Path, seconds: float) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise RuntimeError(f"gunicorn exited with {server.returncode}:\n{log.read_text()[-4000:]}")
+        try:
+            with DIRECT.open(url + "/healthz", timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.5)
+    raise RuntimeError(f"gunicorn did not answer /healthz within {seconds:g} s:\n{log.read_text()[-4000:]}")

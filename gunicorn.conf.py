@@ -1,0 +1,23 @@
+"""gunicorn settings for PosterBench (`gunicorn -c gunicorn.conf.py "app:create_app()"`); each can be overridden
+on the command line or with GUNICORN_* / POSTERBENCH_* variables as below."""
+
+import os
+
+bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")
+# Each worker process loads the model, index and catalog once (no preload: TensorFlow does not survive a fork).
+workers = int(os.environ.get("GUNICORN_WORKERS", "2"))
+# Threads share their worker's model; TensorFlow releases the GIL while it computes.
+threads = int(os.environ.get("GUNICORN_THREADS", "4"))
+worker_class = "gthread"
+# A worker starting up loads TensorFlow and the model (tens of seconds on a cold disk); a request may fetch
+# a poster from IMDb (IMDB_TIMEOUT_SECONDS, 10 s per request, twice).
+timeout = int(os.environ.get("GUNICORN_TIMEOUT", "120"))
+graceful_timeout = 30
+keepalive = 5
+# Bound memory growth: a worker is replaced after this many requests (staggered by the jitter).
+max_requests = int(os.environ.get("GUNICORN_MAX_REQUESTS", "2000"))
+max_requests_jitter = 200
+limit_request_line = 8190
+accesslog = os.environ.get("GUNICORN_ACCESS_LOG", "-")
+errorlog = "-"
+loglevel = os.environ.get("GUNICORN_LOG_LEVEL", "info")

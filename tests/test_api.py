@@ -1,0 +1,159 @@
+"""The JSON API over a real model and a real SQLite database: recommend, rate once, read the bandit, and an
+OpenAPI document that describes every route and the answers' shapes."""
+
+from __future__ import annotations
+
+import io
+import sqlite3
+
+import pytest
+
+from app import create_app
+
+HEADERS = {"X-Requested-With": "pytest"}
+
+
+def recommend_sample(client, imdb_id: str, headers: dict = HEADERS):
+    return client.post("/api/recommend", data={"sample": imdb_id}, headers=headers)
+
+
+def required_keys(document: dict, schema: str) -> set[str]:
+    return set(document["components"]["schemas"][schema]["required"])
+
+
+@pytest.fixture
+def openapi(client) -> dict:
+    response = client.get("/api/openapi.json")
+    assert response.status_code == 200 and response.mimetype == "application/json"
+    return response.get_json()
+
+
+def test_the_openapi_document_describes_every_api_route(app, openapi) -> None:
+    assert openapi["openapi"].startswith("3.1")
+    routes = {
+        (rule.rule, method.lower())
+        for rule in app.url_map.iter_rules()
+        if rule.rule.startswith("/api/") or rule.rule == "/healthz"
+        for method in rule.methods - {"HEAD", "OPTIONS"}
+    }
+    documented = {(path, method) for path, item in openapi["paths"].items() for method in item}
+    assert documented == routes
+    assert openapi["servers"] == [{"url": "http://localhost"}]
+
+
+def test_recommend_by_upload_answers_as_documented(client, app, openapi, demo_catalog) -> None:
+    poster = demo_catalog.poster_path(demo_catalog.movies[9]).read_bytes()
+    response = client.post(
+        "/api/recommend",
+        data={"image": (io.BytesIO(poster), "p.jpg")},
+        headers=HEADERS,
+        content_type="multipart/form-data",
+    )
+    assert response.status_code == 201, response.get_data(as_text=True)
+    body = response.get_json()
+    assert required_keys(openapi, "Recommendation") <= set(body)
+    assert body["arm"] in ("manhattan", "euclidean", "cosine") and isinstance(body["explored"], bool)
+    assert set(body["genres"]) == {"Action", "Comedy", "Drama", "Horror", "Romance", "Thriller"}
+    assert all(0.0 <= p <= 1.0 for p in body["genres"].values())
+    movies = body["recommendations"]
+    assert len(movies) == 5 and all(required_keys(openapi, "Movie") <= set(movie) for movie in movies)
+    catalog_ids = {movie.imdb_id for movie in demo_catalog}
+    assert {movie["imdb_id"] for movie in movies} <= catalog_ids
+    assert client.get(movies[0]["poster_url"].removeprefix("http://localhost")).status_code == 200
+    with sqlite3.connect(app.config["DATABASE"]) as database:
+        arm, explored = database.execute(
+            "SELECT arm, explored FROM recommendations WHERE id = ?", (body["id"],)
+        ).fetchone()
+    assert (arm, bool(explored)) == (body["arm"], body["explored"])
+
+
+def test_feedback_is_taken_once_and_shows_in_the_bandit(client, openapi, demo_catalog) -> None:
+    shown = recommend_sample(client, demo_catalog.movies[0].imdb_id).get_json()
+    vote = client.post("/api/feedback", json={"id": shown["id"], "rating": "good"}, headers=HEADERS)
+    assert vote.status_code == 200 and vote.get_json() == {"id": shown["id"], "rating": "good", "reward": 1}
+    again = client.post("/api/feedback", json={"id": shown["id"], "rating": "bad"}, headers=HEADERS)
+    assert again.status_code == 409 and "already been rated" in again.get_json()["error"]
+
+    bandit = client.get("/api/bandit").get_json()
+    assert required_keys(openapi, "Bandit") <= set(bandit)
+    assert bandit["policy"] == "epsilon_greedy" and bandit["n_rated"] == 1
+    assert bandit["epsilon"] == pytest.approx(50 / 51)
+    arms = {arm["arm"]: arm for arm in bandit["arms"]}
+    assert all(required_keys(openapi, "Arm") <= set(arm) for arm in arms.values())
+    assert arms[shown["arm"]] | {"probability": None} == {
+        "arm": shown["arm"],
+        "count": 1,
+        "rated": 1,
+        "good": 1,
+        "okay": 0,
+        "bad": 0,
+        "value": 1.0,
+        "probability": None,
+    }
+    assert sum(arm["probability"] for arm in arms.values()) == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "message"),
+    [
+        ({"id": 999, "rating": "good"}, 404, "no recommendation 999"),
+        ({"id": 1, "rating": "great"}, 400, "unknown rating 'great'"),
+        ({"id": "1", "rating": "good"}, 400, "send a JSON object"),
+        ({"rating": "good"}, 400, "send a JSON object"),
+        ([1, "good"], 400, "send a JSON object"),
+    ],
+)
+def test_bad_feedback_is_refused_with_a_json_error(client, app, demo_catalog, body, status, message) -> None:
+    recommend_sample(client, demo_catalog.movies[0].imdb_id)
+    response = client.post("/api/feedback", json=body, headers=HEADERS)
+    assert response.status_code == status
+    assert message in response.get_json()["error"] and response.get_json()["status"] == status
+    with sqlite3.connect(app.config["DATABASE"]) as database:
+        assert database.execute("SELECT COUNT(*) FROM feedback").fetchone()[0] == 0
+
+
+def test_bad_recommend_requests_get_json_errors_and_save_nothing(client, app) -> None:
+    cases = [
+        ({}, 400, "send a poster as the multipart field 'image'"),
+        ({"image": (io.BytesIO(b"not an image"), "x.png")}, 400, "not an image we can read"),
+        ({"imdb_url": "https://example.org/title/tt0111161/"}, 400, "That is a link to example.org"),
+        ({"sample": "tt0000001"}, 404, "no movie tt0000001 in the catalog"),
+    ]
+    for data, status, message in cases:
+        response = client.post("/api/recommend", data=data, headers=HEADERS, content_type="multipart/form-data")
+        assert response.status_code == status, data
+        assert message in response.get_json()["error"]
+    big = client.post(
+        "/api/recommend",
+        data={"image": (io.BytesIO(b"\0" * (11 * 1024 * 1024)), "big.jpg")},
+        headers=HEADERS,
+        content_type="multipart/form-data",
+    )
+    assert big.status_code == 413 and "too large" in big.get_json()["error"]
+    with sqlite3.connect(app.config["DATABASE"]) as database:
+        assert database.execute("SELECT COUNT(*) FROM recommendations").fetchone()[0] == 0
+
+
+def test_state_changing_calls_need_the_header_or_the_token(client, app, demo_catalog) -> None:
+    sample = demo_catalog.movies[0].imdb_id
+    bare = recommend_sample(client, sample, headers={})
+    assert bare.status_code == 400 and "X-Requested-With" in bare.get_json()["error"]
+    assert client.post("/api/feedback", json={"id": 1, "rating": "good"}).status_code == 400
+    assert client.get("/api/bandit").status_code == 200  # reading needs nothing
+
+    guarded = create_app({**app.config, "API_TOKEN": "s3cret"})
+    guest = guarded.test_client()
+    assert recommend_sample(guest, sample).status_code == 401  # the header alone no longer suffices
+    assert recommend_sample(guest, sample, {"Authorization": "Bearer wrong"}).status_code == 401
+    assert recommend_sample(guest, sample, {"Authorization": "Bearer s3cret"}).status_code == 201
+    with sqlite3.connect(app.config["DATABASE"]) as database:
+        assert database.execute("SELECT COUNT(*) FROM recommendations").fetchone()[0] == 1
+
+
+def test_api_votes_are_rate_limited(client, app, demo_catalog) -> None:
+    limited = create_app({**app.config, "FEEDBACK_LIMIT": 1})
+    api = limited.test_client()
+    ids = [recommend_sample(api, movie.imdb_id).get_json()["id"] for movie in demo_catalog.movies[:2]]
+    assert api.post("/api/feedback", json={"id": ids[0], "rating": "bad"}, headers=HEADERS).status_code == 200
+    flood = api.post("/api/feedback", json={"id": ids[1], "rating": "bad"}, headers=HEADERS)
+    assert flood.status_code == 429 and "please wait" in flood.get_json()["error"]

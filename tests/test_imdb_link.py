@@ -1,0 +1,101 @@
+"""A pasted IMDb link, end to end over real loopback HTTP: the app reads an offline replica of IMDb's title pages
+(IMDB_OVERRIDES maps IMDb's hosts to it), downloads the poster and recommends; links elsewhere, unknown titles, the
+bot wall and titles without a poster get clear answers and save nothing."""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+from collections.abc import Iterator
+from dataclasses import replace
+
+import pytest
+
+from app import create_app
+from catalog import Catalog
+from scraper.replica import ReplicaServer
+
+OUTSIDE = ["tt98000001", "tt98000002", "tt98000003", "tt98000004"]  # movies IMDb has and the catalog does not
+NO_POSTER, BOT_WALLED = OUTSIDE[2], OUTSIDE[3]
+
+
+@pytest.fixture
+def imdb(demo_catalog) -> Iterator[ReplicaServer]:
+    """IMDb as the app sees it: the catalog's first movies under other ids, one without a poster, one walled."""
+    movies = [replace(movie, imdb_id=imdb_id) for movie, imdb_id in zip(demo_catalog.movies, OUTSIDE, strict=False)]
+    outside = Catalog(demo_catalog.directory, movies)
+    with ReplicaServer(outside, bot_wall=[BOT_WALLED], variants={NO_POSTER: "no_poster"}) as replica:
+        yield replica
+
+
+@pytest.fixture
+def linked_client(app, client, imdb: ReplicaServer):
+    overrides = {"www.imdb.com": imdb.url, "m.media-amazon.com": imdb.url}
+    linked = create_app({**app.config, "IMDB_OVERRIDES": overrides, "IMDB_TIMEOUT_SECONDS": 5})
+    linked.test_client_class = type(client)
+    return linked.test_client()
+
+
+def saved_recommendations(app) -> list[tuple]:
+    with sqlite3.connect(app.config["DATABASE"]) as database:
+        return database.execute(
+            "SELECT query_kind, query_imdb_id, query_image IS NOT NULL FROM recommendations"
+        ).fetchall()
+
+
+def test_a_pasted_link_downloads_the_poster_and_recommends(linked_client, imdb, app, demo_catalog) -> None:
+    response = linked_client.post("/recommend", data={"imdb_url": f"https://m.imdb.com/title/{OUTSIDE[0]}/?ref_=x"})
+    assert response.status_code == 303, response.get_data(as_text=True)
+    page = linked_client.get(response.headers["Location"]).get_data(as_text=True)
+    assert len(re.findall(r'<li class="card">', page)) == 5
+    assert f"{OUTSIDE[0]} on IMDb" in page and re.search(r"/results/\d+/query.jpg", page)
+    assert imdb.requests == [f"/title/{OUTSIDE[0]}/", f"/images/M/{OUTSIDE[0]}.jpg"]
+    assert saved_recommendations(app) == [("imdb", OUTSIDE[0], 1)]
+
+
+def test_a_link_to_a_catalog_movie_uses_the_local_poster(linked_client, imdb, app, demo_catalog) -> None:
+    movie = demo_catalog.movies[2]
+    response = linked_client.post("/recommend", data={"imdb_url": f"www.imdb.com/title/{movie.imdb_id}/"})
+    assert response.status_code == 303
+    page = linked_client.get(response.headers["Location"]).get_data(as_text=True)
+    shown = re.findall(r'<h3><a href="https://www.imdb.com/title/(tt\d+)/"', page)
+    assert len(shown) == 5 and movie.imdb_id not in shown
+    assert imdb.requests == []  # nothing fetched: catalog posters are local
+    assert saved_recommendations(app) == [("imdb", movie.imdb_id, 0)]
+
+
+@pytest.mark.parametrize(
+    ("link", "status", "message"),
+    [
+        ("https://example.com/title/tt0111161/", 400, "paste a link to an IMDb title page"),
+        ("http://127.0.0.1:5000/title/tt0111161/", 400, "paste a link to an IMDb title page"),
+        ("https://www.imdb.com/name/nm0000151/", 400, "but not a film"),
+        ("https://www.imdb.com/title/tt97999999/", 404, "IMDb has no title tt97999999"),
+        (f"https://www.imdb.com/title/{BOT_WALLED}/", 502, "upload the image instead"),
+        (f"https://www.imdb.com/title/{NO_POSTER}/", 422, "IMDb has no poster for"),
+    ],
+)
+def test_bad_links_get_a_clear_answer_and_save_nothing(linked_client, imdb, app, link, status, message) -> None:
+    response = linked_client.post("/recommend", data={"imdb_url": link})
+    text = response.get_data(as_text=True)
+    assert response.status_code == status
+    assert message.lower() in text.lower()
+    assert f'value="{link}"' in text  # the form keeps what was pasted
+    assert saved_recommendations(app) == []
+    if status == 400:
+        assert imdb.requests == []  # refused before any request
+
+
+def test_the_bot_wall_message_explains_what_happened(linked_client) -> None:
+    text = linked_client.post("/recommend", data={"imdb_url": f"https://www.imdb.com/title/{BOT_WALLED}/"}).get_data(
+        as_text=True
+    )
+    assert "IMDb refused" in text
+
+
+def test_without_overrides_a_link_never_reaches_the_replica(app, client, imdb) -> None:
+    """The default settings fetch only from IMDb's real hosts over HTTPS; a loopback address is refused even when
+    a name resolves to it, so there is nothing the replica could answer."""
+    response = client.post("/recommend", data={"imdb_url": "http://127.0.0.1/title/tt98000001/"})
+    assert response.status_code == 400
+    assert imdb.requests == []

@@ -1,0 +1,226 @@
+"""The pages against bad input and abuse: every kind of broken or hostile upload, forged forms, vote floods and
+our own crashes get a clear answer, and nothing is saved that should not be."""
+
+from __future__ import annotations
+
+import io
+import re
+import sqlite3
+import struct
+import zlib
+
+import pytest
+from PIL import Image
+
+from app import create_app
+
+
+def table_sizes(app) -> tuple[int, int]:
+    with sqlite3.connect(app.config["DATABASE"]) as database:
+        return tuple(
+            database.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0] for table in ("recommendations", "feedback")
+        )
+
+
+def png_chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
+def png_bomb(side: int = 50_000) -> bytes:
+    """A valid 1-bit PNG of side x side black pixels: a few hundred kilobytes that would decode to gigabytes."""
+    row = b"\0" * (1 + (side + 7) // 8)  # filter byte, then the packed pixels
+    compressor = zlib.compressobj(9)
+    rows_per_chunk = 1000
+    compressed = b"".join(compressor.compress(row * rows_per_chunk) for _ in range(side // rows_per_chunk))
+    compressed += compressor.flush()
+    header = struct.pack(">IIBBBBB", side, side, 1, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", header) + png_chunk(b"IDAT", compressed) + png_chunk(b"IEND", b"")
+
+
+def encoded(image: Image.Image, image_format: str, **options) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, image_format, **options)
+    return buffer.getvalue()
+
+
+@pytest.fixture(scope="module")
+def poster_bytes(demo_catalog) -> bytes:
+    return demo_catalog.poster_path(demo_catalog.movies[3]).read_bytes()
+
+
+BAD_UPLOADS = {
+    "truncated JPEG": (lambda poster: poster[: len(poster) // 2], "poster.jpg", 400, "damaged or truncated"),
+    "empty file": (lambda poster: b"", "empty.jpg", 400, "empty.jpg is empty"),
+    "text named .jpg": (lambda poster: b"just some words\n" * 20, "notes.jpg", 400, "not an image we can read"),
+    "SVG": (
+        lambda poster: b'<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"><rect width="10"/></svg>',
+        "poster.svg",
+        400,
+        "not an image we can read (JPEG, PNG, WEBP, GIF)",
+    ),
+    "BMP": (lambda poster: encoded(Image.new("RGB", (20, 30)), "BMP"), "poster.jpg", 400, "not an image we can read"),
+    "PNG bomb": (lambda poster: png_bomb(), "bomb.png", 400, "too large: far more than the limit of 40,000,000 pixels"),
+    "big PNG": (lambda poster: png_bomb(7_000), "big.png", 400, "7000 x 7000 pixels; the limit is 40,000,000 pixels"),
+}
+
+
+@pytest.mark.parametrize("case", BAD_UPLOADS)
+def test_bad_uploads_are_refused_clearly_and_save_nothing(client, app, poster_bytes, case) -> None:
+    make, name, status, message = BAD_UPLOADS[case]
+    response = client.post(
+        "/recommend", data={"poster": (io.BytesIO(make(poster_bytes)), name)}, content_type="multipart/form-data"
+    )
+    assert response.status_code == status
+    page = response.get_data(as_text=True)
+    assert message in page and 'type="file" name="poster"' in page  # said why, and offers another try
+    assert "Traceback" not in page
+    assert table_sizes(app) == (0, 0)
+
+
+def test_an_11_megabyte_upload_gets_413_and_a_clear_page(client, app) -> None:
+    response = client.post(
+        "/recommend",
+        data={"poster": (io.BytesIO(b"\xff" * (11 * 1024 * 1024)), "huge.jpg")},
+        content_type="multipart/form-data",
+    )
+    assert response.status_code == 413
+    assert "That file is too large: posters up to 10 MB, please." in response.get_data(as_text=True)
+    assert table_sizes(app) == (0, 0)
+
+
+@pytest.mark.parametrize("image_format", ["PNG", "WEBP", "GIF"])
+def test_png_webp_and_gif_are_accepted_whatever_their_name(client, poster_bytes, image_format) -> None:
+    image = Image.open(io.BytesIO(poster_bytes)).convert("RGB")
+    data = encoded(image, image_format)
+    response = client.post(
+        "/recommend", data={"poster": (io.BytesIO(data), "poster.jpg")}, content_type="multipart/form-data"
+    )
+    assert response.status_code == 303, response.get_data(as_text=True)
+
+
+def test_exif_orientation_is_applied(client, poster_bytes) -> None:
+    """A phone photo stored sideways with EXIF orientation 6 (rotate 90 degrees clockwise) is shown upright."""
+    upright = Image.open(io.BytesIO(poster_bytes)).convert("RGB")
+    sideways = upright.transpose(Image.Transpose.ROTATE_90)  # what the camera stored
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    data = encoded(sideways, "JPEG", exif=exif.tobytes())
+    response = client.post(
+        "/recommend", data={"poster": (io.BytesIO(data), "phone.jpg")}, content_type="multipart/form-data"
+    )
+    thumbnail = Image.open(io.BytesIO(client.get(response.headers["Location"] + "/query.jpg").data))
+    assert thumbnail.height > thumbnail.width  # portrait again, as the poster is
+
+
+def test_forms_without_the_csrf_token_are_refused(app, client, demo_catalog) -> None:
+    sample = demo_catalog.movies[0].imdb_id
+    forger = app.test_client()  # sends no token, as another site's form could not
+    refused = forger.post("/recommend", data={"sample": sample})
+    assert refused.status_code == 400 and "This form has expired" in refused.get_data(as_text=True)
+    wrong = forger.post("/recommend", data={"sample": sample, "csrf_token": "guessed"})
+    assert wrong.status_code == 400
+    assert table_sizes(app) == (0, 0)
+
+    response = client.post("/recommend", data={"sample": sample})
+    recommendation_id = int(response.headers["Location"].rsplit("/", 1)[1])
+    vote = forger.post(f"/results/{recommendation_id}/feedback", data={"rating": "good"})
+    assert vote.status_code == 400 and table_sizes(app) == (1, 0)
+
+
+def test_the_page_forms_carry_the_session_token(app) -> None:
+    browser = app.test_client()
+    page = browser.get("/").get_data(as_text=True)
+    tokens = set(re.findall(r'name="csrf_token" value="([^"]+)"', page))
+    assert len(tokens) == 1
+    forms = page.count("<form")
+    assert page.count('name="csrf_token"') == forms >= 3  # upload, link and every sample
+    sample = re.search(r'name="sample" value="(tt\d+)"', page).group(1)
+    assert browser.post("/recommend", data={"sample": sample, "csrf_token": tokens.pop()}).status_code == 303
+
+
+def test_pages_send_security_headers(client, demo_catalog) -> None:
+    for path in ("/", "/bandit", "/nowhere"):
+        headers = client.get(path).headers
+        assert "frame-ancestors 'none'" in headers["Content-Security-Policy"]
+        assert "script-src 'self'" in headers["Content-Security-Policy"]
+        assert headers["X-Content-Type-Options"] == "nosniff"
+        assert headers["X-Frame-Options"] == "DENY"
+    svg = client.get("/bandit/usage.svg").headers
+    assert svg["Content-Security-Policy"].startswith("default-src 'none'")
+
+
+def test_votes_are_rate_limited_per_client(app, client, demo_catalog) -> None:
+    limited = create_app({**app.config, "FEEDBACK_LIMIT": 2, "FEEDBACK_WINDOW_SECONDS": 600})
+    limited.test_client_class = type(client)
+    voter = limited.test_client()
+    ids = []
+    for movie in demo_catalog.movies[:4]:
+        response = voter.post("/recommend", data={"sample": movie.imdb_id})
+        ids.append(int(response.headers["Location"].rsplit("/", 1)[1]))
+    assert [voter.post(f"/results/{i}/feedback", data={"rating": "good"}).status_code for i in ids[:2]] == [303, 303]
+    flood = voter.post(f"/results/{ids[2]}/feedback", data={"rating": "good"})
+    assert flood.status_code == 429 and "please wait" in flood.get_data(as_text=True)
+    assert table_sizes(app) == (4, 2)
+    neighbour = limited.test_client()
+    neighbour.environ_base["REMOTE_ADDR"] = "192.0.2.7"
+    assert neighbour.post(f"/results/{ids[3]}/feedback", data={"rating": "okay"}).status_code == 303
+    with sqlite3.connect(app.config["DATABASE"]) as database:
+        clients = {client for (client,) in database.execute("SELECT client FROM feedback")}
+    assert len(clients) == 2 and not any("127.0.0.1" in key or "192.0.2.7" in key for key in clients)
+
+
+def test_a_second_vote_is_refused_politely(client, demo_catalog) -> None:
+    response = client.post("/recommend", data={"sample": demo_catalog.movies[1].imdb_id})
+    results = response.headers["Location"]
+    thanks = client.post(results + "/feedback", data={"rating": "okay"}, follow_redirects=True)
+    page = thanks.get_data(as_text=True)
+    assert "Thank you! You rated these recommendations okay." in page and "Try another poster" in page
+    again = client.post(results + "/feedback", data={"rating": "good"})
+    assert again.status_code == 409 and "already been rated; one vote each" in again.get_data(as_text=True)
+
+
+def test_errors_are_friendly_pages_and_crashes_are_logged(app, client, caplog) -> None:
+    def crash() -> str:
+        raise ZeroDivisionError("a bug of ours")
+
+    app.add_url_rule("/crash", view_func=crash)  # before the app's first request
+    missing = client.get("/results/424242")
+    assert missing.status_code == 404 and "no recommendation 424242" in missing.get_data(as_text=True)
+    assert "Back to the posters" in missing.get_data(as_text=True)
+
+    response = client.get("/crash")
+    page = response.get_data(as_text=True)
+    assert response.status_code == 500 and "Something went wrong on our side" in page
+    assert "ZeroDivisionError" not in page and "Traceback" not in page
+    logged = [record for record in caplog.records if record.exc_info and record.exc_info[0] is ZeroDivisionError]
+    assert logged and "unexpected error on GET /crash" in logged[0].getMessage()
+
+
+def test_the_bandit_tab_shows_counts_and_four_plots(client, demo_catalog) -> None:
+    response = client.post("/recommend", data={"sample": demo_catalog.movies[1].imdb_id})
+    results = response.headers["Location"]
+    client.post(results + "/feedback", data={"rating": "good"})
+    arm = re.search(r"Compared by <strong>(\w+)</strong>", client.get(results).get_data(as_text=True)).group(1)
+    page = client.get("/bandit").get_data(as_text=True)
+    assert "1 recommendation so far, 1 rated" in page
+    row = re.search(rf'<tr data-arm="{arm}">(.*?)</tr>', page, re.S).group(1)
+    assert '<td class="shown">1</td><td class="rated">1</td>' in row and "+1.00" in row
+    plots = re.findall(r'src="(/bandit/\w+\.svg)"', page)
+    assert len(plots) == 4
+    for plot in plots:
+        svg = client.get(plot)
+        assert svg.status_code == 200 and svg.mimetype == "image/svg+xml" and svg.data.lstrip().startswith(b"<?xml")
+    assert client.get("/bandit/nothing.svg").status_code == 404
+
+
+def test_the_results_scatter_plot_labels_the_five_movies(client, demo_catalog) -> None:
+    response = client.post("/recommend", data={"sample": demo_catalog.movies[8].imdb_id})
+    page = client.get(response.headers["Location"]).get_data(as_text=True)
+    titles = re.findall(r'<h3><a href="[^"]+" target="_blank" rel="noopener">([^<]+)</a></h3>', page)
+    plot = client.get(response.headers["Location"] + "/scatter.svg")
+    assert plot.mimetype == "image/svg+xml"
+    svg = plot.get_data(as_text=True)
+    assert len(titles) == 5
+    for title in titles:
+        assert title[:20].replace("&#39;", "'") in svg.replace("&#39;", "'").replace("&apos;", "'")
+    assert svg.count("<image") == 5  # each point drawn on its poster
