@@ -88,3 +88,16 @@ def test_bandit_simulation_prints_regret_and_plots(tmp_path) -> None:
     assert "epsilon-greedy, decay 50 (paper)" in last and len(last) == 6
     assert all(regret >= 0 for regret in last.values())
     assert plot.stat().st_size > 0
+
+
+def test_load_benchmark_serves_every_request(demo_catalog_dir, trained, index_dir) -> None:
+    output = run_script(
+        "bench/load.py",
+        *("--catalog", str(demo_catalog_dir), "--model", str(trained[1]), "--index", str(index_dir)),
+        *("--workers", "1", "--clients", "2", "--requests", "12"),
+    )
+    last = json.loads(output.strip().splitlines()[-1])
+    assert set(last) == {"upload", "sample"}
+    for figures in last.values():
+        assert figures["requests"] == 12 and figures["failed"] == 0
+        assert 0 < figures["p50_ms"] <= figures["p95_ms"] <= figures["max_ms"] and figures["rps"] > 0

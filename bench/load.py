@@ -1,0 +1,166 @@
+"""A short load run of POST /recommend: C concurrent clients, each with its own session (it loads the home page
+for its CSRF token first, as a browser does), posting catalog posters as uploads (the model runs) or clicking
+samples (the model's vectors come from the index). Prints, per kind, requests per second and the p50 / p95 / p99
+latency; the last line is one JSON object {kind: {"rps": ..., "p50_ms": ..., "p95_ms": ..., ...}}.
+
+Against a running server:
+
+    python bench/load.py --url http://127.0.0.1:8000 --catalog var/demo-catalog
+
+or let it start gunicorn (gunicorn.conf.py) on a free loopback port over a throwaway database (`make bench-load`):
+
+    python bench/load.py --catalog DIR --model MODEL_DIR --index INDEX_DIR [--clems CLEMS_DIR] [--workers 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import secrets
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+import requests
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO_ROOT))  # run as a script from anywhere
+
+from app.serving import gunicorn_server  # noqa: E402
+from catalog import read_catalog  # noqa: E402
+
+TOKEN = re.compile(r'name="csrf_token" value="([^"]+)"')
+
+
+@contextmanager
+def served(args: argparse.Namespace) -> Iterator[str]:
+    """The running server at --url, or gunicorn started on --catalog/--model/--index over a throwaway database."""
+    if args.url:
+        yield args.url.rstrip("/")
+        return
+    settings = {
+        "CATALOG": args.catalog,
+        "MODEL": args.model,
+        "INDEX": args.index,
+        "SECRET_KEY": secrets.token_hex(16),
+        "FEEDBACK_LIMIT": "1000000",
+    }
+    if args.clems:
+        settings["CLEMS"] = args.clems
+    with (
+        tempfile.TemporaryDirectory(prefix="posterbench-load-") as state,
+        gunicorn_server({**settings, "DATABASE": str(Path(state) / "load.sqlite")}, args.workers) as url,
+    ):
+        yield url
+
+
+class Client:
+    """One visitor: a session with its CSRF token, posting to /recommend without following the redirect."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.session = requests.Session()
+        self.session.trust_env = False  # no proxies from the environment for a local server
+        page = self.session.get(url + "/", timeout=60)
+        page.raise_for_status()
+        self.token = TOKEN.search(page.text).group(1)
+
+    def recommend(self, kind: str, imdb_id: str, poster: bytes) -> tuple[float, int]:
+        data = {"csrf_token": self.token}
+        files = None
+        if kind == "sample":
+            data["sample"] = imdb_id
+        else:
+            files = {"poster": (f"{imdb_id}.jpg", poster, "image/jpeg")}
+        start = time.perf_counter()
+        response = self.session.post(
+            self.url + "/recommend", data=data, files=files, allow_redirects=False, timeout=120
+        )
+        return time.perf_counter() - start, response.status_code
+
+
+def run(url: str, kind: str, clients: int, n_requests: int, posters: list[tuple[str, bytes]]) -> dict[str, float]:
+    visitors = [Client(url) for _ in range(clients)]
+    for visitor, (imdb_id, poster) in zip(visitors, posters, strict=False):  # warm-up, not counted
+        visitor.recommend(kind, imdb_id, poster)
+    latencies: list[float] = []
+    failures: list[int] = []
+    lock = threading.Lock()
+    next_request = iter(range(n_requests))
+
+    def work(visitor: Client) -> None:
+        while True:
+            with lock:
+                number = next(next_request, None)
+            if number is None:
+                return
+            imdb_id, poster = posters[number % len(posters)]
+            seconds, status = visitor.recommend(kind, imdb_id, poster)
+            with lock:
+                if status == 303:  # the redirect to the results page: a recommendation was made
+                    latencies.append(seconds)
+                else:
+                    failures.append(status)
+
+    threads = [threading.Thread(target=work, args=(visitor,)) for visitor in visitors]
+    start = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    elapsed = time.perf_counter() - start
+    if not latencies:
+        sys.exit(f"every {kind} request failed, with statuses {sorted(set(failures))}")
+    milliseconds = np.array(latencies) * 1000
+    return {
+        "requests": n_requests,
+        "failed": len(failures),
+        "seconds": round(elapsed, 2),
+        "rps": round(len(latencies) / elapsed, 1),
+        "p50_ms": round(float(np.percentile(milliseconds, 50)), 1),
+        "p95_ms": round(float(np.percentile(milliseconds, 95)), 1),
+        "p99_ms": round(float(np.percentile(milliseconds, 99)), 1),
+        "max_ms": round(float(milliseconds.max()), 1),
+    }
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--url", help="a running PosterBench; without it, start gunicorn on --catalog/--model/--index")
+    parser.add_argument("--catalog", required=True, help="the catalog served (its posters are uploaded)")
+    parser.add_argument("--model")
+    parser.add_argument("--index")
+    parser.add_argument("--clems")
+    parser.add_argument("--workers", type=int, default=2, help="gunicorn workers when starting one (default 2)")
+    parser.add_argument("--clients", type=int, default=4, help="concurrent clients (default 4)")
+    parser.add_argument("--requests", type=int, default=200, help="requests per kind (default 200)")
+    parser.add_argument("--kinds", default="upload,sample", help="comma-separated: upload, sample")
+    args = parser.parse_args(argv)
+    if not args.url and not (args.model and args.index):
+        parser.error("give --url, or --model and --index to start a server")
+
+    catalog = read_catalog(args.catalog)
+    rng = np.random.default_rng(0)
+    chosen = rng.choice(len(catalog), size=min(100, len(catalog)), replace=False)
+    posters = [(catalog.movies[i].imdb_id, catalog.poster_path(catalog.movies[i]).read_bytes()) for i in chosen]
+
+    with served(args) as url:
+        print(f"load: {url}, {args.clients} clients, {args.requests} requests per kind, catalog {args.catalog}")
+        summary = {}
+        for kind in args.kinds.split(","):
+            summary[kind] = result = run(url, kind.strip(), args.clients, args.requests, posters)
+            print(
+                f"{kind:>7}: {result['rps']:6.1f} requests/s  p50 {result['p50_ms']:7.1f} ms  "
+                f"p95 {result['p95_ms']:7.1f} ms  p99 {result['p99_ms']:7.1f} ms  failed {result['failed']}"
+            )
+    print(json.dumps(summary))
+
+
+if __name__ == "__main__":
+    main()
