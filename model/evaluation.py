@@ -82,6 +82,11 @@ def evaluate(
 def training_counts(model_dir: Path) -> tuple[np.ndarray, int]:
     """Per-genre counts and size of the training split, as saved with the model."""
     description = json.loads((model_dir / DESCRIPTION_FILE).read_text())
+    if "train_genre_counts" not in description or "train_size" not in description:
+        raise ValueError(
+            f"{model_dir / DESCRIPTION_FILE} does not record its training split's genre counts (a model saved by an"
+            " older version): train it again to compare it with the baselines"
+        )
     return np.asarray(description["train_genre_counts"]), int(description["train_size"])
 
 

@@ -65,16 +65,12 @@ def genre_head(x: keras.KerasTensor, preset: Preset, n_genres: int) -> keras.Ker
 
 
 def pool(x: keras.KerasTensor, pooling: str) -> keras.KerasTensor:
-    """(h, w, c) -> "flatten" (h * w * c,), "avg" (c,), or "avg+max" (2c,) average and max pooling side by side."""
+    """(h, w, c) -> "flatten" (h * w * c,) as in the paper, or "avg" (c,) global average pooling."""
     if pooling == "flatten":
         return layers.Flatten(name="flatten")(x)
     if pooling == "avg":
         return layers.GlobalAveragePooling2D(name="pool")(x)
-    if pooling == "avg+max":
-        average = layers.GlobalAveragePooling2D(name="average_pool")(x)
-        maximum = layers.GlobalMaxPooling2D(name="max_pool")(x)
-        return layers.Concatenate(name="pool")([average, maximum])
-    raise ValueError(f"unknown pooling {pooling!r}; choose flatten, avg or avg+max")
+    raise ValueError(f"unknown pooling {pooling!r}; choose flatten or avg")
 
 
 def build_network(preset: Preset, n_genres: int, weights: str | None) -> keras.Model:

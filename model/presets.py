@@ -12,7 +12,7 @@ class Preset:
     name: str
     description: str
     input_size: int
-    pooling: str  # "flatten" (the paper), "avg" (global average pooling) or "avg+max" (both, side by side)
+    pooling: str  # "flatten" (the paper) or "avg" (global average pooling)
     head_units: tuple[int, ...]  # dense layers after the base; the last is the feature vector
     dropout: float
     train_block5: bool  # fine-tune VGG-16's block 5 (blocks 1-4 stay frozen)

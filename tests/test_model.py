@@ -240,6 +240,22 @@ def test_pooling_choices_shape_the_head() -> None:
     x = keras.Input((6, 6, 512))
     assert pool(x, "flatten").shape[-1] == 6 * 6 * 512
     assert pool(x, "avg").shape[-1] == 512
-    assert pool(x, "avg+max").shape[-1] == 1024
     with pytest.raises(ValueError, match="unknown pooling 'median'"):
         pool(x, "median")
+
+
+def test_evaluating_a_model_without_training_counts_says_why(trained, demo_catalog_dir, tmp_path: Path) -> None:
+    import shutil
+
+    from click.testing import CliRunner
+
+    from model.__main__ import cli
+
+    old = tmp_path / "old-model"
+    shutil.copytree(trained[1], old)
+    description = json.loads((old / "model.json").read_text())
+    del description["train_genre_counts"]
+    (old / "model.json").write_text(json.dumps(description))
+    result = CliRunner().invoke(cli, ["evaluate", "--catalog", str(demo_catalog_dir), "--model", str(old)])
+    assert result.exit_code != 0
+    assert "does not record its training split's genre counts" in result.output and "Traceback" not in result.output
