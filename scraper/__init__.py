@@ -1,3 +1,3 @@
-"""Builds catalogs from IMDb: reads its title pages (`title_page`), downloads from its hosts only and safely
-(`fetch`), and replicates its pages offline for tests (`replica`). The Selenium scraper of its search pages is
-not written yet (issue 7); the catalog format it will write is defined in `catalog`."""
+"""Builds catalogs from IMDb: a polite, resumable Selenium scraper of its advanced title search (`scrape`), a
+reader of its title pages (`title_page`), a guarded downloader for its hosts (`fetch`), a reader of its
+non-commercial datasets (`datasets`), and an offline replica of its pages for tests (`replica`)."""

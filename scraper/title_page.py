@@ -1,12 +1,14 @@
 """Read an IMDb title page's HTML into the movie's metadata (title, year, genres, rating, votes) and its poster URL,
-preferring the embedded `__NEXT_DATA__` JSON, then JSON-LD, then the og: meta tags, field by field."""
+preferring the embedded `__NEXT_DATA__` JSON, then JSON-LD, then the og: meta tags, then the visible hero section,
+field by field."""
 
 from __future__ import annotations
 
 import json
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from decimal import Decimal
 from html import unescape
 from html.parser import HTMLParser
 from typing import Any
@@ -26,6 +28,31 @@ _YEAR_RANGE = (1870, 2100)
 _JSON_LD_WORK_TYPES = frozenset(
     {"Movie", "TVSeries", "TVEpisode", "TVMiniSeries", "TVSpecial", "VideoGame", "CreativeWork", "VideoObject"}
 )
+IMDB_GENRES = frozenset(
+    {
+        "Action", "Adult", "Adventure", "Animation", "Biography", "Comedy", "Crime", "Documentary", "Drama", "Family",
+        "Fantasy", "Film-Noir", "Game-Show", "History", "Horror", "Music", "Musical", "Mystery", "News", "Reality-TV",
+        "Romance", "Sci-Fi", "Short", "Sport", "Talk-Show", "Thriller", "War", "Western",
+    }
+)  # fmt: skip
+"""IMDb's genre vocabulary: the hero's interest chips ("Prison Drama", "Epic") count as genres only if listed here."""
+_HERO_YEAR = re.compile(r"(\d{4})(?:\s*[–-]\s*(?:\d{4})?)?")
+"""The hero's year item: "1994", or a series' "2008–2013" / "2019–" (its first year)."""
+_HERO_VOTES = re.compile(r"(\d+(?:,\d{3})*(?:\.\d+)?)\s*([KMB])?", re.IGNORECASE)
+"""The hero's vote count: "2.9M", "850K", "12,345", "987"."""
+_VOTE_SCALES = {"": 1, "K": 1_000, "M": 1_000_000, "B": 1_000_000_000}
+_HERO_RATING_RANGE = (1.0, 10.0)
+_HERO_LINKED_ID = re.compile(r"/title/(tt\d{7,8})/(?:releaseinfo|ratings|mediaviewer|parentalguide)")
+"""Links of the hero section to the title's own sub-pages, which name its id."""
+_SRCSET_ENTRY = re.compile(r"(\S+)\s+(\d+)w(?![^\s,])")
+_V1_SUFFIX = re.compile(r"\._V1[_.][^/]*$")
+"""The size modifiers of an image URL ("._V1_QL75_UX190_CR0,0,190,281_.jpg"); "._V1_.jpg" is the full size."""
+_VOID_TAGS = frozenset(
+    {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "param", "source", "track", "wbr"}
+)
+_RAW_TEXT_TAGS = frozenset({"script", "style", "template"})
+_GENRE_CHIP_LISTS = frozenset({"interests", "genres", "storyline-genres"})
+"""data-testid of the hero's interest chips (2024+), of the legacy genre chips, and of the storyline's genres."""
 
 
 class TitlePageError(ValueError):
@@ -45,7 +72,7 @@ class TitlePage:
     poster_url: str | None
     """None when the title has no poster (IMDb's imdb_logo.png og:image fallback counts as none)."""
     source: str
-    """Where poster_url came from: "next_data", "json_ld", "og_image" or "none"."""
+    """Where poster_url came from: "next_data", "json_ld", "og_image", "dom" (the hero's poster <img>) or "none"."""
 
 
 @dataclass(frozen=True)
@@ -60,6 +87,112 @@ class _Fields:
     poster_url: str | None = None
 
 
+@dataclass
+class _Region:
+    """An open element of interest in the hero section and the text seen inside it so far."""
+
+    name: str
+    depth: int
+    text: list[str] = field(default_factory=list)
+
+
+class _HeroScanner:
+    """Collects the visible hero section as `_PageScanner` parses: title, year items, rating score and the vote count
+    after it, the poster <img>, genre chips, and the title id its links name. Ignores styled-components classes."""
+
+    def __init__(self) -> None:
+        self.texts: dict[str, list[str]] = {}
+        """Text of each closed region, by region name, in page order."""
+        self.poster_image: dict[str, str] | None = None
+        self.votes_text: str | None = None
+        self.linked_id: str | None = None
+        self._stack: list[str] = []
+        self._open: list[_Region] = []
+        self._after_heading = False
+        self._inline_list_seen = False
+        self._votes_until: int | None = None
+        """While set, the vote count is the next count-like text before the stack is shallower than this."""
+
+    def start(self, tag: str, values: dict[str, str]) -> None:
+        if tag == "img" and self._inside("poster") and self.poster_image is None:
+            self.poster_image = values
+        if tag == "a" and self.linked_id is None and (match := _HERO_LINKED_ID.search(values.get("href", ""))):
+            self.linked_id = match.group(1)
+        if tag in _VOID_TAGS:
+            return
+        names = self._regions_opened_by(tag, values)
+        self._stack.append(tag)
+        self._open.extend(_Region(name, len(self._stack)) for name in names)
+
+    def _regions_opened_by(self, tag: str, values: dict[str, str]) -> list[str]:
+        testid, classes = values.get("data-testid", ""), values.get("class", "").split()
+        depth = len(self._stack) + 1
+        names = []
+        if tag == "span" and (testid == "hero__primary-text" or "hero__primary-text" in classes):
+            names.append("title")
+        if tag == "h1" and testid in ("hero__pageTitle", "hero-title-block__title"):
+            names.append("heading")
+        if tag == "ul" and self._opens_inline_list(testid, classes):
+            names.append("inline_list")
+        if tag == "li" and self._inside("inline_list", depth - 1):
+            names.append("inline_item")
+        if tag == "a" and "/releaseinfo" in values.get("href", ""):
+            names.append("release_link")
+        if testid == "hero-rating-bar__aggregate-rating__score":
+            names.append("score")
+        if tag == "span" and self._inside("score", depth - 1) and not self.texts.get("score_value"):
+            names.append("score_value")
+        if testid == "hero-media__poster":
+            names.append("poster")
+        if testid in _GENRE_CHIP_LISTS:
+            names.append("chips")
+        if tag == "a" and self._inside("chips"):
+            names.append("chip")
+        return names
+
+    def _opens_inline_list(self, testid: str, classes: list[str]) -> bool:
+        """The first inline list after the hero's <h1> (year, certificate, runtime), or the legacy metadata list."""
+        first_after_heading = not self._inline_list_seen and self._after_heading and "ipc-inline-list" in classes
+        if first_after_heading or testid == "hero-title-block__metadata":
+            self._inline_list_seen = True
+            return True
+        return False
+
+    def _inside(self, name: str, depth: int | None = None) -> bool:
+        return any(region.name == name and depth in (None, region.depth) for region in self._open)
+
+    def data(self, text: str) -> None:
+        if self._stack and self._stack[-1] in _RAW_TEXT_TAGS:
+            return
+        for region in self._open:
+            region.text.append(text)
+        if self._votes_until is not None and _HERO_VOTES.fullmatch(text.strip()):
+            self.votes_text = text.strip()
+            self._votes_until = None
+
+    def end(self, tag: str) -> None:
+        if tag not in self._stack:
+            return
+        while self._stack.pop() != tag:
+            pass
+        depth = len(self._stack)
+        for region in [region for region in self._open if region.depth > depth]:
+            self._open.remove(region)
+            self._close(region)
+        if self._votes_until is not None and depth < self._votes_until:
+            self._votes_until = None
+
+    def _close(self, region: _Region) -> None:
+        self.texts.setdefault(region.name, []).append(" ".join("".join(region.text).split()))
+        if region.name == "heading":
+            self._after_heading = True
+        elif region.name == "score" and self.votes_text is None:
+            self._votes_until = region.depth - 1
+
+    def first(self, name: str) -> str | None:
+        return next((text for text in self.texts.get(name, []) if text), None)
+
+
 class _PageScanner(HTMLParser):
     """Collects the <meta>, <link rel=canonical>, <title> and <script> contents that hold a title's data."""
 
@@ -70,11 +203,13 @@ class _PageScanner(HTMLParser):
         self.page_title: str | None = None
         self.next_data: str | None = None
         self.json_ld: list[str] = []
+        self.hero = _HeroScanner()
         self._capture: str | None = None
         self._chunks: list[str] = []
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         values = {name: value or "" for name, value in attrs}
+        self.hero.start(tag, values)
         if tag == "meta":
             key = values.get("property") or values.get("name")
             if key and "content" in values:
@@ -93,10 +228,12 @@ class _PageScanner(HTMLParser):
         self._chunks = []
 
     def handle_data(self, data: str) -> None:
+        self.hero.data(data)
         if self._capture is not None:
             self._chunks.append(data)
 
     def handle_endtag(self, tag: str) -> None:
+        self.hero.end(tag)
         if self._capture is None or tag not in ("title", "script"):
             return
         text = "".join(self._chunks)
@@ -112,9 +249,11 @@ class _PageScanner(HTMLParser):
 def read_title_page(html: str, imdb_id: str | None = None) -> TitlePage:
     """Read a title page; `imdb_id` (the id that was requested) wins over the id the page names.
 
-    Each field comes from the first source that has it: `__NEXT_DATA__`, then JSON-LD, then og:title/og:image
-    (the year prefers og:title to JSON-LD's `datePublished`, a regional release date). Malformed JSON in one
-    source only drops that source. Raises TitlePageError for pages with no title data (bot wall, error page).
+    Each field comes from the first source that has it: `__NEXT_DATA__`, then JSON-LD, then og:title/og:image,
+    then the visible hero section (the year prefers og:title to JSON-LD's `datePublished`, a regional release date).
+    The hero's abbreviated vote count ("2.9M") is used only along with its rating, when no other source rates the
+    title. Malformed JSON in one source only drops that source. Raises TitlePageError for pages with no title data
+    (bot wall, error page).
     """
     if imdb_id is not None and not IMDB_ID.fullmatch(imdb_id):
         raise ValueError(f"bad imdb_id {imdb_id!r}: expected 'tt' followed by 7 or 8 digits")
@@ -131,6 +270,7 @@ def read_title_page(html: str, imdb_id: str | None = None) -> TitlePage:
         "next_data": _from_next_data(next_data),
         "json_ld": _from_json_ld(json_ld),
         "og_image": _from_og_meta(scanner),
+        "dom": _from_hero(scanner.hero),
     }
     if page_id is None or not any(fields != _Fields() for fields in sources.values()):
         raise TitlePageError(_not_a_title_page_message(scanner, page_id))
@@ -150,13 +290,21 @@ def _not_a_title_page_message(scanner: _PageScanner, page_id: str | None) -> str
             f"{what} names no IMDb title id (no imdb:pageConst, tconst, og:url or canonical link): "
             "not an IMDb title page, perhaps a bot-wall challenge or an error page"
         )
-    return f"{what} for {page_id} has no __NEXT_DATA__, JSON-LD or og: metadata to read: not an IMDb title page"
+    return (
+        f"{what} for {page_id} has no __NEXT_DATA__, JSON-LD or og: metadata, nor a hero section, to read: "
+        "not an IMDb title page"
+    )
 
 
 def _merge(imdb_id: str, sources: dict[str, _Fields]) -> TitlePage:
-    """Each field from the first source that has it; the year from JSON-LD only after og:title."""
+    """Each field from the first source that has it; the year from JSON-LD only after og:title; the hero's (rounded)
+    vote count only when no other source has a rating, so it never pairs with another source's rating."""
     ordered = list(sources.values())
-    year_order = [sources["next_data"], sources["og_image"], sources["json_ld"]]
+    year_order = [sources["next_data"], sources["og_image"], sources["json_ld"], sources["dom"]]
+    exact = [fields for name, fields in sources.items() if name != "dom"]
+    votes = _first(fields.votes for fields in exact)
+    if votes is None and _first(fields.rating for fields in exact) is None:
+        votes = sources["dom"].votes
     poster_source = next((name for name, fields in sources.items() if fields.poster_url), "none")
     return TitlePage(
         imdb_id=imdb_id,
@@ -164,7 +312,7 @@ def _merge(imdb_id: str, sources: dict[str, _Fields]) -> TitlePage:
         year=_first(fields.year for fields in year_order),
         genres=_first(fields.genres for fields in ordered) or (),
         rating=_first(fields.rating for fields in ordered),
-        votes=_first(fields.votes for fields in ordered),
+        votes=votes,
         poster_url=sources[poster_source].poster_url if poster_source != "none" else None,
         source=poster_source,
     )
@@ -175,7 +323,8 @@ def _first(values: Iterator[Any]) -> Any:
 
 
 def _page_imdb_id(scanner: _PageScanner, next_data: Any, json_ld: dict[str, Any] | None) -> str | None:
-    """The title id the page names: imdb:pageConst, then tconst, then og:url, canonical link, JSON-LD url."""
+    """The title id the page names: imdb:pageConst, then tconst, then og:url, canonical link, JSON-LD url, then the
+    hero's links to the title's sub-pages (releaseinfo, ratings, mediaviewer)."""
     page_props = _dig(next_data, "props", "pageProps")
     ids = [scanner.meta.get("imdb:pageconst"), _dig(page_props, "tconst"), _dig(page_props, "aboveTheFoldData", "id")]
     urls = [scanner.meta.get("og:url"), scanner.canonical, _dig(json_ld, "url")]
@@ -185,7 +334,7 @@ def _page_imdb_id(scanner: _PageScanner, next_data: Any, json_ld: dict[str, Any]
     for value in urls:
         if isinstance(value, str) and (match := _TITLE_URL_ID.search(value)):
             return match.group(1)
-    return None
+    return scanner.hero.linked_id
 
 
 def _from_next_data(data: Any) -> _Fields:
@@ -249,6 +398,53 @@ def _from_og_meta(scanner: _PageScanner) -> _Fields:
         rating=_number(parts.get("rating"), float),
         poster_url=image if image and not _LOGO_IMAGE.search(image) else None,
     )
+
+
+def _from_hero(hero: _HeroScanner) -> _Fields:
+    """Fields from the visible hero section; genres only from chips in IMDb's genre vocabulary."""
+    year_texts = hero.texts.get("inline_item", []) + hero.texts.get("release_link", [])
+    years = (_year(int(match.group(1))) for text in year_texts if (match := _HERO_YEAR.fullmatch(text)))
+    chips = (text for text in hero.texts.get("chip", []) if text in IMDB_GENRES)
+    return _Fields(
+        title=hero.first("title") or hero.first("heading"),
+        year=next((year for year in years if year is not None), None),
+        genres=tuple(dict.fromkeys(chips)),
+        rating=_hero_rating(hero.first("score_value")),
+        votes=parse_votes(hero.votes_text) if hero.votes_text else None,
+        poster_url=_hero_poster_url(hero.poster_image),
+    )
+
+
+def _hero_rating(text: str | None) -> float | None:
+    """The score span's "9.3" (or a localised "9,3"), if it is a rating out of 10."""
+    rating = _number(text.replace(",", "."), float) if text else None
+    low, high = _HERO_RATING_RANGE
+    return rating if rating is not None and low <= rating <= high else None
+
+
+def parse_votes(text: str) -> int | None:
+    """A vote count as IMDb's hero shows it: "2.9M" -> 2_900_000, "850K" -> 850_000, "12,345" -> 12_345."""
+    match = _HERO_VOTES.fullmatch(text.strip())
+    if match is None:
+        return None
+    number = Decimal(match.group(1).replace(",", "")) * _VOTE_SCALES[(match.group(2) or "").upper()]
+    return int(number) if number == number.to_integral_value() else None
+
+
+def _hero_poster_url(image: dict[str, str] | None) -> str | None:
+    """The hero <img>'s largest srcset entry (else its src), at full size: a "._V1_…" suffix becomes "._V1_.jpg"."""
+    if image is None:
+        return None
+    url = _largest_srcset_entry(image.get("srcset", "")) or image.get("src", "").strip()
+    if not url or url.startswith("data:") or _LOGO_IMAGE.search(url):
+        return None
+    return _V1_SUFFIX.sub("._V1_.jpg", url)
+
+
+def _largest_srcset_entry(srcset: str) -> str | None:
+    """The URL with the largest width descriptor ("url 190w, url 380w"); URLs may contain commas ("CR0,0,190,281")."""
+    entries = [(int(width), url.lstrip(",")) for url, width in _SRCSET_ENTRY.findall(srcset)]
+    return max(entries)[1] if entries else None
 
 
 def _json_ld_work(scripts: list[str]) -> dict[str, Any] | None:

@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -17,11 +16,12 @@ import pytest
 
 from app.serving import gunicorn_server
 from catalog import Catalog
+from scraper.browser import CHROMEDRIVER_NAMES, CHROMIUM_NAMES, find_program
 from scraper.replica import ReplicaServer
 
 ROOT = Path(__file__).resolve().parents[1]
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-CHROMEDRIVER = shutil.which("chromedriver")
+CHROMIUM = find_program(CHROMIUM_NAMES)
+CHROMEDRIVER = find_program(CHROMEDRIVER_NAMES)
 OUTSIDE_ID = "tt98000001"  # a title the replica IMDb has and the catalog does not
 
 pytestmark = [
@@ -65,29 +65,12 @@ def base_url(demo_catalog_dir, trained, index_dir, imdb, tmp_path_factory) -> It
 
 
 @pytest.fixture
-def browser(tmp_path: Path):
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
+def browser():
+    """Headless Chromium as the scraper starts it (Debian's chromium and chromedriver), with images shown."""
+    from scraper.browser import browser_session
 
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for argument in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-dev-shm-usage",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--no-first-run",
-        f"--user-data-dir={tmp_path / 'chromium-profile'}",
-        "--window-size=1280,1000",
-    ):
-        options.add_argument(argument)
-    driver = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)
-    driver.implicitly_wait(0)
-    yield driver
-    driver.quit()
+    with browser_session(images=True) as driver:
+        yield driver
 
 
 def wait_for(browser, css: str, count: int = 1, timeout: float = 60):

@@ -1,0 +1,137 @@
+"""Command line for the dataset builder: `python -m scraper scrape --out DIR` scrapes IMDb (or a replica) into a
+catalog, resumably; `python -m scraper replica DIR` writes (if missing) and serves the offline replica of IMDb."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import threading
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
+from tqdm.contrib.logging import logging_redirect_tqdm
+
+if TYPE_CHECKING:
+    from scraper.search import YearRange
+
+EXIT_STOPPED = 3
+"""Exit status when IMDb's bot wall (or a failing IMDb) stopped the scrape; progress is saved."""
+EXIT_INTERRUPTED = 130
+
+
+def _year_ranges(context: click.Context, parameter: click.Parameter, value: str | None) -> tuple[YearRange, ...]:
+    from scraper.scrape import DEFAULT_YEAR_RANGES, parse_year_ranges
+
+    try:
+        return parse_year_ranges(value) if value else DEFAULT_YEAR_RANGES
+    except ValueError as error:
+        raise click.BadParameter(str(error)) from error
+
+
+def _genres(context: click.Context, parameter: click.Parameter, value: str | None) -> tuple[str, ...]:
+    from scraper.scrape import PAPER_GENRES, parse_genres
+
+    try:
+        return parse_genres(value) if value else PAPER_GENRES
+    except ValueError as error:
+        raise click.BadParameter(str(error)) from error
+
+
+@click.group()
+def cli() -> None:
+    """Build a catalog from IMDb's search pages, or serve an offline replica of IMDb to try it on."""
+
+
+@cli.command()
+@click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path), help="catalog directory to write")
+@click.option("--base-url", default="https://www.imdb.com", show_default=True, help="IMDb, or a replica's URL")
+@click.option("--image-host-override", metavar="URL", help="serve IMDb's image hosts from this origin (replicas)")
+@click.option("--genres", callback=_genres, help="comma-separated genres (default: the paper's 18)")
+@click.option("--years", callback=_year_ranges, help="comma-separated year ranges to start from: 1900-1969,1970-1989")
+@click.option("--per-genre", type=click.IntRange(min=1), default=12_000, show_default=True, help="titles per genre")
+@click.option("--result-cap", type=click.IntRange(min=1), default=10_000, show_default=True, help="split above this")
+@click.option("--delay", type=click.FloatRange(min=0), default=2.0, show_default=True, help="seconds between actions")
+@click.option("--title-delay", type=click.FloatRange(min=0), default=2.0, show_default=True)
+@click.option("--poster-delay", type=click.FloatRange(min=0), default=0.5, show_default=True)
+@click.option(
+    "--title-pages",
+    type=click.Choice(["off", "missing", "all"]),
+    default="off",
+    show_default=True,
+    help="read title pages: never, for titles whose search result had no exact data, or for every title",
+)
+@click.option("--poster-width", type=click.IntRange(16, 4000), default=300, show_default=True)
+@click.option("--remote", metavar="URL", help="drive a Selenium Grid at URL instead of local headless Chromium")
+@click.option("--state", type=click.Path(path_type=Path), help="progress file (default: DIR/.scrape.sqlite)")
+@click.option("--retries", type=click.IntRange(min=0), default=3, show_default=True)
+@click.option("--backoff", type=click.FloatRange(min=0), default=2.0, show_default=True, help="first retry's wait")
+@click.option("--no-progress", is_flag=True, help="no progress bars")
+def scrape(out_dir: Path, **options: object) -> None:
+    """Scrape IMDb's advanced title search into a catalog; run the same command again to resume."""
+    from scraper.browser import BrowserError
+    from scraper.progress import StateError
+    from scraper.scrape import BotWall, ScrapeBusyError, ScrapeSettings, ScrapeStoppedError
+    from scraper.scrape import scrape as run_scrape
+
+    progress = not options.pop("no_progress")
+    settings = ScrapeSettings(out=out_dir, progress=progress, **options)
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+    images = f" (images from {settings.image_host_override})" if settings.image_host_override else ""
+    click.echo(
+        f"Scraping {len(settings.genres)} genre(s) from {settings.base_url}{images} into {out_dir}; "
+        f"progress in {settings.state_path}"
+    )
+    try:
+        with logging_redirect_tqdm():
+            report = run_scrape(settings)
+    except (BotWall, ScrapeStoppedError) as error:
+        click.echo(f"Stopped: {error}", err=True)
+        sys.exit(EXIT_STOPPED)
+    except KeyboardInterrupt:
+        message = f"Interrupted: progress is saved in {settings.state_path}; run the same command to resume."
+        click.echo("\n" + message, err=True)
+        sys.exit(EXIT_INTERRUPTED)
+    except (BrowserError, StateError, ScrapeBusyError) as error:
+        raise click.ClickException(str(error)) from error
+    click.echo(
+        f"Done in {report.seconds:.1f} s: {report.movies} movies with their posters in {out_dir} "
+        f"({report.missing_posters} without a poster on IMDb left out, {report.failed_posters} poster downloads "
+        f"failed), {report.repeats} repeated results merged, {report.pages} pages and clicks."
+    )
+    summary = {"movies": report.movies, "posters": report.posters, "duplicates": report.duplicates}
+    click.echo(json.dumps(summary | {"seconds": report.seconds}))
+
+
+@cli.command()
+@click.argument("directory", type=click.Path(path_type=Path))
+@click.option("--port", type=int, default=8765, show_default=True, help="port on 127.0.0.1 (0 picks one)")
+@click.option("--movies", "n_movies", type=click.IntRange(1, 999_999), default=300, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--result-cap", type=click.IntRange(min=1), default=10_000, show_default=True)
+@click.option("--page-size", type=click.IntRange(1, 250), default=50, show_default=True)
+def replica(directory: Path, port: int, n_movies: int, seed: int, result_cap: int, page_size: int) -> None:
+    """Write the replica's catalog in DIRECTORY (unless there is one) and serve it as IMDb until Ctrl-C."""
+    from catalog import CatalogError, read_catalog
+    from scraper.replica import ReplicaServer, write_replica_catalog
+
+    try:
+        if (directory / "movies.csv").is_file():
+            catalog = read_catalog(directory)
+        else:
+            catalog = write_replica_catalog(directory, n_movies=n_movies, seed=seed)
+    except (CatalogError, FileExistsError) as error:
+        raise click.ClickException(str(error)) from error
+    with ReplicaServer(catalog, port=port, result_cap=result_cap, page_size=page_size) as server:
+        click.echo(f"Serving {len(catalog)} replica titles at {server.url}; scrape them with:")
+        click.echo(f"  python -m scraper scrape --out OUT --base-url {server.url} --image-host-override {server.url}")
+        click.echo("Ctrl-C stops.")
+        try:
+            threading.Event().wait()
+        except KeyboardInterrupt:
+            click.echo()
+
+
+if __name__ == "__main__":
+    cli()

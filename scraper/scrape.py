@@ -1,0 +1,564 @@
+"""The whole scrape, as in the paper: for each genre, IMDb's advanced title search for feature films by number of
+votes, over release-year ranges (split in two while a range has more results than IMDb returns), until a number of
+titles per genre; optional title pages; posters downloaded at a chosen width. Resumable from its SQLite progress
+file, polite, and stopped cleanly by IMDb's bot wall; the catalog (`catalog` format) is rewritten after each genre."""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import datetime
+import fcntl
+import io
+import logging
+import random
+import re
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from PIL import Image, UnidentifiedImageError
+from selenium.common.exceptions import WebDriverException
+from selenium.webdriver.remote.webdriver import WebDriver
+from tqdm import tqdm
+
+from catalog import read_catalog, write_movies_csv, write_poster
+from catalog.read import MOVIES_CSV
+from scraper.browser import USER_AGENT, Pacer, browser_session
+from scraper.fetch import IMDB_IMAGE_HOSTS, FetchError, SafeFetcher
+from scraper.progress import (
+    POSTER_DIRECTORY,
+    TITLE_PAGE,
+    MovieRecord,
+    ScrapeState,
+    Search,
+    poster_path,
+)
+from scraper.search import (
+    PAPER_GENRES,
+    WALL_STATUSES,
+    BotWall,
+    Patience,
+    ScrapeStoppedError,
+    SearchPage,
+    YearRange,
+    detect_wall,
+    search_url,
+)
+from scraper.title_page import TitlePage, TitlePageError, read_title_page
+
+__all__ = [
+    "DEFAULT_YEAR_RANGES",
+    "PAPER_GENRES",
+    "TITLE_PAGE_MODES",
+    "BotWall",
+    "ScrapeBusyError",
+    "ScrapeReport",
+    "ScrapeSettings",
+    "ScrapeStoppedError",
+    "allocate_quotas",
+    "parse_genres",
+    "parse_year_ranges",
+    "remove_stale_temporaries",
+    "scrape",
+    "sized_poster_url",
+]
+
+log = logging.getLogger("scraper")
+
+TITLE_PAGE_MODES = ("off", "missing", "all")
+"""Which title pages to read: none; those of movies whose search result gave no exact data (results loaded with
+"50 more", whose votes the page only shows rounded and whose genres it does not show); or every movie's."""
+STATE_FILE = ".scrape.sqlite"
+LOCK_FILE = ".scrape.lock"
+DEFAULT_YEAR_RANGES: tuple[YearRange, ...] = (
+    YearRange(1874, 1959),
+    YearRange(1960, 1979),
+    YearRange(1980, 1989),
+    YearRange(1990, 1999),
+    YearRange(2000, 2004),
+    YearRange(2005, 2009),
+    YearRange(2010, 2014),
+    YearRange(2015, 2019),
+    YearRange(2020, datetime.date.today().year + 1),
+)
+"""Where each genre's searches start; any range over the result cap is split further."""
+_V1_SUFFIX = re.compile(r"\._V1_[^/]*$")
+_STALE_TEMPORARY = re.compile(r"^\..+\.tmp$")
+_TITLE_PAGE_SUMMARY = "return [document.title, document.body ? document.body.innerText.slice(0, 2000) : '']"
+
+
+@dataclass(frozen=True)
+class ScrapeSettings:
+    """What to scrape, from where, and how politely. `out` is the catalog directory; the progress file defaults to
+    `out/.scrape.sqlite`."""
+
+    out: Path
+    base_url: str = "https://www.imdb.com"
+    image_host_override: str | None = None
+    """An origin ("http://127.0.0.1:8765") that serves IMDb's image hosts instead of them (replicas, tests)."""
+    genres: tuple[str, ...] = PAPER_GENRES
+    years: tuple[YearRange, ...] = DEFAULT_YEAR_RANGES
+    per_genre: int = 12_000
+    result_cap: int = 10_000
+    """A search reporting more results than this is split by years: IMDb returns about 10,000 per query."""
+    delay: float = 2.0
+    """Seconds between page actions (page loads and "50 more" clicks)."""
+    title_delay: float = 2.0
+    poster_delay: float = 0.5
+    title_pages: str = "off"
+    poster_width: int = 300
+    remote: str | None = None
+    state: Path | None = None
+    progress: bool = True
+    retries: int = 3
+    backoff: float = 2.0
+    """Seconds before the first retry; doubled for each further one."""
+    wait: float = 30.0
+    """Seconds to wait for "50 more" to show new results."""
+    page_timeout: float = 60.0
+    seed: int | None = None
+    """Seeds the jitter of the delays (tests)."""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "out", Path(self.out))
+        unknown = ", ".join(genre for genre in self.genres if genre not in PAPER_GENRES)
+        if unknown or not self.genres:
+            raise ValueError(f"unknown genre(s) {unknown or '(none)'}; choose from {', '.join(PAPER_GENRES)}")
+        if not self.years or _overlapping(self.years):
+            raise ValueError("year ranges must be given and must not overlap")
+        if self.title_pages not in TITLE_PAGE_MODES:
+            raise ValueError(f"title_pages must be one of {', '.join(TITLE_PAGE_MODES)}, not {self.title_pages!r}")
+        if self.per_genre < 1 or self.result_cap < 1 or not 16 <= self.poster_width <= 4000:
+            raise ValueError("per_genre and result_cap must be positive and poster_width between 16 and 4000")
+        if min(self.delay, self.title_delay, self.poster_delay, self.backoff) < 0 or self.retries < 0:
+            raise ValueError("delays, backoff and retries cannot be negative")
+        if not re.match(r"https?://[^/]+$", self.base_url.rstrip("/")):
+            raise ValueError(f"base_url must be an origin such as https://www.imdb.com, not {self.base_url!r}")
+
+    @property
+    def state_path(self) -> Path:
+        return Path(self.state) if self.state is not None else self.out / STATE_FILE
+
+
+@dataclass
+class ScrapeReport:
+    """What a scrape did. movies: rows of the catalog written (each has its poster); posters: poster files in it;
+    downloaded: posters fetched by this run; missing_posters: titles IMDb shows without a poster, left out of the
+    catalog; failed_posters: downloads that failed (retried by the next run); duplicates: ids written twice (always
+    0: a check); repeats: results of titles already recorded (found under another genre), merged; pages: page loads,
+    "50 more" clicks and title pages of this run."""
+
+    catalog: Path
+    state: Path
+    movies: int = 0
+    posters: int = 0
+    downloaded: int = 0
+    missing_posters: int = 0
+    failed_posters: int = 0
+    duplicates: int = 0
+    repeats: int = 0
+    pages: int = 0
+    title_pages: int = 0
+    searches_split: int = 0
+    seconds: float = 0.0
+    genres: dict[str, int] = field(default_factory=dict)
+    """How many distinct titles each genre's searches found (over all runs)."""
+
+    def as_dict(self) -> dict[str, object]:
+        return {**asdict(self), "catalog": str(self.catalog), "state": str(self.state)}
+
+
+class ScrapeBusyError(RuntimeError):
+    """Another scrape is writing to the same catalog directory."""
+
+
+# -- pure helpers ----------------------------------------------------------------------------------------------------
+
+
+def parse_year_ranges(text: str) -> tuple[YearRange, ...]:
+    """ "1900-1969,1970-1989,2020" -> year ranges (a single year stands for itself)."""
+    ranges = []
+    for part in filter(None, (piece.strip() for piece in text.split(","))):
+        match = re.fullmatch(r"(\d{4})(?:\s*-\s*(\d{4}))?", part)
+        if match is None:
+            raise ValueError(f"bad year range {part!r}: expected YYYY-YYYY or YYYY")
+        ranges.append(YearRange(int(match.group(1)), int(match.group(2) or match.group(1))))
+    if not ranges:
+        raise ValueError("no year ranges given")
+    if _overlapping(ranges):
+        raise ValueError(f"year ranges overlap: {text}")
+    return tuple(ranges)
+
+
+def _overlapping(ranges: Sequence[YearRange]) -> bool:
+    ordered = sorted(ranges, key=lambda year_range: year_range.first)
+    return any(later.first <= earlier.last for earlier, later in zip(ordered, ordered[1:], strict=False))
+
+
+def parse_genres(text: str) -> tuple[str, ...]:
+    """ "action,Sci-Fi" -> ("Action", "Sci-Fi"): the paper's genres, as IMDb spells them."""
+    names = {genre.lower(): genre for genre in PAPER_GENRES}
+    wanted = [piece.strip() for piece in text.split(",") if piece.strip()]
+    unknown = [genre for genre in wanted if genre.lower() not in names]
+    if unknown or not wanted:
+        raise ValueError(f"unknown genre(s) {', '.join(unknown) or '(none)'}; choose from {', '.join(PAPER_GENRES)}")
+    return tuple(dict.fromkeys(names[genre.lower()] for genre in wanted))
+
+
+def allocate_quotas(capacities: Sequence[int], target: int) -> list[int]:
+    """How many results to read from each of a genre's searches: all when they add up to at most `target`, else
+    shares of `target` proportional to their sizes (largest remainders first), none over its capacity. Each search
+    lists its titles by votes, so each contributes its most-voted ones, and no year range is favoured."""
+    total = sum(capacities)
+    if total <= target:
+        return list(capacities)
+    quotas = [target * capacity // total for capacity in capacities]
+    remainders = [target * capacity % total for capacity in capacities]
+    left = target - sum(quotas)
+    for index in sorted(range(len(capacities)), key=lambda i: (-remainders[i], i)):
+        if left == 0:
+            break
+        if quotas[index] < capacities[index]:
+            quotas[index] += 1
+            left -= 1
+    return quotas
+
+
+def sized_poster_url(url: str, width: int) -> str:
+    """The URL of a poster at `width` pixels wide: IMDb's `_V1_` modifiers replaced by `_V1_QL75_UX<width>_`."""
+    suffix = f"._V1_QL75_UX{width}_.jpg"
+    if _V1_SUFFIX.search(url):
+        return _V1_SUFFIX.sub(suffix, url)
+    stem, dot, extension = url.rpartition(".")
+    return stem + suffix if dot and "/" not in extension and extension.lower() in ("jpg", "jpeg", "png") else url
+
+
+def jpeg_bytes(data: bytes) -> bytes:
+    """`data` if it is a JPEG image, else the image re-encoded as one; ValueError when it is not a whole image."""
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            kind = image.format
+            image.load()
+            if kind == "JPEG":
+                return data
+            buffer = io.BytesIO()
+            image.convert("RGB").save(buffer, format="JPEG", quality=90)
+            return buffer.getvalue()
+    except (UnidentifiedImageError, OSError, SyntaxError) as error:
+        raise ValueError(f"not a readable image ({error})") from error
+
+
+def remove_stale_temporaries(directory: Path) -> int:
+    """Delete the temporary files an interrupted run left while writing movies.csv or a poster; how many."""
+    removed = 0
+    for folder in (directory, directory / POSTER_DIRECTORY):
+        if folder.is_dir():
+            for path in folder.iterdir():
+                if _STALE_TEMPORARY.match(path.name) and path.is_file():
+                    path.unlink(missing_ok=True)
+                    removed += 1
+    return removed
+
+
+@contextlib.contextmanager
+def _exclusive(directory: Path) -> Iterator[None]:
+    """Hold `directory/.scrape.lock` (released by the system even when the process is killed)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    with (directory / LOCK_FILE).open("a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise ScrapeBusyError(f"another scrape is writing to {directory}; wait for it to finish") from None
+        yield
+
+
+# -- the run ---------------------------------------------------------------------------------------------------------
+
+
+def scrape(settings: ScrapeSettings) -> ScrapeReport:
+    """Scrape IMDb (or a replica) into the catalog directory `settings.out`, resuming any earlier run recorded in
+    the progress file. Raises BotWall or ScrapeStoppedError (progress saved: run again later), ScrapeBusyError,
+    StateError, BrowserError; KeyboardInterrupt passes through after the progress and the catalog are saved."""
+    started = time.monotonic()
+    out = settings.out
+    with _exclusive(out), ScrapeState(settings.state_path) as state:
+        state.check_years(settings.years)
+        if removed := remove_stale_temporaries(out):
+            log.info("removed %d temporary file(s) left by an interrupted run", removed)
+        if gone := state.recheck_poster_files(out):
+            log.info("%d downloaded poster(s) are gone from %s; downloading them again", gone, out)
+        report = ScrapeReport(catalog=out, state=state.path)
+        run = _Run(settings, state, report)
+        try:
+            with browser_session(settings.remote, page_timeout=settings.page_timeout, user_agent=USER_AGENT) as driver:
+                run.all_genres(driver)
+        except WebDriverException as error:
+            stopped = ScrapeStoppedError(f"the browser failed: {(error.msg or str(error)).strip().splitlines()[0]}")
+            raise run.stopped(stopped, started) from error
+        except ScrapeStoppedError as error:
+            raise run.stopped(error, started) from error
+        except KeyboardInterrupt:
+            run.finish(started)
+            raise
+        run.finish(started, validate=True)
+        return report
+
+
+class _Run:
+    """One run of the scraper over the genres, sharing the browser, the fetcher, the pacing and the report."""
+
+    def __init__(self, settings: ScrapeSettings, state: ScrapeState, report: ScrapeReport) -> None:
+        self.settings = settings
+        self.state = state
+        self.report = report
+        rng = random.Random(settings.seed)
+        self.page_pacer = Pacer(settings.delay, rng)
+        self.title_pacer = Pacer(settings.title_delay, rng)
+        self.poster_pacer = Pacer(settings.poster_delay, rng)
+        self.patience = Patience(retries=settings.retries, backoff=settings.backoff, wait=settings.wait)
+        override = settings.image_host_override
+        self.fetcher = SafeFetcher(
+            IMDB_IMAGE_HOSTS,
+            overrides={host: override for host in IMDB_IMAGE_HOSTS} if override else None,
+            user_agent=USER_AGENT,
+        )
+        self.driver: WebDriver | None = None
+        self.current: tuple[Search, SearchPage] | None = None
+        """The search page the browser shows, while it shows one."""
+
+    # -- outcome -----------------------------------------------------------------------------------------------------
+
+    def write_catalog(self) -> int:
+        """(Re)write movies.csv from the progress file: every movie whose poster is downloaded; how many."""
+        movies = self.state.catalog_movies()
+        write_movies_csv(self.settings.out, movies)
+        return len(movies)
+
+    def finish(self, started: float, *, validate: bool = False) -> None:
+        """Write the catalog, fill in the report, and (validate) read the catalog back as `catalog` would."""
+        written = self.write_catalog()
+        counts = self.state.poster_counts()
+        self.report.movies = self.report.posters = written
+        self.report.missing_posters = counts["missing"]
+        self.report.failed_posters = counts["failed"] + counts["pending"]
+        self.report.duplicates = _duplicate_rows(self.settings.out / MOVIES_CSV)
+        self.report.genres = {genre: self.state.found_count(genre) for genre in self.settings.genres}
+        self.report.seconds = round(time.monotonic() - started, 2)
+        if validate and written:
+            read_catalog(self.settings.out)
+
+    def stopped(self, error: ScrapeStoppedError, started: float) -> ScrapeStoppedError:
+        """The error to raise for a stop: the same kind, saying where the progress is and how to resume."""
+        self.finish(started)
+        message = f"{error}; progress is saved in {self.state.path}; run the same command later to resume"
+        stopped = type(error)(message)
+        stopped.report = self.report
+        return stopped
+
+    # -- genres and searches -----------------------------------------------------------------------------------------
+
+    def all_genres(self, driver: WebDriver) -> None:
+        self.driver = driver
+        self.fetch_posters(self.state.posters_to_fetch())  # left pending by an interrupted run
+        for genre in self.settings.genres:
+            self.genre(genre)
+            self.write_catalog()  # a valid catalog of what is done so far, whatever happens next
+        self.fetch_posters(self.state.posters_to_fetch())
+
+    def genre(self, genre: str) -> None:
+        """Scrape one genre: size its searches up, read their results up to the genre's quota, title pages, posters.
+        Its progress bar counts the titles read out of the genre's target (or of all its results when fewer)."""
+        self.state.add_searches(genre, self.settings.years)
+        with tqdm(
+            desc=f"{genre:<9}", unit=" titles", disable=not self.settings.progress, dynamic_ncols=True, leave=True
+        ) as bar:
+            self.survey(genre, bar)
+            while (step := self.next_search(genre, bar)) is not None:
+                self.page_through(*step, bar=bar)
+            if self.settings.title_pages != "off":
+                self.visit_title_pages(genre, bar)
+            self.fetch_posters(self.state.posters_to_fetch(genre=genre), bar)
+
+    def survey(self, genre: str, bar: tqdm) -> None:
+        """Load each new search once for its total; split those over the result cap into halves by years."""
+        cap = self.settings.result_cap
+        while searches := self.state.searches(genre, ("new",)):
+            for search in searches:
+                bar.set_postfix_str(f"sizing up the search for {search.years}")
+                page = self.open(search)
+                total = page.total if page.total is not None else (None if page.has_more() else page.count())
+                if total is not None and total > cap and search.years.first < search.years.last:
+                    halves = self.state.split(search, total)
+                    self.report.searches_split += 1
+                    log.info("%s %s: %s results, over the cap of %s; split into %s and %s", genre, search.years,
+                             f"{total:,}", f"{cap:,}", *halves)  # fmt: skip
+                    continue
+                if total is not None and total > cap:
+                    log.warning("%s %s: %s results but IMDb returns about %s per search; the rest is out of reach",
+                                genre, search.years, f"{total:,}", f"{cap:,}")  # fmt: skip
+                if total is None:
+                    log.warning("%s %s: the page does not say how many results there are", genre, search.years)
+                self.state.set_total(search, total)
+        bar.set_postfix_str("")
+
+    def next_search(self, genre: str, bar: tqdm) -> tuple[Search, int] | None:
+        """The next search to read results from and how many to read, from quotas over all the genre's searches."""
+        leaves = self.state.searches(genre, ("open", "exhausted"))
+        cap = self.settings.result_cap
+        capacities = [
+            leaf.seen if leaf.status == "exhausted" else min(cap, leaf.total if leaf.total is not None else cap)
+            for leaf in leaves
+        ]
+        quotas = allocate_quotas(capacities, self.settings.per_genre)
+        done = sum(min(leaf.seen, quota) for leaf, quota in zip(leaves, quotas, strict=True))
+        bar.total = sum(quotas)
+        bar.update(max(0, done - bar.n))
+        for leaf, quota in zip(leaves, quotas, strict=True):
+            if leaf.status == "open" and leaf.seen < quota:
+                return leaf, quota
+        return None
+
+    def page_through(self, search: Search, quota: int, *, bar: tqdm) -> None:
+        """Read `search`'s results from where it stopped up to `quota`, clicking "50 more" as needed."""
+        page = self.page_for(search)
+        position = search.seen
+        while position < quota:
+            shown = page.count()
+            if position < shown:
+                end = min(shown, quota)
+                self.record(search, page, position, end)
+                bar.update(end - position)
+                position = end
+            elif not page.load_more():
+                self.state.mark_exhausted(search, position)
+                return
+
+    def page_for(self, search: Search) -> SearchPage:
+        if self.current is not None and (self.current[0].genre, self.current[0].years) == (search.genre, search.years):
+            return self.current[1]
+        return self.open(search)
+
+    def open(self, search: Search) -> SearchPage:
+        assert self.driver is not None
+        url = search_url(self.settings.base_url, search.genre, search.years)
+        what = f"the {search.genre} search for {search.years}"
+        self.current = None
+        page = SearchPage(self.driver, url, what, self.patience, self.before_page_action).load()
+        self.current = (search, page)
+        return page
+
+    def before_page_action(self) -> None:
+        self.page_pacer.wait()
+        self.report.pages += 1
+
+    def record(self, search: Search, page: SearchPage, start: int, end: int) -> None:
+        records = []
+        for item, problem in page.items(start, end):
+            if item is None:
+                log.warning("%s: skipped a result: %s", page.what, problem)
+            else:
+                records.append(MovieRecord.from_item(item))
+        recorded = self.state.record(search, records, end)
+        self.report.repeats += recorded.repeats
+        self.fetch_posters(self.state.posters_to_fetch(ids=recorded.new_ids))
+
+    # -- title pages -------------------------------------------------------------------------------------------------
+
+    def visit_title_pages(self, genre: str, bar: tqdm) -> None:
+        ids = self.state.title_page_candidates(genre, only_inexact=self.settings.title_pages == "missing")
+        self.current = None
+        for number, imdb_id in enumerate(ids, start=1):
+            bar.set_postfix_str(f"title pages {number}/{len(ids)}", refresh=True)
+            page = self.read_title(imdb_id)
+            if page is not None:
+                record = MovieRecord(
+                    imdb_id, page.title, page.year, page.rating, page.votes, page.genres, page.poster_url, TITLE_PAGE
+                )
+                self.state.record_movie(record)
+        bar.set_postfix_str("")
+
+    def read_title(self, imdb_id: str) -> TitlePage | None:
+        """The title page of `imdb_id` read, or None (with a warning) when it cannot be; BotWall on the wall."""
+        assert self.driver is not None
+        url = f"{self.settings.base_url.rstrip('/')}/title/{imdb_id}/"
+        problem = "no answer"
+        for attempt in range(self.settings.retries + 1):
+            if attempt:
+                self.patience.pause(attempt - 1)
+            self.title_pacer.wait()
+            self.report.pages += 1
+            self.report.title_pages += 1
+            try:
+                self.driver.get(url)
+                html = self.driver.page_source
+                return read_title_page(html, imdb_id)
+            except TitlePageError as error:
+                title, text = self.driver.execute_script(_TITLE_PAGE_SUMMARY)
+                wall = detect_wall(title or "", text or "", html)
+                if wall is not None:
+                    raise BotWall(f"IMDb's bot wall answered the title page of {imdb_id} with {wall}") from error
+                if "404" in (title or ""):
+                    log.warning("%s: IMDb has no title page for it (404); keeping what the search showed", imdb_id)
+                    return None
+                problem = str(error)
+            except WebDriverException as error:
+                problem = (error.msg or str(error)).strip().splitlines()[0]
+        log.warning("%s: could not read its title page (%s); keeping what the search showed", imdb_id, problem)
+        return None
+
+    # -- posters -----------------------------------------------------------------------------------------------------
+
+    def fetch_posters(self, wanted: Sequence[tuple[str, str]], bar: tqdm | None = None) -> None:
+        for imdb_id, url in wanted:
+            status = self.download_poster(imdb_id, url)
+            self.state.set_poster(imdb_id, status)
+            if status == "done":
+                self.report.downloaded += 1
+                if bar is not None:
+                    bar.set_postfix(posters=self.report.downloaded, refresh=False)
+
+    def download_poster(self, imdb_id: str, url: str) -> str:
+        """Download one poster at the chosen width into the catalog: its new status ("done", "missing" when IMDb
+        has none, "failed" after the retries). BotWall when the image host answers with the bot wall."""
+        sized = sized_poster_url(url, self.settings.poster_width)
+        problem = "no answer"
+        for attempt in range(self.settings.retries + 1):
+            if attempt:
+                self.patience.pause(attempt - 1)
+            self.poster_pacer.wait()
+            try:
+                response = self.fetcher.get(sized, accept="image/avif,image/webp,image/*,*/*;q=0.8")
+            except FetchError as error:
+                if error.kind in ("forbidden_host", "bad_scheme", "private_address"):
+                    log.warning("%s: not downloading its poster: %s", imdb_id, error.message)
+                    return "failed"
+                problem = error.message
+                continue
+            if response.status in WALL_STATUSES:
+                raise BotWall(f"IMDb's bot wall answered the poster download of {imdb_id} with HTTP {response.status}")
+            if response.status in (404, 410):
+                log.warning("%s: IMDb has no poster at %s (HTTP %d); left out of the catalog", imdb_id, sized,
+                            response.status)  # fmt: skip
+                return "missing"
+            if response.status != 200:
+                problem = f"HTTP {response.status}"
+                continue
+            try:
+                data = jpeg_bytes(response.body)
+            except ValueError as error:
+                problem = str(error)
+                continue
+            write_poster(self.settings.out, poster_path(imdb_id), data)
+            return "done"
+        log.warning("%s: could not download its poster from %s (%s); the next run tries again", imdb_id, sized,
+                    problem)  # fmt: skip
+        return "failed"
+
+
+def _duplicate_rows(csv_path: Path) -> int:
+    """How many rows of a movies.csv repeat an id of an earlier row."""
+    with csv_path.open(newline="", encoding="utf-8") as handle:
+        ids = [row["imdb_id"] for row in csv.DictReader(handle)]
+    return len(ids) - len(set(ids))
