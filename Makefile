@@ -30,7 +30,7 @@ PORT ?= 8000
 WORKERS ?= 2
 
 .PHONY: run serve test lint format venv demo-catalog train evaluate clems index check-catalog bench-train bench-inference \
-	bench-clems bench-search bench-bandit bench-load recommend-eval clean
+	bench-clems bench-search bench-bandit bench-load scrape-replica recommend-eval clean
 
 run: serve
 
@@ -96,6 +96,12 @@ bench-clems: | $(VENV)/.installed
 
 bench-search: | $(VENV)/.installed
 	$(BIN)/python bench/recommend_search.py
+
+# The scraper against the offline IMDb replica: serve it, scrape it whole (no politeness delays), validate and
+# compare the catalog, print pages per second; the last line is one JSON object.
+REPLICA_MOVIES ?= 300
+scrape-replica: | $(VENV)/.installed
+	$(BIN)/python bench/scrape_replica.py --movies $(REPLICA_MOVIES)
 
 # A short load run of POST /recommend (uploads and sample clicks) against gunicorn over a throwaway database.
 CLIENTS ?= 4
