@@ -1,32 +1,62 @@
-# PosterBench web app. Catalog, model artifacts and database live on mounted volumes, never in the image.
-FROM python:3.11-slim
+# PosterBench web app, served by gunicorn (gunicorn.conf.py). The catalog, the model artifacts and the database
+# live on mounted volumes and are never baked into the image; configuration comes from environment variables.
+#
+# Build:
+#   docker build -t posterbench .
+# Run (a catalog, the `make train index clems` outputs under /srv/runs/<catalog>-<hash>/, and a database dir):
+#   docker run -d -p 8000:8000 \
+#     -v /srv/catalog:/data/catalog:ro -v /srv/runs:/data/runs:ro -v posterbench-db:/data/db \
+#     -e POSTERBENCH_SECRET_KEY="$(cat secret_key)" \
+#     -e POSTERBENCH_MODEL=/data/runs/<catalog>-<hash>/model-default \
+#     -e POSTERBENCH_INDEX=/data/runs/<catalog>-<hash>/index-default \
+#     -e POSTERBENCH_CLEMS=/data/runs/<catalog>-<hash>/clems-hamming-default \
+#     posterbench
+# Required at run time: POSTERBENCH_SECRET_KEY (never put in the image), POSTERBENCH_MODEL, POSTERBENCH_INDEX.
+# Optional: POSTERBENCH_CLEMS, any other POSTERBENCH_<SETTING> of app/__init__.py (e.g. POSTERBENCH_API_TOKEN),
+# and GUNICORN_BIND / GUNICORN_WORKERS / GUNICORN_THREADS / GUNICORN_TIMEOUT / ... of gunicorn.conf.py.
+# A host directory mounted on /data/db must be writable by uid 10001.
 
-ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 TF_CPP_MIN_LOG_LEVEL=2 \
-    POSTERBENCH_CATALOG=/data/catalog \
-    POSTERBENCH_MODEL=/data/run/model-demo \
-    POSTERBENCH_INDEX=/data/run/index-demo \
-    POSTERBENCH_DATABASE=/data/db/posterbench.sqlite
+# Python 3.11 (pyproject's requires-python) on Debian 12; pin a digest (@sha256:...) once built somewhere.
+FROM python:3.11-slim-bookworm
 
-RUN useradd --create-home --uid 10001 posterbench
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1
+
+# Every wheel in requirements.txt bundles its native libraries: no apt packages are needed.
+RUN groupadd --gid 10001 posterbench \
+    && useradd --uid 10001 --gid 10001 --create-home --shell /usr/sbin/nologin posterbench \
+    && mkdir -p /data/catalog /data/runs /data/db \
+    && chown -R 10001:10001 /data
+
 WORKDIR /srv/posterbench
 
+# Dependencies first: this layer is rebuilt only when requirements.txt changes.
 COPY requirements.txt .
-RUN pip install --no-cache-dir -r requirements.txt
+RUN pip install -r requirements.txt
 
+# Only what the app imports at run time (tests/test_dockerfile.py checks it), owned by root: read-only to the app.
 COPY app app
-COPY catalog catalog
-COPY model model
-COPY embedding embedding
 COPY bandit bandit
+COPY catalog catalog
+COPY embedding embedding
+COPY model model
 COPY scraper scraper
 COPY templates templates
 COPY static static
 COPY gunicorn.conf.py .
 
-USER posterbench
-VOLUME ["/data/catalog", "/data/run", "/data/db"]
+ENV POSTERBENCH_CATALOG=/data/catalog \
+    POSTERBENCH_DATABASE=/data/db/posterbench.sqlite \
+    GUNICORN_BIND=0.0.0.0:8000
+
+USER 10001:10001
+VOLUME ["/data/catalog", "/data/runs", "/data/db"]
 EXPOSE 8000
-# POSTERBENCH_SECRET_KEY must be given at `docker run` time.
-HEALTHCHECK --interval=30s --timeout=5s --start-period=60s \
-    CMD python -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=4)"
-CMD ["gunicorn", "-c", "gunicorn.conf.py", "--bind", "0.0.0.0:8000", "app:create_app()"]
+
+# /healthz on the port of GUNICORN_BIND, with the standard library (no curl in the image), never through a proxy.
+HEALTHCHECK --interval=30s --timeout=5s --start-period=120s --retries=3 \
+    CMD ["python", "-c", "import os, urllib.request as u; port = os.environ.get('GUNICORN_BIND', ':8000').rsplit(':', 1)[1]; u.build_opener(u.ProxyHandler({})).open(f'http://127.0.0.1:{port}/healthz', timeout=4)"]
+
+CMD ["gunicorn", "-c", "gunicorn.conf.py", "app:create_app()"]

