@@ -1,7 +1,9 @@
-"""A short load run of POST /recommend: C concurrent clients, each with its own session (it loads the home page
-for its CSRF token first, as a browser does), posting catalog posters as uploads (the model runs) or clicking
-samples (the model's vectors come from the index). Prints, per kind, requests per second and the p50 / p95 / p99
-latency; the last line is one JSON object {kind: {"rps": ..., "p50_ms": ..., "p95_ms": ..., ...}}.
+"""A bounded load run against PosterBench: for each kind of request and each number of concurrent clients, at
+most --requests requests or --seconds seconds. Each client has its own session (it loads the home page for its
+CSRF token first, as a browser does). Kinds: upload (POST /recommend with a catalog poster as the file: the model
+runs), sample (POST /recommend clicking a sample: the vectors come from the index), feedback (POST a good vote on
+a fresh recommendation), bandit (GET /bandit). Prints requests per second and the p50 / p95 / p99 latency; the last
+line is one JSON object {kind: {...}} (with several client counts: {kind: {clients: {...}}}).
 
 Against a running server:
 
@@ -61,7 +63,7 @@ def served(args: argparse.Namespace) -> Iterator[str]:
 
 
 class Client:
-    """One visitor: a session with its CSRF token, posting to /recommend without following the redirect."""
+    """One visitor: a session with its CSRF token. Each action returns (seconds, succeeded, status)."""
 
     def __init__(self, url: str) -> None:
         self.url = url
@@ -71,7 +73,8 @@ class Client:
         page.raise_for_status()
         self.token = TOKEN.search(page.text).group(1)
 
-    def recommend(self, kind: str, imdb_id: str, poster: bytes) -> tuple[float, int]:
+    def recommend(self, kind: str, imdb_id: str, poster: bytes) -> tuple[float, bool, int]:
+        """POST /recommend (without following the 303 to the results page)."""
         data = {"csrf_token": self.token}
         files = None
         if kind == "sample":
@@ -82,28 +85,70 @@ class Client:
         response = self.session.post(
             self.url + "/recommend", data=data, files=files, allow_redirects=False, timeout=120
         )
-        return time.perf_counter() - start, response.status_code
+        return time.perf_counter() - start, response.status_code == 303, response.status_code
+
+    def vote(self, recommendation_id: int) -> tuple[float, bool, int]:
+        """POST /results/<id>/feedback, a good vote (without following the 303)."""
+        data = {"csrf_token": self.token, "rating": "good"}
+        start = time.perf_counter()
+        response = self.session.post(
+            f"{self.url}/results/{recommendation_id}/feedback", data=data, allow_redirects=False, timeout=120
+        )
+        return time.perf_counter() - start, response.status_code == 303, response.status_code
+
+    def bandit_page(self) -> tuple[float, bool, int]:
+        """GET /bandit, the page with its table (its four plots are separate requests)."""
+        start = time.perf_counter()
+        response = self.session.get(self.url + "/bandit", timeout=120)
+        return time.perf_counter() - start, response.status_code == 200, response.status_code
 
 
-def run(url: str, kind: str, clients: int, n_requests: int, posters: list[tuple[str, bytes]]) -> dict[str, float]:
+def unrated_recommendations(client: Client, count: int, posters: list[tuple[str, bytes]]) -> list[int]:
+    """Recommendations made for the feedback runs (sample clicks, not timed)."""
+    ids = []
+    for number in range(count):
+        response = client.session.post(
+            client.url + "/recommend",
+            data={"csrf_token": client.token, "sample": posters[number % len(posters)][0]},
+            allow_redirects=False,
+            timeout=120,
+        )
+        ids.append(int(response.headers["Location"].rsplit("/", 1)[1]))
+    return ids
+
+
+def run(
+    url: str, kind: str, clients: int, n_requests: int, posters: list[tuple[str, bytes]], max_seconds: float
+) -> dict[str, float]:
+    """`n_requests` of one kind from `clients` concurrent visitors, stopping early after `max_seconds`."""
     visitors = [Client(url) for _ in range(clients)]
-    for visitor, (imdb_id, poster) in zip(visitors, posters, strict=False):  # warm-up, not counted
-        visitor.recommend(kind, imdb_id, poster)
+    to_rate = unrated_recommendations(visitors[0], n_requests + clients, posters) if kind == "feedback" else []
+
+    def action(visitor: Client, number: int) -> tuple[float, bool, int]:
+        if kind == "feedback":
+            return visitor.vote(to_rate[number])
+        if kind == "bandit":
+            return visitor.bandit_page()
+        imdb_id, poster = posters[number % len(posters)]
+        return visitor.recommend(kind, imdb_id, poster)
+
+    for number, visitor in enumerate(visitors):  # warm-up, not counted
+        action(visitor, n_requests + number)
     latencies: list[float] = []
     failures: list[int] = []
     lock = threading.Lock()
     next_request = iter(range(n_requests))
+    deadline = time.perf_counter() + max_seconds
 
     def work(visitor: Client) -> None:
-        while True:
+        while time.perf_counter() < deadline:
             with lock:
                 number = next(next_request, None)
             if number is None:
                 return
-            imdb_id, poster = posters[number % len(posters)]
-            seconds, status = visitor.recommend(kind, imdb_id, poster)
+            seconds, succeeded, status = action(visitor, number)
             with lock:
-                if status == 303:  # the redirect to the results page: a recommendation was made
+                if succeeded:
                     latencies.append(seconds)
                 else:
                     failures.append(status)
@@ -119,7 +164,7 @@ def run(url: str, kind: str, clients: int, n_requests: int, posters: list[tuple[
         sys.exit(f"every {kind} request failed, with statuses {sorted(set(failures))}")
     milliseconds = np.array(latencies) * 1000
     return {
-        "requests": n_requests,
+        "requests": len(latencies) + len(failures),
         "failed": len(failures),
         "seconds": round(elapsed, 2),
         "rps": round(len(latencies) / elapsed, 1),
@@ -138,12 +183,18 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--index")
     parser.add_argument("--clems")
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers when starting one (default 2)")
-    parser.add_argument("--clients", type=int, default=4, help="concurrent clients (default 4)")
-    parser.add_argument("--requests", type=int, default=200, help="requests per kind (default 200)")
-    parser.add_argument("--kinds", default="upload,sample", help="comma-separated: upload, sample")
+    parser.add_argument("--clients", default="4", help="comma-separated concurrent clients, e.g. 1,4,16 (default 4)")
+    parser.add_argument("--requests", type=int, default=200, help="requests per kind and client count (default 200)")
+    parser.add_argument("--seconds", type=float, default=60, help="at most this long per kind and client count")
+    parser.add_argument("--kinds", default="upload,sample", help="comma-separated: upload, sample, feedback, bandit")
     args = parser.parse_args(argv)
     if not args.url and not (args.model and args.index):
         parser.error("give --url, or --model and --index to start a server")
+    kinds = [kind.strip() for kind in args.kinds.split(",")]
+    unknown = set(kinds) - {"upload", "sample", "feedback", "bandit"}
+    if unknown:
+        parser.error(f"unknown kinds {', '.join(sorted(unknown))}; choose upload, sample, feedback, bandit")
+    client_counts = [int(count) for count in args.clients.split(",")]
 
     catalog = read_catalog(args.catalog)
     rng = np.random.default_rng(0)
@@ -151,15 +202,24 @@ def main(argv: list[str] | None = None) -> None:
     posters = [(catalog.movies[i].imdb_id, catalog.poster_path(catalog.movies[i]).read_bytes()) for i in chosen]
 
     with served(args) as url:
-        print(f"load: {url}, {args.clients} clients, {args.requests} requests per kind, catalog {args.catalog}")
-        summary = {}
-        for kind in args.kinds.split(","):
-            summary[kind] = result = run(url, kind.strip(), args.clients, args.requests, posters)
-            print(
-                f"{kind:>7}: {result['rps']:6.1f} requests/s  p50 {result['p50_ms']:7.1f} ms  "
-                f"p95 {result['p95_ms']:7.1f} ms  p99 {result['p99_ms']:7.1f} ms  failed {result['failed']}"
-            )
-    print(json.dumps(summary))
+        print(f"load: {url}, clients {args.clients}, at most {args.requests} requests or {args.seconds:g} s each")
+        summary: dict[str, dict[str, dict[str, float]]] = {}
+        for kind in kinds:
+            for clients in client_counts:
+                result = run(url, kind, clients, args.requests, posters, args.seconds)
+                summary.setdefault(kind, {})[str(clients)] = result
+                print(
+                    f"{kind:>8} x{clients:<3}: {result['rps']:6.1f} requests/s  p50 {result['p50_ms']:7.1f} ms  "
+                    f"p95 {result['p95_ms']:7.1f} ms  p99 {result['p99_ms']:7.1f} ms  "
+                    f"({result['requests']} requests, failed {result['failed']})"
+                )
+    print(
+        json.dumps(
+            summary
+            if len(client_counts) > 1
+            else {kind: cells[str(client_counts[0])] for kind, cells in summary.items()}
+        )
+    )
 
 
 if __name__ == "__main__":

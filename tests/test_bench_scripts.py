@@ -94,10 +94,12 @@ def test_load_benchmark_serves_every_request(demo_catalog_dir, trained, index_di
     output = run_script(
         "bench/load.py",
         *("--catalog", str(demo_catalog_dir), "--model", str(trained[1]), "--index", str(index_dir)),
-        *("--workers", "1", "--clients", "2", "--requests", "12"),
+        *("--workers", "1", "--clients", "1,2", "--requests", "8", "--kinds", "upload,sample,feedback,bandit"),
     )
     last = json.loads(output.strip().splitlines()[-1])
-    assert set(last) == {"upload", "sample"}
-    for figures in last.values():
-        assert figures["requests"] == 12 and figures["failed"] == 0
-        assert 0 < figures["p50_ms"] <= figures["p95_ms"] <= figures["max_ms"] and figures["rps"] > 0
+    assert set(last) == {"upload", "sample", "feedback", "bandit"}
+    for cells in last.values():
+        assert set(cells) == {"1", "2"}
+        for figures in cells.values():
+            assert figures["requests"] == 8 and figures["failed"] == 0
+            assert 0 < figures["p50_ms"] <= figures["p95_ms"] <= figures["max_ms"] and figures["rps"] > 0
