@@ -3,6 +3,8 @@ label embedding, loaded once per worker process and checked against each other a
 
 from __future__ import annotations
 
+import json
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -11,9 +13,12 @@ from flask import Flask, current_app
 
 from app.recommender import NeighbourSearch
 from catalog import Catalog, read_catalog
+from embedding.clems import ARRAYS_FILE as CLEMS_ARRAYS_FILE
 from embedding.clems import CLEMS
-from model.artifacts import GenreModel
-from model.index import FeatureIndex
+from embedding.clems import DESCRIPTION_FILE as CLEMS_DESCRIPTION_FILE
+from model.artifacts import GenreModel, ModelArtifactError
+from model.index import DESCRIPTION_FILE as INDEX_DESCRIPTION_FILE
+from model.index import FEATURES_FILE, PROBABILITIES_FILE, FeatureIndex, FeatureIndexError
 
 EXTENSION = "posterbench"
 
@@ -37,15 +42,15 @@ class Resources:
 
 def load(catalog_dir: str, model_dir: str, index_dir: str, clems_dir: str | None = None) -> Resources:
     catalog = read_catalog(catalog_dir)
-    model = GenreModel.load(model_dir)
-    index = FeatureIndex.load(index_dir, catalog)
+    model = load_model(model_dir)
+    index = load_index(index_dir, catalog)
     if index.genres != model.genres:
         raise RuntimeError(f"{index_dir} was built for genres {index.genres}, the model predicts {model.genres}")
     clems = None
     if clems_dir:
         if not (Path(clems_dir) / "clems.json").is_file():
             raise RuntimeError(f"{clems_dir} holds no CLEMS model: fit one (make clems) or unset POSTERBENCH_CLEMS")
-        clems = CLEMS.load(clems_dir)
+        clems = load_clems(clems_dir)
         if clems.n_labels_ != len(model.genres):
             raise RuntimeError(f"{clems_dir} predicts {clems.n_labels_} genres, the model {len(model.genres)}")
     return Resources(
@@ -56,6 +61,73 @@ def load(catalog_dir: str, model_dir: str, index_dir: str, clems_dir: str | None
         labels=catalog.labels(model.genres),
         search=NeighbourSearch(index.features),
     )
+
+
+# What a damaged JSON, .npy or .npz file raises while it is read (zipfile for a damaged .npz).
+DAMAGED_FILE_ERRORS = (OSError, EOFError, ValueError, KeyError, TypeError, IndexError, zipfile.BadZipFile)
+
+
+def load_model(model_dir: str) -> GenreModel:
+    try:
+        return GenreModel.load(model_dir)
+    except ModelArtifactError as error:  # names the file and says what is wrong with it
+        if "is missing" in str(error):
+            raise
+        raise RuntimeError(f"{error}; train the model again with `make train`") from error
+
+
+def load_index(index_dir: str, catalog: Catalog) -> FeatureIndex:
+    try:
+        return FeatureIndex.load(index_dir, catalog)
+    except FeatureIndexError as error:
+        if error.__cause__ is None:
+            raise  # missing, or built for another catalog: says so and what to do
+        raise damaged(
+            Path(index_dir),
+            (INDEX_DESCRIPTION_FILE, FEATURES_FILE, PROBABILITIES_FILE),
+            error.__cause__,
+            "rebuild the index with `make index`",
+        ) from error
+    except DAMAGED_FILE_ERRORS as error:  # valid JSON of the wrong shape, which FeatureIndex.load lets through
+        raise damaged(
+            Path(index_dir),
+            (INDEX_DESCRIPTION_FILE, FEATURES_FILE, PROBABILITIES_FILE),
+            error,
+            "rebuild the index with `make index`",
+        ) from error
+
+
+def load_clems(clems_dir: str) -> CLEMS:
+    try:
+        return CLEMS.load(clems_dir)
+    except DAMAGED_FILE_ERRORS as error:
+        raise damaged(
+            Path(clems_dir), (CLEMS_DESCRIPTION_FILE, CLEMS_ARRAYS_FILE), error, "fit it again with `make clems`"
+        ) from error
+
+
+def damaged(directory: Path, names: tuple[str, ...], error: BaseException, remedy: str) -> RuntimeError:
+    """A RuntimeError naming the first of `names` in `directory` that cannot be read whole, else the description
+    (names[0]): files that all parse but do not fit together have a description of the wrong shape."""
+    culprit = first_unreadable(directory, names) or directory / names[0]
+    return RuntimeError(f"{culprit} is damaged ({error!r}): {remedy}")
+
+
+def first_unreadable(directory: Path, names: tuple[str, ...]) -> Path | None:
+    for name in names:
+        path = directory / name
+        try:
+            if path.suffix == ".json":
+                json.loads(path.read_text())
+            elif path.suffix == ".npz":
+                with np.load(path, allow_pickle=False) as arrays:
+                    for key in arrays.files:
+                        arrays[key]
+            else:
+                np.load(path, allow_pickle=False)
+        except DAMAGED_FILE_ERRORS:
+            return path
+    return None
 
 
 def init_app(app: Flask) -> None:

@@ -25,12 +25,25 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
+class ServerURL(str):
+    """The served app's URL, a plain str to its users, that also knows the gunicorn master's process id (`pid`),
+    for tests that kill its workers."""
+
+    pid: int
+
+    def __new__(cls, url: str, pid: int) -> ServerURL:
+        served = super().__new__(cls, url)
+        served.pid = pid
+        return served
+
+
 @contextmanager
 def gunicorn_server(
     settings: Mapping[str, str], workers: int = 2, log_dir: Path | None = None, start_seconds: float = START_SECONDS
-) -> Iterator[str]:
+) -> Iterator[ServerURL]:
     """Serve the app with `settings` (names without the POSTERBENCH_ prefix, e.g. {"CATALOG": ...}) and yield its
-    URL once /healthz answers; stop it on exit. gunicorn's output goes to `log_dir` (default: a temporary one)."""
+    URL (with the master's `pid`) once /healthz answers; stop it on exit. gunicorn's output goes to `log_dir`
+    (default: a temporary one)."""
     with tempfile.TemporaryDirectory(prefix="posterbench-gunicorn-") as scratch:
         logs = Path(log_dir or scratch)
         port = free_port()
@@ -46,7 +59,7 @@ def gunicorn_server(
             server = subprocess.Popen(
                 [*command, "app:create_app()"], cwd=ROOT, env=environment, stdout=output, stderr=subprocess.STDOUT
             )
-        url = f"http://127.0.0.1:{port}"
+        url = ServerURL(f"http://127.0.0.1:{port}", server.pid)
         try:
             wait_until_healthy(url, server, log, start_seconds)
             yield url
