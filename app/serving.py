@@ -39,11 +39,15 @@ class ServerURL(str):
 
 @contextmanager
 def gunicorn_server(
-    settings: Mapping[str, str], workers: int = 2, log_dir: Path | None = None, start_seconds: float = START_SECONDS
+    settings: Mapping[str, str],
+    workers: int = 2,
+    log_dir: Path | None = None,
+    start_seconds: float = START_SECONDS,
+    app_target: str = "app:create_app()",
 ) -> Iterator[ServerURL]:
     """Serve the app with `settings` (names without the POSTERBENCH_ prefix, e.g. {"CATALOG": ...}) and yield its
     URL (with the master's `pid`) once /healthz answers; stop it on exit. gunicorn's output goes to `log_dir`
-    (default: a temporary one)."""
+    (default: a temporary one). `app_target` is what gunicorn serves (the benchmarks' baseline serves another)."""
     with tempfile.TemporaryDirectory(prefix="posterbench-gunicorn-") as scratch:
         logs = Path(log_dir or scratch)
         port = free_port()
@@ -57,7 +61,7 @@ def gunicorn_server(
         command = [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "--bind", f"127.0.0.1:{port}"]
         with log.open("w") as output:
             server = subprocess.Popen(
-                [*command, "app:create_app()"], cwd=ROOT, env=environment, stdout=output, stderr=subprocess.STDOUT
+                [*command, app_target], cwd=ROOT, env=environment, stdout=output, stderr=subprocess.STDOUT
             )
         url = ServerURL(f"http://127.0.0.1:{port}", server.pid)
         try:

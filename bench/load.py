@@ -37,13 +37,15 @@ sys.path.insert(0, str(REPO_ROOT))  # run as a script from anywhere
 from app.serving import gunicorn_server  # noqa: E402
 from catalog import read_catalog  # noqa: E402
 
+AUTHORS_APP = "bench.authors_app:create_app()"
 TOKEN = re.compile(r'name="csrf_token" value="([^"]+)"')
 
 
 @contextmanager
-def served(args: argparse.Namespace) -> Iterator[str]:
-    """The running server at --url, or gunicorn started on --catalog/--model/--index over a throwaway database."""
-    if args.url:
+def served(args: argparse.Namespace, app_target: str = "app:create_app()") -> Iterator[str]:
+    """The running server at --url, or gunicorn started on --catalog/--model/--index over a throwaway database
+    (serving `app_target`: PosterBench, or the original authors' design for the baseline)."""
+    if args.url and app_target == "app:create_app()":
         yield args.url.rstrip("/")
         return
     settings = {
@@ -57,7 +59,9 @@ def served(args: argparse.Namespace) -> Iterator[str]:
         settings["CLEMS"] = args.clems
     with (
         tempfile.TemporaryDirectory(prefix="posterbench-load-") as state,
-        gunicorn_server({**settings, "DATABASE": str(Path(state) / "load.sqlite")}, args.workers) as url,
+        gunicorn_server(
+            {**settings, "DATABASE": str(Path(state) / "load.sqlite")}, args.workers, app_target=app_target
+        ) as url,
     ):
         yield url
 
@@ -175,6 +179,15 @@ def run(
     }
 
 
+def report(summary: dict, kind: str, clients: int, result: dict[str, float]) -> None:
+    summary.setdefault(kind, {})[str(clients)] = result
+    print(
+        f"{kind:>14} x{clients:<3}: {result['rps']:6.1f} requests/s  p50 {result['p50_ms']:7.1f} ms  "
+        f"p95 {result['p95_ms']:7.1f} ms  p99 {result['p99_ms']:7.1f} ms  "
+        f"({result['requests']} requests, failed {result['failed']})"
+    )
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--url", help="a running PosterBench; without it, start gunicorn on --catalog/--model/--index")
@@ -187,9 +200,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--requests", type=int, default=200, help="requests per kind and client count (default 200)")
     parser.add_argument("--seconds", type=float, default=60, help="at most this long per kind and client count")
     parser.add_argument("--kinds", default="upload,sample", help="comma-separated: upload, sample, feedback, bandit")
+    parser.add_argument(
+        "--baseline", action="store_true", help="also upload to the original authors' design (bench/authors_app.py)"
+    )
     args = parser.parse_args(argv)
     if not args.url and not (args.model and args.index):
         parser.error("give --url, or --model and --index to start a server")
+    if args.baseline and not (args.model and args.index):
+        parser.error("--baseline starts the authors' design on --model and --index: give them")
     kinds = [kind.strip() for kind in args.kinds.split(",")]
     unknown = set(kinds) - {"upload", "sample", "feedback", "bandit"}
     if unknown:
@@ -201,18 +219,18 @@ def main(argv: list[str] | None = None) -> None:
     chosen = rng.choice(len(catalog), size=min(100, len(catalog)), replace=False)
     posters = [(catalog.movies[i].imdb_id, catalog.poster_path(catalog.movies[i]).read_bytes()) for i in chosen]
 
+    summary: dict[str, dict[str, dict[str, float]]] = {}
     with served(args) as url:
         print(f"load: {url}, clients {args.clients}, at most {args.requests} requests or {args.seconds:g} s each")
-        summary: dict[str, dict[str, dict[str, float]]] = {}
         for kind in kinds:
             for clients in client_counts:
-                result = run(url, kind, clients, args.requests, posters, args.seconds)
-                summary.setdefault(kind, {})[str(clients)] = result
-                print(
-                    f"{kind:>8} x{clients:<3}: {result['rps']:6.1f} requests/s  p50 {result['p50_ms']:7.1f} ms  "
-                    f"p95 {result['p95_ms']:7.1f} ms  p99 {result['p99_ms']:7.1f} ms  "
-                    f"({result['requests']} requests, failed {result['failed']})"
-                )
+                report(summary, kind, clients, run(url, kind, clients, args.requests, posters, args.seconds))
+    if args.baseline:
+        with served(args, AUTHORS_APP) as url:
+            print(f"baseline: the original authors' design ({AUTHORS_APP}) at {url}")
+            for clients in client_counts:
+                result = run(url, "upload", clients, args.requests, posters, args.seconds)
+                report(summary, "authors_upload", clients, result)
     print(
         json.dumps(
             summary

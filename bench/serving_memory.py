@@ -1,0 +1,98 @@
+"""Resident memory of gunicorn workers serving PosterBench: starts gunicorn (gunicorn.conf.py) with 1 and then 4
+workers, warms every worker with poster uploads (the model runs), and reads each worker's resident set (RSS) and
+proportional set (PSS: shared pages divided among the processes sharing them, so PSS adds up to the real total)
+from /proc. The last line is one JSON object {workers: {"rss_mib": ..., "pss_mib": ...}}.
+
+    python bench/serving_memory.py --catalog DIR --model MODEL_DIR --index INDEX_DIR [--clems DIR] [--workers 1,4]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import secrets
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import requests
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO_ROOT))  # run as a script from anywhere
+
+from app.serving import gunicorn_server  # noqa: E402
+from bench.load import Client  # noqa: E402
+from catalog import read_catalog  # noqa: E402
+
+WARM_UPLOADS_PER_WORKER = 8
+
+
+def children(pid: int) -> list[int]:
+    found = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        text = (task / "children").read_text().split()
+        found += [int(child) for child in text]
+    return found
+
+
+def memory_kib(pid: int, field: str) -> int:
+    """A field of /proc/<pid>/smaps_rollup ("Rss", "Pss"), in KiB."""
+    for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise ValueError(f"no {field} in /proc/{pid}/smaps_rollup")
+
+
+def measure(args: argparse.Namespace, workers: int, posters: list[tuple[str, bytes]]) -> dict[str, float]:
+    settings = {"CATALOG": args.catalog, "MODEL": args.model, "INDEX": args.index, "SECRET_KEY": secrets.token_hex(8)}
+    if args.clems:
+        settings["CLEMS"] = args.clems
+    with (
+        tempfile.TemporaryDirectory(prefix="posterbench-memory-") as state,
+        gunicorn_server({**settings, "DATABASE": str(Path(state) / "m.sqlite")}, workers) as url,
+    ):
+        client = Client(url)
+        for number in range(WARM_UPLOADS_PER_WORKER * workers):  # spread over the workers by the kernel
+            imdb_id, poster = posters[number % len(posters)]
+            client.recommend("upload", imdb_id, poster)
+            client.session.close()  # a new connection each time, so that other workers accept some
+        time.sleep(1)
+        pids = children(url.pid)
+        rss = [memory_kib(pid, "Rss") / 1024 for pid in pids]
+        pss = [memory_kib(pid, "Pss") / 1024 for pid in pids]
+        master_pss = memory_kib(url.pid, "Pss") / 1024
+    return {
+        "workers": len(pids),
+        "rss_mib_each": [round(value) for value in rss],
+        "rss_mib": round(sum(rss)),
+        "pss_mib": round(sum(pss)),
+        "master_pss_mib": round(master_pss),
+    }
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--catalog", required=True)
+    parser.add_argument("--model", required=True)
+    parser.add_argument("--index", required=True)
+    parser.add_argument("--clems")
+    parser.add_argument("--workers", default="1,4", help="comma-separated worker counts (default 1,4)")
+    args = parser.parse_args(argv)
+    catalog = read_catalog(args.catalog)
+    posters = [(movie.imdb_id, catalog.poster_path(movie).read_bytes()) for movie in catalog.movies[:20]]
+    summary = {}
+    for workers in (int(count) for count in args.workers.split(",")):
+        summary[str(workers)] = result = measure(args, workers, posters)
+        print(
+            f"{workers} worker(s): RSS {result['rss_mib']:,} MiB in all ({result['rss_mib_each']} each), "
+            f"PSS {result['pss_mib']:,} MiB in all, master {result['master_pss_mib']} MiB"
+        )
+    print(json.dumps(summary))
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except requests.RequestException as error:
+        sys.exit(f"the server stopped answering: {error}")
