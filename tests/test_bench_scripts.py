@@ -95,11 +95,25 @@ def test_load_benchmark_serves_every_request(demo_catalog_dir, trained, index_di
         "bench/load.py",
         *("--catalog", str(demo_catalog_dir), "--model", str(trained[1]), "--index", str(index_dir)),
         *("--workers", "1", "--clients", "1,2", "--requests", "8", "--kinds", "upload,sample,feedback,bandit"),
+        "--baseline",
     )
     last = json.loads(output.strip().splitlines()[-1])
-    assert set(last) == {"upload", "sample", "feedback", "bandit"}
+    assert set(last) == {"upload", "sample", "feedback", "bandit", "authors_upload"}
     for cells in last.values():
         assert set(cells) == {"1", "2"}
         for figures in cells.values():
             assert figures["requests"] == 8 and figures["failed"] == 0
             assert 0 < figures["p50_ms"] <= figures["p95_ms"] <= figures["max_ms"] and figures["rps"] > 0
+
+
+def test_serving_memory_reads_every_worker(demo_catalog_dir, trained, index_dir) -> None:
+    output = run_script(
+        "bench/serving_memory.py",
+        *("--catalog", str(demo_catalog_dir), "--model", str(trained[1]), "--index", str(index_dir)),
+        *("--workers", "2"),
+    )
+    last = json.loads(output.strip().splitlines()[-1])
+    figures = last["2"]
+    assert figures["workers"] == 2 and len(figures["rss_mib_each"]) == 2
+    assert abs(figures["rss_mib"] - sum(figures["rss_mib_each"])) <= 2  # each rounded on its own
+    assert 100 < figures["pss_mib"] <= figures["rss_mib"] + 1  # shared pages count once in PSS
