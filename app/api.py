@@ -10,15 +10,14 @@ from pathlib import Path
 from flask import Blueprint, Response, abort, current_app, request, url_for
 
 from app.db import get_db
-from app.errors import RequestError
-from app.feedback import RATING_OF_REWARD, FeedbackError, RateLimit, bandit_report, record_feedback
+from app.feedback import RATING_OF_REWARD, RateLimit, bandit_report, record_feedback
 from app.queries import QueryError, imdb_query, recommend_for, sample_query, upload_query
 from app.resources import get_resources
 from app.security import client_key
 from catalog import Movie
 
 bp = Blueprint("api", __name__, url_prefix="/api")
-OPENAPI_FILE = Path(__file__).with_name("openapi.json")
+OPENAPI = json.loads(Path(__file__).with_name("openapi.json").read_text())  # read once; servers added per request
 
 
 def movie_json(movie: Movie) -> dict[str, object]:
@@ -40,17 +39,15 @@ def recommend() -> tuple[dict, int]:
     image = request.files.get("image")
     link = request.form.get("imdb_url", "").strip()
     sample = request.form.get("sample", "").strip()
-    try:
-        if image is not None:
-            query = upload_query(resources, image.read(), image.filename)
-        elif link:
-            query = imdb_query(resources, link, current_app.config)
-        elif sample:
-            query = sample_query(resources, sample)
-        else:
-            raise QueryError("send a poster as the multipart field 'image', or an IMDb title link as 'imdb_url'", 400)
-    except RequestError as error:  # QueryError, or ImdbError from a link
-        abort(error.status, str(error))
+    # A QueryError, or an ImdbError from a link, is answered by errors.request_error.
+    if image is not None:
+        query = upload_query(resources, image.read(), image.filename)
+    elif link:
+        query = imdb_query(resources, link, current_app.config)
+    elif sample:
+        query = sample_query(resources, sample)
+    else:
+        raise QueryError("send a poster as the multipart field 'image', or an IMDb title link as 'imdb_url'", 400)
     shown = recommend_for(get_db(), resources, current_app.config, query)
     answer = {
         "id": shown.id,
@@ -68,11 +65,8 @@ def feedback() -> dict:
     body = request.get_json(silent=True)
     if not isinstance(body, dict) or not isinstance(body.get("id"), int) or isinstance(body.get("id"), bool):
         abort(400, 'send a JSON object {"id": <recommendation id>, "rating": "good" | "okay" | "bad"}')
-    limit = RateLimit(current_app.config["FEEDBACK_LIMIT"], current_app.config["FEEDBACK_WINDOW_SECONDS"])
-    try:
-        reward = record_feedback(get_db(), body["id"], body.get("rating"), client_key(), limit)
-    except FeedbackError as error:
-        abort(error.status, str(error))
+    limit = RateLimit.from_config(current_app.config)
+    reward = record_feedback(get_db(), body["id"], body.get("rating"), client_key(), limit)  # FeedbackError: errors.py
     return {"id": body["id"], "rating": RATING_OF_REWARD[reward], "reward": reward}
 
 
@@ -102,6 +96,5 @@ def bandit() -> dict:
 
 @bp.get("/openapi.json")
 def openapi() -> Response:
-    document = json.loads(OPENAPI_FILE.read_text())
-    document["servers"] = [{"url": request.host_url.rstrip("/")}]
+    document = {**OPENAPI, "servers": [{"url": request.host_url.rstrip("/")}]}
     return Response(json.dumps(document, indent=2), mimetype="application/json")

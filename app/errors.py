@@ -9,8 +9,10 @@ import sqlite3
 
 from flask import Flask, current_app, render_template, request
 from werkzeug.exceptions import HTTPException, InternalServerError, RequestEntityTooLarge
+from werkzeug.http import HTTP_STATUS_CODES
 
-MEGABYTE = 1024 * 1024
+from app import MEGABYTE
+
 RETRY_AFTER_SECONDS = 30
 # What SQLite says (lower case) when its storage fails, and how to say it to a person. Any other sqlite3 error is a
 # bug (a missing table, bad SQL, a broken constraint) and stays a 500.
@@ -50,6 +52,11 @@ def http_error(error: HTTPException) -> tuple[object, int]:
     return error_answer(error.code or 500, error.name, error.description or error.name)
 
 
+def request_error(error: RequestError) -> tuple[object, int]:
+    """A RequestError that no view answered itself (the API's are all answered here)."""
+    return error_answer(error.status, HTTP_STATUS_CODES.get(error.status, "Error"), str(error))
+
+
 def unexpected_error(error: Exception) -> tuple[object, int]:
     if isinstance(error, HTTPException):
         return http_error(error)
@@ -84,4 +91,5 @@ def database_error(error: sqlite3.DatabaseError) -> tuple[object, int, dict[str,
 def init_app(app: Flask) -> None:
     app.register_error_handler(sqlite3.DatabaseError, database_error)
     app.register_error_handler(HTTPException, http_error)
+    app.register_error_handler(RequestError, request_error)
     app.register_error_handler(Exception, unexpected_error)

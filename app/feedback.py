@@ -8,6 +8,7 @@ import json
 import sqlite3
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -86,6 +87,11 @@ class RateLimit:
 
     votes: int
     seconds: float
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> RateLimit:
+        """The limit the app is configured with: FEEDBACK_LIMIT votes in FEEDBACK_WINDOW_SECONDS."""
+        return cls(config["FEEDBACK_LIMIT"], config["FEEDBACK_WINDOW_SECONDS"])
 
 
 def record_feedback(

@@ -21,6 +21,7 @@ from flask import (
 )
 from PIL import Image
 
+from app import MEGABYTE
 from app.db import get_db
 from app.errors import RequestError
 from app.feedback import RATING_OF_REWARD, RATINGS, FeedbackError, RateLimit, rating_for, record_feedback
@@ -36,12 +37,17 @@ PLOT_THUMBNAIL_SIZE = (40, 60)
 
 
 @bp.get("/")
-def index(link: str = "") -> str:
+def index() -> str:
+    return home_page()
+
+
+def home_page(link: str = "") -> str:
+    """The home page, its IMDb link field filled in with `link` (the one just refused)."""
     resources = get_resources()
     movies = resources.catalog.movies
     count = min(current_app.config["SAMPLE_COUNT"], len(movies))
     samples = [movies[round(i * (len(movies) - 1) / max(count - 1, 1))] for i in range(count)]
-    limit = current_app.config["MAX_CONTENT_LENGTH"] / (1024 * 1024)
+    limit = current_app.config["MAX_CONTENT_LENGTH"] / MEGABYTE
     return render_template("index.html", samples=samples, link=link, upload_limit=f"{limit:g} MB")
 
 
@@ -92,12 +98,13 @@ def results(recommendation_id: int) -> str:
 
 @bp.post("/results/<int:recommendation_id>/feedback")
 def feedback(recommendation_id: int) -> Response | tuple[str, int]:
+    limit = RateLimit.from_config(current_app.config)
     try:
-        reward = record_feedback(get_db(), recommendation_id, request.form.get("rating"), client_key(), rate_limit())
+        reward = record_feedback(get_db(), recommendation_id, request.form.get("rating"), client_key(), limit)
     except FeedbackError as error:
         flash(str(error), "error")
         if error.status == 404:
-            return index(), 404
+            return home_page(), 404
         return results(recommendation_id), error.status
     flash(f"Thank you! You rated these recommendations {RATING_OF_REWARD[reward]}.", "notice")
     return redirect(url_for("main.results", recommendation_id=recommendation_id), 303)
@@ -161,8 +168,4 @@ def plot_thumbnail(path) -> Image.Image | None:
 
 def home_with_error(message: str, status: int, link: str = "") -> tuple[str, int]:
     flash(message, "error")
-    return index(link), status
-
-
-def rate_limit() -> RateLimit:
-    return RateLimit(current_app.config["FEEDBACK_LIMIT"], current_app.config["FEEDBACK_WINDOW_SECONDS"])
+    return home_page(link), status
