@@ -3,6 +3,7 @@ ratings of -1 (bad), 0 (okay) and +1 (good) it has received, so it can be rebuil
 
 from __future__ import annotations
 
+import inspect
 import math
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping, Sequence
@@ -290,10 +291,9 @@ class ThompsonSampling(Policy):
 
 POLICY_CLASSES: dict[str, type[Policy]] = {cls.name: cls for cls in (EpsilonGreedy, UCB1, ThompsonSampling)}
 POLICIES: tuple[str, ...] = tuple(POLICY_CLASSES)
-PARAMETERS: dict[str, tuple[str, ...]] = {
-    "epsilon_greedy": ("decay", "epsilon"),
-    "ucb1": ("c",),
-    "thompson": ("prior", "draws"),
+PARAMETERS: dict[str, tuple[str, ...]] = {  # each policy's keyword parameters, read from its constructor
+    name: tuple(parameter for parameter in inspect.signature(cls).parameters if parameter != "arms")
+    for name, cls in POLICY_CLASSES.items()
 }
 
 

@@ -12,7 +12,7 @@ from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from tqdm import tqdm
 
@@ -197,21 +197,21 @@ def _strip_newline(line: str) -> str:
 
 
 def _int(text: str, column: str, where: str) -> int | None:
-    if text == NULL or not text:
-        return None
-    try:
-        return int(text)
-    except ValueError:
-        raise DatasetError(f"{where}: {column} {text!r} is not a whole number or \\N") from None
+    return _number(text, int, column, where, "a whole number")
 
 
 def _float(text: str, column: str, where: str) -> float | None:
+    return _number(text, float, column, where, "a number")
+
+
+def _number(text: str, kind: type[int] | type[float], column: str, where: str, what: str) -> Any:
+    """`text` as a `kind`, None for `\\N` or nothing; DatasetError (saying it is not `what`) for anything else."""
     if text == NULL or not text:
         return None
     try:
-        return float(text)
+        return kind(text)
     except ValueError:
-        raise DatasetError(f"{where}: {column} {text!r} is not a number or \\N") from None
+        raise DatasetError(f"{where}: {column} {text!r} is not {what} or \\N") from None
 
 
 def check_catalog(catalog: Catalog, records: Mapping[str, TitleRecord]) -> list[Difference]:

@@ -32,6 +32,7 @@ from PIL import Image
 
 from catalog import Catalog, Movie, read_catalog, staged_directory, write_movies_csv
 from catalog.demo import demo_movies, generate_demo_catalog
+from catalog.movie import IMDB_ID
 from scraper.search import PAPER_GENRES
 
 VARIANTS: tuple[str, ...] = ("full", "no_poster", "unrated", "json_ld_only", "og_image_only")
@@ -40,7 +41,7 @@ json_ld_only: no __NEXT_DATA__; og_image_only: neither __NEXT_DATA__ nor JSON-LD
 DEFAULT_IMAGE_BASE = "https://m.media-amazon.com"
 LOGO_IMAGE = "https://m.media-amazon.com/images/G/01/imdb/images/social/imdb_logo.png"
 """IMDb's og:image for a title without a poster."""
-_TITLE_PATH = re.compile(r"/title/(tt\d{7,8})(?:/(?:reference/?)?)?")
+_TITLE_PATH = re.compile(rf"/title/({IMDB_ID.pattern})(?:/(?:reference/?)?)?")
 _NOT_FOUND_PAGE = """<!DOCTYPE html>
 <html lang="en-US"><head><meta charset="utf-8"><title>404 Error - IMDb</title></head>
 <body id="styleguide-v2"><div id="__next"><main role="main"><div class="error-page">
@@ -650,7 +651,7 @@ class ReplicaServer:
         self.result_cap = result_cap
         self.page_size = page_size
         self.require_browser_user_agent = require_browser_user_agent
-        self._image_path = re.compile(re.escape(image_host_path) + r"(tt\d{7,8})\.jpg")
+        self._image_path = re.compile(re.escape(image_host_path) + rf"({IMDB_ID.pattern})\.jpg")
         self._keys = {poster_key(movie.imdb_id): movie.imdb_id for movie in catalog}
         self._genre_names = {genre.lower(): genre for genre in (*PAPER_GENRES, *(g for m in catalog for g in m.genres))}
         self._see_more_script = _SEE_MORE_SCRIPT.read_bytes()

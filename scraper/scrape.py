@@ -6,7 +6,6 @@ file, polite, and stopped cleanly by IMDb's bot wall; the catalog (`catalog` for
 from __future__ import annotations
 
 import contextlib
-import csv
 import datetime
 import fcntl
 import io
@@ -15,7 +14,7 @@ import random
 import re
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from PIL import Image, UnidentifiedImageError
@@ -23,8 +22,7 @@ from selenium.common.exceptions import WebDriverException
 from selenium.webdriver.remote.webdriver import WebDriver
 from tqdm import tqdm
 
-from catalog import read_catalog, write_movies_csv, write_poster
-from catalog.read import MOVIES_CSV
+from catalog import Movie, read_catalog, write_movies_csv, write_poster
 from scraper.browser import USER_AGENT, Pacer, browser_session
 from scraper.fetch import IMDB_IMAGE_HOSTS, FetchError, SafeFetcher
 from scraper.progress import (
@@ -46,7 +44,7 @@ from scraper.search import (
     detect_wall,
     search_url,
 )
-from scraper.title_page import TitlePage, TitlePageError, read_title_page
+from scraper.title_page import TitlePage, TitlePageError, read_title_page, sized_poster_url
 
 __all__ = [
     "DEFAULT_YEAR_RANGES",
@@ -84,7 +82,6 @@ DEFAULT_YEAR_RANGES: tuple[YearRange, ...] = (
     YearRange(2020, datetime.date.today().year + 1),
 )
 """Where each genre's searches start; any range over the result cap is split further."""
-_V1_SUFFIX = re.compile(r"\._V1_[^/]*$")
 _STALE_TEMPORARY = re.compile(r"^\..+\.tmp$")
 _TITLE_PAGE_SUMMARY = "return [document.title, document.body ? document.body.innerText.slice(0, 2000) : '']"
 
@@ -166,9 +163,6 @@ class ScrapeReport:
     genres: dict[str, int] = field(default_factory=dict)
     """How many distinct titles each genre's searches found (over all runs)."""
 
-    def as_dict(self) -> dict[str, object]:
-        return {**asdict(self), "catalog": str(self.catalog), "state": str(self.state)}
-
 
 class ScrapeBusyError(RuntimeError):
     """Another scrape is writing to the same catalog directory."""
@@ -224,15 +218,6 @@ def allocate_quotas(capacities: Sequence[int], target: int) -> list[int]:
             quotas[index] += 1
             left -= 1
     return quotas
-
-
-def sized_poster_url(url: str, width: int) -> str:
-    """The URL of a poster at `width` pixels wide: IMDb's `_V1_` modifiers replaced by `_V1_QL75_UX<width>_`."""
-    suffix = f"._V1_QL75_UX{width}_.jpg"
-    if _V1_SUFFIX.search(url):
-        return _V1_SUFFIX.sub(suffix, url)
-    stem, dot, extension = url.rpartition(".")
-    return stem + suffix if dot and "/" not in extension and extension.lower() in ("jpg", "jpeg", "png") else url
 
 
 def jpeg_bytes(data: bytes) -> bytes:
@@ -330,20 +315,21 @@ class _Run:
 
     # -- outcome -----------------------------------------------------------------------------------------------------
 
-    def write_catalog(self) -> int:
-        """(Re)write movies.csv from the progress file: every movie whose poster is downloaded; how many."""
+    def write_catalog(self) -> list[Movie]:
+        """(Re)write movies.csv from the progress file: every movie whose poster is downloaded; those movies."""
         movies = self.state.catalog_movies()
         write_movies_csv(self.settings.out, movies)
-        return len(movies)
+        return movies
 
     def finish(self, started: float, *, validate: bool = False) -> None:
         """Write the catalog, fill in the report, and (validate) read the catalog back as `catalog` would."""
-        written = self.write_catalog()
+        movies = self.write_catalog()
+        written = len(movies)
         counts = self.state.poster_counts()
         self.report.movies = self.report.posters = written
         self.report.missing_posters = counts["missing"]
         self.report.failed_posters = counts["failed"] + counts["pending"]
-        self.report.duplicates = _duplicate_rows(self.settings.out / MOVIES_CSV)
+        self.report.duplicates = written - len({movie.imdb_id for movie in movies})
         self.report.genres = {genre: self.state.found_count(genre) for genre in self.settings.genres}
         self.report.seconds = round(time.monotonic() - started, 2)
         if validate and written:
@@ -555,10 +541,3 @@ class _Run:
         log.warning("%s: could not download its poster from %s (%s); the next run tries again", imdb_id, sized,
                     problem)  # fmt: skip
         return "failed"
-
-
-def _duplicate_rows(csv_path: Path) -> int:
-    """How many rows of a movies.csv repeat an id of an earlier row."""
-    with csv_path.open(newline="", encoding="utf-8") as handle:
-        ids = [row["imdb_id"] for row in csv.DictReader(handle)]
-    return len(ids) - len(set(ids))

@@ -16,6 +16,9 @@ from urllib.parse import urlencode
 from selenium.common.exceptions import WebDriverException
 from selenium.webdriver.remote.webdriver import WebDriver
 
+from catalog.movie import IMDB_ID
+from scraper.title_page import VOTE_SCALES
+
 log = logging.getLogger("scraper")
 
 PAPER_GENRES: tuple[str, ...] = (
@@ -42,7 +45,6 @@ PAPER_GENRES: tuple[str, ...] = (
 WALL_STATUSES = frozenset({202, 403, 405})
 """HTTP statuses of IMDb's bot wall: the AWS WAF challenge (202), CloudFront's refusal (403), the CAPTCHA (405)."""
 
-_IMDB_ID = re.compile(r"tt\d{7,8}")
 _INDEX_PREFIX = re.compile(r"^\s*\d+\.\s+")
 _YEAR = re.compile(r"(\d{4})(?:\s*[–-]\s*(\d{4})?)?")
 _RUNTIME = re.compile(r"(?:(\d+)h)?\s*(?:(\d+)m)?")
@@ -52,7 +54,6 @@ _TOTAL = re.compile(r"(?:^|\s)\d[\d,]*\s*-\s*\d[\d,]*\s+of\s+(\d[\d,]*)")
 _HTTP_STATUS = re.compile(r"\bHTTP (\d{3})\b")
 _CHALLENGE_MARKERS = ("awswaf", "gokuprops", "challenge-container", "captcha", "human verification", "not a robot")
 _FORBIDDEN_MARKERS = ("403 error", "403 forbidden", "request blocked", "the request could not be satisfied")
-_VOTE_SCALES = {"": 1, "K": 1_000, "M": 1_000_000, "B": 1_000_000_000}
 
 _READ_ITEMS_SCRIPT = """
 const start = arguments[0], end = arguments[1];
@@ -182,7 +183,7 @@ def parse_votes(text: str | None) -> int | None:
     match = _VOTES.fullmatch(cleaned)
     if match is None:
         return None
-    return round(float(match.group(1)) * _VOTE_SCALES[match.group(2).upper()])
+    return round(float(match.group(1)) * VOTE_SCALES[match.group(2).upper()])
 
 
 def parse_rating(text: str | None) -> float | None:
@@ -224,7 +225,7 @@ def parse_dom_item(raw: Mapping[str, Any]) -> SearchItem:
     """A result read from the DOM (`href`, `title`, `metadata`, `rating`, `votes`, `poster` as the page has them).
 
     Raises ItemError when there is no title id in the link or no title."""
-    match = _IMDB_ID.search(str(raw.get("href") or ""))
+    match = IMDB_ID.search(str(raw.get("href") or ""))
     if match is None:
         raise ItemError(f"search result without a title link: {raw.get('href')!r}")
     title = strip_index(str(raw.get("title") or ""))
@@ -265,7 +266,7 @@ def read_next_data(text: str | None) -> NextData | None:
 
 
 def _next_data_item(entry: Any) -> SearchItem | None:
-    if not isinstance(entry, dict) or not _IMDB_ID.fullmatch(str(entry.get("titleId", ""))):
+    if not isinstance(entry, dict) or not IMDB_ID.fullmatch(str(entry.get("titleId", ""))):
         return None
     title = entry.get("titleText")
     if not isinstance(title, str) or not title.strip():

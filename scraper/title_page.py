@@ -13,8 +13,9 @@ from html import unescape
 from html.parser import HTMLParser
 from typing import Any
 
-IMDB_ID = re.compile(r"tt\d{7,8}")
-_TITLE_URL_ID = re.compile(r"/title/(tt\d{7,8})(?![0-9])")
+from catalog.movie import IMDB_ID
+
+_TITLE_URL_ID = re.compile(rf"/title/({IMDB_ID.pattern})(?![0-9])")
 _LOGO_IMAGE = re.compile(r"/imdb[^/]*\.png(?:$|[?#])")
 """og:image of a title without a poster: IMDb falls back to its logo, .../images/social/imdb_logo.png."""
 _OG_TITLE_WITH_YEAR = re.compile(
@@ -40,13 +41,16 @@ _HERO_YEAR = re.compile(r"(\d{4})(?:\s*[–-]\s*(?:\d{4})?)?")
 """The hero's year item: "1994", or a series' "2008–2013" / "2019–" (its first year)."""
 _HERO_VOTES = re.compile(r"(\d+(?:,\d{3})*(?:\.\d+)?)\s*([KMB])?", re.IGNORECASE)
 """The hero's vote count: "2.9M", "850K", "12,345", "987"."""
-_VOTE_SCALES = {"": 1, "K": 1_000, "M": 1_000_000, "B": 1_000_000_000}
+VOTE_SCALES = {"": 1, "K": 1_000, "M": 1_000_000, "B": 1_000_000_000}
+"""What IMDb's abbreviated counts ("2.9M", "850K") multiply by, by suffix (upper case)."""
 _HERO_RATING_RANGE = (1.0, 10.0)
-_HERO_LINKED_ID = re.compile(r"/title/(tt\d{7,8})/(?:releaseinfo|ratings|mediaviewer|parentalguide)")
+_HERO_LINKED_ID = re.compile(rf"/title/({IMDB_ID.pattern})/(?:releaseinfo|ratings|mediaviewer|parentalguide)")
 """Links of the hero section to the title's own sub-pages, which name its id."""
 _SRCSET_ENTRY = re.compile(r"(\S+)\s+(\d+)w(?![^\s,])")
 _V1_SUFFIX = re.compile(r"\._V1[_.][^/]*$")
 """The size modifiers of an image URL ("._V1_QL75_UX190_CR0,0,190,281_.jpg"); "._V1_.jpg" is the full size."""
+_V1_MODIFIERS = re.compile(r"\._V1_[^/]*$")
+"""`sized_poster_url`'s (narrower) match: "._V1_…" only, not "._V1.…"."""
 _VOID_TAGS = frozenset(
     {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "param", "source", "track", "wbr"}
 )
@@ -427,7 +431,7 @@ def parse_votes(text: str) -> int | None:
     match = _HERO_VOTES.fullmatch(text.strip())
     if match is None:
         return None
-    number = Decimal(match.group(1).replace(",", "")) * _VOTE_SCALES[(match.group(2) or "").upper()]
+    number = Decimal(match.group(1).replace(",", "")) * VOTE_SCALES[(match.group(2) or "").upper()]
     return int(number) if number == number.to_integral_value() else None
 
 
@@ -439,6 +443,15 @@ def _hero_poster_url(image: dict[str, str] | None) -> str | None:
     if not url or url.startswith("data:") or _LOGO_IMAGE.search(url):
         return None
     return _V1_SUFFIX.sub("._V1_.jpg", url)
+
+
+def sized_poster_url(url: str, width: int) -> str:
+    """The URL of a poster at `width` pixels wide: IMDb's `_V1_` modifiers replaced by `_V1_QL75_UX<width>_`."""
+    suffix = f"._V1_QL75_UX{width}_.jpg"
+    if _V1_MODIFIERS.search(url):
+        return _V1_MODIFIERS.sub(suffix, url)
+    stem, dot, extension = url.rpartition(".")
+    return stem + suffix if dot and "/" not in extension and extension.lower() in ("jpg", "jpeg", "png") else url
 
 
 def _largest_srcset_entry(srcset: str) -> str | None:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import re
 import urllib.error
-import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import urlsplit
 
@@ -15,10 +14,10 @@ import pytest
 from catalog import Movie
 from scraper.replica import LOGO_IMAGE, VARIANTS, ReplicaServer, title_page_html
 from scraper.title_page import TitlePage, TitlePageError, read_title_page
+from tests.test_replica_search import NO_PROXY, fetch
 
 IMAGE = "https://m.media-amazon.com/images/M/tt9000001.jpg"
 TRICKY_TITLE = 'Jane\'s "Case" & </script> <!--<script> Ünïcödé 東京 (Part 2) | Reprise'
-NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
 def movie(**changes) -> Movie:
@@ -227,15 +226,6 @@ def test_pages_that_are_not_title_pages_raise(html: str, imdb_id: str | None, me
 def test_unknown_variant_is_rejected() -> None:
     with pytest.raises(ValueError, match="unknown title page variant"):
         title_page_html(movie(), IMAGE, variant="nope")
-
-
-def fetch(url: str) -> tuple[int, dict[str, str], bytes]:
-    try:
-        with NO_PROXY.open(url, timeout=10) as response:
-            return response.status, dict(response.headers), response.read()
-    except urllib.error.HTTPError as error:
-        with error:
-            return error.code, dict(error.headers), error.read()
 
 
 def test_replica_server_over_loopback_http(demo_catalog) -> None:
