@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -117,3 +120,14 @@ def test_serving_memory_reads_every_worker(demo_catalog_dir, trained, index_dir)
     assert figures["workers"] == 2 and len(figures["rss_mib_each"]) == 2
     assert abs(figures["rss_mib"] - sum(figures["rss_mib_each"])) <= 2  # each rounded on its own
     assert 100 < figures["pss_mib"] <= figures["rss_mib"] + 1  # shared pages count once in PSS
+
+
+def test_scrape_replica_reproduces_a_small_replica() -> None:
+    """`make scrape-replica` on a small replica (needs Debian's chromium and chromedriver, as CI has)."""
+    if not (shutil.which("chromium") and shutil.which("chromedriver")) and not os.environ.get("CI"):
+        pytest.skip("Debian's chromium and chromium-driver are not installed (.ci/run installs them)")
+    output = run_script("bench/scrape_replica.py", "--movies", "60", "--result-cap", "30")
+    last = json.loads(output.strip().splitlines()[-1])
+    assert last["differences"] == 0 and last["duplicates"] == 0
+    assert last["movies"] == last["posters"] > 0 and last["pages_per_second"] > 0
+    assert "catalog valid" in output
