@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import sqlite3
 from pathlib import Path
 
@@ -32,16 +33,20 @@ def close_db(_error: BaseException | None = None) -> None:
 
 
 def init_db(path: str | Path) -> None:
-    """Create the tables that do not exist yet; never drops data."""
+    """Create the tables that do not exist yet; never drops data. Processes starting together (gunicorn's workers)
+    take turns through a lock file beside the database: switching a new database to WAL while another process
+    creates its tables fails at once with "database is locked", whatever the busy time-out."""
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     schema = (Path(__file__).parent / "schema.sql").read_text()
-    with connect(path) as connection:
-        connection.execute("PRAGMA journal_mode = WAL")  # readers do not block the writer across workers
-        connection.executescript(schema)
-        add_missing_columns(connection)
-        for statement in LATER_INDEXES:
-            connection.execute(statement)
-    connection.close()
+    with open(f"{path}.init-lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        with connect(path) as connection:
+            connection.execute("PRAGMA journal_mode = WAL")  # readers do not block the writer across workers
+            connection.executescript(schema)
+            add_missing_columns(connection)
+            for statement in LATER_INDEXES:
+                connection.execute(statement)
+        connection.close()
 
 
 # Columns added after a database may have been created, with the definition that brings an old table up to date.

@@ -191,3 +191,27 @@ def test_concurrent_voters_are_each_counted_exactly_once(tmp_path: Path) -> None
         expected[ARMS[(recommendation_id - 1) % 3]][2 if recommendation_id % 2 else 0] += 1
     assert counts == {arm: tuple(value) for arm, value in expected.items()}
     connection.close()
+
+
+def initialise(path: str, start, failures) -> None:
+    start.wait()
+    try:
+        init_db(path)
+    except sqlite3.OperationalError as error:
+        failures.put(str(error))
+
+
+def test_workers_starting_together_all_initialise_a_new_database(tmp_path: Path) -> None:
+    """gunicorn's workers each run init_db at start-up; on a new database they must not lock each other out."""
+    context = multiprocessing.get_context("spawn")
+    for attempt in range(5):
+        path = tmp_path / f"new-{attempt}.sqlite"
+        start, failures = context.Barrier(VOTERS), context.Queue()
+        workers = [context.Process(target=initialise, args=(str(path), start, failures)) for _ in range(VOTERS)]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join(timeout=60)
+        assert [worker.exitcode for worker in workers] == [0] * VOTERS
+        assert failures.empty(), failures.get()
+        assert connect(path).execute("PRAGMA journal_mode").fetchone()[0] == "wal"
