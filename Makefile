@@ -29,7 +29,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 WORKERS ?= 2
 
-.PHONY: run serve test lint format venv demo-catalog train evaluate clems index check-catalog bench-train bench-inference \
+.PHONY: run serve test test-postgres lint format venv demo-catalog train evaluate clems index check-catalog bench-train bench-inference \
 	bench-clems bench-search bench-bandit bench-load scrape-replica recommend-eval clean lint-docker
 
 run: serve
@@ -148,6 +148,11 @@ serve: $(INDEX_DIR)/index.json $(CLEMS_DIR)/clems.json $(SECRET_FILE)
 
 test: $(VENV)/.installed
 	$(BIN)/python -m pytest
+
+# The database tests on Debian's PostgreSQL server, which .ci/postgres installs and starts (needs root); `make test`
+# skips them when POSTERBENCH_TEST_DATABASE_URL is not set, except in CI.
+test-postgres: $(VENV)/.installed
+	eval "$$(.ci/postgres)" && $(BIN)/python -m pytest tests/test_postgres.py tests/test_migrations.py tests/test_feedback.py
 
 lint: lint-docker
 	$(BIN)/ruff check .

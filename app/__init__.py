@@ -20,7 +20,8 @@ def create_app(test_config: dict | None = None) -> Flask:
         __name__, instance_relative_config=True, template_folder=ROOT / "templates", static_folder=ROOT / "static"
     )
     app.config.from_mapping(
-        DATABASE=str(Path(app.instance_path) / "posterbench.sqlite"),
+        DATABASE=str(Path(app.instance_path) / "posterbench.sqlite"),  # the embedded default: a SQLite file
+        DATABASE_URL=None,  # postgresql://user:password@host/name: state shared by every worker on every host
         CATALOG=None,
         MODEL=None,
         INDEX=None,
@@ -41,6 +42,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     if test_config is None:
         app.config.from_pyfile("config.py", silent=True)
         app.config.from_prefixed_env("POSTERBENCH")
+        app.config["DATABASE_URL"] = app.config["DATABASE_URL"] or os.environ.get("DATABASE_URL") or None
     else:
         app.config.from_mapping(test_config)
     if not app.config["SECRET_KEY"]:
@@ -53,7 +55,11 @@ def create_app(test_config: dict | None = None) -> Flask:
     from app import api, dashboard, db, errors, resources, security, views
 
     db.init_app(app)
-    db.init_db(app.config["DATABASE"])
+    target = db.configured_target(app.config)
+    try:
+        db.init_db(target)
+    except db.StorageUnavailableError as error:
+        raise RuntimeError(f"cannot prepare the database at {db.redacted(target)}: {error}") from error
     resources.init_app(app)
     security.init_app(app)
     errors.init_app(app)

@@ -1,30 +1,19 @@
 """Error answers: a friendly page (or a JSON object under /api/) for every HTTP error, never a stack trace; an
 unexpected exception is logged and answered 500. A database that cannot be written or read (read-only, disk full,
-unopenable, locked past the busy time-out, damaged) is answered 503 with a Retry-After header: the process keeps
-serving, and the transactions of app/feedback.py have rolled back, so nothing was half-saved."""
+unopenable or unreachable, busy past the time-out, damaged: app.db.StorageUnavailableError) is answered 503 with a
+Retry-After header: the process keeps serving, and the transactions of app/feedback.py have rolled back, so nothing
+was half-saved."""
 
 from __future__ import annotations
-
-import sqlite3
 
 from flask import Flask, current_app, render_template, request
 from werkzeug.exceptions import HTTPException, InternalServerError, RequestEntityTooLarge
 from werkzeug.http import HTTP_STATUS_CODES
 
 from app import MEGABYTE
+from app.db import StorageUnavailableError
 
 RETRY_AFTER_SECONDS = 30
-# What SQLite says (lower case) when its storage fails, and how to say it to a person. Any other sqlite3 error is a
-# bug (a missing table, bad SQL, a broken constraint) and stays a 500.
-STORAGE_FAULTS = (
-    ("readonly database", "the database is read-only"),
-    ("disk is full", "the disk is full"),
-    ("unable to open database file", "the database file cannot be opened"),
-    ("database is locked", "the database is busy"),
-    ("disk i/o error", "the disk failed to read or write"),
-    ("malformed", "the database file is damaged"),
-    ("file is not a database", "the database file is damaged"),
-)
 
 
 class RequestError(Exception):
@@ -66,30 +55,19 @@ def unexpected_error(error: Exception) -> tuple[object, int]:
     )
 
 
-def storage_fault(error: sqlite3.DatabaseError) -> str | None:
-    """Why the database failed, in words, when `error` is a storage fault rather than a bug; else None."""
-    if type(error) not in (sqlite3.OperationalError, sqlite3.DatabaseError):
-        return None  # IntegrityError, ProgrammingError, ...: bugs
-    text = str(error).lower()
-    return next((reason for needle, reason in STORAGE_FAULTS if needle in text), None)
-
-
-def database_error(error: sqlite3.DatabaseError) -> tuple[object, int, dict[str, str]] | tuple[object, int]:
-    reason = storage_fault(error)
-    if reason is None:
-        return unexpected_error(error)
-    current_app.logger.error("database unavailable on %s %s: %s (%s)", request.method, request.path, reason, error)
+def database_error(error: StorageUnavailableError) -> tuple[object, int, dict[str, str]]:
+    current_app.logger.error("database unavailable on %s %s: %s", request.method, request.path, error)
     doing = "read its database" if request.method in ("GET", "HEAD") else "save"
     body, status = error_answer(
         503,
         "Database unavailable",
-        f"PosterBench cannot {doing} right now: {reason}. Nothing was saved; please try again later.",
+        f"PosterBench cannot {doing} right now: {error.reason}. Nothing was saved; please try again later.",
     )
     return body, status, {"Retry-After": str(RETRY_AFTER_SECONDS)}
 
 
 def init_app(app: Flask) -> None:
-    app.register_error_handler(sqlite3.DatabaseError, database_error)
+    app.register_error_handler(StorageUnavailableError, database_error)
     app.register_error_handler(HTTPException, http_error)
     app.register_error_handler(RequestError, request_error)
     app.register_error_handler(Exception, unexpected_error)

@@ -1,17 +1,18 @@
-"""The bandit's memory in SQLite: which distance each recommendation used (and with what probability), and the
-one vote it may get. The policy is rebuilt from these tables on every request, so every worker process and every
-restart sees the same state, and the arm values can never disagree with the log."""
+"""The bandit's memory in the database (SQLite or PostgreSQL): which distance each recommendation used (and with
+what probability), and the one vote it may get. The policy is rebuilt from these tables on every request, so every
+worker process on every host, and every restart, sees the same state, and the arm values can never disagree with the
+log."""
 
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from app.db import Database, DuplicateRowError
 from app.errors import RequestError
 from bandit import ARMS, Choice, LoggedDecision, Policy, from_counts, make_policy
 
@@ -34,7 +35,7 @@ class Shown:
     results: list[str]
 
 
-def arm_counts(database: sqlite3.Connection, arms: tuple[str, ...] = ARMS) -> dict[str, tuple[int, int, int]]:
+def arm_counts(database: Database, arms: tuple[str, ...] = ARMS) -> dict[str, tuple[int, int, int]]:
     """For each arm, how many of its recommendations were rated bad, okay and good."""
     counts = {arm: [0, 0, 0] for arm in arms}
     rows = database.execute(
@@ -47,14 +48,14 @@ def arm_counts(database: sqlite3.Connection, arms: tuple[str, ...] = ARMS) -> di
     return {arm: (bad, okay, good) for arm, (bad, okay, good) in counts.items()}
 
 
-def current_policy(database: sqlite3.Connection, name: str, params: Mapping[str, object]) -> Policy:
+def current_policy(database: Database, name: str, params: Mapping[str, object]) -> Policy:
     """The configured policy, in the state the feedback table puts it in."""
     return from_counts(make_policy(name, ARMS, **params), arm_counts(database))
 
 
-def record_recommendation(database: sqlite3.Connection, policy_name: str, choice: Choice, shown: Shown) -> int:
+def record_recommendation(database: Database, policy_name: str, choice: Choice, shown: Shown) -> int:
     """Log a recommendation with the arm that made it and the probability of that arm; returns its id."""
-    cursor = database.execute(
+    return database.insert(
         "INSERT INTO recommendations (policy, arm, epsilon, explored, arm_probability, query_kind, query_imdb_id,"
         " query_image, genres, results) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (
@@ -70,8 +71,6 @@ def record_recommendation(database: sqlite3.Connection, policy_name: str, choice
             json.dumps(shown.results),
         ),
     )
-    database.commit()
-    return int(cursor.lastrowid)
 
 
 def reward_of(rating: object) -> int:
@@ -95,7 +94,7 @@ class RateLimit:
 
 
 def record_feedback(
-    database: sqlite3.Connection,
+    database: Database,
     recommendation_id: int,
     rating: object,
     client: str = "",
@@ -106,8 +105,9 @@ def record_feedback(
     nothing. `client` is an opaque key of the voter (security.client_key), counted for the limit."""
     reward = reward_of(rating)
     try:
-        with database:  # one transaction: commits on success, rolls back on any error
-            database.execute("BEGIN IMMEDIATE")  # the limit's count and the insert see the same table
+        # One transaction, rolled back on any error; one client's votes take turns, so the limit's count and the
+        # insert see the same table.
+        with database.transaction(lock=f"votes of {client}"):
             found = database.execute("SELECT 1 FROM recommendations WHERE id = ?", (recommendation_id,)).fetchone()
             if found is None:
                 raise FeedbackError(f"there is no recommendation {recommendation_id} to rate", 404)
@@ -117,17 +117,15 @@ def record_feedback(
                 "INSERT INTO feedback (recommendation_id, reward, client) VALUES (?, ?, ?)",
                 (recommendation_id, reward, client),
             )
-    except sqlite3.IntegrityError as error:
-        if "UNIQUE" not in str(error) and "PRIMARY KEY" not in str(error):
-            raise
+    except DuplicateRowError:
         raise FeedbackError(f"recommendation {recommendation_id} has already been rated; one vote each", 409) from None
     return reward
 
 
-def check_rate(database: sqlite3.Connection, client: str, limit: RateLimit) -> None:
+def check_rate(database: Database, client: str, limit: RateLimit) -> None:
     recent = database.execute(
-        "SELECT COUNT(*) FROM feedback WHERE client = ? AND created > strftime('%Y-%m-%dT%H:%M:%fZ', 'now', ?)",
-        (client, f"-{limit.seconds} seconds"),
+        f"SELECT COUNT(*) FROM feedback WHERE client = ? AND created > {database.dialect.seconds_ago}",
+        (client, float(limit.seconds)),
     ).fetchone()[0]
     if recent >= limit.votes:
         raise FeedbackError(
@@ -137,18 +135,18 @@ def check_rate(database: sqlite3.Connection, client: str, limit: RateLimit) -> N
         )
 
 
-def reward_for(database: sqlite3.Connection, recommendation_id: int) -> int | None:
+def reward_for(database: Database, recommendation_id: int) -> int | None:
     row = database.execute("SELECT reward FROM feedback WHERE recommendation_id = ?", (recommendation_id,)).fetchone()
     return None if row is None else int(row[0])
 
 
-def rating_for(database: sqlite3.Connection, recommendation_id: int) -> str | None:
+def rating_for(database: Database, recommendation_id: int) -> str | None:
     """ "good", "okay" or "bad" once the recommendation has been rated, else None."""
     reward = reward_for(database, recommendation_id)
     return None if reward is None else RATING_OF_REWARD[reward]
 
 
-def decision_log(database: sqlite3.Connection) -> list[LoggedDecision]:
+def decision_log(database: Database) -> list[LoggedDecision]:
     """Every rated recommendation, oldest first: arm, logged propensity and reward (for offline evaluation)."""
     rows = database.execute(
         "SELECT r.arm, r.arm_probability, f.reward FROM recommendations AS r"
@@ -194,7 +192,7 @@ class BanditReport:
         return sum(arm.shown for arm in self.arms)
 
 
-def bandit_report(database: sqlite3.Connection, name: str, params: Mapping[str, object]) -> BanditReport:
+def bandit_report(database: Database, name: str, params: Mapping[str, object]) -> BanditReport:
     policy = current_policy(database, name, params)
     shown = dict(database.execute("SELECT arm, COUNT(*) FROM recommendations GROUP BY arm").fetchall())
     values, probabilities, counts = policy.values(), policy.probabilities(), policy.counts()
@@ -205,7 +203,7 @@ def bandit_report(database: sqlite3.Connection, name: str, params: Mapping[str, 
     return BanditReport(name, getattr(policy, "epsilon", None), arms)
 
 
-def epsilon_history(database: sqlite3.Connection) -> list[float]:
+def epsilon_history(database: Database) -> list[float]:
     """Epsilon-greedy's exploration rate at each recommendation it made, oldest first."""
     rows = database.execute("SELECT epsilon FROM recommendations WHERE policy = 'epsilon_greedy' ORDER BY id")
     return [float(epsilon) for (epsilon,) in rows]

@@ -4,13 +4,13 @@ probabilities, the bandit's distance and the five nearest catalog movies. Shared
 from __future__ import annotations
 
 import io
-import sqlite3
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image
 
+from app.db import Database
 from app.errors import RequestError
 from app.feedback import Shown, choose, current_policy, record_recommendation
 from app.imdb import fetch_imdb_poster
@@ -88,7 +88,7 @@ def image_query(resources: Resources, data: bytes, kind: str, imdb_id: str | Non
 
 
 def recommend_for(
-    database: sqlite3.Connection, resources: Resources, config: Mapping[str, object], query: Query
+    database: Database, resources: Resources, config: Mapping[str, object], query: Query
 ) -> Recommendation:
     """Genres, the bandit's distance and the five nearest movies for `query`, logged; returns what was shown."""
     probabilities = resources.genre_probabilities(query.features[np.newaxis], query.probabilities[np.newaxis])[0]

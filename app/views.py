@@ -4,7 +4,6 @@ posters, health check."""
 from __future__ import annotations
 
 import json
-import sqlite3
 
 import numpy as np
 from flask import (
@@ -22,7 +21,7 @@ from flask import (
 from PIL import Image
 
 from app import MEGABYTE
-from app.db import get_db
+from app.db import Row, get_db
 from app.errors import RequestError
 from app.feedback import RATING_OF_REWARD, RATINGS, FeedbackError, RateLimit, rating_for, record_feedback
 from app.plots import ScatterPoint, scatter_svg
@@ -143,14 +142,14 @@ def healthz() -> dict:
     return {"status": "ok", "movies": len(get_resources().catalog)}
 
 
-def load_recommendation(recommendation_id: int) -> sqlite3.Row:
+def load_recommendation(recommendation_id: int) -> Row:
     shown = get_db().execute("SELECT * FROM recommendations WHERE id = ?", (recommendation_id,)).fetchone()
     if shown is None:
         abort(404, f"no recommendation {recommendation_id}")
     return shown
 
 
-def shown_movies(shown: sqlite3.Row) -> list:
+def shown_movies(shown: Row) -> list:
     catalog = get_resources().catalog
     return [catalog.get(imdb_id) for imdb_id in json.loads(shown["results"]) if imdb_id in catalog]
 

@@ -8,8 +8,11 @@ learn from a hundred posters; tests of what the model learns skip without them, 
 from __future__ import annotations
 
 import os
+import secrets
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 
@@ -77,19 +80,23 @@ def index_dir(demo_catalog, trained, tmp_path_factory: pytest.TempPathFactory) -
 
 
 @pytest.fixture
-def app(demo_catalog_dir: Path, trained, index_dir: Path, tmp_path: Path):
+def app_settings(demo_catalog_dir: Path, trained, index_dir: Path, tmp_path: Path) -> dict:
+    """The test app's settings: the demo catalog, its model and index, and a new SQLite database."""
+    return {
+        "TESTING": True,
+        "SECRET_KEY": "test",
+        "CATALOG": str(demo_catalog_dir),
+        "MODEL": str(trained[1]),
+        "INDEX": str(index_dir),
+        "DATABASE": str(tmp_path / "posterbench.sqlite"),
+    }
+
+
+@pytest.fixture
+def app(app_settings: dict):
     from app import create_app
 
-    return create_app(
-        {
-            "TESTING": True,
-            "SECRET_KEY": "test",
-            "CATALOG": str(demo_catalog_dir),
-            "MODEL": str(trained[1]),
-            "INDEX": str(index_dir),
-            "DATABASE": str(tmp_path / "posterbench.sqlite"),
-        }
-    )
+    return create_app(app_settings)
 
 
 @pytest.fixture
@@ -113,3 +120,51 @@ def client(app):
 @pytest.fixture
 def runner(app):
     return app.test_cli_runner()
+
+
+# ---------------------------------------------------------------- PostgreSQL
+
+TEST_DATABASE_URL = "POSTERBENCH_TEST_DATABASE_URL"
+
+
+@pytest.fixture
+def new_postgres_url() -> Iterator[Callable[[], str]]:
+    """Makes URLs of new, empty schemas on the PostgreSQL server that POSTERBENCH_TEST_DATABASE_URL names (`eval
+    "$(.ci/postgres)"` starts one and sets it); the schemas are dropped afterwards. Without a server the test is
+    skipped, except in CI, where it fails."""
+    base = os.environ.get(TEST_DATABASE_URL)
+    if not base:
+        message = f'no PostgreSQL server: set {TEST_DATABASE_URL} (eval "$(.ci/postgres)" starts one)'
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    import psycopg
+
+    made: list[str] = []
+
+    def make() -> str:
+        schema = f"test_{secrets.token_hex(6)}"
+        with psycopg.connect(base, autocommit=True) as admin:
+            admin.execute(f"CREATE SCHEMA {schema}")
+        made.append(schema)
+        separator = "&" if "?" in base else "?"
+        return f"{base}{separator}options={quote(f'-csearch_path={schema}')}"
+
+    yield make
+    with psycopg.connect(base, autocommit=True) as admin:
+        for schema in made:
+            admin.execute(f"DROP SCHEMA {schema} CASCADE")
+
+
+@pytest.fixture
+def postgres_url(new_postgres_url: Callable[[], str]) -> str:
+    """The URL of a new, empty schema of PostgreSQL's (see new_postgres_url)."""
+    return new_postgres_url()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_target(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A new, empty database of each kind: a SQLite file path, then a PostgreSQL URL."""
+    if request.param == "sqlite":
+        return str(tmp_path / "state.sqlite")
+    return request.getfixturevalue("postgres_url")

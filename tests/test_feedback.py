@@ -1,18 +1,21 @@
-"""The bandit's memory in a real SQLite file: votes are refused cleanly when they must be, the policy is rebuilt
-from the tables alone, the logged propensities support IPS, and concurrent voters are each counted once."""
+"""The bandit's memory in a real SQLite file and on a real PostgreSQL server (every test that takes `database` or
+`database_target` runs on both): votes are refused cleanly when they must be, the policy is rebuilt from the tables
+alone, the logged propensities support IPS, and concurrent voters are each counted once."""
 
 from __future__ import annotations
 
 import multiprocessing
 import sqlite3
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from app.db import connect, init_db
+from app.db import Database, init_db, open_database
 from app.feedback import (
     FeedbackError,
+    RateLimit,
     Shown,
     arm_counts,
     choose,
@@ -28,19 +31,17 @@ SHOWN = Shown(query_kind="sample", query_imdb_id="tt0000001", query_image=None, 
 
 
 @pytest.fixture
-def database(tmp_path: Path) -> sqlite3.Connection:
-    path = tmp_path / "state.sqlite"
-    init_db(path)
-    connection = connect(path)
-    yield connection
-    connection.close()
+def database(database_target: str) -> Iterator[Database]:
+    init_db(database_target)
+    with open_database(database_target) as opened:
+        yield opened
 
 
-def recommendation(database: sqlite3.Connection, arm: str = "cosine", probability: float = 1 / 3) -> int:
+def recommendation(database: Database, arm: str = "cosine", probability: float = 1 / 3) -> int:
     return record_recommendation(database, "epsilon_greedy", Choice(arm, probability, 1.0), SHOWN)
 
 
-def table_sizes(database: sqlite3.Connection) -> tuple[int, int]:
+def table_sizes(database: Database) -> tuple[int, int]:
     return tuple(
         database.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0] for table in ("recommendations", "feedback")
     )
@@ -124,11 +125,13 @@ def test_an_old_database_gains_the_policy_column(tmp_path: Path) -> None:
             " VALUES ('cosine', 1, 0.5, 'sample', '{}', '[]')"
         )
     old.close()
-    init_db(path)
-    connection = connect(path)
-    assert connection.execute("SELECT policy, arm FROM recommendations").fetchone()[:] == ("epsilon_greedy", "cosine")
-    assert recommendation(connection) == 2
-    connection.close()
+    assert init_db(path) == [], "an unversioned database is adopted at version 1, not migrated again"
+    with open_database(path) as database:
+        assert database.execute("SELECT policy, arm FROM recommendations").fetchone()[:] == ("epsilon_greedy", "cosine")
+        assert recommendation(database) == 2
+        assert [tuple(row) for row in database.execute("SELECT version, name FROM schema_migrations")] == [
+            (1, "recommendations_and_feedback")
+        ]
 
 
 VOTERS = 8
@@ -136,8 +139,8 @@ VOTES_EACH = 500
 CONTESTED = 50  # recommendations every voter tries to rate: exactly one vote on each may win
 
 
-def vote(path: str, first: int, start, results) -> None:
-    connection = connect(path)
+def vote(target: str, first: int, start, results) -> None:
+    connection = open_database(target)
     start.wait()
     accepted = refused = 0
     rng = np.random.default_rng(first)
@@ -154,23 +157,23 @@ def vote(path: str, first: int, start, results) -> None:
     results.put((accepted, refused))
 
 
-def test_concurrent_voters_are_each_counted_exactly_once(tmp_path: Path) -> None:
-    path = tmp_path / "shared.sqlite"
-    init_db(path)
-    connection = connect(path)
-    assert connection.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+def test_concurrent_voters_are_each_counted_exactly_once(database_target: str) -> None:
+    init_db(database_target)
+    connection = open_database(database_target)
+    if connection.dialect.name == "sqlite":
+        assert connection.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     total = CONTESTED + VOTERS * VOTES_EACH
-    for number in range(total):
-        connection.execute(
-            "INSERT INTO recommendations (arm, epsilon, arm_probability, query_kind, genres, results)"
-            " VALUES (?, 1, 0.5, 'sample', '{}', '[]')",
-            (ARMS[number % 3],),
-        )
-    connection.commit()
+    with connection.transaction():
+        for number in range(total):
+            connection.execute(
+                "INSERT INTO recommendations (arm, epsilon, arm_probability, query_kind, genres, results)"
+                " VALUES (?, 1, 0.5, 'sample', '{}', '[]')",
+                (ARMS[number % 3],),
+            )
     context = multiprocessing.get_context("spawn")
     start, results = context.Barrier(VOTERS), context.Queue()
     voters = [
-        context.Process(target=vote, args=(str(path), CONTESTED + 1 + n * VOTES_EACH, start, results))
+        context.Process(target=vote, args=(database_target, CONTESTED + 1 + n * VOTES_EACH, start, results))
         for n in range(VOTERS)
     ]
     for voter in voters:
@@ -193,25 +196,71 @@ def test_concurrent_voters_are_each_counted_exactly_once(tmp_path: Path) -> None
     connection.close()
 
 
-def initialise(path: str, start, failures) -> None:
+def initialise(target: str, start, outcomes) -> None:
     start.wait()
     try:
-        init_db(path)
-    except sqlite3.OperationalError as error:
-        failures.put(str(error))
+        outcomes.put(("applied", init_db(target)))
+    except Exception as error:  # noqa: BLE001 - the test reports whatever went wrong
+        outcomes.put(("failed", repr(error)))
 
 
-def test_workers_starting_together_all_initialise_a_new_database(tmp_path: Path) -> None:
-    """gunicorn's workers each run init_db at start-up; on a new database they must not lock each other out."""
+@pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
+def test_workers_starting_together_all_initialise_a_new_database(kind: str, tmp_path: Path, request) -> None:
+    """gunicorn's workers each run init_db at start-up; on a new database they must not lock each other out, and
+    each migration must run exactly once."""
     context = multiprocessing.get_context("spawn")
-    for attempt in range(5):
-        path = tmp_path / f"new-{attempt}.sqlite"
-        start, failures = context.Barrier(VOTERS), context.Queue()
-        workers = [context.Process(target=initialise, args=(str(path), start, failures)) for _ in range(VOTERS)]
+    new_target = request.getfixturevalue("new_postgres_url") if kind == "postgresql" else None
+    for attempt in range(5 if kind == "sqlite" else 2):
+        target = new_target() if new_target else str(tmp_path / f"new-{attempt}.sqlite")
+        start, outcomes = context.Barrier(VOTERS), context.Queue()
+        workers = [context.Process(target=initialise, args=(target, start, outcomes)) for _ in range(VOTERS)]
         for worker in workers:
             worker.start()
+        results = [outcomes.get(timeout=60) for _ in workers]
         for worker in workers:
             worker.join(timeout=60)
         assert [worker.exitcode for worker in workers] == [0] * VOTERS
-        assert failures.empty(), failures.get()
-        assert connect(path).execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert [outcome for outcome, _ in results] == ["applied"] * VOTERS, results
+        assert sorted(version for _, applied in results for version in applied) == [1], "one process migrates"
+        with open_database(target) as database:
+            assert [row[0] for row in database.execute("SELECT version FROM schema_migrations")] == [1]
+            if kind == "sqlite":
+                assert database.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+RATE_LIMIT = RateLimit(votes=30, seconds=60)
+
+
+def vote_as_one_client(target: str, ids: list[int], start, results) -> None:
+    with open_database(target) as connection:
+        start.wait()
+        statuses = []
+        for recommendation_id in ids:
+            try:
+                record_feedback(connection, recommendation_id, "good", client="one-address", limit=RATE_LIMIT)
+                statuses.append(200)
+            except FeedbackError as error:
+                statuses.append(error.status)
+    results.put(statuses)
+
+
+def test_one_clients_concurrent_votes_stop_exactly_at_the_rate_limit(database_target: str) -> None:
+    """Votes from one client reach the limit exactly, however many workers (processes) they arrive through."""
+    init_db(database_target)
+    with open_database(database_target) as connection:
+        ids = [recommendation(connection) for _ in range(VOTERS * 10)]
+    context = multiprocessing.get_context("spawn")
+    start, results = context.Barrier(VOTERS), context.Queue()
+    voters = [
+        context.Process(target=vote_as_one_client, args=(database_target, ids[n::VOTERS], start, results))
+        for n in range(VOTERS)
+    ]
+    for voter in voters:
+        voter.start()
+    statuses = [status for _ in voters for status in results.get(timeout=120)]
+    for voter in voters:
+        voter.join(timeout=30)
+    assert sorted(set(statuses)) == [200, 429]
+    assert statuses.count(200) == RATE_LIMIT.votes, "over or under the limit"
+    with open_database(database_target) as connection:
+        assert table_sizes(connection) == (len(ids), RATE_LIMIT.votes)

@@ -1,5 +1,5 @@
 -- PosterBench's state: every recommendation shown, and at most one vote on each.
-CREATE TABLE IF NOT EXISTS recommendations (
+CREATE TABLE recommendations (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     created TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
     policy TEXT NOT NULL DEFAULT 'epsilon_greedy',  -- the bandit policy that chose the arm
@@ -14,12 +14,12 @@ CREATE TABLE IF NOT EXISTS recommendations (
     results TEXT NOT NULL               -- JSON array of the recommended imdb_ids, nearest first
 );
 
-CREATE TABLE IF NOT EXISTS feedback (
-    recommendation_id INTEGER PRIMARY KEY REFERENCES recommendations (id),
+CREATE TABLE feedback (
+    recommendation_id INTEGER PRIMARY KEY REFERENCES recommendations (id),  -- one vote per recommendation
     reward INTEGER NOT NULL CHECK (reward IN (-1, 0, 1)),
     client TEXT NOT NULL DEFAULT '',    -- a keyed hash of the voter's address, for the rate limit (not the address)
     created TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
 );
 
-CREATE INDEX IF NOT EXISTS feedback_created ON feedback (created);
--- Indexes on columns that LATER_COLUMNS may add to an old database are made after it runs (app/db.py).
+CREATE INDEX feedback_created ON feedback (created);
+CREATE INDEX feedback_client ON feedback (client, created);
