@@ -29,7 +29,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 WORKERS ?= 2
 
-.PHONY: run serve test test-postgres lint format venv demo-catalog train evaluate clems index check-catalog bench-train bench-inference \
+.PHONY: run serve test test-postgres lint format venv demo-catalog train onnx evaluate clems index check-catalog bench-train bench-inference \
 	bench-clems bench-search bench-bandit bench-load scrape-replica recommend-eval clean lint-docker
 
 run: serve
@@ -56,6 +56,16 @@ train: $(MODEL_DIR)/model.json
 $(MODEL_DIR)/model.json: $(CATALOG_DIR)/movies.csv | $(VENV)/.installed
 	$(BIN)/python -m model train --catalog $(CATALOG_DIR) --out $(MODEL_DIR) --preset $(PRESET) \
 		--weights $(WEIGHTS) --seed $(SEED)
+
+# The ONNX form of the model that the app serves with ONNX Runtime (no TensorFlow in the workers): model.onnx,
+# model.onnx.data and, written last, model.onnx.json. Exported again whenever the weights change, and after training
+# in the same make run (training rewrites model.json; so does tune-thresholds, which costs a needless export).
+ONNX_EXPORT := $(MODEL_DIR)/model.onnx.json
+
+onnx: $(ONNX_EXPORT)
+
+$(ONNX_EXPORT): $(MODEL_DIR)/model.json $(wildcard $(MODEL_DIR)/model.weights.h5) | $(VENV)/.installed
+	$(BIN)/python -m model export-onnx --model $(MODEL_DIR) --catalog $(CATALOG_DIR)
 
 # CLEMS fit on the model's feature vectors: `make clems`; `make evaluate` adds model+clems once it exists.
 CLEMS_COST ?= hamming
@@ -139,7 +149,7 @@ $(SECRET_FILE):
 	@mkdir -p $(dir $@)
 	@umask 077 && $(PYTHON) -c 'import secrets; print(secrets.token_hex(32))' > $@
 
-serve: $(INDEX_DIR)/index.json $(CLEMS_DIR)/clems.json $(SECRET_FILE)
+serve: $(ONNX_EXPORT) $(INDEX_DIR)/index.json $(CLEMS_DIR)/clems.json $(SECRET_FILE)
 	@echo "PosterBench: http://$(HOST):$(PORT)/ (catalog $(CATALOG_DIR))"
 	POSTERBENCH_CATALOG=$(CATALOG_DIR) POSTERBENCH_MODEL=$(MODEL_DIR) POSTERBENCH_INDEX=$(INDEX_DIR) \
 	POSTERBENCH_CLEMS=$(CLEMS_DIR) \

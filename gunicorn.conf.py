@@ -4,13 +4,14 @@ on the command line or with GUNICORN_* / POSTERBENCH_* variables as below."""
 import os
 
 bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")
-# Each worker process loads the model, index and catalog once (no preload: TensorFlow does not survive a fork).
+# Each worker process loads the model, index and catalog once (no preload: neither TensorFlow nor ONNX Runtime's
+# thread pools survive a fork). The ONNX export's weights are memory-mapped, so the workers share one copy of them.
 workers = int(os.environ.get("GUNICORN_WORKERS", "2"))
-# Threads share their worker's model; TensorFlow releases the GIL while it computes.
+# Threads share their worker's model; ONNX Runtime (or TensorFlow) releases the GIL while it computes.
 threads = int(os.environ.get("GUNICORN_THREADS", "4"))
 worker_class = "gthread"
-# A worker starting up loads TensorFlow and the model (tens of seconds on a cold disk); a request may fetch
-# a poster from IMDb (IMDB_TIMEOUT_SECONDS, 10 s per request, twice).
+# A worker starting up loads the model (seconds with ONNX Runtime; tens of seconds for TensorFlow on a cold disk);
+# a request may fetch a poster from IMDb (IMDB_TIMEOUT_SECONDS, 10 s per request, twice).
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", "120"))
 graceful_timeout = 30
 keepalive = 5

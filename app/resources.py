@@ -19,6 +19,7 @@ from embedding.clems import DESCRIPTION_FILE as CLEMS_DESCRIPTION_FILE
 from model.artifacts import GenreModel, ModelArtifactError
 from model.index import DESCRIPTION_FILE as INDEX_DESCRIPTION_FILE
 from model.index import FEATURES_FILE, PROBABILITIES_FILE, FeatureIndex, FeatureIndexError
+from model.onnx_model import OnnxExportError, OnnxGenreModel, has_export
 
 EXTENSION = "posterbench"
 
@@ -27,7 +28,7 @@ EXTENSION = "posterbench"
 class Resources:
     catalog: Catalog
     index: FeatureIndex
-    model: GenreModel
+    model: GenreModel | OnnxGenreModel  # the same interface: predict, genres, thresholds, preset, input_size
     clems: CLEMS | None  # refines the model's genre probabilities when configured
     labels: np.ndarray  # (n_movies, n_genres) true genre tags, in catalog order
     search: NeighbourSearch  # over index.features
@@ -67,9 +68,15 @@ def load(catalog_dir: str, model_dir: str, index_dir: str, clems_dir: str | None
 DAMAGED_FILE_ERRORS = (OSError, EOFError, ValueError, KeyError, TypeError, IndexError, zipfile.BadZipFile)
 
 
-def load_model(model_dir: str) -> GenreModel:
+def load_model(model_dir: str) -> GenreModel | OnnxGenreModel:
+    """The model's ONNX export, served by ONNX Runtime without TensorFlow, when the directory has one (`make onnx`);
+    else the Keras model. An export that is incomplete, damaged or older than the weights stops the app."""
     try:
+        if has_export(model_dir):
+            return OnnxGenreModel.load(model_dir)
         return GenreModel.load(model_dir)
+    except OnnxExportError:
+        raise  # names the export's file and the command that writes it again
     except ModelArtifactError as error:  # names the file and says what is wrong with it
         if "is missing" in str(error):
             raise

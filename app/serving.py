@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-START_SECONDS = 180.0  # TensorFlow and the model load in each worker
+START_SECONDS = 180.0  # each worker loads the model (TensorFlow's start is the slow one)
 DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback: never through a proxy
 
 

@@ -12,6 +12,10 @@ Against a running server:
 or let it start gunicorn (gunicorn.conf.py) on a free loopback port over a throwaway database (`make bench-load`):
 
     python bench/load.py --catalog DIR --model MODEL_DIR --index INDEX_DIR [--clems CLEMS_DIR] [--workers 2]
+        [--runtime auto|keras|onnx]
+
+The app serves a model directory's ONNX export (ONNX Runtime) when it has one, else its Keras weights (TensorFlow);
+--runtime keras serves the Keras weights even when there is an export, to compare the two.
 """
 
 from __future__ import annotations
@@ -39,6 +43,26 @@ from catalog import read_catalog  # noqa: E402
 
 AUTHORS_APP = "bench.authors_app:create_app()"
 TOKEN = re.compile(r'name="csrf_token" value="([^"]+)"')
+RUNTIMES = ("auto", "keras", "onnx")
+
+
+def model_for_runtime(model_dir: str, runtime: str, scratch: Path) -> str:
+    """The model directory to serve so that the app runs `runtime`: "auto" (whatever the directory holds: its ONNX
+    export, else Keras), "onnx" (its export, which must be there) or "keras" (a directory in `scratch` of links to
+    all its files but the export, so that the app loads the Keras weights)."""
+    from model.onnx_model import EXPORT_FILE, EXPORT_FILES, export_command, has_export
+
+    source = Path(model_dir).resolve()
+    if runtime == "onnx" and not (source / EXPORT_FILE).is_file():
+        sys.exit(f"{source} has no ONNX export: {export_command(source)}")
+    if runtime != "keras" or not has_export(source):
+        return model_dir
+    view = scratch / f"keras-{source.name}"
+    view.mkdir()
+    for path in source.iterdir():
+        if path.name not in EXPORT_FILES:
+            (view / path.name).symlink_to(path)
+    return str(view)
 
 
 @contextmanager
@@ -48,22 +72,19 @@ def served(args: argparse.Namespace, app_target: str = "app:create_app()") -> It
     if args.url and app_target == "app:create_app()":
         yield args.url.rstrip("/")
         return
-    settings = {
-        "CATALOG": args.catalog,
-        "MODEL": args.model,
-        "INDEX": args.index,
-        "SECRET_KEY": secrets.token_hex(16),
-        "FEEDBACK_LIMIT": "1000000",
-    }
-    if args.clems:
-        settings["CLEMS"] = args.clems
-    with (
-        tempfile.TemporaryDirectory(prefix="posterbench-load-") as state,
-        gunicorn_server(
-            {**settings, "DATABASE": str(Path(state) / "load.sqlite")}, args.workers, app_target=app_target
-        ) as url,
-    ):
-        yield url
+    with tempfile.TemporaryDirectory(prefix="posterbench-load-") as state:
+        settings = {
+            "CATALOG": args.catalog,
+            "MODEL": model_for_runtime(args.model, args.runtime, Path(state)),
+            "INDEX": args.index,
+            "SECRET_KEY": secrets.token_hex(16),
+            "FEEDBACK_LIMIT": "1000000",
+            "DATABASE": str(Path(state) / "load.sqlite"),
+        }
+        if args.clems:
+            settings["CLEMS"] = args.clems
+        with gunicorn_server(settings, args.workers, app_target=app_target) as url:
+            yield url
 
 
 class Client:
@@ -203,6 +224,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--baseline", action="store_true", help="also upload to the original authors' design (bench/authors_app.py)"
     )
+    parser.add_argument(
+        "--runtime",
+        choices=RUNTIMES,
+        default="auto",
+        help="serve the model's ONNX export if it has one (auto), the export (onnx) or its Keras weights (keras)",
+    )
     args = parser.parse_args(argv)
     if not args.url and not (args.model and args.index):
         parser.error("give --url, or --model and --index to start a server")
@@ -221,7 +248,10 @@ def main(argv: list[str] | None = None) -> None:
 
     summary: dict[str, dict[str, dict[str, float]]] = {}
     with served(args) as url:
-        print(f"load: {url}, clients {args.clients}, at most {args.requests} requests or {args.seconds:g} s each")
+        print(
+            f"load: {url} (model runtime {args.runtime}), clients {args.clients}, "
+            f"at most {args.requests} requests or {args.seconds:g} s each"
+        )
         for kind in kinds:
             for clients in client_counts:
                 report(summary, kind, clients, run(url, kind, clients, args.requests, posters, args.seconds))

@@ -1,9 +1,15 @@
 """Resident memory of gunicorn workers serving PosterBench: starts gunicorn (gunicorn.conf.py) with 1 and then 4
 workers, warms every worker with poster uploads (the model runs), and reads each worker's resident set (RSS) and
 proportional set (PSS: shared pages divided among the processes sharing them, so PSS adds up to the real total)
-from /proc. The last line is one JSON object {workers: {"rss_mib": ..., "pss_mib": ...}}.
+from /proc. The last line is one JSON object {workers: {"rss_mib": ..., "pss_mib": ..., "runtime": ...}}; runtime
+is what the workers run the model with, seen in their memory maps: "onnx" (ONNX Runtime, no TensorFlow loaded) or
+"keras" (TensorFlow).
 
     python bench/serving_memory.py --catalog DIR --model MODEL_DIR --index INDEX_DIR [--clems DIR] [--workers 1,4]
+        [--runtime auto|keras|onnx] [--clients 1]
+
+--runtime keras serves the Keras weights of a model that has an ONNX export (see bench/load.py); --clients N sends
+as many uploads again from N clients at once after the warm-up, so that workers run several inferences together.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ import secrets
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import requests
@@ -22,7 +29,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))  # run as a script from anywhere
 
 from app.serving import gunicorn_server  # noqa: E402
-from bench.load import Client  # noqa: E402
+from bench.load import RUNTIMES, Client, model_for_runtime  # noqa: E402
 from catalog import read_catalog  # noqa: E402
 
 WARM_UPLOADS_PER_WORKER = 8
@@ -44,26 +51,50 @@ def memory_kib(pid: int, field: str) -> int:
     raise ValueError(f"no {field} in /proc/{pid}/smaps_rollup")
 
 
-def measure(args: argparse.Namespace, workers: int, posters: list[tuple[str, bytes]]) -> dict[str, float]:
-    settings = {"CATALOG": args.catalog, "MODEL": args.model, "INDEX": args.index, "SECRET_KEY": secrets.token_hex(8)}
-    if args.clems:
-        settings["CLEMS"] = args.clems
-    with (
-        tempfile.TemporaryDirectory(prefix="posterbench-memory-") as state,
-        gunicorn_server({**settings, "DATABASE": str(Path(state) / "m.sqlite")}, workers) as url,
-    ):
+def runtime(pid: int) -> str:
+    """What the process runs the model with: "keras" once TensorFlow's libraries are mapped, else "onnx"."""
+    return "keras" if "tensorflow" in Path(f"/proc/{pid}/maps").read_text() else "onnx"
+
+
+def warm(url: str, uploads: int, clients: int, posters: list[tuple[str, bytes]]) -> None:
+    """`uploads` poster uploads from `clients` concurrent clients, each upload on a new connection, so that the
+    kernel spreads them over the workers."""
+
+    def upload_from(first: int) -> None:
         client = Client(url)
-        for number in range(WARM_UPLOADS_PER_WORKER * workers):  # spread over the workers by the kernel
+        for number in range(first, uploads, clients):
             imdb_id, poster = posters[number % len(posters)]
             client.recommend("upload", imdb_id, poster)
-            client.session.close()  # a new connection each time, so that other workers accept some
-        time.sleep(1)
-        pids = children(url.pid)
-        rss = [memory_kib(pid, "Rss") / 1024 for pid in pids]
-        pss = [memory_kib(pid, "Pss") / 1024 for pid in pids]
-        master_pss = memory_kib(url.pid, "Pss") / 1024
+            client.session.close()
+
+    with ThreadPoolExecutor(clients) as pool:
+        list(pool.map(upload_from, range(clients)))
+
+
+def measure(args: argparse.Namespace, workers: int, posters: list[tuple[str, bytes]]) -> dict[str, float]:
+    with tempfile.TemporaryDirectory(prefix="posterbench-memory-") as state:
+        settings = {
+            "CATALOG": args.catalog,
+            "MODEL": model_for_runtime(args.model, args.runtime, Path(state)),
+            "INDEX": args.index,
+            "SECRET_KEY": secrets.token_hex(8),
+            "DATABASE": str(Path(state) / "m.sqlite"),
+        }
+        if args.clems:
+            settings["CLEMS"] = args.clems
+        with gunicorn_server(settings, workers) as url:
+            warm(url, WARM_UPLOADS_PER_WORKER * workers, 1, posters)  # one at a time: every worker gets some
+            if args.clients > 1:
+                warm(url, WARM_UPLOADS_PER_WORKER * workers, args.clients, posters)
+            time.sleep(1)
+            pids = children(url.pid)
+            rss = [memory_kib(pid, "Rss") / 1024 for pid in pids]
+            pss = [memory_kib(pid, "Pss") / 1024 for pid in pids]
+            master_pss = memory_kib(url.pid, "Pss") / 1024
+            runtimes = sorted({runtime(pid) for pid in pids})
     return {
         "workers": len(pids),
+        "runtime": ",".join(runtimes),
         "rss_mib_each": [round(value) for value in rss],
         "rss_mib": round(sum(rss)),
         "pss_mib": round(sum(pss)),
@@ -78,6 +109,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--index", required=True)
     parser.add_argument("--clems")
     parser.add_argument("--workers", default="1,4", help="comma-separated worker counts (default 1,4)")
+    parser.add_argument(
+        "--runtime",
+        choices=RUNTIMES,
+        default="auto",
+        help="serve the model's ONNX export if it has one (auto), the export (onnx) or its Keras weights (keras)",
+    )
+    parser.add_argument("--clients", type=int, default=1, help="then as many uploads again from this many clients")
     args = parser.parse_args(argv)
     catalog = read_catalog(args.catalog)
     posters = [(movie.imdb_id, catalog.poster_path(movie).read_bytes()) for movie in catalog.movies[:20]]
@@ -85,8 +123,9 @@ def main(argv: list[str] | None = None) -> None:
     for workers in (int(count) for count in args.workers.split(",")):
         summary[str(workers)] = result = measure(args, workers, posters)
         print(
-            f"{workers} worker(s): RSS {result['rss_mib']:,} MiB in all ({result['rss_mib_each']} each), "
-            f"PSS {result['pss_mib']:,} MiB in all, master {result['master_pss_mib']} MiB"
+            f"{workers} worker(s) ({result['runtime']}): RSS {result['rss_mib']:,} MiB in all "
+            f"({result['rss_mib_each']} each), PSS {result['pss_mib']:,} MiB in all, "
+            f"master {result['master_pss_mib']} MiB"
         )
     print(json.dumps(summary))
 

@@ -1,4 +1,5 @@
-"""Command line for the model stage: `python -m model train` and `python -m model index`."""
+"""Command line for the model stage: `python -m model train`, `index`, `evaluate`, `tune-thresholds` and
+`export-onnx`."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 @click.group()
 def cli() -> None:
-    """Train the genre model and index a catalog's posters."""
+    """Train the genre model, index a catalog's posters, and export the model to ONNX for serving."""
 
 
 @cli.command()
@@ -103,6 +104,30 @@ def tune_thresholds_command(catalog_dir: Path, model_dir: Path) -> None:
     except (CatalogError, ModelArtifactError, ValueError) as error:
         raise click.ClickException(str(error)) from error
     click.echo("thresholds: " + ", ".join(f"{t:.2f}" for t in thresholds) + f" (saved in {model_dir}/model.json)")
+
+
+@cli.command("export-onnx")
+@click.option("--model", "model_dir", required=True, envvar="POSTERBENCH_MODEL", type=click.Path(path_type=Path))
+@click.option(
+    "--catalog", "catalog_dir", type=click.Path(path_type=Path), help="check on its posters (default: random ones)"
+)
+@click.option("--check-posters", type=int, default=16, show_default=True, help="posters the export is checked on")
+def export_onnx_command(model_dir: Path, catalog_dir: Path | None, check_posters: int) -> None:
+    """Export a trained model to ONNX (model.onnx, model.onnx.data, model.onnx.json beside its weights), which the
+    app then serves with ONNX Runtime instead of TensorFlow; refused unless it predicts what Keras predicts."""
+    from catalog import CatalogError
+    from model.artifacts import ModelArtifactError
+    from model.images import PosterImageError
+    from model.onnx_export import ExportError, export_onnx
+
+    try:
+        check = export_onnx(model_dir, catalog_dir, check_posters)
+    except (ModelArtifactError, ExportError, CatalogError, PosterImageError) as error:
+        raise click.ClickException(str(error)) from error
+    click.echo(
+        f"exported {model_dir}/model.onnx; largest difference from Keras on {check.posters}: "
+        f"{check.probabilities:.2g} (probabilities), {check.features:.2g} (features)"
+    )
 
 
 if __name__ == "__main__":

@@ -1,4 +1,7 @@
-"""A trained genre model on disk: weights plus a JSON description, and the loaded form that predicts."""
+"""A trained genre model on disk: weights plus a JSON description, and the loaded form that predicts.
+
+Keras is imported only when a network is built or loaded, so that the ONNX-served app (model.onnx_model), which
+reads the description from here, never imports TensorFlow."""
 
 from __future__ import annotations
 
@@ -9,7 +12,6 @@ from pathlib import Path
 import numpy as np
 
 from model.images import preprocess
-from model.network import build_network, with_features
 from model.presets import Preset
 
 WEIGHTS_FILE = "model.weights.h5"
@@ -30,6 +32,8 @@ class GenreModel:
     thresholds: np.ndarray
 
     def __post_init__(self) -> None:
+        from model.network import with_features
+
         self._two_outputs = with_features(self.network)
 
     @property
@@ -58,21 +62,35 @@ class GenreModel:
 
     @classmethod
     def load(cls, directory: str | Path) -> GenreModel:
+        from model.network import build_network
+
         directory = Path(directory)
-        description_path, weights_path = directory / DESCRIPTION_FILE, directory / WEIGHTS_FILE
-        for path in (description_path, weights_path):
-            if not path.is_file():
-                raise ModelArtifactError(f"{path} is missing: train a model first (make train / python -m model train)")
-        try:
-            description = json.loads(description_path.read_text())
-            preset = Preset.from_dict(description["preset"])
-            genres = tuple(description["genres"])
-            thresholds = np.asarray(description["thresholds"], dtype=np.float32)
-        except (ValueError, KeyError, TypeError) as error:
-            raise ModelArtifactError(f"{description_path} is damaged: {error}") from error
+        weights_path = directory / WEIGHTS_FILE
+        preset, genres, thresholds = read_description(directory)
+        if not weights_path.is_file():
+            raise ModelArtifactError(
+                f"{weights_path} is missing: train a model first (make train / python -m model train)"
+            )
         network = build_network(preset, len(genres), weights=None)  # every weight comes from weights_path
         try:
             network.load_weights(weights_path)
         except Exception as error:  # h5py and Keras raise many kinds for a damaged file
             raise ModelArtifactError(f"{weights_path} is damaged or from another network: {error}") from error
         return cls(network=network, preset=preset, genres=genres, thresholds=thresholds)
+
+
+def read_description(directory: Path) -> tuple[Preset, tuple[str, ...], np.ndarray]:
+    """The preset, genre order and thresholds in a model directory's model.json."""
+    description_path = directory / DESCRIPTION_FILE
+    if not description_path.is_file():
+        raise ModelArtifactError(
+            f"{description_path} is missing: train a model first (make train / python -m model train)"
+        )
+    try:
+        description = json.loads(description_path.read_text())
+        preset = Preset.from_dict(description["preset"])
+        genres = tuple(description["genres"])
+        thresholds = np.asarray(description["thresholds"], dtype=np.float32)
+    except (ValueError, KeyError, TypeError) as error:
+        raise ModelArtifactError(f"{description_path} is damaged: {error}") from error
+    return preset, genres, thresholds

@@ -14,6 +14,8 @@ MAX_PIXELS = 40_000_000
 """Refuse images larger than this (a decompression bomb guard); real posters are far smaller."""
 
 WIDE_GREY_MODES = ("I", "I;16", "I;16B", "I;16L", "I;16N", "F")
+IMAGENET_BGR_MEANS = np.array([103.939, 116.779, 123.68], dtype=np.float32)
+"""VGG-16's ('caffe') per-channel ImageNet means, in the network's BGR channel order."""
 
 
 class PosterImageError(ValueError):
@@ -84,7 +86,6 @@ def load_posters(paths: Sequence[Path], size: int, progress: bool = True) -> np.
 
 
 def preprocess(batch: np.ndarray) -> np.ndarray:
-    """uint8 RGB (n, h, w, 3) -> float32 VGG-16 input (caffe style: BGR, ImageNet mean subtracted)."""
-    from keras.applications.vgg16 import preprocess_input
-
-    return preprocess_input(batch.astype(np.float32))  # works in place on its own float copy
+    """uint8 RGB (n, h, w, 3) -> float32 VGG-16 input (caffe style: BGR, ImageNet mean subtracted), exactly what
+    keras.applications.vgg16.preprocess_input gives, without importing Keras (the ONNX-served app has none)."""
+    return batch[..., ::-1].astype(np.float32) - IMAGENET_BGR_MEANS

@@ -118,6 +118,7 @@ def test_serving_memory_reads_every_worker(demo_catalog_dir, trained, index_dir)
     last = json.loads(output.strip().splitlines()[-1])
     figures = last["2"]
     assert figures["workers"] == 2 and len(figures["rss_mib_each"]) == 2
+    assert figures["runtime"] == "keras"  # the model has no ONNX export (tests/test_onnx_serving.py serves one)
     assert abs(figures["rss_mib"] - sum(figures["rss_mib_each"])) <= 2  # each rounded on its own
     assert 100 < figures["pss_mib"] <= figures["rss_mib"] + 1  # shared pages count once in PSS
 

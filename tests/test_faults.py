@@ -1,6 +1,7 @@
 """Faults: a worker SIGKILLed in the middle of feedback writes loses no acknowledged vote and leaves the database
 whole; a database that cannot be written or opened is answered 503 with a clear message while the app keeps
-serving; a damaged model, index or CLEMS file stops the app at start-up with an error naming the file.
+serving; a damaged model, index or CLEMS file, or a damaged ONNX export of the model, stops the app at start-up
+with an error naming the file.
 
 How each fault is made, so that it works when the tests run as root (CI), where chmod stops nobody:
 - read-only: app.db.connect opens the database through SQLite's `mode=ro` URI, so SQLite itself refuses every
@@ -388,6 +389,40 @@ def test_a_damaged_artifact_stops_the_app_at_start_naming_the_file(
         create_app({**app.config, "CLEMS": str(clems_dir), setting: str(copy)})
     message = str(raised.value)
     assert f"{copy / name} is damaged" in message and remedy in message, message
+
+
+@pytest.fixture(scope="module")
+def onnx_model_dir(trained, tmp_path_factory) -> Path:
+    from model.onnx_export import export_onnx
+
+    directory = shutil.copytree(trained[1], tmp_path_factory.mktemp("faults") / "onnx-model")
+    export_onnx(directory)
+    return directory
+
+
+ONNX_DAMAGES = {
+    "truncated model.onnx": ("model.onnx", truncate, "is damaged"),
+    "scrambled model.onnx": ("model.onnx", scramble_header, "is damaged"),
+    "truncated model.onnx.data": ("model.onnx.data", truncate, "is damaged"),
+    "scrambled model.onnx.data": ("model.onnx.data", scramble_header, "is damaged"),
+    "model.onnx.json not JSON": ("model.onnx.json", write_text("{not json"), "is damaged"),
+    "model.onnx.json of the wrong shape": ("model.onnx.json", write_text("[]"), "is damaged"),
+    "model.onnx.data deleted": ("model.onnx.data", Path.unlink, "is missing"),
+}
+
+
+@pytest.mark.parametrize("case", ONNX_DAMAGES)
+def test_a_damaged_onnx_export_stops_the_app_at_start_naming_the_file(
+    case: str, app, onnx_model_dir: Path, tmp_path: Path
+) -> None:
+    name, damage, what = ONNX_DAMAGES[case]
+    copy = shutil.copytree(onnx_model_dir, tmp_path / "model")
+    create_app({**app.config, "MODEL": str(copy)})  # whole, it serves
+    damage(copy / name)
+    with pytest.raises(RuntimeError) as raised:
+        create_app({**app.config, "MODEL": str(copy)})
+    message = str(raised.value)
+    assert f"{copy / name} {what}" in message and f"export-onnx --model {copy}" in message, message
 
 
 def test_gunicorn_with_a_damaged_model_exits_with_the_reason_in_its_log(

@@ -1,0 +1,301 @@
+"""Export a trained Keras genre model to ONNX for serving (`python -m model export-onnx --model DIR`).
+
+The graph is built layer by layer with onnx.helper from the Keras network: VGG-16's convolutions (Conv + Relu, with
+MaxPool between blocks) on NCHW, then global average pooling, or Flatten after transposing back to NHWC (the order
+Keras flattens in), then the dense head (Gemm + Relu, Dropout left out), with two outputs: the genre probabilities
+(sigmoid) and the feature vector layer. Every weight goes into one float32 file, model.onnx.data, each tensor at an
+offset aligned to ALIGNMENT so that ONNX Runtime can memory-map it. model.onnx.json records the Keras weights it
+was made from (model/onnx_model.py refuses the export once they change) and the size and hash of both files. The
+export is checked against Keras on posters (a catalog's, or random ones) before it is kept."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import BinaryIO
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+from onnx import TensorProto, helper
+
+from model.artifacts import WEIGHTS_FILE, GenreModel
+from model.onnx_model import (
+    EXPORT_FILE,
+    FEATURES_OUTPUT,
+    GENRES_OUTPUT,
+    INPUT_NAME,
+    ONNX_DATA_FILE,
+    ONNX_FILE,
+    OnnxGenreModel,
+    file_sha256,
+    session_options,
+    weights_stamp,
+)
+
+OPSET = 17
+IR_VERSION = 8  # what onnx 1.13+ writes for opset 17; every onnxruntime since 1.14 reads it
+ALIGNMENT = 64 * 1024  # tensor offsets in the data file: a multiple of every platform's mmap granularity
+TOLERANCE = 1e-4  # largest difference from Keras allowed when the export is checked
+CHECK_POSTERS = 16
+ACTIVATIONS = {"relu": "Relu", "sigmoid": "Sigmoid", "linear": None}
+
+
+class ExportError(RuntimeError):
+    """A network this exporter cannot translate, or an export that does not reproduce Keras."""
+
+
+@dataclass
+class ExternalWeights:
+    """Initializers written one after another into one open file, each starting at a multiple of ALIGNMENT."""
+
+    handle: BinaryIO
+    location: str  # the file name recorded in the graph, relative to model.onnx
+
+    def add(self, name: str, array: np.ndarray) -> TensorProto:
+        array = np.ascontiguousarray(array, dtype="<f4")
+        offset = -(-self.handle.tell() // ALIGNMENT) * ALIGNMENT
+        self.handle.write(b"\0" * (offset - self.handle.tell()))
+        self.handle.write(array.tobytes())
+        tensor = TensorProto(name=name, data_type=TensorProto.FLOAT, dims=array.shape)
+        tensor.data_location = TensorProto.EXTERNAL
+        for key, value in (("location", self.location), ("offset", offset), ("length", array.nbytes)):
+            tensor.external_data.add(key=key, value=str(value))
+        return tensor
+
+
+@dataclass
+class GraphBuilder:
+    """Nodes and initializers of the graph being built; each node's output is named after its node."""
+
+    weights: ExternalWeights
+    nodes: list[onnx.NodeProto] = field(default_factory=list)
+    initializers: list[TensorProto] = field(default_factory=list)
+
+    def node(self, op: str, inputs: list[str], name: str, **attributes: object) -> str:
+        self.nodes.append(helper.make_node(op, inputs, [name], name=name, **attributes))
+        return name
+
+    def weight(self, name: str, array: np.ndarray) -> str:
+        self.initializers.append(self.weights.add(name, array))
+        return name
+
+    def activation(self, keras_name: str, x: str, name: str) -> str:
+        if keras_name not in ACTIVATIONS:
+            raise ExportError(
+                f"layer {name}: activation {keras_name!r} is not exported (only {', '.join(ACTIVATIONS)})"
+            )
+        op = ACTIVATIONS[keras_name]
+        return x if op is None else self.node(op, [x], name)
+
+
+def channels_last(config: dict) -> bool:
+    return config.get("data_format", "channels_last") == "channels_last"
+
+
+def conv(builder: GraphBuilder, layer: object, x: str) -> str:
+    """Keras Conv2D (kernel (kh, kw, in, out), stride 1, "same" or "valid") -> ONNX Conv on NCHW, and its activation."""
+    config = layer.get_config()
+    plain = tuple(config["strides"]) == (1, 1) and tuple(config["dilation_rate"]) == (1, 1)
+    if not plain or config.get("groups", 1) != 1 or not config["use_bias"] or not channels_last(config):
+        raise ExportError(f"layer {layer.name}: only channels-last, stride 1, undilated, ungrouped, biased is exported")
+    kernel, bias = layer.get_weights()
+    height, width = kernel.shape[:2]
+    if config["padding"] == "same" and (height % 2 == 0 or width % 2 == 0):
+        raise ExportError(f"layer {layer.name}: 'same' padding needs an odd kernel size")
+    pads = [height // 2, width // 2, height // 2, width // 2] if config["padding"] == "same" else [0, 0, 0, 0]
+    inputs = [
+        x,
+        builder.weight(f"{layer.name}/kernel", kernel.transpose(3, 2, 0, 1)),
+        builder.weight(f"{layer.name}/bias", bias),
+    ]
+    y = builder.node("Conv", inputs, f"{layer.name}/conv", kernel_shape=[height, width], pads=pads)
+    return builder.activation(config["activation"], y, f"{layer.name}/{config['activation']}")
+
+
+def max_pool(builder: GraphBuilder, layer: object, x: str) -> str:
+    """Keras MaxPooling2D ('valid', so floor) -> ONNX MaxPool (no padding, floor)."""
+    config = layer.get_config()
+    if config["padding"] != "valid" or not channels_last(config):
+        raise ExportError(f"layer {layer.name}: only channels-last 'valid' max pooling is exported")
+    return builder.node(
+        "MaxPool", [x], layer.name, kernel_shape=list(config["pool_size"]), strides=list(config["strides"])
+    )
+
+
+def flatten(builder: GraphBuilder, layer: object, x: str) -> str:
+    """Keras flattens (h, w, c): back to NHWC first, so that the first dense layer's rows match."""
+    if not channels_last(layer.get_config()):
+        raise ExportError(f"layer {layer.name}: only channels-last flattening is exported")
+    nhwc = builder.node("Transpose", [x], f"{layer.name}/to_nhwc", perm=[0, 2, 3, 1])
+    return builder.node("Flatten", [nhwc], layer.name, axis=1)
+
+
+def average_pool(builder: GraphBuilder, layer: object, x: str) -> str:
+    pooled = builder.node("GlobalAveragePool", [x], f"{layer.name}/global_average")
+    return builder.node("Flatten", [pooled], layer.name, axis=1)
+
+
+def dense(builder: GraphBuilder, layer: object, x: str) -> str:
+    """Keras Dense (kernel (in, out)) -> Gemm with the kernel as is, then its activation."""
+    config = layer.get_config()
+    if not config["use_bias"]:
+        raise ExportError(f"layer {layer.name}: only dense layers with a bias are exported")
+    kernel, bias = layer.get_weights()
+    inputs = [x, builder.weight(f"{layer.name}/kernel", kernel), builder.weight(f"{layer.name}/bias", bias)]
+    y = builder.node("Gemm", inputs, f"{layer.name}/gemm")
+    return builder.activation(config["activation"], y, f"{layer.name}/{config['activation']}")
+
+
+def skip(builder: GraphBuilder, layer: object, x: str) -> str:
+    """Layers that do nothing at inference (Dropout, the input)."""
+    return x
+
+
+CONVERTERS: dict[str, Callable[[GraphBuilder, object, str], str]] = {
+    "InputLayer": skip,
+    "Conv2D": conv,
+    "MaxPooling2D": max_pool,
+    "Flatten": flatten,
+    "GlobalAveragePooling2D": average_pool,
+    "Dense": dense,
+    "Dropout": skip,
+}
+
+
+def flat_layers(network: object) -> list[object]:
+    """The network's layers in order, with nested models (the VGG-16 base) opened up."""
+    found = []
+    for layer in network.layers:
+        found += flat_layers(layer) if hasattr(layer, "layers") else [layer]
+    return found
+
+
+def build_graph(model: GenreModel, weights: ExternalWeights) -> onnx.GraphProto:
+    """The Keras network as an ONNX graph: poster (n, s, s, 3) VGG-preprocessed -> genres, features."""
+    from model.network import FEATURES_LAYER, GENRES_LAYER
+
+    builder = GraphBuilder(weights)
+    x = builder.node("Transpose", [INPUT_NAME], "to_nchw", perm=[0, 3, 1, 2])
+    named: dict[str, str] = {}
+    for layer in flat_layers(model.network):
+        kind = type(layer).__name__
+        if kind not in CONVERTERS:
+            raise ExportError(f"layer {layer.name} ({kind}) is not exported: extend model/onnx_export.py")
+        x = named[layer.name] = CONVERTERS[kind](builder, layer, x)
+    builder.node("Identity", [named[GENRES_LAYER]], GENRES_OUTPUT)
+    builder.node("Identity", [named[FEATURES_LAYER]], FEATURES_OUTPUT)
+    size, n_genres = model.input_size, len(model.genres)
+    return helper.make_graph(
+        builder.nodes,
+        f"posterbench_{model.preset.name}",
+        [helper.make_tensor_value_info(INPUT_NAME, TensorProto.FLOAT, ["batch", size, size, 3])],
+        [
+            helper.make_tensor_value_info(GENRES_OUTPUT, TensorProto.FLOAT, ["batch", n_genres]),
+            helper.make_tensor_value_info(FEATURES_OUTPUT, TensorProto.FLOAT, ["batch", model.preset.feature_size]),
+        ],
+        initializer=builder.initializers,
+    )
+
+
+def write_model(model: GenreModel, onnx_path: Path, data_path: Path) -> None:
+    """model.onnx and its data file, under temporary names: the graph names the data file ONNX_DATA_FILE, the name
+    it gets beside model.onnx once both are renamed."""
+    with data_path.open("wb") as handle:
+        graph = build_graph(model, ExternalWeights(handle, ONNX_DATA_FILE))
+    proto = helper.make_model(
+        graph, producer_name="posterbench", opset_imports=[helper.make_opsetid("", OPSET)], ir_version=IR_VERSION
+    )
+    onnx_path.write_bytes(proto.SerializeToString())
+
+
+@dataclass(frozen=True)
+class ExportCheck:
+    """How the export compared with Keras: on which posters, and the largest absolute differences."""
+
+    posters: str  # what they were, e.g. "16 random posters"
+    probabilities: float
+    features: float
+
+    @property
+    def largest(self) -> float:
+        return max(self.probabilities, self.features)
+
+
+def random_posters(size: int, count: int, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 256, (count, size, size, 3), dtype=np.uint8)
+
+
+def catalog_posters(catalog_dir: Path, size: int, count: int) -> np.ndarray:
+    """`count` posters of the catalog, spread evenly over it."""
+    from catalog import read_catalog
+    from model.images import load_posters
+
+    catalog = read_catalog(catalog_dir)
+    rows = np.unique(np.linspace(0, len(catalog.movies) - 1, count).round().astype(int))
+    return load_posters([catalog.poster_path(catalog.movies[row]) for row in rows], size, progress=False)
+
+
+def compare(keras_model: GenreModel, exported: OnnxGenreModel, posters: np.ndarray, described: str) -> ExportCheck:
+    """The largest absolute differences between Keras's and the export's probabilities and features."""
+    expected, actual = keras_model.predict(posters), exported.predict(posters)
+    probabilities, features = (float(np.abs(a - b).max()) for a, b in zip(expected, actual, strict=True))
+    return ExportCheck(described, probabilities, features)
+
+
+def export_onnx(
+    model_dir: str | Path, catalog_dir: Path | None = None, check_posters: int = CHECK_POSTERS
+) -> ExportCheck:
+    """Write model.onnx, model.onnx.data and model.onnx.json into `model_dir` from its Keras model and check the
+    export against Keras on `check_posters` posters of `catalog_dir` (random ones without a catalog).
+    model.onnx.json, which makes the export usable, is removed first and written last: an export stopped half-way
+    is never taken for a whole one, and one that does not reproduce Keras is removed."""
+    model_dir = Path(model_dir)
+    model = GenreModel.load(model_dir)  # says which file is missing or damaged
+    source = weights_stamp(model_dir / WEIGHTS_FILE)
+    (model_dir / EXPORT_FILE).unlink(missing_ok=True)
+    partial = {name: model_dir / f".{name}.partial" for name in (ONNX_FILE, ONNX_DATA_FILE)}
+    try:
+        write_model(model, partial[ONNX_FILE], partial[ONNX_DATA_FILE])
+    except BaseException:
+        for path in partial.values():
+            path.unlink(missing_ok=True)
+        raise
+    for name, path in partial.items():
+        os.replace(path, model_dir / name)
+    onnx.checker.check_model(str(model_dir / ONNX_FILE))  # by path: the data file is found beside it
+    session = ort.InferenceSession(str(model_dir / ONNX_FILE), session_options(), providers=["CPUExecutionProvider"])
+    if catalog_dir is None:
+        posters, described = random_posters(model.input_size, check_posters), f"{check_posters} random posters"
+    else:
+        posters = catalog_posters(Path(catalog_dir), model.input_size, check_posters)
+        described = f"{len(posters)} posters of {catalog_dir}"
+    check = compare(model, OnnxGenreModel(session, model.preset, model.genres, model.thresholds), posters, described)
+    if not check.largest <= TOLERANCE:
+        for name in partial:
+            (model_dir / name).unlink()
+        raise ExportError(f"the export of {model_dir} differs from Keras by {check.largest:.2g} on {described}")
+    write_description(model_dir, source, check)
+    return check
+
+
+def write_description(model_dir: Path, source: dict, check: ExportCheck) -> None:
+    """model.onnx.json: the weights exported, the size and hash of each file written, and the check."""
+    files = {
+        name: {"size": (model_dir / name).stat().st_size, "sha256": file_sha256(model_dir / name)}
+        for name in (ONNX_FILE, ONNX_DATA_FILE)
+    }
+    description = {
+        "source": source,
+        "files": files,
+        "opset": OPSET,
+        "onnx": onnx.__version__,
+        "checked_on": check.posters,
+        "largest_difference": {"probabilities": check.probabilities, "features": check.features},
+    }
+    staged = model_dir / f".{EXPORT_FILE}.partial"
+    staged.write_text(json.dumps(description, indent=2) + "\n")
+    os.replace(staged, model_dir / EXPORT_FILE)

@@ -1,0 +1,297 @@
+"""The genre model served by ONNX Runtime: the export of real Keras models (global average pooling, trained; and the
+paper's flatten head, built) predicts what Keras predicts, its weights are memory-mappable, a stale or damaged
+export is refused with the command that writes it again, and the app served from an export never imports
+TensorFlow."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from catalog import GENRES
+from model.artifacts import WEIGHTS_FILE, GenreModel
+from model.images import load_poster, preprocess
+from model.onnx_export import ALIGNMENT, export_onnx
+from model.onnx_model import (
+    EXPORT_FILE,
+    ONNX_DATA_FILE,
+    ONNX_FILE,
+    OnnxExportError,
+    OnnxGenreModel,
+    StaleExportError,
+    has_export,
+)
+from model.presets import PAPER
+
+ROOT = Path(__file__).resolve().parents[1]
+TOLERANCE = 1e-4
+
+
+@pytest.fixture(scope="module")
+def avg_model_dir(trained, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The trained demo model (global average pooling), copied and exported."""
+    directory = shutil.copytree(trained[1], tmp_path_factory.mktemp("onnx") / "avg")
+    export_onnx(directory)
+    return directory
+
+
+@pytest.fixture(scope="module")
+def flatten_model_dir(training_weights: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The paper's network (100 px, flatten, block 5 of its own) with a small dense head, built and exported."""
+    import keras
+
+    from model.network import build_network, check_weights
+
+    keras.utils.set_random_seed(3)
+    preset = replace(PAPER, head_units=(64, 100))
+    network = build_network(preset, len(GENRES), weights=check_weights(training_weights))
+    directory = tmp_path_factory.mktemp("onnx") / "flatten"
+    GenreModel(network, preset, GENRES, np.full(len(GENRES), 0.5, np.float32)).save(directory)
+    export_onnx(directory)
+    return directory
+
+
+@pytest.fixture(scope="module")
+def posters(demo_catalog) -> np.ndarray:
+    return np.stack([load_poster(demo_catalog.poster_path(movie), 100) for movie in demo_catalog.movies[:10]])
+
+
+def test_preprocessing_is_kerass_own_without_keras() -> None:
+    from keras.applications.vgg16 import preprocess_input
+
+    batch = np.random.default_rng(0).integers(0, 256, (3, 17, 11, 3), dtype=np.uint8)
+    ours = preprocess(batch)
+    assert ours.dtype == np.float32 and ours.flags.c_contiguous
+    np.testing.assert_array_equal(ours, preprocess_input(batch.astype(np.float32)))
+    assert ours[0, 0, 0, 0] == np.float32(batch[0, 0, 0, 2]) - np.float32(103.939)  # BGR, blue's mean first
+
+
+@pytest.mark.parametrize("pooling", ["avg", "flatten"])
+def test_the_export_predicts_what_keras_predicts(pooling: str, request, posters: np.ndarray) -> None:
+    directory = request.getfixturevalue(f"{pooling}_model_dir")
+    keras_model, onnx_model = GenreModel.load(directory), OnnxGenreModel.load(directory)
+    assert onnx_model.preset == keras_model.preset and onnx_model.preset.pooling == pooling
+    assert onnx_model.genres == keras_model.genres and onnx_model.input_size == 100
+    np.testing.assert_array_equal(onnx_model.thresholds, keras_model.thresholds)
+    expected = keras_model.predict(posters)
+    for batch_size in (64, 3):  # one batch, and batches of 3 with a short last one
+        probabilities, features = onnx_model.predict(posters, batch_size=batch_size)
+        assert probabilities.shape == (10, 6) and features.shape == (10, 100)
+        assert probabilities.dtype == features.dtype == np.float32
+        np.testing.assert_allclose(probabilities, expected[0], rtol=0, atol=TOLERANCE)
+        np.testing.assert_allclose(features, expected[1], rtol=0, atol=TOLERANCE)
+    assert features.std() > 0.01 and np.ptp(probabilities) > 0.01  # the comparison is not between constants
+    empty = onnx_model.predict(posters[:0])
+    assert empty[0].shape == (0, 6) and empty[1].shape == (0, 100)
+
+
+def test_the_weights_are_one_page_aligned_file_beside_a_small_graph(flatten_model_dir: Path) -> None:
+    import onnx
+
+    graph = onnx.load(str(flatten_model_dir / ONNX_FILE), load_external_data=False).graph
+    data_size = (flatten_model_dir / ONNX_DATA_FILE).stat().st_size
+    assert (flatten_model_dir / ONNX_FILE).stat().st_size < 64 * 1024
+    ends = []
+    for tensor in graph.initializer:
+        assert tensor.data_location == onnx.TensorProto.EXTERNAL and not tensor.raw_data, tensor.name
+        entries = {entry.key: entry.value for entry in tensor.external_data}
+        assert entries["location"] == ONNX_DATA_FILE
+        offset, length = int(entries["offset"]), int(entries["length"])
+        assert offset % ALIGNMENT == 0 and offset % os.sysconf("SC_PAGE_SIZE") == 0
+        assert length == 4 * int(np.prod(tensor.dims)) and tensor.data_type == onnx.TensorProto.FLOAT
+        ends.append(offset + length)
+    assert max(ends) == data_size and len(graph.initializer) == 2 * (13 + 3)  # 13 convolutions, 3 dense layers
+    layers = [node.op_type for node in graph.node]
+    assert layers.count("Conv") == 13 and layers.count("MaxPool") == 4 and layers.count("Gemm") == 3
+    transpose_back = next(node for node in graph.node if node.name == "flatten/to_nhwc")
+    assert list(transpose_back.attribute[0].ints) == [0, 2, 3, 1]  # Keras flattens (h, w, c)
+
+
+def test_a_model_retrained_since_its_export_is_refused(
+    avg_model_dir: Path, demo_catalog_dir: Path, index_dir: Path, tmp_path: Path
+) -> None:
+    copy = shutil.copytree(avg_model_dir, tmp_path / "model")
+    OnnxGenreModel.load(copy)  # copytree keeps the weights' time: fresh
+    os.utime(copy / WEIGHTS_FILE)  # touched, same bytes: the content hash says it is still fresh
+    OnnxGenreModel.load(copy)
+    keras_model = GenreModel.load(copy)
+    kernel, bias = keras_model.network.get_layer("genres").get_weights()
+    keras_model.network.get_layer("genres").set_weights([kernel + 0.5, bias])
+    keras_model.save(copy)  # trained again
+    with pytest.raises(StaleExportError) as raised:
+        OnnxGenreModel.load(copy)
+    message = str(raised.value)
+    assert f"{copy / ONNX_FILE} was exported from other weights than {copy / WEIGHTS_FILE}" in message
+    assert f"python -m model export-onnx --model {copy}" in message and "make onnx" in message
+    from app import create_app
+
+    with pytest.raises(StaleExportError, match="export-onnx"):
+        create_app(app_config(copy, demo_catalog_dir, index_dir, tmp_path))
+    export_onnx(copy)
+    np.testing.assert_allclose(
+        OnnxGenreModel.load(copy).predict(np.zeros((1, 100, 100, 3), np.uint8))[0],
+        keras_model.predict(np.zeros((1, 100, 100, 3), np.uint8))[0],
+        atol=TOLERANCE,
+    )
+
+
+def test_export_onnx_command_writes_the_export_and_says_what_is_missing(
+    trained, demo_catalog_dir: Path, tmp_path: Path
+) -> None:
+    from click.testing import CliRunner
+
+    from model.__main__ import cli
+
+    copy = shutil.copytree(trained[1], tmp_path / "model")
+    assert not has_export(copy)
+    arguments = ["export-onnx", "--model", str(copy), "--catalog", str(demo_catalog_dir), "--check-posters", "30"]
+    result = CliRunner().invoke(cli, arguments)
+    assert result.exit_code == 0, result.output
+    assert f"exported {copy}/model.onnx; largest difference from Keras on 30 posters of {demo_catalog_dir}" in (
+        result.output
+    )
+    assert {ONNX_FILE, ONNX_DATA_FILE, EXPORT_FILE} <= {path.name for path in copy.iterdir()}
+    assert not [path.name for path in copy.iterdir() if path.name.endswith(".partial")]
+    description = json.loads((copy / EXPORT_FILE).read_text())
+    assert description["source"]["size"] == (copy / WEIGHTS_FILE).stat().st_size
+    assert description["checked_on"] == f"30 posters of {demo_catalog_dir}"
+    assert max(description["largest_difference"].values()) <= TOLERANCE
+    result = CliRunner().invoke(cli, ["export-onnx", "--model", str(tmp_path / "absent")])
+    assert result.exit_code != 0 and "model.json is missing" in result.output
+
+
+def app_config(model_dir: Path, catalog_dir: Path, index_dir: Path, tmp_path: Path) -> dict:
+    return {
+        "TESTING": True,
+        "SECRET_KEY": "test",
+        "CATALOG": str(catalog_dir),
+        "MODEL": str(model_dir),
+        "INDEX": str(index_dir),
+        "DATABASE": str(tmp_path / "posterbench.sqlite"),
+    }
+
+
+SERVE_AND_REPORT = """
+import io, json, sys
+from app import create_app
+from app.resources import get_resources
+catalog_dir, model_dir, index_dir, database, poster = sys.argv[1:]
+app = create_app({"TESTING": True, "SECRET_KEY": "t", "CATALOG": catalog_dir, "MODEL": model_dir,
+                  "INDEX": index_dir, "DATABASE": database})
+client = app.test_client()
+with client.session_transaction() as session:
+    session["csrf_token"] = "t"
+with open(poster, "rb") as handle:
+    data = {"csrf_token": "t", "poster": (io.BytesIO(handle.read()), "poster.jpg")}
+answer = client.post("/recommend", data=data, content_type="multipart/form-data")
+with app.app_context():
+    model = get_resources().model
+print(json.dumps({
+    "status": answer.status_code,
+    "model": type(model).__name__,
+    "loaded": sorted(name for name in ("tensorflow", "keras", "onnx") if name in sys.modules),
+}))
+"""
+
+
+def test_the_app_serves_an_export_without_importing_tensorflow(
+    avg_model_dir: Path, demo_catalog_dir: Path, demo_catalog, index_dir: Path, tmp_path: Path
+) -> None:
+    poster = demo_catalog.poster_path(demo_catalog.movies[5])
+    arguments = [str(demo_catalog_dir), str(avg_model_dir), str(index_dir), str(tmp_path / "p.sqlite"), str(poster)]
+    environment = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
+    done = subprocess.run(
+        [sys.executable, "-c", SERVE_AND_REPORT, *arguments],
+        cwd=ROOT,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    assert report == {"status": 303, "model": "OnnxGenreModel", "loaded": []}
+
+
+def test_without_an_export_the_app_serves_keras(app) -> None:
+    from app.resources import get_resources
+
+    with app.app_context():
+        assert isinstance(get_resources().model, GenreModel)
+
+
+def test_the_app_recommends_from_the_exports_predictions(
+    avg_model_dir: Path, demo_catalog_dir: Path, demo_catalog, index_dir: Path, tmp_path: Path
+) -> None:
+    import io
+    import sqlite3
+
+    from app import create_app
+
+    config = app_config(avg_model_dir, demo_catalog_dir, index_dir, tmp_path)
+    app = create_app(config)
+    client = app.test_client()
+    with client.session_transaction() as session:
+        session["csrf_token"] = "t"
+    movie = demo_catalog.movies[9]
+    poster = demo_catalog.poster_path(movie).read_bytes()
+    answer = client.post(
+        "/recommend",
+        data={"csrf_token": "t", "poster": (io.BytesIO(poster), "p.jpg")},
+        content_type="multipart/form-data",
+    )
+    assert answer.status_code == 303
+    with sqlite3.connect(config["DATABASE"]) as database:
+        (genres,) = database.execute("SELECT genres FROM recommendations ORDER BY id DESC LIMIT 1").fetchone()
+    shown = np.array([json.loads(genres)[genre] for genre in GENRES])
+    keras_probabilities = GenreModel.load(avg_model_dir).predict(load_poster(poster, 100)[np.newaxis])[0][0]
+    np.testing.assert_allclose(shown, keras_probabilities, atol=1e-4 + 5e-5)  # shown rounded to 4 decimals
+
+
+def test_an_incomplete_export_is_refused_not_served_with_keras(avg_model_dir: Path, tmp_path: Path) -> None:
+    copy = shutil.copytree(avg_model_dir, tmp_path / "model")
+    (copy / EXPORT_FILE).unlink()  # an export stopped before its description was written
+    with pytest.raises(OnnxExportError, match=f"{copy / EXPORT_FILE} is missing: export it again"):
+        OnnxGenreModel.load(copy)
+
+
+def test_gunicorn_workers_serving_an_export_load_no_tensorflow_and_less_memory(
+    avg_model_dir: Path, demo_catalog_dir: Path, index_dir: Path
+) -> None:
+    """bench/serving_memory.py reads each worker's memory maps: TensorFlow's libraries are mapped only in workers
+    that serve the Keras weights of the same model (--runtime keras)."""
+    environment = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
+    figures = {}
+    for runtime in ("onnx", "keras"):
+        done = subprocess.run(
+            [sys.executable, "bench/serving_memory.py", "--catalog", str(demo_catalog_dir), "--model"]
+            + [str(avg_model_dir), "--index", str(index_dir), "--workers", "1", "--runtime", runtime],
+            cwd=ROOT,
+            env=environment,
+            capture_output=True,
+            text=True,
+            timeout=600,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr[-3000:]
+        figures[runtime] = json.loads(done.stdout.strip().splitlines()[-1])["1"]
+    assert figures["onnx"]["runtime"] == "onnx" and figures["keras"]["runtime"] == "keras"
+    assert 50 < figures["onnx"]["pss_mib"] < figures["keras"]["pss_mib"] - 200  # TensorFlow alone is more
+
+
+def test_an_export_without_its_keras_weights_is_served_as_it_is(avg_model_dir: Path, tmp_path: Path) -> None:
+    copy = shutil.copytree(avg_model_dir, tmp_path / "model")
+    (copy / WEIGHTS_FILE).unlink()  # e.g. an image that ships only what serving needs
+    poster = np.full((1, 100, 100, 3), 90, np.uint8)
+    np.testing.assert_array_equal(
+        OnnxGenreModel.load(copy).predict(poster)[1], OnnxGenreModel.load(avg_model_dir).predict(poster)[1]
+    )
