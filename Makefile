@@ -114,12 +114,15 @@ scrape-replica: | $(VENV)/.installed
 	$(BIN)/python bench/scrape_replica.py --movies $(REPLICA_MOVIES)
 
 # A bounded load run (uploads, sample clicks, votes, the Bandit page; 1, 4 and 16 clients) against gunicorn over a
-# throwaway database.
+# throwaway SQLite database, or the PostgreSQL one at LOAD_DATABASE_URL; TOOL=wrk sends the requests with wrk.
 CLIENTS ?= 1,4,16
 KINDS ?= upload,sample,feedback,bandit
-bench-load: $(INDEX_DIR)/index.json $(CLEMS_DIR)/clems.json | $(VENV)/.installed
+TOOL ?= python
+LOAD_DATABASE_URL ?=
+bench-load: $(ONNX_EXPORT) $(INDEX_DIR)/index.json $(CLEMS_DIR)/clems.json | $(VENV)/.installed
 	$(BIN)/python bench/load.py --catalog $(CATALOG_DIR) --model $(MODEL_DIR) --index $(INDEX_DIR) \
-		--clems $(CLEMS_DIR) --workers $(WORKERS) --clients $(CLIENTS) --kinds $(KINDS)
+		--clems $(CLEMS_DIR) --workers $(WORKERS) --clients $(CLIENTS) --kinds $(KINDS) --tool $(TOOL) \
+		$(if $(LOAD_DATABASE_URL),--database-url '$(LOAD_DATABASE_URL)')
 
 bench-bandit: | $(VENV)/.installed
 	$(BIN)/python bench/bandit_simulation.py --plot $(VAR)/bench/bandit_regret.png

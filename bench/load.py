@@ -9,10 +9,15 @@ Against a running server:
 
     python bench/load.py --url http://127.0.0.1:8000 --catalog var/demo-catalog
 
-or let it start gunicorn (gunicorn.conf.py) on a free loopback port over a throwaway database (`make bench-load`):
+or let it start gunicorn (gunicorn.conf.py) on a free loopback port over a throwaway SQLite database, or over the
+PostgreSQL database at --database-url (`make bench-load`):
 
     python bench/load.py --catalog DIR --model MODEL_DIR --index INDEX_DIR [--clems CLEMS_DIR] [--workers 2]
-        [--runtime auto|keras|onnx]
+        [--runtime auto|keras|onnx] [--database-url postgresql://...]
+
+The requests come from this script's own threads (`--tool python`, the default), or from wrk (`--tool wrk`,
+Debian's package; bench/wrk_posterbench.lua sends the same requests from one session), whose client costs the
+two cores far less.
 
 The app serves a model directory's ONNX export (ONNX Runtime) when it has one, else its Keras weights (TensorFlow);
 --runtime keras serves the Keras weights even when there is an export, to compare the two.
@@ -22,8 +27,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
+import os
 import re
 import secrets
+import shutil
+import subprocess
 import sys
 import tempfile
 import threading
@@ -44,6 +53,7 @@ from catalog import read_catalog  # noqa: E402
 AUTHORS_APP = "bench.authors_app:create_app()"
 TOKEN = re.compile(r'name="csrf_token" value="([^"]+)"')
 RUNTIMES = ("auto", "keras", "onnx")
+WRK_SCRIPT = REPO_ROOT / "bench" / "wrk_posterbench.lua"
 
 
 def model_for_runtime(model_dir: str, runtime: str, scratch: Path) -> str:
@@ -81,6 +91,8 @@ def served(args: argparse.Namespace, app_target: str = "app:create_app()") -> It
             "FEEDBACK_LIMIT": "1000000",
             "DATABASE": str(Path(state) / "load.sqlite"),
         }
+        if getattr(args, "database_url", None) and app_target == "app:create_app()":
+            settings["DATABASE_URL"] = args.database_url
         if args.clems:
             settings["CLEMS"] = args.clems
         with gunicorn_server(settings, args.workers, app_target=app_target) as url:
@@ -200,6 +212,60 @@ def run(
     }
 
 
+def run_wrk(
+    url: str, kind: str, clients: int, n_requests: int, posters: list[tuple[str, bytes]], max_seconds: float
+) -> dict[str, float]:
+    """The same requests as `run`, sent by wrk: `clients` connections on as many threads, all in one session, at
+    most about `n_requests` in all (each thread its share) and `max_seconds`."""
+    wrk = shutil.which("wrk")
+    if wrk is None:
+        sys.exit("wrk is not installed: apt-get install wrk (Debian's package), or use --tool python")
+    visitor = Client(url)
+    with tempfile.TemporaryDirectory(prefix="posterbench-wrk-") as scratch:
+        folder = Path(scratch)
+        for imdb_id, poster in posters:
+            (folder / f"{imdb_id}.jpg").write_bytes(poster)
+        (folder / "posters.txt").write_text("\n".join(str(folder / f"{imdb_id}.jpg") for imdb_id, _ in posters))
+        (folder / "samples.txt").write_text("\n".join(imdb_id for imdb_id, _ in posters))
+        to_rate = unrated_recommendations(visitor, n_requests + clients, posters) if kind == "feedback" else []
+        (folder / "ids.txt").write_text("\n".join(map(str, to_rate[clients:])))
+        for number in range(clients):  # warm-up, not counted, as in `run`
+            if kind == "feedback":
+                visitor.vote(to_rate[number])
+            elif kind == "bandit":
+                visitor.bandit_page()
+            else:
+                visitor.recommend(kind, *posters[number % len(posters)])
+        environment = {
+            **os.environ,
+            "WRK_KIND": kind,
+            "WRK_COOKIE": "; ".join(f"{cookie.name}={cookie.value}" for cookie in visitor.session.cookies),
+            "WRK_TOKEN": visitor.token,
+            "WRK_POSTERS": str(folder / "posters.txt"),
+            "WRK_SAMPLES": str(folder / "samples.txt"),
+            "WRK_IDS": str(folder / "ids.txt"),
+            "WRK_THREADS": str(clients),
+            "WRK_REQUESTS": str(math.ceil(n_requests / clients)),
+            "WRK_OUT": str(folder / "figures.json"),
+        }
+        command = [wrk, "--threads", str(clients), "--connections", str(clients), "--duration"]
+        command += [f"{math.ceil(max_seconds)}s", "--timeout", "120s", "--script", str(WRK_SCRIPT), url]
+        done = subprocess.run(command, env=environment, capture_output=True, text=True, check=False)
+        if done.returncode != 0 or not (folder / "figures.json").is_file():
+            sys.exit(f"wrk failed ({done.returncode}): {done.stderr[-2000:] or done.stdout[-2000:]}")
+        figures = json.loads((folder / "figures.json").read_text())
+    failed = figures["unexpected_status"] + figures["socket_errors"]
+    if failed >= figures["requests"]:
+        sys.exit(f"every {kind} request failed under wrk")
+    return {
+        "requests": figures["requests"],
+        "failed": failed,
+        "seconds": round(figures["seconds"], 2),
+        "rps": round((figures["requests"] - failed) / figures["seconds"], 1),
+        **{key: round(figures[key], 1) for key in ("p50_ms", "p95_ms", "p99_ms", "max_ms")},
+    }
+
+
 def report(summary: dict, kind: str, clients: int, result: dict[str, float]) -> None:
     summary.setdefault(kind, {})[str(clients)] = result
     print(
@@ -224,6 +290,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--baseline", action="store_true", help="also upload to the original authors' design (bench/authors_app.py)"
     )
+    parser.add_argument("--tool", choices=("python", "wrk"), default="python", help="who sends the requests")
+    parser.add_argument(
+        "--database-url", help="serve over this PostgreSQL database (postgresql://...) instead of a throwaway SQLite"
+    )
     parser.add_argument(
         "--runtime",
         choices=RUNTIMES,
@@ -240,6 +310,7 @@ def main(argv: list[str] | None = None) -> None:
     if unknown:
         parser.error(f"unknown kinds {', '.join(sorted(unknown))}; choose upload, sample, feedback, bandit")
     client_counts = [int(count) for count in args.clients.split(",")]
+    load = run_wrk if args.tool == "wrk" else run
 
     catalog = read_catalog(args.catalog)
     rng = np.random.default_rng(0)
@@ -249,17 +320,18 @@ def main(argv: list[str] | None = None) -> None:
     summary: dict[str, dict[str, dict[str, float]]] = {}
     with served(args) as url:
         print(
-            f"load: {url} (model runtime {args.runtime}), clients {args.clients}, "
-            f"at most {args.requests} requests or {args.seconds:g} s each"
+            f"load: {url} (model runtime {args.runtime}, {'PostgreSQL' if args.database_url else 'SQLite'},"
+            f" requests sent by {args.tool}), clients {args.clients}, at most {args.requests} requests or"
+            f" {args.seconds:g} s each"
         )
         for kind in kinds:
             for clients in client_counts:
-                report(summary, kind, clients, run(url, kind, clients, args.requests, posters, args.seconds))
+                report(summary, kind, clients, load(url, kind, clients, args.requests, posters, args.seconds))
     if args.baseline:
         with served(args, AUTHORS_APP) as url:
             print(f"baseline: the original authors' design ({AUTHORS_APP}) at {url}")
             for clients in client_counts:
-                result = run(url, "upload", clients, args.requests, posters, args.seconds)
+                result = load(url, "upload", clients, args.requests, posters, args.seconds)
                 report(summary, "authors_upload", clients, result)
     print(
         json.dumps(

@@ -109,6 +109,28 @@ def test_load_benchmark_serves_every_request(demo_catalog_dir, trained, index_di
             assert 0 < figures["p50_ms"] <= figures["p95_ms"] <= figures["max_ms"] and figures["rps"] > 0
 
 
+@pytest.mark.skipif(not shutil.which("wrk") and not os.environ.get("CI"), reason="wrk is not installed")
+def test_load_benchmark_under_wrk_over_postgres(demo_catalog_dir, trained, index_dir, postgres_url) -> None:
+    output = run_script(
+        "bench/load.py",
+        *("--catalog", str(demo_catalog_dir), "--model", str(trained[1]), "--index", str(index_dir)),
+        *("--workers", "1", "--clients", "1,2", "--requests", "8", "--seconds", "5"),
+        *("--kinds", "upload,sample,feedback,bandit", "--tool", "wrk", "--database-url", postgres_url),
+    )
+    assert "PostgreSQL, requests sent by wrk" in output
+    last = json.loads(output.strip().splitlines()[-1])
+    assert set(last) == {"upload", "sample", "feedback", "bandit"}
+    for cells in last.values():
+        assert set(cells) == {"1", "2"}
+        for figures in cells.values():
+            assert figures["requests"] == 8 and figures["failed"] == 0, figures
+            assert 0 < figures["p50_ms"] <= figures["p95_ms"] <= figures["max_ms"] and figures["rps"] > 0
+    from app.db import open_database
+
+    with open_database(postgres_url) as database:  # the votes went to PostgreSQL: 8 per cell, plus a warm-up each
+        assert database.execute("SELECT COUNT(*) FROM feedback").fetchone()[0] == 2 * 8 + (1 + 2)
+
+
 def test_serving_memory_reads_every_worker(demo_catalog_dir, trained, index_dir) -> None:
     output = run_script(
         "bench/serving_memory.py",
