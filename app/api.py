@@ -9,8 +9,9 @@ from pathlib import Path
 
 from flask import Blueprint, Response, abort, current_app, request, url_for
 
+from app.dashboard import current_report
 from app.db import get_db
-from app.feedback import RATING_OF_REWARD, RateLimit, bandit_report, record_feedback
+from app.feedback import RATING_OF_REWARD, RateLimit, record_feedback
 from app.queries import QueryError, imdb_query, recommend_for, sample_query, upload_query
 from app.resources import get_resources
 from app.security import client_key
@@ -72,7 +73,7 @@ def feedback() -> dict:
 
 @bp.get("/bandit")
 def bandit() -> dict:
-    report = bandit_report(get_db(), current_app.config["BANDIT_POLICY"], current_app.config["BANDIT_PARAMS"])
+    report = current_report()
     return {
         "policy": report.policy,
         "epsilon": report.epsilon,

@@ -52,7 +52,7 @@ PLOTS: dict[str, Callable[[], bytes]] = {
 
 @bp.get("/bandit")
 def bandit() -> str:
-    return render_template("bandit.html", report=current_report(), plots=PLOTS, window=REWARD_WINDOW)
+    return render_template("bandit.html", report=current_report(), window=REWARD_WINDOW)
 
 
 @bp.get("/bandit/<name>.svg")

@@ -27,6 +27,7 @@ FALLBACK_COLOURS: tuple[str, ...] = ("#CC79A7", "#D55E00", "#56B4E9", "#000000",
 MAX_LINE_POINTS = 2000
 TITLE_CHARS = 28
 THUMBNAIL_POINTS = 40.0  # drawn height of a poster thumbnail; SVG units are points
+THUMBNAIL_PIXELS = round(2 * THUMBNAIL_POINTS)  # its height in pixels: twice the drawn size, sharp yet small in the SVG
 MARKED_POINTS = 60
 NO_RATINGS = "No ratings yet"
 NO_RECOMMENDATIONS = "No recommendations yet"
@@ -57,7 +58,7 @@ def shorten(title: str, limit: int = TITLE_CHARS) -> str:
 
 def axis_limits(values: Iterable[float], pad_fraction: float = 0.08, min_pad: float = 1.0) -> tuple[float, float]:
     """Finite limits around the finite `values`, padded by a fraction of their span but at least `min_pad`."""
-    finite = [float(v) for v in values if v is not None and math.isfinite(v)]
+    finite = [float(v) for v in values if _known(v)]
     if not finite:
         return 0.0, 1.0
     low, high = min(finite), max(finite)
@@ -161,9 +162,11 @@ def _label_on_right(
 def _draw_thumbnail(axes: Axes, point: ScatterPoint) -> float:
     """The poster at the point; returns its drawn half width in points."""
     image = point.thumbnail.convert("RGBA")
-    height = round(2 * THUMBNAIL_POINTS)  # twice the drawn size: sharp, yet small in the SVG
+    height = THUMBNAIL_PIXELS
     width = max(1, round(image.width * height / image.height))
-    pixels = np.asarray(image.resize((width, height), Image.Resampling.LANCZOS))
+    if image.size != (width, height):  # the app's thumbnails come at this height already
+        image = image.resize((width, height), Image.Resampling.LANCZOS)
+    pixels = np.asarray(image)
     bbox = {"edgecolor": "0.4", "linewidth": 0.5}
     axes.add_artist(
         AnnotationBbox(

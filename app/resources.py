@@ -22,6 +22,7 @@ from model.index import FEATURES_FILE, PROBABILITIES_FILE, FeatureIndex, Feature
 from model.onnx_model import OnnxExportError, OnnxGenreModel, has_export
 
 EXTENSION = "posterbench"
+INDEX_FILES = (INDEX_DESCRIPTION_FILE, FEATURES_FILE, PROBABILITIES_FILE)
 
 
 @dataclass(frozen=True)
@@ -49,7 +50,7 @@ def load(catalog_dir: str, model_dir: str, index_dir: str, clems_dir: str | None
         raise RuntimeError(f"{index_dir} was built for genres {index.genres}, the model predicts {model.genres}")
     clems = None
     if clems_dir:
-        if not (Path(clems_dir) / "clems.json").is_file():
+        if not (Path(clems_dir) / CLEMS_DESCRIPTION_FILE).is_file():
             raise RuntimeError(f"{clems_dir} holds no CLEMS model: fit one (make clems) or unset POSTERBENCH_CLEMS")
         clems = load_clems(clems_dir)
         if clems.n_labels_ != len(model.genres):
@@ -86,22 +87,13 @@ def load_model(model_dir: str) -> GenreModel | OnnxGenreModel:
 def load_index(index_dir: str, catalog: Catalog) -> FeatureIndex:
     try:
         return FeatureIndex.load(index_dir, catalog)
-    except FeatureIndexError as error:
-        if error.__cause__ is None:
-            raise  # missing, or built for another catalog: says so and what to do
-        raise damaged(
-            Path(index_dir),
-            (INDEX_DESCRIPTION_FILE, FEATURES_FILE, PROBABILITIES_FILE),
-            error.__cause__,
-            "rebuild the index with `make index`",
-        ) from error
-    except DAMAGED_FILE_ERRORS as error:  # valid JSON of the wrong shape, which FeatureIndex.load lets through
-        raise damaged(
-            Path(index_dir),
-            (INDEX_DESCRIPTION_FILE, FEATURES_FILE, PROBABILITIES_FILE),
-            error,
-            "rebuild the index with `make index`",
-        ) from error
+    except (FeatureIndexError, *DAMAGED_FILE_ERRORS) as error:
+        # A FeatureIndexError without a cause is missing, or built for another catalog, and says so and what to do;
+        # valid JSON of the wrong shape gets through FeatureIndex.load as a plain error.
+        cause = error.__cause__ if isinstance(error, FeatureIndexError) else error
+        if cause is None:
+            raise
+        raise damaged(Path(index_dir), INDEX_FILES, cause, "rebuild the index with `make index`") from error
 
 
 def load_clems(clems_dir: str) -> CLEMS:

@@ -24,15 +24,16 @@ from app import MEGABYTE
 from app.db import Row, get_db
 from app.errors import RequestError
 from app.feedback import RATING_OF_REWARD, RATINGS, FeedbackError, RateLimit, rating_for, record_feedback
-from app.plots import ScatterPoint, scatter_svg
+from app.plots import THUMBNAIL_PIXELS, ScatterPoint, scatter_svg
 from app.queries import QueryError, imdb_query, recommend_for, sample_query, upload_query
 from app.recommender import candidate_genres
 from app.resources import get_resources
 from app.security import client_key
+from scraper.fetch import EXAMPLE_LINK
 
 bp = Blueprint("main", __name__)
 POSTER_CACHE_SECONDS = 24 * 3600
-PLOT_THUMBNAIL_SIZE = (40, 60)
+PLOT_THUMBNAIL_SIZE = (THUMBNAIL_PIXELS, THUMBNAIL_PIXELS)  # fits a poster at the height the plot draws
 
 
 @bp.get("/")
@@ -47,7 +48,9 @@ def home_page(link: str = "") -> str:
     count = min(current_app.config["SAMPLE_COUNT"], len(movies))
     samples = [movies[round(i * (len(movies) - 1) / max(count - 1, 1))] for i in range(count)]
     limit = current_app.config["MAX_CONTENT_LENGTH"] / MEGABYTE
-    return render_template("index.html", samples=samples, link=link, upload_limit=f"{limit:g} MB")
+    return render_template(
+        "index.html", samples=samples, link=link, upload_limit=f"{limit:g} MB", example_link=EXAMPLE_LINK
+    )
 
 
 @bp.post("/recommend")

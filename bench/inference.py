@@ -1,7 +1,8 @@
 """Inference speed and memory of a trained model: one poster (decode, resize, model) and batches of 32,
-and the resident memory of the process holding the serving model.
+and the resident memory of the process holding the serving model, run by Keras (TensorFlow) or by ONNX Runtime
+from the model's export (`make onnx`) on --threads threads.
 
-    python bench/inference.py --model var/runs/<catalog>/model-default --catalog ../shared/data
+    python bench/inference.py --model var/runs/<catalog>/model-default --catalog ../shared/data [--runtime onnx]
 """
 
 from __future__ import annotations
@@ -29,20 +30,29 @@ def main() -> None:
     parser.add_argument("--model", type=Path, required=True)
     parser.add_argument("--catalog", type=Path, required=True)
     parser.add_argument("--runs", type=int, default=50)
+    parser.add_argument("--runtime", choices=("keras", "onnx"), default="keras")
+    parser.add_argument("--threads", type=int, default=1, help="ONNX Runtime's threads per inference (default 1)")
     args = parser.parse_args()
 
     import numpy as np
 
     from catalog import read_catalog
-    from model.artifacts import GenreModel
     from model.images import load_poster
 
     before = resident_mib()
-    model = GenreModel.load(args.model)
+    if args.runtime == "onnx":
+        from model.onnx_model import OnnxGenreModel
+
+        model = OnnxGenreModel.load(args.model, threads=args.threads)
+    else:
+        from model.artifacts import GenreModel
+
+        model = GenreModel.load(args.model)
     catalog = read_catalog(args.catalog)
     paths = [catalog.poster_path(movie) for movie in catalog.movies[: max(args.runs, 64)]]
     posters = [path.read_bytes() for path in paths]
-    print(f"model {args.model} ({model.preset.name}, {model.input_size} px), {os.cpu_count()} CPUs")
+    runtime = f"ONNX Runtime, {args.threads} thread(s)" if args.runtime == "onnx" else "Keras"
+    print(f"model {args.model} ({model.preset.name}, {model.input_size} px, {runtime}), {os.cpu_count()} CPUs")
 
     def one(data: bytes) -> None:
         model.predict(load_poster(data, model.input_size)[np.newaxis])

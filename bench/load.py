@@ -53,6 +53,7 @@ from catalog import read_catalog  # noqa: E402
 AUTHORS_APP = "bench.authors_app:create_app()"
 TOKEN = re.compile(r'name="csrf_token" value="([^"]+)"')
 RUNTIMES = ("auto", "keras", "onnx")
+RUNTIME_HELP = "serve the model's ONNX export if it has one (auto), the export (onnx) or its Keras weights (keras)"
 WRK_SCRIPT = REPO_ROOT / "bench" / "wrk_posterbench.lua"
 
 
@@ -75,28 +76,46 @@ def model_for_runtime(model_dir: str, runtime: str, scratch: Path) -> str:
     return str(view)
 
 
+def add_served_arguments(parser: argparse.ArgumentParser) -> None:
+    """--catalog, --model, --index, --clems and --runtime, all a served app needs (bench/serving_memory.py,
+    bench/upload_profile.py)."""
+    parser.add_argument("--catalog", required=True)
+    parser.add_argument("--model", required=True)
+    parser.add_argument("--index", required=True)
+    parser.add_argument("--clems")
+    parser.add_argument("--runtime", choices=RUNTIMES, default="auto", help=RUNTIME_HELP)
+
+
+def server_settings(args: argparse.Namespace, state: Path) -> dict[str, str]:
+    """What a benchmark's gunicorn serves: --catalog, --model (as --runtime asks), --index and --clems, over a
+    throwaway SQLite database in `state`, or the PostgreSQL one at --database-url when there is one."""
+    settings = {
+        "CATALOG": args.catalog,
+        "MODEL": model_for_runtime(args.model, args.runtime, state),
+        "INDEX": args.index,
+        "SECRET_KEY": secrets.token_hex(16),
+        "FEEDBACK_LIMIT": "1000000",  # every vote comes from 127.0.0.1
+        "DATABASE": str(state / "bench.sqlite"),
+    }
+    if getattr(args, "database_url", None):
+        settings["DATABASE_URL"] = args.database_url
+    if args.clems:
+        settings["CLEMS"] = args.clems
+    return settings
+
+
 @contextmanager
 def served(args: argparse.Namespace, app_target: str = "app:create_app()") -> Iterator[str]:
-    """The running server at --url, or gunicorn started on --catalog/--model/--index over a throwaway database
-    (serving `app_target`: PosterBench, or the original authors' design for the baseline)."""
+    """The running server at --url, or gunicorn started on --catalog/--model/--index (serving `app_target`:
+    PosterBench, or the original authors' design for the baseline, which has no database)."""
     if args.url and app_target == "app:create_app()":
         yield args.url.rstrip("/")
         return
-    with tempfile.TemporaryDirectory(prefix="posterbench-load-") as state:
-        settings = {
-            "CATALOG": args.catalog,
-            "MODEL": model_for_runtime(args.model, args.runtime, Path(state)),
-            "INDEX": args.index,
-            "SECRET_KEY": secrets.token_hex(16),
-            "FEEDBACK_LIMIT": "1000000",
-            "DATABASE": str(Path(state) / "load.sqlite"),
-        }
-        if getattr(args, "database_url", None) and app_target == "app:create_app()":
-            settings["DATABASE_URL"] = args.database_url
-        if args.clems:
-            settings["CLEMS"] = args.clems
-        with gunicorn_server(settings, args.workers, app_target=app_target) as url:
-            yield url
+    with (
+        tempfile.TemporaryDirectory(prefix="posterbench-load-") as state,
+        gunicorn_server(server_settings(args, Path(state)), args.workers, app_target=app_target) as url,
+    ):
+        yield url
 
 
 class Client:
@@ -294,12 +313,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--database-url", help="serve over this PostgreSQL database (postgresql://...) instead of a throwaway SQLite"
     )
-    parser.add_argument(
-        "--runtime",
-        choices=RUNTIMES,
-        default="auto",
-        help="serve the model's ONNX export if it has one (auto), the export (onnx) or its Keras weights (keras)",
-    )
+    parser.add_argument("--runtime", choices=RUNTIMES, default="auto", help=RUNTIME_HELP)
     args = parser.parse_args(argv)
     if not args.url and not (args.model and args.index):
         parser.error("give --url, or --model and --index to start a server")

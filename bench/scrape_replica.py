@@ -1,7 +1,7 @@
 """A full scrape of the offline IMDb replica (`make scrape-replica`): writes a replica of N synthetic movies, serves
 it on 127.0.0.1, runs the real scraper (headless Chromium) into a temporary catalog with every politeness delay at
 zero, validates the catalog with `read_catalog`, compares it with the replica's movies, and prints the speed in
-pages per second. The last line is one JSON object: {"movies", "posters", "duplicates", "seconds", ...}.
+pages per second. The last line is one JSON object: {"movies", "posters", "seconds", ...}.
 
     python bench/scrape_replica.py [--movies 300] [--result-cap 200] [--title-pages off|missing|all]
 """
@@ -72,7 +72,7 @@ def main(argv: list[str] | None = None) -> None:
     print(
         f"scraped {report.movies} movies and {report.posters} posters in {report.seconds:.1f} s: {report.pages} pages"
         f" and clicks ({pages_per_second:.1f} per second), {report.title_pages} title pages,"
-        f" {report.searches_split} searches split by years, {report.duplicates} duplicates"
+        f" {report.searches_split} searches split by years"
     )
     for problem in problems[:20]:
         print("  " + problem)
@@ -80,7 +80,6 @@ def main(argv: list[str] | None = None) -> None:
     summary = {
         "movies": report.movies,
         "posters": report.posters,
-        "duplicates": report.duplicates,
         "seconds": round(report.seconds, 1),
         "pages": report.pages,
         "pages_per_second": round(pages_per_second, 2),

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import secrets
 import sys
 import tempfile
 import time
@@ -29,8 +28,9 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))  # run as a script from anywhere
 
 from app.serving import gunicorn_server  # noqa: E402
-from bench.load import RUNTIMES, Client, model_for_runtime  # noqa: E402
+from bench.load import Client, add_served_arguments, server_settings  # noqa: E402
 from catalog import read_catalog  # noqa: E402
+from model.onnx_model import ONNX_DATA_FILE  # noqa: E402
 
 WARM_UPLOADS_PER_WORKER = 8
 
@@ -49,6 +49,19 @@ def memory_kib(pid: int, field: str) -> int:
         if line.startswith(field + ":"):
             return int(line.split()[1])
     raise ValueError(f"no {field} in /proc/{pid}/smaps_rollup")
+
+
+def mapped_rss_kib(pid: int, file_name: str) -> int:
+    """The resident KiB of a process's memory mappings of files called `file_name` (the ONNX weights, which the
+    workers share), from /proc/<pid>/smaps."""
+    total, inside = 0, False
+    for line in Path(f"/proc/{pid}/smaps").read_text().splitlines():
+        fields = line.split()
+        if fields and "-" in fields[0] and len(fields) >= 5:  # a mapping's header line: range, perms, offset, ...
+            inside = len(fields) >= 6 and Path(fields[-1]).name == file_name
+        elif inside and fields[0] == "Rss:":
+            total += int(fields[1])
+    return total
 
 
 def runtime(pid: int) -> str:
@@ -72,49 +85,35 @@ def warm(url: str, uploads: int, clients: int, posters: list[tuple[str, bytes]])
 
 
 def measure(args: argparse.Namespace, workers: int, posters: list[tuple[str, bytes]]) -> dict[str, float]:
-    with tempfile.TemporaryDirectory(prefix="posterbench-memory-") as state:
-        settings = {
-            "CATALOG": args.catalog,
-            "MODEL": model_for_runtime(args.model, args.runtime, Path(state)),
-            "INDEX": args.index,
-            "SECRET_KEY": secrets.token_hex(8),
-            "DATABASE": str(Path(state) / "m.sqlite"),
-        }
-        if args.clems:
-            settings["CLEMS"] = args.clems
-        with gunicorn_server(settings, workers) as url:
-            warm(url, WARM_UPLOADS_PER_WORKER * workers, 1, posters)  # one at a time: every worker gets some
-            if args.clients > 1:
-                warm(url, WARM_UPLOADS_PER_WORKER * workers, args.clients, posters)
-            time.sleep(1)
-            pids = children(url.pid)
-            rss = [memory_kib(pid, "Rss") / 1024 for pid in pids]
-            pss = [memory_kib(pid, "Pss") / 1024 for pid in pids]
-            master_pss = memory_kib(url.pid, "Pss") / 1024
-            runtimes = sorted({runtime(pid) for pid in pids})
+    with (
+        tempfile.TemporaryDirectory(prefix="posterbench-memory-") as state,
+        gunicorn_server(server_settings(args, Path(state)), workers) as url,
+    ):
+        warm(url, WARM_UPLOADS_PER_WORKER * workers, 1, posters)  # one at a time: every worker gets some
+        if args.clients > 1:
+            warm(url, WARM_UPLOADS_PER_WORKER * workers, args.clients, posters)
+        time.sleep(1)
+        pids = children(url.pid)
+        rss = [memory_kib(pid, "Rss") / 1024 for pid in pids]
+        pss = [memory_kib(pid, "Pss") / 1024 for pid in pids]
+        shared_weights = [mapped_rss_kib(pid, ONNX_DATA_FILE) / 1024 for pid in pids]
+        master_pss = memory_kib(url.pid, "Pss") / 1024
+        runtimes = sorted({runtime(pid) for pid in pids})
     return {
         "workers": len(pids),
         "runtime": ",".join(runtimes),
         "rss_mib_each": [round(value) for value in rss],
         "rss_mib": round(sum(rss)),
         "pss_mib": round(sum(pss)),
+        "weights_mapping_rss_mib_each": [round(value) for value in shared_weights],
         "master_pss_mib": round(master_pss),
     }
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--catalog", required=True)
-    parser.add_argument("--model", required=True)
-    parser.add_argument("--index", required=True)
-    parser.add_argument("--clems")
+    add_served_arguments(parser)
     parser.add_argument("--workers", default="1,4", help="comma-separated worker counts (default 1,4)")
-    parser.add_argument(
-        "--runtime",
-        choices=RUNTIMES,
-        default="auto",
-        help="serve the model's ONNX export if it has one (auto), the export (onnx) or its Keras weights (keras)",
-    )
     parser.add_argument("--clients", type=int, default=1, help="then as many uploads again from this many clients")
     args = parser.parse_args(argv)
     catalog = read_catalog(args.catalog)
@@ -125,7 +124,8 @@ def main(argv: list[str] | None = None) -> None:
         print(
             f"{workers} worker(s) ({result['runtime']}): RSS {result['rss_mib']:,} MiB in all "
             f"({result['rss_mib_each']} each), PSS {result['pss_mib']:,} MiB in all, "
-            f"master {result['master_pss_mib']} MiB"
+            f"master {result['master_pss_mib']} MiB; the ONNX weights' shared mapping resident in each worker: "
+            f"{result['weights_mapping_rss_mib_each']} MiB"
         )
     print(json.dumps(summary))
 

@@ -11,7 +11,7 @@ GENRES: tuple[str, ...] = ("Action", "Comedy", "Drama", "Horror", "Romance", "Th
 COLUMNS: tuple[str, ...] = ("imdb_id", "title", "year", "genres", "rating", "votes", "poster")
 """The columns of `movies.csv`, in the order the writer puts them."""
 
-IMDB_ID = re.compile(r"tt\d{7,8}")
+IMDB_ID = re.compile(r"tt[0-9]{7,8}")  # ASCII digits only: \d also matches other scripts' digits
 
 
 @dataclass(frozen=True)

@@ -100,7 +100,7 @@ def scrape(out_dir: Path, **options: object) -> None:
         f"({report.missing_posters} without a poster on IMDb left out, {report.failed_posters} poster downloads "
         f"failed), {report.repeats} repeated results merged, {report.pages} pages and clicks."
     )
-    summary = {"movies": report.movies, "posters": report.posters, "duplicates": report.duplicates}
+    summary = {"movies": report.movies, "posters": report.posters}
     click.echo(json.dumps(summary | {"seconds": report.seconds}))
 
 

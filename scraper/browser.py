@@ -91,7 +91,7 @@ def start_browser(
             driver = webdriver.Chrome(service=Service(executable_path=driver_path), options=options)
     except WebDriverException as error:
         where = f"the Selenium Grid at {remote}" if remote else "headless Chromium"
-        raise BrowserError(f"could not start {where}: {(error.msg or str(error)).strip().splitlines()[0]}") from error
+        raise BrowserError(f"could not start {where}: {first_line(error)}") from error
     driver.set_page_load_timeout(page_timeout)
     driver.implicitly_wait(0)
     return driver
@@ -148,3 +148,9 @@ class Pacer:
                 self._sleep(pause)
         self._last = self._clock()
         return pause
+
+
+def first_line(error: BaseException) -> str:
+    """The first line of a (WebDriver) error's message: Selenium's run on with a stack trace."""
+    text = getattr(error, "msg", None) or str(error)
+    return (text.strip().splitlines() or [type(error).__name__])[0]

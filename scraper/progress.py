@@ -12,7 +12,7 @@ from pathlib import Path
 from types import TracebackType
 
 from catalog import Movie
-from scraper.search import PAPER_GENRES, SearchItem, YearRange
+from scraper.search import PAPER_GENRES, SearchItem, YearRange, first_known
 
 DOM, NEXT_DATA, TITLE_PAGE = 0, 1, 2
 """How exact a movie's record is: DOM only (rounded votes, no genres), `__NEXT_DATA__`, or its title page."""
@@ -102,9 +102,9 @@ def merge_records(old: MovieRecord, new: MovieRecord) -> MovieRecord:
     return MovieRecord(
         imdb_id=old.imdb_id,
         title=first.title or second.title,
-        year=first.year if first.year is not None else second.year,
-        rating=first.rating if first.rating is not None else second.rating,
-        votes=first.votes if first.votes is not None else second.votes,
+        year=first_known(first.year, second.year),
+        rating=first_known(first.rating, second.rating),
+        votes=first_known(first.votes, second.votes),
         genres=genres,
         poster_url=old.poster_url or new.poster_url,
         detail=max(old.detail, new.detail),
@@ -297,19 +297,25 @@ class ScrapeState:
 
     # -- posters -----------------------------------------------------------------------------------------------------
 
-    def posters_to_fetch(self, ids: Iterable[str] | None = None, genre: str | None = None) -> list[tuple[str, str]]:
-        """(id, poster URL) of posters still to download ('pending' or 'failed'), of `ids` or the genre's movies or
-        all, in the order the movies were found."""
-        rows = self._db.execute(
-            "SELECT imdb_id, poster_url FROM movies "
-            "WHERE poster IN ('pending', 'failed') AND poster_url IS NOT NULL ORDER BY rowid"
-        ).fetchall()
+    def posters_to_fetch(
+        self,
+        ids: Iterable[str] | None = None,
+        genre: str | None = None,
+        statuses: Sequence[str] = ("pending", "failed"),
+    ) -> list[tuple[str, str]]:
+        """(id, poster URL) of posters still to download (by default 'pending' or 'failed'), of `ids` or the genre's
+        movies or all, in the order the movies were found."""
+        sql = "SELECT imdb_id, poster_url FROM movies WHERE poster_url IS NOT NULL"
+        sql += f" AND poster IN ({', '.join('?' * len(statuses))})"
+        parameters: list[str] = list(statuses)
         if ids is not None:
-            wanted = set(ids)
-            rows = [row for row in rows if row[0] in wanted]
+            wanted = list(ids)
+            sql += f" AND imdb_id IN ({', '.join('?' * len(wanted))})"
+            parameters += wanted
         if genre is not None:
-            found = self.found_ids(genre)
-            rows = [row for row in rows if row[0] in found]
+            sql += " AND EXISTS (SELECT 1 FROM found WHERE found.imdb_id = movies.imdb_id AND found.genre = ?)"
+            parameters.append(genre)
+        rows = self._db.execute(sql + " ORDER BY rowid", parameters).fetchall()
         return [(row[0], row[1]) for row in rows]
 
     def set_poster(self, imdb_id: str, status: str) -> None:

@@ -66,7 +66,7 @@ def title_page_html(movie: Movie, image_url: str | None, *, variant: str = "full
 
 
 def _head(movie: Movie, poster: str | None, rated: bool, *, with_json_ld: bool) -> str:
-    title_url = f"https://www.imdb.com/title/{movie.imdb_id}/"
+    title_url = movie.imdb_url
     year = f" ({movie.year})" if movie.year is not None else ""
     og_title = movie.title + year + (f" ⭐ {movie.rating}" if rated else "")
     og_title += f" | {', '.join(movie.genres)}" if movie.genres else ""
@@ -101,7 +101,7 @@ def _json_ld_script(movie: Movie, poster: str | None, rated: bool) -> str:
     work: dict[str, Any] = {
         "@context": "https://schema.org",
         "@type": "Movie",
-        "url": f"https://www.imdb.com/title/{movie.imdb_id}/",
+        "url": movie.imdb_url,
         "name": _entities(movie.title),
     }
     if poster:
@@ -781,9 +781,8 @@ class ReplicaServer:
             return wall, delay
         return self._respond(parts.path, parts.query, failures), delay
 
-    def _respond(self, path: str, query: str = "", failures: FailureModes | None = None) -> Answer:
+    def _respond(self, path: str, query: str, failures: FailureModes) -> Answer:
         """(status, headers, body) for a GET of `path` with `query`, wall aside."""
-        failures = failures or self.failures
         if _SEARCH_PATH.fullmatch(path) and query:
             return self._search_page(parse_qs(query, keep_blank_values=True), failures)
         if path == "/graphql":

@@ -23,7 +23,7 @@ from selenium.webdriver.remote.webdriver import WebDriver
 from tqdm import tqdm
 
 from catalog import Movie, read_catalog, write_movies_csv, write_poster
-from scraper.browser import USER_AGENT, Pacer, browser_session
+from scraper.browser import USER_AGENT, Pacer, browser_session, first_line
 from scraper.fetch import IMDB_IMAGE_HOSTS, FetchError, SafeFetcher
 from scraper.progress import (
     POSTER_DIRECTORY,
@@ -60,7 +60,6 @@ __all__ = [
     "parse_year_ranges",
     "remove_stale_temporaries",
     "scrape",
-    "sized_poster_url",
 ]
 
 log = logging.getLogger("scraper")
@@ -70,6 +69,9 @@ TITLE_PAGE_MODES = ("off", "missing", "all")
 "50 more", whose votes the page only shows rounded and whose genres it does not show); or every movie's."""
 STATE_FILE = ".scrape.sqlite"
 LOCK_FILE = ".scrape.lock"
+NOT_TRIED = ("pending",)
+"""The posters a run fetches as it goes: a download that failed is tried again at the start of the next run, not
+again and again in this one (each try waits out its retries)."""
 DEFAULT_YEAR_RANGES: tuple[YearRange, ...] = (
     YearRange(1874, 1959),
     YearRange(1960, 1979),
@@ -143,9 +145,8 @@ class ScrapeSettings:
 class ScrapeReport:
     """What a scrape did. movies: rows of the catalog written (each has its poster); posters: poster files in it;
     downloaded: posters fetched by this run; missing_posters: titles IMDb shows without a poster, left out of the
-    catalog; failed_posters: downloads that failed (retried by the next run); duplicates: ids written twice (always
-    0: a check); repeats: results of titles already recorded (found under another genre), merged; pages: page loads,
-    "50 more" clicks and title pages of this run."""
+    catalog; failed_posters: downloads that failed (retried by the next run); repeats: results of titles already
+    recorded (found under another genre), merged; pages: page loads, "50 more" clicks and title pages of this run."""
 
     catalog: Path
     state: Path
@@ -154,7 +155,6 @@ class ScrapeReport:
     downloaded: int = 0
     missing_posters: int = 0
     failed_posters: int = 0
-    duplicates: int = 0
     repeats: int = 0
     pages: int = 0
     title_pages: int = 0
@@ -280,7 +280,7 @@ def scrape(settings: ScrapeSettings) -> ScrapeReport:
             with browser_session(settings.remote, page_timeout=settings.page_timeout, user_agent=USER_AGENT) as driver:
                 run.all_genres(driver)
         except WebDriverException as error:
-            stopped = ScrapeStoppedError(f"the browser failed: {(error.msg or str(error)).strip().splitlines()[0]}")
+            stopped = ScrapeStoppedError(f"the browser failed: {first_line(error)}")
             raise run.stopped(stopped, started) from error
         except ScrapeStoppedError as error:
             raise run.stopped(error, started) from error
@@ -326,10 +326,10 @@ class _Run:
         movies = self.write_catalog()
         written = len(movies)
         counts = self.state.poster_counts()
-        self.report.movies = self.report.posters = written
+        self.report.movies = written
+        self.report.posters = sum((self.settings.out / movie.poster).is_file() for movie in movies)
         self.report.missing_posters = counts["missing"]
         self.report.failed_posters = counts["failed"] + counts["pending"]
-        self.report.duplicates = written - len({movie.imdb_id for movie in movies})
         self.report.genres = {genre: self.state.found_count(genre) for genre in self.settings.genres}
         self.report.seconds = round(time.monotonic() - started, 2)
         if validate and written:
@@ -351,7 +351,7 @@ class _Run:
         for genre in self.settings.genres:
             self.genre(genre)
             self.write_catalog()  # a valid catalog of what is done so far, whatever happens next
-        self.fetch_posters(self.state.posters_to_fetch())
+        self.fetch_posters(self.state.posters_to_fetch(statuses=NOT_TRIED))
 
     def genre(self, genre: str) -> None:
         """Scrape one genre: size its searches up, read their results up to the genre's quota, title pages, posters.
@@ -365,7 +365,7 @@ class _Run:
                 self.page_through(*step, bar=bar)
             if self.settings.title_pages != "off":
                 self.visit_title_pages(genre, bar)
-            self.fetch_posters(self.state.posters_to_fetch(genre=genre), bar)
+            self.fetch_posters(self.state.posters_to_fetch(genre=genre, statuses=NOT_TRIED), bar)
 
     def survey(self, genre: str, bar: tqdm) -> None:
         """Load each new search once for its total; split those over the result cap into halves by years."""
@@ -448,7 +448,7 @@ class _Run:
                 records.append(MovieRecord.from_item(item))
         recorded = self.state.record(search, records, end)
         self.report.repeats += recorded.repeats
-        self.fetch_posters(self.state.posters_to_fetch(ids=recorded.new_ids))
+        self.fetch_posters(self.state.posters_to_fetch(ids=recorded.new_ids, statuses=NOT_TRIED))
 
     # -- title pages -------------------------------------------------------------------------------------------------
 
@@ -490,7 +490,7 @@ class _Run:
                     return None
                 problem = str(error)
             except WebDriverException as error:
-                problem = (error.msg or str(error)).strip().splitlines()[0]
+                problem = first_line(error)
         log.warning("%s: could not read its title page (%s); keeping what the search showed", imdb_id, problem)
         return None
 

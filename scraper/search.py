@@ -10,14 +10,15 @@ import re
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlencode
 
 from selenium.common.exceptions import WebDriverException
 from selenium.webdriver.remote.webdriver import WebDriver
 
 from catalog.movie import IMDB_ID
-from scraper.title_page import VOTE_SCALES
+from scraper.browser import first_line
+from scraper.title_page import parse_votes as parse_shown_votes
 
 log = logging.getLogger("scraper")
 
@@ -45,10 +46,10 @@ PAPER_GENRES: tuple[str, ...] = (
 WALL_STATUSES = frozenset({202, 403, 405})
 """HTTP statuses of IMDb's bot wall: the AWS WAF challenge (202), CloudFront's refusal (403), the CAPTCHA (405)."""
 
+T = TypeVar("T")
 _INDEX_PREFIX = re.compile(r"^\s*\d+\.\s+")
 _YEAR = re.compile(r"(\d{4})(?:\s*[–-]\s*(\d{4})?)?")
 _RUNTIME = re.compile(r"(?:(\d+)h)?\s*(?:(\d+)m)?")
-_VOTES = re.compile(r"(\d+(?:\.\d+)?)\s*([KMB]?)", re.IGNORECASE)
 _RATING = re.compile(r"\d{1,2}(?:\.\d+)?")
 _TOTAL = re.compile(r"(?:^|\s)\d[\d,]*\s*-\s*\d[\d,]*\s+of\s+(\d[\d,]*)")
 _HTTP_STATUS = re.compile(r"\bHTTP (\d{3})\b")
@@ -179,11 +180,7 @@ def parse_votes(text: str | None) -> int | None:
     """A vote count as results show it: " (2.9M)" -> 2_900_000, "(850K)" -> 850_000, "(1,234)" -> 1234; else None."""
     if not text:
         return None
-    cleaned = text.replace("\xa0", " ").replace(",", "").strip().strip("()").strip()
-    match = _VOTES.fullmatch(cleaned)
-    if match is None:
-        return None
-    return round(float(match.group(1)) * VOTE_SCALES[match.group(2).upper()])
+    return parse_shown_votes(text.replace("\xa0", " ").replace(",", "").strip().strip("()"))
 
 
 def parse_rating(text: str | None) -> float | None:
@@ -296,13 +293,18 @@ def merge_item(dom: SearchItem, exact: SearchItem | None) -> SearchItem:
     return SearchItem(
         imdb_id=dom.imdb_id,
         title=exact.title or dom.title,
-        year=exact.year if exact.year is not None else dom.year,
-        rating=exact.rating if exact.rating is not None else dom.rating,
-        votes=exact.votes if exact.votes is not None else dom.votes,
+        year=first_known(exact.year, dom.year),
+        rating=first_known(exact.rating, dom.rating),
+        votes=first_known(exact.votes, dom.votes),
         genres=exact.genres,
         poster_url=exact.poster_url or dom.poster_url,
         exact=True,
     )
+
+
+def first_known(*values: T) -> T | None:
+    """The first of `values` that is not None (a 0 counts), else None."""
+    return next((value for value in values if value is not None), None)
 
 
 def parse_total(header: str | None) -> int | None:
@@ -381,7 +383,7 @@ class SearchPage:
                 self.driver.get(self.url)
                 summary = self.driver.execute_script(_PAGE_SUMMARY_SCRIPT)
             except WebDriverException as error:  # time-outs included
-                failure = f"the browser could not load it ({_first_line(error)})"
+                failure = f"the browser could not load it ({first_line(error)})"
                 continue
             if summary["hasList"] or summary["nextData"]:
                 self.next_data = read_next_data(summary["nextData"])
@@ -434,7 +436,7 @@ class SearchPage:
                 button = self.driver.find_element("css selector", "button.ipc-see-more__button")
                 self.driver.execute_script(_CLICK_SCRIPT, button)
             except WebDriverException as error:
-                last_error = _first_line(error)
+                last_error = first_line(error)
                 continue
             after = self._wait_for_change(before["count"])
             if after["count"] > before["count"]:
@@ -459,8 +461,3 @@ class SearchPage:
             if state["count"] > count or not state["button"] or state["error"] or time.monotonic() >= deadline:
                 return state
             time.sleep(0.05)
-
-
-def _first_line(error: BaseException) -> str:
-    text = getattr(error, "msg", None) or str(error)
-    return (text.strip().splitlines() or [type(error).__name__])[0]

@@ -11,6 +11,7 @@ from dataclasses import replace
 
 import pytest
 
+import scraper.fetch
 from app import create_app
 from catalog import Catalog
 from scraper.replica import ReplicaServer
@@ -93,9 +94,12 @@ def test_the_bot_wall_message_explains_what_happened(linked_client) -> None:
     assert "IMDb refused" in text
 
 
-def test_without_overrides_a_link_never_reaches_the_replica(app, client, imdb) -> None:
-    """The default settings fetch only from IMDb's real hosts over HTTPS; a loopback address is refused even when
-    a name resolves to it, so there is nothing the replica could answer."""
-    response = client.post("/recommend", data={"imdb_url": "http://127.0.0.1/title/tt98000001/"})
-    assert response.status_code == 400
+def test_without_overrides_a_link_never_reaches_the_replica(app, client, imdb, monkeypatch) -> None:
+    """The default settings fetch only from IMDb's real hosts over HTTPS, every address vetted: even when IMDb's
+    name resolves to loopback, where the replica listens, nothing is fetched and nothing saved."""
+    monkeypatch.setattr(scraper.fetch, "_system_resolve", lambda host, port: ["127.0.0.1"])
+    response = client.post("/recommend", data={"imdb_url": f"https://www.imdb.com/title/{OUTSIDE[0]}/"})
+    assert response.status_code == 502
+    assert "resolves to 127.0.0.1" in response.get_data(as_text=True)  # refused before connecting, not unreachable
     assert imdb.requests == []
+    assert saved_recommendations(app) == []

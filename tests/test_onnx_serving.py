@@ -8,8 +8,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
-import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -30,8 +28,8 @@ from model.onnx_model import (
     has_export,
 )
 from model.presets import PAPER
+from tests.test_bench_scripts import run_script
 
-ROOT = Path(__file__).resolve().parents[1]
 TOLERANCE = 1e-4
 
 
@@ -115,9 +113,7 @@ def test_the_weights_are_one_page_aligned_file_beside_a_small_graph(flatten_mode
     assert list(transpose_back.attribute[0].ints) == [0, 2, 3, 1]  # Keras flattens (h, w, c)
 
 
-def test_a_model_retrained_since_its_export_is_refused(
-    avg_model_dir: Path, demo_catalog_dir: Path, index_dir: Path, tmp_path: Path
-) -> None:
+def test_a_model_retrained_since_its_export_is_refused(avg_model_dir: Path, app_settings: dict, tmp_path: Path) -> None:
     copy = shutil.copytree(avg_model_dir, tmp_path / "model")
     OnnxGenreModel.load(copy)  # copytree keeps the weights' time: fresh
     os.utime(copy / WEIGHTS_FILE)  # touched, same bytes: the content hash says it is still fresh
@@ -134,7 +130,7 @@ def test_a_model_retrained_since_its_export_is_refused(
     from app import create_app
 
     with pytest.raises(StaleExportError, match="export-onnx"):
-        create_app(app_config(copy, demo_catalog_dir, index_dir, tmp_path))
+        create_app({**app_settings, "MODEL": str(copy)})
     export_onnx(copy)
     np.testing.assert_allclose(
         OnnxGenreModel.load(copy).predict(np.zeros((1, 100, 100, 3), np.uint8))[0],
@@ -168,17 +164,6 @@ def test_export_onnx_command_writes_the_export_and_says_what_is_missing(
     assert result.exit_code != 0 and "model.json is missing" in result.output
 
 
-def app_config(model_dir: Path, catalog_dir: Path, index_dir: Path, tmp_path: Path) -> dict:
-    return {
-        "TESTING": True,
-        "SECRET_KEY": "test",
-        "CATALOG": str(catalog_dir),
-        "MODEL": str(model_dir),
-        "INDEX": str(index_dir),
-        "DATABASE": str(tmp_path / "posterbench.sqlite"),
-    }
-
-
 SERVE_AND_REPORT = """
 import io, json, sys
 from app import create_app
@@ -207,18 +192,7 @@ def test_the_app_serves_an_export_without_importing_tensorflow(
 ) -> None:
     poster = demo_catalog.poster_path(demo_catalog.movies[5])
     arguments = [str(demo_catalog_dir), str(avg_model_dir), str(index_dir), str(tmp_path / "p.sqlite"), str(poster)]
-    environment = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
-    done = subprocess.run(
-        [sys.executable, "-c", SERVE_AND_REPORT, *arguments],
-        cwd=ROOT,
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    report = json.loads(done.stdout.strip().splitlines()[-1])
+    report = json.loads(run_script("-c", SERVE_AND_REPORT, *arguments).strip().splitlines()[-1])
     assert report == {"status": 303, "model": "OnnxGenreModel", "loaded": []}
 
 
@@ -229,15 +203,13 @@ def test_without_an_export_the_app_serves_keras(app) -> None:
         assert isinstance(get_resources().model, GenreModel)
 
 
-def test_the_app_recommends_from_the_exports_predictions(
-    avg_model_dir: Path, demo_catalog_dir: Path, demo_catalog, index_dir: Path, tmp_path: Path
-) -> None:
+def test_the_app_recommends_from_the_exports_predictions(avg_model_dir: Path, app_settings: dict, demo_catalog) -> None:
     import io
     import sqlite3
 
     from app import create_app
 
-    config = app_config(avg_model_dir, demo_catalog_dir, index_dir, tmp_path)
+    config = {**app_settings, "MODEL": str(avg_model_dir)}
     app = create_app(config)
     client = app.test_client()
     with client.session_transaction() as session:
@@ -269,21 +241,13 @@ def test_gunicorn_workers_serving_an_export_load_no_tensorflow_and_less_memory(
 ) -> None:
     """bench/serving_memory.py reads each worker's memory maps: TensorFlow's libraries are mapped only in workers
     that serve the Keras weights of the same model (--runtime keras)."""
-    environment = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
     figures = {}
     for runtime in ("onnx", "keras"):
-        done = subprocess.run(
-            [sys.executable, "bench/serving_memory.py", "--catalog", str(demo_catalog_dir), "--model"]
-            + [str(avg_model_dir), "--index", str(index_dir), "--workers", "1", "--runtime", runtime],
-            cwd=ROOT,
-            env=environment,
-            capture_output=True,
-            text=True,
-            timeout=600,
-            check=False,
+        output = run_script(
+            *("bench/serving_memory.py", "--catalog", str(demo_catalog_dir), "--model", str(avg_model_dir)),
+            *("--index", str(index_dir), "--workers", "1", "--runtime", runtime),
         )
-        assert done.returncode == 0, done.stderr[-3000:]
-        figures[runtime] = json.loads(done.stdout.strip().splitlines()[-1])["1"]
+        figures[runtime] = json.loads(output.strip().splitlines()[-1])["1"]
     assert figures["onnx"]["runtime"] == "onnx" and figures["keras"]["runtime"] == "keras"
     assert 50 < figures["onnx"]["pss_mib"] < figures["keras"]["pss_mib"] - 200  # TensorFlow alone is more
 
