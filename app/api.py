@@ -55,6 +55,7 @@ def recommend() -> tuple[dict, int]:
         "arm": shown.choice.arm,
         "explored": shown.choice.explored,
         "genres": shown.genres,
+        **shown.evoked,
         "recommendations": [movie_json(movie) for movie in shown.movies],
         "results_url": url_for("main.results", recommendation_id=shown.id, _external=True),
     }

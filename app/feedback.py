@@ -32,6 +32,7 @@ class Shown:
     query_imdb_id: str | None
     query_image: bytes | None
     genres: Mapping[str, float]
+    evoked: Mapping[str, object]  # decade, year, rating, looks_like_poster (app.queries.evoked_json)
     results: list[str]
 
 
@@ -57,7 +58,7 @@ def record_recommendation(database: Database, policy_name: str, choice: Choice, 
     """Log a recommendation with the arm that made it and the probability of that arm; returns its id."""
     return database.insert(
         "INSERT INTO recommendations (policy, arm, epsilon, explored, arm_probability, query_kind, query_imdb_id,"
-        " query_image, genres, results) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        " query_image, genres, evoked, results) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (
             policy_name,
             choice.arm,
@@ -68,6 +69,7 @@ def record_recommendation(database: Database, policy_name: str, choice: Choice, 
             shown.query_imdb_id,
             shown.query_image,
             json.dumps(dict(shown.genres)),
+            json.dumps(dict(shown.evoked)),
             json.dumps(shown.results),
         ),
     )

@@ -1,5 +1,6 @@
 """From a poster (an upload, a catalog sample or an IMDb title link) to a logged recommendation: genre
-probabilities, the bandit's distance and the five nearest catalog movies. Shared by the pages and the JSON API."""
+probabilities, the decade, year and rating the poster evokes, whether it looks like a poster at all, the bandit's
+distance and the five nearest catalog movies. Shared by the pages and the JSON API."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from app.recommender import recommend
 from app.resources import Resources
 from bandit import Choice
 from catalog import Movie
+from model.artifacts import Description, Prediction
 from model.images import PosterImageError, decode_poster, poster_array
 
 THUMBNAIL_SIZE = (182, 268)
@@ -34,8 +36,7 @@ class Query:
     kind: str  # upload, sample or imdb
     imdb_id: str | None
     thumbnail: bytes | None  # a JPEG of a poster that is not in the catalog, kept to show it again
-    probabilities: np.ndarray  # (n_genres,) the model's
-    features: np.ndarray  # (feature_dim,)
+    prediction: Prediction  # the model's, for this one poster
     catalog_row: int | None  # the query's own catalog row, never recommended to itself
 
 
@@ -44,14 +45,38 @@ class Recommendation:
     id: int
     choice: Choice
     genres: dict[str, float]
+    evoked: dict[str, object]  # see evoked_json
     movies: list[Movie]
+
+
+def evoked_json(prediction: Prediction, description: Description, false_alarm_rate: float) -> dict[str, object]:
+    """What one poster evokes besides its genres, as JSON: the probability of each decade, the expected year, the
+    expected IMDb rating with the range that held 80 % of held-out movies' ratings, and whether it looks like a
+    movie poster (its score is the share of real held-out posters that look less like one)."""
+    low, high = description.rating_interval
+    expected = float(prediction.rating[0])
+    score = float(prediction.poster_score[0])
+    return {
+        "decade": {
+            f"{decade}s": round(float(p), 4)
+            for decade, p in zip(description.decades, prediction.decades[0], strict=True)
+        },
+        "year": round(float(prediction.year[0]), 1),
+        "rating": {
+            "expected": round(min(max(expected, 1.0), 10.0), 2),
+            "low": round(min(max(expected + low, 1.0), 10.0), 2),
+            "high": round(min(max(expected + high, 1.0), 10.0), 2),
+            "coverage": 0.8,
+        },
+        "looks_like_poster": {"value": score >= false_alarm_rate, "score": round(score, 4)},
+    }
 
 
 def sample_query(resources: Resources, imdb_id: str, kind: str = "sample") -> Query:
     if imdb_id not in resources.catalog:
         raise QueryError(f"no movie {imdb_id} in the catalog", 404)
     row = resources.catalog.position(imdb_id)
-    return Query(kind, imdb_id, None, resources.index.probabilities[row], resources.index.features[row], row)
+    return Query(kind, imdb_id, None, resources.index.prediction([row]), row)
 
 
 def upload_query(resources: Resources, data: bytes, filename: str | None) -> Query:
@@ -83,30 +108,33 @@ def image_query(resources: Resources, data: bytes, kind: str, imdb_id: str | Non
     except PosterImageError as error:
         status = 400 if kind == "upload" else 502
         raise QueryError(f"{what}: {error}", status) from None
-    probabilities, features = (batch[0] for batch in resources.model.predict(poster_array(image, size)[np.newaxis]))
-    return Query(kind, imdb_id, thumbnail(image), probabilities, features, None)
+    prediction = resources.model.predict(poster_array(image, size)[np.newaxis])
+    return Query(kind, imdb_id, thumbnail(image), prediction, None)
 
 
 def recommend_for(
     database: Database, resources: Resources, config: Mapping[str, object], query: Query
 ) -> Recommendation:
     """Genres, the bandit's distance and the five nearest movies for `query`, logged; returns what was shown."""
-    probabilities = resources.genre_probabilities(query.features[np.newaxis], query.probabilities[np.newaxis])[0]
+    features = query.prediction.features
+    probabilities = resources.genre_probabilities(features, query.prediction.genres)[0]
     policy_name = str(config["BANDIT_POLICY"])
     choice = choose(current_policy(database, policy_name, config["BANDIT_PARAMS"]))
     rows = recommend(
         resources.search,
         resources.labels,
-        query.features,
+        features[0],
         probabilities,
         choice.arm,
         exclude_rows=[] if query.catalog_row is None else [query.catalog_row],
     )
     genres = {genre: round(float(p), 4) for genre, p in zip(resources.model.genres, probabilities, strict=True)}
+    model = resources.model
+    evoked = evoked_json(query.prediction, model.description, model.detector.false_alarm_rate)
     movies = [resources.catalog.movies[row] for row in rows]
-    shown = Shown(query.kind, query.imdb_id, query.thumbnail, genres, [movie.imdb_id for movie in movies])
+    shown = Shown(query.kind, query.imdb_id, query.thumbnail, genres, evoked, [movie.imdb_id for movie in movies])
     recommendation_id = record_recommendation(database, policy_name, choice, shown)
-    return Recommendation(recommendation_id, choice, genres, movies)
+    return Recommendation(recommendation_id, choice, genres, evoked, movies)
 
 
 def thumbnail(image: Image.Image) -> bytes:

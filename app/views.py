@@ -91,6 +91,7 @@ def results(recommendation_id: int) -> str:
         "results.html",
         shown=shown,
         genres=genres,
+        evoked=json.loads(shown["evoked"]) if shown["evoked"] else None,
         movies=movies,
         query_movie=query_movie,
         ratings=RATINGS,

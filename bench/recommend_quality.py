@@ -3,12 +3,17 @@ recommended from a catalog that never contains the query itself.
 
 For every query the app's own procedure picks five catalog movies (movies of the genres whose probability is above
 0.5, or of the most probable genre, then the nearest feature vectors), and each pick is scored against the query's
-true genres (the six target genres) and year:
+true genres (the six target genres), year and IMDb rating:
 - genre_share: share of the five that share at least one true genre with the query;
 - genre_jaccard: mean Jaccard index between the query's and the pick's genre sets;
-- same_decade: share of the five from the query's decade (queries or picks without a year are left out).
-Random picks from the same catalog are printed as the baseline (exact expectations, not a draw), and so are the
-genre model's own probabilities and no genre filter at all, beside CLEMS's probabilities when `--clems` is given.
+- same_decade: share of the five from the query's decade (queries or picks without a year are left out);
+- year_gap_median: median of |query year - pick year| over all query/pick pairs that both have a year;
+- rating_gap_mean: mean of |query rating - pick rating| over all query/pick pairs that both have a rating.
+Two random baselines are printed: picks drawn from the whole catalog (exact expectations, not a draw), and, beside
+each source of genres, five picks per query drawn uniformly (seeded, `--seed`) from the very pool the app's search
+draws from (its genre filter, never the query itself, the whole catalog when the filter leaves fewer than five),
+so that what the nearest vectors add beyond the genre filter shows. The genre model's own probabilities and no
+genre filter at all are scored, beside CLEMS's probabilities when `--clems` is given.
 
 Two ways to choose queries and catalog:
 - `--catalog DIR --index DIR --model DIR`: the model's own held-out test split are the queries, the movies of its
@@ -16,34 +21,53 @@ Two ways to choose queries and catalog:
 - add `--queries DIR --queries-index DIR`: every movie of another catalog is a query against all of this one
   (`make recommend-eval QUERIES=DIR CATALOG=DIR`); a query that is also in the catalog is never recommended to
   itself.
-The last line is one JSON object keyed by distance: {genre_share, genre_jaccard, same_decade, n}, for the
-genres the app uses (CLEMS's when given, else the model's).
+The last line is one JSON object keyed by distance, plus "random" (the seeded random picks from the same pool):
+each {genre_share, genre_jaccard, same_decade, year_gap_median, rating_gap_mean, n}, for the genres the app uses
+(CLEMS's when given, else the model's); a figure with nothing to average (no years, say) is null.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import time
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 K = 5
+SCORE_KEYS: tuple[str, ...] = (
+    "genre_share",
+    "genre_jaccard",
+    "same_decade",
+    "year_gap_median",
+    "rating_gap_mean",
+    "n",
+)
 
 
 @dataclass(frozen=True)
 class Side:
-    """Movies of one side (queries or catalog): ids, true genre matrix, decades, features, genre probabilities."""
+    """Movies of one side (queries or catalog): ids, true genre matrix, years and IMDb ratings (NaN when unknown),
+    features, genre probabilities."""
 
     ids: list[str]
     labels: np.ndarray  # (n, n_genres) 0/1
-    decades: np.ndarray  # (n,) year // 10, -1 when unknown
+    years: np.ndarray  # (n,) float, NaN when unknown
+    ratings: np.ndarray  # (n,) float, NaN when unknown
     features: np.ndarray  # (n, feature_size)
     probabilities: np.ndarray  # (n, n_genres)
+
+    @cached_property
+    def decades(self) -> np.ndarray:
+        """(n,) year // 10, -1 when unknown."""
+        years = np.asarray(self.years, dtype=np.float64)
+        return np.where(np.isnan(years), -1, np.floor_divide(np.nan_to_num(years), 10)).astype(int)
 
 
 def side_of(catalog, index, ids: list[str], probabilities: np.ndarray | None = None) -> Side:
@@ -52,7 +76,8 @@ def side_of(catalog, index, ids: list[str], probabilities: np.ndarray | None = N
     return Side(
         ids=ids,
         labels=catalog.labels(index.genres, ids).astype(np.int8),
-        decades=np.array([movie.year // 10 if movie.year else -1 for movie in movies]),
+        years=np.array([np.nan if movie.year is None else movie.year for movie in movies], dtype=np.float64),
+        ratings=np.array([np.nan if movie.rating is None else movie.rating for movie in movies], dtype=np.float64),
         features=index.features[rows],
         probabilities=index.probabilities[rows] if probabilities is None else probabilities[rows],
     )
@@ -65,8 +90,29 @@ def jaccard(query_labels: np.ndarray, picked_labels: np.ndarray) -> np.ndarray:
     return np.where(either > 0, both / np.maximum(either, 1), 1.0)
 
 
-def pick_scores(query: Side, row: int, catalog: Side, picks: list[int]) -> tuple[float, float, float | None]:
-    """genre_share, genre_jaccard and same_decade of one query's picks (same_decade None without years)."""
+@dataclass(frozen=True)
+class PickScores:
+    """One query's picks: genre_share, genre_jaccard, same_decade (None without years), and the |year difference|
+    and |rating difference| of each pick for which both movies have one (empty arrays when none has)."""
+
+    genre_share: float
+    genre_jaccard: float
+    same_decade: float | None
+    year_gaps: np.ndarray
+    rating_gaps: np.ndarray
+
+
+def gaps(query_value: float, picked_values: np.ndarray) -> np.ndarray:
+    """|query_value - each picked value|, leaving out unknown (NaN) values; empty when the query's is unknown."""
+    known = picked_values[~np.isnan(picked_values)]
+    if np.isnan(query_value):
+        return known[:0]
+    return np.abs(known - query_value)
+
+
+def pick_scores(query: Side, row: int, catalog: Side, picks: list[int]) -> PickScores:
+    """Scores of the picks (catalog rows) made for query `row`."""
+    picks = np.asarray(picks, dtype=np.intp)
     labels = catalog.labels[picks]
     share = float((labels & query.labels[row]).any(axis=1).mean())
     mean_jaccard = float(jaccard(query.labels[row], labels).mean())
@@ -75,37 +121,104 @@ def pick_scores(query: Side, row: int, catalog: Side, picks: list[int]) -> tuple
     same_decade = (
         float((decades[dated] == query.decades[row]).mean()) if query.decades[row] >= 0 and dated.any() else None
     )
-    return share, mean_jaccard, same_decade
+    return PickScores(
+        genre_share=share,
+        genre_jaccard=mean_jaccard,
+        same_decade=same_decade,
+        year_gaps=gaps(float(query.years[row]), catalog.years[picks].astype(np.float64)),
+        rating_gaps=gaps(float(query.ratings[row]), catalog.ratings[picks].astype(np.float64)),
+    )
+
+
+def summary(scores: list[PickScores]) -> dict[str, float]:
+    """Means over the queries (same_decade: over those with a year), year_gap_median and rating_gap_mean over all
+    query/pick pairs; NaN where there is nothing to average."""
+    decades = [score.same_decade for score in scores if score.same_decade is not None]
+    year_gaps = np.concatenate([score.year_gaps for score in scores]) if scores else np.empty(0)
+    rating_gaps = np.concatenate([score.rating_gaps for score in scores]) if scores else np.empty(0)
+    return {
+        "genre_share": mean_or_nan([score.genre_share for score in scores]),
+        "genre_jaccard": mean_or_nan([score.genre_jaccard for score in scores]),
+        "same_decade": mean_or_nan(decades),
+        "year_gap_median": round(float(np.median(year_gaps)), 4) if len(year_gaps) else float("nan"),
+        "rating_gap_mean": mean_or_nan(rating_gaps),
+        "n": len(scores),
+    }
+
+
+def mean_or_nan(values) -> float:
+    return round(float(np.mean(values)), 4) if len(values) else float("nan")
+
+
+def histogram_median(counts: np.ndarray) -> float:
+    """Median of a sample given as counts of the values 0, 1, 2, ... (NaN when empty), as np.median computes it."""
+    total = int(counts.sum())
+    if total == 0:
+        return float("nan")
+    cumulative = np.cumsum(counts)
+    lower = int(np.searchsorted(cumulative, (total - 1) // 2, side="right"))
+    upper = int(np.searchsorted(cumulative, total // 2, side="right"))
+    return (lower + upper) / 2
 
 
 def random_baseline(query: Side, catalog: Side) -> dict[str, float]:
-    """Expected scores of picks drawn uniformly from the catalog (less the query itself, which is ignored)."""
+    """Expected scores of picks drawn uniformly from the whole catalog (less the query itself, which is ignored):
+    exact, over every query/catalog pair (year gaps: years taken as whole numbers)."""
     shares, jaccards, decades = [], [], []
     dated_decades = catalog.decades[catalog.decades >= 0]
+    catalog_years = np.rint(catalog.years[~np.isnan(catalog.years)]).astype(np.int64)
+    catalog_ratings = catalog.ratings[~np.isnan(catalog.ratings)]
+    year_gap_counts = np.zeros(1, dtype=np.int64)
+    rating_gap_sum, rating_pairs = 0.0, 0
     for row in range(len(query.ids)):
         shares.append((catalog.labels & query.labels[row]).any(axis=1).mean())
         jaccards.append(jaccard(query.labels[row], catalog.labels).mean())
         if query.decades[row] >= 0:
             decades.append((dated_decades == query.decades[row]).mean())
-    return summary(shares, jaccards, decades)
-
-
-def summary(shares: list[float], jaccards: list[float], decades: list[float]) -> dict[str, float]:
+        if not np.isnan(query.years[row]) and len(catalog_years):
+            counts = np.bincount(np.abs(catalog_years - int(np.rint(query.years[row]))))
+            if len(counts) > len(year_gap_counts):
+                year_gap_counts = np.pad(year_gap_counts, (0, len(counts) - len(year_gap_counts)))
+            year_gap_counts[: len(counts)] += counts
+        if not np.isnan(query.ratings[row]):
+            rating_gap_sum += float(np.abs(catalog_ratings - query.ratings[row]).sum())
+            rating_pairs += len(catalog_ratings)
+    median = histogram_median(year_gap_counts)
     return {
-        "genre_share": round(float(np.mean(shares)), 4),
-        "genre_jaccard": round(float(np.mean(jaccards)), 4),
-        "same_decade": round(float(np.mean(decades)), 4) if decades else float("nan"),
+        "genre_share": mean_or_nan(shares),
+        "genre_jaccard": mean_or_nan(jaccards),
+        "same_decade": mean_or_nan(decades),
+        "year_gap_median": median if math.isnan(median) else round(median, 4),
+        "rating_gap_mean": round(rating_gap_sum / rating_pairs, 4) if rating_pairs else float("nan"),
         "n": len(shares),
     }
 
 
+class RandomPicks:
+    """Stands in for `NeighbourSearch` in `app.recommender.recommend`: `nearest` ignores the query and the
+    distance and returns k rows drawn uniformly, without replacement, from the rows the search is allowed (the
+    whole catalog when no mask is given), so the random picks come from exactly the pool the app searches."""
+
+    def __init__(self, n_rows: int, seed: int = 0) -> None:
+        self.n_rows = n_rows
+        self.rng = np.random.default_rng(seed)
+
+    def __len__(self) -> int:
+        return self.n_rows
+
+    def nearest(self, query, metric: str, k: int = K, allowed: np.ndarray | None = None) -> np.ndarray:
+        pool = np.arange(self.n_rows) if allowed is None else np.flatnonzero(allowed)
+        return self.rng.choice(pool, size=min(k, len(pool)), replace=False)
+
+
 def evaluate_distance(query: Side, catalog: Side, search, metric: str, use_genres: bool = True) -> dict:
     """Scores of the app's recommendations for every query with at least one true genre (`use_genres` False:
-    the nearest of the whole catalog, ignoring the predicted genres)."""
+    the nearest of the whole catalog, ignoring the predicted genres). With a `RandomPicks` as `search`, the
+    scores of random picks from the same pool."""
     from app.recommender import recommend
 
     catalog_rows = {imdb_id: row for row, imdb_id in enumerate(catalog.ids)}
-    shares, jaccards, decades = [], [], []
+    scores: list[PickScores] = []
     for row, imdb_id in enumerate(query.ids):
         if not query.labels[row].any():
             continue
@@ -124,12 +237,21 @@ def evaluate_distance(query: Side, catalog: Side, search, metric: str, use_genre
             allowed = np.ones(len(catalog.ids), dtype=bool)
             allowed[itself] = False
             picks = search.nearest(query.features[row], metric, K, allowed).tolist()
-        share, mean_jaccard, same_decade = pick_scores(query, row, catalog, picks)
-        shares.append(share)
-        jaccards.append(mean_jaccard)
-        if same_decade is not None:
-            decades.append(same_decade)
-    return summary(shares, jaccards, decades)
+        scores.append(pick_scores(query, row, catalog, picks))
+    return summary(scores)
+
+
+def table_row(name: str, scores: dict, seconds: str) -> str:
+    figures = " | ".join(
+        "-" if math.isnan(scores[key]) else f"{scores[key]:.{2 if key == 'year_gap_median' else 4}f}"
+        for key in SCORE_KEYS[:-1]
+    )
+    return f"| {name} | {figures} | {scores['n']} | {seconds} |"
+
+
+def json_ready(scores: dict) -> dict:
+    """NaN (nothing to average) as null, so that the last line is strict JSON."""
+    return {key: None if isinstance(value, float) and math.isnan(value) else value for key, value in scores.items()}
 
 
 def main() -> None:
@@ -140,6 +262,7 @@ def main() -> None:
     parser.add_argument("--queries", type=Path, help="a second catalog whose movies are the queries")
     parser.add_argument("--queries-index", type=Path, help="its feature index, built by the same model")
     parser.add_argument("--clems", type=Path, help="use this CLEMS model's genre probabilities (threshold 0.5)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the random picks (default 0)")
     args = parser.parse_args()
     if (args.queries is None) != (args.queries_index is None):
         parser.error("--queries and --queries-index go together")
@@ -182,27 +305,29 @@ def main() -> None:
         print(f"model+CLEMS: genre probabilities of {args.clems} ({clems.cost} cost)")
 
     first_side = next(iter(sources.values()))
-    baseline = random_baseline(first_side, catalog_side)
     results: dict[str, dict] = {}
-    print("\n| picks | genre share | genre Jaccard | same decade | queries | seconds |")
-    print("|---|---|---|---|---|---|")
-    print(
-        f"| random | {baseline['genre_share']:.4f} | {baseline['genre_jaccard']:.4f} | "
-        f"{baseline['same_decade']:.4f} | {baseline['n']} | - |"
-    )
+    columns = ["picks", "genre share", "genre Jaccard", "same decade", "year gap median", "rating gap mean"]
+    print("\n| " + " | ".join([*columns, "queries", "seconds"]) + " |")
+    print("|---" * (len(columns) + 2) + "|")
+    print(table_row("random (exact expectation)", random_baseline(first_side, catalog_side), "-"))
     runs = [(name, side, True) for name, side in sources.items()] + [("no genre filter", first_side, False)]
     for name, query_side, use_genres in runs:
+        if use_genres:  # random picks from the pool this source's genres leave, beside its distances
+            started = time.perf_counter()
+            scores = evaluate_distance(
+                query_side, catalog_side, RandomPicks(len(catalog_side.ids), args.seed), DISTANCES[0], use_genres
+            )
+            print(table_row(f"random, {name} pool", scores, f"{time.perf_counter() - started:.1f}"))
+            if name == used:
+                results["random"] = scores
         for metric in DISTANCES:
             started = time.perf_counter()
             scores = evaluate_distance(query_side, catalog_side, search, metric, use_genres)
-            seconds = time.perf_counter() - started
-            print(
-                f"| {metric}, {name} | {scores['genre_share']:.4f} | {scores['genre_jaccard']:.4f} | "
-                f"{scores['same_decade']:.4f} | {scores['n']} | {seconds:.1f} |"
-            )
+            print(table_row(f"{metric}, {name}", scores, f"{time.perf_counter() - started:.1f}"))
             if name == used:
                 results[metric] = scores
-    print(json.dumps(results))
+    results["random"] = results.pop("random")  # after the distances
+    print(json.dumps({key: json_ready(scores) for key, scores in results.items()}))
 
 
 if __name__ == "__main__":

@@ -39,6 +39,19 @@ class EpochTimer(keras.callbacks.Callback):
         return sum(timed) / len(timed)
 
 
+def genre_batches(outputs, labels, batch_size: int):
+    """The training batches of model.train, with the genre targets alone (the naive way trains genres only)."""
+    from model.network import GENRES_LAYER
+    from model.train import CachedCopies
+
+    class CachedGenres(CachedCopies):
+        def __getitem__(self, batch: int):
+            inputs, targets = super().__getitem__(batch)
+            return inputs, targets[GENRES_LAYER]
+
+    return CachedGenres(outputs, {GENRES_LAYER: labels}, batch_size, seed=0)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--catalog", type=Path, required=True)
@@ -51,10 +64,10 @@ def main() -> None:
     import numpy as np
 
     from catalog import GENRES, read_catalog
-    from model.network import split_network
+    from model.network import GENRES_LAYER, split_network
     from model.presets import get_preset
     from model.split import with_target_genres
-    from model.train import CachedCopies, WorkDirectory, fit_end_to_end, inverse_frequency_weights
+    from model.train import WorkDirectory, decade_classes, fit_end_to_end, inverse_frequency_weights
     from model.train import weighted_binary_crossentropy as weighted_bce
 
     catalog = read_catalog(args.catalog)
@@ -72,17 +85,18 @@ def main() -> None:
 
     scratch = Path(tempfile.mkdtemp())
     try:
-        frozen, trainable = split_network(preset, len(GENRES), args.weights)
+        frozen, trainable = split_network(preset, len(GENRES), len(decade_classes(catalog, ids)), args.weights)
+        genres_only = keras.Model(trainable.input, trainable.get_layer(GENRES_LAYER).output)  # as the naive way
         work = WorkDirectory.open(scratch / "model", {"bench": True})
         start = time.perf_counter()
         cached = work.frozen_outputs("train", frozen, catalog, ids, preset, preset.augmented_copies, 0, False)
         cache_seconds = time.perf_counter() - start
-        trainable.compile(
+        genres_only.compile(
             optimizer=keras.optimizers.Adam(preset.learning_rate), loss=weighted_bce(inverse_frequency_weights(labels))
         )
         cached_timer = EpochTimer()
-        trainable.fit(
-            CachedCopies(cached, labels, preset.batch_size, seed=0),
+        genres_only.fit(
+            genre_batches(cached, labels, preset.batch_size),
             epochs=args.epochs,
             verbose=0,
             callbacks=[cached_timer],

@@ -9,7 +9,7 @@ import numpy as np
 
 from catalog import Catalog, staged_directory
 from embedding.clems import CLEMS
-from model.evaluate import format_table, genre_report
+from model.evaluate import calibration_report, format_table, genre_report
 from model.evaluation import evaluate, evaluation_movies
 from model.index import FeatureIndex
 from model.split import SPLIT_FILE, Split
@@ -48,5 +48,7 @@ def evaluate_with_clems(
     y_true = catalog.labels(index.genres, ids).astype(int)
     predicted, probabilities = clems.predict_with_proba(index.features[rows_of(catalog, ids)])
     reports[PREDICTOR] = genre_report(y_true, probabilities, np.full(len(index.genres), 0.5), index.genres, predicted)
+    reports[PREDICTOR]["calibration"] = calibration_report(y_true, probabilities, index.genres)
     title = f"{PREDICTOR}, {clems.cost} cost ({catalog.directory}: {len(ids)} movies, {which})"
-    return reports, text + "\n\n" + format_table(reports[PREDICTOR], title)
+    ece = reports[PREDICTOR]["calibration"]["ece_max"]
+    return reports, text + "\n\n" + format_table(reports[PREDICTOR], title) + f"\nworst genre's ECE {ece:.3f}"

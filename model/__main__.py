@@ -126,7 +126,8 @@ def export_onnx_command(model_dir: Path, catalog_dir: Path | None, check_posters
         raise click.ClickException(str(error)) from error
     click.echo(
         f"exported {model_dir}/model.onnx; largest difference from Keras on {check.posters}: "
-        f"{check.probabilities:.2g} (probabilities), {check.features:.2g} (features)"
+        f"{check.probabilities:.2g} (probabilities), {check.features:.2g} (features), "
+        f"{check.evoked:.2g} (decades, year, rating)"
     )
 
 

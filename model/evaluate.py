@@ -1,8 +1,10 @@
-"""Multi-label scores for genre predictions, and the report in the layout of the paper's Table I."""
+"""Scores for what a poster evokes: multi-label genre scores (the report in the layout of the paper's Table I),
+the calibration of each genre's probability, and decade, year and rating errors."""
 
 from __future__ import annotations
 
 import numpy as np
+from scipy.stats import spearmanr
 from sklearn.metrics import average_precision_score, f1_score, precision_recall_fscore_support, roc_auc_score
 
 
@@ -53,6 +55,16 @@ def format_table(report: dict, title: str) -> str:
     return "\n".join(lines)
 
 
+def format_report(report: dict, title: str) -> str:
+    """The genre table, then the era figures and calibration errors when the report has them."""
+    text = format_table(report, title)
+    if "era" in report and "calibration" in report:
+        text += "\n" + format_era(report["era"], report["calibration"])
+    if "poster_false_alarms" in report:
+        text += f"\nposters flagged as not posters: {report['poster_false_alarms']:.1%}"
+    return text
+
+
 def tune_thresholds(y_true: np.ndarray, probabilities: np.ndarray, rounds: int = 3) -> np.ndarray:
     """Per-genre decision thresholds that maximise micro-F1 + macro-F1 on (validation) data.
 
@@ -100,12 +112,102 @@ def constant_predictors(genre_counts: np.ndarray, n_movies: int) -> dict[str, tu
     }
 
 
-def summary(report: dict) -> dict:
-    """The figures that go into the one-line JSON of `evaluate`."""
+CALIBRATION_BINS = 10
+ERA_KEYS = ("decade_accuracy", "year_mae", "rating_mae", "rating_spearman", "rating_interval_coverage", "ece_max")
+
+
+def calibration_curve(y_true: np.ndarray, probabilities: np.ndarray, bins: int = CALIBRATION_BINS) -> list[dict]:
+    """One label's reliability: per equal-width probability bin with members, its count, mean probability and the
+    share of positives."""
+    edges = np.minimum((probabilities * bins).astype(int), bins - 1)
+    return [
+        {
+            "count": int(np.sum(edges == b)),
+            "probability": float(probabilities[edges == b].mean()),
+            "frequency": float(y_true[edges == b].mean()),
+        }
+        for b in range(bins)
+        if np.any(edges == b)
+    ]
+
+
+def expected_calibration_error(y_true: np.ndarray, probabilities: np.ndarray, bins: int = CALIBRATION_BINS) -> float:
+    """Mean |share of positives - mean probability| over equal-width bins, weighted by the bins' counts."""
+    curve = calibration_curve(y_true, probabilities, bins)
+    return float(sum(row["count"] * abs(row["frequency"] - row["probability"]) for row in curve) / len(y_true))
+
+
+def calibration_report(y_true: np.ndarray, probabilities: np.ndarray, genres: tuple[str, ...]) -> dict:
+    """Each genre's expected calibration error and reliability curve, and the worst genre's error."""
+    per_genre = {
+        genre: {
+            "ece": expected_calibration_error(y_true[:, k], probabilities[:, k]),
+            "curve": calibration_curve(y_true[:, k], probabilities[:, k]),
+        }
+        for k, genre in enumerate(genres)
+    }
+    return {"per_genre": per_genre, "ece_max": max(row["ece"] for row in per_genre.values())}
+
+
+def era_report(
+    years: np.ndarray,
+    ratings: np.ndarray,
+    decade_probabilities: np.ndarray,
+    decades: tuple[int, ...],
+    expected_years: np.ndarray,
+    expected_ratings: np.ndarray,
+    rating_interval: tuple[float, float],
+) -> dict:
+    """Decade accuracy, year and rating errors, and how often the rating interval holds the true rating; `years`
+    and `ratings` are NaN where unknown (those movies are left out of that figure)."""
+    known_year, known_rating = ~np.isnan(years), ~np.isnan(ratings)
+    true_decades = (years[known_year] // 10 * 10).astype(int)
+    predicted_decades = np.asarray(decades)[np.argmax(decade_probabilities[known_year], axis=1)]
+    rating_errors = ratings[known_rating] - expected_ratings[known_rating]
+    low, high = rating_interval
     return {
+        "decade_accuracy": float(np.mean(predicted_decades == true_decades)),
+        "decade_majority": float(np.max(np.unique(true_decades, return_counts=True)[1]) / len(true_decades)),
+        "year_mae": float(np.mean(np.abs(years[known_year] - expected_years[known_year]))),
+        "year_mae_median_baseline": float(np.mean(np.abs(years[known_year] - np.median(years[known_year])))),
+        "rating_mae": float(np.mean(np.abs(rating_errors))),
+        "rating_mae_median_baseline": float(np.mean(np.abs(ratings[known_rating] - np.median(ratings[known_rating])))),
+        "rating_spearman": float(spearmanr(ratings[known_rating], expected_ratings[known_rating]).statistic),
+        "rating_interval": [float(low), float(high)],
+        "rating_interval_coverage": float(np.mean((rating_errors >= low) & (rating_errors <= high))),
+        "n_years": int(known_year.sum()),
+        "n_ratings": int(known_rating.sum()),
+    }
+
+
+def format_era(era: dict, calibration: dict) -> str:
+    """The era report and each genre's calibration error as text."""
+    return "\n".join(
+        [
+            f"decade accuracy {era['decade_accuracy']:.3f} (majority decade {era['decade_majority']:.3f})   "
+            f"year MAE {era['year_mae']:.1f} (median year {era['year_mae_median_baseline']:.1f})",
+            f"rating MAE {era['rating_mae']:.2f} (median rating {era['rating_mae_median_baseline']:.2f})   "
+            f"Spearman {era['rating_spearman']:.3f}   80 % interval [{era['rating_interval'][0]:+.1f}, "
+            f"{era['rating_interval'][1]:+.1f}] holds {era['rating_interval_coverage']:.1%}",
+            "ECE "
+            + "  ".join(f"{genre} {row['ece']:.3f}" for genre, row in calibration["per_genre"].items())
+            + f"   (worst {calibration['ece_max']:.3f})",
+        ]
+    )
+
+
+def summary(report: dict) -> dict:
+    """The figures that go into the one-line JSON of `evaluate` (era and calibration ones where the report has
+    them)."""
+    figures = {
         "micro_f1": round(report["micro_f1"], 4),
         "macro_f1": round(report["macro_f1"], 4),
         "macro_auc": round(report["macro_roc_auc"], 4),
         "map": round(report["mean_average_precision"], 4),
         "n": report["n"],
     }
+    for key in ERA_KEYS:
+        source = report.get("calibration", {}) if key == "ece_max" else report.get("era", {})
+        if key in source:
+            figures[key] = round(source[key], 4)
+    return figures

@@ -9,8 +9,16 @@ from pathlib import Path
 import numpy as np
 
 from catalog import Catalog
-from model.artifacts import DESCRIPTION_FILE, GenreModel
-from model.evaluate import constant_predictors, format_table, genre_report, summary, tune_thresholds
+from model.artifacts import DESCRIPTION_FILE, GenreModel, Prediction
+from model.evaluate import (
+    calibration_report,
+    constant_predictors,
+    era_report,
+    format_report,
+    genre_report,
+    summary,
+    tune_thresholds,
+)
 from model.images import load_posters
 from model.index import FeatureIndex
 from model.split import SPLIT_FILE, Split, with_target_genres
@@ -28,15 +36,40 @@ def evaluation_movies(catalog: Catalog, model_dir: Path) -> tuple[list[str], str
     return [movie.imdb_id for movie in with_target_genres(catalog.movies)], "every movie with a target genre"
 
 
-def predict_movies(model: GenreModel, catalog: Catalog, ids: list[str], progress: bool = True) -> np.ndarray:
-    """Genre probabilities (n, n_genres) of the listed catalog movies, read and predicted in chunks."""
+def predict_movies(model: GenreModel, catalog: Catalog, ids: list[str], progress: bool = True) -> Prediction:
+    """What the listed catalog movies' posters evoke, read and predicted in chunks."""
     from tqdm import tqdm
 
-    probabilities = []
+    parts = []
     for start in tqdm(range(0, len(ids), PREDICT_CHUNK), desc="predicting", unit="chunk", disable=not progress):
         chunk = [catalog.poster_path(catalog.get(imdb_id)) for imdb_id in ids[start : start + PREDICT_CHUNK]]
-        probabilities.append(model.predict(load_posters(chunk, model.input_size, progress=False))[0])
-    return np.concatenate(probabilities)
+        parts.append(model.predict(load_posters(chunk, model.input_size, progress=False)))
+    return Prediction.concatenate(parts)
+
+
+def known_values(catalog: Catalog, ids: list[str], field: str) -> np.ndarray:
+    """The movies' years or ratings as float32, NaN where unknown."""
+    return np.array([np.nan if getattr(m, field) is None else getattr(m, field) for m in map(catalog.get, ids)], "f4")
+
+
+def full_report(model: GenreModel, catalog: Catalog, ids: list[str], prediction: Prediction) -> dict:
+    """The genre report of `prediction` for the listed movies, with each genre's calibration, the decade, year and
+    rating figures, and the share of these (real) posters the detector flags as not posters."""
+    y_true = catalog.labels(model.genres, ids).astype(int)
+    description = model.description
+    report = genre_report(y_true, prediction.genres, model.thresholds, model.genres)
+    report["calibration"] = calibration_report(y_true, prediction.genres, model.genres)
+    report["era"] = era_report(
+        known_values(catalog, ids, "year"),
+        known_values(catalog, ids, "rating"),
+        prediction.decades,
+        description.decades,
+        prediction.year,
+        prediction.rating,
+        description.rating_interval,
+    )
+    report["poster_false_alarms"] = float(np.mean(prediction.poster_score < model.detector.false_alarm_rate))
+    return report
 
 
 def retune_thresholds(catalog: Catalog, model_dir: Path, progress: bool = True) -> np.ndarray:
@@ -45,7 +78,7 @@ def retune_thresholds(catalog: Catalog, model_dir: Path, progress: bool = True) 
     validation = Split.load(model_dir / SPLIT_FILE).validation
     if not validation or not all(imdb_id in catalog for imdb_id in validation):
         raise ValueError(f"{catalog.directory} does not hold the validation split of {model_dir}")
-    probabilities = predict_movies(model, catalog, validation, progress)
+    probabilities = predict_movies(model, catalog, validation, progress).genres
     thresholds = tune_thresholds(catalog.labels(model.genres, validation), probabilities)
     description_path = model_dir / DESCRIPTION_FILE
     description = json.loads(description_path.read_text())
@@ -66,16 +99,16 @@ def evaluate(
     ids, which = evaluation_movies(catalog, model_dir)
     y_true = catalog.labels(model.genres, ids).astype(int)
     if index is None:
-        probabilities = predict_movies(model, catalog, ids, progress)
+        prediction = predict_movies(model, catalog, ids, progress)
     else:
-        probabilities = index.probabilities[[index.row(imdb_id) for imdb_id in ids]]
-    reports = {"model": genre_report(y_true, probabilities, model.thresholds, model.genres)}
+        prediction = index.prediction([index.row(imdb_id) for imdb_id in ids])
+    reports = {"model": full_report(model, catalog, ids, prediction)}
     for name, (scores, decisions) in constant_predictors(*training_counts(model_dir)).items():
         reports[name] = genre_report(
             y_true, np.tile(scores, (len(ids), 1)), model.thresholds, model.genres, np.tile(decisions, (len(ids), 1))
         )
     title = f"{catalog.directory}: {len(ids)} movies, {which}"
-    text = "\n\n".join(format_table(report, f"{name} ({title})") for name, report in reports.items())
+    text = "\n\n".join(format_report(report, f"{name} ({title})") for name, report in reports.items())
     return reports, text
 
 

@@ -1,4 +1,5 @@
-"""Keras builders: the VGG-16 convolutional base, the genre head, and the model that joins them."""
+"""Keras builders: the VGG-16 convolutional base, the shared trunk ending in the feature vector, and the heads that
+read it (genres, decade, year, rating), joined into one network."""
 
 from __future__ import annotations
 
@@ -12,7 +13,16 @@ from model.presets import Preset
 IMAGENET = "imagenet"
 FEATURES_LAYER = "features"
 GENRES_LAYER = "genres"
+DECADES_LAYER = "decades"
+YEAR_LAYER = "year"
+RATING_LAYER = "rating"
+HEADS = (GENRES_LAYER, DECADES_LAYER, YEAR_LAYER, RATING_LAYER)
+"""What the network is trained to predict from the feature vector, each by one dense layer."""
+SIGNATURE_LAYER = "signature"
+"""Blocks 4 and 5 of VGG-16 averaged over the image and concatenated (1,024 values): what the poster detector reads."""
+SIGNATURE_BLOCKS = ("block4_pool", "block5_conv3")
 BASE_NAME = "vgg16"
+BASE_OUTPUT = "block5_conv3"
 
 
 class WeightsError(RuntimeError):
@@ -34,13 +44,12 @@ def check_weights(weights: str | Path | None) -> str:
     return str(path)
 
 
-def vgg16_base(input_size: int, weights: str | None, train_block5: bool) -> keras.Model:
-    """VGG-16's 13 conv layers without the final max-pool: (s, s, 3) -> (s/16, s/16, 512).
-
-    `weights=None` builds the architecture only; callers that load trained weights afterwards use it.
-    """
+def vgg16(inputs: keras.KerasTensor | None, input_size: int, weights: str | None) -> keras.Model:
+    """keras.applications.VGG16 without its top, on `inputs` when given (its layers then join the caller's graph)."""
     try:
-        full = keras.applications.VGG16(include_top=False, weights=weights, input_shape=(input_size, input_size, 3))
+        return keras.applications.VGG16(
+            include_top=False, weights=weights, input_tensor=inputs, input_shape=(input_size, input_size, 3)
+        )
     except Exception as error:  # Keras raises a bare Exception when its download fails
         if weights != IMAGENET:
             raise
@@ -48,20 +57,46 @@ def vgg16_base(input_size: int, weights: str | None, train_block5: bool) -> kera
             f"could not download VGG-16's ImageNet weights ({error}); without internet, set POSTERBENCH_WEIGHTS "
             "(or --weights) to the path of vgg16_imagenet_notop.h5"
         ) from error
-    base = keras.Model(full.input, full.get_layer("block5_conv3").output, name=BASE_NAME)
+
+
+def vgg16_base(input_size: int, weights: str | None, train_block5: bool) -> keras.Model:
+    """VGG-16's 13 conv layers without the final max-pool: (s, s, 3) -> (s/16, s/16, 512).
+
+    `weights=None` builds the architecture only; callers that load trained weights afterwards use it.
+    """
+    full = vgg16(None, input_size, weights)
+    base = keras.Model(full.input, full.get_layer(BASE_OUTPUT).output, name=BASE_NAME)
     for layer in base.layers:
         layer.trainable = train_block5 and layer.name.startswith("block5")
     return base
 
 
-def genre_head(x: keras.KerasTensor, preset: Preset, n_genres: int) -> keras.KerasTensor:
-    """(h, w, 512) -> pooled -> dense layers (the last one named "features") -> (n_genres,) sigmoid."""
+def trunk_layer_names(preset: Preset) -> list[str]:
+    """The layers between the convolutional base and the heads, in order."""
+    names = ["flatten" if preset.pooling == "flatten" else "pool"]
+    for depth in range(1, len(preset.head_units) + 1):
+        names += [FEATURES_LAYER if depth == len(preset.head_units) else f"dense_{depth}", f"dropout_{depth}"]
+    return names
+
+
+def trunk(x: keras.KerasTensor, preset: Preset) -> keras.KerasTensor:
+    """(h, w, 512) -> pooled -> dense layers, the last one named "features" (the vector recommendations compare)."""
     x = pool(x, preset.pooling)
     for depth, units in enumerate(preset.head_units, start=1):
         is_last = depth == len(preset.head_units)
         x = layers.Dense(units, activation="relu", name=FEATURES_LAYER if is_last else f"dense_{depth}")(x)
         x = layers.Dropout(preset.dropout, name=f"dropout_{depth}")(x)
-    return layers.Dense(n_genres, activation="sigmoid", name=GENRES_LAYER)(x)
+    return x
+
+
+def heads(x: keras.KerasTensor, n_genres: int, n_decades: int) -> dict[str, keras.KerasTensor]:
+    """The feature vector -> genre probabilities (sigmoids), decade probabilities (softmax), year and rating."""
+    return {
+        GENRES_LAYER: layers.Dense(n_genres, activation="sigmoid", name=GENRES_LAYER)(x),
+        DECADES_LAYER: layers.Dense(n_decades, activation="softmax", name=DECADES_LAYER)(x),
+        YEAR_LAYER: layers.Dense(1, name=YEAR_LAYER)(x),
+        RATING_LAYER: layers.Dense(1, name=RATING_LAYER)(x),
+    }
 
 
 def pool(x: keras.KerasTensor, pooling: str) -> keras.KerasTensor:
@@ -73,29 +108,32 @@ def pool(x: keras.KerasTensor, pooling: str) -> keras.KerasTensor:
     raise ValueError(f"unknown pooling {pooling!r}; choose flatten or avg")
 
 
-def build_network(preset: Preset, n_genres: int, weights: str | None) -> keras.Model:
-    """Poster (s, s, 3), VGG-preprocessed -> genre probabilities (n_genres,)."""
+def build_network(preset: Preset, n_genres: int, n_decades: int, weights: str | None) -> keras.Model:
+    """Poster (s, s, 3), VGG-preprocessed -> a dict of the heads' outputs, the feature vector and the signature."""
     inputs = keras.Input((preset.input_size, preset.input_size, 3), name="poster")
-    x = vgg16_base(preset.input_size, weights, preset.train_block5)(inputs)  # (s/16, s/16, 512)
-    return keras.Model(inputs, genre_head(x, preset, n_genres), name=f"posterbench_{preset.name}")
-
-
-def with_features(network: keras.Model) -> keras.Model:
-    """Same network, two outputs: genre probabilities (n_genres,) and the feature vector (feature_size,)."""
-    return keras.Model(
-        network.input, [network.get_layer(GENRES_LAYER).output, network.get_layer(FEATURES_LAYER).output]
+    base = vgg16(inputs, preset.input_size, weights)
+    for layer in base.layers:
+        layer.trainable = preset.train_block5 and layer.name.startswith("block5")
+    signature = layers.Concatenate(name=SIGNATURE_LAYER)(
+        [
+            layers.GlobalAveragePooling2D(name=f"{SIGNATURE_LAYER}_{block}")(base.get_layer(block).output)
+            for block in SIGNATURE_BLOCKS
+        ]
     )
+    features = trunk(base.get_layer(BASE_OUTPUT).output, preset)
+    outputs = {**heads(features, n_genres, n_decades), FEATURES_LAYER: features, SIGNATURE_LAYER: signature}
+    return keras.Model(inputs, outputs, name=f"posterbench_{preset.name}")
 
 
-def split_network(preset: Preset, n_genres: int, weights: str) -> tuple[keras.Model, keras.Model]:
+def split_network(preset: Preset, n_genres: int, n_decades: int, weights: str) -> tuple[keras.Model, keras.Model]:
     """The network cut where training starts: (frozen part, trainable part).
 
-    With block 5 fine-tuned: poster -> block4_pool (s/16, s/16, 512) | block 5 convs + head.
-    Otherwise: poster -> block5_conv3 (s/16, s/16, 512) | head. The frozen part's output is what
+    With block 5 fine-tuned: poster -> block4_pool (s/16, s/16, 512) | block 5 convs + trunk + heads.
+    Otherwise: poster -> block5_conv3 (s/16, s/16, 512) | trunk + heads. The frozen part's output is what
     training computes once and caches.
     """
     base = vgg16_base(preset.input_size, weights, train_block5=False)
-    cut = "block4_pool" if preset.train_block5 else "block5_conv3"
+    cut = "block4_pool" if preset.train_block5 else BASE_OUTPUT
     frozen = keras.Model(base.input, base.get_layer(cut).output, name="frozen")
     inputs = keras.Input(frozen.output_shape[1:], name="frozen_output")
     x = inputs
@@ -105,19 +143,17 @@ def split_network(preset: Preset, n_genres: int, weights: str) -> tuple[keras.Mo
             trainable_conv = layers.Conv2D.from_config({**conv.get_config(), "trainable": True})  # same name, shape
             x = trainable_conv(x)
             trainable_conv.set_weights(conv.get_weights())
-    trainable = keras.Model(inputs, genre_head(x, preset, n_genres), name="trainable")
+    trainable = keras.Model(inputs, heads(trunk(x, preset), n_genres, n_decades), name="trainable")
     return frozen, trainable
 
 
 def join_network(preset: Preset, frozen: keras.Model, trainable: keras.Model) -> keras.Model:
-    """One network (poster -> genres) with the weights of a frozen part and a trained part."""
-    network = build_network(preset, trainable.output_shape[-1], weights=None)
-    base = network.get_layer(BASE_NAME)
-    for layer in frozen.layers:
-        if layer.weights:
-            base.get_layer(layer.name).set_weights(layer.get_weights())
-    for layer in trainable.layers:
-        if layer.weights:
-            owner = base if layer.name.startswith("block5") else network
-            owner.get_layer(layer.name).set_weights(layer.get_weights())
+    """One network (poster -> every output) with the weights of a frozen part and a trained part."""
+    n_genres = trainable.get_layer(GENRES_LAYER).units
+    n_decades = trainable.get_layer(DECADES_LAYER).units
+    network = build_network(preset, n_genres, n_decades, weights=None)
+    for part in (frozen, trainable):
+        for layer in part.layers:
+            if layer.weights:
+                network.get_layer(layer.name).set_weights(layer.get_weights())
     return network

@@ -2,10 +2,12 @@
 
 The graph is built layer by layer with onnx.helper from the Keras network: VGG-16's convolutions (Conv + Relu, with
 MaxPool between blocks) on NCHW, then global average pooling, or Flatten after transposing back to NHWC (the order
-Keras flattens in), then the dense head (Gemm + Relu, Dropout left out), with two outputs: the genre probabilities
-(sigmoid) and the feature vector layer. Every weight goes into one float32 file, model.onnx.data, each tensor at an
-offset aligned to ALIGNMENT so that ONNX Runtime can memory-map it. model.onnx.json records the Keras weights it
-was made from (model/onnx_model.py refuses the export once they change) and the size and hash of both files. The
+Keras flattens in), then the dense trunk (Gemm + Relu, Dropout left out) ending in the feature vector, and the heads
+that read it. Its outputs are model.artifacts.OUTPUTS: genre probabilities (sigmoid), the feature vector, decade
+probabilities (softmax), year, rating, and the signature of blocks 4 and 5 (global average pooled) that the poster
+detector reads. Every weight goes into one float32 file, model.onnx.data, each tensor at an offset aligned to
+ALIGNMENT so that ONNX Runtime can memory-map it. model.onnx.json records the Keras weights it was made from
+(model/onnx_model.py refuses the export once they change) and the size and hash of both files. The
 export is checked against Keras on posters (a catalog's, or random ones) before it is kept."""
 
 from __future__ import annotations
@@ -22,16 +24,15 @@ import onnx
 import onnxruntime as ort
 from onnx import TensorProto, helper
 
-from model.artifacts import WEIGHTS_FILE, GenreModel
+from model.artifacts import OUTPUTS, WEIGHTS_FILE, GenreModel
 from model.onnx_model import (
     EXPORT_FILE,
-    FEATURES_OUTPUT,
-    GENRES_OUTPUT,
     INPUT_NAME,
     ONNX_DATA_FILE,
     ONNX_FILE,
     OnnxGenreModel,
     file_sha256,
+    output_shapes,
     session_options,
     weights_stamp,
 )
@@ -41,7 +42,7 @@ IR_VERSION = 8  # what onnx 1.13+ writes for opset 17; every onnxruntime since 1
 ALIGNMENT = 64 * 1024  # tensor offsets in the data file: a multiple of every platform's mmap granularity
 TOLERANCE = 1e-4  # largest difference from Keras allowed when the export is checked
 CHECK_POSTERS = 16
-ACTIVATIONS = {"relu": "Relu", "sigmoid": "Sigmoid", "linear": None}
+ACTIVATIONS = {"relu": "Relu", "sigmoid": "Sigmoid", "softmax": "Softmax", "linear": None}
 
 
 class ExportError(RuntimeError):
@@ -166,39 +167,48 @@ CONVERTERS: dict[str, Callable[[GraphBuilder, object, str], str]] = {
 }
 
 
-def flat_layers(network: object) -> list[object]:
-    """The network's layers in order, with nested models (the VGG-16 base) opened up."""
-    found = []
-    for layer in network.layers:
-        found += flat_layers(layer) if hasattr(layer, "layers") else [layer]
-    return found
-
-
 def build_graph(model: GenreModel, weights: ExternalWeights) -> onnx.GraphProto:
-    """The Keras network as an ONNX graph: poster (n, s, s, 3) VGG-preprocessed -> genres, features."""
-    from model.network import FEATURES_LAYER, GENRES_LAYER
+    """The Keras network as an ONNX graph: poster (n, s, s, 3) VGG-preprocessed -> OUTPUTS. The layers are walked
+    in the network's known shape: VGG-16's convolutions in order, the trunk in order, then each head from the
+    feature vector and the signature from blocks 4 and 5."""
+    from model.network import BASE_OUTPUT, FEATURES_LAYER, HEADS, SIGNATURE_BLOCKS, trunk_layer_names
 
     builder = GraphBuilder(weights)
+    network = model.network
     x = builder.node("Transpose", [INPUT_NAME], "to_nchw", perm=[0, 3, 1, 2])
     named: dict[str, str] = {}
-    for layer in flat_layers(model.network):
-        kind = type(layer).__name__
-        if kind not in CONVERTERS:
-            raise ExportError(f"layer {layer.name} ({kind}) is not exported: extend model/onnx_export.py")
-        x = named[layer.name] = CONVERTERS[kind](builder, layer, x)
-    builder.node("Identity", [named[GENRES_LAYER]], GENRES_OUTPUT)
-    builder.node("Identity", [named[FEATURES_LAYER]], FEATURES_OUTPUT)
-    size, n_genres = model.input_size, len(model.genres)
+    base_layers = [layer for layer in network.layers if layer.name.startswith("block")]
+    for layer in base_layers + [network.get_layer(name) for name in trunk_layer_names(model.preset)]:
+        x = named[layer.name] = convert(builder, layer, x)
+    if BASE_OUTPUT not in named:
+        raise ExportError(f"the network has no {BASE_OUTPUT} layer: extend model/onnx_export.py")
+    for head in HEADS:
+        builder.node("Identity", [convert(builder, network.get_layer(head), x)], head)
+    builder.node("Identity", [named[FEATURES_LAYER]], "features")
+    averages = [
+        builder.node(
+            "Flatten", [builder.node("GlobalAveragePool", [named[block]], f"{block}/average")], f"{block}/flat"
+        )
+        for block in SIGNATURE_BLOCKS
+    ]
+    builder.node("Concat", averages, "signature", axis=1)
+    size = model.input_size
+    signature_size = sum(network.get_layer(block).output.shape[-1] for block in SIGNATURE_BLOCKS)
+    shapes = output_shapes(model.description, signature_size)
     return helper.make_graph(
         builder.nodes,
         f"posterbench_{model.preset.name}",
         [helper.make_tensor_value_info(INPUT_NAME, TensorProto.FLOAT, ["batch", size, size, 3])],
-        [
-            helper.make_tensor_value_info(GENRES_OUTPUT, TensorProto.FLOAT, ["batch", n_genres]),
-            helper.make_tensor_value_info(FEATURES_OUTPUT, TensorProto.FLOAT, ["batch", model.preset.feature_size]),
-        ],
+        [helper.make_tensor_value_info(name, TensorProto.FLOAT, ["batch", *shapes[name]]) for name in OUTPUTS],
         initializer=builder.initializers,
     )
+
+
+def convert(builder: GraphBuilder, layer: object, x: str) -> str:
+    kind = type(layer).__name__
+    if kind not in CONVERTERS:
+        raise ExportError(f"layer {layer.name} ({kind}) is not exported: extend model/onnx_export.py")
+    return CONVERTERS[kind](builder, layer, x)
 
 
 def write_model(model: GenreModel, onnx_path: Path, data_path: Path) -> None:
@@ -214,15 +224,18 @@ def write_model(model: GenreModel, onnx_path: Path, data_path: Path) -> None:
 
 @dataclass(frozen=True)
 class ExportCheck:
-    """How the export compared with Keras: on which posters, and the largest absolute differences."""
+    """How the export compared with Keras: on which posters, and the largest absolute differences of the genre
+    probabilities, the feature vectors, and the rest (decade probabilities, poster scores, and the year and rating
+    relative to their scale)."""
 
     posters: str  # what they were, e.g. "16 random posters"
     probabilities: float
     features: float
+    evoked: float
 
     @property
     def largest(self) -> float:
-        return max(self.probabilities, self.features)
+        return max(self.probabilities, self.features, self.evoked)
 
 
 def random_posters(size: int, count: int, seed: int = 0) -> np.ndarray:
@@ -242,8 +255,12 @@ def catalog_posters(catalog_dir: Path, size: int, count: int) -> np.ndarray:
 def compare(keras_model: GenreModel, exported: OnnxGenreModel, posters: np.ndarray, described: str) -> ExportCheck:
     """The largest absolute differences between Keras's and the export's probabilities and features."""
     expected, actual = keras_model.predict(posters), exported.predict(posters)
-    probabilities, features = (float(np.abs(a - b).max()) for a, b in zip(expected, actual, strict=True))
-    return ExportCheck(described, probabilities, features)
+
+    def largest(name: str, scale: float = 1.0) -> float:
+        return float(np.abs(getattr(expected, name) - getattr(actual, name)).max()) / scale
+
+    evoked = max(largest("decades"), largest("year", 2000.0), largest("rating", 10.0))
+    return ExportCheck(described, largest("genres"), largest("features"), evoked)
 
 
 def export_onnx(
@@ -273,7 +290,7 @@ def export_onnx(
     else:
         posters = catalog_posters(Path(catalog_dir), model.input_size, check_posters)
         described = f"{len(posters)} posters of {catalog_dir}"
-    check = compare(model, OnnxGenreModel(session, model.preset, model.genres, model.thresholds), posters, described)
+    check = compare(model, OnnxGenreModel(session, model.description, model.detector), posters, described)
     if not check.largest <= TOLERANCE:
         for name in partial:
             (model_dir / name).unlink()
@@ -294,7 +311,11 @@ def write_description(model_dir: Path, source: dict, check: ExportCheck) -> None
         "opset": OPSET,
         "onnx": onnx.__version__,
         "checked_on": check.posters,
-        "largest_difference": {"probabilities": check.probabilities, "features": check.features},
+        "largest_difference": {
+            "probabilities": check.probabilities,
+            "features": check.features,
+            "evoked": check.evoked,
+        },
     }
     staged = model_dir / f".{EXPORT_FILE}.partial"
     staged.write_text(json.dumps(description, indent=2) + "\n")

@@ -18,17 +18,24 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-from model.artifacts import WEIGHTS_FILE, ModelArtifactError, read_description
+from model.artifacts import (
+    OUTPUTS,
+    WEIGHTS_FILE,
+    DescribedModel,
+    Description,
+    ModelArtifactError,
+    Prediction,
+    read_description,
+    read_detector,
+)
 from model.images import preprocess
-from model.presets import Preset
+from model.poster_detector import PosterDetector
 
 ONNX_FILE = "model.onnx"
 ONNX_DATA_FILE = "model.onnx.data"
 EXPORT_FILE = "model.onnx.json"
 EXPORT_FILES = (ONNX_FILE, ONNX_DATA_FILE, EXPORT_FILE)
 INPUT_NAME = "poster"  # float32 (n, s, s, 3), VGG-preprocessed, as the Keras network takes it
-GENRES_OUTPUT = "genres"  # (n, n_genres) sigmoid probabilities
-FEATURES_OUTPUT = "features"  # (n, feature_size), the feature vector layer
 INTRA_OP_THREADS = 1
 """Threads per inference. gunicorn runs several workers of several threads, each request on its own thread, so one
 thread per inference keeps every core busy without the threads of concurrent inferences fighting over them."""
@@ -126,37 +133,34 @@ def session_options(threads: int = INTRA_OP_THREADS) -> ort.SessionOptions:
 
 
 @dataclass
-class OnnxGenreModel:
-    """A trained network as an ONNX Runtime session, with its preset, genre order and decision thresholds
-    (read from model.json, so re-tuned thresholds need no new export)."""
+class OnnxGenreModel(DescribedModel):
+    """A trained network as an ONNX Runtime session, with its description (read from model.json, so re-tuned
+    thresholds need no new export) and its poster detector."""
 
     session: ort.InferenceSession
-    preset: Preset
-    genres: tuple[str, ...]
-    thresholds: np.ndarray
+    description: Description
+    detector: PosterDetector
 
-    @property
-    def input_size(self) -> int:
-        return self.preset.input_size
-
-    def predict(self, posters: np.ndarray, batch_size: int = 64) -> tuple[np.ndarray, np.ndarray]:
-        """uint8 RGB (n, s, s, 3) -> genre probabilities (n, n_genres) and feature vectors (n, feature_size)."""
+    def predict(self, posters: np.ndarray, batch_size: int = 64) -> Prediction:
+        """uint8 RGB (n, s, s, 3) -> what each poster evokes."""
         inputs = preprocess(posters)
         if len(inputs) == 0:
-            return np.zeros((0, len(self.genres)), np.float32), np.zeros((0, self.preset.feature_size), np.float32)
-        batches = [
-            self.session.run([GENRES_OUTPUT, FEATURES_OUTPUT], {INPUT_NAME: inputs[start : start + batch_size]})
-            for start in range(0, len(inputs), batch_size)
-        ]
-        probabilities = np.concatenate([batch[0] for batch in batches]).astype(np.float32, copy=False)
-        return probabilities, np.concatenate([batch[1] for batch in batches]).astype(np.float32, copy=False)
+            shapes = output_shapes(self.description, len(self.detector.mean_))
+            empty = {name: np.zeros((0, *shape), np.float32) for name, shape in shapes.items()}
+            return Prediction.from_outputs(empty, self.detector)
+        parts = []
+        for start in range(0, len(inputs), batch_size):
+            values = self.session.run(list(OUTPUTS), {INPUT_NAME: inputs[start : start + batch_size]})
+            parts.append(Prediction.from_outputs(dict(zip(OUTPUTS, values, strict=True)), self.detector))
+        return Prediction.concatenate(parts)
 
     @classmethod
     def load(cls, directory: str | Path, threads: int = INTRA_OP_THREADS) -> OnnxGenreModel:
         """The export in `directory`; ModelArtifactError (StaleExportError) names what is missing, damaged or
         stale and the command that writes it again."""
         directory = Path(directory)
-        preset, genres, thresholds = read_description(directory)
+        description = read_description(directory)
+        detector = read_detector(directory)
         read_export(directory)
         path = directory / ONNX_FILE
         try:
@@ -165,9 +169,9 @@ class OnnxGenreModel:
             raise OnnxExportError(
                 f"{path} cannot be loaded by onnxruntime {ort.__version__} ({error}): {export_command(directory)}"
             ) from error
-        check_signature(session, path, preset, len(genres), directory)
+        check_signature(session, path, description, len(detector.mean_), directory)
         release_freed_memory()
-        return cls(session=session, preset=preset, genres=genres, thresholds=thresholds)
+        return cls(session=session, description=description, detector=detector)
 
 
 def release_freed_memory() -> None:
@@ -182,12 +186,26 @@ def release_freed_memory() -> None:
         libc.malloc_trim(0)
 
 
-def check_signature(session: ort.InferenceSession, path: Path, preset: Preset, n_genres: int, directory: Path) -> None:
+def output_shapes(description: Description, signature_size: int) -> dict[str, list[int]]:
+    """Each output's shape after the batch dimension."""
+    return {
+        "genres": [len(description.genres)],
+        "features": [description.preset.feature_size],
+        "decades": [len(description.decades)],
+        "year": [1],
+        "rating": [1],
+        "signature": [signature_size],
+    }
+
+
+def check_signature(
+    session: ort.InferenceSession, path: Path, description: Description, signature_size: int, directory: Path
+) -> None:
     """Refuse an export whose input or outputs do not fit model.json (a model.onnx of another model)."""
     inputs = {item.name: item.shape[1:] for item in session.get_inputs()}
     outputs = {item.name: item.shape[1:] for item in session.get_outputs()}
-    size = preset.input_size
-    expected_outputs = {GENRES_OUTPUT: [n_genres], FEATURES_OUTPUT: [preset.feature_size]}
+    size = description.preset.input_size
+    expected_outputs = output_shapes(description, signature_size)
     if inputs != {INPUT_NAME: [size, size, 3]} or outputs != expected_outputs:
         raise OnnxExportError(
             f"{path} does not fit {directory / 'model.json'}: it takes {inputs} and gives {outputs}, not "

@@ -23,6 +23,7 @@ class Preset:
     augmented_copies: int = 0  # augmented copies (the paper's augmentation) of each training poster, cached
     tune_thresholds: bool = False  # per-genre thresholds tuned for micro-F1 + macro-F1 on the validation split
     patience: int = 10  # epochs without a better validation loss before training stops
+    era_weight: float = 0.5  # loss weight of the decade and rating heads (the year head's is half), genres' is 1
 
     @property
     def feature_size(self) -> int:
@@ -30,6 +31,11 @@ class Preset:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    def cache_key(self) -> dict:
+        """What the cached outputs of the frozen layers depend on: the input size, where the network is cut, the
+        augmented copies and the training movies."""
+        return {key: getattr(self, key) for key in ("input_size", "train_block5", "augmented_copies", "rebalance")}
 
     @classmethod
     def from_dict(cls, values: dict) -> Preset:
@@ -84,6 +90,7 @@ DEMO = Preset(
     batch_size=32,
     epochs=60,
     rebalance=False,
+    era_weight=0.2,  # a few hundred posters: more weight on era slows the genres down
 )
 
 PRESETS: dict[str, Preset] = {preset.name: preset for preset in (DEFAULT, PAPER, DEMO)}

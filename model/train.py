@@ -20,16 +20,29 @@ from matplotlib.figure import Figure
 from tqdm import tqdm
 
 from catalog import GENRES, Catalog, staged_directory
-from model.artifacts import GenreModel
-from model.evaluate import format_table, genre_report, tune_thresholds
+from model.artifacts import Description, GenreModel
+from model.evaluate import format_report, tune_thresholds
+from model.evaluation import full_report, known_values, predict_movies
 from model.images import load_posters, preprocess
-from model.network import build_network, check_weights, join_network, split_network
+from model.network import (
+    DECADES_LAYER,
+    GENRES_LAYER,
+    RATING_LAYER,
+    SIGNATURE_LAYER,
+    YEAR_LAYER,
+    build_network,
+    check_weights,
+    join_network,
+    split_network,
+)
+from model.poster_detector import PosterDetector
 from model.presets import Preset
 from model.split import SPLIT_FILE, Split, rebalance, split_movies, with_target_genres
 
 REPORT_FILE = "report.json"
 REPORT_TEXT_FILE = "report.txt"
 CURVES_FILE = "learning_curves.png"
+RELIABILITY_FILE = "reliability.png"
 MIN_MOVIES = 20
 PARTS = ("train", "validation", "test")
 ENCODE_BATCH = 64
@@ -94,6 +107,77 @@ def choose_movies(catalog: Catalog, preset: Preset, seed: int) -> Split:
     return split
 
 
+DETECTOR_POSTERS = 2000
+"""Training posters (at most) whose signatures fit the poster detector."""
+RATING_INTERVAL_SHARE = 0.8
+MIN_CALIBRATION_POSTERS = 20
+"""Held-out posters needed with and without a genre before its probability is recalibrated."""
+
+
+@dataclass(frozen=True)
+class Standardisation:
+    """How a regression target was scaled for training: (value - mean) / scale."""
+
+    mean: float
+    scale: float
+
+    @classmethod
+    def of(cls, values: np.ndarray) -> Standardisation:
+        known = values[~np.isnan(values)]
+        if len(known) == 0:
+            return cls(0.0, 1.0)
+        return cls(float(known.mean()), float(known.std()) or 1.0)
+
+
+def decade_classes(catalog: Catalog, ids: list[str]) -> tuple[int, ...]:
+    """The decades the training movies come from, oldest first (one class each)."""
+    decades = sorted({movie.year // 10 * 10 for movie in map(catalog.get, ids) if movie.year is not None})
+    if not decades:
+        raise ValueError(f"{catalog.directory}: no training movie has a year, so no decade can be learned")
+    return tuple(decades)
+
+
+def targets(catalog: Catalog, ids: list[str], decades: tuple[int, ...], scales: dict[str, Standardisation]) -> dict:
+    """What the network learns for the listed movies, keyed by head: genres (multi-hot), decades (one-hot, all
+    zeros when the year is unknown, so that the movie adds no decade loss), year and rating standardised (NaN when
+    unknown: masked out of the loss)."""
+    years = known_values(catalog, ids, "year")
+    decade_rows = np.zeros((len(ids), len(decades)), np.float32)
+    for row, year in enumerate(years):
+        decade = int(year) // 10 * 10 if not np.isnan(year) else None
+        if decade in decades:
+            decade_rows[row, decades.index(decade)] = 1.0
+    return {
+        GENRES_LAYER: catalog.labels(GENRES, ids).astype(np.float32),
+        DECADES_LAYER: decade_rows,
+        YEAR_LAYER: ((years - scales[YEAR_LAYER].mean) / scales[YEAR_LAYER].scale)[:, None],
+        RATING_LAYER: ((known_values(catalog, ids, "rating") - scales[RATING_LAYER].mean) / scales[RATING_LAYER].scale)[
+            :, None
+        ],
+    }
+
+
+def masked_huber(y_true, y_pred):
+    """Huber loss (squared within one standard deviation, linear beyond, so that early wild predictions do not swamp
+    the genres' gradients) where the target is known; NaN targets (no year, no rating) add nothing."""
+    known = keras.ops.logical_not(keras.ops.isnan(y_true))
+    error = keras.ops.abs(keras.ops.where(known, y_true - y_pred, keras.ops.zeros_like(y_pred)))
+    quadratic = keras.ops.minimum(error, 1.0)
+    return keras.ops.mean(0.5 * keras.ops.square(quadratic) + (error - quadratic), axis=-1)
+
+
+def losses(preset: Preset, train_genres: np.ndarray) -> tuple[dict, dict]:
+    """The loss of each head and its weight: genres weighted per label by inverse frequency (as in the paper),
+    decades by cross-entropy, year and rating by a Huber loss on the standardised values."""
+    heads = {
+        GENRES_LAYER: (weighted_binary_crossentropy(inverse_frequency_weights(train_genres)), 1.0),
+        DECADES_LAYER: (keras.losses.CategoricalCrossentropy(), preset.era_weight),
+        YEAR_LAYER: (masked_huber, preset.era_weight / 2),
+        RATING_LAYER: (masked_huber, preset.era_weight),
+    }
+    return {name: loss for name, (loss, _) in heads.items()}, {name: weight for name, (_, weight) in heads.items()}
+
+
 def train(
     catalog: Catalog,
     preset: Preset,
@@ -111,31 +195,43 @@ def train(
     imagenet = check_weights(weights)
     split = choose_movies(catalog, preset, seed)
     epochs = epochs or preset.epochs
-    work = WorkDirectory.open(out_dir, {"preset": preset.to_dict(), "seed": seed, "split": split_digest(split)})
+    cached_inputs = {"preset": preset.cache_key(), "seed": seed, "split": split_digest(split)}
+    work = WorkDirectory.open(out_dir, cached_inputs, {**cached_inputs, "preset": preset.to_dict()})
     keras.utils.set_random_seed(seed)
 
-    frozen, trainable = split_network(preset, len(GENRES), imagenet)
-    labels = {part: catalog.labels(GENRES, getattr(split, part)).astype(np.float32) for part in PARTS}
+    decades = decade_classes(catalog, split.train)
+    scales = {
+        name: Standardisation.of(known_values(catalog, split.train, field))
+        for name, field in ((YEAR_LAYER, "year"), (RATING_LAYER, "rating"))
+    }
+    frozen, trainable = split_network(preset, len(GENRES), len(decades), imagenet)
+    labels = {part: targets(catalog, getattr(split, part), decades, scales) for part in PARTS}
     copies = {"train": preset.augmented_copies, "validation": 0, "test": 0}  # only training posters augment
     cached = {
         part: work.frozen_outputs(part, frozen, catalog, getattr(split, part), preset, copies[part], seed, progress)
         for part in PARTS
+        if part != "test"  # the test split is scored by the whole network, as it will be served
     }
 
+    loss, loss_weights = losses(preset, labels["train"][GENRES_LAYER])
     trainable.compile(
         optimizer=keras.optimizers.Adam(preset.learning_rate),
-        loss=weighted_binary_crossentropy(inverse_frequency_weights(labels["train"])),
-        metrics=[hamming],
+        loss=loss,
+        loss_weights=loss_weights,
+        metrics={GENRES_LAYER: [hamming]},
     )
-    has_validation = len(labels["validation"]) > 0
+    has_validation = len(split.validation) > 0
     callbacks = [
         keras.callbacks.BackupAndRestore(str(work.path / "checkpoint")),
         keras.callbacks.CSVLogger(str(work.path / "history.csv"), append=True),
     ]
-    if has_validation:
+    if has_validation:  # the genres' validation loss chooses the epoch kept: genres are what the model is for
+        monitor = f"val_{GENRES_LAYER}_loss"
         callbacks += [
-            keras.callbacks.ModelCheckpoint(str(work.best_weights), save_best_only=True, save_weights_only=True),
-            keras.callbacks.EarlyStopping(patience=preset.patience),
+            keras.callbacks.ModelCheckpoint(
+                str(work.best_weights), monitor=monitor, mode="min", save_best_only=True, save_weights_only=True
+            ),
+            keras.callbacks.EarlyStopping(monitor=monitor, mode="min", patience=preset.patience),
         ]
     trainable.fit(
         CachedCopies(cached["train"], labels["train"], preset.batch_size, seed),
@@ -148,16 +244,100 @@ def train(
         trainable.load_weights(work.best_weights)
     history = work.history()
 
+    unstandardise(trainable, scales)
+    validation_ids = split.validation if has_validation else split.train
+    validation_input = cached["validation"][0] if has_validation else cached["train"][0]
+    validation_genres = catalog.labels(GENRES, validation_ids)
+    platt = calibrate_genres(trainable, trainable.predict(validation_input, verbose=0)[GENRES_LAYER], validation_genres)
+    validation_outputs = trainable.predict(validation_input, verbose=0)
     thresholds = np.full(len(GENRES), 0.5, dtype=np.float32)
     if preset.tune_thresholds and has_validation:
-        validation_probabilities = trainable.predict(cached["validation"][0], verbose=0)
-        thresholds = tune_thresholds(labels["validation"].astype(int), validation_probabilities)
-    genre_model = GenreModel(join_network(preset, frozen, trainable), preset, GENRES, thresholds)
-    test_probabilities = trainable.predict(cached["test"][0], verbose=0)
-    report = genre_report(labels["test"].astype(int), test_probabilities, thresholds, GENRES)
+        thresholds = tune_thresholds(validation_genres, validation_outputs[GENRES_LAYER])
+    rating_errors = known_values(catalog, validation_ids, "rating") - validation_outputs[RATING_LAYER][:, 0]
+    description = Description(
+        preset=preset,
+        genres=GENRES,
+        thresholds=thresholds,
+        decades=decades,
+        rating_interval=rating_interval(rating_errors[~np.isnan(rating_errors)]),
+    )
+    network = join_network(preset, frozen, trainable)
+    detector = fit_detector(network, catalog, split.train[:DETECTOR_POSTERS], validation_ids, preset, progress)
+    genre_model = GenreModel(network, description, detector)
+    report = test_report(genre_model, catalog, split.test, progress)
+    report["calibration"]["platt"] = platt
     save_model_directory(out_dir, genre_model, split, report, history, catalog, seed, epochs, labels["train"])
     work.remove()
     return TrainingResult(model=genre_model, split=split, report=report, history=history)
+
+
+def unstandardise(trainable: keras.Model, scales: dict[str, Standardisation]) -> None:
+    """Fold the standardisation of the year and rating targets into their output layers: they then predict years
+    and IMDb ratings."""
+    for name, scale in scales.items():
+        kernel, bias = trainable.get_layer(name).get_weights()
+        trainable.get_layer(name).set_weights([kernel * scale.scale, bias * scale.scale + scale.mean])
+
+
+def calibrate_genres(trainable: keras.Model, probabilities: np.ndarray, y_true: np.ndarray) -> dict[str, list[float]]:
+    """Platt scaling of each genre on held-out posters, folded into the genre layer: sigmoid(a * logit + b) is
+    sigmoid of the same dense layer with its column scaled by a and its bias moved. The inverse-frequency loss
+    weights push rare genres' probabilities up; this brings them back to observed frequencies. Returns (a, b) by
+    genre ((1, 0): left as it was)."""
+    from sklearn.linear_model import LogisticRegression
+
+    layer = trainable.get_layer(GENRES_LAYER)
+    kernel, bias = layer.get_weights()
+    clipped = np.clip(probabilities, 1e-6, 1 - 1e-6)
+    logits = np.log(clipped / (1 - clipped))
+    scaling = {name: [1.0, 0.0] for name in GENRES}
+    for genre in range(y_true.shape[1]):
+        if min(y_true[:, genre].sum(), len(y_true) - y_true[:, genre].sum()) < MIN_CALIBRATION_POSTERS:
+            continue  # too few held-out posters with (or without) the genre to calibrate on
+        platt = LogisticRegression(C=1e4).fit(logits[:, genre : genre + 1], y_true[:, genre])
+        a, b = float(platt.coef_[0, 0]), float(platt.intercept_[0])
+        if a <= 0:
+            continue  # the held-out posters contradict the ranking; keep it rather than invert it
+        kernel[:, genre] *= a
+        bias[genre] = a * bias[genre] + b
+        scaling[GENRES[genre]] = [a, b]
+    layer.set_weights([kernel, bias])
+    return scaling
+
+
+def rating_interval(errors: np.ndarray) -> tuple[float, float]:
+    """Offsets from the expected rating between which RATING_INTERVAL_SHARE of held-out ratings fall."""
+    if len(errors) == 0:
+        return (-1.0, 1.0)
+    tail = (1 - RATING_INTERVAL_SHARE) / 2
+    low, high = np.quantile(errors, [tail, 1 - tail])
+    return (round(float(low), 3), round(float(high), 3))
+
+
+def signatures(network: keras.Model, catalog: Catalog, ids: list[str], preset: Preset, progress: bool) -> np.ndarray:
+    """The poster-detector signatures of catalog posters, by the whole network."""
+    found = []
+    for start in tqdm(range(0, len(ids), ENCODE_BATCH), desc="poster signatures", unit="batch", disable=not progress):
+        chunk = [catalog.poster_path(catalog.get(imdb_id)) for imdb_id in ids[start : start + ENCODE_BATCH]]
+        posters = preprocess(load_posters(chunk, preset.input_size, progress=False))
+        found.append(np.asarray(network(posters, training=False)[SIGNATURE_LAYER]))
+    return np.concatenate(found)
+
+
+def fit_detector(
+    network: keras.Model, catalog: Catalog, train_ids: list[str], held_out: list[str], preset: Preset, progress: bool
+) -> PosterDetector:
+    """The poster detector, fit on training posters and scaled on held-out ones."""
+    return PosterDetector().fit(
+        signatures(network, catalog, train_ids, preset, progress),
+        signatures(network, catalog, held_out, preset, progress),
+    )
+
+
+def test_report(model: GenreModel, catalog: Catalog, test_ids: list[str], progress: bool) -> dict:
+    """The genre report, calibration, era figures and poster detector's false alarms on the held-out split."""
+    prediction = predict_movies(model, catalog, test_ids, progress)
+    return full_report(model, catalog, test_ids, prediction)
 
 
 def save_model_directory(
@@ -169,21 +349,24 @@ def save_model_directory(
     catalog: Catalog,
     seed: int,
     epochs: int,
-    train_labels: np.ndarray,
+    train_labels: dict[str, np.ndarray],
 ) -> None:
+    genres = train_labels[GENRES_LAYER]
     with staged_directory(out_dir) as staging:
         split.save(staging / SPLIT_FILE)
         (staging / REPORT_FILE).write_text(json.dumps({"test": report, "history": history}, indent=2) + "\n")
         title = f"{model.preset.name} preset, held-out test split"
-        (staging / REPORT_TEXT_FILE).write_text(format_table(report, title) + "\n")
+        (staging / REPORT_TEXT_FILE).write_text(format_report(report, title) + "\n")
         save_learning_curves(history, staging / CURVES_FILE)
+        if "calibration" in report:
+            save_reliability_plot(report["calibration"], staging / RELIABILITY_FILE)
         model.save(
             staging,
             catalog=str(catalog.directory.resolve()),
             seed=seed,
             epochs=epochs,
-            train_size=len(train_labels),
-            train_genre_counts=train_labels.sum(axis=0).astype(int).tolist(),
+            train_size=len(genres),
+            train_genre_counts=genres.sum(axis=0).astype(int).tolist(),
             trained_at=datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         )
 
@@ -193,24 +376,35 @@ def split_digest(split: Split) -> str:
 
 
 class WorkDirectory:
-    """Where an unfinished training run keeps its cached frozen outputs and checkpoints."""
+    """Where an unfinished training run keeps its cached frozen outputs and checkpoints. The cache outlives a change
+    of the training settings (learning rate, loss weights, epochs...); the checkpoints do not."""
 
-    MANIFEST = "manifest.json"
+    MANIFEST = "manifest.json"  # what the cached frozen outputs were computed for
+    TRAINING_MANIFEST = "training.json"  # what the checkpoints were trained with
 
     def __init__(self, path: Path):
         self.path = path
         self.best_weights = path / "best.weights.h5"
 
     @classmethod
-    def open(cls, out_dir: Path, manifest: dict) -> WorkDirectory:
-        """The work directory of `out_dir`, emptied first if it belongs to another configuration."""
+    def open(cls, out_dir: Path, manifest: dict, training_manifest: dict | None = None) -> WorkDirectory:
+        """The work directory of `out_dir`: emptied first if its cache was computed for other inputs (`manifest`),
+        its checkpoints removed if they were trained with other settings (`training_manifest`)."""
         path = out_dir.parent / f".{out_dir.name}.work"
-        manifest = json.loads(json.dumps(manifest))  # compare as stored: tuples become lists
-        manifest_path = path / cls.MANIFEST
-        if path.exists() and (not manifest_path.exists() or json.loads(manifest_path.read_text()) != manifest):
-            shutil.rmtree(path)
-        path.mkdir(parents=True, exist_ok=True)
-        manifest_path.write_text(json.dumps(manifest) + "\n")
+        for name, expected in ((cls.MANIFEST, manifest), (cls.TRAINING_MANIFEST, training_manifest or manifest)):
+            expected = json.loads(json.dumps(expected))  # compare as stored: tuples become lists
+            stored = path / name
+            if path.exists() and (not stored.exists() or json.loads(stored.read_text()) != expected):
+                if name == cls.MANIFEST:
+                    shutil.rmtree(path)
+                else:
+                    for leftover in (path / "checkpoint", path / "history.csv", path / "best.weights.h5"):
+                        if leftover.is_dir():
+                            shutil.rmtree(leftover)
+                        else:
+                            leftover.unlink(missing_ok=True)
+            path.mkdir(parents=True, exist_ok=True)
+            stored.write_text(json.dumps(expected) + "\n")
         return cls(path)
 
     def frozen_outputs(
@@ -260,9 +454,10 @@ class WorkDirectory:
 
 
 class CachedCopies(keras.utils.PyDataset):
-    """Batches of cached frozen outputs: each epoch, every poster appears once, as one of its copies."""
+    """Batches of cached frozen outputs and their targets (by head): each epoch, every poster appears once, as one
+    of its copies."""
 
-    def __init__(self, outputs: np.ndarray, labels: np.ndarray, batch_size: int, seed: int):
+    def __init__(self, outputs: np.ndarray, labels: dict[str, np.ndarray], batch_size: int, seed: int):
         super().__init__()
         self.outputs, self.labels, self.batch_size, self.seed = outputs, labels, batch_size, seed
         self.epoch = 0
@@ -270,16 +465,16 @@ class CachedCopies(keras.utils.PyDataset):
 
     def _draw(self) -> None:
         rng = np.random.default_rng([self.seed, self.epoch])
-        self.order = rng.permutation(len(self.labels))
-        self.copies = rng.integers(0, self.outputs.shape[0], size=len(self.labels))
+        self.order = rng.permutation(self.outputs.shape[1])
+        self.copies = rng.integers(0, self.outputs.shape[0], size=self.outputs.shape[1])
 
     def __len__(self) -> int:
-        return -(-len(self.labels) // self.batch_size)
+        return -(-self.outputs.shape[1] // self.batch_size)
 
-    def __getitem__(self, batch: int) -> tuple[np.ndarray, np.ndarray]:
+    def __getitem__(self, batch: int) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         rows = np.sort(self.order[batch * self.batch_size : (batch + 1) * self.batch_size])
         copies = self.copies[rows]
-        return self.outputs[copies, rows].astype(np.float32), self.labels[rows]
+        return self.outputs[copies, rows].astype(np.float32), {name: y[rows] for name, y in self.labels.items()}
 
     def on_epoch_end(self) -> None:
         self.epoch += 1
@@ -301,8 +496,9 @@ def fit_end_to_end(
 
     posters = load_posters([catalog.poster_path(catalog.get(i)) for i in ids], preset.input_size, False)
     labels = catalog.labels(GENRES, ids).astype(np.float32)
-    network = build_network(preset, len(GENRES), weights=weights)
-    network.compile(
+    network = build_network(preset, len(GENRES), len(decade_classes(catalog, ids)), weights=weights)
+    genres_only = keras.Model(network.input, network.get_layer(GENRES_LAYER).output)
+    genres_only.compile(
         optimizer=keras.optimizers.Adam(preset.learning_rate),
         loss=weighted_binary_crossentropy(inverse_frequency_weights(labels)),
     )
@@ -313,18 +509,41 @@ def fit_end_to_end(
         .batch(preset.batch_size)
         .map(lambda images, y: (preprocess_input(augment(tf.cast(images, tf.float32), training=True)), y))
     )
-    return network.fit(dataset, epochs=epochs, verbose=0, callbacks=callbacks)
+    return genres_only.fit(dataset, epochs=epochs, verbose=0, callbacks=callbacks)
 
 
 def save_learning_curves(history: dict[str, list[float]], path: Path) -> None:
-    """Loss and Hamming distance per epoch, training and validation, as a PNG."""
+    """Loss and the genres' Hamming distance per epoch, training and validation, as a PNG."""
     figure = Figure(figsize=(9, 3.5))
-    for axis, metric in zip(figure.subplots(1, 2), ("loss", "hamming"), strict=True):
+    for axis, metric in zip(figure.subplots(1, 2), ("loss", f"{GENRES_LAYER}_hamming"), strict=True):
         for prefix, label in (("", "train"), ("val_", "validation")):
             if prefix + metric in history:
                 axis.plot(range(1, len(history[prefix + metric]) + 1), history[prefix + metric], label=label)
         axis.set_xlabel("epoch")
-        axis.set_title("Hamming distance" if metric == "hamming" else "loss")
+        axis.set_title("genres' Hamming distance" if metric.endswith("hamming") else "loss (all heads)")
         axis.legend()
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+
+
+def save_reliability_plot(calibration: dict, path: Path) -> None:
+    """Each genre's reliability curve on the held-out split (share of positives against mean probability per bin),
+    with its expected calibration error, as a PNG."""
+    figure = Figure(figsize=(5, 5))
+    axis = figure.subplots()
+    axis.plot([0, 1], [0, 1], color="grey", linestyle=":", label="perfect")
+    for genre, row in calibration["per_genre"].items():
+        curve = row["curve"]
+        axis.plot(
+            [point["probability"] for point in curve],
+            [point["frequency"] for point in curve],
+            marker="o",
+            markersize=3,
+            label=f"{genre} (ECE {row['ece']:.3f})",
+        )
+    axis.set_xlabel("predicted probability")
+    axis.set_ylabel("share of posters with the genre")
+    axis.set_title("Calibration on the held-out split")
+    axis.legend(fontsize=8)
     figure.tight_layout()
     figure.savefig(path, dpi=100)

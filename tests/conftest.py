@@ -58,6 +58,28 @@ def training_weights(vgg_weights_file: Path) -> Path:
     return SHARED_WEIGHTS if SHARED_WEIGHTS.is_file() else vgg_weights_file
 
 
+def untrained_model(network, preset):
+    """A GenreModel of a built (not trained) network, with a description and a poster detector fit on random
+    signatures: for tests of saving, loading and exporting, where what the network learned does not matter."""
+    import numpy as np
+
+    from catalog import GENRES
+    from model.artifacts import Description, GenreModel
+    from model.poster_detector import PosterDetector
+
+    description = Description(
+        preset=preset,
+        genres=GENRES,
+        thresholds=np.full(len(GENRES), 0.5, np.float32),
+        decades=(1990, 2000, 2010),
+        rating_interval=(-1.0, 1.0),
+    )
+    rng = np.random.default_rng(0)
+    size = network.get_layer("signature").output.shape[-1]
+    detector = PosterDetector().fit(rng.exponential(size=(64, size)), rng.exponential(size=(32, size)))
+    return GenreModel(network, description, detector)
+
+
 @pytest.fixture(scope="session")
 def trained(demo_catalog, training_weights: Path, tmp_path_factory: pytest.TempPathFactory):
     """The demo preset trained for 15 epochs; returns (TrainingResult, model directory)."""

@@ -55,6 +55,11 @@ def test_recommend_by_upload_answers_as_documented(client, app, openapi, demo_ca
     assert body["arm"] in ("manhattan", "euclidean", "cosine") and isinstance(body["explored"], bool)
     assert set(body["genres"]) == {"Action", "Comedy", "Drama", "Horror", "Romance", "Thriller"}
     assert all(0.0 <= p <= 1.0 for p in body["genres"].values())
+    assert abs(sum(body["decade"].values()) - 1) < 1e-3 and all(key.endswith("0s") for key in body["decade"])
+    assert required_keys(openapi, "ExpectedRating") <= set(body["rating"])
+    assert 1 <= body["rating"]["low"] <= body["rating"]["expected"] <= body["rating"]["high"] <= 10
+    assert 1900 < body["year"] < 2100
+    assert body["looks_like_poster"] == {"value": True, "score": body["looks_like_poster"]["score"]}
     movies = body["recommendations"]
     assert len(movies) == 5 and all(required_keys(openapi, "Movie") <= set(movie) for movie in movies)
     catalog_ids = {movie.imdb_id for movie in demo_catalog}
@@ -65,6 +70,31 @@ def test_recommend_by_upload_answers_as_documented(client, app, openapi, demo_ca
             "SELECT arm, explored FROM recommendations WHERE id = ?", (body["id"],)
         ).fetchone()
     assert (arm, bool(explored)) == (body["arm"], body["explored"])
+
+
+def test_a_picture_that_is_no_poster_is_flagged(client, openapi) -> None:
+    """Uniform noise and a blank page get recommendations, but are flagged as not looking like a poster."""
+    import numpy as np
+    from PIL import Image
+
+    for picture in (
+        Image.fromarray(np.random.default_rng(0).integers(0, 256, (268, 182, 3), dtype=np.uint8)),
+        Image.new("RGB", (640, 480), "white"),
+    ):
+        buffer = io.BytesIO()
+        picture.save(buffer, "PNG")
+        response = client.post(
+            "/api/recommend",
+            data={"image": (io.BytesIO(buffer.getvalue()), "p.png")},
+            headers=HEADERS,
+            content_type="multipart/form-data",
+        )
+        assert response.status_code == 201
+        body = response.get_json()
+        assert body["looks_like_poster"]["value"] is False and body["looks_like_poster"]["score"] < 0.01
+        assert len(body["recommendations"]) == 5
+        page = client.get(body["results_url"].removeprefix("http://localhost")).get_data(as_text=True)
+        assert "does not look like a movie poster" in page
 
 
 def test_feedback_is_taken_once_and_shows_in_the_bandit(client, openapi, demo_catalog) -> None:

@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -61,17 +62,46 @@ def test_search_benchmark_agrees_with_the_authors_way(tmp_path) -> None:
     assert all(set(by_size) == {"1000", "4000"} and min(by_size.values()) > 0 for by_size in last.values())
 
 
+RECOMMEND_KEYS = {"genre_share", "genre_jaccard", "same_decade", "year_gap_median", "rating_gap_mean", "n"}
+
+
+def check_recommendation_scores(last: dict) -> None:
+    """The last line of bench/recommend_quality.py: each distance and the random picks, every figure in range."""
+    assert set(last) == {"manhattan", "euclidean", "cosine", "random"}
+    for scores in last.values():
+        assert set(scores) == RECOMMEND_KEYS
+        assert scores["n"] > 0
+        for key in ("genre_share", "genre_jaccard", "same_decade"):
+            assert 0 <= scores[key] <= 1, (key, scores)
+        assert 0 <= scores["year_gap_median"] <= 200  # the demo's years span a century
+        assert 0 <= scores["rating_gap_mean"] <= 9  # IMDb ratings run from 1 to 10
+
+
 def test_recommendation_quality_beats_random_picks(demo_catalog_dir, trained, index_dir) -> None:
     output = run_script(
         "bench/recommend_quality.py",
         *("--catalog", str(demo_catalog_dir), "--model", str(trained[1]), "--index", str(index_dir)),
     )
-    random_share = float(next(line for line in output.splitlines() if line.startswith("| random |")).split("|")[2])
+    lines = output.splitlines()
+    exact_random = next(line for line in lines if line.startswith("| random (exact expectation) |"))
+    random_share = float(exact_random.split("|")[2])
+    header = next(line for line in lines if line.startswith("| picks |"))
+    assert "year gap median" in header and "rating gap mean" in header
+    assert any(line.startswith("| random, model pool |") for line in lines)
     last = json.loads(output.strip().splitlines()[-1])
-    assert set(last) == {"manhattan", "euclidean", "cosine"}
-    for scores in last.values():
-        assert set(scores) == {"genre_share", "genre_jaccard", "same_decade", "n"}
-        assert scores["n"] > 0 and scores["genre_share"] > random_share + 0.1
+    check_recommendation_scores(last)
+    assert last["random"]["n"] == last["manhattan"]["n"]  # the same queries
+    for metric in ("manhattan", "euclidean", "cosine"):
+        assert last[metric]["genre_share"] > random_share + 0.1
+    again = json.loads(
+        run_script(
+            "bench/recommend_quality.py",
+            *("--catalog", str(demo_catalog_dir), "--model", str(trained[1]), "--index", str(index_dir)),
+        )
+        .strip()
+        .splitlines()[-1]
+    )
+    assert again["random"] == last["random"]  # seeded
 
 
 def test_recommendation_quality_takes_a_second_catalog_as_queries(demo_catalog_dir, trained, index_dir) -> None:
@@ -81,7 +111,89 @@ def test_recommendation_quality_takes_a_second_catalog_as_queries(demo_catalog_d
         *("--queries", str(demo_catalog_dir), "--queries-index", str(index_dir)),
     )
     last = json.loads(output.strip().splitlines()[-1])
+    check_recommendation_scores(last)
     assert all(scores["n"] == 120 for scores in last.values())  # every demo movie is a query
+
+
+def quality_side(labels, years, ratings, probabilities=None):
+    from bench.recommend_quality import Side
+
+    labels = np.array(labels, dtype=np.int8)
+    return Side(
+        ids=[f"tt{row:07d}" for row in range(len(labels))],
+        labels=labels,
+        years=np.array([np.nan if year is None else year for year in years], dtype=np.float64),
+        ratings=np.array([np.nan if rating is None else rating for rating in ratings], dtype=np.float64),
+        features=np.zeros((len(labels), 2), np.float32),
+        probabilities=np.array(labels if probabilities is None else probabilities, dtype=np.float32),
+    )
+
+
+def test_recommendation_quality_scores_hand_made_picks() -> None:
+    from bench.recommend_quality import pick_scores, summary
+
+    # query 0: a 1995 comedy rated 7.0; query 1: a drama without year, rated 6.0
+    query = quality_side([[0, 1, 0], [0, 0, 1]], [1995, None], [7.0, 6.0])
+    catalog = quality_side(
+        [[0, 1, 0], [1, 1, 0], [1, 0, 0], [0, 1, 1], [0, 0, 1], [1, 0, 0]],
+        [1990, 1991, 1999, 1993, None, 2010],
+        [6.0, 8.5, None, 7.0, 5.0, 9.0],
+    )
+    first = pick_scores(query, 0, catalog, [0, 1, 2, 3, 4])
+    assert first.genre_share == pytest.approx(3 / 5)
+    assert first.genre_jaccard == pytest.approx((1 + 1 / 2 + 0 + 1 / 2 + 0) / 5)
+    assert first.same_decade == 1.0  # every dated pick is from the 1990s; the undated one is left out
+    assert sorted(first.year_gaps) == [2, 4, 4, 5]
+    assert sorted(first.rating_gaps) == [0.0, 1.0, 1.5, 2.0]  # the unrated pick is left out
+    second = pick_scores(query, 1, catalog, [1, 2, 3, 4, 5])
+    assert second.same_decade is None and len(second.year_gaps) == 0  # the query has no year
+    assert sorted(second.rating_gaps) == [1.0, 1.0, 2.5, 3.0]
+    scores = summary([first, second])
+    assert scores == {
+        "genre_share": pytest.approx((3 / 5 + 2 / 5) / 2, abs=1e-4),
+        "genre_jaccard": pytest.approx((2 / 5 + (1 / 2 + 1) / 5) / 2, abs=1e-4),
+        "same_decade": 1.0,
+        "year_gap_median": 4.0,  # over every dated pair: 2, 4, 4, 5
+        "rating_gap_mean": pytest.approx((1 + 1.5 + 0 + 2 + 1 + 1 + 2.5 + 3) / 8, abs=1e-4),
+        "n": 2,
+    }
+    elsewhere = pick_scores(query, 0, catalog, [5])
+    assert elsewhere.same_decade == 0.0 and list(elsewhere.year_gaps) == [15]
+
+
+def test_recommendation_quality_random_picks_come_from_the_search_pool() -> None:
+    from app.recommender import candidate_mask
+    from bench.recommend_quality import RandomPicks, evaluate_distance, histogram_median, random_baseline
+
+    rng = np.random.default_rng(3)
+    labels = rng.integers(0, 2, size=(60, 3))
+    catalog = quality_side(labels, rng.integers(1950, 2020, 60), rng.uniform(1, 10, 60).round(1))
+    query = quality_side(labels[:8], catalog.years[:8], catalog.ratings[:8], rng.uniform(0, 1, (8, 3)))
+    picked: list[list[int]] = []
+
+    class Recording(RandomPicks):
+        def nearest(self, query_features, metric, k=5, allowed=None):
+            rows = super().nearest(query_features, metric, k, allowed)
+            picked.append(rows.tolist())
+            return rows
+
+    scores = evaluate_distance(query, catalog, Recording(len(catalog.ids), seed=0), "manhattan")
+    assert scores["n"] == int(query.labels.any(axis=1).sum()) == len(picked)
+    scored = [row for row in range(8) if query.labels[row].any()]
+    for rows, row in zip(picked, scored, strict=True):
+        pool = candidate_mask(query.probabilities[row], catalog.labels)
+        pool[row] = False  # the query is catalog movie `row`: never its own pick
+        assert len(rows) == 5 == len(set(rows)) and pool[rows].all()
+    assert scores == evaluate_distance(query, catalog, RandomPicks(len(catalog.ids), seed=0), "manhattan")
+    exact = random_baseline(query, catalog)
+    assert set(exact) == RECOMMEND_KEYS and 0 <= exact["same_decade"] <= 1
+    year_gaps = np.abs(query.years[:, None] - catalog.years[None, :]).ravel()
+    assert exact["year_gap_median"] == np.median(year_gaps)
+    rating_gaps = np.abs(query.ratings[:, None] - catalog.ratings[None, :])
+    assert exact["rating_gap_mean"] == pytest.approx(rating_gaps.mean(), abs=1e-4)
+    for sample in ([3], [1, 4], [0, 0, 2, 7], [5, 1, 1]):
+        values = np.repeat(np.arange(len(sample)), sample)
+        assert histogram_median(np.array(sample)) == np.median(values)
 
 
 def test_bandit_simulation_prints_regret_and_plots(tmp_path) -> None:
@@ -165,3 +277,15 @@ def test_scrape_replica_reproduces_a_small_replica() -> None:
     assert last["differences"] == 0
     assert last["movies"] == last["posters"] > 0 and last["pages_per_second"] > 0
     assert "catalog valid" in output
+
+
+def test_non_posters_are_flagged_and_demo_posters_are_not(demo_catalog_dir, trained) -> None:
+    """bench/non_posters.py on the demo model: photos, noise, blanks, shapes, screenshots and charts are flagged as
+    not posters, the demo catalog's held-out posters are not."""
+    output = run_script("bench/non_posters.py", "--catalog", str(demo_catalog_dir), "--model", str(trained[1]))
+    last = json.loads(output.strip().splitlines()[-1])
+    assert last["n_non_posters"] >= 200 and last["n_posters"] == len(trained[0].split.test)
+    assert {"photo", "noise", "blank or gradient", "text screenshot", "chart"} <= set(last["per_kind"])
+    assert last["detection"] >= 0.9, last
+    assert last["false_alarms"] <= 0.2, last  # a dozen held-out posters: one false alarm is 8 %
+    assert "(detection)" in output and "(false alarms)" in output

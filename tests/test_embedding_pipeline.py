@@ -24,7 +24,9 @@ def test_fit_then_evaluate_model_and_clems_in_one_report(demo_catalog_dir, train
     summary = json.loads(evaluated.output.strip().splitlines()[-1])
     assert set(summary) == {"model", "model+clems", "most_frequent", "all_six"}
     assert summary["model+clems"]["n"] == summary["model"]["n"] == len(trained[0].split.test)
-    assert summary["model+clems"]["micro_f1"] > summary["most_frequent"]["micro_f1"] + 0.1  # it learnt something
+    # it learnt something: it ranks genres far better than a constant (AUC 0.5) and beats the best constant answer
+    assert summary["model+clems"]["macro_auc"] > 0.7
+    assert summary["model+clems"]["micro_f1"] > summary["most_frequent"]["micro_f1"]
     assert "model+clems, hamming cost" in evaluated.output
     assert Path(clems_dir / "evaluation-demo.json").is_file()
 

@@ -25,9 +25,12 @@ from app.feedback import (
     record_recommendation,
     reward_for,
 )
+from app.migrations import latest_version
 from bandit import ARMS, Choice, ips_estimate
 
-SHOWN = Shown(query_kind="sample", query_imdb_id="tt0000001", query_image=None, genres={"Drama": 0.9}, results=[])
+SHOWN = Shown(
+    query_kind="sample", query_imdb_id="tt0000001", query_image=None, genres={"Drama": 0.9}, evoked={}, results=[]
+)
 
 
 @pytest.fixture
@@ -125,13 +128,13 @@ def test_an_old_database_gains_the_policy_column(tmp_path: Path) -> None:
             " VALUES ('cosine', 1, 0.5, 'sample', '{}', '[]')"
         )
     old.close()
-    assert init_db(path) == [], "an unversioned database is adopted at version 1, not migrated again"
+    later = list(range(2, latest_version() + 1))
+    assert init_db(path) == later, "an unversioned database is adopted at version 1, then only later ones applied"
     with open_database(path) as database:
         assert database.execute("SELECT policy, arm FROM recommendations").fetchone()[:] == ("epsilon_greedy", "cosine")
         assert recommendation(database) == 2
-        assert [tuple(row) for row in database.execute("SELECT version, name FROM schema_migrations")] == [
-            (1, "recommendations_and_feedback")
-        ]
+        stored = [tuple(row) for row in database.execute("SELECT version, name FROM schema_migrations")]
+        assert stored[0] == (1, "recommendations_and_feedback") and [v for v, _ in stored] == [1, *later]
 
 
 VOTERS = 8
@@ -221,9 +224,10 @@ def test_workers_starting_together_all_initialise_a_new_database(kind: str, tmp_
             worker.join(timeout=60)
         assert [worker.exitcode for worker in workers] == [0] * VOTERS
         assert [outcome for outcome, _ in results] == ["applied"] * VOTERS, results
-        assert sorted(version for _, applied in results for version in applied) == [1], "one process migrates"
+        every_version = list(range(1, latest_version() + 1))
+        assert sorted(version for _, applied in results for version in applied) == every_version, "one migrates"
         with open_database(target) as database:
-            assert [row[0] for row in database.execute("SELECT version FROM schema_migrations")] == [1]
+            assert [row[0] for row in database.execute("SELECT version FROM schema_migrations")] == every_version
             if kind == "sqlite":
                 assert database.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 

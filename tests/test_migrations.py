@@ -43,7 +43,8 @@ def test_both_databases_have_the_same_versions() -> None:
 def test_a_new_database_is_migrated_once(database_target: str) -> None:
     assert migrate(database_target) == list(range(1, latest_version() + 1))
     assert migrate(database_target) == []
-    assert versions(database_target) == [(1, "recommendations_and_feedback")]
+    assert versions(database_target)[:2] == [(1, "recommendations_and_feedback"), (2, "what_the_poster_evokes")]
+    assert [version for version, _ in versions(database_target)] == list(range(1, latest_version() + 1))
     with open_database(database_target) as database:
         database.execute(INSERT_RECOMMENDATION)
         assert database.execute("SELECT policy, explored FROM recommendations").fetchone()[:] == ("epsilon_greedy", 0)
@@ -55,9 +56,10 @@ def test_a_later_migration_is_applied_once_and_keeps_the_data(database_target: s
         database.execute(INSERT_RECOMMENDATION)
     directory = copy_of_migrations(tmp_path)
     add_migration(directory, "recommendation_note", "ALTER TABLE recommendations ADD COLUMN note TEXT DEFAULT 'kept';")
-    assert migrate(database_target, directory) == [2]
+    later = latest_version() + 1
+    assert migrate(database_target, directory) == [later]
     assert migrate(database_target, directory) == []
-    assert [version for version, _ in versions(database_target)] == [1, 2]
+    assert [version for version, _ in versions(database_target)] == list(range(1, later + 1))
     with open_database(database_target) as database:
         assert database.execute("SELECT arm, note FROM recommendations").fetchall()[0][:] == ("cosine", "kept")
 
@@ -72,7 +74,7 @@ def test_a_failed_migration_is_rolled_back_whole(database_target: str, tmp_path:
     )
     with pytest.raises(Exception, match="no_such_table"):
         migrate(database_target, directory)
-    assert [version for version, _ in versions(database_target)] == [1]
+    assert [version for version, _ in versions(database_target)] == list(range(1, latest_version() + 1))
     with open_database(database_target) as database, pytest.raises(Exception, match="first_half"):
         database.execute("SELECT * FROM first_half")
 
@@ -81,16 +83,20 @@ def test_a_database_newer_than_the_code_is_refused(database_target: str, tmp_pat
     directory = copy_of_migrations(tmp_path)
     add_migration(directory, "from_the_future", "CREATE TABLE future (id INTEGER PRIMARY KEY);")
     migrate(database_target, directory)
-    with pytest.raises(MigrationError, match=r"schema version\(s\) \[2\], newer than this PosterBench knows \(1\)"):
+    known = latest_version()
+    with pytest.raises(
+        MigrationError, match=rf"schema version\(s\) \[{known + 1}\], newer than this PosterBench knows \({known}\)"
+    ):
         migrate(database_target)
 
 
 def test_migrations_numbered_with_a_gap_are_refused(tmp_path: Path) -> None:
     directory = copy_of_migrations(tmp_path)
-    (directory / "sqlite" / "0003_skipped_two.sql").write_text("SELECT 1;")
-    with pytest.raises(MigrationError, match=r"numbered \[1, 3\]"):
+    skipped = latest_version() + 2
+    (directory / "sqlite" / f"{skipped:04d}_skipped_one.sql").write_text("SELECT 1;")
+    with pytest.raises(MigrationError, match=rf"numbered \[1, .*{skipped}\]"):
         migrations("sqlite", directory)
-    (directory / "sqlite" / "0003_skipped_two.sql").rename(directory / "sqlite" / "2_bad_name.sql")
+    (directory / "sqlite" / f"{skipped:04d}_skipped_one.sql").rename(directory / "sqlite" / "2_bad_name.sql")
     with pytest.raises(MigrationError, match="is not named NNNN_name.sql"):
         migrations("sqlite", directory)
 

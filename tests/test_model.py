@@ -59,11 +59,14 @@ def test_presets_describe_the_papers_head_and_the_demo() -> None:
         get_preset("huge")
 
 
-def test_network_maps_a_poster_to_six_probabilities() -> None:
-    network = build_network(DEMO, len(GENRES), weights=None)
-    probabilities = np.asarray(network(np.zeros((2, 100, 100, 3), np.float32)))
-    assert probabilities.shape == (2, 6)
-    assert ((probabilities > 0) & (probabilities < 1)).all()
+def test_network_maps_a_poster_to_genres_decades_year_rating_features_and_signature() -> None:
+    network = build_network(DEMO, len(GENRES), 4, weights=None)
+    outputs = {name: np.asarray(value) for name, value in network(np.zeros((2, 100, 100, 3), np.float32)).items()}
+    assert outputs["genres"].shape == (2, 6) and ((outputs["genres"] > 0) & (outputs["genres"] < 1)).all()
+    assert outputs["decades"].shape == (2, 4)
+    np.testing.assert_allclose(outputs["decades"].sum(axis=1), 1, rtol=1e-5)  # one distribution over decades
+    assert outputs["year"].shape == outputs["rating"].shape == (2, 1)
+    assert outputs["features"].shape == (2, 100) and outputs["signature"].shape == (2, 1024)
 
 
 def test_paper_rebalancing_caps_drama_and_drama_comedy() -> None:
@@ -90,16 +93,28 @@ def test_split_is_seeded_disjoint_and_complete(demo_catalog) -> None:
 
 def test_training_saves_model_split_report_and_curves(trained, demo_catalog) -> None:
     result, model_dir = trained
-    for name in ("model.weights.h5", "model.json", "split.json", "report.json", "report.txt", "learning_curves.png"):
+    files = ("model.weights.h5", "model.json", "split.json", "report.json", "report.txt", "learning_curves.png")
+    for name in (*files, "reliability.png", "poster_detector.npz"):
         assert (model_dir / name).is_file(), name
     description = json.loads((model_dir / "model.json").read_text())
     assert description["preset"]["name"] == "demo" and description["genres"] == list(GENRES)
+    years = [movie.year for movie in demo_catalog.movies if movie.year is not None]
+    assert description["decades"] == sorted(description["decades"])
+    assert min(years) // 10 * 10 <= description["decades"][0] and description["decades"][-1] <= max(years)
+    low, high = description["rating_interval"]
+    assert low < 0 < high
     assert json.loads((model_dir / "split.json").read_text())["test"] == result.split.test
     report = json.loads((model_dir / "report.json").read_text())["test"]
     assert set(report["per_genre"]) == set(GENRES) and 0 <= report["micro_f1"] <= 1
     assert report["n"] == len(result.split.test)
     assert 5 <= len(result.history["loss"]) <= 15  # early stopping may end it sooner
+    for head in ("genres", "decades", "year", "rating"):
+        assert np.isfinite(result.history[f"{head}_loss"]).all(), head
     assert Image.open(model_dir / "learning_curves.png").size[0] > 300
+    assert Image.open(model_dir / "reliability.png").size[0] > 300
+    assert set(report["calibration"]["per_genre"]) == set(GENRES) and 0 <= report["calibration"]["ece_max"] <= 1
+    assert report["era"]["n_years"] == report["n"] and 0 <= report["era"]["decade_accuracy"] <= 1
+    assert "decade accuracy" in (model_dir / "report.txt").read_text()
 
 
 def test_a_saved_model_predicts_exactly_as_before(trained, demo_catalog) -> None:
@@ -108,9 +123,9 @@ def test_a_saved_model_predicts_exactly_as_before(trained, demo_catalog) -> None
     before = result.model.predict(posters)
     loaded = GenreModel.load(model_dir)
     after = loaded.predict(posters)
-    assert before[0].shape == (5, 6) and before[1].shape == (5, 100)
-    np.testing.assert_allclose(after[0], before[0], atol=1e-5)
-    np.testing.assert_allclose(after[1], before[1], atol=1e-5)
+    assert before.genres.shape == (5, 6) and before.features.shape == (5, 100)
+    for name in ("genres", "features", "decades", "year", "rating", "poster_score"):
+        np.testing.assert_allclose(getattr(after, name), getattr(before, name), atol=1e-4, err_msg=name)
     assert loaded.genres == GENRES and loaded.preset == result.model.preset
 
 
@@ -165,7 +180,11 @@ def test_index_holds_every_catalog_poster(index_dir: Path, demo_catalog, trained
     assert index.features.shape == (len(demo_catalog), 100) and index.features.dtype == np.float32
     assert index.probabilities.shape == (len(demo_catalog), 6)
     first = load_poster(demo_catalog.poster_path(demo_catalog.movies[0]), 100)[np.newaxis]
-    np.testing.assert_allclose(trained[0].model.predict(first)[1][0], index.features[0], atol=1e-4)
+    predicted = trained[0].model.predict(first)
+    np.testing.assert_allclose(predicted.features[0], index.features[0], atol=1e-4)
+    stored = index.prediction([0])
+    np.testing.assert_allclose(stored.decades, predicted.decades, atol=1e-4)
+    np.testing.assert_allclose(stored.rating, predicted.rating, atol=1e-3)
     assert not any(name.startswith(".") for name in os.listdir(index_dir.parent))
 
 
@@ -190,7 +209,7 @@ def test_fine_tuning_block5_with_augmentation_trains_and_saves(
     preset = replace(PAPER, head_units=(32, 100), epochs=1, batch_size=16)
     result = train(demo_catalog, preset, vgg_weights_file, tmp_path / "paper", seed=0, progress=False)
     assert len(result.history["loss"]) == 1 and np.isfinite(result.history["loss"][0])
-    base = result.model.network.get_layer("vgg16")
+    base = result.model.network
     import keras
 
     untouched = keras.applications.VGG16(include_top=False, weights=None, input_shape=(100, 100, 3))

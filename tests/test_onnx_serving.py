@@ -28,6 +28,7 @@ from model.onnx_model import (
     has_export,
 )
 from model.presets import PAPER
+from tests.conftest import untrained_model
 from tests.test_bench_scripts import run_script
 
 TOLERANCE = 1e-4
@@ -50,9 +51,9 @@ def flatten_model_dir(training_weights: Path, tmp_path_factory: pytest.TempPathF
 
     keras.utils.set_random_seed(3)
     preset = replace(PAPER, head_units=(64, 100))
-    network = build_network(preset, len(GENRES), weights=check_weights(training_weights))
+    network = build_network(preset, len(GENRES), 3, weights=check_weights(training_weights))
     directory = tmp_path_factory.mktemp("onnx") / "flatten"
-    GenreModel(network, preset, GENRES, np.full(len(GENRES), 0.5, np.float32)).save(directory)
+    untrained_model(network, preset).save(directory)
     export_onnx(directory)
     return directory
 
@@ -80,15 +81,21 @@ def test_the_export_predicts_what_keras_predicts(pooling: str, request, posters:
     assert onnx_model.genres == keras_model.genres and onnx_model.input_size == 100
     np.testing.assert_array_equal(onnx_model.thresholds, keras_model.thresholds)
     expected = keras_model.predict(posters)
+    n_decades = len(keras_model.description.decades)
     for batch_size in (64, 3):  # one batch, and batches of 3 with a short last one
-        probabilities, features = onnx_model.predict(posters, batch_size=batch_size)
-        assert probabilities.shape == (10, 6) and features.shape == (10, 100)
-        assert probabilities.dtype == features.dtype == np.float32
-        np.testing.assert_allclose(probabilities, expected[0], rtol=0, atol=TOLERANCE)
-        np.testing.assert_allclose(features, expected[1], rtol=0, atol=TOLERANCE)
-    assert features.std() > 0.01 and np.ptp(probabilities) > 0.01  # the comparison is not between constants
+        found = onnx_model.predict(posters, batch_size=batch_size)
+        assert found.genres.shape == (10, 6) and found.features.shape == (10, 100)
+        assert found.decades.shape == (10, n_decades) and found.year.shape == found.rating.shape == (10,)
+        assert found.genres.dtype == found.features.dtype == np.float32
+        np.testing.assert_allclose(found.genres, expected.genres, rtol=0, atol=TOLERANCE)
+        np.testing.assert_allclose(found.features, expected.features, rtol=0, atol=TOLERANCE)
+        np.testing.assert_allclose(found.decades, expected.decades, rtol=0, atol=TOLERANCE)
+        np.testing.assert_allclose(found.year, expected.year, rtol=0, atol=2000 * TOLERANCE)
+        np.testing.assert_allclose(found.rating, expected.rating, rtol=0, atol=10 * TOLERANCE)
+        assert np.mean(found.poster_score == expected.poster_score) >= 0.9  # a rank: rounding may move one
+    assert found.features.std() > 0.01 and np.ptp(found.genres) > 0.01  # the comparison is not between constants
     empty = onnx_model.predict(posters[:0])
-    assert empty[0].shape == (0, 6) and empty[1].shape == (0, 100)
+    assert empty.genres.shape == (0, 6) and empty.features.shape == (0, 100) and empty.decades.shape == (0, n_decades)
 
 
 def test_the_weights_are_one_page_aligned_file_beside_a_small_graph(flatten_model_dir: Path) -> None:
@@ -106,9 +113,10 @@ def test_the_weights_are_one_page_aligned_file_beside_a_small_graph(flatten_mode
         assert offset % ALIGNMENT == 0 and offset % os.sysconf("SC_PAGE_SIZE") == 0
         assert length == 4 * int(np.prod(tensor.dims)) and tensor.data_type == onnx.TensorProto.FLOAT
         ends.append(offset + length)
-    assert max(ends) == data_size and len(graph.initializer) == 2 * (13 + 3)  # 13 convolutions, 3 dense layers
+    # 13 convolutions, 2 dense layers in the trunk and 4 heads (genres, decades, year, rating)
+    assert max(ends) == data_size and len(graph.initializer) == 2 * (13 + 2 + 4)
     layers = [node.op_type for node in graph.node]
-    assert layers.count("Conv") == 13 and layers.count("MaxPool") == 4 and layers.count("Gemm") == 3
+    assert layers.count("Conv") == 13 and layers.count("MaxPool") == 4 and layers.count("Gemm") == 6
     transpose_back = next(node for node in graph.node if node.name == "flatten/to_nhwc")
     assert list(transpose_back.attribute[0].ints) == [0, 2, 3, 1]  # Keras flattens (h, w, c)
 
@@ -133,8 +141,8 @@ def test_a_model_retrained_since_its_export_is_refused(avg_model_dir: Path, app_
         create_app({**app_settings, "MODEL": str(copy)})
     export_onnx(copy)
     np.testing.assert_allclose(
-        OnnxGenreModel.load(copy).predict(np.zeros((1, 100, 100, 3), np.uint8))[0],
-        keras_model.predict(np.zeros((1, 100, 100, 3), np.uint8))[0],
+        OnnxGenreModel.load(copy).predict(np.zeros((1, 100, 100, 3), np.uint8)).genres,
+        keras_model.predict(np.zeros((1, 100, 100, 3), np.uint8)).genres,
         atol=TOLERANCE,
     )
 
@@ -225,7 +233,7 @@ def test_the_app_recommends_from_the_exports_predictions(avg_model_dir: Path, ap
     with sqlite3.connect(config["DATABASE"]) as database:
         (genres,) = database.execute("SELECT genres FROM recommendations ORDER BY id DESC LIMIT 1").fetchone()
     shown = np.array([json.loads(genres)[genre] for genre in GENRES])
-    keras_probabilities = GenreModel.load(avg_model_dir).predict(load_poster(poster, 100)[np.newaxis])[0][0]
+    keras_probabilities = GenreModel.load(avg_model_dir).predict(load_poster(poster, 100)[np.newaxis]).genres[0]
     np.testing.assert_allclose(shown, keras_probabilities, atol=1e-4 + 5e-5)  # shown rounded to 4 decimals
 
 
@@ -257,5 +265,5 @@ def test_an_export_without_its_keras_weights_is_served_as_it_is(avg_model_dir: P
     (copy / WEIGHTS_FILE).unlink()  # e.g. an image that ships only what serving needs
     poster = np.full((1, 100, 100, 3), 90, np.uint8)
     np.testing.assert_array_equal(
-        OnnxGenreModel.load(copy).predict(poster)[1], OnnxGenreModel.load(avg_model_dir).predict(poster)[1]
+        OnnxGenreModel.load(copy).predict(poster).features, OnnxGenreModel.load(avg_model_dir).predict(poster).features
     )

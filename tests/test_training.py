@@ -71,10 +71,13 @@ def test_an_interrupted_training_resumes_where_it_stopped(
     assert not out.exists() and (work / "frozen-train.npy").exists() and (work / "checkpoint").exists()
 
     monkeypatch.setattr(keras.callbacks.CSVLogger, "on_epoch_end", original_epoch_end)
-    posters_read = []
-    monkeypatch.setattr(train_module, "load_posters", lambda *args: posters_read.append(args) or [])
+    cache_computed = []  # augmentation is built only when frozen outputs are computed
+    original_augmentation = train_module.augmentation
+    monkeypatch.setattr(
+        train_module, "augmentation", lambda seed: cache_computed.append(seed) or original_augmentation(seed)
+    )
     result = train_module.train(demo_catalog, preset, vgg_weights_file, out, progress=False)
-    assert posters_read == []  # the cached frozen outputs were reused
+    assert cache_computed == []  # the cached frozen outputs were reused
     assert len(result.history["loss"]) == 4  # epochs 1-2 before the interruption, 3-4 after
     assert (out / "model.json").exists() and not work.exists()
 
@@ -86,6 +89,29 @@ def test_a_changed_configuration_does_not_reuse_the_cache(demo_catalog, vgg_weig
     (work / "frozen-train.npy").write_bytes(b"stale")
     train_module.train(demo_catalog, replace(DEMO, epochs=1), vgg_weights_file, tmp_path / "model", progress=False)
     assert not work.exists() and (tmp_path / "model" / "model.json").exists()
+
+
+def test_new_training_settings_keep_the_cache_but_not_the_checkpoints(
+    demo_catalog, vgg_weights_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out = tmp_path / "model"
+    ran = []
+    original_epoch_end = keras.callbacks.CSVLogger.on_epoch_end
+
+    def interrupt_after_one_epoch(self, epoch, logs=None):
+        original_epoch_end(self, epoch, logs)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(keras.callbacks.CSVLogger, "on_epoch_end", interrupt_after_one_epoch)
+    with pytest.raises(KeyboardInterrupt):
+        train_module.train(demo_catalog, replace(DEMO, epochs=3), vgg_weights_file, out, progress=False)
+    monkeypatch.setattr(keras.callbacks.CSVLogger, "on_epoch_end", original_epoch_end)
+    original_augmentation = train_module.augmentation
+    monkeypatch.setattr(train_module, "augmentation", lambda seed: ran.append(seed) or original_augmentation(seed))
+    other = replace(DEMO, epochs=2, learning_rate=5e-4, era_weight=0.5)  # what is trained changes, not the inputs
+    result = train_module.train(demo_catalog, other, vgg_weights_file, out, progress=False)
+    assert ran == []  # the frozen outputs were reused
+    assert len(result.history["loss"]) == 2  # both epochs trained anew: the old checkpoint was not resumed
 
 
 def test_thresholds_tuned_for_micro_and_macro_f1_beat_one_half() -> None:
