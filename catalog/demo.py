@@ -718,11 +718,11 @@ def _age_poster(poster: Image.Image, age: float, rng: np.random.Generator) -> Im
 
 def _era_colors(age: float) -> tuple[float, ...]:
     """The era's colour grading as one affine map of RGB, in the 12-number form of `Image.convert`'s matrix:
-    saturation scaled from 1.2 (new) to 0.55 (oldest), then blended towards sepia tones of the same luma and
+    saturation scaled from 1.3 (new) to 0.45 (oldest), then blended towards sepia tones of the same luma and
     faded towards yellowed paper, both more for older posters."""
-    chroma = 1.2 - 0.65 * age
-    sepia = 0.4 * age**1.3
-    fade = 0.22 * age
+    chroma = 1.3 - 0.85 * age
+    sepia = 0.7 * age**1.1
+    fade = 0.3 * age
     luma_of = np.outer(np.ones(3), _LUMA)  # row i gives channel i the pixel's luma
     saturate = chroma * np.eye(3) + (1 - chroma) * luma_of
     matrix = (1 - fade) * ((1 - sepia) * saturate + sepia * _SEPIA[:, None] * luma_of)

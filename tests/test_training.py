@@ -37,6 +37,29 @@ def test_beats_constant_answers_on_posters_it_never_saw(trained, tmp_path: Path)
     assert figures["model"]["macro_auc"] > 0.7 and figures["all_six"]["macro_auc"] == 0.5
 
 
+@pytest.fixture(scope="module")
+def era_model_dir(training_weights: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The demo preset trained on 300 demo posters: the era signal needs more posters than the genres' 120."""
+    directory = tmp_path_factory.mktemp("era")
+    catalog = read_catalog(generate_demo_catalog(directory / "catalog", n_movies=300, seed=1, progress=False))
+    train_module.train(catalog, replace(DEMO, epochs=20), training_weights, directory / "model", progress=False)
+    return directory / "model"
+
+
+@needs_imagenet
+def test_era_and_quality_predictions_beat_chance_on_posters_it_never_saw(era_model_dir: Path, tmp_path: Path) -> None:
+    """The demo posters age with their year (and carry a weak quality mark): on unseen ones, the predicted year is
+    closer than the median year, and the predicted ratings rank the true ones better than chance."""
+    unseen = read_catalog(generate_demo_catalog(tmp_path / "unseen", n_movies=80, seed=11, progress=False))
+    reports, text = evaluate(unseen, era_model_dir, progress=False)
+    era = reports["model"]["era"]
+    assert era["n_years"] == 80 and "decade accuracy" in text
+    assert era["year_mae"] < 0.9 * era["year_mae_median_baseline"], era
+    assert era["rating_spearman"] > 0.1, era
+    summary = summaries(reports)["model"]
+    assert {"decade_accuracy", "year_mae", "rating_mae", "rating_spearman", "ece_max"} <= set(summary)
+
+
 def test_evaluates_on_its_own_held_out_split(trained, demo_catalog) -> None:
     result, model_dir = trained
     reports, text = evaluate(demo_catalog, model_dir, progress=False)
