@@ -42,9 +42,10 @@ def nearest_genres(features: np.ndarray, train_features: np.ndarray, train_label
     unit = train_features / np.maximum(np.linalg.norm(train_features, axis=1, keepdims=True), 1e-9)
     queries = features / np.maximum(np.linalg.norm(features, axis=1, keepdims=True), 1e-9)
     found = np.empty((len(features), train_labels.shape[1]))
+    k = min(NEIGHBOURS, len(train_features) - 1)
     for start in range(0, len(features), 512):
         similarity = queries[start : start + 512] @ unit.T
-        nearest = np.argpartition(-similarity, NEIGHBOURS, axis=1)[:, :NEIGHBOURS]
+        nearest = np.argpartition(-similarity, k, axis=1)[:, :k]
         found[start : start + 512] = train_labels[nearest].mean(axis=1)
     return found
 

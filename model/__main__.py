@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import click
@@ -27,10 +28,21 @@ def cli() -> None:
     show_default=True,
     help="'imagenet' (Keras downloads them) or the path of vgg16_imagenet_notop.h5",
 )
-@click.option("--preset", default="demo", show_default=True, help="paper or demo")
+@click.option("--preset", default="demo", show_default=True, help="default, paper or demo")
 @click.option("--epochs", type=int, default=None, help="override the preset's number of epochs")
 @click.option("--seed", type=int, default=0, show_default=True)
-def train(catalog_dir: Path, out_dir: Path, weights: str, preset: str, epochs: int | None, seed: int) -> None:
+@click.option("--era-weight", type=float, default=None, help="override the preset's loss weight of the era heads")
+@click.option("--keep-cache", is_flag=True, help="keep the cached frozen-layer outputs, for another training run")
+def train(
+    catalog_dir: Path,
+    out_dir: Path,
+    weights: str,
+    preset: str,
+    epochs: int | None,
+    seed: int,
+    era_weight: float | None,
+    keep_cache: bool,
+) -> None:
     """Train a genre model on a catalog and report on its held-out test split."""
     from catalog import CatalogError, read_catalog
     from model.network import WeightsError
@@ -40,8 +52,10 @@ def train(catalog_dir: Path, out_dir: Path, weights: str, preset: str, epochs: i
 
     try:
         chosen = get_preset(preset)
+        if era_weight is not None:
+            chosen = replace(chosen, era_weight=era_weight)
         catalog = read_catalog(catalog_dir)
-        result = train_model(catalog, chosen, weights, out_dir, seed=seed, epochs=epochs)
+        result = train_model(catalog, chosen, weights, out_dir, seed=seed, epochs=epochs, keep_cache=keep_cache)
     except (CatalogError, WeightsError, ValueError) as error:
         raise click.ClickException(str(error)) from error
     click.echo((out_dir / REPORT_TEXT_FILE).read_text())

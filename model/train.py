@@ -168,9 +168,12 @@ def masked_huber(y_true, y_pred):
 
 def losses(preset: Preset, train_genres: np.ndarray) -> tuple[dict, dict]:
     """The loss of each head and its weight: genres weighted per label by inverse frequency (as in the paper),
-    decades by cross-entropy, year and rating by a Huber loss on the standardised values."""
+    decades by cross-entropy, year and rating by a Huber loss on the standardised values. The genres' loss is a mean
+    over the genres; weighted by their number, each genre pulls the shared layers as hard as the decade head does
+    at `era_weight` 1 (with the mean alone, the era heads' gradients were five times the genres' and the genres
+    were not learnt: macro ROC-AUC 0.65 on the real posters)."""
     heads = {
-        GENRES_LAYER: (weighted_binary_crossentropy(inverse_frequency_weights(train_genres)), 1.0),
+        GENRES_LAYER: (weighted_binary_crossentropy(inverse_frequency_weights(train_genres)), train_genres.shape[1]),
         DECADES_LAYER: (keras.losses.CategoricalCrossentropy(), preset.era_weight),
         YEAR_LAYER: (masked_huber, preset.era_weight / 2),
         RATING_LAYER: (masked_huber, preset.era_weight),
@@ -186,11 +189,13 @@ def train(
     seed: int = 0,
     epochs: int | None = None,
     progress: bool = True,
+    keep_cache: bool = False,
 ) -> TrainingResult:
     """Train `preset` on `catalog` from ImageNet `weights`; save it with its split, report and curves in `out_dir`.
 
     Work in progress (cached frozen outputs, a checkpoint per epoch) lives in a hidden sibling of
-    `out_dir` and is reused when the same command runs again after an interruption.
+    `out_dir` and is reused when the same command runs again after an interruption; `keep_cache` keeps the cached
+    frozen outputs after training, for another run with other training settings.
     """
     imagenet = check_weights(weights)
     split = choose_movies(catalog, preset, seed)
@@ -267,7 +272,7 @@ def train(
     report = test_report(genre_model, catalog, split.test, progress)
     report["calibration"]["platt"] = platt
     save_model_directory(out_dir, genre_model, split, report, history, catalog, seed, epochs, labels["train"])
-    work.remove()
+    work.remove(keep_cache)
     return TrainingResult(model=genre_model, split=split, report=report, history=history)
 
 
@@ -395,14 +400,7 @@ class WorkDirectory:
             expected = json.loads(json.dumps(expected))  # compare as stored: tuples become lists
             stored = path / name
             if path.exists() and (not stored.exists() or json.loads(stored.read_text()) != expected):
-                if name == cls.MANIFEST:
-                    shutil.rmtree(path)
-                else:
-                    for leftover in (path / "checkpoint", path / "history.csv", path / "best.weights.h5"):
-                        if leftover.is_dir():
-                            shutil.rmtree(leftover)
-                        else:
-                            leftover.unlink(missing_ok=True)
+                cls(path).remove(keep_cache=name != cls.MANIFEST)
             path.mkdir(parents=True, exist_ok=True)
             stored.write_text(json.dumps(expected) + "\n")
         return cls(path)
@@ -449,8 +447,16 @@ class WorkDirectory:
         values = [list(map(float, row.split(","))) for row in rows[1:] if row]
         return {name: [row[i] for row in values] for i, name in enumerate(columns) if name != "epoch"}
 
-    def remove(self) -> None:
-        shutil.rmtree(self.path, ignore_errors=True)
+    def remove(self, keep_cache: bool = False) -> None:
+        """Remove the work directory, or with `keep_cache` only its checkpoints."""
+        if not keep_cache:
+            shutil.rmtree(self.path, ignore_errors=True)
+            return
+        for leftover in (self.path / "checkpoint", self.path / "history.csv", self.best_weights):
+            if leftover.is_dir():
+                shutil.rmtree(leftover)
+            else:
+                leftover.unlink(missing_ok=True)
 
 
 class CachedCopies(keras.utils.PyDataset):

@@ -289,3 +289,19 @@ def test_non_posters_are_flagged_and_demo_posters_are_not(demo_catalog_dir, trai
     assert last["detection"] >= 0.9, last
     assert last["false_alarms"] <= 0.2, last  # a dozen held-out posters: one false alarm is 8 %
     assert "(detection)" in output and "(false alarms)" in output
+
+
+def test_genre_ablation_scores_every_way_with_validation_tuned_thresholds(demo_catalog_dir, trained, index_dir) -> None:
+    output = run_script(
+        "bench/genre_ablation.py",
+        *("--catalog", str(demo_catalog_dir), "--model", str(trained[1]), "--index", str(index_dir)),
+    )
+    last = json.loads(output.strip().splitlines()[-1])
+    names = list(last)
+    assert names[0] == "model (calibrated, served)" and "model, poster and its mirror image" in names
+    assert any(name.startswith("genres of the") for name in names)
+    assert any(name.startswith("model and") for name in names)
+    for scores in last.values():
+        assert set(scores) == {"micro_f1", "macro_f1", "macro_auc", "map", "ece_max"}
+        assert all(0 <= value <= 1 for value in scores.values())
+    assert last["model (calibrated, served)"]["macro_auc"] > 0.6  # the demo model ranks genres
