@@ -127,6 +127,7 @@ def recommend_for(
         probabilities,
         choice.arm,
         exclude_rows=[] if query.catalog_row is None else [query.catalog_row],
+        thresholds=resources.genre_thresholds,
     )
     genres = {genre: round(float(p), 4) for genre, p in zip(resources.model.genres, probabilities, strict=True)}
     model = resources.model

@@ -146,11 +146,12 @@ def recommend(
     metric: str,
     k: int = 5,
     exclude_rows: ArrayLike = (),
+    thresholds: ArrayLike | float = GENRE_THRESHOLD,
 ) -> list[int]:
-    """Row numbers of the `k` nearest catalog posters of the predicted genres, nearest first, never one of
-    `exclude_rows` (the query itself when it is a catalog movie). When fewer than `k` movies carry those genres,
-    the whole catalog is searched instead."""
-    allowed = candidate_mask(probabilities, labels)
+    """Row numbers of the `k` nearest catalog posters of the predicted genres (above `thresholds`), nearest first,
+    never one of `exclude_rows` (the query itself when it is a catalog movie). When fewer than `k` movies carry
+    those genres, the whole catalog is searched instead."""
+    allowed = candidate_mask(probabilities, labels, thresholds)
     excluded = np.asarray(exclude_rows, dtype=np.intp)
     allowed[excluded] = False
     if np.count_nonzero(allowed) < k:

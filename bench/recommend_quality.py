@@ -62,6 +62,7 @@ class Side:
     ratings: np.ndarray  # (n,) float, NaN when unknown
     features: np.ndarray  # (n, feature_size)
     probabilities: np.ndarray  # (n, n_genres)
+    thresholds: np.ndarray | float = 0.5  # above which a genre counts as predicted (the model's tuned ones)
 
     @cached_property
     def decades(self) -> np.ndarray:
@@ -70,7 +71,9 @@ class Side:
         return np.where(np.isnan(years), -1, np.floor_divide(np.nan_to_num(years), 10)).astype(int)
 
 
-def side_of(catalog, index, ids: list[str], probabilities: np.ndarray | None = None) -> Side:
+def side_of(
+    catalog, index, ids: list[str], probabilities: np.ndarray | None = None, thresholds: np.ndarray | float = 0.5
+) -> Side:
     rows = np.array([index.row(imdb_id) for imdb_id in ids], dtype=int)
     movies = [catalog.get(imdb_id) for imdb_id in ids]
     return Side(
@@ -80,6 +83,7 @@ def side_of(catalog, index, ids: list[str], probabilities: np.ndarray | None = N
         ratings=np.array([np.nan if movie.rating is None else movie.rating for movie in movies], dtype=np.float64),
         features=index.features[rows],
         probabilities=index.probabilities[rows] if probabilities is None else probabilities[rows],
+        thresholds=thresholds,
     )
 
 
@@ -232,6 +236,7 @@ def evaluate_distance(query: Side, catalog: Side, search, metric: str, use_genre
                 metric,
                 K,
                 exclude_rows=itself,
+                thresholds=query.thresholds,
             )
         else:
             allowed = np.ones(len(catalog.ids), dtype=bool)
@@ -270,6 +275,7 @@ def main() -> None:
         sys.path.insert(0, str(REPO_ROOT))
     from app.recommender import DISTANCES, NeighbourSearch
     from catalog import read_catalog
+    from model.artifacts import read_description
     from model.index import FeatureIndex
     from model.split import SPLIT_FILE, Split
 
@@ -293,7 +299,8 @@ def main() -> None:
         catalog_ids, query_ids = [movie.imdb_id for movie in catalog], query_index.imdb_ids
         described = f"{len(query_ids)} movies of {args.queries} against the {len(catalog_ids)} of {args.catalog}"
     catalog_side = side_of(catalog, index, catalog_ids)
-    sources = {"model": side_of(query_catalog, query_index, query_ids)}
+    model_thresholds = read_description(args.model).thresholds  # as the app filters by the model's genres
+    sources = {"model": side_of(query_catalog, query_index, query_ids, thresholds=model_thresholds)}
     if clems is not None:
         sources["model+CLEMS"] = side_of(
             query_catalog, query_index, query_ids, clems.predict_proba(query_index.features).astype(np.float32)
