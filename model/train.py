@@ -44,7 +44,7 @@ REPORT_TEXT_FILE = "report.txt"
 CURVES_FILE = "learning_curves.png"
 RELIABILITY_FILE = "reliability.png"
 MIN_MOVIES = 20
-PARTS = ("train", "validation", "test")
+FITTING_PARTS = ("train", "validation")
 ENCODE_BATCH = 64
 
 
@@ -210,12 +210,12 @@ def train(
         for name, field in ((YEAR_LAYER, "year"), (RATING_LAYER, "rating"))
     }
     frozen, trainable = split_network(preset, len(GENRES), len(decades), imagenet)
-    labels = {part: targets(catalog, getattr(split, part), decades, scales) for part in PARTS}
-    copies = {"train": preset.augmented_copies, "validation": 0, "test": 0}  # only training posters augment
+    # The test split is scored afterwards by the whole network, as it will be served; only training posters augment.
+    labels = {part: targets(catalog, getattr(split, part), decades, scales) for part in FITTING_PARTS}
+    copies = {"train": preset.augmented_copies, "validation": 0}
     cached = {
         part: work.frozen_outputs(part, frozen, catalog, getattr(split, part), preset, copies[part], seed, progress)
-        for part in PARTS
-        if part != "test"  # the test split is scored by the whole network, as it will be served
+        for part in FITTING_PARTS
     }
 
     loss, loss_weights = losses(preset, labels["train"][GENRES_LAYER])
