@@ -15,7 +15,7 @@ from app.db import Database
 from app.errors import RequestError
 from app.feedback import Shown, choose, current_policy, record_recommendation
 from app.imdb import fetch_imdb_poster
-from app.recommender import recommend
+from app.recommender import decade_mask, recommend
 from app.resources import Resources
 from bandit import Choice
 from catalog import Movie
@@ -128,6 +128,7 @@ def recommend_for(
         choice.arm,
         exclude_rows=[] if query.catalog_row is None else [query.catalog_row],
         thresholds=resources.genre_thresholds,
+        era=decade_mask(query.prediction.decades[0], resources.model.description.decades, resources.decades),
     )
     genres = {genre: round(float(p), 4) for genre, p in zip(resources.model.genres, probabilities, strict=True)}
     model = resources.model

@@ -1,4 +1,5 @@
-"""Five nearest catalog posters to a query poster, among movies of its predicted genres.
+"""Five nearest catalog posters to a query poster, among movies of its predicted genres and of the decades it
+most likely evokes.
 
 Plain numpy, no web code: the views and the benchmarks call the same functions. `NeighbourSearch` holds the
 catalog's feature vectors with what each distance needs precomputed, so one query costs one pass over them.
@@ -15,6 +16,8 @@ from numpy.typing import ArrayLike, NDArray
 
 DISTANCES: tuple[str, ...] = ("manhattan", "euclidean", "cosine")
 GENRE_THRESHOLD = 0.5
+DECADE_MASS = 0.5
+"""The candidates' decades: the query's most probable decades that together hold at least this probability."""
 CHUNK_ROWS = 2048  # rows per pass of the Manhattan distance: 2048 x 100 float32 = 800 KiB stays in cache
 
 
@@ -138,6 +141,23 @@ def candidate_mask(
     return (np.asarray(labels)[:, candidate_genres(probabilities, thresholds)] > 0).any(axis=1)
 
 
+def candidate_decades(decade_probabilities: ArrayLike, mass: float = DECADE_MASS) -> NDArray[np.bool_]:
+    """The most probable decades (positions in the model's decade classes) that together hold at least `mass`."""
+    probabilities = np.asarray(decade_probabilities, dtype=np.float64)
+    order = np.argsort(-probabilities, kind="stable")
+    needed = int(np.searchsorted(np.cumsum(probabilities[order]), mass * probabilities.sum())) + 1
+    return np.isin(np.arange(len(probabilities)), order[:needed])
+
+
+def decade_mask(
+    decade_probabilities: ArrayLike, decades: ArrayLike, catalog_decades: ArrayLike, mass: float = DECADE_MASS
+) -> NDArray[np.bool_]:
+    """Catalog rows whose (true) decade is one the query most likely evokes; `catalog_decades` holds each catalog
+    movie's decade (e.g. 1990), or -1 when its year is unknown (never a candidate)."""
+    wanted = np.asarray(decades)[candidate_decades(decade_probabilities, mass)]
+    return np.isin(np.asarray(catalog_decades), wanted)
+
+
 def recommend(
     search: NeighbourSearch,
     labels: ArrayLike,
@@ -147,14 +167,17 @@ def recommend(
     k: int = 5,
     exclude_rows: ArrayLike = (),
     thresholds: ArrayLike | float = GENRE_THRESHOLD,
+    era: NDArray[np.bool_] | None = None,
 ) -> list[int]:
-    """Row numbers of the `k` nearest catalog posters of the predicted genres (above `thresholds`), nearest first,
-    never one of `exclude_rows` (the query itself when it is a catalog movie). When fewer than `k` movies carry
-    those genres, the whole catalog is searched instead."""
-    allowed = candidate_mask(probabilities, labels, thresholds)
+    """Row numbers of the `k` nearest catalog posters of the predicted genres (above `thresholds`) and, given an
+    `era` mask (decade_mask), of the query's likely decades; nearest first, never one of `exclude_rows` (the query
+    itself when it is a catalog movie). When fewer than `k` movies are left, the decades are dropped, then the
+    genres (the whole catalog is searched)."""
     excluded = np.asarray(exclude_rows, dtype=np.intp)
-    allowed[excluded] = False
-    if np.count_nonzero(allowed) < k:
-        allowed = np.ones(len(search), dtype=bool)
+    genres = candidate_mask(probabilities, labels, thresholds)
+    everything = np.ones(len(search), dtype=bool)
+    for allowed in ([genres & era] if era is not None else []) + [genres, everything]:
         allowed[excluded] = False
+        if np.count_nonzero(allowed) >= k:
+            break
     return search.nearest(features, metric, k, allowed).tolist()

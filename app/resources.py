@@ -32,6 +32,7 @@ class Resources:
     model: GenreModel | OnnxGenreModel  # the same interface: predict, genres, thresholds, preset, input_size
     clems: CLEMS | None  # refines the model's genre probabilities when configured
     labels: np.ndarray  # (n_movies, n_genres) true genre tags, in catalog order
+    decades: np.ndarray  # (n_movies,) each movie's decade (1990 for 1994), -1 when its year is unknown
     search: NeighbourSearch  # over index.features
 
     def genre_probabilities(self, features: np.ndarray, model_probabilities: np.ndarray) -> np.ndarray:
@@ -69,6 +70,7 @@ def load(catalog_dir: str, model_dir: str, index_dir: str, clems_dir: str | None
         model=model,
         clems=clems,
         labels=catalog.labels(model.genres),
+        decades=np.array([-1 if movie.year is None else movie.year // 10 * 10 for movie in catalog.movies]),
         search=NeighbourSearch(index.features),
     )
 

@@ -1,9 +1,10 @@
 """Offline quality of the recommendations, for each distance: queries are posters the model did not train on,
 recommended from a catalog that never contains the query itself.
 
-For every query the app's own procedure picks five catalog movies (movies of the genres whose probability is above
-0.5, or of the most probable genre, then the nearest feature vectors), and each pick is scored against the query's
-true genres (the six target genres), year and IMDb rating:
+For every query the app's own procedure picks five catalog movies (movies of the predicted genres, or of the most
+probable genre, and of the decades the poster most likely evokes, then the nearest feature vectors; see
+app.recommender.recommend), and each pick is scored against the query's true genres (the six target genres), year
+and IMDb rating:
 - genre_share: share of the five that share at least one true genre with the query;
 - genre_jaccard: mean Jaccard index between the query's and the pick's genre sets;
 - same_decade: share of the five from the query's decade (queries or picks without a year are left out);
@@ -12,8 +13,8 @@ true genres (the six target genres), year and IMDb rating:
 Two random baselines are printed: picks drawn from the whole catalog (exact expectations, not a draw), and, beside
 each source of genres, five picks per query drawn uniformly (seeded, `--seed`) from the very pool the app's search
 draws from (its genre filter, never the query itself, the whole catalog when the filter leaves fewer than five),
-so that what the nearest vectors add beyond the genre filter shows. The genre model's own probabilities and no
-genre filter at all are scored, beside CLEMS's probabilities when `--clems` is given.
+so that what the nearest vectors add beyond the filters shows. The genre model's own probabilities, the same
+without the decade filter, and no filter at all are scored, beside CLEMS's probabilities when `--clems` is given.
 
 Two ways to choose queries and catalog:
 - `--catalog DIR --index DIR --model DIR`: the model's own held-out test split are the queries, the movies of its
@@ -63,6 +64,7 @@ class Side:
     features: np.ndarray  # (n, feature_size)
     probabilities: np.ndarray  # (n, n_genres)
     thresholds: np.ndarray | float = 0.5  # above which a genre counts as predicted (the model's tuned ones)
+    evoked_decades: np.ndarray | None = None  # (n, n_decades) the model's decade probabilities: the app's era filter
 
     @cached_property
     def decades(self) -> np.ndarray:
@@ -72,7 +74,12 @@ class Side:
 
 
 def side_of(
-    catalog, index, ids: list[str], probabilities: np.ndarray | None = None, thresholds: np.ndarray | float = 0.5
+    catalog,
+    index,
+    ids: list[str],
+    probabilities: np.ndarray | None = None,
+    thresholds: np.ndarray | float = 0.5,
+    era_filter: bool = False,
 ) -> Side:
     rows = np.array([index.row(imdb_id) for imdb_id in ids], dtype=int)
     movies = [catalog.get(imdb_id) for imdb_id in ids]
@@ -84,6 +91,7 @@ def side_of(
         features=index.features[rows],
         probabilities=index.probabilities[rows] if probabilities is None else probabilities[rows],
         thresholds=thresholds,
+        evoked_decades=index.evoked["decades"][rows] if era_filter else None,
     )
 
 
@@ -215,13 +223,16 @@ class RandomPicks:
         return self.rng.choice(pool, size=min(k, len(pool)), replace=False)
 
 
-def evaluate_distance(query: Side, catalog: Side, search, metric: str, use_genres: bool = True) -> dict:
+def evaluate_distance(
+    query: Side, catalog: Side, search, metric: str, use_genres: bool = True, decades: tuple[int, ...] = ()
+) -> dict:
     """Scores of the app's recommendations for every query with at least one true genre (`use_genres` False:
     the nearest of the whole catalog, ignoring the predicted genres). With a `RandomPicks` as `search`, the
     scores of random picks from the same pool."""
-    from app.recommender import recommend
+    from app.recommender import decade_mask, recommend
 
     catalog_rows = {imdb_id: row for row, imdb_id in enumerate(catalog.ids)}
+    catalog_decades = np.where(catalog.decades >= 0, catalog.decades * 10, -1)
     scores: list[PickScores] = []
     for row, imdb_id in enumerate(query.ids):
         if not query.labels[row].any():
@@ -237,6 +248,9 @@ def evaluate_distance(query: Side, catalog: Side, search, metric: str, use_genre
                 K,
                 exclude_rows=itself,
                 thresholds=query.thresholds,
+                era=None
+                if query.evoked_decades is None
+                else decade_mask(query.evoked_decades[row], decades, catalog_decades),
             )
         else:
             allowed = np.ones(len(catalog.ids), dtype=bool)
@@ -299,13 +313,22 @@ def main() -> None:
         catalog_ids, query_ids = [movie.imdb_id for movie in catalog], query_index.imdb_ids
         described = f"{len(query_ids)} movies of {args.queries} against the {len(catalog_ids)} of {args.catalog}"
     catalog_side = side_of(catalog, index, catalog_ids)
-    model_thresholds = read_description(args.model).thresholds  # as the app filters by the model's genres
-    sources = {"model": side_of(query_catalog, query_index, query_ids, thresholds=model_thresholds)}
+    description = read_description(args.model)  # the app filters by the model's genres and decades
+    sources = {
+        "model": side_of(query_catalog, query_index, query_ids, thresholds=description.thresholds, era_filter=True)
+    }
     if clems is not None:
         sources["model+CLEMS"] = side_of(
-            query_catalog, query_index, query_ids, clems.predict_proba(query_index.features).astype(np.float32)
+            query_catalog,
+            query_index,
+            query_ids,
+            clems.predict_proba(query_index.features).astype(np.float32),
+            era_filter=True,
         )
     used = "model+CLEMS" if clems is not None else "model"
+    sources["model, no decade filter"] = side_of(
+        query_catalog, query_index, query_ids, thresholds=description.thresholds
+    )
     search = NeighbourSearch(catalog_side.features)
     print(f"recommendation quality: {described}; {K} picks per query; genres from {args.model}")
     if clems is not None:
@@ -322,14 +345,19 @@ def main() -> None:
         if use_genres:  # random picks from the pool this source's genres leave, beside its distances
             started = time.perf_counter()
             scores = evaluate_distance(
-                query_side, catalog_side, RandomPicks(len(catalog_side.ids), args.seed), DISTANCES[0], use_genres
+                query_side,
+                catalog_side,
+                RandomPicks(len(catalog_side.ids), args.seed),
+                DISTANCES[0],
+                use_genres,
+                description.decades,
             )
             print(table_row(f"random, {name} pool", scores, f"{time.perf_counter() - started:.1f}"))
             if name == used:
                 results["random"] = scores
         for metric in DISTANCES:
             started = time.perf_counter()
-            scores = evaluate_distance(query_side, catalog_side, search, metric, use_genres)
+            scores = evaluate_distance(query_side, catalog_side, search, metric, use_genres, description.decades)
             print(table_row(f"{metric}, {name}", scores, f"{time.perf_counter() - started:.1f}"))
             if name == used:
                 results[metric] = scores

@@ -7,7 +7,16 @@ import numpy as np
 import pytest
 from scipy.spatial.distance import cdist
 
-from app.recommender import DISTANCES, NeighbourSearch, candidate_genres, candidate_mask, distances, recommend
+from app.recommender import (
+    DISTANCES,
+    NeighbourSearch,
+    candidate_decades,
+    candidate_genres,
+    candidate_mask,
+    decade_mask,
+    distances,
+    recommend,
+)
 
 SCIPY_NAMES = {"manhattan": "cityblock", "euclidean": "euclidean", "cosine": "cosine"}
 
@@ -130,3 +139,37 @@ def test_recommend_widens_to_the_whole_catalog_when_a_genre_has_too_few_movies()
         4,
         5,
     ]  # all on one ray: cosine distance 0 to every positive value, ties by row; row 0 is the zero vector
+
+
+def test_candidate_decades_are_the_most_probable_holding_half_the_probability() -> None:
+    assert candidate_decades([0.1, 0.6, 0.3]).tolist() == [False, True, False]
+    assert candidate_decades([0.2, 0.35, 0.45]).tolist() == [False, True, True]  # 0.45 alone is not half
+    assert candidate_decades([0.25, 0.25, 0.25, 0.25]).tolist() == [True, True, False, False]  # ties: earlier first
+    assert candidate_decades([0.2, 0.35, 0.45], mass=1.0).all()
+
+
+def test_decade_mask_keeps_movies_of_the_likely_decades_and_never_unknown_years() -> None:
+    catalog_decades = np.array([1980, 1990, 2000, 2010, -1, 1990])
+    mask = decade_mask([0.1, 0.7, 0.1, 0.1], (1980, 1990, 2000, 2010), catalog_decades)
+    assert mask.tolist() == [False, True, False, False, False, True]
+
+
+def test_recommend_keeps_to_the_likely_decades_then_widens_to_the_genres_then_to_all() -> None:
+    features = np.arange(40, dtype=np.float32)[:, np.newaxis]
+    labels = np.zeros((40, 6), dtype=np.uint8)
+    labels[:30, 0] = 1  # rows 0-29 are action movies
+    catalog_decades = np.where(np.arange(40) % 2 == 0, 1990, 2000)  # even rows from the 1990s
+    search = NeighbourSearch(features)
+    action = np.array([0.9, 0, 0, 0, 0, 0])
+    nineties = decade_mask([0.8, 0.2], (1990, 2000), catalog_decades)
+    rows = recommend(search, labels, np.array([21.0]), action, "euclidean", exclude_rows=[20], era=nineties)
+    assert rows == [22, 18, 24, 16, 26]  # action movies of the 1990s nearest to 21, never row 20 itself
+    few = nineties & (np.arange(40) < 6)  # only three 1990s rows: too few, the decades are dropped
+    assert recommend(search, labels, np.array([21.0]), action, "euclidean", era=few) == [21, 20, 22, 19, 23]
+    assert recommend(search, labels, np.array([35.0]), np.array([0, 0, 0, 0, 0, 0.9]), "euclidean", era=few) == [
+        35,
+        34,
+        36,
+        33,
+        37,
+    ]  # no thriller at all: the whole catalog
