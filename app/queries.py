@@ -127,7 +127,6 @@ def recommend_for(
         probabilities,
         choice.arm,
         exclude_rows=[] if query.catalog_row is None else [query.catalog_row],
-        thresholds=resources.genre_thresholds,
         era=decade_mask(query.prediction.decades[0], resources.model.description.decades, resources.decades),
     )
     genres = {genre: round(float(p), 4) for genre, p in zip(resources.model.genres, probabilities, strict=True)}

@@ -166,15 +166,14 @@ def recommend(
     metric: str,
     k: int = 5,
     exclude_rows: ArrayLike = (),
-    thresholds: ArrayLike | float = GENRE_THRESHOLD,
     era: NDArray[np.bool_] | None = None,
 ) -> list[int]:
-    """Row numbers of the `k` nearest catalog posters of the predicted genres (above `thresholds`) and, given an
+    """Row numbers of the `k` nearest catalog posters of the predicted genres (above 0.5) and, given an
     `era` mask (decade_mask), of the query's likely decades; nearest first, never one of `exclude_rows` (the query
     itself when it is a catalog movie). When fewer than `k` movies are left, the decades are dropped, then the
     genres (the whole catalog is searched)."""
     excluded = np.asarray(exclude_rows, dtype=np.intp)
-    genres = candidate_mask(probabilities, labels, thresholds)
+    genres = candidate_mask(probabilities, labels)
     everything = np.ones(len(search), dtype=bool)
     for allowed in ([genres & era] if era is not None else []) + [genres, everything]:
         allowed[excluded] = False

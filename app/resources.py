@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 from flask import Flask, current_app
 
-from app.recommender import GENRE_THRESHOLD, NeighbourSearch
+from app.recommender import NeighbourSearch
 from catalog import Catalog, read_catalog
 from embedding.clems import ARRAYS_FILE as CLEMS_ARRAYS_FILE
 from embedding.clems import CLEMS
@@ -37,18 +37,10 @@ class Resources:
 
     def genre_probabilities(self, features: np.ndarray, model_probabilities: np.ndarray) -> np.ndarray:
         """The genre probabilities the app shows and recommends by: CLEMS's from the feature vector (n, d) when
-        it is configured, else the model's own (n, n_genres); a genre counts as predicted above genre_thresholds."""
+        it is configured, else the model's own (n, n_genres). A genre counts as predicted above 0.5."""
         if self.clems is None:
             return model_probabilities
         return self.clems.predict_proba(features).astype(np.float32)
-
-    @property
-    def genre_thresholds(self) -> np.ndarray:
-        """Above which a genre counts as predicted: the model's tuned thresholds, or 0.5 for CLEMS's probabilities
-        (above 0.5 exactly for the genres it predicts)."""
-        if self.clems is None:
-            return self.model.thresholds
-        return np.full(len(self.model.genres), GENRE_THRESHOLD, np.float32)
 
 
 def load(catalog_dir: str, model_dir: str, index_dir: str, clems_dir: str | None = None) -> Resources:

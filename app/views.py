@@ -80,7 +80,7 @@ def results(recommendation_id: int) -> str:
     resources = get_resources()
     catalog = resources.catalog
     probability_of = json.loads(shown["genres"])
-    pooled = candidate_genres(np.array(list(probability_of.values())), resources.genre_thresholds)
+    pooled = candidate_genres(np.array(list(probability_of.values())))
     genres = [
         (genre, probability_of[genre], bool(pooled[position]))
         for position, genre in sorted(enumerate(probability_of), key=lambda item: -probability_of[item[1]])

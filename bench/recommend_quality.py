@@ -63,7 +63,6 @@ class Side:
     ratings: np.ndarray  # (n,) float, NaN when unknown
     features: np.ndarray  # (n, feature_size)
     probabilities: np.ndarray  # (n, n_genres)
-    thresholds: np.ndarray | float = 0.5  # above which a genre counts as predicted (the model's tuned ones)
     evoked_decades: np.ndarray | None = None  # (n, n_decades) the model's decade probabilities: the app's era filter
 
     @cached_property
@@ -78,7 +77,6 @@ def side_of(
     index,
     ids: list[str],
     probabilities: np.ndarray | None = None,
-    thresholds: np.ndarray | float = 0.5,
     era_filter: bool = False,
 ) -> Side:
     rows = np.array([index.row(imdb_id) for imdb_id in ids], dtype=int)
@@ -90,7 +88,6 @@ def side_of(
         ratings=np.array([np.nan if movie.rating is None else movie.rating for movie in movies], dtype=np.float64),
         features=index.features[rows],
         probabilities=index.probabilities[rows] if probabilities is None else probabilities[rows],
-        thresholds=thresholds,
         evoked_decades=index.evoked["decades"][rows] if era_filter else None,
     )
 
@@ -247,7 +244,6 @@ def evaluate_distance(
                 metric,
                 K,
                 exclude_rows=itself,
-                thresholds=query.thresholds,
                 era=None
                 if query.evoked_decades is None
                 else decade_mask(query.evoked_decades[row], decades, catalog_decades),
@@ -313,10 +309,8 @@ def main() -> None:
         catalog_ids, query_ids = [movie.imdb_id for movie in catalog], query_index.imdb_ids
         described = f"{len(query_ids)} movies of {args.queries} against the {len(catalog_ids)} of {args.catalog}"
     catalog_side = side_of(catalog, index, catalog_ids)
-    description = read_description(args.model)  # the app filters by the model's genres and decades
-    sources = {
-        "model": side_of(query_catalog, query_index, query_ids, thresholds=description.thresholds, era_filter=True)
-    }
+    description = read_description(args.model)  # the model's decades, which the app's era filter reads
+    sources = {"model": side_of(query_catalog, query_index, query_ids, era_filter=True)}
     if clems is not None:
         sources["model+CLEMS"] = side_of(
             query_catalog,
@@ -326,9 +320,7 @@ def main() -> None:
             era_filter=True,
         )
     used = "model+CLEMS" if clems is not None else "model"
-    sources["model, no decade filter"] = side_of(
-        query_catalog, query_index, query_ids, thresholds=description.thresholds
-    )
+    sources["model, no decade filter"] = side_of(query_catalog, query_index, query_ids)
     search = NeighbourSearch(catalog_side.features)
     print(f"recommendation quality: {described}; {K} picks per query; genres from {args.model}")
     if clems is not None:
