@@ -19,8 +19,9 @@ from app.recommender import decade_mask, recommend
 from app.resources import Resources
 from bandit import Choice
 from catalog import Movie
-from model.artifacts import Description, Prediction
+from model.artifacts import RATING_INTERVAL_SHARE, Description, Prediction
 from model.images import PosterImageError, decode_poster, poster_array
+from model.poster_detector import PosterDetector
 
 THUMBNAIL_SIZE = (182, 268)
 UPLOAD_FORMATS = ("JPEG", "PNG", "WEBP", "GIF")
@@ -49,10 +50,10 @@ class Recommendation:
     movies: list[Movie]
 
 
-def evoked_json(prediction: Prediction, description: Description, false_alarm_rate: float) -> dict[str, object]:
+def evoked_json(prediction: Prediction, description: Description, detector: PosterDetector) -> dict[str, object]:
     """What one poster evokes besides its genres, as JSON: the probability of each decade, the expected year, the
-    expected IMDb rating with the range that held 80 % of held-out movies' ratings, and whether it looks like a
-    movie poster (its score is the share of real held-out posters that look less like one)."""
+    expected IMDb rating with the range that held RATING_INTERVAL_SHARE of held-out movies' ratings, and whether it
+    looks like a movie poster (its score is the share of real held-out posters that look less like one)."""
     low, high = description.rating_interval
     expected = float(prediction.rating[0])
     score = float(prediction.poster_score[0])
@@ -66,9 +67,9 @@ def evoked_json(prediction: Prediction, description: Description, false_alarm_ra
             "expected": round(min(max(expected, 1.0), 10.0), 2),
             "low": round(min(max(expected + low, 1.0), 10.0), 2),
             "high": round(min(max(expected + high, 1.0), 10.0), 2),
-            "coverage": 0.8,
+            "coverage": RATING_INTERVAL_SHARE,
         },
-        "looks_like_poster": {"value": score >= false_alarm_rate, "score": round(score, 4)},
+        "looks_like_poster": {"value": bool(detector.passes(score)), "score": round(score, 4)},
     }
 
 
@@ -131,7 +132,7 @@ def recommend_for(
     )
     genres = {genre: round(float(p), 4) for genre, p in zip(resources.model.genres, probabilities, strict=True)}
     model = resources.model
-    evoked = evoked_json(query.prediction, model.description, model.detector.false_alarm_rate)
+    evoked = evoked_json(query.prediction, model.description, model.detector)
     movies = [resources.catalog.movies[row] for row in rows]
     shown = Shown(query.kind, query.imdb_id, query.thumbnail, genres, evoked, [movie.imdb_id for movie in movies])
     recommendation_id = record_recommendation(database, policy_name, choice, shown)

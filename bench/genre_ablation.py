@@ -25,13 +25,10 @@ NEIGHBOURS = 50
 BLEND_WEIGHTS = np.round(np.arange(0.0, 1.01, 0.1), 1)
 
 
-def logit(p: np.ndarray) -> np.ndarray:
-    p = np.clip(p, 1e-6, 1 - 1e-6)
-    return np.log(p / (1 - p))
-
-
 def uncalibrated(probabilities: np.ndarray, platt: dict[str, list[float]], genres: tuple[str, ...]) -> np.ndarray:
     """The probabilities before training's Platt scaling (sigmoid((logit - b) / a) per genre)."""
+    from model.evaluate import logit
+
     a = np.array([platt[genre][0] for genre in genres])
     b = np.array([platt[genre][1] for genre in genres])
     return 1 / (1 + np.exp(-(logit(probabilities) - b) / a))

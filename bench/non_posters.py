@@ -181,11 +181,11 @@ def main() -> None:
     model = load_model(str(args.model))
     images = non_posters(args.seed)
     arrays = np.stack([poster_array(image, model.input_size) for _, image in images])
-    flagged = model.predict(arrays).poster_score < model.detector.false_alarm_rate
+    flagged = ~model.detector.passes(model.predict(arrays).poster_score)
     catalog = read_catalog(args.catalog)
     ids, which = evaluation_movies(catalog, args.model)
     ids = ids[: args.posters] if args.posters else ids
-    posters_flagged = predict_movies(model, catalog, ids, progress=False).poster_score < model.detector.false_alarm_rate
+    posters_flagged = ~model.detector.passes(predict_movies(model, catalog, ids, progress=False).poster_score)
 
     kinds = sorted({kind for kind, _ in images}, key=[kind for kind, _ in images].index)
     per_kind = {kind: [bool(f) for (k, _), f in zip(images, flagged, strict=True) if k == kind] for kind in kinds}

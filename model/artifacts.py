@@ -17,6 +17,8 @@ from model.presets import Preset
 
 WEIGHTS_FILE = "model.weights.h5"
 DESCRIPTION_FILE = "model.json"
+RATING_INTERVAL_SHARE = 0.8
+"""Share of held-out ratings that the rating interval (Description.rating_interval) holds."""
 OUTPUTS = ("genres", "features", "decades", "year", "rating", "signature")
 """The network's outputs, by name, in the order the ONNX export lists them."""
 
@@ -62,9 +64,6 @@ class Prediction:
     @classmethod
     def concatenate(cls, parts: list[Prediction]) -> Prediction:
         return cls(**{name: np.concatenate([getattr(part, name) for part in parts]) for name in cls.__annotations__})
-
-    def __len__(self) -> int:
-        return len(self.genres)
 
 
 class DescribedModel:

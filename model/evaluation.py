@@ -68,7 +68,7 @@ def full_report(model: GenreModel, catalog: Catalog, ids: list[str], prediction:
         prediction.rating,
         description.rating_interval,
     )
-    report["poster_false_alarms"] = float(np.mean(prediction.poster_score < model.detector.false_alarm_rate))
+    report["poster_false_alarms"] = float(np.mean(~model.detector.passes(prediction.poster_score)))
     return report
 
 

@@ -46,7 +46,11 @@ class PosterDetector:
         return (farther / len(self.held_out_distances_)).astype(np.float32)
 
     def looks_like_poster(self, signatures: np.ndarray) -> np.ndarray:
-        return self.score(signatures) >= self.false_alarm_rate
+        return self.passes(self.score(signatures))
+
+    def passes(self, scores: np.ndarray) -> np.ndarray:
+        """Whether images of these scores look like posters: scores at least `false_alarm_rate`."""
+        return np.asarray(scores) >= self.false_alarm_rate
 
     def save(self, path: Path) -> None:
         with path.open("wb") as handle:

@@ -20,8 +20,8 @@ from matplotlib.figure import Figure
 from tqdm import tqdm
 
 from catalog import GENRES, Catalog, staged_directory
-from model.artifacts import Description, GenreModel
-from model.evaluate import format_report, tune_thresholds
+from model.artifacts import RATING_INTERVAL_SHARE, Description, GenreModel
+from model.evaluate import format_report, logit, tune_thresholds
 from model.evaluation import full_report, known_values, predict_movies
 from model.images import load_posters, preprocess
 from model.network import (
@@ -109,7 +109,6 @@ def choose_movies(catalog: Catalog, preset: Preset, seed: int) -> Split:
 
 DETECTOR_POSTERS = 2000
 """Training posters (at most) whose signatures fit the poster detector."""
-RATING_INTERVAL_SHARE = 0.8
 MIN_CALIBRATION_POSTERS = 20
 """Held-out posters needed with and without a genre before its probability is recalibrated."""
 
@@ -253,8 +252,9 @@ def train(
     validation_ids = split.validation if has_validation else split.train
     validation_input = cached["validation"][0] if has_validation else cached["train"][0]
     validation_genres = catalog.labels(GENRES, validation_ids)
-    platt = calibrate_genres(trainable, trainable.predict(validation_input, verbose=0)[GENRES_LAYER], validation_genres)
     validation_outputs = trainable.predict(validation_input, verbose=0)
+    platt = calibrate_genres(trainable, validation_outputs[GENRES_LAYER], validation_genres)
+    validation_outputs[GENRES_LAYER] = platt_scaled(validation_outputs[GENRES_LAYER], platt)  # as the layer now gives
     thresholds = np.full(len(GENRES), 0.5, dtype=np.float32)
     if preset.tune_thresholds and has_validation:
         thresholds = tune_thresholds(validation_genres, validation_outputs[GENRES_LAYER])
@@ -284,6 +284,12 @@ def unstandardise(trainable: keras.Model, scales: dict[str, Standardisation]) ->
         trainable.get_layer(name).set_weights([kernel * scale.scale, bias * scale.scale + scale.mean])
 
 
+def platt_scaled(probabilities: np.ndarray, scaling: dict[str, list[float]]) -> np.ndarray:
+    """Genre probabilities (n, n_genres) after each genre's Platt scaling (a, b): sigmoid(a * logit + b)."""
+    a, b = np.array([scaling[genre] for genre in GENRES], dtype=np.float64).T
+    return (1 / (1 + np.exp(-(a * logit(probabilities) + b)))).astype(np.float32)
+
+
 def calibrate_genres(trainable: keras.Model, probabilities: np.ndarray, y_true: np.ndarray) -> dict[str, list[float]]:
     """Platt scaling of each genre on held-out posters, folded into the genre layer: sigmoid(a * logit + b) is
     sigmoid of the same dense layer with its column scaled by a and its bias moved. The inverse-frequency loss
@@ -293,8 +299,7 @@ def calibrate_genres(trainable: keras.Model, probabilities: np.ndarray, y_true: 
 
     layer = trainable.get_layer(GENRES_LAYER)
     kernel, bias = layer.get_weights()
-    clipped = np.clip(probabilities, 1e-6, 1 - 1e-6)
-    logits = np.log(clipped / (1 - clipped))
+    logits = logit(probabilities)
     scaling = {name: [1.0, 0.0] for name in GENRES}
     for genre in range(y_true.shape[1]):
         if min(y_true[:, genre].sum(), len(y_true) - y_true[:, genre].sum()) < MIN_CALIBRATION_POSTERS:
