@@ -67,7 +67,7 @@ def main() -> None:
     from model.network import GENRES_LAYER, split_network
     from model.presets import get_preset
     from model.split import with_target_genres
-    from model.train import WorkDirectory, decade_classes, fit_end_to_end, inverse_frequency_weights
+    from model.train import WorkDirectory, fit_end_to_end, inverse_frequency_weights
     from model.train import weighted_binary_crossentropy as weighted_bce
 
     catalog = read_catalog(args.catalog)
@@ -85,7 +85,7 @@ def main() -> None:
 
     scratch = Path(tempfile.mkdtemp())
     try:
-        frozen, trainable = split_network(preset, len(GENRES), len(decade_classes(catalog, ids)), args.weights)
+        frozen, trainable = split_network(preset, len(GENRES), args.weights)
         genres_only = keras.Model(trainable.input, trainable.get_layer(GENRES_LAYER).output)  # as the naive way
         work = WorkDirectory.open(scratch / "model", {"bench": True})
         start = time.perf_counter()

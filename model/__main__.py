@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import sys
-from dataclasses import replace
 from pathlib import Path
 
 import click
@@ -31,7 +30,6 @@ def cli() -> None:
 @click.option("--preset", default="demo", show_default=True, help="default, paper or demo")
 @click.option("--epochs", type=int, default=None, help="override the preset's number of epochs")
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--era-weight", type=float, default=None, help="override the preset's loss weight of the era heads")
 @click.option("--keep-cache", is_flag=True, help="keep the cached frozen-layer outputs, for another training run")
 def train(
     catalog_dir: Path,
@@ -40,7 +38,6 @@ def train(
     preset: str,
     epochs: int | None,
     seed: int,
-    era_weight: float | None,
     keep_cache: bool,
 ) -> None:
     """Train a genre model on a catalog and report on its held-out test split."""
@@ -52,8 +49,6 @@ def train(
 
     try:
         chosen = get_preset(preset)
-        if era_weight is not None:
-            chosen = replace(chosen, era_weight=era_weight)
         catalog = read_catalog(catalog_dir)
         result = train_model(catalog, chosen, weights, out_dir, seed=seed, epochs=epochs, keep_cache=keep_cache)
     except (CatalogError, WeightsError, ValueError) as error:

@@ -159,6 +159,11 @@ def read_description(directory: Path) -> Description:
             f"{description_path} is a genre-only model from an earlier PosterBench, without the decade, year and "
             "rating heads: train it again (make train / python -m model train)"
         )
+    if isinstance(values, dict) and "era_weight" in values.get("preset", {}):
+        raise ModelArtifactError(
+            f"{description_path} is a model from an earlier PosterBench, whose era heads read the feature vector: "
+            "train it again (make train / python -m model train)"
+        )
     try:
         low, high = (float(t) for t in values["rating_interval"])
         return Description(

@@ -1,11 +1,12 @@
-"""Keras builders: the VGG-16 convolutional base, the shared trunk ending in the feature vector, and the heads that
-read it (genres, decade, year, rating), joined into one network."""
+"""Keras builders: the VGG-16 convolutional base, the trunk ending in the feature vector and the genre head that reads
+it, and the era heads (decade, year, rating) that read the frozen part's pooled output, joined into one network."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import keras
+import numpy as np
 from keras import layers
 
 from model.presets import Preset
@@ -16,8 +17,13 @@ GENRES_LAYER = "genres"
 DECADES_LAYER = "decades"
 YEAR_LAYER = "year"
 RATING_LAYER = "rating"
-HEADS = (GENRES_LAYER, DECADES_LAYER, YEAR_LAYER, RATING_LAYER)
-"""What the network is trained to predict from the feature vector, each by one dense layer."""
+ERA_HEADS = (DECADES_LAYER, YEAR_LAYER, RATING_LAYER)
+"""What the network predicts from the era pool, each by one dense layer fitted in closed form (model/era.py)."""
+HEADS = (GENRES_LAYER, *ERA_HEADS)
+ERA_POOL_LAYER = "era_pool"
+"""The frozen part's output averaged and maximised over the image (2 x 512 values): what the era heads read. The
+era heads sit on frozen ImageNet features, not on the fine-tuned feature vector: trained together, the era and the
+genres pulled the shared layers against each other (bench/README.md, "What a poster evokes")."""
 SIGNATURE_LAYER = "signature"
 """Blocks 4 and 5 of VGG-16 averaged over the image and concatenated (1,024 values): what the poster detector reads."""
 SIGNATURE_BLOCKS = ("block4_pool", "block5_conv3")
@@ -89,13 +95,28 @@ def trunk(x: keras.KerasTensor, preset: Preset) -> keras.KerasTensor:
     return x
 
 
-def heads(x: keras.KerasTensor, n_genres: int, n_decades: int) -> dict[str, keras.KerasTensor]:
-    """The feature vector -> genre probabilities (sigmoids), decade probabilities (softmax), year and rating."""
+def frozen_output(preset: Preset) -> str:
+    """The last layer that never trains: block4_pool when block 5 is fine-tuned, else block5_conv3."""
+    return "block4_pool" if preset.train_block5 else BASE_OUTPUT
+
+
+def genre_head(features: keras.KerasTensor, n_genres: int) -> dict[str, keras.KerasTensor]:
+    """The feature vector -> genre probabilities (sigmoids)."""
+    return {GENRES_LAYER: layers.Dense(n_genres, activation="sigmoid", name=GENRES_LAYER)(features)}
+
+
+def era_heads(frozen: keras.KerasTensor, n_decades: int) -> dict[str, keras.KerasTensor]:
+    """The frozen part's output (h, w, c) -> its era pool -> decade probabilities (softmax), year and rating."""
+    pooled = layers.Concatenate(name=ERA_POOL_LAYER)(
+        [
+            layers.GlobalAveragePooling2D(name=f"{ERA_POOL_LAYER}_average")(frozen),
+            layers.GlobalMaxPooling2D(name=f"{ERA_POOL_LAYER}_max")(frozen),
+        ]
+    )
     return {
-        GENRES_LAYER: layers.Dense(n_genres, activation="sigmoid", name=GENRES_LAYER)(x),
-        DECADES_LAYER: layers.Dense(n_decades, activation="softmax", name=DECADES_LAYER)(x),
-        YEAR_LAYER: layers.Dense(1, name=YEAR_LAYER)(x),
-        RATING_LAYER: layers.Dense(1, name=RATING_LAYER)(x),
+        DECADES_LAYER: layers.Dense(n_decades, activation="softmax", name=DECADES_LAYER)(pooled),
+        YEAR_LAYER: layers.Dense(1, name=YEAR_LAYER)(pooled),
+        RATING_LAYER: layers.Dense(1, name=RATING_LAYER)(pooled),
     }
 
 
@@ -121,20 +142,24 @@ def build_network(preset: Preset, n_genres: int, n_decades: int, weights: str | 
         ]
     )
     features = trunk(base.get_layer(BASE_OUTPUT).output, preset)
-    outputs = {**heads(features, n_genres, n_decades), FEATURES_LAYER: features, SIGNATURE_LAYER: signature}
+    outputs = {
+        **genre_head(features, n_genres),
+        **era_heads(base.get_layer(frozen_output(preset)).output, n_decades),
+        FEATURES_LAYER: features,
+        SIGNATURE_LAYER: signature,
+    }
     return keras.Model(inputs, outputs, name=f"posterbench_{preset.name}")
 
 
-def split_network(preset: Preset, n_genres: int, n_decades: int, weights: str) -> tuple[keras.Model, keras.Model]:
+def split_network(preset: Preset, n_genres: int, weights: str) -> tuple[keras.Model, keras.Model]:
     """The network cut where training starts: (frozen part, trainable part).
 
-    With block 5 fine-tuned: poster -> block4_pool (s/16, s/16, 512) | block 5 convs + trunk + heads.
-    Otherwise: poster -> block5_conv3 (s/16, s/16, 512) | trunk + heads. The frozen part's output is what
-    training computes once and caches.
+    With block 5 fine-tuned: poster -> block4_pool (s/16, s/16, 512) | block 5 convs + trunk + genre head.
+    Otherwise: poster -> block5_conv3 (s/16, s/16, 512) | trunk + genre head. The frozen part's output is what
+    training computes once and caches, and what the era heads are fitted on.
     """
     base = vgg16_base(preset.input_size, weights, train_block5=False)
-    cut = "block4_pool" if preset.train_block5 else BASE_OUTPUT
-    frozen = keras.Model(base.input, base.get_layer(cut).output, name="frozen")
+    frozen = keras.Model(base.input, base.get_layer(frozen_output(preset)).output, name="frozen")
     inputs = keras.Input(frozen.output_shape[1:], name="frozen_output")
     x = inputs
     if preset.train_block5:
@@ -143,17 +168,21 @@ def split_network(preset: Preset, n_genres: int, n_decades: int, weights: str) -
             trainable_conv = layers.Conv2D.from_config({**conv.get_config(), "trainable": True})  # same name, shape
             x = trainable_conv(x)
             trainable_conv.set_weights(conv.get_weights())
-    trainable = keras.Model(inputs, heads(trunk(x, preset), n_genres, n_decades), name="trainable")
+    trainable = keras.Model(inputs, genre_head(trunk(x, preset), n_genres), name="trainable")
     return frozen, trainable
 
 
-def join_network(preset: Preset, frozen: keras.Model, trainable: keras.Model) -> keras.Model:
-    """One network (poster -> every output) with the weights of a frozen part and a trained part."""
+def join_network(
+    preset: Preset, frozen: keras.Model, trainable: keras.Model, era: dict[str, tuple[np.ndarray, np.ndarray]]
+) -> keras.Model:
+    """One network (poster -> every output) with the weights of a frozen part, a trained part and the era heads
+    (kernel and bias by head)."""
     n_genres = trainable.get_layer(GENRES_LAYER).units
-    n_decades = trainable.get_layer(DECADES_LAYER).units
-    network = build_network(preset, n_genres, n_decades, weights=None)
+    network = build_network(preset, n_genres, len(era[DECADES_LAYER][1]), weights=None)
     for part in (frozen, trainable):
         for layer in part.layers:
             if layer.weights:
                 network.get_layer(layer.name).set_weights(layer.get_weights())
+    for head, (kernel, bias) in era.items():
+        network.get_layer(head).set_weights([kernel, bias])
     return network

@@ -2,8 +2,9 @@
 
 The graph is built layer by layer with onnx.helper from the Keras network: VGG-16's convolutions (Conv + Relu, with
 MaxPool between blocks) on NCHW, then global average pooling, or Flatten after transposing back to NHWC (the order
-Keras flattens in), then the dense trunk (Gemm + Relu, Dropout left out) ending in the feature vector, and the heads
-that read it. Its outputs are model.artifacts.OUTPUTS: genre probabilities (sigmoid), the feature vector, decade
+Keras flattens in), then the dense trunk (Gemm + Relu, Dropout left out) ending in the feature vector and the genre
+head that reads it; the era heads read the frozen part's output averaged and maximised over the image.
+Its outputs are model.artifacts.OUTPUTS: genre probabilities (sigmoid), the feature vector, decade
 probabilities (softmax), year, rating, and the signature of blocks 4 and 5 (global average pooled) that the poster
 detector reads. Every weight goes into one float32 file, model.onnx.data, each tensor at an offset aligned to
 ALIGNMENT so that ONNX Runtime can memory-map it. model.onnx.json records the Keras weights it was made from
@@ -169,9 +170,18 @@ CONVERTERS: dict[str, Callable[[GraphBuilder, object, str], str]] = {
 
 def build_graph(model: GenreModel, weights: ExternalWeights) -> onnx.GraphProto:
     """The Keras network as an ONNX graph: poster (n, s, s, 3) VGG-preprocessed -> OUTPUTS. The layers are walked
-    in the network's known shape: VGG-16's convolutions in order, the trunk in order, then each head from the
-    feature vector and the signature from blocks 4 and 5."""
-    from model.network import BASE_OUTPUT, FEATURES_LAYER, HEADS, SIGNATURE_BLOCKS, trunk_layer_names
+    in the network's known shape: VGG-16's convolutions in order, the trunk in order, the genre head from the
+    feature vector, the era heads from the era pool, and the signature from blocks 4 and 5."""
+    from model.network import (
+        BASE_OUTPUT,
+        ERA_HEADS,
+        ERA_POOL_LAYER,
+        FEATURES_LAYER,
+        GENRES_LAYER,
+        SIGNATURE_BLOCKS,
+        frozen_output,
+        trunk_layer_names,
+    )
 
     builder = GraphBuilder(weights)
     network = model.network
@@ -182,16 +192,22 @@ def build_graph(model: GenreModel, weights: ExternalWeights) -> onnx.GraphProto:
         x = named[layer.name] = convert(builder, layer, x)
     if BASE_OUTPUT not in named:
         raise ExportError(f"the network has no {BASE_OUTPUT} layer: extend model/onnx_export.py")
-    for head in HEADS:
-        builder.node("Identity", [convert(builder, network.get_layer(head), x)], head)
+    builder.node("Identity", [convert(builder, network.get_layer(GENRES_LAYER), x)], GENRES_LAYER)
     builder.node("Identity", [named[FEATURES_LAYER]], "features")
-    averages = [
-        builder.node(
-            "Flatten", [builder.node("GlobalAveragePool", [named[block]], f"{block}/average")], f"{block}/flat"
-        )
-        for block in SIGNATURE_BLOCKS
-    ]
-    builder.node("Concat", averages, "signature", axis=1)
+
+    def pooled(block: str, op: str) -> str:  # the signature and the era pool may pool the same block
+        name = f"{block}/{op}/flat"
+        if name not in named:
+            named[name] = builder.node("Flatten", [builder.node(op, [named[block]], f"{block}/{op}")], name)
+        return named[name]
+
+    frozen = frozen_output(model.preset)
+    era = builder.node(
+        "Concat", [pooled(frozen, "GlobalAveragePool"), pooled(frozen, "GlobalMaxPool")], ERA_POOL_LAYER, axis=1
+    )
+    for head in ERA_HEADS:
+        builder.node("Identity", [convert(builder, network.get_layer(head), era)], head)
+    builder.node("Concat", [pooled(block, "GlobalAveragePool") for block in SIGNATURE_BLOCKS], "signature", axis=1)
     size = model.input_size
     signature_size = sum(network.get_layer(block).output.shape[-1] for block in SIGNATURE_BLOCKS)
     shapes = output_shapes(model.description, signature_size)

@@ -23,7 +23,6 @@ class Preset:
     augmented_copies: int = 0  # augmented copies (the paper's augmentation) of each training poster, cached
     tune_thresholds: bool = False  # per-genre thresholds tuned for micro-F1 + macro-F1 on the validation split
     patience: int = 10  # epochs without a better validation loss before training stops
-    era_weight: float = 0.5  # loss weight of the decade and rating heads (the year head's is half), each genre's 1
 
     @property
     def feature_size(self) -> int:
@@ -90,7 +89,6 @@ DEMO = Preset(
     batch_size=32,
     epochs=60,
     rebalance=False,
-    era_weight=1.2,  # a few hundred posters, frozen base: the era needs more weight to be learnt at all
 )
 
 PRESETS: dict[str, Preset] = {preset.name: preset for preset in (DEFAULT, PAPER, DEMO)}

@@ -21,15 +21,14 @@ from tqdm import tqdm
 
 from catalog import GENRES, Catalog, staged_directory
 from model.artifacts import RATING_INTERVAL_SHARE, Description, GenreModel
+from model.era import EraWeights, era_pool, fit_era_heads, predict_era
 from model.evaluate import format_report, logit, tune_thresholds
 from model.evaluation import full_report, known_values, predict_movies
 from model.images import load_posters, preprocess
 from model.network import (
-    DECADES_LAYER,
     GENRES_LAYER,
     RATING_LAYER,
     SIGNATURE_LAYER,
-    YEAR_LAYER,
     build_network,
     check_weights,
     join_network,
@@ -113,21 +112,6 @@ MIN_CALIBRATION_POSTERS = 20
 """Held-out posters needed with and without a genre before its probability is recalibrated."""
 
 
-@dataclass(frozen=True)
-class Standardisation:
-    """How a regression target was scaled for training: (value - mean) / scale."""
-
-    mean: float
-    scale: float
-
-    @classmethod
-    def of(cls, values: np.ndarray) -> Standardisation:
-        known = values[~np.isnan(values)]
-        if len(known) == 0:
-            return cls(0.0, 1.0)
-        return cls(float(known.mean()), float(known.std()) or 1.0)
-
-
 def decade_classes(catalog: Catalog, ids: list[str]) -> tuple[int, ...]:
     """The decades the training movies come from, oldest first (one class each)."""
     decades = sorted({movie.year // 10 * 10 for movie in map(catalog.get, ids) if movie.year is not None})
@@ -136,48 +120,14 @@ def decade_classes(catalog: Catalog, ids: list[str]) -> tuple[int, ...]:
     return tuple(decades)
 
 
-def targets(catalog: Catalog, ids: list[str], decades: tuple[int, ...], scales: dict[str, Standardisation]) -> dict:
-    """What the network learns for the listed movies, keyed by head: genres (multi-hot), decades (one-hot, all
-    zeros when the year is unknown, so that the movie adds no decade loss), year and rating standardised (NaN when
-    unknown: masked out of the loss)."""
-    years = known_values(catalog, ids, "year")
-    decade_rows = np.zeros((len(ids), len(decades)), np.float32)
-    for row, year in enumerate(years):
-        decade = int(year) // 10 * 10 if not np.isnan(year) else None
-        if decade in decades:
-            decade_rows[row, decades.index(decade)] = 1.0
-    return {
-        GENRES_LAYER: catalog.labels(GENRES, ids).astype(np.float32),
-        DECADES_LAYER: decade_rows,
-        YEAR_LAYER: ((years - scales[YEAR_LAYER].mean) / scales[YEAR_LAYER].scale)[:, None],
-        RATING_LAYER: ((known_values(catalog, ids, "rating") - scales[RATING_LAYER].mean) / scales[RATING_LAYER].scale)[
-            :, None
-        ],
-    }
+def era_values(catalog: Catalog, ids: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Years and ratings of the listed movies (NaN where unknown): what the era heads are fitted to."""
+    return known_values(catalog, ids, "year"), known_values(catalog, ids, "rating")
 
 
-def masked_huber(y_true, y_pred):
-    """Huber loss (squared within one standard deviation, linear beyond, so that early wild predictions do not swamp
-    the genres' gradients) where the target is known; NaN targets (no year, no rating) add nothing."""
-    known = keras.ops.logical_not(keras.ops.isnan(y_true))
-    error = keras.ops.abs(keras.ops.where(known, y_true - y_pred, keras.ops.zeros_like(y_pred)))
-    quadratic = keras.ops.minimum(error, 1.0)
-    return keras.ops.mean(0.5 * keras.ops.square(quadratic) + (error - quadratic), axis=-1)
-
-
-def losses(preset: Preset, train_genres: np.ndarray) -> tuple[dict, dict]:
-    """The loss of each head and its weight: genres weighted per label by inverse frequency (as in the paper),
-    decades by cross-entropy, year and rating by a Huber loss on the standardised values. The genres' loss is a mean
-    over the genres; weighted by their number, each genre pulls the shared layers as hard as the decade head does
-    at `era_weight` 1 (with the mean alone, the era heads' gradients were five times the genres' and the genres
-    were not learnt: macro ROC-AUC 0.65 on the real posters)."""
-    heads = {
-        GENRES_LAYER: (weighted_binary_crossentropy(inverse_frequency_weights(train_genres)), train_genres.shape[1]),
-        DECADES_LAYER: (keras.losses.CategoricalCrossentropy(), preset.era_weight),
-        YEAR_LAYER: (masked_huber, preset.era_weight / 2),
-        RATING_LAYER: (masked_huber, preset.era_weight),
-    }
-    return {name: loss for name, (loss, _) in heads.items()}, {name: weight for name, (_, weight) in heads.items()}
+def genre_loss(train_genres: np.ndarray):
+    """The genres' loss: binary cross-entropy weighted per label by inverse frequency, as in the paper."""
+    return weighted_binary_crossentropy(inverse_frequency_weights(train_genres))
 
 
 def train(
@@ -204,24 +154,20 @@ def train(
     keras.utils.set_random_seed(seed)
 
     decades = decade_classes(catalog, split.train)
-    scales = {
-        name: Standardisation.of(known_values(catalog, split.train, field))
-        for name, field in ((YEAR_LAYER, "year"), (RATING_LAYER, "rating"))
-    }
-    frozen, trainable = split_network(preset, len(GENRES), len(decades), imagenet)
+    frozen, trainable = split_network(preset, len(GENRES), imagenet)
     # The test split is scored afterwards by the whole network, as it will be served; only training posters augment.
-    labels = {part: targets(catalog, getattr(split, part), decades, scales) for part in FITTING_PARTS}
+    labels = {
+        part: {GENRES_LAYER: catalog.labels(GENRES, getattr(split, part)).astype(np.float32)} for part in FITTING_PARTS
+    }
     copies = {"train": preset.augmented_copies, "validation": 0}
     cached = {
         part: work.frozen_outputs(part, frozen, catalog, getattr(split, part), preset, copies[part], seed, progress)
         for part in FITTING_PARTS
     }
 
-    loss, loss_weights = losses(preset, labels["train"][GENRES_LAYER])
     trainable.compile(
         optimizer=keras.optimizers.Adam(preset.learning_rate),
-        loss=loss,
-        loss_weights=loss_weights,
+        loss={GENRES_LAYER: genre_loss(labels["train"][GENRES_LAYER])},
         metrics={GENRES_LAYER: [hamming]},
     )
     has_validation = len(split.validation) > 0
@@ -229,8 +175,8 @@ def train(
         keras.callbacks.BackupAndRestore(str(work.path / "checkpoint")),
         keras.callbacks.CSVLogger(str(work.path / "history.csv"), append=True),
     ]
-    if has_validation:  # the genres' validation loss chooses the epoch kept: genres are what the model is for
-        monitor = f"val_{GENRES_LAYER}_loss"
+    if has_validation:  # the validation loss (the genres') chooses the epoch kept
+        monitor = "val_loss"
         callbacks += [
             keras.callbacks.ModelCheckpoint(
                 str(work.best_weights), monitor=monitor, mode="min", save_best_only=True, save_weights_only=True
@@ -248,7 +194,7 @@ def train(
         trainable.load_weights(work.best_weights)
     history = work.history()
 
-    unstandardise(trainable, scales)
+    era = fit_era(catalog, split, decades, cached, progress)
     validation_ids = split.validation if has_validation else split.train
     validation_input = cached["validation"][0] if has_validation else cached["train"][0]
     validation_genres = catalog.labels(GENRES, validation_ids)
@@ -258,7 +204,8 @@ def train(
     thresholds = np.full(len(GENRES), 0.5, dtype=np.float32)
     if preset.tune_thresholds and has_validation:
         thresholds = tune_thresholds(validation_genres, validation_outputs[GENRES_LAYER])
-    rating_errors = known_values(catalog, validation_ids, "rating") - validation_outputs[RATING_LAYER][:, 0]
+    validation_era = predict_era(era_pool(validation_input), era)
+    rating_errors = known_values(catalog, validation_ids, "rating") - validation_era[RATING_LAYER][:, 0]
     description = Description(
         preset=preset,
         genres=GENRES,
@@ -266,7 +213,7 @@ def train(
         decades=decades,
         rating_interval=rating_interval(rating_errors[~np.isnan(rating_errors)]),
     )
-    network = join_network(preset, frozen, trainable)
+    network = join_network(preset, frozen, trainable, era)
     detector = fit_detector(network, catalog, split.train[:DETECTOR_POSTERS], validation_ids, preset, progress)
     genre_model = GenreModel(network, description, detector)
     report = test_report(genre_model, catalog, split.test, progress)
@@ -276,12 +223,18 @@ def train(
     return TrainingResult(model=genre_model, split=split, report=report, history=history)
 
 
-def unstandardise(trainable: keras.Model, scales: dict[str, Standardisation]) -> None:
-    """Fold the standardisation of the year and rating targets into their output layers: they then predict years
-    and IMDb ratings."""
-    for name, scale in scales.items():
-        kernel, bias = trainable.get_layer(name).get_weights()
-        trainable.get_layer(name).set_weights([kernel * scale.scale, bias * scale.scale + scale.mean])
+def fit_era(
+    catalog: Catalog,
+    split: Split,
+    decades: tuple[int, ...],
+    cached: dict[str, np.ndarray],
+    progress: bool,
+) -> EraWeights:
+    """The era heads fitted on the training posters' era pools (every cached copy: augmented ones too)."""
+    copies = cached["train"]
+    pools = np.concatenate([era_pool(copy) for copy in tqdm(copies, desc="era pools", disable=not progress)])
+    years, ratings = (np.tile(values, len(copies)) for values in era_values(catalog, split.train))
+    return fit_era_heads(pools, years, ratings, decades)
 
 
 def platt_scaled(probabilities: np.ndarray, scaling: dict[str, list[float]]) -> np.ndarray:
@@ -387,7 +340,7 @@ def split_digest(split: Split) -> str:
 
 class WorkDirectory:
     """Where an unfinished training run keeps its cached frozen outputs and checkpoints. The cache outlives a change
-    of the training settings (learning rate, loss weights, epochs...); the checkpoints do not."""
+    of the training settings (learning rate, epochs...); the checkpoints do not."""
 
     MANIFEST = "manifest.json"  # what the cached frozen outputs were computed for
     TRAINING_MANIFEST = "training.json"  # what the checkpoints were trained with
@@ -526,12 +479,12 @@ def fit_end_to_end(
 def save_learning_curves(history: dict[str, list[float]], path: Path) -> None:
     """Loss and the genres' Hamming distance per epoch, training and validation, as a PNG."""
     figure = Figure(figsize=(9, 3.5))
-    for axis, metric in zip(figure.subplots(1, 2), ("loss", f"{GENRES_LAYER}_hamming"), strict=True):
+    for axis, metric in zip(figure.subplots(1, 2), ("loss", "hamming"), strict=True):
         for prefix, label in (("", "train"), ("val_", "validation")):
             if prefix + metric in history:
                 axis.plot(range(1, len(history[prefix + metric]) + 1), history[prefix + metric], label=label)
         axis.set_xlabel("epoch")
-        axis.set_title("genres' Hamming distance" if metric.endswith("hamming") else "loss (all heads)")
+        axis.set_title("genres' Hamming distance" if metric == "hamming" else "genres' loss")
         axis.legend()
     figure.tight_layout()
     figure.savefig(path, dpi=100)

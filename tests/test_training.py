@@ -131,7 +131,7 @@ def test_new_training_settings_keep_the_cache_but_not_the_checkpoints(
     monkeypatch.setattr(keras.callbacks.CSVLogger, "on_epoch_end", original_epoch_end)
     original_augmentation = train_module.augmentation
     monkeypatch.setattr(train_module, "augmentation", lambda seed: ran.append(seed) or original_augmentation(seed))
-    other = replace(DEMO, epochs=2, learning_rate=5e-4, era_weight=0.5)  # what is trained changes, not the inputs
+    other = replace(DEMO, epochs=2, learning_rate=5e-4)  # what is trained changes, not the inputs
     result = train_module.train(demo_catalog, other, vgg_weights_file, out, progress=False)
     assert ran == []  # the frozen outputs were reused
     assert len(result.history["loss"]) == 2  # both epochs trained anew: the old checkpoint was not resumed
