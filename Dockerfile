@@ -1,4 +1,4 @@
-# PosterBench web app, served by gunicorn (gunicorn.conf.py). The catalog, the model artifacts and the database
+# PosterBench web app, served by gunicorn (app/gunicorn_conf.py). The catalog, the model artifacts and the database
 # live on mounted volumes and are never baked into the image; configuration comes from environment variables.
 #
 # Build:
@@ -13,7 +13,7 @@
 #     posterbench
 # Required at run time: POSTERBENCH_SECRET_KEY (never put in the image), POSTERBENCH_MODEL, POSTERBENCH_INDEX.
 # Optional: POSTERBENCH_CLEMS, any other POSTERBENCH_<SETTING> of app/__init__.py (e.g. POSTERBENCH_API_TOKEN),
-# and GUNICORN_BIND / GUNICORN_WORKERS / GUNICORN_THREADS / GUNICORN_TIMEOUT / ... of gunicorn.conf.py.
+# and GUNICORN_BIND / GUNICORN_WORKERS / GUNICORN_THREADS / GUNICORN_TIMEOUT / ... of app/gunicorn_conf.py.
 # A host directory mounted on /data/db must be writable by uid 10001.
 
 # Python 3.11 (pyproject's requires-python) on Debian 12; pin a digest (@sha256:...) once built somewhere.
@@ -32,20 +32,23 @@ RUN groupadd --gid 10001 posterbench \
 
 WORKDIR /srv/posterbench
 
-# Dependencies first: this layer is rebuilt only when requirements.txt changes.
+# The serving install only: requirements.txt is the lock of pyproject.toml's base dependencies (no TensorFlow, Keras
+# or Selenium), every file checked against its hash. This layer is rebuilt only when the lock changes.
 COPY requirements.txt .
-RUN pip install -r requirements.txt
+RUN pip install --require-hashes -r requirements.txt
 
-# Only what the app imports at run time (tests/test_dockerfile.py checks it), owned by root: read-only to the app.
-COPY app app
-COPY bandit bandit
-COPY catalog catalog
-COPY embedding embedding
-COPY model model
-COPY scraper scraper
-COPY templates templates
-COPY static static
-COPY gunicorn.conf.py .
+# Then the project itself, without dependencies (all locked above), built by the locked setuptools from the packages
+# the app imports (tests/test_dockerfile.py checks it) and installed into site-packages, read-only to the app.
+COPY pyproject.toml /tmp/posterbench/
+COPY app /tmp/posterbench/app
+COPY bandit /tmp/posterbench/bandit
+COPY catalog /tmp/posterbench/catalog
+COPY embedding /tmp/posterbench/embedding
+COPY model /tmp/posterbench/model
+COPY posterbench /tmp/posterbench/posterbench
+COPY scraper /tmp/posterbench/scraper
+RUN pip install --no-deps --no-build-isolation /tmp/posterbench \
+    && rm -rf /tmp/posterbench
 
 ENV POSTERBENCH_CATALOG=/data/catalog \
     POSTERBENCH_DATABASE=/data/db/posterbench.sqlite \
@@ -59,4 +62,4 @@ EXPOSE 8000
 HEALTHCHECK --interval=30s --timeout=5s --start-period=120s --retries=3 \
     CMD ["python", "-c", "import os, urllib.request as u; port = os.environ.get('GUNICORN_BIND', ':8000').rsplit(':', 1)[1]; u.build_opener(u.ProxyHandler({})).open(f'http://127.0.0.1:{port}/healthz', timeout=4)"]
 
-CMD ["gunicorn", "-c", "gunicorn.conf.py", "app:create_app()"]
+CMD ["gunicorn", "-c", "python:app.gunicorn_conf", "app:create_app()"]

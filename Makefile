@@ -29,32 +29,47 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 WORKERS ?= 2
 
-.PHONY: run serve test test-postgres lint format venv demo-catalog train onnx evaluate clems index check-catalog bench-train bench-inference \
+.PHONY: run serve test test-postgres lint format venv lock demo-catalog train onnx evaluate clems index check-catalog bench-train bench-inference \
 	bench-clems bench-search bench-bandit bench-load scrape-replica recommend-eval clean lint-docker
 
 run: serve
 
 venv: $(VENV)/.installed
 
-$(VENV)/.installed: requirements.txt requirements-dev.txt
+# The full lock (every extra: train, scrape, dev) with its hashes checked, then the project itself, editable, built
+# by the locked setuptools: the `posterbench` command, and the packages importable from anywhere (bench/ included).
+$(VENV)/.installed: pyproject.toml requirements.txt requirements-dev.txt
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else "PosterBench needs Python 3.11; set PYTHON=/path/to/python3.11")'
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
+	$(BIN)/python -m pip install --quiet --require-hashes -r requirements-dev.txt
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation --editable .
 	touch $@
+
+# Lock the dependencies again from pyproject.toml, with uv (exact versions and every file's hash, for Python 3.11 on
+# Linux x86_64): requirements.txt, the serving install; requirements-dev.txt, every extra, constrained to the serving
+# pins so that the tests run what is served. Both pin setuptools, which builds the project. Versions already locked
+# are kept: `make lock UPGRADE=--upgrade` takes the newest allowed.
+UPGRADE ?=
+LOCK = $(BIN)/uv pip compile --quiet --generate-hashes --python-version 3.11 --python-platform x86_64-unknown-linux-gnu \
+	--custom-compile-command 'make lock' $(UPGRADE)
+
+lock: | $(VENV)/.installed
+	printf 'setuptools>=77\n' | $(LOCK) pyproject.toml - -o requirements.txt
+	printf 'setuptools>=77\n' | $(LOCK) pyproject.toml - --extra dev -c requirements.txt -o requirements-dev.txt
 
 demo-catalog: $(DEMO_CATALOG)/movies.csv
 
 $(DEMO_CATALOG)/movies.csv: catalog/demo.py | $(VENV)/.installed
-	$(BIN)/python -m catalog demo $(DEMO_CATALOG) --seed $(SEED) --force
+	$(BIN)/posterbench demo-catalog $(DEMO_CATALOG) --seed $(SEED) --force
 
 check-catalog: $(CATALOG_DIR)/movies.csv | $(VENV)/.installed
-	$(BIN)/python -m catalog check $(CATALOG_DIR)
+	$(BIN)/posterbench check $(CATALOG_DIR)
 
 train: $(MODEL_DIR)/model.json
 
 $(MODEL_DIR)/model.json: $(CATALOG_DIR)/movies.csv | $(VENV)/.installed
-	$(BIN)/python -m model train --catalog $(CATALOG_DIR) --out $(MODEL_DIR) --preset $(PRESET) \
+	$(BIN)/posterbench train --catalog $(CATALOG_DIR) --out $(MODEL_DIR) --preset $(PRESET) \
 		--weights $(WEIGHTS) --seed $(SEED)
 
 # The ONNX form of the model that the app serves with ONNX Runtime (no TensorFlow in the workers): model.onnx,
@@ -65,7 +80,7 @@ ONNX_EXPORT := $(MODEL_DIR)/model.onnx.json
 onnx: $(ONNX_EXPORT)
 
 $(ONNX_EXPORT): $(MODEL_DIR)/model.json $(wildcard $(MODEL_DIR)/model.weights.h5) | $(VENV)/.installed
-	$(BIN)/python -m model export-onnx --model $(MODEL_DIR) --catalog $(CATALOG_DIR)
+	$(BIN)/posterbench export-onnx --model $(MODEL_DIR) --catalog $(CATALOG_DIR)
 
 # CLEMS fit on the model's feature vectors: `make clems`; `make evaluate` adds model+clems once it exists.
 # The app serves the model's own calibrated genre probabilities; SERVE_CLEMS=yes serves CLEMS's instead (they scored
@@ -78,15 +93,15 @@ SERVED_CLEMS := $(if $(filter yes,$(SERVE_CLEMS)),$(CLEMS_DIR)/clems.json)
 clems: $(CLEMS_DIR)/clems.json
 
 $(CLEMS_DIR)/clems.json: $(INDEX_DIR)/index.json | $(VENV)/.installed
-	$(BIN)/python -m embedding fit --catalog $(CATALOG_DIR) --model $(MODEL_DIR) --index $(INDEX_DIR) \
+	$(BIN)/posterbench embed fit --catalog $(CATALOG_DIR) --model $(MODEL_DIR) --index $(INDEX_DIR) \
 		--cost $(CLEMS_COST) --out $(CLEMS_DIR)
 
 evaluate: | $(VENV)/.installed
 ifneq ($(and $(wildcard $(CLEMS_DIR)/clems.json),$(if $(MODEL),,yes)),)
-	$(BIN)/python -m embedding evaluate --catalog $(CATALOG_DIR) --model $(MODEL_DIR) --index $(INDEX_DIR) \
+	$(BIN)/posterbench embed evaluate --catalog $(CATALOG_DIR) --model $(MODEL_DIR) --index $(INDEX_DIR) \
 		--clems $(CLEMS_DIR)
 else
-	$(BIN)/python -m model evaluate --catalog $(CATALOG_DIR) --model $(or $(MODEL),$(MODEL_DIR))
+	$(BIN)/posterbench evaluate --catalog $(CATALOG_DIR) --model $(or $(MODEL),$(MODEL_DIR))
 endif
 
 index: $(INDEX_DIR)/index.json
@@ -94,28 +109,28 @@ index: $(INDEX_DIR)/index.json
 # The index depends on the model's weights, not on model.json, which re-tuning the thresholds rewrites.
 $(INDEX_DIR)/index.json: $(wildcard $(MODEL_DIR)/model.weights.h5) $(CATALOG_DIR)/movies.csv \
 		| $(MODEL_DIR)/model.json $(VENV)/.installed
-	$(BIN)/python -m model index --catalog $(CATALOG_DIR) --model $(MODEL_DIR) --out $(INDEX_DIR)
+	$(BIN)/posterbench index --catalog $(CATALOG_DIR) --model $(MODEL_DIR) --out $(INDEX_DIR)
 
 bench-train: | $(VENV)/.installed
-	$(BIN)/python bench/training_speed.py --catalog $(CATALOG_DIR) --weights $(WEIGHTS) --preset $(PRESET)
+	$(BIN)/posterbench bench training_speed --catalog $(CATALOG_DIR) --weights $(WEIGHTS) --preset $(PRESET)
 
 bench-inference: | $(VENV)/.installed
-	$(BIN)/python bench/inference.py --model $(or $(MODEL),$(MODEL_DIR)) --catalog $(CATALOG_DIR)
+	$(BIN)/posterbench bench inference --model $(or $(MODEL),$(MODEL_DIR)) --catalog $(CATALOG_DIR)
 
 # MULAN multi-label data for the CLEMS benchmark.
 MULAN ?= ../shared/benchmarks/multilabel
 
 bench-clems: | $(VENV)/.installed
-	$(BIN)/python bench/clems_benchmark.py $(MULAN)
+	$(BIN)/posterbench bench clems_benchmark $(MULAN)
 
 bench-search: | $(VENV)/.installed
-	$(BIN)/python bench/recommend_search.py
+	$(BIN)/posterbench bench recommend_search
 
 # The scraper against the offline IMDb replica: serve it, scrape it whole (no politeness delays), validate and
 # compare the catalog, print pages per second; the last line is one JSON object.
 REPLICA_MOVIES ?= 300
 scrape-replica: | $(VENV)/.installed
-	$(BIN)/python bench/scrape_replica.py --movies $(REPLICA_MOVIES)
+	$(BIN)/posterbench bench scrape_replica --movies $(REPLICA_MOVIES)
 
 # A bounded load run (uploads, sample clicks, votes, the Bandit page; 1, 4 and 16 clients) against gunicorn over a
 # throwaway SQLite database, or the PostgreSQL one at LOAD_DATABASE_URL; TOOL=wrk sends the requests with wrk.
@@ -124,12 +139,12 @@ KINDS ?= upload,sample,feedback,bandit
 TOOL ?= python
 LOAD_DATABASE_URL ?=
 bench-load: $(ONNX_EXPORT) $(INDEX_DIR)/index.json $(SERVED_CLEMS) | $(VENV)/.installed
-	$(BIN)/python bench/load.py --catalog $(CATALOG_DIR) --model $(MODEL_DIR) --index $(INDEX_DIR) \
+	$(BIN)/posterbench bench load --catalog $(CATALOG_DIR) --model $(MODEL_DIR) --index $(INDEX_DIR) \
 		$(CLEMS_IF_SERVED) --workers $(WORKERS) --clients $(CLIENTS) --kinds $(KINDS) --tool $(TOOL) \
 		$(if $(LOAD_DATABASE_URL),--database-url '$(LOAD_DATABASE_URL)')
 
 bench-bandit: | $(VENV)/.installed
-	$(BIN)/python bench/bandit_simulation.py --plot $(VAR)/bench/bandit_regret.png
+	$(BIN)/posterbench bench bandit_simulation --plot $(VAR)/bench/bandit_regret.png
 
 # Offline recommendation quality: the model's held-out split against the rest of CATALOG, or with QUERIES=DIR
 # every movie of that catalog against all of CATALOG (its index is built with CATALOG's model).
@@ -140,16 +155,16 @@ CLEMS_IF_SERVED = $(if $(SERVED_CLEMS),--clems $(CLEMS_DIR))
 
 ifeq ($(QUERIES),)
 recommend-eval: $(INDEX_DIR)/index.json | $(VENV)/.installed
-	$(BIN)/python bench/recommend_quality.py --catalog $(CATALOG_DIR) --index $(INDEX_DIR) --model $(MODEL_DIR) \
+	$(BIN)/posterbench recommend-eval --catalog $(CATALOG_DIR) --index $(INDEX_DIR) --model $(MODEL_DIR) \
 		$(CLEMS_IF_SERVED)
 else
 recommend-eval: $(INDEX_DIR)/index.json $(QUERIES_INDEX)/index.json | $(VENV)/.installed
-	$(BIN)/python bench/recommend_quality.py --catalog $(CATALOG_DIR) --index $(INDEX_DIR) --model $(MODEL_DIR) \
+	$(BIN)/posterbench recommend-eval --catalog $(CATALOG_DIR) --index $(INDEX_DIR) --model $(MODEL_DIR) \
 		--queries $(QUERIES) --queries-index $(QUERIES_INDEX) $(CLEMS_IF_SERVED)
 
 $(QUERIES_INDEX)/index.json: $(wildcard $(MODEL_DIR)/model.weights.h5) $(QUERIES)/movies.csv \
 		| $(MODEL_DIR)/model.json $(VENV)/.installed
-	$(BIN)/python -m model index --catalog $(QUERIES) --model $(MODEL_DIR) --out $(QUERIES_INDEX)
+	$(BIN)/posterbench index --catalog $(QUERIES) --model $(MODEL_DIR) --out $(QUERIES_INDEX)
 endif
 
 $(SECRET_FILE):
@@ -158,10 +173,9 @@ $(SECRET_FILE):
 
 serve: $(ONNX_EXPORT) $(INDEX_DIR)/index.json $(SERVED_CLEMS) $(SECRET_FILE)
 	@echo "PosterBench: http://$(HOST):$(PORT)/ (catalog $(CATALOG_DIR))"
-	POSTERBENCH_CATALOG=$(CATALOG_DIR) POSTERBENCH_MODEL=$(MODEL_DIR) POSTERBENCH_INDEX=$(INDEX_DIR) \
-	POSTERBENCH_CLEMS=$(if $(SERVED_CLEMS),$(CLEMS_DIR)) \
-	POSTERBENCH_DATABASE=$(DATABASE) POSTERBENCH_SECRET_KEY=$${POSTERBENCH_SECRET_KEY:-$$(cat $(SECRET_FILE))} \
-		$(BIN)/gunicorn -c gunicorn.conf.py --bind $(HOST):$(PORT) --workers $(WORKERS) "app:create_app()"
+	POSTERBENCH_SECRET_KEY=$${POSTERBENCH_SECRET_KEY:-$$(cat $(SECRET_FILE))} $(BIN)/posterbench serve \
+		--catalog $(CATALOG_DIR) --model $(MODEL_DIR) --index $(INDEX_DIR) --clems '$(if $(SERVED_CLEMS),$(CLEMS_DIR))' \
+		--database $(DATABASE) --host $(HOST) --port $(PORT) --workers $(WORKERS)
 
 test: $(VENV)/.installed
 	$(BIN)/python -m pytest

@@ -1,6 +1,6 @@
 """The web app: takes a poster (upload, IMDb link or sample), shows its predicted genres and the five most similar
 catalog movies, and learns from people's ratings which distance recommends best. Flask app factory, served by
-gunicorn (gunicorn.conf.py)."""
+gunicorn (app/gunicorn_conf.py)."""
 
 from __future__ import annotations
 
@@ -9,16 +9,13 @@ from pathlib import Path
 
 from flask import Flask
 
-ROOT = Path(__file__).resolve().parent.parent
 MEGABYTE = 1024 * 1024
 
 
 def create_app(test_config: dict | None = None) -> Flask:
     """Build the app. Settings: defaults < instance/config.py < POSTERBENCH_* variables < `test_config`."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    app = Flask(
-        __name__, instance_relative_config=True, template_folder=ROOT / "templates", static_folder=ROOT / "static"
-    )
+    app = Flask(__name__, instance_relative_config=True)  # app/templates and app/static, installed with the package
     app.config.from_mapping(
         DATABASE=str(Path(app.instance_path) / "posterbench.sqlite"),  # the embedded default: a SQLite file
         DATABASE_URL=None,  # postgresql://user:password@host/name: state shared by every worker on every host

@@ -1,4 +1,4 @@
-"""Runs the app under gunicorn (gunicorn.conf.py) in a child process on a free loopback port, configured by
+"""Runs the app under gunicorn (app/gunicorn_conf.py) in a child process on a free loopback port, configured by
 POSTERBENCH_* variables as `make serve` does: for the browser tests and the load benchmark."""
 
 from __future__ import annotations
@@ -58,7 +58,7 @@ def gunicorn_server(
             "GUNICORN_ACCESS_LOG": str(logs / "access.log"),
         }
         log = logs / "gunicorn.log"
-        command = [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "--bind", f"127.0.0.1:{port}"]
+        command = [sys.executable, "-m", "gunicorn", "-c", "python:app.gunicorn_conf", "--bind", f"127.0.0.1:{port}"]
         with log.open("w") as output:
             server = subprocess.Popen(
                 [*command, app_target], cwd=ROOT, env=environment, stdout=output, stderr=subprocess.STDOUT

@@ -3,7 +3,7 @@ Keras function from the network's input to its feature layer (their per-request 
 catalog's feature vectors with a pandas `iterrows` loop, one scipy distance call per row. Same catalog, model and
 index as PosterBench; no bandit, no database, no genres.
 
-Served by gunicorn like the real app (`gunicorn -c gunicorn.conf.py "bench.authors_app:create_app()"`) with the
+Served by gunicorn like the real app (`gunicorn -c python:app.gunicorn_conf "bench.authors_app:create_app()"`) with the
 POSTERBENCH_CATALOG, POSTERBENCH_MODEL and POSTERBENCH_INDEX variables. It answers POST /recommend with a 303 to
 its results, as the app does, and GET / with a form carrying a placeholder token, so the load client runs as is.
 """

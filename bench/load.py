@@ -9,7 +9,7 @@ Against a running server:
 
     python bench/load.py --url http://127.0.0.1:8000 --catalog var/demo-catalog
 
-or let it start gunicorn (gunicorn.conf.py) on a free loopback port over a throwaway SQLite database, or over the
+or let it start gunicorn (app/gunicorn_conf.py) on a free loopback port over a throwaway SQLite database, or over the
 PostgreSQL database at --database-url (`make bench-load`):
 
     python bench/load.py --catalog DIR --model MODEL_DIR --index INDEX_DIR [--clems CLEMS_DIR] [--workers 2]

@@ -1,4 +1,4 @@
-"""Resident memory of gunicorn workers serving PosterBench: starts gunicorn (gunicorn.conf.py) with 1 and then 4
+"""Resident memory of gunicorn workers serving PosterBench: starts gunicorn (app/gunicorn_conf.py) with 1 and then 4
 workers, warms every worker with poster uploads (the model runs), and reads each worker's resident set (RSS) and
 proportional set (PSS: shared pages divided among the processes sharing them, so PSS adds up to the real total)
 from /proc. The last line is one JSON object {workers: {"rss_mib": ..., "pss_mib": ..., "runtime": ...}}; runtime

@@ -49,7 +49,7 @@ def imdb(demo_catalog) -> Iterator[ReplicaServer]:
 
 @pytest.fixture(scope="module")
 def base_url(demo_catalog_dir, trained, index_dir, imdb, tmp_path_factory) -> Iterator[str]:
-    """The app under gunicorn (gunicorn.conf.py, two workers) on a free loopback port, configured by environment
+    """The app under gunicorn (app/gunicorn_conf.py, two workers) on a free loopback port, configured by environment
     variables exactly as `make serve` does."""
     state = tmp_path_factory.mktemp("gunicorn")
     settings = {

@@ -1,7 +1,8 @@
-"""What can be checked of the Dockerfile and .dockerignore without a Docker engine: the image runs the same
-gunicorn command as the browser tests (app/serving.py), copies every package the app imports and nothing of
-var/, instance/, tests/ or data, runs as a non-root user, sets only settings the app or gunicorn.conf.py read,
-and its HEALTHCHECK command works against a /healthz server."""
+"""What can be checked of the Dockerfile and .dockerignore without a Docker engine: the image installs the serving
+lock only (hashes checked) and then the project without dependencies, runs the same gunicorn command as the browser
+tests (app/serving.py) and `posterbench serve`, copies every package the app imports and nothing of var/, instance/,
+tests/ or data, runs as a non-root user, sets only settings the app or app/gunicorn_conf.py read, and its HEALTHCHECK
+command works against a /healthz server."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
+GUNICORN_SETTINGS = ROOT / "app/gunicorn_conf.py"
 DOCKERFILE = ROOT / "Dockerfile"
 DOCKERIGNORE = ROOT / ".dockerignore"
 # Variables for Python and pip themselves, not settings of the app.
@@ -144,7 +146,7 @@ def app_config_keys() -> set[str]:
 
 
 def gunicorn_variables() -> set[str]:
-    text = (ROOT / "gunicorn.conf.py").read_text()
+    text = GUNICORN_SETTINGS.read_text()
     tree = ast.parse(text)
     return {
         node.args[0].value
@@ -180,18 +182,21 @@ def test_base_image_is_slim_python_311_pinned_by_tag(parsed):
 
 
 def test_cmd_is_the_gunicorn_command_the_tests_run(parsed):
+    from posterbench.cli import APP_TARGET, GUNICORN_CONFIG
+
     commands = [exec_form(arguments) for keyword, arguments in parsed if keyword == "CMD"]
-    assert commands == [["gunicorn", "-c", "gunicorn.conf.py", "app:create_app()"]]
+    assert commands == [["gunicorn", "-c", "python:app.gunicorn_conf", "app:create_app()"]]
     assert not any(keyword == "ENTRYPOINT" for keyword, _ in parsed)
-    # app/serving.py (browser tests, load benchmark) runs the same config file and app factory.
+    # app/serving.py (browser tests, load benchmark) and `posterbench serve` run the same settings and app factory.
     serving = (ROOT / "app/serving.py").read_text()
-    assert '"-c", "gunicorn.conf.py"' in serving and '"app:create_app()"' in serving
+    assert '"-c", "python:app.gunicorn_conf"' in serving and '"app:create_app()"' in serving
+    assert (GUNICORN_CONFIG, APP_TARGET) == ("python:app.gunicorn_conf", "app:create_app()")
 
 
 def test_gunicorn_binds_where_the_image_exposes_and_checks(environment, parsed, monkeypatch):
     for name, value in environment.items():
         monkeypatch.setenv(name, value)
-    settings = runpy.run_path(str(ROOT / "gunicorn.conf.py"))
+    settings = runpy.run_path(str(GUNICORN_SETTINGS))
     port = settings["bind"].rsplit(":", 1)[1]
     assert settings["bind"].startswith("0.0.0.0:"), "inside a container gunicorn must listen on every interface"
     exposed = [arguments.split("/")[0] for keyword, arguments in parsed if keyword == "EXPOSE"]
@@ -216,7 +221,23 @@ def test_requirements_are_installed_before_the_source_is_copied(parsed):
     install = next(i for i, (k, a) in enumerate(order) if k == "RUN" and "-r requirements.txt" in a)
     before = [a for k, a in order[:install] if k == "COPY"]
     assert before == ["requirements.txt ."], "only requirements.txt may be copied before pip install (layer cache)"
+    assert "--require-hashes" in order[install][1], "the serving lock is installed with its hashes checked"
     assert any(k == "COPY" and a.startswith("app ") for k, a in order[install:])
+
+
+def test_the_image_installs_the_serving_lock_and_the_project_without_extras(parsed):
+    installs = [a for k, a in parsed if k == "RUN" and "pip install" in a]
+    assert len(installs) == 2, installs
+    assert re.fullmatch(r"pip install --require-hashes -r requirements\.txt", installs[0])
+    # The project itself: no dependencies (all locked), no extras (train, scrape, dev), from the copied sources.
+    project = installs[1].split("&&")[0].split()
+    assert project[:2] == ["pip", "install"] and "--no-deps" in project and not any("[" in word for word in project)
+    source = project[-1]
+    copied = {destination for _, destination in copies(parsed)}
+    assert f"{source}/" in copied and f"{source}/app" in copied, "the project is built from what was copied"
+    lock = (ROOT / "requirements.txt").read_text().lower()
+    for heavy in ("tensorflow", "keras", "selenium", "trio"):
+        assert f"\n{heavy}" not in lock and not lock.startswith(heavy), f"the serving lock installs {heavy}"
 
 
 def test_every_package_the_app_imports_is_copied(parsed):
@@ -224,8 +245,7 @@ def test_every_package_the_app_imports_is_copied(parsed):
     assert {"app", "bandit", "catalog", "embedding", "model", "scraper"} <= needed  # the walk finds them
     copied = {top_level(source) for sources, _ in copies(parsed) for source in sources}
     assert needed - copied == set(), f"imported by the app but not in the image: {needed - copied}"
-    for folder in ("templates", "static"):
-        assert folder in copied
+    assert {"pyproject.toml", "posterbench"} <= copied  # the build's own files and the `posterbench` command
 
 
 def test_import_walk_sees_a_missing_package(tmp_path):
@@ -261,7 +281,7 @@ def test_env_sets_only_settings_that_are_read(environment):
         if name.startswith("POSTERBENCH_"):
             assert name.removeprefix("POSTERBENCH_") in keys, f"{name}: the app has no such setting"
         elif name.startswith("GUNICORN_"):
-            assert name in gunicorn, f"{name}: gunicorn.conf.py does not read it"
+            assert name in gunicorn, f"{name}: app/gunicorn_conf.py does not read it"
         else:
             assert name in TOOL_VARIABLES, f"{name}: not a setting of the app, gunicorn or Python"
     assert {"PYTHONDONTWRITEBYTECODE", "PYTHONUNBUFFERED", "PIP_NO_CACHE_DIR"} <= set(environment)

@@ -1,0 +1,166 @@
+"""`posterbench`: one command line for every stage, in pipeline order. The stages' own click commands are mounted
+as they are (`python -m catalog|model|embedding|scraper ...` still work); `serve` starts gunicorn, and the benchmarks,
+which live in the checkout's `bench/` and are not installed, are run from the repository's root.
+
+Importing this module imports no TensorFlow, Keras or Selenium: each stage imports what it needs when it runs, so
+`posterbench --help`, `serve` and `init-db` work on the serving install (no `train` or `scrape` extra)."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from catalog.__main__ import cli as catalog_cli
+from embedding.__main__ import cli as embedding_cli
+from model.__main__ import cli as model_cli
+from scraper.__main__ import cli as scraper_cli
+
+# What `serve` runs: the same gunicorn settings module and app factory as the Docker image and app/serving.py.
+GUNICORN_CONFIG = "python:app.gunicorn_conf"
+APP_TARGET = "app:create_app()"
+PASS_THROUGH = {"ignore_unknown_options": True, "allow_extra_args": True, "help_option_names": []}
+
+
+class Stages(click.Group):
+    """A group that lists its commands in the order they were added (the pipeline's), not alphabetically."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(self.commands)
+
+
+@click.group(cls=Stages, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="posterbench")
+def main() -> None:
+    """PosterBench: predict a poster's genres and recommend similar movies. One subcommand per stage, in pipeline
+    order; `posterbench COMMAND --help` describes each."""
+
+
+main.add_command(scraper_cli.commands["scrape"], "scrape")
+main.add_command(scraper_cli.commands["replica"], "replica")
+
+
+@main.command("datasets", context_settings=PASS_THROUGH, add_help_option=False)
+@click.argument("arguments", nargs=-1, type=click.UNPROCESSED)
+def datasets(arguments: tuple[str, ...]) -> None:
+    """check|fill CATALOG --basics F [--ratings F]: compare a catalog with IMDb's datasets, or fill its gaps."""
+    from scraper.datasets import main as datasets_main
+
+    sys.exit(datasets_main(list(arguments)))
+
+
+main.add_command(catalog_cli.commands["demo"], "demo-catalog")
+main.add_command(catalog_cli.commands["check"], "check")
+for _name in ("train", "evaluate", "tune-thresholds", "index", "export-onnx"):
+    main.add_command(model_cli.commands[_name], _name)
+main.add_command(embedding_cli, "embed")
+
+
+@main.command("init-db")
+@click.option("--database", envvar="POSTERBENCH_DATABASE", type=click.Path(path_type=Path), help="SQLite file")
+@click.option(
+    "--database-url",
+    envvar=["POSTERBENCH_DATABASE_URL", "DATABASE_URL"],
+    help="postgresql://user:password@host/name (wins over --database)",
+)
+def init_db(database: Path | None, database_url: str | None) -> None:
+    """Create the database tables or bring them up to date (existing data is kept); the app also does it at start."""
+    from app.db import StorageUnavailableError, redacted
+    from app.db import init_db as migrate
+    from app.migrations import latest_version
+
+    target = database_url or (str(database) if database else None)
+    if not target:
+        raise click.UsageError("give --database FILE or --database-url URL (or POSTERBENCH_DATABASE / DATABASE_URL)")
+    try:
+        applied = migrate(target)
+    except StorageUnavailableError as error:
+        raise click.ClickException(f"cannot prepare the database at {redacted(target)}: {error}") from error
+    done = f"applied migration(s) {', '.join(map(str, applied))}" if applied else "it was up to date"
+    click.echo(f"database ready at {redacted(target)}: schema version {latest_version()}, {done}")
+
+
+def _setting(name: str, value: object | None) -> dict[str, str]:
+    return {} if value is None else {f"POSTERBENCH_{name}": str(value)}
+
+
+@main.command()
+@click.option("--catalog", envvar="POSTERBENCH_CATALOG", type=click.Path(path_type=Path), help="catalog directory")
+@click.option("--model", envvar="POSTERBENCH_MODEL", type=click.Path(path_type=Path), help="model directory")
+@click.option("--index", envvar="POSTERBENCH_INDEX", type=click.Path(path_type=Path), help="index directory")
+@click.option("--clems", envvar="POSTERBENCH_CLEMS", help="CLEMS directory whose genres to serve (empty: the model's)")
+@click.option("--database", envvar="POSTERBENCH_DATABASE", type=click.Path(path_type=Path), help="SQLite file")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True)
+@click.option("--workers", envvar="GUNICORN_WORKERS", type=click.IntRange(min=1), default=2, show_default=True)
+def serve(
+    catalog: Path | None,
+    model: Path | None,
+    index: Path | None,
+    clems: str | None,
+    database: Path | None,
+    host: str,
+    port: int,
+    workers: int,
+) -> None:
+    """Serve the app with gunicorn (app/gunicorn_conf.py), as `make serve` and the Docker image do. The options set
+    the app's POSTERBENCH_* settings; the rest (POSTERBENCH_SECRET_KEY, DATABASE_URL, ...) come from the
+    environment. A model directory holding its ONNX export is served with ONNX Runtime, without TensorFlow."""
+    environment = {
+        **os.environ,
+        **_setting("CATALOG", catalog),
+        **_setting("MODEL", model),
+        **_setting("INDEX", index),
+        **_setting("CLEMS", clems),
+        **_setting("DATABASE", database),
+    }
+    bind = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    command = [sys.executable, "-m", "gunicorn", "-c", GUNICORN_CONFIG, "--bind", bind, "--workers", str(workers)]
+    sys.stdout.flush()
+    os.execve(sys.executable, [*command, APP_TARGET], environment)  # gunicorn takes this process (and its signals)
+
+
+def bench_script(name: str, root: Path | None = None) -> Path:
+    """The benchmark script bench/NAME.py of the checkout at `root` (default: the working directory)."""
+    script = (root or Path.cwd()) / "bench" / f"{name.removesuffix('.py')}.py"
+    if not script.is_file():
+        raise click.ClickException(
+            f"{script} not found: the benchmarks live in the repository's bench/ (they are not installed); "
+            "run this from the repository's root"
+        )
+    return script
+
+
+def run_bench(name: str, arguments: tuple[str, ...]) -> None:
+    """Run bench/NAME.py as the module bench.NAME (its imports of sibling scripts need that) in this process's place."""
+    script = bench_script(name)
+    sys.stdout.flush()
+    os.execv(sys.executable, [sys.executable, "-m", f"bench.{script.stem}", *arguments])
+
+
+@main.command("recommend-eval", context_settings=PASS_THROUGH, add_help_option=False)
+@click.argument("arguments", nargs=-1, type=click.UNPROCESSED)
+def recommend_eval(arguments: tuple[str, ...]) -> None:
+    """Offline quality of the recommendations per distance (bench/recommend_quality.py; its --help lists the
+    options). Run from the repository's root."""
+    run_bench("recommend_quality", arguments)
+
+
+@main.command("bench", context_settings=PASS_THROUGH, add_help_option=False)
+@click.argument("arguments", nargs=-1, type=click.UNPROCESSED)
+@click.pass_context
+def bench(context: click.Context, arguments: tuple[str, ...]) -> None:
+    """NAME [ARGS]: run the benchmark bench/NAME.py (`posterbench bench NAME --help`: its options). Run from the
+    repository's root."""
+    if not arguments or arguments[0] in {"-h", "--help"}:
+        click.echo(context.get_help())
+        scripts = sorted(path.stem for path in (Path.cwd() / "bench").glob("*.py") if path.stem != "__init__")
+        click.echo("\nBenchmarks here: " + (", ".join(scripts) if scripts else "none (not in the repository's root)"))
+        return
+    run_bench(arguments[0], arguments[1:])
+
+
+if __name__ == "__main__":
+    main()
