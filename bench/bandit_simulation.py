@@ -11,7 +11,7 @@ Prints the problem, then per policy the final regret (mean and standard deviatio
 last 1,000 rounds spent on the best arm, and seconds per run; saves the mean regret curves with a band from the
 10th to the 90th percentile over seeds to `--plot`; the last line is one JSON object: {policy: final mean regret}.
 
-    python bench/bandit_simulation.py --rounds 10000 --seeds 20 --plot var/bench/bandit_regret.png
+    python -m bench.bandit_simulation --rounds 10000 --seeds 20 --plot var/bench/bandit_regret.png
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -27,11 +26,9 @@ from pathlib import Path
 
 import numpy as np
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-if str(REPO_ROOT) not in sys.path:  # run as a script: import the packages
-    sys.path.insert(0, str(REPO_ROOT))
+from bandit import ARMS, make_policy
 
-from bandit import ARMS, make_policy  # noqa: E402
+REPO_ROOT = Path(__file__).resolve().parents[1]
 
 GOOD_CHANCES = (0.45, 0.5, 0.6)
 LAST_ROUNDS = 1000

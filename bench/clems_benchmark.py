@@ -9,7 +9,7 @@ each model (wall, and the process's CPU seconds, which exceed wall when both thr
 when other processes take the cores), and as its last line one JSON object: the first regressor's own-cost
 numbers per split (means over the seeds when --seeds is above 1).
 
-    python bench/clems_benchmark.py ../shared/benchmarks/multilabel
+    python -m bench.clems_benchmark ../shared/benchmarks/multilabel
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -252,8 +251,6 @@ def main() -> None:
         help="comma-separated splits to run (default all three)",
     )
     args = parser.parse_args()
-    if str(REPO_ROOT) not in sys.path:
-        sys.path.insert(0, str(REPO_ROOT))
     from bench.mulan import mulan_split, scene_authors_split
 
     regressors = args.regressors.split(",")

@@ -2,7 +2,7 @@
 regression per genre on average- and max-pooled block5_conv3 outputs of a subset of the training split,
 scored by macro ROC-AUC on the validation split. It guided the choice of the default preset.
 
-    python bench/frozen_features_probe.py --catalog ../shared/data --model var/runs/<run>/model-default \
+    python -m bench.frozen_features_probe --catalog ../shared/data --model var/runs/<run>/model-default \
         --weights ../shared/weights/vgg16_imagenet_notop.h5 --sizes 128 224
 """
 
@@ -10,12 +10,10 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import time
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script: import the packages
 
 
 def pooled_features(base, catalog, ids: list[str], size: int):

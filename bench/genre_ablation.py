@@ -4,7 +4,7 @@ left to right, the genres of the nearest training movies by feature vector (labe
 nearest movies together, and CLEMS when `--clems` is given. Each way's thresholds are tuned on the validation
 split (micro-F1 + macro-F1), as training tunes the model's. The last line is one JSON object.
 
-    python bench/genre_ablation.py --catalog ../shared/data --model var/runs/<run>/model-default \
+    python -m bench.genre_ablation --catalog ../shared/data --model var/runs/<run>/model-default \
         --index var/runs/<run>/index-default [--clems var/runs/<run>/clems-hamming-default]
 """
 
@@ -13,13 +13,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 from pathlib import Path
 
 import numpy as np
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script: import the packages
 
 NEIGHBOURS = 50
 BLEND_WEIGHTS = np.round(np.arange(0.0, 1.01, 0.1), 1)

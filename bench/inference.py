@@ -2,7 +2,7 @@
 and the resident memory of the process holding the serving model, run by Keras (TensorFlow) or by ONNX Runtime
 from the model's export (`make onnx`) on --threads threads.
 
-    python bench/inference.py --model var/runs/<catalog>/model-default --catalog ../shared/data [--runtime onnx]
+    python -m bench.inference --model var/runs/<catalog>/model-default --catalog ../shared/data [--runtime onnx]
 """
 
 from __future__ import annotations
@@ -10,12 +10,10 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import sys
 import time
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script: import the packages
 
 
 def resident_mib() -> float:

@@ -7,12 +7,12 @@ line is one JSON object {kind: {...}} (with several client counts: {kind: {clien
 
 Against a running server:
 
-    python bench/load.py --url http://127.0.0.1:8000 --catalog var/demo-catalog
+    python -m bench.load --url http://127.0.0.1:8000 --catalog var/demo-catalog
 
 or let it start gunicorn (app/gunicorn_conf.py) on a free loopback port over a throwaway SQLite database, or over the
 PostgreSQL database at --database-url (`make bench-load`):
 
-    python bench/load.py --catalog DIR --model MODEL_DIR --index INDEX_DIR [--clems CLEMS_DIR] [--workers 2]
+    python -m bench.load --catalog DIR --model MODEL_DIR --index INDEX_DIR [--clems CLEMS_DIR] [--workers 2]
         [--runtime auto|keras|onnx] [--database-url postgresql://...]
 
 The requests come from this script's own threads (`--tool python`, the default), or from wrk (`--tool wrk`,
@@ -44,11 +44,10 @@ from pathlib import Path
 import numpy as np
 import requests
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO_ROOT))  # run as a script from anywhere
+from app.serving import gunicorn_server
+from catalog import read_catalog
 
-from app.serving import gunicorn_server  # noqa: E402
-from catalog import read_catalog  # noqa: E402
+REPO_ROOT = Path(__file__).resolve().parents[1]
 
 AUTHORS_APP = "bench.authors_app:create_app()"
 TOKEN = re.compile(r'name="csrf_token" value="([^"]+)"')

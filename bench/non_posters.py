@@ -6,7 +6,7 @@ photos whole and cropped to a poster's shape, noise, blank and gradient images, 
 of a desktop window and of charts. The real posters are the model's held-out test split when the catalog is the one
 it was trained on, else every poster of the catalog. The last line is one JSON object.
 
-    python bench/non_posters.py --catalog ../shared/data --model var/runs/<catalog>/model-default
+    python -m bench.non_posters --catalog ../shared/data --model var/runs/<catalog>/model-default
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ import argparse
 import io
 import json
 import os
-import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -23,7 +22,6 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script: import the packages
 
 POSTER = (182, 268)
 SKIMAGE_PHOTOS = (

@@ -2,7 +2,7 @@
 feature vectors of the training split), on the model's held-out test split, for each cost. The paper's
 Table II layout (per genre) for the Hamming-cost model, and one JSON object as the last line.
 
-    python bench/posters_clems.py --catalog ../shared/data --model var/runs/<run>/model-default \
+    python -m bench.posters_clems --catalog ../shared/data --model var/runs/<run>/model-default \
         --index var/runs/<run>/index-default
 """
 
@@ -11,12 +11,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 import time
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script: import the packages
 
 COSTS = {"hamming": "hamming", "rank": "rank_loss", "f1": "example_f1", "jaccard": "accuracy"}
 LOWER_IS_BETTER = {"hamming", "rank_loss"}

@@ -32,7 +32,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import sys
 import time
 from dataclasses import dataclass
 from functools import cached_property
@@ -40,7 +39,6 @@ from pathlib import Path
 
 import numpy as np
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
 K = 5
 SCORE_KEYS: tuple[str, ...] = (
     "genre_share",
@@ -281,8 +279,6 @@ def main() -> None:
     args = parser.parse_args()
     if (args.queries is None) != (args.queries_index is None):
         parser.error("--queries and --queries-index go together")
-    if str(REPO_ROOT) not in sys.path:
-        sys.path.insert(0, str(REPO_ROOT))
     from app.recommender import DISTANCES, NeighbourSearch
     from catalog import read_catalog
     from model.artifacts import read_description

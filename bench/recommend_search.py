@@ -11,14 +11,10 @@ import argparse
 import json
 import os
 import statistics
-import sys
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 import numpy as np
-
-REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 def synthetic_features(rows: int, dim: int, seed: int) -> np.ndarray:
@@ -65,8 +61,6 @@ def main() -> None:
     parser.add_argument("--baseline-queries", type=int, default=2, help="timed queries of the authors' way")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
-    if str(REPO_ROOT) not in sys.path:
-        sys.path.insert(0, str(REPO_ROOT))
     import pandas as pd
 
     from app.recommender import DISTANCES, NeighbourSearch

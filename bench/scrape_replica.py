@@ -3,7 +3,7 @@ it on 127.0.0.1, runs the real scraper (headless Chromium) into a temporary cata
 zero, validates the catalog with `read_catalog`, compares it with the replica's movies, and prints the speed in
 pages per second. The last line is one JSON object: {"movies", "posters", "seconds", ...}.
 
-    python bench/scrape_replica.py [--movies 300] [--result-cap 200] [--title-pages off|missing|all]
+    python -m bench.scrape_replica [--movies 300] [--result-cap 200] [--title-pages off|missing|all]
 """
 
 from __future__ import annotations
@@ -14,12 +14,9 @@ import sys
 import tempfile
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO_ROOT))  # run as a script from anywhere
-
-from catalog import Catalog, read_catalog  # noqa: E402
-from scraper.replica import ReplicaServer, write_replica_catalog  # noqa: E402
-from scraper.scrape import PAPER_GENRES, ScrapeSettings, scrape  # noqa: E402
+from catalog import Catalog, read_catalog
+from scraper.replica import ReplicaServer, write_replica_catalog
+from scraper.scrape import PAPER_GENRES, ScrapeSettings, scrape
 
 
 def differences(replica: Catalog, scraped: Catalog) -> list[str]:

@@ -5,7 +5,7 @@ from /proc. The last line is one JSON object {workers: {"rss_mib": ..., "pss_mib
 is what the workers run the model with, seen in their memory maps: "onnx" (ONNX Runtime, no TensorFlow loaded) or
 "keras" (TensorFlow).
 
-    python bench/serving_memory.py --catalog DIR --model MODEL_DIR --index INDEX_DIR [--clems DIR] [--workers 1,4]
+    python -m bench.serving_memory --catalog DIR --model MODEL_DIR --index INDEX_DIR [--clems DIR] [--workers 1,4]
         [--runtime auto|keras|onnx] [--clients 1]
 
 --runtime keras serves the Keras weights of a model that has an ONNX export (see bench/load.py); --clients N sends
@@ -24,13 +24,10 @@ from pathlib import Path
 
 import requests
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO_ROOT))  # run as a script from anywhere
-
-from app.serving import gunicorn_server  # noqa: E402
-from bench.load import Client, add_served_arguments, server_settings  # noqa: E402
-from catalog import read_catalog  # noqa: E402
-from model.onnx_model import ONNX_DATA_FILE  # noqa: E402
+from app.serving import gunicorn_server
+from bench.load import Client, add_served_arguments, server_settings
+from catalog import read_catalog
+from model.onnx_model import ONNX_DATA_FILE
 
 WARM_UPLOADS_PER_WORKER = 8
 

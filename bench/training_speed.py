@@ -2,7 +2,7 @@
 ours (blocks 1-4 computed once per poster and augmented copy, then only block 5 and the head per epoch),
 in the same run, on the same posters.
 
-    python bench/training_speed.py --catalog ../shared/data --weights ../shared/weights/vgg16_imagenet_notop.h5
+    python -m bench.training_speed --catalog ../shared/data --weights ../shared/weights/vgg16_imagenet_notop.h5
 """
 
 from __future__ import annotations
@@ -10,15 +10,13 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script: import the packages
 
-import keras  # noqa: E402
+import keras
 
 
 class EpochTimer(keras.callbacks.Callback):

@@ -2,7 +2,7 @@
 time, under cProfile, and prints the mean time per upload of each stage (their cumulative time: a stage includes what
 it calls). The last line is one JSON object {stage: milliseconds}.
 
-    python bench/upload_profile.py --catalog DIR --model MODEL_DIR --index INDEX_DIR [--clems CLEMS_DIR]
+    python -m bench.upload_profile --catalog DIR --model MODEL_DIR --index INDEX_DIR [--clems CLEMS_DIR]
         [--runtime auto|keras|onnx]
 """
 
@@ -20,11 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO_ROOT))  # run as a script from anywhere
-
-from bench.load import add_served_arguments, model_for_runtime  # noqa: E402
-from catalog import read_catalog  # noqa: E402
+from bench.load import add_served_arguments, model_for_runtime
+from catalog import read_catalog
 
 # Stage -> (file, function) of the code that does it, as cProfile names them.
 STAGES = {

@@ -17,7 +17,11 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def run_script(*args: str) -> str:
+    """Run `python ARGS` from the repository's root with no PYTHONPATH, as `posterbench bench` does: a script
+    bench/NAME.py runs as the module bench.NAME, importing the installed packages (no sys.path edits)."""
     environment = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
+    if args and args[0].startswith("bench/") and args[0].endswith(".py"):
+        args = ("-m", "bench." + Path(args[0]).stem, *args[1:])
     done = subprocess.run(
         [sys.executable, *args], cwd=ROOT, env=environment, capture_output=True, text=True, timeout=600, check=False
     )
