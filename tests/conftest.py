@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import os
 import secrets
+import signal
+import subprocess
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -24,6 +26,21 @@ needs_imagenet = pytest.mark.skipif(
     not SHARED_WEIGHTS.is_file() and not os.environ.get("CI"),
     reason="../shared/weights/vgg16_imagenet_notop.h5 is not present",
 )
+
+
+def popen_interruptible(command: list[str], **kwargs) -> subprocess.Popen:
+    """Start `command` as a person starts it at a terminal, where Ctrl-C (SIGINT) interrupts it, even when the tests
+    themselves run in a background job (`make test &`), whose children inherit SIGINT ignored and so would never see
+    the test's SIGINT. The commands keep Python's convention of staying ignored then (a background job is not to be
+    stopped by the terminal's Ctrl-C); the test, not the product, asks for a foreground child. Installing a handler
+    here (only while the child is started, from the main thread) makes exec give the child the default action."""
+    if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
+        return subprocess.Popen(command, **kwargs)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        return subprocess.Popen(command, **kwargs)
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 @pytest.fixture(scope="session")

@@ -70,6 +70,7 @@ from scraper.search import (
     wall_status,
 )
 from scraper.title_page import sized_poster_url
+from tests.conftest import popen_interruptible
 
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -562,8 +563,8 @@ def test_a_killed_scrape_resumes_with_no_duplicate_and_no_broken_poster(
 @browser_test
 def test_ctrl_c_saves_progress_and_says_how_to_resume(imdb: ReplicaServer, tmp_path: Path) -> None:
     out = tmp_path / "catalog"
-    process = subprocess.Popen(cli(out, imdb, "--delay", "0.05", "--no-progress"), cwd=ROOT, stderr=subprocess.PIPE,
-                               stdout=subprocess.PIPE, text=True, start_new_session=True)  # fmt: skip
+    process = popen_interruptible(cli(out, imdb, "--delay", "0.05", "--no-progress"), cwd=ROOT, stderr=subprocess.PIPE,
+                                  stdout=subprocess.PIPE, text=True, start_new_session=True)  # fmt: skip
     try:
         deadline = time.monotonic() + 60
         while movies_in_state(out) < 10 and time.monotonic() < deadline:
