@@ -1,7 +1,7 @@
 """The genre model served by ONNX Runtime: the export of real Keras models (global average pooling, trained; and the
 paper's flatten head, built) predicts what Keras predicts, its weights are memory-mappable, a stale or damaged
-export is refused with the command that writes it again, and the app served from an export never imports
-TensorFlow."""
+export is refused with the command that writes it again, and gunicorn workers serving an export load no TensorFlow
+(tests/test_packaging.py checks that serving from an export imports no TensorFlow, Keras or ONNX at all)."""
 
 from __future__ import annotations
 
@@ -170,38 +170,6 @@ def test_export_onnx_command_writes_the_export_and_says_what_is_missing(
     assert max(description["largest_difference"].values()) <= TOLERANCE
     result = CliRunner().invoke(cli, ["export-onnx", "--model", str(tmp_path / "absent")])
     assert result.exit_code != 0 and "model.json is missing" in result.output
-
-
-SERVE_AND_REPORT = """
-import io, json, sys
-from app import create_app
-from app.resources import get_resources
-catalog_dir, model_dir, index_dir, database, poster = sys.argv[1:]
-app = create_app({"TESTING": True, "SECRET_KEY": "t", "CATALOG": catalog_dir, "MODEL": model_dir,
-                  "INDEX": index_dir, "DATABASE": database})
-client = app.test_client()
-with client.session_transaction() as session:
-    session["csrf_token"] = "t"
-with open(poster, "rb") as handle:
-    data = {"csrf_token": "t", "poster": (io.BytesIO(handle.read()), "poster.jpg")}
-answer = client.post("/recommend", data=data, content_type="multipart/form-data")
-with app.app_context():
-    model = get_resources().model
-print(json.dumps({
-    "status": answer.status_code,
-    "model": type(model).__name__,
-    "loaded": sorted(name for name in ("tensorflow", "keras", "onnx") if name in sys.modules),
-}))
-"""
-
-
-def test_the_app_serves_an_export_without_importing_tensorflow(
-    avg_model_dir: Path, demo_catalog_dir: Path, demo_catalog, index_dir: Path, tmp_path: Path
-) -> None:
-    poster = demo_catalog.poster_path(demo_catalog.movies[5])
-    arguments = [str(demo_catalog_dir), str(avg_model_dir), str(index_dir), str(tmp_path / "p.sqlite"), str(poster)]
-    report = json.loads(run_script("-c", SERVE_AND_REPORT, *arguments).strip().splitlines()[-1])
-    assert report == {"status": 303, "model": "OnnxGenreModel", "loaded": []}
 
 
 def test_without_an_export_the_app_serves_keras(app) -> None:

@@ -1,0 +1,132 @@
+"""`posterbench`, the one command line: every stage is a subcommand with its own --help, in pipeline order; the
+command imports no training or scraping library until a stage needs it; `serve` hands the process to gunicorn with
+the app's settings; `init-db` prepares a database; the benchmarks run from the checkout (a clear error elsewhere)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from posterbench import cli
+
+ROOT = Path(__file__).resolve().parents[1]
+STAGES = [
+    "scrape",
+    "replica",
+    "datasets",
+    "demo-catalog",
+    "check",
+    "train",
+    "evaluate",
+    "tune-thresholds",
+    "index",
+    "export-onnx",
+    "embed",
+    "init-db",
+    "serve",
+    "recommend-eval",
+    "bench",
+]
+
+
+def installed_command() -> str:
+    command = Path(sys.executable).with_name("posterbench")
+    return (
+        str(command) if command.exists() else shutil.which("posterbench") or pytest.fail("posterbench is not installed")
+    )
+
+
+def test_every_stage_is_a_subcommand_in_pipeline_order() -> None:
+    assert list(cli.main.commands) == STAGES
+    result = CliRunner().invoke(cli.main, ["--help"])
+    assert result.exit_code == 0
+    listed = [line.split()[0] for line in result.output.split("Commands:")[1].splitlines() if line.strip()]
+    assert listed == STAGES
+
+
+@pytest.mark.parametrize(
+    "arguments",
+    [[name, "--help"] for name in STAGES if name not in {"datasets", "recommend-eval", "bench"}]
+    + [["embed", "fit", "--help"], ["embed", "evaluate", "--help"]],
+)
+def test_each_stage_has_its_help(arguments: list[str]) -> None:
+    result = CliRunner().invoke(cli.main, arguments)
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith("Usage: ") and "--help" in result.output
+
+
+def test_the_pass_through_stages_show_their_scripts_help() -> None:
+    """datasets, recommend-eval and bench hand --help to the script they run (argparse), from the checkout's root."""
+    for arguments, expected in (
+        (["datasets", "--help"], "{check,fill}"),
+        (["recommend-eval", "--help"], "--queries-index"),
+        (["bench", "bandit_simulation", "--help"], "--rounds"),
+    ):
+        done = subprocess.run(
+            [installed_command(), *arguments], cwd=ROOT, capture_output=True, text=True, timeout=120, check=False
+        )
+        assert done.returncode == 0, done.stderr[-2000:]
+        assert expected in done.stdout, done.stdout
+
+
+def test_bench_lists_the_benchmarks_and_refuses_outside_the_checkout(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.chdir(ROOT)
+    listed = CliRunner().invoke(cli.main, ["bench"])
+    assert listed.exit_code == 0 and "inference" in listed.output and "recommend_quality" in listed.output
+    monkeypatch.chdir(tmp_path)
+    refused = CliRunner().invoke(cli.main, ["recommend-eval", "--catalog", "x"])
+    assert refused.exit_code != 0
+    assert "bench/recommend_quality.py not found" in refused.output and "repository's root" in refused.output
+
+
+def test_the_command_line_imports_no_training_or_scraping_library() -> None:
+    code = (
+        "import json, sys\n"
+        "from posterbench.cli import main\n"
+        "print(json.dumps(sorted(m for m in ('tensorflow', 'keras', 'onnx', 'selenium', 'trio') if m in sys.modules)))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == []
+
+
+def test_serve_hands_the_process_to_gunicorn_with_the_apps_settings(monkeypatch, tmp_path: Path) -> None:
+    calls = []
+    monkeypatch.setattr(cli.os, "execve", lambda path, argv, environment: calls.append((path, argv, environment)))
+    monkeypatch.delenv("POSTERBENCH_CLEMS", raising=False)
+    arguments = ["--catalog", "cat", "--model", "mod", "--index", "ind", "--database", str(tmp_path / "d.sqlite")]
+    result = CliRunner().invoke(cli.main, ["serve", *arguments, "--port", "8123", "--workers", "3"])
+    assert result.exit_code == 0, result.output
+    ((path, argv, environment),) = calls
+    assert path == sys.executable
+    assert argv[1:5] == ["-m", "gunicorn", "-c", "python:app.gunicorn_conf"] and argv[-1] == "app:create_app()"
+    assert argv[argv.index("--bind") + 1] == "127.0.0.1:8123" and argv[argv.index("--workers") + 1] == "3"
+    assert (environment["POSTERBENCH_CATALOG"], environment["POSTERBENCH_MODEL"]) == ("cat", "mod")
+    assert environment["POSTERBENCH_INDEX"] == "ind" and environment["POSTERBENCH_DATABASE"] == str(
+        tmp_path / "d.sqlite"
+    )
+    assert "POSTERBENCH_CLEMS" not in environment  # not given: the app serves the model's genres
+    calls.clear()
+    CliRunner().invoke(cli.main, ["serve", "--host", "::1", "--clems", ""])
+    assert calls[0][1][calls[0][1].index("--bind") + 1] == "[::1]:8000" and calls[0][2]["POSTERBENCH_CLEMS"] == ""
+
+
+def test_init_db_prepares_a_database_once(tmp_path: Path, monkeypatch) -> None:
+    for name in ("POSTERBENCH_DATABASE", "POSTERBENCH_DATABASE_URL", "DATABASE_URL"):
+        monkeypatch.delenv(name, raising=False)
+    database = tmp_path / "posterbench.sqlite"
+    first = CliRunner().invoke(cli.main, ["init-db", "--database", str(database)])
+    assert first.exit_code == 0 and "applied migration(s) 1" in first.output, first.output
+    with sqlite3.connect(database) as connection:
+        tables = {row[0] for row in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    assert {"recommendations", "feedback", "schema_migrations"} <= tables
+    again = CliRunner().invoke(cli.main, ["init-db", "--database", str(database)])
+    assert again.exit_code == 0 and "it was up to date" in again.output
+    missing = CliRunner().invoke(cli.main, ["init-db"])
+    assert missing.exit_code != 0 and "--database" in missing.output
