@@ -1,5 +1,6 @@
-"""Keras builders: the VGG-16 convolutional base, the trunk ending in the feature vector and the genre head that reads
-it, and the era heads (decade, year, rating) that read the frozen part's pooled output, joined into one network."""
+"""Keras builders: the VGG-16 convolutional base, the trunk ending in the feature vector, the frozen pool (the frozen
+part's output averaged and maximised over the image), the genre head that reads both, and the era heads (decade,
+year, rating) that read the pool, joined into one network."""
 
 from __future__ import annotations
 
@@ -18,12 +19,14 @@ DECADES_LAYER = "decades"
 YEAR_LAYER = "year"
 RATING_LAYER = "rating"
 ERA_HEADS = (DECADES_LAYER, YEAR_LAYER, RATING_LAYER)
-"""What the network predicts from the era pool, each by one dense layer fitted in closed form (model/era.py)."""
+"""What the network predicts from the frozen pool alone, each by one dense layer fitted in closed form
+(model/frozen_heads.py)."""
 HEADS = (GENRES_LAYER, *ERA_HEADS)
-ERA_POOL_LAYER = "era_pool"
-"""The frozen part's output averaged and maximised over the image (2 x 512 values): what the era heads read. The
-era heads sit on frozen ImageNet features, not on the fine-tuned feature vector: trained together, the era and the
-genres pulled the shared layers against each other (bench/README.md, "What a poster evokes")."""
+FROZEN_POOL_LAYER = "frozen_pool"
+"""The frozen part's output averaged and maximised over the image (2 x 512 values). The era heads read it, not the
+fine-tuned feature vector: trained together, the era and the genres pulled the shared layers against each other
+(bench/README.md, "What a poster evokes"). The genre head reads it beside the feature vector."""
+GENRE_INPUTS_LAYER = "genre_inputs"
 SIGNATURE_LAYER = "signature"
 """Blocks 4 and 5 of VGG-16 averaged over the image and concatenated (1,024 values): what the poster detector reads."""
 SIGNATURE_BLOCKS = ("block4_pool", "block5_conv3")
@@ -100,23 +103,28 @@ def frozen_output(preset: Preset) -> str:
     return "block4_pool" if preset.train_block5 else BASE_OUTPUT
 
 
-def genre_head(features: keras.KerasTensor, n_genres: int) -> dict[str, keras.KerasTensor]:
-    """The feature vector -> genre probabilities (sigmoids)."""
-    return {GENRES_LAYER: layers.Dense(n_genres, activation="sigmoid", name=GENRES_LAYER)(features)}
+def genre_head(inputs: keras.KerasTensor, n_genres: int) -> dict[str, keras.KerasTensor]:
+    """Genre probabilities (sigmoids) from the feature vector (while training), or from the feature vector and the
+    frozen pool side by side (the whole network: the fine-tuned head stacked with the pool's genre probe)."""
+    return {GENRES_LAYER: layers.Dense(n_genres, activation="sigmoid", name=GENRES_LAYER)(inputs)}
 
 
-def era_heads(frozen: keras.KerasTensor, n_decades: int) -> dict[str, keras.KerasTensor]:
-    """The frozen part's output (h, w, c) -> its era pool -> decade probabilities (softmax), year and rating."""
-    pooled = layers.Concatenate(name=ERA_POOL_LAYER)(
+def pool_frozen(frozen: keras.KerasTensor) -> keras.KerasTensor:
+    """The frozen part's output (h, w, c) -> (2c,): its mean over the image, then its maximum."""
+    return layers.Concatenate(name=FROZEN_POOL_LAYER)(
         [
-            layers.GlobalAveragePooling2D(name=f"{ERA_POOL_LAYER}_average")(frozen),
-            layers.GlobalMaxPooling2D(name=f"{ERA_POOL_LAYER}_max")(frozen),
+            layers.GlobalAveragePooling2D(name=f"{FROZEN_POOL_LAYER}_average")(frozen),
+            layers.GlobalMaxPooling2D(name=f"{FROZEN_POOL_LAYER}_max")(frozen),
         ]
     )
+
+
+def era_heads(pool: keras.KerasTensor, n_decades: int) -> dict[str, keras.KerasTensor]:
+    """The frozen pool -> decade probabilities (softmax), year and rating."""
     return {
-        DECADES_LAYER: layers.Dense(n_decades, activation="softmax", name=DECADES_LAYER)(pooled),
-        YEAR_LAYER: layers.Dense(1, name=YEAR_LAYER)(pooled),
-        RATING_LAYER: layers.Dense(1, name=RATING_LAYER)(pooled),
+        DECADES_LAYER: layers.Dense(n_decades, activation="softmax", name=DECADES_LAYER)(pool),
+        YEAR_LAYER: layers.Dense(1, name=YEAR_LAYER)(pool),
+        RATING_LAYER: layers.Dense(1, name=RATING_LAYER)(pool),
     }
 
 
@@ -142,9 +150,10 @@ def build_network(preset: Preset, n_genres: int, n_decades: int, weights: str | 
         ]
     )
     features = trunk(base.get_layer(BASE_OUTPUT).output, preset)
+    pool = pool_frozen(base.get_layer(frozen_output(preset)).output)
     outputs = {
-        **genre_head(features, n_genres),
-        **era_heads(base.get_layer(frozen_output(preset)).output, n_decades),
+        **genre_head(layers.Concatenate(name=GENRE_INPUTS_LAYER)([features, pool]), n_genres),
+        **era_heads(pool, n_decades),
         FEATURES_LAYER: features,
         SIGNATURE_LAYER: signature,
     }
@@ -173,16 +182,15 @@ def split_network(preset: Preset, n_genres: int, weights: str) -> tuple[keras.Mo
 
 
 def join_network(
-    preset: Preset, frozen: keras.Model, trainable: keras.Model, era: dict[str, tuple[np.ndarray, np.ndarray]]
+    preset: Preset, frozen: keras.Model, trainable: keras.Model, heads: dict[str, tuple[np.ndarray, np.ndarray]]
 ) -> keras.Model:
-    """One network (poster -> every output) with the weights of a frozen part, a trained part and the era heads
-    (kernel and bias by head)."""
-    n_genres = trainable.get_layer(GENRES_LAYER).units
-    network = build_network(preset, n_genres, len(era[DECADES_LAYER][1]), weights=None)
+    """One network (poster -> every output) with the weights of a frozen part and a trained part, and of `heads`
+    (kernel and bias by head: every head, the genre head on [feature vector, frozen pool] included)."""
+    network = build_network(preset, len(heads[GENRES_LAYER][1]), len(heads[DECADES_LAYER][1]), weights=None)
     for part in (frozen, trainable):
         for layer in part.layers:
-            if layer.weights:
+            if layer.weights and layer.name not in heads:
                 network.get_layer(layer.name).set_weights(layer.get_weights())
-    for head, (kernel, bias) in era.items():
+    for head, (kernel, bias) in heads.items():
         network.get_layer(head).set_weights([kernel, bias])
     return network

@@ -2,8 +2,9 @@
 
 The graph is built layer by layer with onnx.helper from the Keras network: VGG-16's convolutions (Conv + Relu, with
 MaxPool between blocks) on NCHW, then global average pooling, or Flatten after transposing back to NHWC (the order
-Keras flattens in), then the dense trunk (Gemm + Relu, Dropout left out) ending in the feature vector and the genre
-head that reads it; the era heads read the frozen part's output averaged and maximised over the image.
+Keras flattens in), then the dense trunk (Gemm + Relu, Dropout left out) ending in the feature vector and the frozen
+pool (the frozen part's output averaged and maximised over the image); the genre head reads both, the era heads
+the pool.
 Its outputs are model.artifacts.OUTPUTS: genre probabilities (sigmoid), the feature vector, decade
 probabilities (softmax), year, rating, and the signature of blocks 4 and 5 (global average pooled) that the poster
 detector reads. Every weight goes into one float32 file, model.onnx.data, each tensor at an offset aligned to
@@ -171,12 +172,13 @@ CONVERTERS: dict[str, Callable[[GraphBuilder, object, str], str]] = {
 def build_graph(model: GenreModel, weights: ExternalWeights) -> onnx.GraphProto:
     """The Keras network as an ONNX graph: poster (n, s, s, 3) VGG-preprocessed -> OUTPUTS. The layers are walked
     in the network's known shape: VGG-16's convolutions in order, the trunk in order, the genre head from the
-    feature vector, the era heads from the era pool, and the signature from blocks 4 and 5."""
+    feature vector and the frozen pool, the era heads from the pool, and the signature from blocks 4 and 5."""
     from model.network import (
         BASE_OUTPUT,
         ERA_HEADS,
-        ERA_POOL_LAYER,
         FEATURES_LAYER,
+        FROZEN_POOL_LAYER,
+        GENRE_INPUTS_LAYER,
         GENRES_LAYER,
         SIGNATURE_BLOCKS,
         frozen_output,
@@ -192,21 +194,22 @@ def build_graph(model: GenreModel, weights: ExternalWeights) -> onnx.GraphProto:
         x = named[layer.name] = convert(builder, layer, x)
     if BASE_OUTPUT not in named:
         raise ExportError(f"the network has no {BASE_OUTPUT} layer: extend model/onnx_export.py")
-    builder.node("Identity", [convert(builder, network.get_layer(GENRES_LAYER), x)], GENRES_LAYER)
-    builder.node("Identity", [named[FEATURES_LAYER]], "features")
 
-    def pooled(block: str, op: str) -> str:  # the signature and the era pool may pool the same block
+    def pooled(block: str, op: str) -> str:  # the signature and the frozen pool may pool the same block
         name = f"{block}/{op}/flat"
         if name not in named:
             named[name] = builder.node("Flatten", [builder.node(op, [named[block]], f"{block}/{op}")], name)
         return named[name]
 
     frozen = frozen_output(model.preset)
-    era = builder.node(
-        "Concat", [pooled(frozen, "GlobalAveragePool"), pooled(frozen, "GlobalMaxPool")], ERA_POOL_LAYER, axis=1
+    pool = builder.node(
+        "Concat", [pooled(frozen, "GlobalAveragePool"), pooled(frozen, "GlobalMaxPool")], FROZEN_POOL_LAYER, axis=1
     )
+    genre_inputs = builder.node("Concat", [named[FEATURES_LAYER], pool], GENRE_INPUTS_LAYER, axis=1)
+    builder.node("Identity", [convert(builder, network.get_layer(GENRES_LAYER), genre_inputs)], GENRES_LAYER)
+    builder.node("Identity", [named[FEATURES_LAYER]], "features")
     for head in ERA_HEADS:
-        builder.node("Identity", [convert(builder, network.get_layer(head), era)], head)
+        builder.node("Identity", [convert(builder, network.get_layer(head), pool)], head)
     builder.node("Concat", [pooled(block, "GlobalAveragePool") for block in SIGNATURE_BLOCKS], "signature", axis=1)
     size = model.input_size
     signature_size = sum(network.get_layer(block).output.shape[-1] for block in SIGNATURE_BLOCKS)

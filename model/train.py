@@ -21,9 +21,17 @@ from tqdm import tqdm
 
 from catalog import GENRES, Catalog, staged_directory
 from model.artifacts import RATING_INTERVAL_SHARE, Description, GenreModel
-from model.era import EraWeights, era_pool, fit_era_heads, predict_era
 from model.evaluate import format_report, logit, tune_thresholds
 from model.evaluation import full_report, known_values, predict_movies
+from model.frozen_heads import (
+    DenseWeights,
+    fit_era_heads,
+    fit_genre_probe,
+    frozen_pool,
+    predict_era,
+    stack_genres,
+    stacked_genre_layer,
+)
 from model.images import load_posters, preprocess
 from model.network import (
     GENRES_LAYER,
@@ -108,8 +116,6 @@ def choose_movies(catalog: Catalog, preset: Preset, seed: int) -> Split:
 
 DETECTOR_POSTERS = 2000
 """Training posters (at most) whose signatures fit the poster detector."""
-MIN_CALIBRATION_POSTERS = 20
-"""Held-out posters needed with and without a genre before its probability is recalibrated."""
 
 
 def decade_classes(catalog: Catalog, ids: list[str]) -> tuple[int, ...]:
@@ -194,18 +200,12 @@ def train(
         trainable.load_weights(work.best_weights)
     history = work.history()
 
-    era = fit_era(catalog, split, decades, cached, progress)
+    heads, stacking, validation = fit_frozen_heads(trainable, catalog, split, decades, cached, progress)
     validation_ids = split.validation if has_validation else split.train
-    validation_input = cached["validation"][0] if has_validation else cached["train"][0]
-    validation_genres = catalog.labels(GENRES, validation_ids)
-    validation_outputs = trainable.predict(validation_input, verbose=0)
-    platt = calibrate_genres(trainable, validation_outputs[GENRES_LAYER], validation_genres)
-    validation_outputs[GENRES_LAYER] = platt_scaled(validation_outputs[GENRES_LAYER], platt)  # as the layer now gives
     thresholds = np.full(len(GENRES), 0.5, dtype=np.float32)
     if preset.tune_thresholds and has_validation:
-        thresholds = tune_thresholds(validation_genres, validation_outputs[GENRES_LAYER])
-    validation_era = predict_era(era_pool(validation_input), era)
-    rating_errors = known_values(catalog, validation_ids, "rating") - validation_era[RATING_LAYER][:, 0]
+        thresholds = tune_thresholds(catalog.labels(GENRES, validation_ids), validation[GENRES_LAYER])
+    rating_errors = known_values(catalog, validation_ids, "rating") - validation[RATING_LAYER][:, 0]
     description = Description(
         preset=preset,
         genres=GENRES,
@@ -213,59 +213,50 @@ def train(
         decades=decades,
         rating_interval=rating_interval(rating_errors[~np.isnan(rating_errors)]),
     )
-    network = join_network(preset, frozen, trainable, era)
+    network = join_network(preset, frozen, trainable, heads)
     detector = fit_detector(network, catalog, split.train[:DETECTOR_POSTERS], validation_ids, preset, progress)
     genre_model = GenreModel(network, description, detector)
     report = test_report(genre_model, catalog, split.test, progress)
-    report["calibration"]["platt"] = platt
+    report["calibration"]["stacking"] = {
+        genre: [round(float(w), 4) for w in stacking[i]] for i, genre in enumerate(GENRES)
+    }
     save_model_directory(out_dir, genre_model, split, report, history, catalog, seed, epochs, labels["train"])
     work.remove(keep_cache)
     return TrainingResult(model=genre_model, split=split, report=report, history=history)
 
 
-def fit_era(
+def fit_frozen_heads(
+    trainable: keras.Model,
     catalog: Catalog,
     split: Split,
     decades: tuple[int, ...],
     cached: dict[str, np.ndarray],
     progress: bool,
-) -> EraWeights:
-    """The era heads fitted on the training posters' era pools (every cached copy: augmented ones too)."""
+) -> tuple[dict[str, DenseWeights], np.ndarray, dict[str, np.ndarray]]:
+    """The heads on the frozen pool, fitted on the training posters' pools (every cached copy: augmented ones too):
+    the era heads, and the genre probe stacked with the trained genre head on the validation posters (which also
+    calibrates the genres). Returns the weights of every head, the stacking weights (a, b, c) by genre, and the
+    validation posters' genre probabilities and era predictions as the whole network will give them (the training
+    posters' when there is no validation split)."""
     copies = cached["train"]
-    pools = np.concatenate([era_pool(copy) for copy in tqdm(copies, desc="era pools", disable=not progress)])
+    pools = np.concatenate([frozen_pool(copy) for copy in tqdm(copies, desc="frozen pools", disable=not progress)])
     years, ratings = (np.tile(values, len(copies)) for values in era_values(catalog, split.train))
-    return fit_era_heads(pools, years, ratings, decades)
-
-
-def platt_scaled(probabilities: np.ndarray, scaling: dict[str, list[float]]) -> np.ndarray:
-    """Genre probabilities (n, n_genres) after each genre's Platt scaling (a, b): sigmoid(a * logit + b)."""
-    a, b = np.array([scaling[genre] for genre in GENRES], dtype=np.float64).T
-    return (1 / (1 + np.exp(-(a * logit(probabilities) + b)))).astype(np.float32)
-
-
-def calibrate_genres(trainable: keras.Model, probabilities: np.ndarray, y_true: np.ndarray) -> dict[str, list[float]]:
-    """Platt scaling of each genre on held-out posters, folded into the genre layer: sigmoid(a * logit + b) is
-    sigmoid of the same dense layer with its column scaled by a and its bias moved. The inverse-frequency loss
-    weights push rare genres' probabilities up; this brings them back to observed frequencies. Returns (a, b) by
-    genre ((1, 0): left as it was)."""
-    from sklearn.linear_model import LogisticRegression
-
-    layer = trainable.get_layer(GENRES_LAYER)
-    kernel, bias = layer.get_weights()
-    logits = logit(probabilities)
-    scaling = {name: [1.0, 0.0] for name in GENRES}
-    for genre in range(y_true.shape[1]):
-        if min(y_true[:, genre].sum(), len(y_true) - y_true[:, genre].sum()) < MIN_CALIBRATION_POSTERS:
-            continue  # too few held-out posters with (or without) the genre to calibrate on
-        platt = LogisticRegression(C=1e4).fit(logits[:, genre : genre + 1], y_true[:, genre])
-        a, b = float(platt.coef_[0, 0]), float(platt.intercept_[0])
-        if a <= 0:
-            continue  # the held-out posters contradict the ranking; keep it rather than invert it
-        kernel[:, genre] *= a
-        bias[genre] = a * bias[genre] + b
-        scaling[GENRES[genre]] = [a, b]
-    layer.set_weights([kernel, bias])
-    return scaling
+    heads = fit_era_heads(pools, years, ratings, decades)
+    probe = fit_genre_probe(pools, np.tile(catalog.labels(GENRES, split.train), (len(copies), 1)))
+    has_validation = len(split.validation) > 0
+    validation_pools = frozen_pool(cached["validation"][0]) if has_validation else pools[: len(split.train)]
+    tuned_logits = logit(
+        trainable.predict(cached["validation" if has_validation else "train"][0], verbose=0)[GENRES_LAYER]
+    )
+    probe_logits = validation_pools @ probe[0] + probe[1]
+    stacking = np.tile([1.0, 0.0, 0.0], (len(GENRES), 1))
+    if has_validation:
+        stacking = stack_genres(tuned_logits, probe_logits, catalog.labels(GENRES, split.validation))
+    heads[GENRES_LAYER] = stacked_genre_layer(tuple(trainable.get_layer(GENRES_LAYER).get_weights()), probe, stacking)
+    a, b, c = stacking.T
+    validation = predict_era(validation_pools, heads)
+    validation[GENRES_LAYER] = 1 / (1 + np.exp(-(a * tuned_logits + b * probe_logits + c)))
+    return heads, stacking, validation
 
 
 def rating_interval(errors: np.ndarray) -> tuple[float, float]:

@@ -1,10 +1,17 @@
-"""The era heads: fitted in closed form on pooled frozen outputs, folded into dense layers."""
+"""The heads on the frozen pool: fitted in closed form on pooled frozen outputs, folded into dense layers."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from model.era import era_pool, fit_era_heads, predict_era
+from model.frozen_heads import (
+    fit_era_heads,
+    fit_genre_probe,
+    frozen_pool,
+    predict_era,
+    stack_genres,
+    stacked_genre_layer,
+)
 from model.network import DECADES_LAYER, RATING_LAYER, YEAR_LAYER
 
 
@@ -45,18 +52,58 @@ def test_unknown_years_and_ratings_are_left_out_and_unseen_decades_get_no_probab
 
 
 def test_two_decades_still_give_a_probability_each() -> None:
-    pools, years, ratings = pools_with_an_era(400, seed=2)
+    pools, years, ratings = pools_with_an_era(2000, seed=2)
     years = np.where(years < 1985, 1975.0, 1995.0)
-    pools[:, 0] = (years - 1975) + np.random.default_rng(3).normal(0, 5, len(years))
+    pools[:, :8] += (years[:, None] - 1975) * 5  # one decade lights eight columns
     heads = fit_era_heads(pools, years, ratings, (1970, 1990))
     probabilities = predict_era(pools, heads)[DECADES_LAYER]
-    assert probabilities.shape == (400, 2)
+    assert probabilities.shape == (2000, 2)
     assert (np.array([1970, 1990])[probabilities.argmax(axis=1)] == years // 10 * 10).mean() > 0.8
 
 
-def test_the_era_pool_is_the_mean_then_the_maximum_over_the_image() -> None:
+def test_the_frozen_pool_is_the_mean_then_the_maximum_over_the_image() -> None:
     outputs = np.random.default_rng(4).random((3, 4, 4, 5)).astype(np.float16)
-    pooled = era_pool(outputs)
+    pooled = frozen_pool(outputs)
     assert pooled.shape == (3, 10) and pooled.dtype == np.float32
     np.testing.assert_allclose(pooled[:, :5], outputs.astype(np.float32).mean(axis=(1, 2)), rtol=1e-6)
     np.testing.assert_allclose(pooled[:, 5:], outputs.astype(np.float32).max(axis=(1, 2)), rtol=1e-6)
+
+
+def sigmoid(logits: np.ndarray) -> np.ndarray:
+    return 1 / (1 + np.exp(-logits))
+
+
+def test_the_genre_probe_ranks_genres_that_the_pool_carries() -> None:
+    from sklearn.metrics import roc_auc_score
+
+    rng = np.random.default_rng(5)
+    labels = (rng.random((1200, 3)) < [0.5, 0.2, 0.0]).astype(np.uint8)  # the third genre: never seen
+    pools = rng.gamma(2.0, 40.0, (1200, 12)).astype(np.float32)
+    pools[:, :2] += labels[:, :2] * 150
+    kernel, bias = fit_genre_probe(pools[:900], labels[:900])
+    logits = pools[900:] @ kernel + bias
+    for genre in (0, 1):
+        assert roc_auc_score(labels[900:, genre], logits[:, genre]) > 0.8
+    assert sigmoid(logits[:, 2]).max() < 0.01  # a genre no training poster has gets (next to) no probability
+
+
+def test_stacking_weighs_the_better_head_more_and_folds_into_one_layer() -> None:
+    rng = np.random.default_rng(6)
+    labels = (rng.random((800, 2)) < 0.3).astype(np.uint8)
+    signal = labels * 2.0 - 1.0
+    tuned = signal + rng.normal(0, 2.0, labels.shape)  # a weak head
+    probe = signal + rng.normal(0, 0.7, labels.shape)  # a strong one
+    stacking = stack_genres(tuned, probe, labels)
+    assert stacking.shape == (2, 3) and (stacking[:, 1] > stacking[:, 0]).all()
+    few = labels.copy()
+    few[:, 1] = 0
+    few[:5, 1] = 1  # too few held-out posters with the genre: the tuned head alone
+    assert stack_genres(tuned, probe, few)[1].tolist() == [1.0, 0.0, 0.0]
+
+    features, pools = rng.random((4, 3)), rng.random((4, 5))
+    tuned_layer = (rng.normal(size=(3, 2)), rng.normal(size=2))
+    probe_layer = (rng.normal(size=(5, 2)), rng.normal(size=2))
+    kernel, bias = stacked_genre_layer(tuned_layer, probe_layer, stacking)
+    a, b, c = stacking.T
+    expected = a * (features @ tuned_layer[0] + tuned_layer[1]) + b * (pools @ probe_layer[0] + probe_layer[1]) + c
+    np.testing.assert_allclose(np.hstack([features, pools]) @ kernel + bias, expected, rtol=1e-4, atol=1e-4)
