@@ -47,6 +47,8 @@ COPY embedding /tmp/posterbench/embedding
 COPY model /tmp/posterbench/model
 COPY posterbench /tmp/posterbench/posterbench
 COPY scraper /tmp/posterbench/scraper
+COPY templates /tmp/posterbench/templates
+COPY static /tmp/posterbench/static
 RUN pip install --no-deps --no-build-isolation /tmp/posterbench \
     && rm -rf /tmp/posterbench
 

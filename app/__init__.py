@@ -12,10 +12,22 @@ from flask import Flask
 MEGABYTE = 1024 * 1024
 
 
+def resource_folder(name: str) -> Path:
+    """templates/ or static/: inside the installed package (pyproject.toml maps them there), else at the top of the
+    checkout, where they live."""
+    installed = Path(__file__).resolve().parent / name
+    return installed if installed.is_dir() else Path(__file__).resolve().parent.parent / name
+
+
 def create_app(test_config: dict | None = None) -> Flask:
     """Build the app. Settings: defaults < instance/config.py < POSTERBENCH_* variables < `test_config`."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    app = Flask(__name__, instance_relative_config=True)  # app/templates and app/static, installed with the package
+    app = Flask(
+        __name__,
+        instance_relative_config=True,
+        template_folder=str(resource_folder("templates")),
+        static_folder=str(resource_folder("static")),
+    )
     app.config.from_mapping(
         DATABASE=str(Path(app.instance_path) / "posterbench.sqlite"),  # the embedded default: a SQLite file
         DATABASE_URL=None,  # postgresql://user:password@host/name: state shared by every worker on every host

@@ -23,6 +23,7 @@ from packaging.utils import canonicalize_name
 ROOT = Path(__file__).resolve().parents[1]
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
 PACKAGES = ("app", "bandit", "catalog", "embedding", "model", "posterbench", "scraper")
+APP_FOLDERS = ("templates", "static")  # top-level folders of the checkout that install inside app/
 # The training and scraping stacks (extras train and scrape) and what only they bring: modules, and distributions.
 HEAVY = ("tensorflow", "keras", "onnx", "h5py", "selenium", "trio")
 HEAVY_DISTRIBUTIONS = {"tensorflow", "tensorflow-cpu", "keras", "onnx", "h5py", "selenium", "trio", "trio-websocket"}
@@ -82,7 +83,7 @@ def test_the_wheel_carries_the_packages_and_their_files(tmp_path: Path) -> None:
     source = tmp_path / "source"
     source.mkdir()
     shutil.copy(ROOT / "pyproject.toml", source)
-    for package in PACKAGES:
+    for package in PACKAGES + APP_FOLDERS:
         shutil.copytree(ROOT / package, source / package, ignore=shutil.ignore_patterns("__pycache__"))
     subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation", "-w", "dist", "."],
