@@ -46,6 +46,7 @@ COPY catalog /tmp/posterbench/catalog
 COPY embedding /tmp/posterbench/embedding
 COPY model /tmp/posterbench/model
 COPY posterbench /tmp/posterbench/posterbench
+COPY recommend /tmp/posterbench/recommend
 COPY scraper /tmp/posterbench/scraper
 COPY templates /tmp/posterbench/templates
 COPY static /tmp/posterbench/static

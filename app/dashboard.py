@@ -10,7 +10,7 @@ from flask import Blueprint, Response, abort, current_app, render_template
 from app.db import get_db
 from app.feedback import BanditReport, bandit_report, decision_log, epsilon_history
 from app.plots import epsilon_svg, rewards_svg, usage_svg, values_svg
-from bandit import ARMS
+from recommend import DISTANCES
 
 bp = Blueprint("dashboard", __name__)
 REWARD_WINDOW = 20
@@ -33,7 +33,7 @@ def values_plot() -> bytes:
 
 
 def rewards_plot() -> bytes:
-    arms = list(ARMS)  # the policy's arms: no need to rebuild it from the feedback table for their names
+    arms = list(DISTANCES)  # the policy's arms: no need to rebuild it from the feedback table for their names
     log = decision_log(get_db())
     return rewards_svg(arms, [(decision.arm, decision.reward) for decision in log], window=REWARD_WINDOW)
 

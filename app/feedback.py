@@ -14,7 +14,8 @@ import numpy as np
 
 from app.db import Database, DuplicateRowError
 from app.errors import RequestError
-from bandit import ARMS, Choice, LoggedDecision, Policy, from_counts, make_policy
+from bandit import Choice, LoggedDecision, Policy, from_counts, make_policy
+from recommend import DISTANCES
 
 RATINGS: dict[str, int] = {"good": 1, "okay": 0, "bad": -1}
 RATING_OF_REWARD: dict[int, str] = {reward: rating for rating, reward in RATINGS.items()}
@@ -36,7 +37,7 @@ class Shown:
     results: list[str]
 
 
-def arm_counts(database: Database, arms: tuple[str, ...] = ARMS) -> dict[str, tuple[int, int, int]]:
+def arm_counts(database: Database, arms: tuple[str, ...] = DISTANCES) -> dict[str, tuple[int, int, int]]:
     """For each arm, how many of its recommendations were rated bad, okay and good."""
     counts = {arm: [0, 0, 0] for arm in arms}
     rows = database.execute(
@@ -51,7 +52,7 @@ def arm_counts(database: Database, arms: tuple[str, ...] = ARMS) -> dict[str, tu
 
 def current_policy(database: Database, name: str, params: Mapping[str, object]) -> Policy:
     """The configured policy, in the state the feedback table puts it in."""
-    return from_counts(make_policy(name, ARMS, **params), arm_counts(database))
+    return from_counts(make_policy(name, DISTANCES, **params), arm_counts(database))
 
 
 def record_recommendation(database: Database, policy_name: str, choice: Choice, shown: Shown) -> int:

@@ -21,9 +21,13 @@ from matplotlib.ticker import MaxNLocator, StrMethodFormatter
 from numpy.typing import NDArray
 from PIL import Image
 
-# Okabe-Ito colours: distinguishable with colour-blindness; unknown arms get a fallback chosen by name.
-ARM_COLOURS: dict[str, str] = {"manhattan": "#0072B2", "euclidean": "#E69F00", "cosine": "#009E73"}
-FALLBACK_COLOURS: tuple[str, ...] = ("#CC79A7", "#D55E00", "#56B4E9", "#000000", "#999999")
+from recommend import DISTANCES
+
+# Okabe-Ito colours: distinguishable with colour-blindness. Each distance (bandit arm) gets one in DISTANCES' order;
+# an unknown arm gets a fallback chosen by its name.
+OKABE_ITO: tuple[str, ...] = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#D55E00", "#56B4E9", "#000000", "#999999")
+DISTANCE_COLOURS: dict[str, str] = dict(zip(DISTANCES, OKABE_ITO, strict=False))
+FALLBACK_COLOURS: tuple[str, ...] = OKABE_ITO[len(DISTANCE_COLOURS) :]
 MAX_LINE_POINTS = 2000
 TITLE_CHARS = 28
 THUMBNAIL_POINTS = 40.0  # drawn height of a poster thumbnail; SVG units are points
@@ -47,7 +51,7 @@ class ScatterPoint:
 
 def arm_colour(arm: str) -> str:
     """The arm's fixed colour; an unknown arm gets a fallback that depends only on its name."""
-    return ARM_COLOURS.get(arm) or FALLBACK_COLOURS[zlib.crc32(arm.encode()) % len(FALLBACK_COLOURS)]
+    return DISTANCE_COLOURS.get(arm) or FALLBACK_COLOURS[zlib.crc32(arm.encode()) % len(FALLBACK_COLOURS)]
 
 
 def shorten(title: str, limit: int = TITLE_CHARS) -> str:

@@ -15,13 +15,13 @@ from app.db import Database
 from app.errors import RequestError
 from app.feedback import Shown, choose, current_policy, record_recommendation
 from app.imdb import fetch_imdb_poster
-from app.recommender import decade_mask, recommend
 from app.resources import Resources
 from bandit import Choice
 from catalog import Movie
 from model.artifacts import RATING_INTERVAL_SHARE, Description, Prediction
 from model.images import PosterImageError, decode_poster, poster_array
 from model.poster_detector import PosterDetector
+from recommend import decade_mask, recommend
 
 THUMBNAIL_SIZE = (182, 268)
 UPLOAD_FORMATS = ("JPEG", "PNG", "WEBP", "GIF")

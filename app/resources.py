@@ -11,7 +11,6 @@ from pathlib import Path
 import numpy as np
 from flask import Flask, current_app
 
-from app.recommender import NeighbourSearch
 from catalog import Catalog, read_catalog
 from embedding.clems import ARRAYS_FILE as CLEMS_ARRAYS_FILE
 from embedding.clems import CLEMS
@@ -20,6 +19,7 @@ from model.artifacts import GenreModel, ModelArtifactError
 from model.index import DESCRIPTION_FILE as INDEX_DESCRIPTION_FILE
 from model.index import EVOKED_FILE, FEATURES_FILE, PROBABILITIES_FILE, FeatureIndex, FeatureIndexError
 from model.onnx_model import OnnxExportError, OnnxGenreModel, has_export
+from recommend import NeighbourSearch
 
 EXTENSION = "posterbench"
 INDEX_FILES = (INDEX_DESCRIPTION_FILE, FEATURES_FILE, PROBABILITIES_FILE, EVOKED_FILE)

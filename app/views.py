@@ -26,9 +26,9 @@ from app.errors import RequestError
 from app.feedback import RATING_OF_REWARD, RATINGS, FeedbackError, RateLimit, rating_for, record_feedback
 from app.plots import THUMBNAIL_PIXELS, ScatterPoint, scatter_svg
 from app.queries import QueryError, imdb_query, recommend_for, sample_query, upload_query
-from app.recommender import candidate_genres
 from app.resources import get_resources
 from app.security import client_key
+from recommend import candidate_genres
 from scraper.fetch import EXAMPLE_LINK
 
 bp = Blueprint("main", __name__)

@@ -1,9 +1,9 @@
 """Chooses the distance (Manhattan, Euclidean or cosine) that recommendations use with a bandit policy learning from
-users' ratings, and estimates offline how other policies would have fared on the logged ratings."""
+users' ratings, and estimates offline how other policies would have fared on the logged ratings. Its arms are the
+distances' names, `recommend.DISTANCES` (the default of every policy)."""
 
 from bandit.offline import Estimate, LoggedDecision, ips_estimate, snips_estimate
 from bandit.policies import (
-    ARMS,
     PARAMETERS,
     POLICIES,
     REWARDS,
@@ -18,7 +18,6 @@ from bandit.policies import (
 )
 
 __all__ = [
-    "ARMS",
     "PARAMETERS",
     "POLICIES",
     "REWARDS",

@@ -13,7 +13,8 @@ from typing import ClassVar
 
 import numpy as np
 
-ARMS: tuple[str, ...] = ("manhattan", "euclidean", "cosine")
+from recommend.distances import DISTANCES
+
 REWARDS = (-1, 0, 1)
 MIN_PRIOR = 0.1
 TIE_TOLERANCE = 1e-12  # scores this close (relative) count as tied, so a float rounding never breaks a tie
@@ -62,7 +63,7 @@ class Policy(ABC):
 
     name: ClassVar[str]
 
-    def __init__(self, arms: Sequence[str] = ARMS) -> None:
+    def __init__(self, arms: Sequence[str] = DISTANCES) -> None:
         arms = tuple(arms)
         if not arms:
             raise ValueError("a policy needs at least one arm")
@@ -148,7 +149,7 @@ class EpsilonGreedy(Policy):
 
     name = "epsilon_greedy"
 
-    def __init__(self, arms: Sequence[str] = ARMS, decay: float = 50.0, epsilon: float | None = None) -> None:
+    def __init__(self, arms: Sequence[str] = DISTANCES, decay: float = 50.0, epsilon: float | None = None) -> None:
         super().__init__(arms)
         self.decay = _check_real("decay", decay, low=0.0, low_inclusive=False)
         self.constant_epsilon = (
@@ -195,7 +196,7 @@ class UCB1(Policy):
 
     name = "ucb1"
 
-    def __init__(self, arms: Sequence[str] = ARMS, c: float = 1.0) -> None:
+    def __init__(self, arms: Sequence[str] = DISTANCES, c: float = 1.0) -> None:
         super().__init__(arms)
         self.c = _check_real("c", c, low=0.0, low_inclusive=True)
 
@@ -241,7 +242,7 @@ class ThompsonSampling(Policy):
     BINS = 1 << 16
 
     def __init__(
-        self, arms: Sequence[str] = ARMS, prior: Sequence[float] = (1.0, 1.0, 1.0), draws: int = 400_000
+        self, arms: Sequence[str] = DISTANCES, prior: Sequence[float] = (1.0, 1.0, 1.0), draws: int = 400_000
     ) -> None:
         super().__init__(arms)
         if isinstance(prior, str | bytes) or not isinstance(prior, Sequence) or len(prior) != 3:
@@ -297,7 +298,7 @@ PARAMETERS: dict[str, tuple[str, ...]] = {  # each policy's keyword parameters, 
 }
 
 
-def make_policy(name: str, arms: Sequence[str] = ARMS, **params: object) -> Policy:
+def make_policy(name: str, arms: Sequence[str] = DISTANCES, **params: object) -> Policy:
     """A fresh policy by name (one of POLICIES) with its keyword parameters (PARAMETERS[name])."""
     if name not in POLICY_CLASSES:
         raise ValueError(f"unknown bandit policy {name!r}; choose one of {', '.join(POLICIES)}")

@@ -26,7 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
-from bandit import ARMS, make_policy
+from bandit import make_policy
+from recommend import DISTANCES
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -56,7 +57,7 @@ CONTENDERS = (
 
 @dataclass(frozen=True)
 class Problem:
-    """Chances of bad, okay and good for each arm of ARMS."""
+    """Chances of bad, okay and good for each arm of DISTANCES."""
 
     good: tuple[float, ...]
     okay: float
@@ -82,9 +83,9 @@ def simulate(contender: Contender, problem: Problem, seed: int, rounds: int) -> 
     """Arms chosen in each round by one run, and its duration in seconds."""
     started = time.perf_counter()
     users = np.random.default_rng(seed).random(rounds)
-    rewards_by_arm = [problem.rewards(arm, users).tolist() for arm in range(len(ARMS))]
-    arm_index = {arm: index for index, arm in enumerate(ARMS)}
-    policy = make_policy(contender.name, ARMS, **contender.params)
+    rewards_by_arm = [problem.rewards(arm, users).tolist() for arm in range(len(DISTANCES))]
+    arm_index = {arm: index for index, arm in enumerate(DISTANCES)}
+    policy = make_policy(contender.name, DISTANCES, **contender.params)
     policy_rng = np.random.default_rng([seed, 1])
     chosen = np.empty(rounds, dtype=np.int8)
     for round_index in range(rounds):
@@ -131,9 +132,9 @@ def run_all(problem: Problem, rounds: int, seeds: int, jobs: int) -> dict[str, O
 
 def print_problem(problem: Problem, rounds: int, seeds: int) -> None:
     print(f"{rounds} rounds, {seeds} seeds; chances (bad / okay / good) and expected reward of each arm:")
-    for arm, bad, good, expected in zip(ARMS, problem.bad, problem.good, problem.expected_rewards, strict=True):
+    for arm, bad, good, expected in zip(DISTANCES, problem.bad, problem.good, problem.expected_rewards, strict=True):
         print(f"  {arm:<10} {bad:.2f} / {problem.okay:.2f} / {good:.2f}   expected reward {expected:+.2f}")
-    print(f"best arm: {ARMS[int(np.argmax(problem.expected_rewards))]}; regret = pseudo-regret against it\n")
+    print(f"best arm: {DISTANCES[int(np.argmax(problem.expected_rewards))]}; regret = pseudo-regret against it\n")
 
 
 def print_table(outcomes: dict[str, Outcome], rounds: int) -> None:

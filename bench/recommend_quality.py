@@ -3,7 +3,7 @@ recommended from a catalog that never contains the query itself.
 
 For every query the app's own procedure picks five catalog movies (movies of the predicted genres, or of the most
 probable genre, and of the decades the poster most likely evokes, then the nearest feature vectors; see
-app.recommender.recommend), and each pick is scored against the query's true genres (the six target genres), year
+recommend.recommend), and each pick is scored against the query's true genres (the six target genres), year
 and IMDb rating:
 - genre_share: share of the five that share at least one true genre with the query;
 - genre_jaccard: mean Jaccard index between the query's and the pick's genre sets;
@@ -202,7 +202,7 @@ def random_baseline(query: Side, catalog: Side) -> dict[str, float]:
 
 
 class RandomPicks:
-    """Stands in for `NeighbourSearch` in `app.recommender.recommend`: `nearest` ignores the query and the
+    """Stands in for `NeighbourSearch` in `recommend.recommend`: `nearest` ignores the query and the
     distance and returns k rows drawn uniformly, without replacement, from the rows the search is allowed (the
     whole catalog when no mask is given), so the random picks come from exactly the pool the app searches."""
 
@@ -224,7 +224,7 @@ def evaluate_distance(
     """Scores of the app's recommendations for every query with at least one true genre (`use_genres` False:
     the nearest of the whole catalog, ignoring the predicted genres). With a `RandomPicks` as `search`, the
     scores of random picks from the same pool."""
-    from app.recommender import decade_mask, recommend
+    from recommend import decade_mask, recommend
 
     catalog_rows = {imdb_id: row for row, imdb_id in enumerate(catalog.ids)}
     catalog_decades = np.where(catalog.decades >= 0, catalog.decades * 10, -1)
@@ -279,11 +279,11 @@ def main() -> None:
     args = parser.parse_args()
     if (args.queries is None) != (args.queries_index is None):
         parser.error("--queries and --queries-index go together")
-    from app.recommender import DISTANCES, NeighbourSearch
     from catalog import read_catalog
     from model.artifacts import read_description
     from model.index import FeatureIndex
     from model.split import SPLIT_FILE, Split
+    from recommend import DISTANCES, NeighbourSearch
 
     catalog = read_catalog(args.catalog, check_posters=False)
     index = FeatureIndex.load(args.index, catalog)

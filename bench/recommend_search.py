@@ -63,7 +63,7 @@ def main() -> None:
     args = parser.parse_args()
     import pandas as pd
 
-    from app.recommender import DISTANCES, NeighbourSearch
+    from recommend import DISTANCES, NeighbourSearch
 
     print(
         f"search benchmark: {args.dim}-dim float32 vectors, {os.cpu_count()} CPUs, "

@@ -30,7 +30,7 @@ STAGES = {
     "network": ("app/queries.py", "predict"),
     "thumbnail": ("app/queries.py", "thumbnail"),
     "CLEMS": ("app/resources.py", "genre_probabilities"),
-    "nearest movies": ("app/recommender.py", "recommend"),
+    "nearest movies": ("recommend/candidates.py", "recommend"),
     "bandit from the tables": ("app/feedback.py", "current_policy"),
     "database write": ("app/feedback.py", "record_recommendation"),
 }

@@ -11,7 +11,6 @@ import numpy as np
 import pytest
 
 from bandit import (
-    ARMS,
     POLICIES,
     UCB1,
     EpsilonGreedy,
@@ -24,10 +23,11 @@ from bandit import (
     rebuild,
     snips_estimate,
 )
+from recommend import DISTANCES
 
 CHI_SQUARE_999 = {1: 10.83, 2: 13.82}  # 0.999 quantiles of the chi-square distribution by degrees of freedom
 OKAY = 0.2
-EASY_GOOD = (0.2, 0.45, 0.7)  # chance of "good" per arm of ARMS; cosine is best
+EASY_GOOD = (0.2, 0.45, 0.7)  # chance of "good" per arm of DISTANCES; cosine is best
 
 
 def reward_chances(good: float) -> tuple[float, float, float]:
@@ -36,7 +36,7 @@ def reward_chances(good: float) -> tuple[float, float, float]:
 
 
 def sample_reward(arm: str, goods: tuple[float, ...], rng: np.random.Generator) -> int:
-    return int(rng.choice((-1, 0, 1), p=reward_chances(goods[ARMS.index(arm)])))
+    return int(rng.choice((-1, 0, 1), p=reward_chances(goods[DISTANCES.index(arm)])))
 
 
 # epsilon-greedy
@@ -73,7 +73,7 @@ def test_constant_epsilon_does_not_decay() -> None:
 
 def test_first_pull_is_uniform() -> None:
     policy = EpsilonGreedy()
-    assert policy.probabilities() == pytest.approx(dict.fromkeys(ARMS, 1 / 3))
+    assert policy.probabilities() == pytest.approx(dict.fromkeys(DISTANCES, 1 / 3))
     choice = policy.choose(np.random.default_rng(1))
     assert choice.epsilon == 1.0 and choice.probability == pytest.approx(1 / 3)
 
@@ -103,7 +103,7 @@ def test_ties_between_best_arms_split_the_greedy_share() -> None:
         }
     )
     rng = np.random.default_rng(4)
-    assert {policy.draw(rng) for _ in range(300)} == set(ARMS)
+    assert {policy.draw(rng) for _ in range(300)} == set(DISTANCES)
 
 
 def test_an_unrated_arm_is_worth_zero_and_beats_a_losing_one() -> None:
@@ -117,7 +117,7 @@ def test_an_unrated_arm_is_worth_zero_and_beats_a_losing_one() -> None:
 
 def test_ucb1_plays_every_arm_once_first() -> None:
     policy = UCB1()
-    assert policy.probabilities() == pytest.approx(dict.fromkeys(ARMS, 1 / 3))
+    assert policy.probabilities() == pytest.approx(dict.fromkeys(DISTANCES, 1 / 3))
     policy.update("manhattan", 1)
     assert policy.probabilities() == {"manhattan": 0.0, "euclidean": 0.5, "cosine": 0.5}
     policy.update("cosine", -1)
@@ -139,13 +139,13 @@ def test_ucb1_index_by_hand() -> None:
 
 
 def test_thompson_probabilities_are_deterministic_and_symmetric() -> None:
-    assert ThompsonSampling().probabilities() == dict.fromkeys(ARMS, 1 / 3)
+    assert ThompsonSampling().probabilities() == dict.fromkeys(DISTANCES, 1 / 3)
     counts = {"manhattan": (3, 2, 5), "euclidean": (3, 2, 5), "cosine": (5, 2, 3)}
     first = from_counts(ThompsonSampling(), counts).probabilities()
     assert from_counts(ThompsonSampling(), counts).probabilities() == first
     assert first["manhattan"] == first["euclidean"] > first["cosine"] > 0
     assert sum(first.values()) == pytest.approx(1.0)
-    hopeless = from_counts(ThompsonSampling(ARMS[:2]), {"manhattan": (200, 20, 20), "euclidean": (20, 20, 200)})
+    hopeless = from_counts(ThompsonSampling(DISTANCES[:2]), {"manhattan": (200, 20, 20), "euclidean": (20, 20, 200)})
     assert hopeless.probabilities()["euclidean"] > 0.999
     assert 0 < hopeless.probabilities()["manhattan"] < 1e-3
     untried_arm_still_has_a_chance = from_counts(ThompsonSampling(), hopeless.counts()).probabilities()["cosine"]
@@ -157,9 +157,9 @@ def test_thompson_probabilities_agree_with_brute_force_sampling() -> None:
     estimated = np.array(list(from_counts(ThompsonSampling(), counts).probabilities().values()))
     rng = np.random.default_rng(7)
     draws = 600_000
-    sampled = np.stack([rng.dirichlet(np.add(counts[arm], 1.0), size=draws) for arm in ARMS])
+    sampled = np.stack([rng.dirichlet(np.add(counts[arm], 1.0), size=draws) for arm in DISTANCES])
     winners = np.argmax(sampled[:, :, 2] - sampled[:, :, 0], axis=0)
-    frequencies = np.bincount(winners, minlength=len(ARMS)) / draws
+    frequencies = np.bincount(winners, minlength=len(DISTANCES)) / draws
     assert np.abs(estimated - frequencies).max() < 3e-3  # sampling error of the brute force alone: sd < 7e-4
 
 
@@ -183,7 +183,7 @@ PROBABILITY_CASES: dict[str, tuple[Callable[[], Policy], dict[str, tuple[int, in
         {"cosine": (0, 1, 3), "euclidean": (1, 1, 1)},
     ),
     "ucb1, two arms unplayed": (UCB1, {"cosine": (1, 0, 0)}),
-    "ucb1, three-way tie": (UCB1, dict.fromkeys(ARMS, (1, 1, 1))),
+    "ucb1, three-way tie": (UCB1, dict.fromkeys(DISTANCES, (1, 1, 1))),
     "thompson, close arms": (
         ThompsonSampling,
         {"manhattan": (3, 2, 5), "euclidean": (4, 2, 5), "cosine": (3, 3, 5)},
@@ -199,7 +199,7 @@ def test_probabilities_match_choice_frequencies(case: str) -> None:
     probabilities = policy.probabilities()
     assert sum(probabilities.values()) == pytest.approx(1.0, abs=1e-12)
     rng = np.random.default_rng(2024)
-    observed = dict.fromkeys(ARMS, 0)
+    observed = dict.fromkeys(DISTANCES, 0)
     for _ in range(4000):
         choice = policy.choose(rng)
         assert choice.probability == probabilities[choice.arm]
@@ -248,7 +248,7 @@ def test_each_policy_learns_the_best_arm(name: str) -> None:
 @pytest.mark.parametrize("name", POLICIES)
 def test_rebuild_and_from_counts_give_the_incremental_state(name: str) -> None:
     rng = np.random.default_rng(5)
-    log = [(str(rng.choice(ARMS)), int(rng.choice((-1, 0, 1)))) for _ in range(300)]
+    log = [(str(rng.choice(DISTANCES)), int(rng.choice((-1, 0, 1)))) for _ in range(300)]
     incremental = make_policy(name)
     for arm, reward in log:
         incremental.update(arm, reward)
@@ -365,7 +365,7 @@ def test_ips_and_snips_by_hand() -> None:
 def simulated_log(
     n: int, logging: dict[str, float], goods: tuple[float, ...], rng: np.random.Generator
 ) -> list[LoggedDecision]:
-    arms = rng.choice(ARMS, size=n, p=list(logging.values()))
+    arms = rng.choice(DISTANCES, size=n, p=list(logging.values()))
     return [LoggedDecision(str(arm), logging[str(arm)], sample_reward(str(arm), goods, rng)) for arm in arms]
 
 
@@ -376,14 +376,14 @@ def true_value(good: float) -> float:
 
 def test_ips_is_unbiased_for_always_the_best_arm_under_uniform_logging() -> None:
     rng = np.random.default_rng(9)
-    log = simulated_log(6000, dict.fromkeys(ARMS, 1 / 3), EASY_GOOD, rng)
+    log = simulated_log(6000, dict.fromkeys(DISTANCES, 1 / 3), EASY_GOOD, rng)
     truth = true_value(EASY_GOOD[2])
     estimate = ips_estimate(log, {"cosine": 1.0})
     assert estimate.n == 6000
     assert abs(estimate.value - truth) < 4 * estimate.standard_error
     assert 0.01 < estimate.standard_error < 0.03  # sd of 3 * reward * [arm is cosine], over sqrt(6000)
     replications = [
-        ips_estimate(simulated_log(200, dict.fromkeys(ARMS, 1 / 3), EASY_GOOD, rng), {"cosine": 1.0})
+        ips_estimate(simulated_log(200, dict.fromkeys(DISTANCES, 1 / 3), EASY_GOOD, rng), {"cosine": 1.0})
         for _ in range(300)
     ]
     values = np.array([replication.value for replication in replications])

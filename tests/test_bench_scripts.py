@@ -166,8 +166,8 @@ def test_recommendation_quality_scores_hand_made_picks() -> None:
 
 
 def test_recommendation_quality_random_picks_come_from_the_search_pool() -> None:
-    from app.recommender import candidate_mask
     from bench.recommend_quality import RandomPicks, evaluate_distance, histogram_median, random_baseline
+    from recommend import candidate_mask
 
     rng = np.random.default_rng(3)
     labels = rng.integers(0, 2, size=(60, 3))

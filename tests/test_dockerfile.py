@@ -242,7 +242,7 @@ def test_the_image_installs_the_serving_lock_and_the_project_without_extras(pars
 
 def test_every_package_the_app_imports_is_copied(parsed):
     needed = local_packages_needed("app")
-    assert {"app", "bandit", "catalog", "embedding", "model", "scraper"} <= needed  # the walk finds them
+    assert {"app", "bandit", "catalog", "embedding", "model", "recommend", "scraper"} <= needed  # the walk finds them
     copied = {top_level(source) for sources, _ in copies(parsed) for source in sources}
     assert needed - copied == set(), f"imported by the app but not in the image: {needed - copied}"
     assert {"pyproject.toml", "posterbench"} <= copied  # the build's own files and the `posterbench` command

@@ -26,7 +26,8 @@ from app.feedback import (
     reward_for,
 )
 from app.migrations import latest_version
-from bandit import ARMS, Choice, ips_estimate
+from bandit import Choice, ips_estimate
+from recommend import DISTANCES
 
 SHOWN = Shown(
     query_kind="sample", query_imdb_id="tt0000001", query_image=None, genres={"Drama": 0.9}, evoked={}, results=[]
@@ -96,16 +97,16 @@ def test_the_policy_is_rebuilt_from_the_tables_alone(database) -> None:
 
 def test_the_first_choice_is_uniformly_random(database) -> None:
     policy = current_policy(database, "epsilon_greedy", {})
-    assert policy.probabilities() == pytest.approx(dict.fromkeys(ARMS, 1 / 3))
+    assert policy.probabilities() == pytest.approx(dict.fromkeys(DISTANCES, 1 / 3))
     picked = {choose(policy, np.random.default_rng(seed)).arm for seed in range(30)}
-    assert picked == set(ARMS)
+    assert picked == set(DISTANCES)
 
 
 def test_logged_propensities_give_an_inverse_propensity_estimate(database) -> None:
     rng = np.random.default_rng(4)
     success = {"manhattan": 0.2, "euclidean": 0.5, "cosine": 0.8}
     for _ in range(900):
-        arm = ARMS[rng.integers(3)]
+        arm = DISTANCES[rng.integers(3)]
         record_feedback(
             database, recommendation(database, arm, 1 / 3), "good" if rng.random() < success[arm] else "bad"
         )
@@ -171,7 +172,7 @@ def test_concurrent_voters_are_each_counted_exactly_once(database_target: str) -
             connection.execute(
                 "INSERT INTO recommendations (arm, epsilon, arm_probability, query_kind, genres, results)"
                 " VALUES (?, 1, 0.5, 'sample', '{}', '[]')",
-                (ARMS[number % 3],),
+                (DISTANCES[number % 3],),
             )
     context = multiprocessing.get_context("spawn")
     start, results = context.Barrier(VOTERS), context.Queue()
@@ -192,9 +193,9 @@ def test_concurrent_voters_are_each_counted_exactly_once(database_target: str) -
         total,
     )
     counts = arm_counts(connection)
-    expected = {arm: [0, 0, 0] for arm in ARMS}
+    expected = {arm: [0, 0, 0] for arm in DISTANCES}
     for recommendation_id in range(1, total + 1):
-        expected[ARMS[(recommendation_id - 1) % 3]][2 if recommendation_id % 2 else 0] += 1
+        expected[DISTANCES[(recommendation_id - 1) % 3]][2 if recommendation_id % 2 else 0] += 1
     assert counts == {arm: tuple(value) for arm, value in expected.items()}
     connection.close()
 

@@ -22,7 +22,7 @@ from packaging.utils import canonicalize_name
 
 ROOT = Path(__file__).resolve().parents[1]
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
-PACKAGES = ("app", "bandit", "catalog", "embedding", "model", "posterbench", "scraper")
+PACKAGES = ("app", "bandit", "catalog", "embedding", "model", "posterbench", "recommend", "scraper")
 APP_FOLDERS = ("templates", "static")  # top-level folders of the checkout that install inside app/
 # The training and scraping stacks (extras train and scrape) and what only they bring: modules, and distributions.
 HEAVY = ("tensorflow", "keras", "onnx", "h5py", "selenium", "trio")

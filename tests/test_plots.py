@@ -15,9 +15,10 @@ from PIL import Image
 
 from app import plots
 from app.plots import ScatterPoint
+from recommend import DISTANCES
 
 ROOT = Path(__file__).resolve().parent.parent
-ARMS = ("manhattan", "euclidean", "cosine")
+ARMS = DISTANCES  # the arms are the distances
 SVG = "{http://www.w3.org/2000/svg}"
 
 
@@ -191,12 +192,12 @@ def test_bandit_plots_label_arms_counts_and_axes() -> None:
 
 
 def test_arm_colours_are_fixed_and_unknown_arms_get_a_fallback() -> None:
-    assert plots.arm_colour("manhattan") == plots.ARM_COLOURS["manhattan"]
+    assert plots.arm_colour("manhattan") == plots.DISTANCE_COLOURS["manhattan"]
     assert len({plots.arm_colour(arm) for arm in ARMS}) == 3
     assert plots.arm_colour("chebyshev") in plots.FALLBACK_COLOURS
     assert plots.arm_colour("chebyshev") == plots.arm_colour("chebyshev")
     svg = plots.usage_svg(ARMS, SHOWN, RATED).decode()
-    assert all(plots.ARM_COLOURS[arm].lower() in svg.lower() for arm in ARMS)
+    assert all(plots.DISTANCE_COLOURS[arm].lower() in svg.lower() for arm in ARMS)
     assert "chebyshev" in texts(plots.values_svg(ARMS, {"chebyshev": 0.5}, {"chebyshev": 2}))
 
 

@@ -20,7 +20,7 @@ from app import create_app
 from app.db import open_database, redacted
 from app.migrations import latest_version
 from app.serving import DIRECT, gunicorn_server
-from bandit import ARMS
+from recommend import DISTANCES
 from tests.test_faults import API, REWARDS, assert_refused, post, rating_for, vote, worker_pids
 
 
@@ -210,10 +210,10 @@ def test_two_hosts_share_one_vote_per_recommendation_and_the_bandit_through_a_wo
             "SELECT r.arm, f.reward, COUNT(*) FROM feedback AS f"
             " JOIN recommendations AS r ON r.id = f.recommendation_id GROUP BY r.arm, f.reward"
         ).fetchall()
-    expected = {arm: {"bad": 0, "okay": 0, "good": 0} for arm in ARMS}
+    expected = {arm: {"bad": 0, "okay": 0, "good": 0} for arm in DISTANCES}
     for arm, reward, count in rows:
         expected[arm][{-1: "bad", 0: "okay", 1: "good"}[reward]] = count
-    for arm in ARMS:
+    for arm in DISTANCES:
         assert {key: per_arm[arm][key] for key in ("bad", "okay", "good")} == expected[arm], arm
 
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from scipy.spatial.distance import cdist
 
-from app.recommender import (
+from recommend import (
     DISTANCES,
     NeighbourSearch,
     candidate_decades,

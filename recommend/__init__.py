@@ -1,0 +1,35 @@
+"""Recommendations: the five catalog posters nearest to a query poster, among movies of its predicted genres and of
+the decades it most likely evokes. Plain numpy, no web code: the app, the bandit and the benchmarks import it.
+
+- `recommend.distances`: the distances' names (`DISTANCES`, the bandit's arms) and their exact values;
+- `recommend.search`: `NeighbourSearch`, the catalog's vectors with what each distance needs precomputed, so one
+  query costs one pass over them;
+- `recommend.candidates`: the genre and decade filters and `recommend` itself.
+"""
+
+from recommend.candidates import (
+    DECADE_MASS,
+    GENRE_THRESHOLD,
+    candidate_decades,
+    candidate_genres,
+    candidate_mask,
+    decade_mask,
+    recommend,
+)
+from recommend.distances import DISTANCES, check_distance, distances
+from recommend.search import CHUNK_ROWS, NeighbourSearch
+
+__all__ = [
+    "CHUNK_ROWS",
+    "DECADE_MASS",
+    "DISTANCES",
+    "GENRE_THRESHOLD",
+    "NeighbourSearch",
+    "candidate_decades",
+    "candidate_genres",
+    "candidate_mask",
+    "check_distance",
+    "decade_mask",
+    "distances",
+    "recommend",
+]
