@@ -11,8 +11,8 @@ from flask import Blueprint, Response, abort, current_app, request, url_for
 
 from app.dashboard import current_report
 from app.db import get_db
-from app.feedback import RATING_OF_REWARD, RateLimit, record_feedback
-from app.queries import QueryError, imdb_query, recommend_for, sample_query, upload_query
+from app.poster_pipeline import QueryError, imdb_query, recommend_for, sample_query, upload_query
+from app.recommendations import RATING_OF_REWARD, RateLimit, record_feedback
 from app.resources import get_resources
 from app.security import client_key
 from catalog import Movie

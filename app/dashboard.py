@@ -7,9 +7,10 @@ from collections.abc import Callable
 
 from flask import Blueprint, Response, abort, current_app, render_template
 
+from app.bandit_state import BanditReport, bandit_report
 from app.db import get_db
-from app.feedback import BanditReport, bandit_report, decision_log, epsilon_history
 from app.plots import epsilon_svg, rewards_svg, usage_svg, values_svg
+from app.recommendations import decision_log, epsilon_history
 from recommend import DISTANCES
 
 bp = Blueprint("dashboard", __name__)

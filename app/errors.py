@@ -1,8 +1,8 @@
 """Error answers: a friendly page (or a JSON object under /api/) for every HTTP error, never a stack trace; an
 unexpected exception is logged and answered 500. A database that cannot be written or read (read-only, disk full,
 unopenable or unreachable, busy past the time-out, damaged: app.db.StorageUnavailableError) is answered 503 with a
-Retry-After header: the process keeps serving, and the transactions of app/feedback.py have rolled back, so nothing
-was half-saved."""
+Retry-After header: the process keeps serving, and the transactions of app/recommendations.py have rolled back, so
+nothing was half-saved."""
 
 from __future__ import annotations
 

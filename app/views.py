@@ -23,9 +23,17 @@ from PIL import Image
 from app import MEGABYTE
 from app.db import Row, get_db
 from app.errors import RequestError
-from app.feedback import RATING_OF_REWARD, RATINGS, FeedbackError, RateLimit, rating_for, record_feedback
 from app.plots import THUMBNAIL_PIXELS, ScatterPoint, scatter_svg
-from app.queries import QueryError, imdb_query, recommend_for, sample_query, upload_query
+from app.poster_pipeline import QueryError, imdb_query, recommend_for, sample_query, upload_query
+from app.recommendations import (
+    RATING_OF_REWARD,
+    RATINGS,
+    FeedbackError,
+    RateLimit,
+    find_recommendation,
+    rating_for,
+    record_feedback,
+)
 from app.resources import get_resources
 from app.security import client_key
 from recommend import candidate_genres
@@ -147,7 +155,7 @@ def healthz() -> dict:
 
 
 def load_recommendation(recommendation_id: int) -> Row:
-    shown = get_db().execute("SELECT * FROM recommendations WHERE id = ?", (recommendation_id,)).fetchone()
+    shown = find_recommendation(get_db(), recommendation_id)
     if shown is None:
         abort(404, f"no recommendation {recommendation_id}")
     return shown

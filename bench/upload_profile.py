@@ -27,12 +27,12 @@ from catalog import read_catalog
 STAGES = {
     "upload (whole request)": ("app/views.py", "recommend_view"),
     "decode and resize": ("model/images.py", "decode_poster"),
-    "network": ("app/queries.py", "predict"),
-    "thumbnail": ("app/queries.py", "thumbnail"),
+    "network": ("app/poster_pipeline.py", "predict"),
+    "thumbnail": ("app/poster_pipeline.py", "thumbnail"),
     "CLEMS": ("app/resources.py", "genre_probabilities"),
     "nearest movies": ("recommend/candidates.py", "recommend"),
-    "bandit from the tables": ("app/feedback.py", "current_policy"),
-    "database write": ("app/feedback.py", "record_recommendation"),
+    "bandit from the tables": ("app/bandit_state.py", "current_policy"),
+    "database write": ("app/recommendations.py", "record_recommendation"),
 }
 MODEL_FILES = ("model/onnx_model.py", "model/artifacts.py")  # where `predict` lives, for either runtime
 

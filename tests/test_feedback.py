@@ -12,20 +12,19 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from app.bandit_state import choose, current_policy
 from app.db import Database, init_db, open_database
-from app.feedback import (
+from app.migrations import latest_version
+from app.recommendations import (
     FeedbackError,
     RateLimit,
     Shown,
     arm_counts,
-    choose,
-    current_policy,
     decision_log,
     record_feedback,
     record_recommendation,
     reward_for,
 )
-from app.migrations import latest_version
 from bandit import Choice, ips_estimate
 from recommend import DISTANCES
 

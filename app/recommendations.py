@@ -1,7 +1,8 @@
-"""The bandit's memory in the database (SQLite or PostgreSQL): which distance each recommendation used (and with
-what probability), and the one vote it may get. The policy is rebuilt from these tables on every request, so every
-worker process on every host, and every restart, sees the same state, and the arm values can never disagree with the
-log."""
+"""The app's log of what it showed and what users thought of it: the one module that reads and writes the
+`recommendations` table (every recommendation shown, with the distance, i.e. the bandit's arm, that made it and the
+probability with which it was chosen) and the `feedback` table (the one vote each may get, rate-limited per client).
+The bandit's state is rebuilt from these tables (app.bandit_state), so every worker process on every host, and every
+restart, sees the same state."""
 
 from __future__ import annotations
 
@@ -10,11 +11,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
-
-from app.db import Database, DuplicateRowError
+from app.db import Database, DuplicateRowError, Row
 from app.errors import RequestError
-from bandit import Choice, LoggedDecision, Policy, from_counts, make_policy
+from bandit import Choice, LoggedDecision
 from recommend import DISTANCES
 
 RATINGS: dict[str, int] = {"good": 1, "okay": 0, "bad": -1}
@@ -33,26 +32,8 @@ class Shown:
     query_imdb_id: str | None
     query_image: bytes | None
     genres: Mapping[str, float]
-    evoked: Mapping[str, object]  # decade, year, rating, looks_like_poster (app.queries.evoked_json)
+    evoked: Mapping[str, object]  # decade, year, rating, looks_like_poster (app.poster_pipeline.evoked_json)
     results: list[str]
-
-
-def arm_counts(database: Database, arms: tuple[str, ...] = DISTANCES) -> dict[str, tuple[int, int, int]]:
-    """For each arm, how many of its recommendations were rated bad, okay and good."""
-    counts = {arm: [0, 0, 0] for arm in arms}
-    rows = database.execute(
-        "SELECT r.arm, f.reward, COUNT(*) FROM feedback AS f JOIN recommendations AS r ON r.id = f.recommendation_id"
-        " GROUP BY r.arm, f.reward"
-    )
-    for arm, reward, count in rows:
-        if arm in counts:
-            counts[arm][reward + 1] = count
-    return {arm: (bad, okay, good) for arm, (bad, okay, good) in counts.items()}
-
-
-def current_policy(database: Database, name: str, params: Mapping[str, object]) -> Policy:
-    """The configured policy, in the state the feedback table puts it in."""
-    return from_counts(make_policy(name, DISTANCES, **params), arm_counts(database))
 
 
 def record_recommendation(database: Database, policy_name: str, choice: Choice, shown: Shown) -> int:
@@ -74,6 +55,29 @@ def record_recommendation(database: Database, policy_name: str, choice: Choice, 
             json.dumps(shown.results),
         ),
     )
+
+
+def find_recommendation(database: Database, recommendation_id: int) -> Row | None:
+    """The recommendations table's row `recommendation_id` (every column), or None when there is none."""
+    return database.execute("SELECT * FROM recommendations WHERE id = ?", (recommendation_id,)).fetchone()
+
+
+def shown_counts(database: Database) -> dict[str, int]:
+    """For each arm (distance), how many recommendations used it."""
+    return dict(database.execute("SELECT arm, COUNT(*) FROM recommendations GROUP BY arm").fetchall())
+
+
+def arm_counts(database: Database, arms: tuple[str, ...] = DISTANCES) -> dict[str, tuple[int, int, int]]:
+    """For each arm, how many of its recommendations were rated bad, okay and good."""
+    counts = {arm: [0, 0, 0] for arm in arms}
+    rows = database.execute(
+        "SELECT r.arm, f.reward, COUNT(*) FROM feedback AS f JOIN recommendations AS r ON r.id = f.recommendation_id"
+        " GROUP BY r.arm, f.reward"
+    )
+    for arm, reward, count in rows:
+        if arm in counts:
+            counts[arm][reward + 1] = count
+    return {arm: (bad, okay, good) for arm, (bad, okay, good) in counts.items()}
 
 
 def reward_of(rating: object) -> int:
@@ -156,54 +160,6 @@ def decision_log(database: Database) -> list[LoggedDecision]:
         " JOIN feedback AS f ON f.recommendation_id = r.id ORDER BY f.created, r.id"
     )
     return [LoggedDecision(arm=arm, propensity=float(p), reward=int(reward)) for arm, p, reward in rows]
-
-
-def choose(policy: Policy, rng: np.random.Generator | None = None) -> Choice:
-    """The policy's choice with a fresh, unpredictable generator unless one is given (tests give one)."""
-    return policy.choose(rng if rng is not None else np.random.default_rng())
-
-
-@dataclass(frozen=True)
-class ArmReport:
-    arm: str
-    shown: int  # recommendations that used this distance
-    bad: int
-    okay: int
-    good: int
-    value: float  # mean reward so far
-    probability: float  # chance that the policy picks this arm next
-
-    @property
-    def rated(self) -> int:
-        return self.bad + self.okay + self.good
-
-
-@dataclass(frozen=True)
-class BanditReport:
-    """What the bandit has learned: per arm, and the exploration rate now (epsilon-greedy; else None)."""
-
-    policy: str
-    epsilon: float | None
-    arms: list[ArmReport]
-
-    @property
-    def n_rated(self) -> int:
-        return sum(arm.rated for arm in self.arms)
-
-    @property
-    def n_shown(self) -> int:
-        return sum(arm.shown for arm in self.arms)
-
-
-def bandit_report(database: Database, name: str, params: Mapping[str, object]) -> BanditReport:
-    policy = current_policy(database, name, params)
-    shown = dict(database.execute("SELECT arm, COUNT(*) FROM recommendations GROUP BY arm").fetchall())
-    values, probabilities, counts = policy.values(), policy.probabilities(), policy.counts()
-    arms = [
-        ArmReport(arm, shown.get(arm, 0), *counts[arm], value=values[arm], probability=probabilities[arm])
-        for arm in policy.arms
-    ]
-    return BanditReport(name, getattr(policy, "epsilon", None), arms)
 
 
 def epsilon_history(database: Database) -> list[float]:

@@ -1,6 +1,6 @@
-"""From a poster (an upload, a catalog sample or an IMDb title link) to a logged recommendation: genre
-probabilities, the decade, year and rating the poster evokes, whether it looks like a poster at all, the bandit's
-distance and the five nearest catalog movies. Shared by the pages and the JSON API."""
+"""The poster pipeline of a request, from a poster (an upload, a catalog sample or an IMDb title link) to a logged
+recommendation: genre probabilities, the decade, year and rating the poster evokes, whether it looks like a poster at
+all, the bandit's distance and the five nearest catalog movies. Shared by the pages and the JSON API."""
 
 from __future__ import annotations
 
@@ -11,10 +11,11 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
+from app.bandit_state import choose, current_policy
 from app.db import Database
 from app.errors import RequestError
-from app.feedback import Shown, choose, current_policy, record_recommendation
 from app.imdb import fetch_imdb_poster
+from app.recommendations import Shown, record_recommendation
 from app.resources import Resources
 from bandit import Choice
 from catalog import Movie
