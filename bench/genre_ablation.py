@@ -1,8 +1,9 @@
-"""Ways to get genres from a trained model, compared on its held-out test split: the model's calibrated
-probabilities (what it serves), the same before calibration, averaged with its prediction for the poster flipped
-left to right, the genres of the nearest training movies by feature vector (label transfer), the model and the
-nearest movies together, and CLEMS when `--clems` is given. Each way's thresholds are tuned on the validation
-split (micro-F1 + macro-F1), as training tunes the model's. The last line is one JSON object.
+"""Ways to get genres from a trained model, compared on its held-out test split: the model's stacked and calibrated
+probabilities (what it serves), each of its two stacked heads alone (the fine-tuned head on the feature vector, the
+probe on the frozen pool; each Platt-scaled on the validation split), the model averaged with its prediction for the
+poster flipped left to right, the genres of the nearest training movies by feature vector (label transfer), the
+model and the nearest movies together, and CLEMS when `--clems` is given. Each way's thresholds are tuned on the
+validation split (micro-F1 + macro-F1), as training tunes the model's. The last line is one JSON object.
 
     python -m bench.genre_ablation --catalog ../shared/data --model var/runs/<run>/model-default \
         --index var/runs/<run>/index-default [--clems var/runs/<run>/clems-hamming-default]
@@ -23,13 +24,38 @@ NEIGHBOURS = 50
 BLEND_WEIGHTS = np.round(np.arange(0.0, 1.01, 0.1), 1)
 
 
-def uncalibrated(probabilities: np.ndarray, platt: dict[str, list[float]], genres: tuple[str, ...]) -> np.ndarray:
-    """The probabilities before training's Platt scaling (sigmoid((logit - b) / a) per genre)."""
-    from model.evaluate import logit
+def platt_scaled(validation: np.ndarray, test: np.ndarray, labels: np.ndarray) -> dict[str, np.ndarray]:
+    """Probabilities from each genre's logits, by a logistic regression fitted on the validation posters."""
+    from sklearn.linear_model import LogisticRegression
 
-    a = np.array([platt[genre][0] for genre in genres])
-    b = np.array([platt[genre][1] for genre in genres])
-    return 1 / (1 + np.exp(-(logit(probabilities) - b) / a))
+    scaled = {"validation": np.empty(validation.shape), "test": np.empty(test.shape)}
+    for genre in range(labels.shape[1]):
+        platt = LogisticRegression(C=1e4).fit(validation[:, genre : genre + 1], labels[:, genre])
+        for part, logits in (("validation", validation), ("test", test)):
+            scaled[part][:, genre] = platt.predict_proba(logits[:, genre : genre + 1])[:, 1]
+    return scaled
+
+
+def stacked_heads(model_dir: Path, catalog, ids: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """The two parts of the genre layer's logits (up to a constant): the fine-tuned head's, from the feature vector,
+    and the frozen-pool probe's, each as weighted by the stacking."""
+    import keras
+
+    from model.artifacts import GenreModel
+    from model.images import load_posters, preprocess
+    from model.network import GENRE_INPUTS_LAYER, GENRES_LAYER
+
+    network = GenreModel.load(model_dir).network
+    inputs = keras.Model(network.input, network.get_layer(GENRE_INPUTS_LAYER).output)
+    kernel, _ = network.get_layer(GENRES_LAYER).get_weights()
+    features = network.get_layer(GENRE_INPUTS_LAYER).input[0].shape[-1]
+    size = network.input.shape[1]
+    parts = []
+    for start in range(0, len(ids), 256):
+        chunk = [catalog.poster_path(catalog.get(imdb_id)) for imdb_id in ids[start : start + 256]]
+        parts.append(inputs.predict(preprocess(load_posters(chunk, size, progress=False)), verbose=0))
+    both = np.concatenate(parts)
+    return both[:, :features] @ kernel[:features], both[:, features:] @ kernel[features:]
 
 
 def nearest_genres(features: np.ndarray, train_features: np.ndarray, train_labels: np.ndarray) -> np.ndarray:
@@ -61,7 +87,9 @@ def main() -> None:
     parser.add_argument("--model", type=Path, required=True, help="a trained model directory (split.json, model.json)")
     parser.add_argument("--index", type=Path, required=True, help="the catalog's index built with that model")
     parser.add_argument("--clems", type=Path, help="a CLEMS model fit on that index (python -m embedding fit)")
-    parser.add_argument("--no-flip", action="store_true", help="leave out the flipped posters (no network run)")
+    parser.add_argument(
+        "--no-flip", action="store_true", help="leave out the flipped posters and each head alone (no network run)"
+    )
     args = parser.parse_args()
 
     from app.resources import load_model
@@ -82,13 +110,12 @@ def main() -> None:
         part: nearest_genres(index.features[rows[part]], index.features[rows["train"]], labels["train"])
         for part in ("validation", "test")
     }
-    report = json.loads((args.model / "report.json").read_text())["test"]
 
-    ways: dict[str, dict[str, np.ndarray]] = {"model (calibrated, served)": model_probabilities}
-    if "platt" in report.get("calibration", {}):
-        platt = report["calibration"]["platt"]
-        ways["model before calibration"] = {p: uncalibrated(v, platt, genres) for p, v in model_probabilities.items()}
+    ways: dict[str, dict[str, np.ndarray]] = {"model (stacked and calibrated, served)": model_probabilities}
     if not args.no_flip:
+        heads = {part: stacked_heads(args.model, catalog, getattr(split, part)) for part in ("validation", "test")}
+        for position, name in enumerate(("fine-tuned head alone (feature vector)", "probe alone (frozen pool)")):
+            ways[name] = platt_scaled(heads["validation"][position], heads["test"][position], labels["validation"])
         flipped = {part: flipped_probabilities(model, catalog, getattr(split, part)) for part in ("validation", "test")}
         ways["model, poster and its mirror image"] = {p: (v + flipped[p]) / 2 for p, v in model_probabilities.items()}
     ways[f"genres of the {NEIGHBOURS} nearest training movies"] = neighbours
