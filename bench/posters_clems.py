@@ -37,8 +37,8 @@ def main() -> None:
     from embedding.costs import multilabel_scores
     from embedding.pipeline import rows_of
     from model.artifacts import DESCRIPTION_FILE
-    from model.evaluate import format_table, genre_report
     from model.index import FeatureIndex
+    from model.metrics import format_table, genre_report
     from model.split import SPLIT_FILE, Split
 
     catalog = read_catalog(args.catalog)

@@ -9,9 +9,9 @@ import numpy as np
 
 from catalog import Catalog, staged_directory
 from embedding.clems import CLEMS
-from model.evaluate import calibration_report, format_table, genre_report
 from model.evaluation import evaluate, evaluation_movies
 from model.index import FeatureIndex
+from model.metrics import calibration_report, format_table, genre_report
 from model.split import SPLIT_FILE, Split
 
 PREDICTOR = "model+clems"

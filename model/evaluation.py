@@ -10,7 +10,9 @@ import numpy as np
 
 from catalog import Catalog
 from model.artifacts import DESCRIPTION_FILE, GenreModel, Prediction
-from model.evaluate import (
+from model.images import load_posters
+from model.index import FeatureIndex
+from model.metrics import (
     calibration_report,
     constant_predictors,
     era_report,
@@ -19,8 +21,6 @@ from model.evaluate import (
     summary,
     tune_thresholds,
 )
-from model.images import load_posters
-from model.index import FeatureIndex
 from model.split import SPLIT_FILE, Split, with_target_genres
 
 PREDICT_CHUNK = 256

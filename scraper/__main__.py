@@ -71,9 +71,9 @@ def cli() -> None:
 def scrape(out_dir: Path, **options: object) -> None:
     """Scrape IMDb's advanced title search into a catalog; run the same command again to resume."""
     from scraper.browser import BrowserError
-    from scraper.progress import StateError
     from scraper.scrape import BotWall, ScrapeBusyError, ScrapeSettings, ScrapeStoppedError
     from scraper.scrape import scrape as run_scrape
+    from scraper.state import StateError
 
     progress = not options.pop("no_progress")
     settings = ScrapeSettings(out=out_dir, progress=progress, **options)

@@ -25,14 +25,6 @@ from tqdm import tqdm
 from catalog import Movie, read_catalog, write_movies_csv, write_poster
 from scraper.browser import USER_AGENT, Pacer, browser_session, first_line
 from scraper.fetch import IMDB_IMAGE_HOSTS, FetchError, SafeFetcher
-from scraper.progress import (
-    POSTER_DIRECTORY,
-    TITLE_PAGE,
-    MovieRecord,
-    ScrapeState,
-    Search,
-    poster_path,
-)
 from scraper.search import (
     PAPER_GENRES,
     WALL_STATUSES,
@@ -43,6 +35,14 @@ from scraper.search import (
     YearRange,
     detect_wall,
     search_url,
+)
+from scraper.state import (
+    POSTER_DIRECTORY,
+    TITLE_PAGE,
+    MovieRecord,
+    ScrapeState,
+    Search,
+    poster_path,
 )
 from scraper.title_page import TitlePage, TitlePageError, read_title_page, sized_poster_url
 

@@ -29,16 +29,6 @@ from PIL import Image
 
 from catalog import Catalog, Movie, read_catalog
 from scraper.browser import Pacer
-from scraper.progress import (
-    DOM,
-    NEXT_DATA,
-    TITLE_PAGE,
-    MovieRecord,
-    ScrapeState,
-    StateError,
-    catalog_genres,
-    merge_records,
-)
 from scraper.replica import _CAPTCHA_PAGE, _FORBIDDEN_PAGE, FailureModes, ReplicaServer, replica_movies
 from scraper.scrape import (
     BotWall,
@@ -68,6 +58,16 @@ from scraper.search import (
     search_url,
     strip_index,
     wall_status,
+)
+from scraper.state import (
+    DOM,
+    NEXT_DATA,
+    TITLE_PAGE,
+    MovieRecord,
+    ScrapeState,
+    StateError,
+    catalog_genres,
+    merge_records,
 )
 from scraper.title_page import sized_poster_url
 from tests.conftest import popen_interruptible

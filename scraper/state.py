@@ -1,4 +1,4 @@
-"""The scraper's progress in SQLite, so that an interrupted scrape resumes where it stopped: each search (genre and
+"""The scrape's state database (SQLite), so that an interrupted scrape resumes where it stopped: each search (genre and
 release years) with its result total and how far it got, each movie found (merged over sightings, keyed by IMDb id)
 with its poster's state, and which genre's searches found which movie. Every batch is one committed transaction."""
 
