@@ -3,15 +3,25 @@ on them, its feature index, and the Flask app over all of it.
 
 Weight loading is tested on a file the tests make. Training uses the ImageNet weights in
 ../shared/weights when present (CI has them), because random convolutions give features too weak to
-learn from a hundred posters; tests of what the model learns skip without them, except in CI."""
+learn from a hundred posters; tests of what the model learns skip without them, except in CI.
+
+The trained models and the index are built once per state of the code that makes them and kept in pytest's cache
+(built_once): a fresh clone, CI, `pytest --cache-clear` and any change to catalog/ or model/ train them again."""
 
 from __future__ import annotations
 
+import fcntl
+import hashlib
+import importlib.metadata
+import json
 import os
 import secrets
+import shutil
 import signal
 import subprocess
-from collections.abc import Callable, Iterator
+import sys
+import time
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import replace
 from pathlib import Path
 from urllib.parse import quote
@@ -59,6 +69,20 @@ def demo_catalog(demo_catalog_dir: Path):
     return read_catalog(demo_catalog_dir)
 
 
+SMALL_MOVIES = 40
+
+
+@pytest.fixture(scope="session")
+def small_catalog(tmp_path_factory: pytest.TempPathFactory):
+    """A demo catalog of 40 movies (32 train, 4 validation, 4 test): for tests of how training runs (resuming, its
+    cache, fine-tuning), where what the model learns does not matter and each poster costs a pass through VGG-16."""
+    from catalog import read_catalog
+    from catalog.demo import generate_demo_catalog
+
+    directory = tmp_path_factory.mktemp("catalogs") / "small"
+    return read_catalog(generate_demo_catalog(directory, n_movies=SMALL_MOVIES, seed=2, progress=False))
+
+
 @pytest.fixture(scope="session")
 def vgg_weights_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A VGG-16 convolutional base with random weights, saved the way Keras saves weights."""
@@ -97,25 +121,132 @@ def untrained_model(network, preset):
     return GenreModel(network, description, detector)
 
 
-@pytest.fixture(scope="session")
-def trained(demo_catalog, training_weights: Path, tmp_path_factory: pytest.TempPathFactory):
-    """The demo preset trained for 15 epochs; returns (TrainingResult, model directory)."""
-    from model.presets import DEMO
+# ---------------------------------------------------------------- models built once
+
+ROOT = Path(__file__).resolve().parents[1]
+BUILDING_CODE = ("catalog", "model")
+"""The packages whose code makes the cached models and indexes: any change to them builds them again."""
+BUILDING_LIBRARIES = ("tensorflow", "tensorflow-cpu", "keras", "numpy", "scipy", "scikit-learn", "h5py", "pillow")
+KEEP_OLD_BUILDS_S = 3600
+"""Builds made for other code are removed from the cache once they are this old (seconds)."""
+
+
+def digest_files(paths: Iterable[Path], relative_to: Path) -> str:
+    """A digest of the files' names (relative to `relative_to`) and contents."""
+    digest = hashlib.sha256()
+    for path in sorted(paths):
+        digest.update(str(path.relative_to(relative_to)).encode() + b"\0")
+        digest.update(hashlib.sha256(path.read_bytes()).digest())
+    return digest.hexdigest()
+
+
+def catalog_digest(directory: Path) -> str:
+    return digest_files((path for path in directory.rglob("*") if path.is_file()), directory)
+
+
+def installed_version(distribution: str) -> str | None:
+    try:
+        return importlib.metadata.version(distribution)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def building_key(inputs: dict) -> str:
+    """What a cached build depends on besides its `inputs`: the code of catalog/ and model/ (which generates, reads,
+    trains and indexes), the versions of Python and of the numerical libraries."""
+    code = digest_files((path for package in BUILDING_CODE for path in (ROOT / package).rglob("*.py")), ROOT)
+    versions = {name: installed_version(name) for name in BUILDING_LIBRARIES}
+    described = json.dumps({"inputs": inputs, "code": code, "versions": versions, "python": sys.version}, default=str)
+    return hashlib.sha256(described.encode()).hexdigest()[:16]
+
+
+def built_once(
+    request: pytest.FixtureRequest, name: str, inputs: dict, build: Callable[[Path], object]
+) -> tuple[Path, object | None]:
+    """A directory that `build(directory)` makes, kept in pytest's cache (.pytest_cache/d/posterbench/) under a key of
+    everything it depends on (`inputs`, and see building_key), so that a later run of unchanged code copies it
+    instead of training again; a fresh clone, CI and `pytest --cache-clear` build it anew. Returns a copy in this
+    session's temporary directory (tests cannot change the kept one) and what `build` returned, or None when the
+    directory came from the cache. Runs at once (pytest-xdist workers, two sessions) build it once: the first takes a
+    lock, the others wait for it. Without the cache (`-p no:cacheprovider`) it is built each time."""
+    copy = request.getfixturevalue("tmp_path_factory").mktemp(name) / name
+    cache = getattr(request.config, "cache", None)
+    if cache is None:
+        copy.mkdir()
+        return copy, build(copy)
+    root = cache.mkdir("posterbench")
+    kept = root / f"{name}-{building_key(inputs)}"
+    complete = root / f"{kept.name}.json"  # written once the build is whole
+    built = None
+    with (root / f"{kept.name}.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not complete.is_file():
+            shutil.rmtree(kept, ignore_errors=True)
+            kept.mkdir()
+            built = build(kept)
+            complete.write_text(json.dumps(inputs, default=str) + "\n")
+            for old in root.glob(f"{name}-*.json"):
+                if old != complete and time.time() - old.stat().st_mtime > KEEP_OLD_BUILDS_S:
+                    old.unlink()
+                    shutil.rmtree(old.with_suffix(""), ignore_errors=True)
+                    old.with_suffix(".lock").unlink(missing_ok=True)
+        shutil.copytree(kept, copy)
+    return copy, built
+
+
+def training_result(model_dir: Path):
+    """The TrainingResult of a saved model directory, as training returned it (the model loaded from disk)."""
+    from model.artifacts import GenreModel
+    from model.split import SPLIT_FILE, Split
+    from model.train import REPORT_FILE, TrainingResult
+
+    saved = json.loads((model_dir / REPORT_FILE).read_text())
+    return TrainingResult(
+        model=GenreModel.load(model_dir),
+        split=Split.load(model_dir / SPLIT_FILE),
+        report=saved["test"],
+        history=saved["history"],
+    )
+
+
+def trained_model(request: pytest.FixtureRequest, name: str, catalog, preset, weights: Path, seed: int = 0):
+    """`preset` trained on `catalog` from `weights`, built once (see built_once); returns (TrainingResult, model
+    directory). The result is the one training returned when this session trained it, else read back from disk."""
     from model.train import train
 
-    model_dir = tmp_path_factory.mktemp("runs") / "model"
-    result = train(demo_catalog, replace(DEMO, epochs=15), training_weights, model_dir, seed=0, progress=False)
-    return result, model_dir
+    inputs = {
+        "preset": preset.to_dict(),
+        "seed": seed,
+        "catalog": catalog_digest(catalog.directory),
+        "weights": digest_files([weights], weights.parent),
+    }
+    directory, result = built_once(
+        request, name, inputs, lambda out: train(catalog, preset, weights, out / "model", seed=seed, progress=False)
+    )
+    model_dir = directory / "model"
+    return result or training_result(model_dir), model_dir
 
 
 @pytest.fixture(scope="session")
-def index_dir(demo_catalog, trained, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from model.index import build_index
+def trained(request: pytest.FixtureRequest, demo_catalog, training_weights: Path):
+    """The demo preset trained for 15 epochs on the demo catalog; returns (TrainingResult, model directory)."""
+    from model.presets import DEMO
+
+    return trained_model(request, "demo-model", demo_catalog, replace(DEMO, epochs=15), training_weights)
+
+
+@pytest.fixture(scope="session")
+def index_dir(request: pytest.FixtureRequest, demo_catalog, trained) -> Path:
+    """The demo catalog's index by the trained demo model (built once, as that model is)."""
+    from model.index import build_index, model_fingerprint
 
     result, model_dir = trained
-    out = tmp_path_factory.mktemp("runs") / "index"
-    build_index(demo_catalog, result.model, model_dir, out, progress=False)
-    return out
+    inputs = {"model": model_fingerprint(model_dir), "catalog": catalog_digest(demo_catalog.directory)}
+
+    def build(out: Path) -> None:
+        build_index(demo_catalog, result.model, model_dir, out / "index", progress=False)
+
+    return built_once(request, "demo-index", inputs, build)[0] / "index"
 
 
 @pytest.fixture

@@ -117,16 +117,20 @@ def test_training_saves_model_split_report_and_curves(trained, demo_catalog) -> 
     assert "decade accuracy" in (model_dir / "report.txt").read_text()
 
 
-def test_a_saved_model_predicts_exactly_as_before(trained, demo_catalog) -> None:
+def test_a_saved_model_predicts_exactly_as_before(trained, demo_catalog, tmp_path: Path) -> None:
+    """The model as training left it (or, when the trained model came from the tests' cache, as loaded) against the
+    directory training saved and against a directory it saves now."""
     result, model_dir = trained
     posters = np.stack([load_poster(demo_catalog.poster_path(m), 100) for m in demo_catalog.movies[:5]])
     before = result.model.predict(posters)
-    loaded = GenreModel.load(model_dir)
-    after = loaded.predict(posters)
     assert before.genres.shape == (5, 6) and before.features.shape == (5, 100)
-    for name in ("genres", "features", "decades", "year", "rating", "poster_score"):
-        np.testing.assert_allclose(getattr(after, name), getattr(before, name), atol=1e-4, err_msg=name)
-    assert loaded.genres == GENRES and loaded.preset == result.model.preset
+    result.model.save(tmp_path / "saved")
+    for directory in (model_dir, tmp_path / "saved"):
+        loaded = GenreModel.load(directory)
+        after = loaded.predict(posters)
+        for name in ("genres", "features", "decades", "year", "rating", "poster_score"):
+            np.testing.assert_allclose(getattr(after, name), getattr(before, name), atol=1e-4, err_msg=name)
+        assert loaded.genres == GENRES and loaded.preset == result.model.preset
 
 
 def test_loading_a_missing_or_damaged_model_says_so(trained, tmp_path: Path) -> None:
@@ -199,7 +203,7 @@ def test_index_refuses_another_catalog_or_damage(index_dir: Path, demo_catalog, 
 
 
 def test_fine_tuning_block5_with_augmentation_trains_and_saves(
-    demo_catalog, vgg_weights_file: Path, tmp_path: Path
+    small_catalog, vgg_weights_file: Path, tmp_path: Path
 ) -> None:
     """The paper's path: block 5 trainable, augmented batches through tf.data (on a tiny head for speed)."""
     from dataclasses import replace
@@ -207,7 +211,7 @@ def test_fine_tuning_block5_with_augmentation_trains_and_saves(
     from model.train import train
 
     preset = replace(PAPER, head_units=(32, 100), epochs=1, batch_size=16)
-    result = train(demo_catalog, preset, vgg_weights_file, tmp_path / "paper", seed=0, progress=False)
+    result = train(small_catalog, preset, vgg_weights_file, tmp_path / "paper", seed=0, progress=False)
     assert len(result.history["loss"]) == 1 and np.isfinite(result.history["loss"][0])
     base = result.model.network
     import keras

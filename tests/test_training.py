@@ -17,7 +17,7 @@ from model import train as train_module
 from model.evaluate import constant_predictors, tune_thresholds
 from model.evaluation import evaluate, summaries
 from model.presets import DEMO
-from tests.conftest import needs_imagenet
+from tests.conftest import needs_imagenet, trained_model
 
 
 @needs_imagenet
@@ -38,12 +38,12 @@ def test_beats_constant_answers_on_posters_it_never_saw(trained, tmp_path: Path)
 
 
 @pytest.fixture(scope="module")
-def era_model_dir(training_weights: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The demo preset trained on 300 demo posters: the era signal needs more posters than the genres' 120."""
+def era_model_dir(request: pytest.FixtureRequest, training_weights: Path, tmp_path_factory) -> Path:
+    """The demo preset trained on 300 demo posters (built once, as the shared demo model is): the era signal needs
+    more posters than the genres' 120."""
     directory = tmp_path_factory.mktemp("era")
     catalog = read_catalog(generate_demo_catalog(directory / "catalog", n_movies=300, seed=1, progress=False))
-    train_module.train(catalog, replace(DEMO, epochs=20), training_weights, directory / "model", progress=False)
-    return directory / "model"
+    return trained_model(request, "era-model", catalog, replace(DEMO, epochs=20), training_weights)[1]
 
 
 @needs_imagenet
@@ -76,7 +76,7 @@ def test_constant_baselines_from_genre_counts() -> None:
 
 
 def test_an_interrupted_training_resumes_where_it_stopped(
-    demo_catalog, vgg_weights_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    small_catalog, vgg_weights_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     preset = replace(DEMO, epochs=4, patience=10)
     original_epoch_end = keras.callbacks.CSVLogger.on_epoch_end
@@ -89,7 +89,7 @@ def test_an_interrupted_training_resumes_where_it_stopped(
     monkeypatch.setattr(keras.callbacks.CSVLogger, "on_epoch_end", interrupt_after_two_epochs)
     out = tmp_path / "model"
     with pytest.raises(KeyboardInterrupt):
-        train_module.train(demo_catalog, preset, vgg_weights_file, out, progress=False)
+        train_module.train(small_catalog, preset, vgg_weights_file, out, progress=False)
     work = tmp_path / ".model.work"
     assert not out.exists() and (work / "frozen-train.npy").exists() and (work / "checkpoint").exists()
 
@@ -99,23 +99,23 @@ def test_an_interrupted_training_resumes_where_it_stopped(
     monkeypatch.setattr(
         train_module, "augmentation", lambda seed: cache_computed.append(seed) or original_augmentation(seed)
     )
-    result = train_module.train(demo_catalog, preset, vgg_weights_file, out, progress=False)
+    result = train_module.train(small_catalog, preset, vgg_weights_file, out, progress=False)
     assert cache_computed == []  # the cached frozen outputs were reused
     assert len(result.history["loss"]) == 4  # epochs 1-2 before the interruption, 3-4 after
     assert (out / "model.json").exists() and not work.exists()
 
 
-def test_a_changed_configuration_does_not_reuse_the_cache(demo_catalog, vgg_weights_file: Path, tmp_path) -> None:
+def test_a_changed_configuration_does_not_reuse_the_cache(small_catalog, vgg_weights_file: Path, tmp_path) -> None:
     work = tmp_path / ".model.work"
     work.mkdir()
     (work / "manifest.json").write_text('{"preset": "something else"}')
     (work / "frozen-train.npy").write_bytes(b"stale")
-    train_module.train(demo_catalog, replace(DEMO, epochs=1), vgg_weights_file, tmp_path / "model", progress=False)
+    train_module.train(small_catalog, replace(DEMO, epochs=1), vgg_weights_file, tmp_path / "model", progress=False)
     assert not work.exists() and (tmp_path / "model" / "model.json").exists()
 
 
 def test_new_training_settings_keep_the_cache_but_not_the_checkpoints(
-    demo_catalog, vgg_weights_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    small_catalog, vgg_weights_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     out = tmp_path / "model"
     ran = []
@@ -127,12 +127,12 @@ def test_new_training_settings_keep_the_cache_but_not_the_checkpoints(
 
     monkeypatch.setattr(keras.callbacks.CSVLogger, "on_epoch_end", interrupt_after_one_epoch)
     with pytest.raises(KeyboardInterrupt):
-        train_module.train(demo_catalog, replace(DEMO, epochs=3), vgg_weights_file, out, progress=False)
+        train_module.train(small_catalog, replace(DEMO, epochs=3), vgg_weights_file, out, progress=False)
     monkeypatch.setattr(keras.callbacks.CSVLogger, "on_epoch_end", original_epoch_end)
     original_augmentation = train_module.augmentation
     monkeypatch.setattr(train_module, "augmentation", lambda seed: ran.append(seed) or original_augmentation(seed))
     other = replace(DEMO, epochs=2, learning_rate=5e-4)  # what is trained changes, not the inputs
-    result = train_module.train(demo_catalog, other, vgg_weights_file, out, progress=False)
+    result = train_module.train(small_catalog, other, vgg_weights_file, out, progress=False)
     assert ran == []  # the frozen outputs were reused
     assert len(result.history["loss"]) == 2  # both epochs trained anew: the old checkpoint was not resumed
 
