@@ -1,5 +1,5 @@
 """gunicorn settings for PosterBench: `gunicorn -c python:app.gunicorn_conf "app:create_app()"`, which `posterbench
-serve`, the Docker image and app/serving.py run. A module of the installed package, so that serving needs no checkout.
+serve`, the Docker image and tools/serving.py run. A module of the installed package, so that serving needs no checkout.
 Each can be overridden on the command line or with GUNICORN_* / POSTERBENCH_* variables as below."""
 
 import os

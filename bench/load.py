@@ -44,8 +44,8 @@ from pathlib import Path
 import numpy as np
 import requests
 
-from app.serving import gunicorn_server
 from catalog import read_catalog
+from tools.serving import gunicorn_server
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 

@@ -15,8 +15,8 @@ import tempfile
 from pathlib import Path
 
 from catalog import Catalog, read_catalog
-from scraper.replica import ReplicaServer, write_replica_catalog
 from scraper.scrape import PAPER_GENRES, ScrapeSettings, scrape
+from tools.replica import ReplicaServer, write_replica_catalog
 
 
 def differences(replica: Catalog, scraped: Catalog) -> list[str]:

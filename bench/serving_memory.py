@@ -24,10 +24,10 @@ from pathlib import Path
 
 import requests
 
-from app.serving import gunicorn_server
 from bench.load import Client, add_served_arguments, server_settings
 from catalog import read_catalog
 from model.onnx_model import ONNX_DATA_FILE
+from tools.serving import gunicorn_server
 
 WARM_UPLOADS_PER_WORKER = 8
 

@@ -1,6 +1,7 @@
 """`posterbench`: one command line for every stage, in pipeline order. The stages' own click commands are mounted
-as they are (`python -m catalog|model|embedding|scraper ...` still work); `serve` starts gunicorn, and the benchmarks,
-which live in the checkout's `bench/` and are not installed, are run from the repository's root.
+as they are (`python -m catalog|model|embedding|scraper ...` still work); `serve` starts gunicorn, and the benchmarks
+and the IMDb replica, which live in the checkout's `bench/` and `tools/` and are not installed, are run from the
+repository's root.
 
 Importing this module imports no TensorFlow, Keras or Selenium: each stage imports what it needs when it runs, so
 `posterbench --help`, `serve` and `init-db` work on the serving install (no `train` or `scrape` extra)."""
@@ -18,7 +19,7 @@ from embedding.__main__ import cli as embedding_cli
 from model.__main__ import cli as model_cli
 from scraper.__main__ import cli as scraper_cli
 
-# What `serve` runs: the same gunicorn settings module and app factory as the Docker image and app/serving.py.
+# What `serve` runs: the same gunicorn settings module and app factory as the Docker image and tools/serving.py.
 GUNICORN_CONFIG = "python:app.gunicorn_conf"
 APP_TARGET = "app:create_app()"
 PASS_THROUGH = {"ignore_unknown_options": True, "allow_extra_args": True, "help_option_names": []}
@@ -39,7 +40,16 @@ def main() -> None:
 
 
 main.add_command(scraper_cli.commands["scrape"], "scrape")
-main.add_command(scraper_cli.commands["replica"], "replica")
+
+
+@main.command("replica", context_settings=PASS_THROUGH, add_help_option=False)
+@click.argument("arguments", nargs=-1, type=click.UNPROCESSED)
+def replica(arguments: tuple[str, ...]) -> None:
+    """DIRECTORY [--port N] [--movies N]: write (if missing) and serve the offline IMDb replica to scrape
+    (tools/replica, a test tool: run from the repository's root)."""
+    checkout_tool("replica")
+    sys.stdout.flush()
+    os.execv(sys.executable, [sys.executable, "-m", "tools.replica", *arguments])
 
 
 @main.command("datasets", context_settings=PASS_THROUGH, add_help_option=False)
@@ -120,6 +130,17 @@ def serve(
     command = [sys.executable, "-m", "gunicorn", "-c", GUNICORN_CONFIG, "--bind", bind, "--workers", str(workers)]
     sys.stdout.flush()
     os.execve(sys.executable, [*command, APP_TARGET], environment)  # gunicorn takes this process (and its signals)
+
+
+def checkout_tool(name: str, root: Path | None = None) -> Path:
+    """The tool tools/NAME of the checkout at `root` (default: the working directory): not installed, like bench/."""
+    tool = (root or Path.cwd()) / "tools" / name
+    if not tool.is_dir():
+        raise click.ClickException(
+            f"{tool} not found: the test tools live in the repository's tools/ (they are not installed); "
+            "run this from the repository's root"
+        )
+    return tool
 
 
 def bench_script(name: str, root: Path | None = None) -> Path:

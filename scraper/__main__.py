@@ -1,12 +1,11 @@
-"""Command line for the dataset builder: `python -m scraper scrape --out DIR` scrapes IMDb (or a replica) into a
-catalog, resumably; `python -m scraper replica DIR` writes (if missing) and serves the offline replica of IMDb."""
+"""Command line for the dataset builder: `python -m scraper scrape --out DIR` scrapes IMDb (or the offline replica,
+tools/replica, which `posterbench replica DIR` serves from the checkout) into a catalog, resumably."""
 
 from __future__ import annotations
 
 import json
 import logging
 import sys
-import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -41,7 +40,7 @@ def _genres(context: click.Context, parameter: click.Parameter, value: str | Non
 
 @click.group()
 def cli() -> None:
-    """Build a catalog from IMDb's search pages, or serve an offline replica of IMDb to try it on."""
+    """Build a catalog from IMDb's search pages."""
 
 
 @cli.command()
@@ -102,35 +101,6 @@ def scrape(out_dir: Path, **options: object) -> None:
     )
     summary = {"movies": report.movies, "posters": report.posters}
     click.echo(json.dumps(summary | {"seconds": report.seconds}))
-
-
-@cli.command()
-@click.argument("directory", type=click.Path(path_type=Path))
-@click.option("--port", type=int, default=8765, show_default=True, help="port on 127.0.0.1 (0 picks one)")
-@click.option("--movies", "n_movies", type=click.IntRange(1, 999_999), default=300, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--result-cap", type=click.IntRange(min=1), default=10_000, show_default=True)
-@click.option("--page-size", type=click.IntRange(1, 250), default=50, show_default=True)
-def replica(directory: Path, port: int, n_movies: int, seed: int, result_cap: int, page_size: int) -> None:
-    """Write the replica's catalog in DIRECTORY (unless there is one) and serve it as IMDb until Ctrl-C."""
-    from catalog import CatalogError, read_catalog
-    from scraper.replica import ReplicaServer, write_replica_catalog
-
-    try:
-        if (directory / "movies.csv").is_file():
-            catalog = read_catalog(directory)
-        else:
-            catalog = write_replica_catalog(directory, n_movies=n_movies, seed=seed)
-    except (CatalogError, FileExistsError) as error:
-        raise click.ClickException(str(error)) from error
-    with ReplicaServer(catalog, port=port, result_cap=result_cap, page_size=page_size) as server:
-        click.echo(f"Serving {len(catalog)} replica titles at {server.url}; scrape them with:")
-        click.echo(f"  python -m scraper scrape --out OUT --base-url {server.url} --image-host-override {server.url}")
-        click.echo("Ctrl-C stops.")
-        try:
-            threading.Event().wait()
-        except KeyboardInterrupt:
-            click.echo()
 
 
 if __name__ == "__main__":

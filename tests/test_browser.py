@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from app.serving import gunicorn_server
 from catalog import Catalog
 from scraper.browser import CHROMEDRIVER_NAMES, CHROMIUM_NAMES, find_program
-from scraper.replica import ReplicaServer
+from tools.replica import ReplicaServer
+from tools.serving import gunicorn_server
 
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = find_program(CHROMIUM_NAMES)

@@ -53,7 +53,7 @@ def test_every_stage_is_a_subcommand_in_pipeline_order() -> None:
 
 @pytest.mark.parametrize(
     "arguments",
-    [[name, "--help"] for name in STAGES if name not in {"datasets", "recommend-eval", "bench"}]
+    [[name, "--help"] for name in STAGES if name not in {"replica", "datasets", "recommend-eval", "bench"}]
     + [["embed", "fit", "--help"], ["embed", "evaluate", "--help"]],
 )
 def test_each_stage_has_its_help(arguments: list[str]) -> None:
@@ -63,8 +63,10 @@ def test_each_stage_has_its_help(arguments: list[str]) -> None:
 
 
 def test_the_pass_through_stages_show_their_scripts_help() -> None:
-    """datasets, recommend-eval and bench hand --help to the script they run (argparse), from the checkout's root."""
+    """replica, datasets, recommend-eval and bench hand --help to the tool or script they run, from the checkout's
+    root."""
     for arguments, expected in (
+        (["replica", "--help"], "--result-cap"),
         (["datasets", "--help"], "{check,fill}"),
         (["recommend-eval", "--help"], "--queries-index"),
         (["bench", "bandit_simulation", "--help"], "--rounds"),
@@ -84,6 +86,9 @@ def test_bench_lists_the_benchmarks_and_refuses_outside_the_checkout(tmp_path: P
     refused = CliRunner().invoke(cli.main, ["recommend-eval", "--catalog", "x"])
     assert refused.exit_code != 0
     assert "bench/recommend_quality.py not found" in refused.output and "repository's root" in refused.output
+    refused = CliRunner().invoke(cli.main, ["replica", "imdb"])
+    assert refused.exit_code != 0
+    assert "tools/replica not found" in refused.output and "repository's root" in refused.output
 
 
 def test_the_command_line_imports_no_training_or_scraping_library() -> None:

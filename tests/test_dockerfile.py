@@ -1,6 +1,6 @@
 """What can be checked of the Dockerfile and .dockerignore without a Docker engine: the image installs the serving
 lock only (hashes checked) and then the project without dependencies, runs the same gunicorn command as the browser
-tests (app/serving.py) and `posterbench serve`, copies every package the app imports and nothing of var/, instance/,
+tests (tools/serving.py) and `posterbench serve`, copies every package the app imports and nothing of var/, instance/,
 tests/ or data, runs as a non-root user, sets only settings the app or app/gunicorn_conf.py read, and its HEALTHCHECK
 command works against a /healthz server."""
 
@@ -187,8 +187,8 @@ def test_cmd_is_the_gunicorn_command_the_tests_run(parsed):
     commands = [exec_form(arguments) for keyword, arguments in parsed if keyword == "CMD"]
     assert commands == [["gunicorn", "-c", "python:app.gunicorn_conf", "app:create_app()"]]
     assert not any(keyword == "ENTRYPOINT" for keyword, _ in parsed)
-    # app/serving.py (browser tests, load benchmark) and `posterbench serve` run the same settings and app factory.
-    serving = (ROOT / "app/serving.py").read_text()
+    # tools/serving.py (browser tests, load benchmark) and `posterbench serve` run the same settings and app factory.
+    serving = (ROOT / "tools/serving.py").read_text()
     assert '"-c", "python:app.gunicorn_conf"' in serving and '"app:create_app()"' in serving
     assert (GUNICORN_CONFIG, APP_TARGET) == ("python:app.gunicorn_conf", "app:create_app()")
 

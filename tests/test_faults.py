@@ -35,7 +35,7 @@ import pytest
 
 from app import create_app
 from app import db as app_db
-from app.serving import DIRECT, gunicorn_server
+from tools.serving import DIRECT, gunicorn_server
 
 API = {"X-Requested-With": "pytest"}
 RATINGS = ("good", "okay", "bad")

@@ -14,7 +14,7 @@ import pytest
 import scraper.fetch
 from app import create_app
 from catalog import Catalog
-from scraper.replica import ReplicaServer
+from tools.replica import ReplicaServer
 
 OUTSIDE = ["tt98000001", "tt98000002", "tt98000003", "tt98000004"]  # movies IMDb has and the catalog does not
 NO_POSTER, BOT_WALLED = OUTSIDE[2], OUTSIDE[3]

@@ -19,9 +19,9 @@ import pytest
 from app import create_app
 from app.db import open_database, redacted
 from app.migrations import latest_version
-from app.serving import DIRECT, gunicorn_server
 from recommend import DISTANCES
 from tests.test_faults import API, REWARDS, assert_refused, post, rating_for, vote, worker_pids
+from tools.serving import DIRECT, gunicorn_server
 
 
 @pytest.fixture

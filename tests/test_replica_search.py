@@ -22,7 +22,10 @@ import pytest
 from PIL import Image
 
 from catalog import Catalog, read_catalog
-from scraper.replica import (
+from scraper.search import PAPER_GENRES, read_next_data
+from scraper.title_page import read_title_page
+from tests.conftest import popen_interruptible
+from tools.replica import (
     FailureModes,
     ReplicaServer,
     abbreviate_votes,
@@ -30,9 +33,6 @@ from scraper.replica import (
     replica_movies,
     write_replica_catalog,
 )
-from scraper.search import PAPER_GENRES, read_next_data
-from scraper.title_page import read_title_page
-from tests.conftest import popen_interruptible
 
 ROOT = Path(__file__).resolve().parents[1]
 NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
@@ -267,7 +267,7 @@ def test_write_replica_catalog(tmp_path: Path) -> None:
 
 
 def test_the_replica_command_writes_and_serves_a_catalog(tmp_path: Path) -> None:
-    command = [sys.executable, "-m", "scraper", "replica", str(tmp_path / "imdb"), "--port", "0", "--movies", "15"]
+    command = [sys.executable, "-m", "tools.replica", str(tmp_path / "imdb"), "--port", "0", "--movies", "15"]
     process = popen_interruptible(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         line = process.stdout.readline()

@@ -29,7 +29,6 @@ from PIL import Image
 
 from catalog import Catalog, Movie, read_catalog
 from scraper.browser import Pacer
-from scraper.replica import _CAPTCHA_PAGE, _FORBIDDEN_PAGE, FailureModes, ReplicaServer, replica_movies
 from scraper.scrape import (
     BotWall,
     ScrapeBusyError,
@@ -71,6 +70,8 @@ from scraper.state import (
 )
 from scraper.title_page import sized_poster_url
 from tests.conftest import popen_interruptible
+from tools.replica import FailureModes, ReplicaServer, replica_movies
+from tools.replica.search import _CAPTCHA_PAGE, _FORBIDDEN_PAGE
 
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")

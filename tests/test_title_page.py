@@ -12,9 +12,9 @@ from urllib.parse import urlsplit
 import pytest
 
 from catalog import Movie
-from scraper.replica import LOGO_IMAGE, VARIANTS, ReplicaServer, title_page_html
 from scraper.title_page import TitlePage, TitlePageError, read_title_page
 from tests.test_replica_search import NO_PROXY, fetch
+from tools.replica import LOGO_IMAGE, VARIANTS, ReplicaServer, title_page_html
 
 IMAGE = "https://m.media-amazon.com/images/M/tt9000001.jpg"
 TRICKY_TITLE = 'Jane\'s "Case" & </script> <!--<script> Ünïcödé 東京 (Part 2) | Reprise'

@@ -9,8 +9,8 @@ import re
 import pytest
 
 from catalog import Movie
-from scraper.replica import title_page_html
 from scraper.title_page import TitlePage, TitlePageError, parse_votes, read_title_page
+from tools.replica import title_page_html
 
 BASE = "https://m.media-amazon.com/images/M/MV5BPLACEHOLDER0001@"
 SMALL = BASE + "._V1_QL75_UX190_CR0,0,190,281_.jpg"

@@ -1,0 +1,50 @@
+"""`python -m tools.replica DIRECTORY` (or `posterbench replica DIRECTORY` from the checkout): write the replica's
+catalog in DIRECTORY unless there is one, and serve it as IMDb on 127.0.0.1 until Ctrl-C."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import click
+
+
+@click.command()
+@click.argument("directory", type=click.Path(path_type=Path))
+@click.option("--port", type=int, default=8765, show_default=True, help="port on 127.0.0.1 (0 picks one)")
+@click.option("--movies", "n_movies", type=click.IntRange(1, 999_999), default=300, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--result-cap", type=click.IntRange(min=1), default=10_000, show_default=True)
+@click.option("--page-size", type=click.IntRange(1, 250), default=50, show_default=True)
+@click.option(
+    "--image-base", metavar="URL", help="host the pages name posters on (default: IMDb's; 'self': this server)"
+)
+def main(
+    directory: Path, port: int, n_movies: int, seed: int, result_cap: int, page_size: int, image_base: str | None
+) -> None:
+    """Write the replica's catalog in DIRECTORY (unless there is one) and serve it as IMDb until Ctrl-C."""
+    from catalog import CatalogError, read_catalog
+    from tools.replica import ReplicaServer, write_replica_catalog
+
+    try:
+        if (directory / "movies.csv").is_file():
+            catalog = read_catalog(directory)
+        else:
+            catalog = write_replica_catalog(directory, n_movies=n_movies, seed=seed)
+    except (CatalogError, FileExistsError) as error:
+        raise click.ClickException(str(error)) from error
+    base = None if image_base == "self" else image_base
+    with ReplicaServer(catalog, port=port, result_cap=result_cap, page_size=page_size, image_base=base) as server:
+        if image_base == "self":
+            server.image_base = server.url  # a browser then shows the posters
+        click.echo(f"Serving {len(catalog)} replica titles at {server.url}; scrape them with:")
+        click.echo(f"  posterbench scrape --out OUT --base-url {server.url} --image-host-override {server.url}")
+        click.echo("Ctrl-C stops.")
+        try:
+            threading.Event().wait()
+        except KeyboardInterrupt:
+            click.echo()
+
+
+if __name__ == "__main__":
+    main()
