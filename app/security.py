@@ -23,6 +23,11 @@ PAGE_POLICY = (
 SVG_POLICY = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; frame-ancestors 'self'"
 
 
+# The CSRF token is ours, not Flask-WTF's CSRFProtect (installable, but not used): it is the same scheme (a random
+# token kept in the signed session cookie, sent back by every form, compared in constant time) in a dozen lines, for
+# four forms that need no WTForms. CSRFProtect would add flask-wtf and WTForms to the serving install, sign each
+# form's token with a time limit (one hour by default: a results page left open longer could no longer be rated), and
+# would need the JSON API exempted and its own error page wired to ours.
 def csrf_token() -> str:
     """The session's CSRF token, made on first use; every form that changes state carries it."""
     if CSRF_FIELD not in session:

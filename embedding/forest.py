@@ -5,6 +5,13 @@ A `PackedForest` holds scikit-learn regression trees grouped into "joint trees":
 output vector (for CLEMS, the embedding) and is either one multi-output tree or one single-output tree per
 output. The forest's prediction is the mean of the joint trees' predictions, as a random forest's is. Rows are
 compared as float32 with the float64 thresholds, as scikit-learn does, so predictions match the trees' own.
+
+Why our own format and not a library's: joblib or pickle would save the fitted scikit-learn objects, but loading a
+pickle runs code from the file and breaks across scikit-learn versions (the app loads CLEMS at every start);
+skops.io (not in the locks) loads safely but rebuilds scikit-learn forests, whose predict calls each of the 500
+trees per dimension in turn, and skl2onnx would add a converter to the `train` extra for
+what these flat arrays do in a few vectorised numpy steps over all trees at once. The format is the trees' own
+arrays (children, feature, threshold, value), so nothing is approximated.
 """
 
 from __future__ import annotations

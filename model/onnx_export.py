@@ -10,7 +10,13 @@ probabilities (softmax), year, rating, and the signature of blocks 4 and 5 (glob
 detector reads. Every weight goes into one float32 file, model.onnx.data, each tensor at an offset aligned to
 ALIGNMENT so that ONNX Runtime can memory-map it. model.onnx.json records the Keras weights it was made from
 (model/onnx_model.py refuses the export once they change) and the size and hash of both files. The
-export is checked against Keras on posters (a catalog's, or random ones) before it is kept."""
+export is checked against Keras on posters (a catalog's, or random ones) before it is kept.
+
+Why by hand and not with a converter (tf2onnx): the layout of the weights file is the point. Every tensor sits at a
+64 KiB-aligned offset of one external-data file, so ONNX Runtime memory-maps it and all gunicorn workers share one
+copy in the page cache (bench/README.md, "Serving memory"); onnx.save_model's external data (onnx 1.23) has no
+alignment option, so a converter's output would still have to be rewritten, and a converter would tie the `train`
+extra to the TensorFlow and Keras versions it supports. The graph is small (convolutions, pooling, dense layers)."""
 
 from __future__ import annotations
 

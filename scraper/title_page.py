@@ -1,6 +1,12 @@
 """Read an IMDb title page's HTML into the movie's metadata (title, year, genres, rating, votes) and its poster URL,
 preferring the embedded `__NEXT_DATA__` JSON, then JSON-LD, then the og: meta tags, then the visible hero section,
-field by field."""
+field by field.
+
+The page is tokenised by the standard library's html.parser (lenient with broken HTML, no dependency), not by a
+hand-written scanner; what is ours is only which elements to keep (`_PageScanner`: scripts, meta tags, the hero
+region's data-testid attributes). BeautifulSoup would let CSS selectors pick them but add bs4 and soupsieve to the
+serving install (the app reads title pages for IMDb links) and build a tree of the whole page (about 1 MB) to read a
+few fields."""
 
 from __future__ import annotations
 
