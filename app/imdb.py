@@ -8,7 +8,8 @@ from collections.abc import Container, Mapping
 from dataclasses import dataclass
 
 from app.errors import RequestError
-from scraper.fetch import IMDB_IMAGE_HOSTS, IMDB_PAGE_HOSTS, FetchError, LinkError, SafeFetcher, imdb_id_from_link
+from scraper.fetch import FetchError, SafeFetcher
+from scraper.links import IMDB_IMAGE_HOSTS, IMDB_PAGE_HOSTS, LinkError, imdb_id_from_link
 from scraper.title_page import TitlePageError, read_title_page
 
 PAGE_MAX_BYTES = 8 * 1024 * 1024  # IMDb's title pages are 1-2 MB

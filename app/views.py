@@ -37,7 +37,7 @@ from app.recommendations import (
 from app.resources import get_resources
 from app.security import client_key
 from recommend import candidate_genres
-from scraper.fetch import EXAMPLE_LINK
+from scraper.links import EXAMPLE_LINK
 
 bp = Blueprint("main", __name__)
 POSTER_CACHE_SECONDS = 24 * 3600

@@ -21,7 +21,7 @@ EXIT_INTERRUPTED = 130
 
 
 def _year_ranges(context: click.Context, parameter: click.Parameter, value: str | None) -> tuple[YearRange, ...]:
-    from scraper.scrape import DEFAULT_YEAR_RANGES, parse_year_ranges
+    from scraper.settings import DEFAULT_YEAR_RANGES, parse_year_ranges
 
     try:
         return parse_year_ranges(value) if value else DEFAULT_YEAR_RANGES
@@ -30,7 +30,7 @@ def _year_ranges(context: click.Context, parameter: click.Parameter, value: str 
 
 
 def _genres(context: click.Context, parameter: click.Parameter, value: str | None) -> tuple[str, ...]:
-    from scraper.scrape import PAPER_GENRES, parse_genres
+    from scraper.settings import PAPER_GENRES, parse_genres
 
     try:
         return parse_genres(value) if value else PAPER_GENRES

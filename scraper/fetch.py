@@ -1,11 +1,10 @@
 """Downloads from IMDb's hosts only, with time-outs, a size cap and no way to reach private or loopback addresses: a
-guard against server-side request forgery for the links users paste, and a reader of the IMDb title links themselves."""
+guard against server-side request forgery for the links users paste. The links themselves are read by scraper.links
+and the addresses vetted by scraper.addresses; this module re-exports their public names."""
 
 from __future__ import annotations
 
 import contextlib
-import ipaddress
-import re
 import socket
 import ssl
 import threading
@@ -24,6 +23,17 @@ from urllib3.exceptions import TimeoutError as Urllib3TimeoutError
 from urllib3.response import BaseHTTPResponse
 from urllib3.util.ssl_match_hostname import CertificateError
 
+from scraper.addresses import _connectable, is_public_address
+from scraper.links import (
+    _DEFAULT_PORTS,
+    _UNSAFE_URL_CHARS,
+    IMDB_IMAGE_HOSTS,
+    IMDB_PAGE_HOSTS,
+    LinkError,
+    _authority_problem,
+    imdb_id_from_link,
+)
+
 __all__ = [
     "FETCH_ERROR_KINDS",
     "IMDB_IMAGE_HOSTS",
@@ -36,8 +46,6 @@ __all__ = [
     "is_public_address",
 ]
 
-IMDB_PAGE_HOSTS = frozenset({"www.imdb.com", "m.imdb.com", "imdb.com"})
-IMDB_IMAGE_HOSTS = frozenset({"m.media-amazon.com", "ia.media-imdb.com", "images-na.ssl-images-amazon.com"})
 FETCH_ERROR_KINDS = frozenset(
     {
         "forbidden_host",
@@ -50,17 +58,10 @@ FETCH_ERROR_KINDS = frozenset(
         "dns",
     }
 )
-EXAMPLE_LINK = "https://www.imdb.com/title/tt0111161/"
 
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
-_DEFAULT_PORTS = {"http": "80", "https": "443"}
 _CHUNK = 64 * 1024
-_UNSAFE_URL_CHARS = re.compile(r"[\x00-\x20\x7f\\]")  # control characters, whitespace and backslashes
 _REQUEST_TARGET_SAFE = "".join(chr(c) for c in range(0x21, 0x7F))  # printable ASCII stays; anything else is %-encoded
-_TITLE_PATH = re.compile(r"/(?:[a-z]{2}/)?title/(tt[0-9]{7,8})(?:/.*)?", re.DOTALL)  # optional language: /de/title/
-_BARE_ID = re.compile(r"tt[0-9]{7,8}")
-_WEB_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
-_OTHER_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:(?![0-9])")  # javascript:, mailto:, data: (not host:port)
 
 
 class FetchError(Exception):
@@ -77,166 +78,12 @@ class FetchError(Exception):
         self.kind = kind
 
 
-class LinkError(ValueError):
-    """A pasted text that is not a link to an IMDb title page; the message tells the person what to paste instead."""
-
-
 @dataclass(frozen=True)
 class Response:
     url: str  # the final URL after redirects (the IMDb URL, also when an override served it)
     status: int  # any status: 404 or IMDb's bot wall (202, 403, 405) are for the caller to interpret
     content_type: str  # the Content-Type header as sent ("" when absent), e.g. "text/html; charset=utf-8"
     body: bytes  # decompressed when the server sent gzip or deflate anyway
-
-
-# -- IMDb title links ------------------------------------------------------------------------------------------------
-
-
-def imdb_id_from_link(text: str) -> str:
-    """The title ID ("tt0111161") of a pasted IMDb title link such as https://www.imdb.com/title/tt0111161/.
-
-    Accepts www., m. or no subdomain, http or https or no scheme, sub-pages (/reference), a language prefix (/de/),
-    queries and fragments. Raises LinkError, with a message for a person, for anything else."""
-    link = text.strip()
-    if not link:
-        raise LinkError(f"Paste a link to an IMDb title page, such as {EXAMPLE_LINK}")
-    if _BARE_ID.fullmatch(link):
-        raise LinkError(
-            f"{link} is an IMDb ID, not a link; paste the link to its title page: https://www.imdb.com/title/{link}/"
-        )
-    if _UNSAFE_URL_CHARS.search(link):
-        raise LinkError(
-            "That link contains spaces, backslashes or control characters, which IMDb links never have; "
-            f"paste a link to an IMDb title page such as {EXAMPLE_LINK}"
-        )
-    if not _WEB_SCHEME.match(link):
-        if _OTHER_SCHEME.match(link) or link.startswith("/"):
-            raise LinkError(f"That is not a web link; paste a link to an IMDb title page such as {EXAMPLE_LINK}")
-        link = "https://" + link
-    try:
-        parts = urlsplit(link)
-    except ValueError:  # a malformed [IPv6] host, or one that turns into other characters under NFKC
-        raise LinkError(
-            f"That is not a valid web link; paste a link to an IMDb title page such as {EXAMPLE_LINK}"
-        ) from None
-    scheme = parts.scheme.lower()
-    if scheme not in _DEFAULT_PORTS:
-        raise LinkError(
-            f"That is a {scheme}: link, not a web page; paste a link to an IMDb title page such as {EXAMPLE_LINK}"
-        )
-    problem, host = _authority_problem(parts.netloc, scheme, IMDB_PAGE_HOSTS)
-    if problem is not None:
-        reason = {
-            "userinfo": f"That link hides its real destination ({host}) behind a user name and an @ sign",
-            "port": f"That link names a port ({parts.netloc}), which IMDb links never do",
-            "empty": "That link has no site name in it",
-            "look_alike": f"The site name in that link ({host}) uses letters that only look like ordinary ones",
-            "not_allowed": f"That is a link to {host}",
-        }[problem]
-        raise LinkError(f"{reason}; paste a link to an IMDb title page such as {EXAMPLE_LINK}")
-    match = _TITLE_PATH.fullmatch(parts.path)
-    if match is None:
-        raise LinkError(
-            f"That is a page of IMDb ({host}{parts.path or '/'}) but not a film's or series' title page; "
-            f"paste a link such as {EXAMPLE_LINK}"
-        )
-    return match.group(1)
-
-
-def _authority_problem(netloc: str, scheme: str, allowed: frozenset[str]) -> tuple[str | None, str]:
-    """(what is wrong with a URL's authority or None, its host): "userinfo" (a user name before @), "port" (other
-    than the scheme's default), "empty", "look_alike" (a non-ASCII host) or "not_allowed" (not exactly one of
-    `allowed`, which a trailing dot also makes it); the host is lowercased when it is ASCII."""
-    if "@" in netloc:
-        return "userinfo", netloc.rpartition("@")[2]
-    host, port = netloc, None
-    if not netloc.startswith("[") and ":" in netloc:
-        host, _, port = netloc.rpartition(":")
-    if not host.isascii():
-        return "look_alike", host
-    host = host.lower()
-    if not host:
-        return "empty", host
-    if host not in allowed:
-        return "not_allowed", host
-    if port is not None and port != _DEFAULT_PORTS[scheme]:
-        return "port", host
-    return None, host
-
-
-# -- addresses -------------------------------------------------------------------------------------------------------
-
-_NON_PUBLIC_V4 = tuple(
-    ipaddress.IPv4Network(net)
-    for net in (
-        "0.0.0.0/8",  # "this network"
-        "10.0.0.0/8",  # private
-        "100.64.0.0/10",  # shared address space (carrier-grade NAT)
-        "127.0.0.0/8",  # loopback
-        "169.254.0.0/16",  # link-local, cloud metadata services
-        "172.16.0.0/12",  # private
-        "192.0.0.0/24",  # IETF protocol assignments
-        "192.0.2.0/24",  # documentation
-        "192.88.99.0/24",  # 6to4 relay anycast
-        "192.168.0.0/16",  # private
-        "198.18.0.0/15",  # benchmarking
-        "198.51.100.0/24",  # documentation
-        "203.0.113.0/24",  # documentation
-        "224.0.0.0/4",  # multicast
-        "240.0.0.0/4",  # reserved, broadcast
-    )
-)
-_GLOBAL_UNICAST_V6 = ipaddress.IPv6Network("2000::/3")  # everything outside is loopback, ULA, link-local, multicast...
-_NON_PUBLIC_V6 = tuple(
-    ipaddress.IPv6Network(net)
-    for net in (
-        "2001::/23",  # IETF protocol assignments, Teredo (2001::/32) among them
-        "2001:db8::/32",  # documentation
-        "2002::/16",  # 6to4: embeds an IPv4 address that could be anything
-        "3fff::/20",  # documentation
-    )
-)
-_NAT64 = ipaddress.IPv6Network("64:ff9b::/96")  # DNS64 answers: the last 32 bits are the IPv4 address reached
-
-
-def is_public_address(address: str) -> bool:
-    """Whether `address` (an IP address string) is globally routable, so fit to connect to for a user's request.
-
-    False for loopback, private, link-local (cloud metadata), shared (100.64/10), multicast, reserved, unspecified,
-    documentation and site-local addresses, for IPv4-mapped, IPv4-compatible and NAT64 IPv6 forms of those, for
-    addresses with a scope and for anything that does not parse as an IP address."""
-    try:
-        ip = ipaddress.ip_address(address)
-    except ValueError:
-        return False
-    if isinstance(ip, ipaddress.IPv4Address):
-        return _is_public_v4(ip)
-    if ip.scope_id:
-        return False
-    if ip.ipv4_mapped is not None:
-        return _is_public_v4(ip.ipv4_mapped)
-    if ip in _NAT64:
-        return _is_public_v4(ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF))
-    # ::/96 (IPv4-compatible, ::1, ::), fc00::/7, fe80::/10, fec0::/10 and ff00::/8 all lie outside 2000::/3
-    if ip not in _GLOBAL_UNICAST_V6 or any(ip in net for net in _NON_PUBLIC_V6):
-        return False
-    return ip.is_global and not _has_special_flag(ip)
-
-
-def _connectable(address: str) -> str:
-    """A vetted address in the form to connect to: canonical, and IPv4-mapped IPv6 as the IPv4 address itself."""
-    ip = ipaddress.ip_address(address)
-    mapped = ip.ipv4_mapped if isinstance(ip, ipaddress.IPv6Address) else None
-    return str(mapped or ip)
-
-
-def _is_public_v4(ip: ipaddress.IPv4Address) -> bool:
-    return ip.is_global and not _has_special_flag(ip) and not any(ip in net for net in _NON_PUBLIC_V4)
-
-
-def _has_special_flag(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
-    flags = (ip.is_private, ip.is_loopback, ip.is_link_local, ip.is_multicast, ip.is_reserved, ip.is_unspecified)
-    return any(flags) or (isinstance(ip, ipaddress.IPv6Address) and ip.is_site_local)
 
 
 def _system_resolve(host: str, port: int) -> list[str]:
