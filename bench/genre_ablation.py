@@ -94,8 +94,8 @@ def main() -> None:
 
     from app.resources import load_model
     from catalog import read_catalog
-    from model.evaluate import calibration_report, genre_report, tune_thresholds
     from model.index import FeatureIndex
+    from model.metrics import calibration_report, genre_report, tune_thresholds
     from model.split import SPLIT_FILE, Split
 
     catalog = read_catalog(args.catalog)

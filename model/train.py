@@ -16,12 +16,10 @@ from pathlib import Path
 
 import keras
 import numpy as np
-from matplotlib.figure import Figure
 from tqdm import tqdm
 
 from catalog import GENRES, Catalog, staged_directory
 from model.artifacts import RATING_INTERVAL_SHARE, Description, GenreModel
-from model.evaluate import format_report, logit, tune_thresholds
 from model.evaluation import full_report, known_values, predict_movies
 from model.frozen_heads import (
     DenseWeights,
@@ -33,6 +31,7 @@ from model.frozen_heads import (
     stacked_genre_layer,
 )
 from model.images import load_posters, preprocess
+from model.metrics import format_report, logit, tune_thresholds
 from model.network import (
     GENRES_LAYER,
     RATING_LAYER,
@@ -44,6 +43,7 @@ from model.network import (
 )
 from model.poster_detector import PosterDetector
 from model.presets import Preset
+from model.report_plots import save_learning_curves, save_reliability_plot
 from model.split import SPLIT_FILE, Split, rebalance, split_movies, with_target_genres
 
 REPORT_FILE = "report.json"
@@ -465,40 +465,3 @@ def fit_end_to_end(
         .map(lambda images, y: (preprocess_input(augment(tf.cast(images, tf.float32), training=True)), y))
     )
     return genres_only.fit(dataset, epochs=epochs, verbose=0, callbacks=callbacks)
-
-
-def save_learning_curves(history: dict[str, list[float]], path: Path) -> None:
-    """Loss and the genres' Hamming distance per epoch, training and validation, as a PNG."""
-    figure = Figure(figsize=(9, 3.5))
-    for axis, metric in zip(figure.subplots(1, 2), ("loss", "hamming"), strict=True):
-        for prefix, label in (("", "train"), ("val_", "validation")):
-            if prefix + metric in history:
-                axis.plot(range(1, len(history[prefix + metric]) + 1), history[prefix + metric], label=label)
-        axis.set_xlabel("epoch")
-        axis.set_title("genres' Hamming distance" if metric == "hamming" else "genres' loss")
-        axis.legend()
-    figure.tight_layout()
-    figure.savefig(path, dpi=100)
-
-
-def save_reliability_plot(calibration: dict, path: Path) -> None:
-    """Each genre's reliability curve on the held-out split (share of positives against mean probability per bin),
-    with its expected calibration error, as a PNG."""
-    figure = Figure(figsize=(5, 5))
-    axis = figure.subplots()
-    axis.plot([0, 1], [0, 1], color="grey", linestyle=":", label="perfect")
-    for genre, row in calibration["per_genre"].items():
-        curve = row["curve"]
-        axis.plot(
-            [point["probability"] for point in curve],
-            [point["frequency"] for point in curve],
-            marker="o",
-            markersize=3,
-            label=f"{genre} (ECE {row['ece']:.3f})",
-        )
-    axis.set_xlabel("predicted probability")
-    axis.set_ylabel("share of posters with the genre")
-    axis.set_title("Calibration on the held-out split")
-    axis.legend(fontsize=8)
-    figure.tight_layout()
-    figure.savefig(path, dpi=100)

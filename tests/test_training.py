@@ -14,8 +14,8 @@ from sklearn.metrics import f1_score
 from catalog import read_catalog
 from catalog.demo import generate_demo_catalog
 from model import train as train_module
-from model.evaluate import constant_predictors, tune_thresholds
 from model.evaluation import evaluate, summaries
+from model.metrics import constant_predictors, tune_thresholds
 from model.presets import DEMO
 from tests.conftest import needs_imagenet, trained_model
 
