@@ -73,20 +73,33 @@ def tune_thresholds(y_true: np.ndarray, probabilities: np.ndarray, rounds: int =
     genres and cost micro-F1; the sum balances both figures we report.
     """
     grid = np.round(np.arange(0.05, 0.951, 0.01), 2)
-
-    def objective(thresholds: np.ndarray) -> float:
-        decisions = probabilities >= thresholds
-        return f1_score(y_true, decisions, average="micro", zero_division=0) + f1_score(
-            y_true, decisions, average="macro", zero_division=0
-        )
-
-    thresholds = np.full(y_true.shape[1], max(grid, key=lambda t: objective(np.full(y_true.shape[1], t))))
+    truth = np.asarray(y_true).astype(bool)
+    n_genres = truth.shape[1]
+    thresholds = np.full(
+        n_genres, grid[int(np.argmax(f1_sums(truth, probabilities, np.repeat(grid[:, None], n_genres, 1))))]
+    )
     for _ in range(rounds):
-        for genre in range(y_true.shape[1]):
+        for genre in range(n_genres):
             candidates = np.tile(thresholds, (len(grid), 1))
             candidates[:, genre] = grid
-            thresholds = candidates[int(np.argmax([objective(row) for row in candidates]))]
+            thresholds = candidates[int(np.argmax(f1_sums(truth, probabilities, candidates)))]
     return thresholds.astype(np.float32)
+
+
+def f1_sums(truth: np.ndarray, probabilities: np.ndarray, candidates: np.ndarray) -> np.ndarray:
+    """micro-F1 + macro-F1 (scikit-learn's, zero_division=0) of each row of `candidates` (m, n_genres) used as
+    thresholds, all at once: tune_thresholds scores about 1,700 of them (8-20 s with one f1_score call each)."""
+    decisions = probabilities[None] >= candidates[:, None, :]  # (m, n, n_genres)
+    true_positives = (decisions & truth).sum(axis=1)
+    false_positives = (decisions & ~truth).sum(axis=1)
+    false_negatives = (~decisions & truth).sum(axis=1)
+    denominators = 2 * true_positives + false_positives + false_negatives
+    per_genre = np.divide(2 * true_positives, denominators, out=np.zeros(denominators.shape), where=denominators > 0)
+    micro_denominators = denominators.sum(axis=1)
+    micro = np.divide(
+        2 * true_positives.sum(axis=1), micro_denominators, out=np.zeros(len(candidates)), where=micro_denominators > 0
+    )
+    return micro + per_genre.mean(axis=1)
 
 
 def constant_predictors(genre_counts: np.ndarray, n_movies: int) -> dict[str, tuple[np.ndarray, np.ndarray]]:

@@ -169,3 +169,18 @@ def test_thresholds_can_be_tuned_again_on_a_saved_model(trained, demo_catalog, t
     thresholds = retune_thresholds(demo_catalog, copy, progress=False)
     assert (thresholds < 0.99).all()
     np.testing.assert_allclose(GenreModel.load(copy).thresholds, thresholds)
+
+
+def test_threshold_scores_are_scikit_learns_micro_plus_macro_f1() -> None:
+    from model.metrics import f1_sums
+
+    rng = np.random.default_rng(1)
+    y_true = (rng.random((50, 4)) < [0.5, 0.1, 0.02, 0.0]).astype(int)  # a rare genre and one nobody has
+    probabilities = rng.random((50, 4))
+    candidates = rng.uniform(0.05, 0.95, (30, 4))
+    expected = [
+        f1_score(y_true, probabilities >= row, average="micro", zero_division=0)
+        + f1_score(y_true, probabilities >= row, average="macro", zero_division=0)
+        for row in candidates
+    ]
+    np.testing.assert_allclose(f1_sums(y_true.astype(bool), probabilities, candidates), expected, rtol=1e-12)
