@@ -60,7 +60,7 @@ lock: | $(VENV)/.installed
 
 demo-catalog: $(DEMO_CATALOG)/movies.csv
 
-$(DEMO_CATALOG)/movies.csv: catalog/demo.py | $(VENV)/.installed
+$(DEMO_CATALOG)/movies.csv: $(wildcard catalog/demo/*.py) | $(VENV)/.installed
 	$(BIN)/posterbench demo-catalog $(DEMO_CATALOG) --seed $(SEED) --force
 
 check-catalog: $(CATALOG_DIR)/movies.csv | $(VENV)/.installed
