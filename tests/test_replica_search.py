@@ -276,7 +276,12 @@ def test_the_replica_command_writes_and_serves_a_catalog(tmp_path: Path) -> None
         assert fetch(f"{url}/search/title/?title_type=feature&genres=drama")[0] == 200
     finally:
         process.send_signal(signal.SIGINT)
-        process.communicate(timeout=20)
+        try:
+            process.communicate(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()  # never leave a server behind, then fail: Ctrl-C should have stopped it
+            process.communicate()
+            raise
     assert len(read_catalog(tmp_path / "imdb")) == 15
 
 
