@@ -211,3 +211,11 @@ def test_serving_a_prediction_imports_no_training_or_scraping_library(
     assert outside == set(), f"loaded from outside the base install: {outside}"
     used = {canonicalize_name(name) for module in report["loaded"] for name in providers.get(module, [])}
     assert {"flask", "onnxruntime", "numpy", "posterbench"} <= used
+
+
+def test_the_app_finds_its_templates_and_static_files_in_a_checkout() -> None:
+    from app import resource_folder
+
+    assert (resource_folder("templates") / "results.html").is_file()
+    assert (resource_folder("static") / "style.css").is_file()
+    assert resource_folder("templates") == ROOT / "templates"  # the top-level folders of the project's layout
