@@ -47,9 +47,8 @@ main.add_command(scraper_cli.commands["scrape"], "scrape")
 def replica(arguments: tuple[str, ...]) -> None:
     """DIRECTORY [--port N] [--movies N]: write (if missing) and serve the offline IMDb replica to scrape
     (tools/replica, a test tool: run from the repository's root)."""
-    checkout_tool("replica")
-    sys.stdout.flush()
-    os.execv(sys.executable, [sys.executable, "-m", "tools.replica", *arguments])
+    checkout_path("tools/replica")
+    exec_module("tools.replica", arguments)
 
 
 @main.command("datasets", context_settings=PASS_THROUGH, add_help_option=False)
@@ -132,33 +131,28 @@ def serve(
     os.execve(sys.executable, [*command, APP_TARGET], environment)  # gunicorn takes this process (and its signals)
 
 
-def checkout_tool(name: str, root: Path | None = None) -> Path:
-    """The tool tools/NAME of the checkout at `root` (default: the working directory): not installed, like bench/."""
-    tool = (root or Path.cwd()) / "tools" / name
-    if not tool.is_dir():
+def checkout_path(relative: str) -> Path:
+    """RELATIVE (tools/NAME, bench/NAME.py) in the working directory, which must be the checkout's root: the test
+    tools and the benchmarks are not installed."""
+    path = Path.cwd() / relative
+    if not path.exists():
         raise click.ClickException(
-            f"{tool} not found: the test tools live in the repository's tools/ (they are not installed); "
-            "run this from the repository's root"
+            f"{path} not found: the benchmarks and test tools live in the repository's bench/ and tools/ (they are not "
+            "installed); run this from the repository's root"
         )
-    return tool
+    return path
 
 
-def bench_script(name: str, root: Path | None = None) -> Path:
-    """The benchmark script bench/NAME.py of the checkout at `root` (default: the working directory)."""
-    script = (root or Path.cwd()) / "bench" / f"{name.removesuffix('.py')}.py"
-    if not script.is_file():
-        raise click.ClickException(
-            f"{script} not found: the benchmarks live in the repository's bench/ (they are not installed); "
-            "run this from the repository's root"
-        )
-    return script
+def exec_module(module: str, arguments: tuple[str, ...]) -> None:
+    """Run `python -m MODULE ARGUMENTS` in this process's place."""
+    sys.stdout.flush()
+    os.execv(sys.executable, [sys.executable, "-m", module, *arguments])
 
 
 def run_bench(name: str, arguments: tuple[str, ...]) -> None:
     """Run bench/NAME.py as the module bench.NAME (its imports of sibling scripts need that) in this process's place."""
-    script = bench_script(name)
-    sys.stdout.flush()
-    os.execv(sys.executable, [sys.executable, "-m", f"bench.{script.stem}", *arguments])
+    script = checkout_path(f"bench/{name.removesuffix('.py')}.py")
+    exec_module(f"bench.{script.stem}", arguments)
 
 
 @main.command("recommend-eval", context_settings=PASS_THROUGH, add_help_option=False)
