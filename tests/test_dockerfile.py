@@ -246,6 +246,8 @@ def test_every_package_the_app_imports_is_copied(parsed):
     copied = {top_level(source) for sources, _ in copies(parsed) for source in sources}
     assert needed - copied == set(), f"imported by the app but not in the image: {needed - copied}"
     assert {"pyproject.toml", "posterbench"} <= copied  # the build's own files and the `posterbench` command
+    for folder in ("templates", "static"):  # top-level folders that the wheel installs inside app/
+        assert folder in copied
 
 
 def test_import_walk_sees_a_missing_package(tmp_path):
