@@ -30,7 +30,8 @@ def _year_ranges(context: click.Context, parameter: click.Parameter, value: str 
 
 
 def _genres(context: click.Context, parameter: click.Parameter, value: str | None) -> tuple[str, ...]:
-    from scraper.settings import PAPER_GENRES, parse_genres
+    from scraper.search import PAPER_GENRES
+    from scraper.settings import parse_genres
 
     try:
         return parse_genres(value) if value else PAPER_GENRES

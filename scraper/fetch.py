@@ -1,6 +1,6 @@
 """Downloads from IMDb's hosts only, with time-outs, a size cap and no way to reach private or loopback addresses: a
 guard against server-side request forgery for the links users paste. The links themselves are read by scraper.links
-and the addresses vetted by scraper.addresses; this module re-exports their public names."""
+and the addresses vetted by scraper.addresses."""
 
 from __future__ import annotations
 
@@ -24,27 +24,9 @@ from urllib3.response import BaseHTTPResponse
 from urllib3.util.ssl_match_hostname import CertificateError
 
 from scraper.addresses import _connectable, is_public_address
-from scraper.links import (
-    _DEFAULT_PORTS,
-    _UNSAFE_URL_CHARS,
-    IMDB_IMAGE_HOSTS,
-    IMDB_PAGE_HOSTS,
-    LinkError,
-    _authority_problem,
-    imdb_id_from_link,
-)
+from scraper.links import _DEFAULT_PORTS, _UNSAFE_URL_CHARS, _authority_problem
 
-__all__ = [
-    "FETCH_ERROR_KINDS",
-    "IMDB_IMAGE_HOSTS",
-    "IMDB_PAGE_HOSTS",
-    "FetchError",
-    "LinkError",
-    "Response",
-    "SafeFetcher",
-    "imdb_id_from_link",
-    "is_public_address",
-]
+__all__ = ["FETCH_ERROR_KINDS", "FetchError", "Response", "SafeFetcher"]
 
 FETCH_ERROR_KINDS = frozenset(
     {

@@ -22,7 +22,8 @@ from tqdm import tqdm
 
 from catalog import Movie, read_catalog, write_movies_csv, write_poster
 from scraper.browser import USER_AGENT, Pacer, browser_session, first_line
-from scraper.fetch import IMDB_IMAGE_HOSTS, FetchError, SafeFetcher
+from scraper.fetch import FetchError, SafeFetcher
+from scraper.links import IMDB_IMAGE_HOSTS
 from scraper.search import (
     PAPER_GENRES,
     WALL_STATUSES,
@@ -33,14 +34,7 @@ from scraper.search import (
     detect_wall,
     search_url,
 )
-from scraper.settings import (
-    DEFAULT_YEAR_RANGES,
-    TITLE_PAGE_MODES,
-    ScrapeReport,
-    ScrapeSettings,
-    parse_genres,
-    parse_year_ranges,
-)
+from scraper.settings import ScrapeReport, ScrapeSettings
 from scraper.state import (
     POSTER_DIRECTORY,
     TITLE_PAGE,
@@ -52,17 +46,13 @@ from scraper.state import (
 from scraper.title_page import TitlePage, TitlePageError, read_title_page, sized_poster_url
 
 __all__ = [
-    "DEFAULT_YEAR_RANGES",
     "PAPER_GENRES",
-    "TITLE_PAGE_MODES",
     "BotWall",
     "ScrapeBusyError",
     "ScrapeReport",
     "ScrapeSettings",
     "ScrapeStoppedError",
     "allocate_quotas",
-    "parse_genres",
-    "parse_year_ranges",
     "remove_stale_temporaries",
     "scrape",
 ]

@@ -9,19 +9,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from scraper.search import (
-    PAPER_GENRES,
-    YearRange,
-)
+from scraper.search import PAPER_GENRES, YearRange
 
 TITLE_PAGE_MODES = ("off", "missing", "all")
 """Which title pages to read: none; those of movies whose search result gave no exact data (results loaded with
 "50 more", whose votes the page only shows rounded and whose genres it does not show); or every movie's."""
-
-
 STATE_FILE = ".scrape.sqlite"
-
-
 DEFAULT_YEAR_RANGES: tuple[YearRange, ...] = (
     YearRange(1874, 1959),
     YearRange(1960, 1979),

@@ -1,4 +1,5 @@
-"""scraper.fetch: IMDb title links, and the downloader that keeps user-pasted links from reaching anything but IMDb.
+"""scraper.links, scraper.addresses and scraper.fetch: IMDb title links, and the downloader that keeps user-pasted
+links from reaching anything but IMDb.
 
 The downloader is tested over real loopback HTTP (and HTTPS when openssl is installed), with `overrides` sending IMDb's
 host names to a server in this process; the private-address checks inject a resolver and never touch the internet."""
@@ -26,16 +27,9 @@ import certifi
 import pytest
 
 from scraper import fetch
-from scraper.fetch import (
-    IMDB_IMAGE_HOSTS,
-    IMDB_PAGE_HOSTS,
-    FetchError,
-    LinkError,
-    Response,
-    SafeFetcher,
-    imdb_id_from_link,
-    is_public_address,
-)
+from scraper.addresses import is_public_address
+from scraper.fetch import FetchError, Response, SafeFetcher
+from scraper.links import IMDB_IMAGE_HOSTS, IMDB_PAGE_HOSTS, LinkError, imdb_id_from_link
 
 PAGE = b"<!DOCTYPE html><html><head><title>The Shawshank Redemption (1994) - IMDb</title></head></html>"
 POSTER_PATH = "/images/M/MV5BMDAyY2FhYjctNDc5OS00MDNlLThiMGUtY2UxYWVkNGY2ZjljXkEyXkFqcGc@._V1_.jpg"

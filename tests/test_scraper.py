@@ -36,8 +36,6 @@ from scraper.scrape import (
     ScrapeStoppedError,
     allocate_quotas,
     jpeg_bytes,
-    parse_genres,
-    parse_year_ranges,
     remove_stale_temporaries,
     scrape,
 )
@@ -58,6 +56,7 @@ from scraper.search import (
     strip_index,
     wall_status,
 )
+from scraper.settings import parse_genres, parse_year_ranges
 from scraper.state import (
     DOM,
     NEXT_DATA,
