@@ -3,13 +3,6 @@ wall's answers and the failure modes, and the `_V1_` poster images."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-from tools.replica.pages import _NOT_FOUND_PAGE, _script_json
-
-if TYPE_CHECKING:
-    from tools.replica.server import ReplicaServer
-
 import base64
 import hashlib
 import io
@@ -19,11 +12,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from PIL import Image
 
 from catalog import Movie
+from tools.replica.pages import _NOT_FOUND_PAGE, _script_json
+
+if TYPE_CHECKING:
+    from tools.replica.server import ReplicaServer
 
 WALL_KINDS: tuple[str, ...] = ("challenge", "captcha", "forbidden")
 """How the replica's bot wall answers: challenge: AWS WAF's 202 with an empty body and `x-amzn-waf-action:
