@@ -200,11 +200,11 @@ def train(
         trainable.load_weights(work.best_weights)
     history = work.history()
 
-    heads, stacking, validation = fit_frozen_heads(trainable, catalog, split, decades, cached, progress)
+    heads, stacking, validation = fit_frozen_heads(trainable, catalog, split, decades, cached, labels, progress)
     validation_ids = split.validation if has_validation else split.train
     thresholds = np.full(len(GENRES), 0.5, dtype=np.float32)
     if preset.tune_thresholds and has_validation:
-        thresholds = tune_thresholds(catalog.labels(GENRES, validation_ids), validation[GENRES_LAYER])
+        thresholds = tune_thresholds(labels["validation"][GENRES_LAYER], validation[GENRES_LAYER])
     rating_errors = known_values(catalog, validation_ids, "rating") - validation[RATING_LAYER][:, 0]
     description = Description(
         preset=preset,
@@ -231,6 +231,7 @@ def fit_frozen_heads(
     split: Split,
     decades: tuple[int, ...],
     cached: dict[str, np.ndarray],
+    labels: dict[str, dict[str, np.ndarray]],
     progress: bool,
 ) -> tuple[dict[str, DenseWeights], np.ndarray, dict[str, np.ndarray]]:
     """The heads on the frozen pool, fitted on the training posters' pools (every cached copy: augmented ones too):
@@ -242,7 +243,7 @@ def fit_frozen_heads(
     pools = np.concatenate([frozen_pool(copy) for copy in tqdm(copies, desc="frozen pools", disable=not progress)])
     years, ratings = (np.tile(values, len(copies)) for values in era_values(catalog, split.train))
     heads = fit_era_heads(pools, years, ratings, decades)
-    probe = fit_genre_probe(pools, np.tile(catalog.labels(GENRES, split.train), (len(copies), 1)))
+    probe = fit_genre_probe(pools, np.tile(labels["train"][GENRES_LAYER], (len(copies), 1)))
     has_validation = len(split.validation) > 0
     validation_pools = frozen_pool(cached["validation"][0]) if has_validation else pools[: len(split.train)]
     tuned_logits = logit(
@@ -251,7 +252,7 @@ def fit_frozen_heads(
     probe_logits = validation_pools @ probe[0] + probe[1]
     stacking = np.tile([1.0, 0.0, 0.0], (len(GENRES), 1))
     if has_validation:
-        stacking = stack_genres(tuned_logits, probe_logits, catalog.labels(GENRES, split.validation))
+        stacking = stack_genres(tuned_logits, probe_logits, labels["validation"][GENRES_LAYER])
     heads[GENRES_LAYER] = stacked_genre_layer(tuple(trainable.get_layer(GENRES_LAYER).get_weights()), probe, stacking)
     a, b, c = stacking.T
     validation = predict_era(validation_pools, heads)
