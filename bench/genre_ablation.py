@@ -36,26 +36,30 @@ def platt_scaled(validation: np.ndarray, test: np.ndarray, labels: np.ndarray) -
     return scaled
 
 
-def stacked_heads(model_dir: Path, catalog, ids: list[str]) -> tuple[np.ndarray, np.ndarray]:
-    """The two parts of the genre layer's logits (up to a constant): the fine-tuned head's, from the feature vector,
-    and the frozen-pool probe's, each as weighted by the stacking."""
+def network_passes(model, network, catalog, ids: list[str]) -> dict[str, np.ndarray]:
+    """What the posters of `ids`, read once, give: the model's genres for each poster's mirror image ("flipped"),
+    and the two parts of the Keras `network`'s genre logits (up to a constant), the fine-tuned head's from the
+    feature vector ("tuned") and the frozen-pool probe's ("probe"), each as weighted by the stacking."""
     import keras
 
-    from model.artifacts import GenreModel
     from model.images import load_posters, preprocess
     from model.network import GENRE_INPUTS_LAYER, GENRES_LAYER
 
-    network = GenreModel.load(model_dir).network
     inputs = keras.Model(network.input, network.get_layer(GENRE_INPUTS_LAYER).output)
     kernel, _ = network.get_layer(GENRES_LAYER).get_weights()
     features = network.get_layer(GENRE_INPUTS_LAYER).input[0].shape[-1]
-    size = network.input.shape[1]
-    parts = []
+    flipped, both = [], []
     for start in range(0, len(ids), 256):
         chunk = [catalog.poster_path(catalog.get(imdb_id)) for imdb_id in ids[start : start + 256]]
-        parts.append(inputs.predict(preprocess(load_posters(chunk, size, progress=False)), verbose=0))
-    both = np.concatenate(parts)
-    return both[:, :features] @ kernel[:features], both[:, features:] @ kernel[features:]
+        posters = load_posters(chunk, model.input_size, progress=False)
+        flipped.append(model.predict(posters[:, :, ::-1]).genres)
+        both.append(inputs.predict(preprocess(posters), verbose=0))
+    stacked = np.concatenate(both)
+    return {
+        "flipped": np.concatenate(flipped),
+        "tuned": stacked[:, :features] @ kernel[:features],
+        "probe": stacked[:, features:] @ kernel[features:],
+    }
 
 
 def nearest_genres(features: np.ndarray, train_features: np.ndarray, train_labels: np.ndarray) -> np.ndarray:
@@ -69,16 +73,6 @@ def nearest_genres(features: np.ndarray, train_features: np.ndarray, train_label
         nearest = np.argpartition(-similarity, k, axis=1)[:, :k]
         found[start : start + 512] = train_labels[nearest].mean(axis=1)
     return found
-
-
-def flipped_probabilities(model, catalog, ids: list[str]) -> np.ndarray:
-    from model.images import load_posters
-
-    parts = []
-    for start in range(0, len(ids), 256):
-        chunk = [catalog.poster_path(catalog.get(imdb_id)) for imdb_id in ids[start : start + 256]]
-        parts.append(model.predict(load_posters(chunk, model.input_size, progress=False)[:, :, ::-1]).genres)
-    return np.concatenate(parts)
 
 
 def main() -> None:
@@ -113,11 +107,17 @@ def main() -> None:
 
     ways: dict[str, dict[str, np.ndarray]] = {"model (stacked and calibrated, served)": model_probabilities}
     if not args.no_flip:
-        heads = {part: stacked_heads(args.model, catalog, getattr(split, part)) for part in ("validation", "test")}
-        for position, name in enumerate(("fine-tuned head alone (feature vector)", "probe alone (frozen pool)")):
-            ways[name] = platt_scaled(heads["validation"][position], heads["test"][position], labels["validation"])
-        flipped = {part: flipped_probabilities(model, catalog, getattr(split, part)) for part in ("validation", "test")}
-        ways["model, poster and its mirror image"] = {p: (v + flipped[p]) / 2 for p, v in model_probabilities.items()}
+        from model.artifacts import GenreModel
+
+        network = GenreModel.load(args.model).network
+        passes = {
+            part: network_passes(model, network, catalog, getattr(split, part)) for part in ("validation", "test")
+        }
+        for head, name in (("tuned", "fine-tuned head alone (feature vector)"), ("probe", "probe alone (frozen pool)")):
+            ways[name] = platt_scaled(passes["validation"][head], passes["test"][head], labels["validation"])
+        ways["model, poster and its mirror image"] = {
+            part: (probabilities + passes[part]["flipped"]) / 2 for part, probabilities in model_probabilities.items()
+        }
     ways[f"genres of the {NEIGHBOURS} nearest training movies"] = neighbours
 
     def auc_on_validation(weight: float) -> float:
