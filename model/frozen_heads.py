@@ -9,7 +9,6 @@ outputs."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -21,7 +20,8 @@ GENRE_C = 1e-3
 the weights, whatever the number of posters). On the real posters' validation split, macro ROC-AUC 0.771 at 1e-3,
 0.770 at 3e-4."""
 DECADE_C = 3e-4
-"""The same for the decade's logistic regression: decade accuracy 0.496, 0.505 and 0.502 at 1e-3, 3e-4 and 1e-4."""
+"""The same for the decade's logistic regression: decade accuracy 0.496, 0.504 and 0.501 at 1e-3, 3e-4 and 1e-4
+(`posterbench bench frozen_pool_probes`)."""
 REGRESSION_ALPHA = 1000.0
 """L2 penalty of the year's and rating's ridge regressions on standardised pools (of 100, 1,000 and 10,000, the
 year's error is lowest at 100 and 1,000, the rating's Spearman highest at 10,000)."""
@@ -59,7 +59,7 @@ class Standardisation:
         )
 
 
-def frozen_pool(frozen_outputs: Iterable[np.ndarray] | np.ndarray) -> np.ndarray:
+def frozen_pool(frozen_outputs: np.ndarray) -> np.ndarray:
     """(n, h, w, c) frozen outputs (memory-mapped float16 is fine) -> (n, 2c) float32: the mean over the image, then
     the maximum, as the network's frozen_pool layer concatenates them."""
     chunks = []

@@ -310,3 +310,39 @@ def test_genre_ablation_scores_every_way_with_validation_tuned_thresholds(demo_c
         assert set(scores) == {"micro_f1", "macro_f1", "macro_auc", "map", "ece_max"}
         assert all(0 <= value <= 1 for value in scores.values())
     assert last["model (stacked and calibrated, served)"]["macro_auc"] > 0.6  # the demo model ranks genres
+
+
+def test_frozen_pool_probes_score_every_pooling_and_penalty_from_a_kept_cache(
+    demo_catalog, vgg_weights_file: Path, tmp_path: Path
+) -> None:
+    from dataclasses import replace
+
+    from model.presets import DEMO
+    from model.train import train
+
+    model_dir = tmp_path / "model"
+    train(demo_catalog, replace(DEMO, epochs=1), vgg_weights_file, model_dir, progress=False, keep_cache=True)
+    output = run_script(
+        "bench/frozen_pool_probes.py",
+        *("--model", str(model_dir), "--catalog", str(demo_catalog.directory)),
+        *("--genre-c", "1.0", "--decade-c", "1.0", "0.1", "--alpha", "10"),
+    )
+    last = json.loads(output.strip().splitlines()[-1])
+    assert set(last["genres"]) == {
+        "average and maximum (kept)",
+        "the same, square root",
+        "the same, log1p",
+        "with the 2 x 2 grid and the halves' maxima",
+    }
+    assert all(0 <= auc <= 1 for by_c in last["genres"].values() for auc in by_c.values())
+    assert set(last["decade"]) == {"1.0", "0.1"} and all(0 <= value <= 1 for value in last["decade"].values())
+    assert last["year"]["10.0"] >= 0 and -1 <= last["rating"]["10.0"] <= 1
+
+    shutil.rmtree(model_dir.parent / f".{model_dir.name}.work")
+    refused = subprocess.run(
+        [sys.executable, "-m", "bench.frozen_pool_probes", "--model", str(model_dir), "--catalog", str(tmp_path)],
+        cwd=Path(__file__).resolve().parents[1],
+        capture_output=True,
+        text=True,
+    )
+    assert refused.returncode != 0 and "--keep-cache" in refused.stderr
