@@ -47,6 +47,7 @@ def create_app(test_config: dict | None = None) -> Flask:
         FEEDBACK_WINDOW_SECONDS=60,  # ... in this many seconds
         API_TOKEN=None,  # when set, API calls that change state need "Authorization: Bearer <token>"
         TRUSTED_PROXIES=0,  # reverse proxies in front of the app whose X-Forwarded-For is believed
+        INFERENCE_THREADS=None,  # ONNX Runtime's threads per inference (1); gunicorn: a request's share of the cores
     )
     if test_config is None:
         app.config.from_pyfile("config.py", silent=True)

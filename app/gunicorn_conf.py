@@ -1,8 +1,13 @@
 """gunicorn settings for PosterBench: `gunicorn -c python:app.gunicorn_conf "app:create_app()"`, which `posterbench
 serve`, the Docker image and tools/serving.py run. A module of the installed package, so that serving needs no checkout.
-Each can be overridden on the command line or with GUNICORN_* / POSTERBENCH_* variables as below."""
+Each can be overridden on the command line or with GUNICORN_* / POSTERBENCH_* variables as below; the threads of
+each request's numerical work (BLAS, OpenMP, ONNX Runtime) with OPENBLAS_NUM_THREADS, OMP_NUM_THREADS,
+MKL_NUM_THREADS and POSTERBENCH_INFERENCE_THREADS (default: the request's share of the cores, see on_starting)."""
+
+from __future__ import annotations
 
 import os
+from typing import Any
 
 bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")
 # Each worker process loads the model, index and catalog once (no preload: neither TensorFlow nor ONNX Runtime's
@@ -23,3 +28,75 @@ limit_request_line = 8190
 accesslog = os.environ.get("GUNICORN_ACCESS_LOG", "-")
 errorlog = "-"
 loglevel = os.environ.get("GUNICORN_LOG_LEVEL", "info")
+
+# The environment variables that bound each worker's numerical thread pools; a value already set is kept.
+BLAS_VARIABLES = {"openblas": "OPENBLAS_NUM_THREADS", "mkl": "MKL_NUM_THREADS", "openmp": "OMP_NUM_THREADS"}
+INFERENCE_VARIABLE = "POSTERBENCH_INFERENCE_THREADS"  # ONNX Runtime's intra-op threads (app config INFERENCE_THREADS)
+
+
+def available_cores() -> int:
+    """The cores this process may run on (its CPU affinity: a container's or taskset's share), else all of them."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # no sched_getaffinity (macOS)
+        return os.cpu_count() or 1
+
+
+def threads_per_request(cores: int, workers: int, threads: int) -> int:
+    """Threads one request's numerical work may use: the cores shared by all the requests that can run at once.
+
+    Each gthread request runs its search (BLAS) and inference (ONNX Runtime) on its own thread, so a busy server runs
+    `workers` x `threads` of them at once; a pool wider than its share then only adds threads that compete (and
+    OpenBLAS's spin while they wait) for the cores the other requests are using: 2 workers of 4 threads on 2 cores
+    get 1 each, on 32 cores 4 each."""
+    return max(1, cores // max(1, workers * threads))
+
+
+def thread_setting(name: str, default: int) -> int:
+    """The whole number of threads in the environment variable `name`, else `default`."""
+    try:
+        return max(1, int(os.environ[name]))
+    except (KeyError, ValueError):
+        return default
+
+
+def on_starting(server: Any) -> None:
+    """In the master, once the command line and config are read and before any worker forks and imports NumPy:
+    each worker's BLAS, OpenMP and ONNX Runtime threads default to a request's share of the cores (the libraries read
+    these variables when they load, in the workers)."""
+    share = threads_per_request(available_cores(), server.cfg.workers, server.cfg.threads)
+    for name in (*BLAS_VARIABLES.values(), INFERENCE_VARIABLE):
+        os.environ.setdefault(name, str(share))
+    server.log.info(
+        "threads per request: %s (%d cores, %d workers x %d threads)",
+        ", ".join(f"{name}={os.environ[name]}" for name in (*BLAS_VARIABLES.values(), INFERENCE_VARIABLE)),
+        available_cores(),
+        server.cfg.workers,
+        server.cfg.threads,
+    )
+
+
+def post_worker_init(worker: Any) -> None:
+    """In each worker, with the app loaded: hold the BLAS and OpenMP pools to the variables' values even where a
+    library was loaded before they were set (--preload), and log the threads the worker runs with."""
+    from threadpoolctl import threadpool_info, threadpool_limits  # scikit-learn's dependency; a worker-only import
+
+    share = threads_per_request(available_cores(), worker.cfg.workers, worker.cfg.threads)
+    threadpool_limits({api: thread_setting(name, share) for api, name in BLAS_VARIABLES.items()})
+    pools: dict[str, int] = {}
+    for pool in threadpool_info():
+        pools[pool["internal_api"]] = max(pools.get(pool["internal_api"], 0), pool["num_threads"])
+    inference = inference_threads(worker.wsgi)
+    worker.log.info(
+        "worker %d threads: %s, onnxruntime=%s",
+        worker.pid,
+        ", ".join(f"{api}={count}" for api, count in sorted(pools.items())) or "no BLAS or OpenMP loaded",
+        "not loaded" if inference is None else inference,
+    )
+
+
+def inference_threads(application: Any) -> int | None:
+    """ONNX Runtime's intra-op threads in the served PosterBench app, None when it serves no ONNX model (the Keras
+    weights, or another app: the load benchmark's baseline)."""
+    resources = getattr(application, "extensions", {}).get("posterbench")
+    return getattr(getattr(resources, "model", None), "threads", None)

@@ -18,7 +18,7 @@ from embedding.clems import DESCRIPTION_FILE as CLEMS_DESCRIPTION_FILE
 from model.artifacts import GenreModel, ModelArtifactError
 from model.index import DESCRIPTION_FILE as INDEX_DESCRIPTION_FILE
 from model.index import EVOKED_FILE, FEATURES_FILE, PROBABILITIES_FILE, FeatureIndex, FeatureIndexError
-from model.onnx_model import OnnxExportError, OnnxGenreModel, has_export
+from model.onnx_model import INTRA_OP_THREADS, OnnxExportError, OnnxGenreModel, has_export
 from recommend import NeighbourSearch
 
 EXTENSION = "posterbench"
@@ -43,9 +43,17 @@ class Resources:
         return self.clems.predict_proba(features).astype(np.float32)
 
 
-def load(catalog_dir: str, model_dir: str, index_dir: str, clems_dir: str | None = None) -> Resources:
+def load(
+    catalog_dir: str,
+    model_dir: str,
+    index_dir: str,
+    clems_dir: str | None = None,
+    inference_threads: int | None = None,
+) -> Resources:
+    """Everything the app serves, checked against each other; `inference_threads` are ONNX Runtime's intra-op threads
+    per inference (None: onnx_model.INTRA_OP_THREADS)."""
     catalog = read_catalog(catalog_dir)
-    model = load_model(model_dir)
+    model = load_model(model_dir, inference_threads)
     index = load_index(index_dir, catalog)
     if index.genres != model.genres:
         raise RuntimeError(f"{index_dir} was built for genres {index.genres}, the model predicts {model.genres}")
@@ -71,12 +79,13 @@ def load(catalog_dir: str, model_dir: str, index_dir: str, clems_dir: str | None
 DAMAGED_FILE_ERRORS = (OSError, EOFError, ValueError, KeyError, TypeError, IndexError, zipfile.BadZipFile)
 
 
-def load_model(model_dir: str) -> GenreModel | OnnxGenreModel:
-    """The model's ONNX export, served by ONNX Runtime without TensorFlow, when the directory has one (`make onnx`);
-    else the Keras model. An export that is incomplete, damaged or older than the weights stops the app."""
+def load_model(model_dir: str, threads: int | None = None) -> GenreModel | OnnxGenreModel:
+    """The model's ONNX export, served by ONNX Runtime without TensorFlow on `threads` threads per inference (None:
+    INTRA_OP_THREADS), when the directory has one (`make onnx`); else the Keras model. An export that is incomplete,
+    damaged or older than the weights stops the app."""
     try:
         if has_export(model_dir):
-            return OnnxGenreModel.load(model_dir)
+            return OnnxGenreModel.load(model_dir, threads=INTRA_OP_THREADS if threads is None else threads)
         return GenreModel.load(model_dir)
     except OnnxExportError:
         raise  # names the export's file and the command that writes it again
@@ -137,8 +146,25 @@ def init_app(app: Flask) -> None:
         names = ", ".join(f"POSTERBENCH_{key}" for key in missing)
         raise RuntimeError(f"set {names}: the catalog, model and index directories to serve (`make run` does)")
     app.extensions[EXTENSION] = load(
-        app.config["CATALOG"], app.config["MODEL"], app.config["INDEX"], app.config.get("CLEMS")
+        app.config["CATALOG"],
+        app.config["MODEL"],
+        app.config["INDEX"],
+        app.config.get("CLEMS"),
+        inference_threads(app.config.get("INFERENCE_THREADS")),
     )
+
+
+def inference_threads(setting: object) -> int | None:
+    """The INFERENCE_THREADS setting (POSTERBENCH_INFERENCE_THREADS, which app/gunicorn_conf.py sets to a request's
+    share of the cores) as a count of threads, None when it is not set; RuntimeError when it is not a whole number
+    of at least 1."""
+    if setting is None or setting == "":
+        return None
+    if isinstance(setting, str) and setting.strip().isdigit():
+        setting = int(setting)
+    if not isinstance(setting, int) or isinstance(setting, bool) or setting < 1:
+        raise RuntimeError(f"POSTERBENCH_INFERENCE_THREADS must be a whole number of threads, 1 or more: {setting!r}")
+    return setting
 
 
 def get_resources() -> Resources:

@@ -37,8 +37,10 @@ EXPORT_FILE = "model.onnx.json"
 EXPORT_FILES = (ONNX_FILE, ONNX_DATA_FILE, EXPORT_FILE)
 INPUT_NAME = "poster"  # float32 (n, s, s, 3), VGG-preprocessed, as the Keras network takes it
 INTRA_OP_THREADS = 1
-"""Threads per inference. gunicorn runs several workers of several threads, each request on its own thread, so one
-thread per inference keeps every core busy without the threads of concurrent inferences fighting over them."""
+"""Threads per inference unless told otherwise. gunicorn runs several workers of several threads, each request on its
+own thread, so one thread per inference keeps every core busy without the threads of concurrent inferences fighting
+over them; app/gunicorn_conf.py gives a request more (POSTERBENCH_INFERENCE_THREADS) where its share of the cores is
+larger."""
 
 
 class OnnxExportError(ModelArtifactError):
@@ -153,6 +155,11 @@ class OnnxGenreModel(DescribedModel):
             values = self.session.run(list(OUTPUTS), {INPUT_NAME: inputs[start : start + batch_size]})
             parts.append(Prediction.from_outputs(dict(zip(OUTPUTS, values, strict=True)), self.detector))
         return Prediction.concatenate(parts)
+
+    @property
+    def threads(self) -> int:
+        """ONNX Runtime's intra-op threads per inference, as the session was built with."""
+        return self.session.get_session_options().intra_op_num_threads
 
     @classmethod
     def load(cls, directory: str | Path, threads: int = INTRA_OP_THREADS) -> OnnxGenreModel:
