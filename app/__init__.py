@@ -47,7 +47,9 @@ def create_app(test_config: dict | None = None) -> Flask:
         FEEDBACK_WINDOW_SECONDS=60,  # ... in this many seconds
         API_TOKEN=None,  # when set, API calls that change state need "Authorization: Bearer <token>"
         TRUSTED_PROXIES=0,  # reverse proxies in front of the app whose X-Forwarded-For is believed
-        INFERENCE_THREADS=None,  # ONNX Runtime's threads per inference (1); gunicorn: a request's share of the cores
+        POSTERS_PER_CLIENT=2,  # uploads and IMDb links one client may have in progress at once, per worker
+        IMDB_FETCHES_PER_CLIENT=1,  # IMDb link fetches one client may have in progress at once, per worker
+        IMDB_FETCHES=2,  # IMDb link fetches in progress at once per worker, all clients together
     )
     if test_config is None:
         app.config.from_pyfile("config.py", silent=True)
@@ -62,7 +64,7 @@ def create_app(test_config: dict | None = None) -> Flask:
 
     make_policy(app.config["BANDIT_POLICY"], **app.config["BANDIT_PARAMS"])  # a bad setting fails here, not later
 
-    from app import api, dashboard, db, errors, resources, security, views
+    from app import api, dashboard, db, errors, limits, resources, security, views
 
     db.init_app(app)
     target = db.configured_target(app.config)
@@ -71,6 +73,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     except db.StorageUnavailableError as error:
         raise RuntimeError(f"cannot prepare the database at {db.redacted(target)}: {error}") from error
     resources.init_app(app)
+    limits.init_app(app)
     security.init_app(app)
     errors.init_app(app)
     app.register_blueprint(views.bp)

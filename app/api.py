@@ -11,6 +11,7 @@ from flask import Blueprint, Response, abort, current_app, request, url_for
 
 from app.dashboard import current_report
 from app.db import get_db
+from app.limits import poster_work
 from app.poster_pipeline import QueryError, imdb_query, recommend_for, sample_query, upload_query
 from app.recommendations import RATING_OF_REWARD, RateLimit, record_feedback
 from app.resources import get_resources
@@ -18,6 +19,10 @@ from app.security import client_key
 from catalog import Movie
 
 bp = Blueprint("api", __name__, url_prefix="/api")
+QUERY_FIELDS = ("image", "imdb_url", "sample")
+QUERY_CHOICE = (
+    "a poster as the multipart field 'image', an IMDb title link as 'imdb_url' or a catalog movie's id as 'sample'"
+)
 OPENAPI = json.loads(Path(__file__).with_name("openapi.json").read_text())  # read once; servers added per request
 
 
@@ -37,18 +42,21 @@ def movie_json(movie: Movie) -> dict[str, object]:
 @bp.post("/recommend")
 def recommend() -> tuple[dict, int]:
     resources = get_resources()
-    image = request.files.get("image")
-    link = request.form.get("imdb_url", "").strip()
-    sample = request.form.get("sample", "").strip()
     # A QueryError, or an ImdbError from a link, is answered by errors.request_error.
-    if image is not None:
-        query = upload_query(resources, image.read(), image.filename)
-    elif link:
-        query = imdb_query(resources, link, current_app.config)
-    elif sample:
-        query = sample_query(resources, sample)
+    sent = [name for name in QUERY_FIELDS if name in request.files or name in request.form]
+    if len(sent) != 1:
+        raise QueryError(f"send exactly one of {QUERY_CHOICE}; this request sent {len(sent)}", 400)
+    if sent == ["image"]:
+        image = request.files.get("image")
+        if image is None:
+            raise QueryError("send the poster as a file: the multipart field 'image' with a filename", 400)
+        with poster_work("upload"):
+            query = upload_query(resources, image.read(), image.filename)
+    elif sent == ["imdb_url"]:
+        with poster_work("imdb"):
+            query = imdb_query(resources, request.form["imdb_url"].strip(), current_app.config)
     else:
-        raise QueryError("send a poster as the multipart field 'image', or an IMDb title link as 'imdb_url'", 400)
+        query = sample_query(resources, request.form["sample"].strip())
     shown = recommend_for(get_db(), resources, current_app.config, query)
     answer = {
         "id": shown.id,
@@ -65,11 +73,19 @@ def recommend() -> tuple[dict, int]:
 @bp.post("/feedback")
 def feedback() -> dict:
     body = request.get_json(silent=True)
-    if not isinstance(body, dict) or not isinstance(body.get("id"), int) or isinstance(body.get("id"), bool):
+    recommendation_id = json_integer(body.get("id")) if isinstance(body, dict) else None
+    if recommendation_id is None:
         abort(400, 'send a JSON object {"id": <recommendation id>, "rating": "good" | "okay" | "bad"}')
     limit = RateLimit.from_config(current_app.config)
-    reward = record_feedback(get_db(), body["id"], body.get("rating"), client_key(), limit)  # FeedbackError: errors.py
-    return {"id": body["id"], "rating": RATING_OF_REWARD[reward], "reward": reward}
+    reward = record_feedback(get_db(), recommendation_id, body.get("rating"), client_key(), limit)  # errors.py
+    return {"id": recommendation_id, "rating": RATING_OF_REWARD[reward], "reward": reward}
+
+
+def json_integer(value: object) -> int | None:
+    """A JSON number that is an integer, as JSON Schema counts them (7 and 7.0; not true, 7.5, NaN or a string)."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 @bp.get("/bandit")

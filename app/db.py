@@ -20,6 +20,9 @@ from flask.cli import with_appcontext
 BUSY_TIMEOUT_SECONDS = 10
 CONNECT_TIMEOUT_SECONDS = 10
 POSTGRES_SCHEMES = ("postgresql", "postgres")
+MAX_ROW_ID = 2**63 - 1
+"""The largest id a table can hold (SQLite's INTEGER and PostgreSQL's BIGINT are signed 64-bit): a larger one names
+no row, and the drivers refuse to send it (OverflowError, NumericValueOutOfRange)."""
 
 
 class StorageUnavailableError(Exception):

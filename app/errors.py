@@ -19,9 +19,10 @@ RETRY_AFTER_SECONDS = 30
 class RequestError(Exception):
     """A request refused for a reason the client can act on; `status` is the HTTP status that says why."""
 
-    def __init__(self, message: str, status: int) -> None:
+    def __init__(self, message: str, status: int, retry_after: int | None = None) -> None:
         super().__init__(message)
         self.status = status
+        self.retry_after = retry_after  # seconds, sent as Retry-After when set
 
 
 def wants_json() -> bool:
@@ -34,19 +35,24 @@ def error_answer(status: int, title: str, message: str) -> tuple[object, int]:
     return render_template("error.html", status=status, title=title, message=message), status
 
 
-def http_error(error: HTTPException) -> tuple[object, int]:
+def http_error(error: HTTPException) -> tuple[object, int, list[tuple[str, str]]]:
+    """Our page or JSON for an HTTP error, with the headers the error's own answer carries (Allow on a 405,
+    WWW-Authenticate on a 401) but its content type."""
+    headers = [(name, value) for name, value in error.get_headers() if name.lower() != "content-type"]
     if isinstance(error, RequestEntityTooLarge):
         limit = current_app.config["MAX_CONTENT_LENGTH"] / MEGABYTE
-        return error_answer(413, "File too large", f"That file is too large: posters up to {limit:g} MB, please.")
-    return error_answer(error.code or 500, error.name, error.description or error.name)
+        message = f"That file is too large: posters up to {limit:g} MB, please."
+        return (*error_answer(413, "File too large", message), headers)
+    return (*error_answer(error.code or 500, error.name, error.description or error.name), headers)
 
 
-def request_error(error: RequestError) -> tuple[object, int]:
+def request_error(error: RequestError) -> tuple[object, int, dict[str, str]]:
     """A RequestError that no view answered itself (the API's are all answered here)."""
-    return error_answer(error.status, HTTP_STATUS_CODES.get(error.status, "Error"), str(error))
+    headers = {} if error.retry_after is None else {"Retry-After": str(error.retry_after)}
+    return (*error_answer(error.status, HTTP_STATUS_CODES.get(error.status, "Error"), str(error)), headers)
 
 
-def unexpected_error(error: Exception) -> tuple[object, int]:
+def unexpected_error(error: Exception) -> tuple[object, ...]:
     if isinstance(error, HTTPException):
         return http_error(error)
     current_app.logger.exception("unexpected error on %s %s", request.method, request.path)

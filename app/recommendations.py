@@ -7,11 +7,12 @@ restart, sees the same state."""
 from __future__ import annotations
 
 import json
+import reprlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from app.db import Database, DuplicateRowError, Row
+from app.db import MAX_ROW_ID, Database, DuplicateRowError, Row
 from app.errors import RequestError
 from bandit import Choice, LoggedDecision
 from recommend import DISTANCES
@@ -59,6 +60,8 @@ def record_recommendation(database: Database, policy_name: str, choice: Choice, 
 
 def find_recommendation(database: Database, recommendation_id: int) -> Row | None:
     """The recommendations table's row `recommendation_id` (every column), or None when there is none."""
+    if not is_row_id(recommendation_id):
+        return None
     return database.execute("SELECT * FROM recommendations WHERE id = ?", (recommendation_id,)).fetchone()
 
 
@@ -80,10 +83,15 @@ def arm_counts(database: Database, arms: tuple[str, ...] = DISTANCES) -> dict[st
     return {arm: (bad, okay, good) for arm, (bad, okay, good) in counts.items()}
 
 
+def is_row_id(value: int) -> bool:
+    """Whether `value` could be a table's id at all (1 to MAX_ROW_ID): any other names no row."""
+    return 0 < value <= MAX_ROW_ID
+
+
 def reward_of(rating: object) -> int:
-    """+1, 0 or -1 for "good", "okay" or "bad"; anything else is refused."""
-    if rating not in RATINGS:
-        raise FeedbackError(f"unknown rating {rating!r}: rate a recommendation good, okay or bad", 400)
+    """+1, 0 or -1 for "good", "okay" or "bad"; anything else (a list, a number, null) is refused."""
+    if not isinstance(rating, str) or rating not in RATINGS:
+        raise FeedbackError(f"unknown rating {reprlib.repr(rating)}: rate a recommendation good, okay or bad", 400)
     return RATINGS[rating]
 
 
@@ -111,13 +119,15 @@ def record_feedback(
     second vote (409), an unknown rating (400) or a client over `limit` (429) raises FeedbackError and writes
     nothing. `client` is an opaque key of the voter (security.client_key), counted for the limit."""
     reward = reward_of(rating)
+    if not is_row_id(recommendation_id):
+        raise no_recommendation(recommendation_id)
     try:
         # One transaction, rolled back on any error; one client's votes take turns, so the limit's count and the
         # insert see the same table.
         with database.transaction(lock=f"votes of {client}"):
             found = database.execute("SELECT 1 FROM recommendations WHERE id = ?", (recommendation_id,)).fetchone()
             if found is None:
-                raise FeedbackError(f"there is no recommendation {recommendation_id} to rate", 404)
+                raise no_recommendation(recommendation_id)
             if limit is not None:
                 check_rate(database, client, limit)
             database.execute(
@@ -127,6 +137,10 @@ def record_feedback(
     except DuplicateRowError:
         raise FeedbackError(f"recommendation {recommendation_id} has already been rated; one vote each", 409) from None
     return reward
+
+
+def no_recommendation(recommendation_id: int) -> FeedbackError:
+    return FeedbackError(f"there is no recommendation {recommendation_id} to rate", 404)
 
 
 def check_rate(database: Database, client: str, limit: RateLimit) -> None:

@@ -8,6 +8,8 @@ import hmac
 import secrets
 
 from flask import Flask, Response, abort, current_app, request, session
+from werkzeug.datastructures import WWWAuthenticate
+from werkzeug.exceptions import Unauthorized
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 CSRF_FIELD = "csrf_token"
@@ -37,8 +39,8 @@ def csrf_token() -> str:
 
 def check_request() -> None:
     """Refuse state-changing requests that a third-party page could have forged."""
-    if request.method not in UNSAFE_METHODS:
-        return
+    if request.method not in UNSAFE_METHODS or request.routing_exception is not None:
+        return  # a request no view takes (404, 405) changes nothing: its own error answers it
     if request.blueprint == "api":
         check_api_request()
         return
@@ -55,9 +57,11 @@ def check_api_request() -> None:
     if token:
         sent = request.headers.get("Authorization", "")
         if not hmac.compare_digest(sent.encode(), f"Bearer {token}".encode()):
-            abort(401, "this API needs the header Authorization: Bearer <token>")
+            raise Unauthorized(
+                "this API needs the header Authorization: Bearer <token>", www_authenticate=WWWAuthenticate("bearer")
+            )
     elif not request.headers.get(API_HEADER):
-        abort(400, f"API requests that change state need the header {API_HEADER} (any value, e.g. posterbench)")
+        abort(403, f"API requests that change state need the header {API_HEADER} (any value, e.g. posterbench)")
 
 
 def client_key() -> str:

@@ -23,6 +23,7 @@ from PIL import Image
 from app import MEGABYTE
 from app.db import Row, get_db
 from app.errors import RequestError
+from app.limits import poster_work
 from app.plots import THUMBNAIL_PIXELS, ScatterPoint, scatter_svg
 from app.poster_pipeline import QueryError, imdb_query, recommend_for, sample_query, upload_query
 from app.recommendations import (
@@ -71,9 +72,11 @@ def recommend_view() -> Response | tuple[str, int]:
         if sample_id:
             query = sample_query(resources, sample_id)
         elif upload and upload.filename:
-            query = upload_query(resources, upload.read(), upload.filename)
+            with poster_work("upload"):
+                query = upload_query(resources, upload.read(), upload.filename)
         elif link:
-            query = imdb_query(resources, link, current_app.config)
+            with poster_work("imdb"):
+                query = imdb_query(resources, link, current_app.config)
         else:
             raise QueryError("Choose a poster image to upload, paste an IMDb link, or click a sample poster.", 400)
     except RequestError as error:  # QueryError, or ImdbError from a link

@@ -144,7 +144,9 @@ def test_bad_feedback_is_refused_with_a_json_error(client, app, demo_catalog, bo
 
 def test_bad_recommend_requests_get_json_errors_and_save_nothing(client, app) -> None:
     cases = [
-        ({}, 400, "send a poster as the multipart field 'image'"),
+        ({}, 400, "send exactly one of a poster as the multipart field 'image'"),
+        ({"sample": "tt0000001", "imdb_url": ""}, 400, "this request sent 2"),
+        ({"image": "not a file"}, 400, "send the poster as a file"),
         ({"image": (io.BytesIO(b"not an image"), "x.png")}, 400, "not an image we can read"),
         ({"imdb_url": "https://example.org/title/tt0111161/"}, 400, "That is a link to example.org"),
         ({"sample": "tt0000001"}, 404, "no movie tt0000001 in the catalog"),
@@ -167,8 +169,8 @@ def test_bad_recommend_requests_get_json_errors_and_save_nothing(client, app) ->
 def test_state_changing_calls_need_the_header_or_the_token(client, app, demo_catalog) -> None:
     sample = demo_catalog.movies[0].imdb_id
     bare = recommend_sample(client, sample, headers={})
-    assert bare.status_code == 400 and "X-Requested-With" in bare.get_json()["error"]
-    assert client.post("/api/feedback", json={"id": 1, "rating": "good"}).status_code == 400
+    assert bare.status_code == 403 and "X-Requested-With" in bare.get_json()["error"]
+    assert client.post("/api/feedback", json={"id": 1, "rating": "good"}).status_code == 403
     assert client.get("/api/bandit").status_code == 200  # reading needs nothing
 
     guarded = create_app({**app.config, "API_TOKEN": "s3cret"})

@@ -224,3 +224,21 @@ def test_the_results_scatter_plot_labels_the_five_movies(client, demo_catalog) -
     for title in titles:
         assert title[:20].replace("&#39;", "'") in svg.replace("&#39;", "'").replace("&apos;", "'")
     assert svg.count("<image") == 5  # each point drawn on its poster
+
+
+def test_ids_beyond_any_row_and_ratings_of_other_types_get_4xx(app, client, demo_catalog) -> None:
+    """Ids past SQLite's and PostgreSQL's 64-bit integers (2**70) used to reach the driver and answer 500."""
+    huge = 2**70
+    api = {"X-Requested-With": "pytest"}
+    assert client.post("/api/feedback", json={"id": huge, "rating": "good"}, headers=api).status_code == 404
+    assert client.post(f"/results/{huge}/feedback", data={"rating": "good"}).status_code == 404
+    assert client.get(f"/results/{huge}").status_code == 404
+    assert client.get(f"/results/{huge}/scatter.svg").status_code == 404
+    assert client.get(f"/results/{huge}/query.jpg").status_code == 404
+    shown = client.post("/api/recommend", data={"sample": demo_catalog.movies[0].imdb_id}, headers=api).get_json()
+    for rating in (["good"], {"good": 1}, 1, None, "x" * 100_000):
+        answer = client.post("/api/feedback", json={"id": shown["id"], "rating": rating}, headers=api)
+        assert answer.status_code == 400 and len(answer.get_json()["error"]) < 200, rating
+    assert table_sizes(app) == (1, 0)
+    as_float = client.post("/api/feedback", json={"id": float(shown["id"]), "rating": "good"}, headers=api)
+    assert as_float.status_code == 200 and as_float.get_json()["id"] == shown["id"]

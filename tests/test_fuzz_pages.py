@@ -1,0 +1,193 @@
+"""The pages, their forms and their path parameters fuzzed with Hypothesis, where the OpenAPI document (and so
+tests/test_fuzz_api.py) does not reach: ids of any size and sign or not numbers at all, form fields missing, repeated
+or of the wrong kind, bodies of the wrong content type or beyond the upload limit, and any JSON at all sent to the
+API. Whatever comes in: no 5xx, and nothing half-saved (a recommendation is logged only when one was shown, a vote
+only when one was thanked for).
+
+Each test has a fixed, derandomized budget (EXAMPLES; POSTERBENCH_FUZZ_EXAMPLES=1000 searches longer)."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import sqlite3
+from urllib.parse import quote
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from werkzeug.datastructures import MultiDict
+
+EXAMPLES = int(os.environ.get("POSTERBENCH_FUZZ_EXAMPLES", "40"))
+UPLOAD_LIMIT = 64 * 1024  # the fuzzed app's MAX_CONTENT_LENGTH: small, so that a body beyond it is cheap to send
+SEEDED = 3
+FUZZ = settings(
+    max_examples=EXAMPLES,
+    derandomize=True,
+    database=None,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+API = {"X-Requested-With": "fuzz"}
+
+ids = st.one_of(
+    st.integers(),  # any size and sign: 2**70, -1, 0
+    st.integers(min_value=1, max_value=SEEDED + 1),  # ids that exist (and one that does not yet)
+    st.text(max_size=30),
+    st.sampled_from(["1.0", "1e3", "0x1", "١", "%00", "..", "1/feedback", " 1"]),
+)
+texts = st.one_of(st.text(max_size=200), st.binary(max_size=200).map(lambda data: data.decode("latin-1")))
+files = st.builds(
+    lambda data, name: (io.BytesIO(data), name),
+    st.one_of(st.binary(max_size=2000), st.just(b"\x89PNG\r\n\x1a\n" + b"\0" * 64), st.just(b"\xff\xd8\xff\xe0")),
+    st.text(max_size=300),
+)
+form_names = st.one_of(st.sampled_from(["sample", "imdb_url", "poster", "rating", "csrf_token"]), st.text(max_size=20))
+form_values = st.one_of(texts, files, st.sampled_from(["tt99000001", "good", "okay", "bad", "", "https://imdb.com/"]))
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    max_leaves=12,
+)
+feedback_bodies = st.one_of(
+    json_values,
+    st.fixed_dictionaries({"id": json_values, "rating": json_values}),
+    st.fixed_dictionaries({"id": ids, "rating": st.sampled_from(["good", "okay", "bad"]) | json_values}),
+)
+content_types = st.sampled_from(
+    [
+        "application/json",
+        "text/plain",
+        "multipart/form-data",
+        "multipart/form-data; boundary=x",
+        "application/x-www-form-urlencoded",
+        "application/json; charset=utf-16",
+        "image/png",
+        "",
+    ]
+)
+
+
+@pytest.fixture
+def fuzzed(app_settings: dict, demo_catalog):
+    """The app with a small upload limit, a few recommendations already shown, and a browser's session: a client
+    whose page forms carry the session's CSRF token (unless the example leaves it out)."""
+    from app import create_app
+
+    app = create_app({**app_settings, "MAX_CONTENT_LENGTH": UPLOAD_LIMIT})
+    client = app.test_client()
+    for movie in demo_catalog.movies[:SEEDED]:
+        assert client.post("/api/recommend", data={"sample": movie.imdb_id}, headers=API).status_code == 201
+    with client.session_transaction() as session:
+        session["csrf_token"] = "fuzz-token"
+    return app, client
+
+
+def saved(app) -> tuple[int, int]:
+    """(recommendations, votes), after checking that every saved row is whole and every vote has its recommendation."""
+    with sqlite3.connect(app.config["DATABASE"]) as database:
+        for genres, results in database.execute("SELECT genres, results FROM recommendations"):
+            assert len(json.loads(results)) == 5 and json.loads(genres)
+        votes = database.execute("SELECT recommendation_id FROM feedback").fetchall()
+        shown = database.execute("SELECT COUNT(*) FROM recommendations").fetchone()[0]
+        assert all(1 <= recommendation_id <= shown for (recommendation_id,) in votes)
+        return shown, len(votes)
+
+
+def path_part(value: int | str) -> str:
+    return quote(str(value), safe="")
+
+
+@FUZZ
+@given(recommendation_id=ids, suffix=st.sampled_from(["", "/query.jpg", "/scatter.svg"]))
+def test_result_paths_of_any_id_answer_without_a_5xx(fuzzed, recommendation_id, suffix) -> None:
+    app, client = fuzzed
+    response = client.get(f"/results/{path_part(recommendation_id)}{suffix}")
+    assert response.status_code < 500, response.get_data(as_text=True)[:300]
+    assert response.status_code in (200, 308, 404, 405), response.status_code  # 405: the id "1/feedback"
+
+
+@FUZZ
+@given(name=st.one_of(ids, st.sampled_from(["rewards", "epsilon", "choices"])), imdb_id=ids)
+def test_poster_and_bandit_plot_paths_answer_without_a_5xx(fuzzed, name, imdb_id) -> None:
+    app, client = fuzzed
+    for path in (f"/bandit/{path_part(name)}.svg", f"/posters/{path_part(imdb_id)}.jpg", f"/posters/{imdb_id}.jpg"):
+        response = client.get(path)
+        assert response.status_code in (200, 308, 404), (path, response.status_code)  # 308: "//" merged
+
+
+@FUZZ
+@given(
+    recommendation_id=ids,
+    fields=st.lists(
+        st.tuples(st.sampled_from(["rating", "csrf_token", "other"]) | form_names, form_values), max_size=5
+    ),
+    with_token=st.booleans(),
+)
+def test_page_votes_of_any_shape_answer_without_a_5xx_and_save_whole(
+    fuzzed, recommendation_id, fields, with_token
+) -> None:
+    app, client = fuzzed
+    form = MultiDict(fields)
+    if with_token:
+        form.add("csrf_token", "fuzz-token")
+    before = saved(app)
+    response = client.post(f"/results/{path_part(recommendation_id)}/feedback", data=form)
+    after = saved(app)
+    assert response.status_code < 500, response.get_data(as_text=True)[:300]
+    thanked = response.status_code == 303
+    assert after == (before[0], before[1] + int(thanked))
+
+
+@FUZZ
+@given(
+    fields=st.lists(st.tuples(form_names, form_values), max_size=6),
+    with_token=st.booleans(),
+    content_type=st.none() | content_types,
+)
+def test_recommend_forms_of_any_shape_answer_without_a_5xx_and_save_whole(
+    fuzzed, fields, with_token, content_type
+) -> None:
+    app, client = fuzzed
+    form = MultiDict(fields)
+    if with_token:
+        form.add("csrf_token", "fuzz-token")
+    before = saved(app)
+    sent = {"data": form} if content_type is None else {"data": form, "content_type": content_type}
+    response = client.post("/recommend", **sent)
+    after = saved(app)
+    assert response.status_code < 500, response.get_data(as_text=True)[:300]
+    assert after == (before[0] + int(response.status_code == 303), before[1])
+
+
+@FUZZ
+@given(
+    size=st.integers(min_value=UPLOAD_LIMIT + 1, max_value=4 * UPLOAD_LIMIT),
+    where=st.sampled_from(["/recommend", "/api/recommend", "/api/feedback", "/results/1/feedback"]),
+)
+def test_bodies_beyond_the_limit_are_refused_with_413(fuzzed, size, where) -> None:
+    app, client = fuzzed
+    before = saved(app)
+    response = client.post(
+        where,
+        data={"poster": (io.BytesIO(b"\0" * size), "big.jpg"), "image": (io.BytesIO(b"\0"), "x.jpg")},
+        headers=API,
+    )
+    assert response.status_code == 413, (where, response.status_code)
+    assert saved(app) == before
+
+
+@FUZZ
+@given(body=feedback_bodies, content_type=content_types, raw=st.booleans())
+def test_api_votes_of_any_json_answer_without_a_5xx_and_save_whole(fuzzed, body, content_type, raw) -> None:
+    app, client = fuzzed
+    before = saved(app)
+    data = json.dumps(body, allow_nan=True) if not raw else json.dumps(body, allow_nan=True).encode("utf-16")
+    response = client.post("/api/feedback", data=data, content_type=content_type, headers=API)
+    after = saved(app)
+    assert response.status_code < 500, response.get_data(as_text=True)[:300]
+    assert response.is_json and set(response.get_json()) >= (
+        {"id", "rating"} if response.status_code == 200 else {"error", "status"}
+    )
+    assert after == (before[0], before[1] + int(response.status_code == 200))
