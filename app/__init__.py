@@ -50,6 +50,7 @@ def create_app(test_config: dict | None = None) -> Flask:
         POSTERS_PER_CLIENT=2,  # uploads and IMDb links one client may have in progress at once, per worker
         IMDB_FETCHES_PER_CLIENT=1,  # IMDb link fetches one client may have in progress at once, per worker
         IMDB_FETCHES=2,  # IMDb link fetches in progress at once per worker, all clients together
+        INFERENCE_THREADS=None,  # ONNX Runtime's threads per inference (1); gunicorn: a request's share of the cores
     )
     if test_config is None:
         app.config.from_pyfile("config.py", silent=True)
