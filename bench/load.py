@@ -39,6 +39,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -172,9 +173,18 @@ def unrated_recommendations(client: Client, count: int, posters: list[tuple[str,
     return ids
 
 
-def run(
+@dataclass
+class Timings:
+    """What a run of requests measured."""
+
+    latencies: list[float]  # seconds, of each request that succeeded
+    failures: list[int]  # the statuses of those that did not
+    seconds: float  # the run's wall time
+
+
+def timed_requests(
     url: str, kind: str, clients: int, n_requests: int, posters: list[tuple[str, bytes]], max_seconds: float
-) -> dict[str, float]:
+) -> Timings:
     """`n_requests` of one kind from `clients` concurrent visitors, stopping early after `max_seconds`."""
     visitors = [Client(url) for _ in range(clients)]
     to_rate = unrated_recommendations(visitors[0], n_requests + clients, posters) if kind == "feedback" else []
@@ -214,20 +224,31 @@ def run(
         thread.start()
     for thread in threads:
         thread.join()
-    elapsed = time.perf_counter() - start
-    if not latencies:
-        sys.exit(f"every {kind} request failed, with statuses {sorted(set(failures))}")
-    milliseconds = np.array(latencies) * 1000
+    return Timings(latencies, failures, time.perf_counter() - start)
+
+
+def summarize(kind: str, timings: Timings) -> dict[str, float]:
+    """Requests, failures, requests per second and the latency's percentiles (ms) of `timings`."""
+    if not timings.latencies:
+        sys.exit(f"every {kind} request failed, with statuses {sorted(set(timings.failures))}")
+    milliseconds = np.array(timings.latencies) * 1000
     return {
-        "requests": len(latencies) + len(failures),
-        "failed": len(failures),
-        "seconds": round(elapsed, 2),
-        "rps": round(len(latencies) / elapsed, 1),
+        "requests": len(timings.latencies) + len(timings.failures),
+        "failed": len(timings.failures),
+        "seconds": round(timings.seconds, 2),
+        "rps": round(len(timings.latencies) / timings.seconds, 1),
         "p50_ms": round(float(np.percentile(milliseconds, 50)), 1),
         "p95_ms": round(float(np.percentile(milliseconds, 95)), 1),
         "p99_ms": round(float(np.percentile(milliseconds, 99)), 1),
         "max_ms": round(float(milliseconds.max()), 1),
     }
+
+
+def run(
+    url: str, kind: str, clients: int, n_requests: int, posters: list[tuple[str, bytes]], max_seconds: float
+) -> dict[str, float]:
+    """`n_requests` of one kind from `clients` concurrent visitors, stopping early after `max_seconds`, summarized."""
+    return summarize(kind, timed_requests(url, kind, clients, n_requests, posters, max_seconds))
 
 
 def run_wrk(
