@@ -346,3 +346,25 @@ def test_frozen_pool_probes_score_every_pooling_and_penalty_from_a_kept_cache(
         text=True,
     )
     assert refused.returncode != 0 and "--keep-cache" in refused.stderr
+
+
+def test_serving_threads_compares_limited_and_unlimited_workers(demo_catalog_dir, trained, index_dir) -> None:
+    output = run_script(
+        "bench/serving_threads.py",
+        *("--catalog", str(demo_catalog_dir), "--model", str(trained[1]), "--index", str(index_dir)),
+        *("--rows", "300", "--workers", "1", "--clients", "1,2", "--requests", "4", "--search-queries", "3"),
+    )
+    last = json.loads(output.strip().splitlines()[-1])
+    assert last["movies"] == 300 and last["blas_threads"]["unlimited"] == last["cores"]
+    for mode in ("limited", "unlimited"):
+        [line] = last["workers"][mode]  # one worker, which reported its threads
+        assert f"openblas={last['blas_threads'][mode]}," in line and "onnxruntime=not loaded" in line  # Keras
+    assert set(last["search"]) == {"1", "2"} and set(last["requests"]) == {"1", "2"}
+    for part in ("search", "requests"):
+        for cells in last[part].values():
+            for mode in ("limited", "unlimited"):
+                assert 0 < cells[mode]["p50_ms"] <= cells[mode]["p95_ms"]
+            assert cells["ratio"]["p50"] == round(cells["unlimited"]["p50_ms"] / cells["limited"]["p50_ms"], 2)
+    for cells in last["requests"].values():  # two rounds of 4 sample clicks each
+        assert all(cells[mode]["requests"] == 8 and cells[mode]["failed"] == 0 for mode in ("limited", "unlimited"))
+    assert "| clients | limited p50 / p95 ms |" in output
