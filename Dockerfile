@@ -3,8 +3,9 @@
 #
 # Build:
 #   docker build -t posterbench .
-# Run (a catalog, the `make train index clems` outputs under /srv/runs/<catalog>-<hash>/, and a database dir):
-#   docker run -d -p 8000:8000 \
+# Run (a catalog, the `make train index clems` outputs under /srv/runs/<catalog>-<hash>/, and a database dir), its
+# port published on the host's loopback only, for the one reverse proxy in front of it (see TRUSTED_PROXIES below):
+#   docker run -d -p 127.0.0.1:8000:8000 \
 #     -v /srv/catalog:/data/catalog:ro -v /srv/runs:/data/runs:ro -v posterbench-db:/data/db \
 #     -e POSTERBENCH_SECRET_KEY="$(cat secret_key)" \
 #     -e POSTERBENCH_MODEL=/data/runs/<catalog>-<hash>/model-default \
@@ -53,8 +54,12 @@ COPY static /tmp/posterbench/static
 RUN pip install --no-deps --no-build-isolation /tmp/posterbench \
     && rm -rf /tmp/posterbench
 
+# The documented layout: one reverse proxy (TLS, on the same host) in front of the container, which alone can reach
+# its port and appends the client's address to X-Forwarded-For; the vote limit counts that address, and a client's
+# own X-Forwarded-For entries are never believed. Clients that reach the container directly: set it to 0.
 ENV POSTERBENCH_CATALOG=/data/catalog \
     POSTERBENCH_DATABASE=/data/db/posterbench.sqlite \
+    POSTERBENCH_TRUSTED_PROXIES=1 \
     GUNICORN_BIND=0.0.0.0:8000
 
 USER 10001:10001

@@ -363,3 +363,13 @@ def test_ignore_matcher_follows_docker_rules():
     assert not ignored("anything", ["!anything"])
     assert not ignored("app/x.sqlite", ["*.sqlite"])  # `*` stays at the root, as in Docker
     assert ignored("x.sqlite", ["*.sqlite"])
+
+
+def test_the_documented_layout_trusts_exactly_the_one_proxy_in_front(environment):
+    """The image believes one proxy's X-Forwarded-For (tests/test_limits.py: a client's own entries do not count), so
+    the documented run command publishes the port to that proxy's host alone, never to every interface."""
+    assert environment["POSTERBENCH_TRUSTED_PROXIES"] == "1"
+    documented = [DOCKERFILE.read_text(), (ROOT / "README.md").read_text()]
+    for text in documented:
+        published = re.findall(r"docker run [^\n]*?-p (\S+)", text)
+        assert published and all(port.startswith("127.0.0.1:") for port in published), published
