@@ -75,7 +75,9 @@ def fuzzed(app_settings: dict, demo_catalog):
     whose page forms carry the session's CSRF token (unless the example leaves it out)."""
     from app import create_app
 
-    app = create_app({**app_settings, "MAX_CONTENT_LENGTH": UPLOAD_LIMIT})
+    closed = "http://127.0.0.1:9"  # a generated IMDb link is refused at once on loopback, never sent outside
+    overrides = {"www.imdb.com": closed, "m.imdb.com": closed, "m.media-amazon.com": closed}
+    app = create_app({**app_settings, "MAX_CONTENT_LENGTH": UPLOAD_LIMIT, "IMDB_OVERRIDES": overrides})
     client = app.test_client()
     for movie in demo_catalog.movies[:SEEDED]:
         assert client.post("/api/recommend", data={"sample": movie.imdb_id}, headers=API).status_code == 201
