@@ -141,9 +141,11 @@ def recommend_for(
 
 
 def thumbnail(image: Image.Image) -> bytes:
-    """A small JPEG of a decoded poster, kept with the recommendation to show it again."""
-    small = image.copy()
-    small.thumbnail(THUMBNAIL_SIZE)
+    """A small JPEG of a decoded RGB poster (never enlarged), kept with the recommendation to show it again; resized
+    straight from `image`, which is left as it is, without a copy of it."""
+    scale = min(1.0, THUMBNAIL_SIZE[0] / image.width, THUMBNAIL_SIZE[1] / image.height)
+    size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
+    small = image if size == image.size else image.resize(size, Image.Resampling.LANCZOS, reducing_gap=2.0)
     buffer = io.BytesIO()
     small.save(buffer, "JPEG", quality=85)
     return buffer.getvalue()

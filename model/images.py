@@ -1,25 +1,68 @@
-"""Decode poster images into the arrays the network takes, with clear errors for bad input."""
+"""Decode poster images into the arrays the network takes, with clear errors for bad input. What an image may cost is
+judged from its header, before any of its pixels is decoded (`check_header`: its shape, its size, and the budget of
+its kind of file); large JPEGs are then decoded at a reduced scale, and everything else is reduced strip by strip,
+so that decoding holds one full-size copy of an image at most. `bench/image_cost.py` measures the worst image each
+limit lets through."""
 
 from __future__ import annotations
 
 import io
+import math
+import re
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import ExifTags, Image, UnidentifiedImageError
+from PIL.JpegImagePlugin import JpegImageFile
 from tqdm import tqdm
 
+MAX_ASPECT = 5
+"""At most 5 times as tall as wide, or as wide as tall: the real catalog's posters span 2.1:1 to 1:2.7."""
+MAX_SIDE = 12_000
+"""The most pixels a side: a one-sheet poster (27 x 40 inches) scanned at 300 dpi is 8,100 x 12,000."""
 MAX_PIXELS = 40_000_000
-"""Refuse images larger than this (a decompression bomb guard); real posters are far smaller."""
+"""The most pixels of any image; a JPEG of one scan may have as many, as it is decoded at 1/2 to 1/8 scale."""
+FULL_SIZE_PIXELS = 12_500_000
+"""The most pixels of an image decoded at full size (PNG, GIF and any format but JPEG and WebP), 50 MB as RGBA: a
+12-megapixel phone photo (4032 x 3024) fits."""
+WIDE_PNG_PIXELS = FULL_SIZE_PIXELS // 2
+"""The most pixels of a 16-bit PNG, which has twice the bytes to inflate and unfilter per pixel."""
+WEBP_PIXELS = 6_000_000
+"""The most pixels of a WebP: Pillow's decoder holds about four full-size RGBA copies of it (16 bytes a pixel)."""
+WEBP_BYTES = 3_000_000
+"""The largest WebP file: a lossy one decodes about 6 times slower per byte than a baseline JPEG."""
+PROGRESSIVE_SAMPLES = 40_000_000
+"""A progressive (or any multi-scan) JPEG keeps every DCT coefficient until its last scan, 2 bytes a sample whatever
+the scale it is decoded at: 80 MB at most (26 million pixels with the usual 4:2:0 colour, 10 million in CMYK)."""
+PROGRESSIVE_BYTES = 4_000_000
+"""The largest progressive JPEG file: its scans decode 4 to 5 times slower per byte than a baseline JPEG's."""
+MAX_SCANS = 100
+"""The most scans of a JPEG (encoders write 1 to about 20); each scan is a pass over the whole image."""
+READ_CODINGS = {0xC0: "baseline", 0xC1: "extended", 0xC2: "progressive"}
+"""The JPEG codings read (Huffman-coded DCT, what cameras, phones and editors write), by start-of-frame marker."""
+OTHER_CODINGS = {0xC3: "lossless", 0xC7: "lossless", 0xCB: "lossless", 0xCF: "lossless"}
+STRIP_PIXELS = 1 << 20
+"""Images are turned into RGB and reduced in strips of about this many pixels."""
 
 WIDE_GREY_MODES = ("I", "I;16", "I;16B", "I;16L", "I;16N", "F")
+TRANSPARENT_MODES = ("RGBA", "LA", "PA", "RGBa", "La")
 IMAGENET_BGR_MEANS = np.array([103.939, 116.779, 123.68], dtype=np.float32)
 """VGG-16's ('caffe') per-channel ImageNet means, in the network's BGR channel order."""
+TRANSPOSITIONS = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+"""How to show an image upright, by its EXIF orientation (as ImageOps.exif_transpose does)."""
 
 
 class PosterImageError(ValueError):
-    """The input is not an image we can read."""
+    """The input is not an image we can read, or one that would cost too much to decode."""
 
 
 def load_poster(source: str | Path | bytes, size: int) -> np.ndarray:
@@ -30,26 +73,32 @@ def load_poster(source: str | Path | bytes, size: int) -> np.ndarray:
 def decode_poster(
     source: str | Path | bytes, at_least: tuple[int, int], formats: Sequence[str] | None = None
 ) -> Image.Image:
-    """Decode an image file or its bytes into an upright 8-bit RGB image, at least `at_least` pixels
-    where the image is that large (JPEGs are decoded at a reduced scale when that suffices).
+    """Decode an image file or its bytes into an upright 8-bit RGB image, at least `at_least` pixels where the image
+    is that large: JPEGs are decoded at a reduced scale and other images reduced by a whole factor when that
+    suffices. Only the first frame of an animation is decoded.
 
-    Handles EXIF orientation, CMYK, greyscale, palette, transparency (on white) and 16-bit images;
-    anything unreadable or too large raises PosterImageError. `formats` (Pillow format names such as
+    Handles EXIF orientation, CMYK, greyscale, palette, transparency (on white) and 16-bit images; anything
+    unreadable, or refused by `check_header`, raises PosterImageError. `formats` (Pillow format names such as
     "JPEG", "PNG") limits what is accepted, judged by the content, never by a file name.
     """
-    stream = io.BytesIO(source) if isinstance(source, bytes) else source
     name = "the uploaded file" if isinstance(source, bytes) else str(source)
     try:
-        with Image.open(stream, formats=formats) as image:
-            if image.width * image.height > MAX_PIXELS:
-                size_text = f"{image.width} x {image.height} pixels"
-                raise PosterImageError(f"{name} is too large: {size_text}; the limit is {MAX_PIXELS:,} pixels")
-            image.draft("RGB", at_least)
-            return to_rgb(ImageOps.exif_transpose(image))
+        data = source if isinstance(source, bytes) else Path(source).read_bytes()
+        with Image.open(io.BytesIO(data), formats=formats) as image:
+            check_header(image, data, name)
+            if isinstance(image, JpegImageFile):
+                image.draft("RGB", upright_size(at_least, orientation(image)))  # from the header: no pixel yet
+            image.load()  # the first frame
+            turn = orientation(image)
+            reduced = reduced_rgb(image, upright_size(at_least, turn))
+        return reduced.transpose(TRANSPOSITIONS[turn]) if turn in TRANSPOSITIONS else reduced
     except PosterImageError:
         raise
     except Image.DecompressionBombError as error:  # Pillow's own guard, for images far beyond MAX_PIXELS
-        raise PosterImageError(f"{name} is too large: far more than the limit of {MAX_PIXELS:,} pixels") from error
+        found = re.search(r"\((\d+) pixels\)", str(error))
+        size = f" ({int(found.group(1)):,} pixels)" if found else ""
+        message = f"{name} is too large: far more than the limit of {MAX_PIXELS:,} pixels{size}"
+        raise PosterImageError(message) from error
     except UnidentifiedImageError as error:
         accepted = ", ".join(formats) if formats else "JPEG, PNG, WebP, GIF ..."
         raise PosterImageError(f"{name} is not an image we can read ({accepted})") from error
@@ -57,22 +106,150 @@ def decode_poster(
         raise PosterImageError(f"{name} is damaged or truncated: {error}") from error
 
 
+def check_header(image: Image.Image, data: bytes, name: str) -> None:
+    """Refuse an opened image whose shape is no poster's or whose decoding would cost more than its kind's budget,
+    judged from its header (and, for a JPEG, the markers between its scans), before any of its pixels is decoded."""
+    width, height = image.size
+    size = f"{width} x {height} pixels"
+    if max(width, height) > MAX_ASPECT * min(width, height):
+        long, short = ("tall", "wide") if height > width else ("wide", "tall")
+        ratio = f"{max(width, height) / max(min(width, height), 1):,.2f}".rstrip("0").rstrip(".")
+        raise PosterImageError(
+            f"{name} is {size}, {ratio} times as {long} as it is {short}: posters up to {MAX_ASPECT} times as "
+            "tall as wide, or as wide as tall, please"
+        )
+    if max(width, height) > MAX_SIDE:
+        raise PosterImageError(f"{name} is too large: {size}; the limit is {MAX_SIDE} pixels a side")
+    jpeg = jpeg_layout(data) if isinstance(image, JpegImageFile) else None
+    if jpeg is not None and not jpeg[0]:
+        raise PosterImageError(f"{name} is damaged or truncated: a JPEG without a frame header")
+    if jpeg is not None and jpeg[0] not in READ_CODINGS:
+        coding = OTHER_CODINGS.get(jpeg[0], "arithmetic-coded" if jpeg[0] >= 0xC9 else "hierarchical")
+        raise PosterImageError(f"{name} is a {coding} JPEG, which we do not read: please save it as an ordinary JPEG")
+    limit, kind = pixel_budget(image, data, jpeg)
+    if width * height > limit:
+        beside = "" if limit == MAX_PIXELS else f", and {limit:,} for {kind}"
+        raise PosterImageError(
+            f"{name} is too large: {size}; the limit is {MAX_PIXELS:,} pixels{beside}: please upload a smaller copy"
+        )
+    if jpeg is not None and jpeg[1] > MAX_SCANS:
+        raise PosterImageError(f"{name} is a JPEG of {jpeg[1]:,} scans; the limit is {MAX_SCANS}")
+    most, kind = byte_budget(image, jpeg)
+    if len(data) > most:
+        raise PosterImageError(
+            f"{name} is {kind} of {len(data) / 1e6:.1f} MB; the limit is {most / 1e6:g} MB for {kind}, slower to "
+            "decode: please upload a smaller copy, or a baseline JPEG"
+        )
+
+
+def pixel_budget(image: Image.Image, data: bytes, jpeg: tuple[int, int] | None) -> tuple[int, str]:
+    """The most pixels an image of this kind may have, and the kind's name; `jpeg` is a JPEG's (coding, scans)."""
+    if jpeg is not None:
+        if jpeg[0] != 0xC2 and jpeg[1] <= 1:
+            return MAX_PIXELS, "a JPEG"
+        layers = getattr(image, "layer", None) or [(0, 1, 1, 0)] * len(image.getbands())
+        widest, tallest = max(layer[1] for layer in layers), max(layer[2] for layer in layers)
+        samples = sum(layer[1] * layer[2] for layer in layers) / (widest * tallest)
+        kind = "a progressive JPEG" if jpeg[0] == 0xC2 else "a JPEG of several scans"
+        return min(MAX_PIXELS, int(PROGRESSIVE_SAMPLES / samples)), f"{kind} like this one (decoded whole)"
+    if image.format == "WEBP":
+        return WEBP_PIXELS, "a WebP"
+    if image.format == "PNG" and data[24:25] == b"\x10":  # the IHDR's bit depth
+        return WIDE_PNG_PIXELS, "a 16-bit PNG"
+    return FULL_SIZE_PIXELS, f"a {image.format or 'file'} (decoded at full size)"
+
+
+def byte_budget(image: Image.Image, jpeg: tuple[int, int] | None) -> tuple[float, str]:
+    """The largest file of a kind slow to decode per byte (infinite for the others), and the kind's name."""
+    if jpeg is not None and jpeg[0] == 0xC2:
+        return PROGRESSIVE_BYTES, "a progressive JPEG"
+    if image.format == "WEBP":
+        return WEBP_BYTES, "a WebP"
+    return math.inf, f"a {image.format}"
+
+
+def jpeg_layout(data: bytes) -> tuple[int, int]:
+    """A JPEG's start-of-frame marker (0xC0 baseline, 0xC2 progressive ...) and its number of scans, read from its
+    markers alone. A scan's coded data never holds the bytes FF DA (an FF there is followed by 00 or a restart
+    marker), so the scans are counted as these bytes from the first scan on."""
+    position, frame = 2, 0
+    while position + 4 <= len(data):
+        if data[position] != 0xFF or data[position + 1] == 0xFF:  # junk or a fill byte, skipped as Pillow does
+            position += 1
+            continue
+        marker = data[position + 1]
+        if marker == 0xDA:
+            return frame, data.count(b"\xff\xda", position)
+        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC) and not frame:
+            frame = marker
+        if 0xD0 <= marker <= 0xD9 or marker in (0x00, 0x01):  # markers without a length
+            position += 2
+            continue
+        position += 2 + int.from_bytes(data[position + 2 : position + 4], "big")
+    return frame, 0
+
+
+def orientation(image: Image.Image) -> int:
+    """An image's EXIF orientation (1: upright as stored); read from a JPEG's header, from others once loaded."""
+    return int(image.getexif().get(ExifTags.Base.Orientation, 1) or 1)
+
+
+def upright_size(size: tuple[int, int], turn: int) -> tuple[int, int]:
+    """`size` of the upright image, as stored: swapped when its EXIF orientation turns it by a quarter."""
+    return (size[1], size[0]) if turn in (5, 6, 7, 8) else size
+
+
+def reduced_rgb(image: Image.Image, at_least: tuple[int, int]) -> Image.Image:
+    """A loaded image as 8-bit RGB, reduced by the largest whole factor that keeps it at least `at_least` pixels;
+    converted and reduced strip by strip, so that no second full-size copy of the image is made."""
+    width, height = image.size
+    factor = max(1, min(width // max(at_least[0], 1), height // max(at_least[1], 1)))
+    full_scale = wide_grey_scale(image)
+    if factor == 1 and width * height <= STRIP_PIXELS:
+        return to_rgb(image, full_scale)
+    rows = factor * max(1, STRIP_PIXELS // (width * factor))
+    reduced = Image.new("RGB", (-(-width // factor), -(-height // factor)))
+    for top in range(0, height, rows):
+        strip = image.crop((0, top, width, min(top + rows, height)))
+        if factor > 1 and transparent(strip):  # averaged with alpha, as if each pixel were flattened first
+            reduced.paste(to_rgb(strip.convert("RGBA").convert("RGBa").reduce(factor)), (0, top // factor))
+        else:
+            strip = to_rgb(strip, full_scale)
+            reduced.paste(strip.reduce(factor) if factor > 1 else strip, (0, top // factor))
+    return reduced
+
+
+def transparent(image: Image.Image) -> bool:
+    """Whether an image has an alpha band or a transparent palette colour (flattened onto white by to_rgb)."""
+    return image.mode in TRANSPARENT_MODES or (image.mode == "P" and "transparency" in image.info)
+
+
+def wide_grey_scale(image: Image.Image) -> float | None:
+    """The value that is white in a 16- or 32-bit greyscale image (None for other modes): 65535 for 16-bit, and for
+    32-bit images 65535 if any pixel is brighter than 255, else 255."""
+    if image.mode not in WIDE_GREY_MODES:
+        return None
+    if image.mode.startswith("I;16"):
+        return 65535.0
+    return 65535.0 if float(image.getextrema()[1]) > 255 else 255.0
+
+
 def poster_array(image: Image.Image, size: int) -> np.ndarray:
     """An RGB image squashed to (size, size, 3) uint8, the network's input before preprocessing."""
     return np.asarray(image.resize((size, size), Image.Resampling.BILINEAR), dtype=np.uint8)
 
 
-def to_rgb(image: Image.Image) -> Image.Image:
-    """Any Pillow mode to 8-bit RGB: 16- and 32-bit greyscale rescaled, transparency flattened onto white."""
+def to_rgb(image: Image.Image, full_scale: float | None = None) -> Image.Image:
+    """Any Pillow mode to 8-bit RGB: 16- and 32-bit greyscale rescaled (`full_scale` is white, by default judged
+    from `image`), transparency flattened onto white."""
     if image.mode in WIDE_GREY_MODES:
-        grey = np.asarray(image, dtype=np.float64)
-        full_scale = 65535.0 if image.mode.startswith("I;16") or grey.max() > 255 else 255.0
-        image = Image.fromarray(np.clip(grey / full_scale * 255.0, 0, 255).astype(np.uint8), "L")
-    if image.mode == "P" and "transparency" in image.info:
-        image = image.convert("RGBA")
-    if image.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        grey = np.asarray(image, dtype=np.float32)
+        white = full_scale or wide_grey_scale(image) or 255.0
+        image = Image.fromarray(np.clip(grey * np.float32(255.0 / white), 0, 255).astype(np.uint8), "L")
+    if transparent(image):
+        rgba = image if image.mode == "RGBA" else image.convert("RGBA")
         background = Image.new("RGB", image.size, (255, 255, 255))
-        background.paste(image.convert("RGBA"), mask=image.convert("RGBA").getchannel("A"))
+        background.paste(rgba, mask=rgba)  # the alpha band is the mask
         return background
     return image.convert("RGB")
 

@@ -1,0 +1,200 @@
+"""What an image may cost, judged from its header before any pixel is decoded (model/images.py): shapes no poster
+has and sizes beyond each kind of file's budget are refused with a clear message, by the pages and the API alike;
+what is accepted is decoded small (JPEGs at a reduced scale, everything else reduced strip by strip)."""
+
+from __future__ import annotations
+
+import io
+import struct
+import time
+import zlib
+
+import numpy as np
+import pytest
+from PIL import Image
+from PIL.JpegImagePlugin import JpegImageFile
+
+from app.poster_pipeline import THUMBNAIL_SIZE, UPLOAD_FORMATS, thumbnail
+from model import images
+from model.images import PosterImageError, decode_poster, jpeg_layout
+
+AT_LEAST = THUMBNAIL_SIZE  # what the app asks of an upload (its models' inputs are smaller)
+HEADERS = {"X-Requested-With": "pytest"}
+
+
+def png_chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
+def png_bytes(width: int, height: int, depth: int = 8, colour_type: int = 0, rows: int | None = None) -> bytes:
+    """A PNG of zeros written by hand, never held as an image (1 x 39,999,999 pixels is 78 KB); `rows` cuts the file
+    after that many rows (a truncated file)."""
+    channels = {0: 1, 2: 3, 6: 4}[colour_type]
+    row = b"\0" * (1 + (width * channels * depth + 7) // 8)
+    compressor = zlib.compressobj(9)
+    todo, block = (height if rows is None else rows), max(1, (1 << 22) // len(row))
+    parts = []
+    while todo > 0:
+        parts.append(compressor.compress(row * min(block, todo)))
+        todo -= block
+    header = struct.pack(">IIBBBBB", width, height, depth, colour_type, 0, 0, 0)
+    idat = b"".join(parts) + compressor.flush(zlib.Z_FINISH if rows is None else zlib.Z_SYNC_FLUSH)
+    end = png_chunk(b"IEND", b"") if rows is None else b""
+    return b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", header) + png_chunk(b"IDAT", idat) + end
+
+
+def encoded(image: Image.Image, image_format: str, **options) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, image_format, **options)
+    return buffer.getvalue()
+
+
+@pytest.fixture(scope="module")
+def needle() -> bytes:
+    """The known failure of issue 17: a 78 KB PNG of 1 x 39,999,999 pixels took 3-4 s and 1.3 GB to decode."""
+    return png_bytes(1, 39_999_999)
+
+
+NEEDLE_MESSAGE = "1 x 39999999 pixels, 39,999,999 times as tall as it is wide: posters up to 5 times as tall as wide"
+
+
+def test_a_1_by_39999999_png_is_refused_from_its_header_in_milliseconds(needle) -> None:
+    assert len(needle) < 100_000
+    started = time.perf_counter()
+    with pytest.raises(PosterImageError, match=NEEDLE_MESSAGE):
+        decode_poster(needle, AT_LEAST, formats=UPLOAD_FORMATS)
+    assert time.perf_counter() - started < 0.2
+
+
+@pytest.mark.parametrize("path", ["/recommend", "/api/recommend"])
+def test_the_pages_and_the_api_refuse_it_with_400(client, needle, path) -> None:
+    field, headers = ("image", HEADERS) if path.startswith("/api/") else ("poster", {})
+    response = client.post(
+        path, data={field: (io.BytesIO(needle), "needle.png")}, headers=headers, content_type="multipart/form-data"
+    )
+    assert response.status_code == 400
+    text = response.get_json()["error"] if path.startswith("/api/") else response.get_data(as_text=True)
+    assert NEEDLE_MESSAGE in text and "needle.png" in text
+
+
+def test_shapes_beyond_5_to_1_are_refused_and_the_catalog_s_extremes_kept() -> None:
+    for size, accepted in (((501, 100), False), ((100, 501), False), ((500, 100), True), ((182, 87), True)):
+        data = encoded(Image.new("RGB", size, "white"), "PNG")
+        if accepted:
+            assert decode_poster(data, AT_LEAST).mode == "RGB"
+        else:
+            with pytest.raises(PosterImageError, match=f"{size[0]} x {size[1]} pixels, 5.01 times as"):
+                decode_poster(data, AT_LEAST)
+
+
+def test_the_size_is_judged_before_any_pixel_is_decoded() -> None:
+    """A PNG whose header claims 12000 x 7000 pixels but whose data stops after 10 rows is refused for its size:
+    the pixels were never read (had they been, it would be 'damaged or truncated', as a small one is)."""
+    with pytest.raises(PosterImageError, match="too large: 12000 x 7000 pixels; the limit is 40,000,000 pixels"):
+        decode_poster(png_bytes(12_000, 7_000, rows=10), AT_LEAST)
+    with pytest.raises(
+        PosterImageError, match=f"too large: 4100 x 4000 pixels; .* {images.FULL_SIZE_PIXELS:,} for a PNG"
+    ):
+        decode_poster(png_bytes(4_100, 4_000, rows=10), AT_LEAST)
+    with pytest.raises(PosterImageError, match=f"3000 x 3000 pixels; .* {images.WIDE_PNG_PIXELS:,} for a 16-bit PNG"):
+        decode_poster(png_bytes(3_000, 3_000, depth=16, colour_type=6, rows=10), AT_LEAST)
+    with pytest.raises(PosterImageError, match="damaged or truncated"):
+        decode_poster(png_bytes(2_000, 3_000, rows=10), AT_LEAST)
+
+
+def test_a_large_jpeg_is_decoded_at_a_reduced_scale(monkeypatch) -> None:
+    """A 2000 x 3000 JPEG: libjpeg decodes it at 1/8 scale (asked for by draft before loading), 250 x 375, still at
+    least the 182 x 268 the app asks for."""
+    data = encoded(Image.new("RGB", (2000, 3000), (200, 30, 30)), "JPEG", quality=50)
+    drafted = []
+    original = JpegImageFile.draft
+
+    def spy(self, mode, size):
+        result = original(self, mode, size)
+        drafted.append(self.size)
+        return result
+
+    monkeypatch.setattr(JpegImageFile, "draft", spy)
+    image = decode_poster(data, AT_LEAST, formats=UPLOAD_FORMATS)
+    assert drafted == [(250, 375)] and image.size == (250, 375) and image.mode == "RGB"
+    assert np.abs(np.asarray(image, dtype=int) - (200, 30, 30)).max() <= 3
+
+
+def test_the_exif_orientation_is_applied_to_the_reduced_image() -> None:
+    landscape = Image.new("RGB", (1200, 800), (0, 0, 255))
+    landscape.paste((255, 0, 0), (0, 0, 600, 800))  # left half red, as stored
+    exif = Image.Exif()
+    exif[0x0112] = 6  # shown turned a quarter clockwise: red on top
+    image = decode_poster(encoded(landscape, "JPEG", exif=exif, quality=95), AT_LEAST)
+    assert image.width < image.height and image.width >= AT_LEAST[0] and image.height >= AT_LEAST[1]
+    assert (
+        image.getpixel((image.width // 2, 5))[0] > 200 and image.getpixel((image.width // 2, image.height - 5))[2] > 200
+    )
+
+
+def test_progressive_jpegs_have_a_budget_for_their_coefficients(monkeypatch) -> None:
+    """A progressive JPEG keeps all its coefficients (full size) until its last scan: its budget counts samples, so
+    full-resolution colour (4:4:4, 3 samples a pixel) gets half the pixels of 4:2:0 (1.5)."""
+    monkeypatch.setattr(images, "PROGRESSIVE_SAMPLES", 300_000)
+    picture = Image.new("RGB", (400, 300), (40, 90, 160))
+    assert decode_poster(encoded(picture, "JPEG", progressive=True, subsampling=2), AT_LEAST).size == (400, 300)
+    with pytest.raises(PosterImageError, match=r"400 x 300 pixels; .* 100,000 for a progressive JPEG like this one"):
+        decode_poster(encoded(picture, "JPEG", progressive=True, subsampling=0), AT_LEAST)
+    monkeypatch.setattr(images, "PROGRESSIVE_BYTES", 2_000)
+    noisy = Image.fromarray(np.random.default_rng(0).integers(0, 256, (300, 200, 3), dtype=np.uint8))
+    with pytest.raises(PosterImageError, match=r"progressive JPEG of 0.\d MB; the limit is 0.002 MB"):
+        decode_poster(encoded(noisy, "JPEG", progressive=True), AT_LEAST)
+    assert decode_poster(encoded(noisy, "JPEG"), AT_LEAST).size == (200, 300)  # a baseline one of the same size
+
+
+def test_a_jpeg_of_too_many_scans_or_an_unusual_coding_is_refused() -> None:
+    progressive = encoded(Image.new("RGB", (200, 300), "grey"), "JPEG", progressive=True)
+    coding, scans = jpeg_layout(progressive)
+    assert coding == 0xC2 and 2 <= scans <= 20
+    last, end = progressive.rindex(b"\xff\xda"), progressive.rindex(b"\xff\xd9")
+    repeated = progressive[:end] + progressive[last:end] * (images.MAX_SCANS + 1 - scans) + progressive[end:]
+    assert jpeg_layout(repeated) == (0xC2, images.MAX_SCANS + 1)
+    with pytest.raises(PosterImageError, match=f"a JPEG of {images.MAX_SCANS + 1} scans; the limit is 100"):
+        decode_poster(repeated, AT_LEAST)
+    baseline = encoded(Image.new("RGB", (200, 300), "grey"), "JPEG")
+    assert jpeg_layout(baseline) == (0xC0, 1)
+    frame = baseline.index(b"\xff\xc0")
+    for marker, coding_name in ((0xC9, "arithmetic-coded"), (0xC3, "lossless")):
+        changed = baseline[: frame + 1] + bytes([marker]) + baseline[frame + 2 :]
+        with pytest.raises(PosterImageError, match=f"is a {coding_name} JPEG, which we do not read"):
+            decode_poster(changed, AT_LEAST)
+
+
+@pytest.mark.parametrize("image_format", ["GIF", "PNG", "WEBP"])
+def test_only_the_first_frame_of_an_animation_is_decoded(image_format) -> None:
+    red, blue = Image.new("RGB", (200, 300), (255, 0, 0)), Image.new("RGB", (200, 300), (0, 0, 255))
+    options = {"lossless": True} if image_format == "WEBP" else {}
+    data = encoded(red, image_format, save_all=True, append_images=[blue], duration=100, **options)
+    with Image.open(io.BytesIO(data)) as animation:
+        assert getattr(animation, "n_frames", 1) == 2
+    assert decode_poster(data, AT_LEAST, formats=UPLOAD_FORMATS).getpixel((100, 150)) == (255, 0, 0)
+
+
+def test_reduced_in_strips_as_whole_with_transparency_averaged_as_if_flattened_first(monkeypatch) -> None:
+    """Half the pixels opaque red, half transparent black: reduced, each square is the average of red and the white
+    background (pink), never darkened by the transparent pixels' black; strips give what the whole image gives."""
+    pixels = np.zeros((600, 400, 4), dtype=np.uint8)
+    pixels[::2, ::2] = pixels[1::2, 1::2] = (255, 0, 0, 255)
+    picture = Image.fromarray(pixels)
+    whole = images.reduced_rgb(picture, (100, 150))
+    assert whole.size == (100, 150) and np.abs(np.asarray(whole, dtype=int) - (255, 127, 127)).max() <= 1
+    grey = Image.fromarray(np.random.default_rng(0).integers(0, 65536, (600, 400), dtype=np.uint16))
+    pictures = (picture, grey, picture.convert("RGB").convert("P"))
+    monkeypatch.setattr(images, "STRIP_PIXELS", 10_000)  # 24 strips
+    in_strips = [np.asarray(images.reduced_rgb(image, (100, 150))) for image in pictures]
+    monkeypatch.setattr(images, "STRIP_PIXELS", 1 << 20)  # one
+    for image, reduced in zip(pictures, in_strips, strict=True):
+        assert np.array_equal(reduced, np.asarray(images.reduced_rgb(image, (100, 150))))
+
+
+def test_the_thumbnail_fits_the_box_without_copying_or_enlarging() -> None:
+    for size, expected in (((1, 1), (1, 1)), ((364, 536), (182, 268)), ((500, 100), (182, 36))):
+        image = Image.new("RGB", size, "white")
+        with Image.open(io.BytesIO(thumbnail(image))) as shown:
+            assert shown.size == expected and shown.format == "JPEG"
+        assert image.size == size
