@@ -258,6 +258,17 @@ def test_upload_profile_times_every_stage(demo_catalog_dir, trained, index_dir) 
     assert last["upload (whole request)"] >= last["network"] + last["database write"]
 
 
+def test_image_cost_measures_an_accepted_and_a_refused_image() -> None:
+    output = run_script(
+        "bench/image_cost.py", "--runs", "1", "--scale", "0.01", "--only", "PNG RGBA 8-bit", "PNG 1 x 39999999"
+    )
+    last = json.loads(output.strip().splitlines()[-1])
+    assert set(last) == {"PNG RGBA 8-bit", "PNG 1 x 39999999"}
+    assert last["PNG RGBA 8-bit"]["accepted"] and not last["PNG 1 x 39999999"]["accepted"]
+    assert all(case["seconds"] > 0 and case["peak_mb"] >= 0 for case in last.values())
+    assert "39,999,999 times as tall as it is wide" in output and "(UNEXPECTED)" not in output
+
+
 def test_serving_memory_reads_every_worker(demo_catalog_dir, trained, index_dir) -> None:
     output = run_script(
         "bench/serving_memory.py",
