@@ -379,3 +379,31 @@ def test_serving_threads_compares_limited_and_unlimited_workers(demo_catalog_dir
     for cells in last["requests"].values():  # two rounds of 4 sample clicks each
         assert all(cells[mode]["requests"] == 8 and cells[mode]["failed"] == 0 for mode in ("limited", "unlimited"))
     assert "| clients | limited p50 / p95 ms |" in output
+
+
+@pytest.fixture(scope="module")
+def onnx_model_dir(request: pytest.FixtureRequest, trained) -> Path:
+    """The trained demo model with its ONNX export (built once, as in tests/test_serving_threads.py)."""
+    from model.index import model_fingerprint
+    from model.onnx_export import export_onnx
+    from tests.conftest import built_once
+
+    def build(out: Path) -> None:
+        shutil.copytree(trained[1], out / "model")
+        export_onnx(out / "model")
+
+    return built_once(request, "demo-onnx", {"model": model_fingerprint(trained[1])}, build)[0] / "model"
+
+
+def test_explain_speed_times_a_heatmap_and_compares_the_fills(demo_catalog_dir, onnx_model_dir) -> None:
+    output = run_script(
+        "bench/explain_speed.py",
+        *("--model", str(onnx_model_dir), "--catalog", str(demo_catalog_dir), "--quick", "--compare"),
+    )
+    last = json.loads(output.strip().splitlines()[-1])
+    [row] = last["speed"].values()
+    assert set(last["speed"]) == {"threads=1 grid=4"} and row["passes"] == 17
+    assert 0 < row["map_ms"] < row["total_ms"] and row["overlay_ms"] > 0 and last["yardstick_ms"] > 0
+    assert set(last["compare"]["fills"]) == {"blur", "mean"} and set(last["compare"]["grids"]) == {"3"}
+    assert -1 <= last["compare"]["grids"]["3"] <= 1
+    assert "one poster on one thread" in output and "fill blur: mean of the map" in output
