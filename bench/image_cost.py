@@ -217,6 +217,20 @@ def webp(scale: float, lossless: bool, animated: bool = False) -> bytes:
     return filled(size, "RGB", images.WEBP_BYTES, encode, qualities=tuple(range(90, 0, -10)))
 
 
+def slow_header(image_format: str) -> bytes:
+    """A small image whose header Pillow reads slowly, about 9 MB of it: empty private PNG chunks, padding between
+    JPEG markers, or one-byte GIF data blocks (each read in Python; a JPEG's padding a byte at a time)."""
+    small = encoded(Image.new("RGB" if image_format != "GIF" else "P", (200, 300), 1), image_format)
+    if image_format == "PNG":
+        at = small.index(b"IDAT") - 4
+        return small[:at] + png_chunk(b"prVt", b"") * 750_000 + small[at:]
+    if image_format == "JPEG":
+        at = small.index(b"\xff\xdb")
+        return small[:at] + b"\0" * 9_000_000 + small[at:]
+    at = 13 + (3 << ((small[10] & 7) + 1) if small[10] & 0x80 else 0)  # after the header and colour table
+    return small[:at] + b"\x21\xfe" + b"\x01x" * 4_500_000 + b"\x00" + small[at:]
+
+
 CASES = [
     Case(
         "JPEG baseline 4:4:4, noise",
@@ -245,6 +259,9 @@ CASES = [
     Case("PNG bomb 50000 x 50000 (Pillow's guard)", False, lambda s: png_bytes((50_000, 50_000), 1, 0)),
     Case("JPEG progressive, 1000 scans", False, lambda s: many_scans(1000, s)),
     Case("JPEG progressive, 8 MB", False, lambda s: noise_jpeg((2400, 3600), "RGB", 8_000_000, progressive=True)),
+    Case("PNG of 750,000 empty chunks", False, lambda s: slow_header("PNG")),
+    Case("JPEG with 9 MB of padding", False, lambda s: slow_header("JPEG")),
+    Case("GIF with 4,500,000 data blocks", False, lambda s: slow_header("GIF")),
     Case("WebP lossy, 5 MB", False, lambda s: filled((2000, 3000), "RGB", 5_000_000, webp_encoder(), (90, 80, 70))),
 ]
 

@@ -42,6 +42,12 @@ MAX_SCANS = 100
 READ_CODINGS = {0xC0: "baseline", 0xC1: "extended", 0xC2: "progressive"}
 """The JPEG codings read (Huffman-coded DCT, what cameras, phones and editors write), by start-of-frame marker."""
 OTHER_CODINGS = {0xC3: "lossless", 0xC7: "lossless", 0xCB: "lossless", 0xCF: "lossless"}
+MAX_PARTS = 4_096
+"""The most PNG chunks, JPEG marker segments (before the first scan) or GIF data blocks (before the first frame) of a
+file: Pillow reads each in Python (10 MB of empty PNG chunks took it 9 s to open); libpng's 8 KB data chunks make
+1,280 of a 10 MB PNG."""
+MAX_PADDING = 65_536
+"""The most bytes of padding between a JPEG's markers, which Pillow reads one at a time (9 MB of it took 1.5 s)."""
 STRIP_PIXELS = 1 << 20
 """Images are turned into RGB and reduced in strips of about this many pixels."""
 
@@ -77,13 +83,15 @@ def decode_poster(
     is that large: JPEGs are decoded at a reduced scale and other images reduced by a whole factor when that
     suffices. Only the first frame of an animation is decoded.
 
-    Handles EXIF orientation, CMYK, greyscale, palette, transparency (on white) and 16-bit images; anything
+    The image carries none of the file's metadata (its info is empty). Handles EXIF orientation, CMYK, greyscale,
+    palette, transparency (on white) and 16-bit images; anything
     unreadable, or refused by `check_header`, raises PosterImageError. `formats` (Pillow format names such as
     "JPEG", "PNG") limits what is accepted, judged by the content, never by a file name.
     """
     name = "the uploaded file" if isinstance(source, bytes) else str(source)
     try:
         data = source if isinstance(source, bytes) else Path(source).read_bytes()
+        check_structure(data, name)
         with Image.open(io.BytesIO(data), formats=formats) as image:
             check_header(image, data, name)
             if isinstance(image, JpegImageFile):
@@ -91,7 +99,9 @@ def decode_poster(
             image.load()  # the first frame
             turn = orientation(image)
             reduced = reduced_rgb(image, upright_size(at_least, turn))
-        return reduced.transpose(TRANSPOSITIONS[turn]) if turn in TRANSPOSITIONS else reduced
+        upright = reduced.transpose(TRANSPOSITIONS[turn]) if turn in TRANSPOSITIONS else reduced
+        upright.info = {}  # the pixels alone: no comment, EXIF or profile of the file travels on (into a thumbnail)
+        return upright
     except PosterImageError:
         raise
     except Image.DecompressionBombError as error:  # Pillow's own guard, for images far beyond MAX_PIXELS
@@ -168,25 +178,83 @@ def byte_budget(image: Image.Image, jpeg: tuple[int, int] | None) -> tuple[float
     return math.inf, f"a {image.format}"
 
 
+def check_structure(data: bytes, name: str) -> None:
+    """Refuse a file whose header Pillow would be slow to read, before Pillow reads it: Pillow's own parsers read
+    each PNG chunk, each JPEG marker segment before the first scan and each GIF data block before the first frame in
+    Python, and a JPEG's padding between markers a byte at a time. Walks at most MAX_PARTS of them."""
+    if data.startswith(b"\xff\xd8\xff"):
+        _, _, parts, padding = jpeg_markers(data)
+        kind = "marker segments before its first scan"
+    elif data.startswith(b"\x89PNG\r\n\x1a\n"):
+        parts, padding, kind = png_chunks(data), 0, "chunks"
+    elif data.startswith((b"GIF87a", b"GIF89a")):
+        parts, padding, kind = gif_blocks(data), 0, "data blocks before its first frame"
+    else:
+        return
+    if parts > MAX_PARTS:
+        raise PosterImageError(f"{name} has more than {MAX_PARTS:,} {kind}; the limit is {MAX_PARTS:,}")
+    if padding > MAX_PADDING:
+        raise PosterImageError(
+            f"{name} has {padding:,} bytes of padding between its JPEG markers; the limit is {MAX_PADDING:,}"
+        )
+
+
 def jpeg_layout(data: bytes) -> tuple[int, int]:
-    """A JPEG's start-of-frame marker (0xC0 baseline, 0xC2 progressive ...) and its number of scans, read from its
-    markers alone. A scan's coded data never holds the bytes FF DA (an FF there is followed by 00 or a restart
-    marker), so the scans are counted as these bytes from the first scan on."""
-    position, frame = 2, 0
-    while position + 4 <= len(data):
-        if data[position] != 0xFF or data[position + 1] == 0xFF:  # junk or a fill byte, skipped as Pillow does
-            position += 1
+    """A JPEG's start-of-frame marker (0xC0 baseline, 0xC2 progressive ...) and its number of scans."""
+    return jpeg_markers(data)[:2]
+
+
+JPEG_PADDING = re.compile(rb"[^\xff]*\xff*")  # junk, then the fill bytes before a marker's own FF
+
+
+def jpeg_markers(data: bytes) -> tuple[int, int, int, int]:
+    """A JPEG's start-of-frame marker, its number of scans, its number of marker segments before its first scan and
+    the bytes of padding between them (junk and fill bytes), read from its markers alone (at most MAX_PARTS of them,
+    or MAX_PADDING bytes of padding). A scan's coded data never holds the bytes FF DA (an FF there is followed by 00
+    or a restart marker), so the scans are counted as these bytes from the first scan on."""
+    position, frame, segments, padding = 2, 0, 0, 0
+    while position + 4 <= len(data) and segments <= MAX_PARTS and padding <= MAX_PADDING:
+        if data[position] != 0xFF or data[position + 1] == 0xFF:
+            skipped = JPEG_PADDING.match(data, position).end() - 1  # the last FF begins the marker
+            padding += skipped - position
+            position = skipped
             continue
         marker = data[position + 1]
+        segments += 1
         if marker == 0xDA:
-            return frame, data.count(b"\xff\xda", position)
+            return frame, data.count(b"\xff\xda", position), segments, padding
         if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC) and not frame:
             frame = marker
         if 0xD0 <= marker <= 0xD9 or marker in (0x00, 0x01):  # markers without a length
             position += 2
             continue
         position += 2 + int.from_bytes(data[position + 2 : position + 4], "big")
-    return frame, 0
+    return frame, 0, segments, padding
+
+
+def png_chunks(data: bytes) -> int:
+    """The number of chunks of a PNG, up to its IEND (counted up to MAX_PARTS + 1)."""
+    position, chunks = 8, 0
+    while position + 8 <= len(data) and chunks <= MAX_PARTS:
+        chunks += 1
+        if data[position + 4 : position + 8] == b"IEND":
+            break
+        position += 12 + int.from_bytes(data[position : position + 4], "big")
+    return chunks
+
+
+def gif_blocks(data: bytes) -> int:
+    """The number of a GIF's extensions and their data blocks before its first frame (up to MAX_PARTS + 1)."""
+    flags = data[10] if len(data) > 10 else 0
+    position, blocks = 13 + (3 << ((flags & 7) + 1) if flags & 0x80 else 0), 0
+    while position < len(data) and data[position] == 0x21 and blocks <= MAX_PARTS:  # an extension
+        blocks += 1
+        position += 2  # its introducer and label, then its data blocks up to an empty one
+        while position < len(data) and data[position] and blocks <= MAX_PARTS:
+            blocks += 1
+            position += 1 + data[position]
+        position += 1
+    return blocks
 
 
 def orientation(image: Image.Image) -> int:

@@ -165,6 +165,39 @@ def test_a_jpeg_of_too_many_scans_or_an_unusual_coding_is_refused() -> None:
             decode_poster(changed, AT_LEAST)
 
 
+def test_headers_pillow_would_read_slowly_are_refused_before_it_reads_them() -> None:
+    """Pillow reads PNG chunks, JPEG marker segments and GIF data blocks one by one in Python, and a JPEG's padding
+    byte by byte (10 MB of empty PNG chunks took it 9 s): more than MAX_PARTS of them, or MAX_PADDING bytes of
+    padding, are refused from the bytes alone."""
+    too_many = images.MAX_PARTS + 1
+    png = encoded(Image.new("RGB", (200, 300), "red"), "PNG")
+    data_at = png.index(b"IDAT") - 4
+    for chunks, refused in ((100, False), (too_many, True)):
+        padded = png[:data_at] + png_chunk(b"prVt", b"") * chunks + png[data_at:]
+        if refused:
+            with pytest.raises(PosterImageError, match=f"has more than {images.MAX_PARTS:,} chunks"):
+                decode_poster(padded, AT_LEAST)
+        else:
+            assert decode_poster(padded, AT_LEAST).size == (200, 300)
+    jpeg = encoded(Image.new("RGB", (200, 300), "red"), "JPEG")
+    tables_at = jpeg.index(b"\xff\xdb")
+    with pytest.raises(PosterImageError, match="has 70,000 bytes of padding between its JPEG markers"):
+        decode_poster(jpeg[:tables_at] + b"\0" * 70_000 + jpeg[tables_at:], AT_LEAST)
+    comments = b"\xff\xfe\x00\x02" * too_many
+    with pytest.raises(PosterImageError, match="marker segments before its first scan"):
+        decode_poster(jpeg[:tables_at] + comments, AT_LEAST)
+    assert decode_poster(jpeg[:tables_at] + b"\0" * 100 + comments[:400] + jpeg[tables_at:], AT_LEAST).size == (
+        200,
+        300,
+    )
+    gif = encoded(Image.new("P", (200, 300), 1), "GIF")
+    frame_at = 13 + (3 << ((gif[10] & 7) + 1) if gif[10] & 0x80 else 0)  # after the header and colour table
+    with pytest.raises(PosterImageError, match="data blocks before its first frame"):
+        decode_poster(gif[:frame_at] + b"\x21\xfe" + b"\x01x" * too_many + b"\x00" + gif[frame_at:], AT_LEAST)
+    comment = b"\x21\xfe" + b"\x01x" * 100 + b"\x00"
+    assert decode_poster(gif[:frame_at] + comment + gif[frame_at:], AT_LEAST).size == (200, 300)
+
+
 @pytest.mark.parametrize("image_format", ["GIF", "PNG", "WEBP"])
 def test_only_the_first_frame_of_an_animation_is_decoded(image_format) -> None:
     red, blue = Image.new("RGB", (200, 300), (255, 0, 0)), Image.new("RGB", (200, 300), (0, 0, 255))
@@ -190,6 +223,21 @@ def test_reduced_in_strips_as_whole_with_transparency_averaged_as_if_flattened_f
     monkeypatch.setattr(images, "STRIP_PIXELS", 1 << 20)  # one
     for image, reduced in zip(pictures, in_strips, strict=True):
         assert np.array_equal(reduced, np.asarray(images.reduced_rgb(image, (100, 150))))
+
+
+def test_the_decoded_image_carries_none_of_the_file_s_metadata() -> None:
+    """A GIF's comments (Pillow joins them, and writes a JPEG thumbnail with them) stay behind: a 100 KB one made the
+    thumbnail fail ("Comment is too long"), as EXIF (a phone's GPS position) would travel into a stored thumbnail."""
+    gif = encoded(Image.new("P", (200, 300), 1), "GIF")
+    at = 13 + (3 << ((gif[10] & 7) + 1) if gif[10] & 0x80 else 0)
+    comment = b"\x21\xfe" + (b"\xff" + b"c" * 255) * 400 + b"\x00"
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    for data in (gif[:at] + comment + gif[at:], encoded(Image.new("RGB", (300, 200)), "JPEG", exif=exif)):
+        image = decode_poster(data, AT_LEAST)
+        assert image.info == {} and not image.getexif()
+        with Image.open(io.BytesIO(thumbnail(image))) as shown:
+            assert "comment" not in shown.info and "exif" not in shown.info
 
 
 def test_the_thumbnail_fits_the_box_without_copying_or_enlarging() -> None:
