@@ -1,8 +1,8 @@
 """Decode poster images into the arrays the network takes, with clear errors for bad input. What an image may cost is
-judged from its header, before any of its pixels is decoded (`check_header`: its shape, its size, and the budget of
-its kind of file); large JPEGs are then decoded at a reduced scale, and everything else is reduced strip by strip,
-so that decoding holds one full-size copy of an image at most. `bench/image_cost.py` measures the worst image each
-limit lets through."""
+judged before any of its pixels is decoded: from its bytes, whether Pillow can read its header quickly
+(`check_structure`), then from its header, its shape, its size and the budget of its kind of file (`check_header`).
+Large JPEGs are then decoded at a reduced scale and everything else reduced strip by strip, with no full-size copy
+beyond the decoder's own. `bench/image_cost.py` measures the worst image each limit lets through."""
 
 from __future__ import annotations
 
@@ -34,7 +34,7 @@ WEBP_BYTES = 3_000_000
 """The largest WebP file: a lossy one decodes about 6 times slower per byte than a baseline JPEG."""
 PROGRESSIVE_SAMPLES = 40_000_000
 """A progressive (or any multi-scan) JPEG keeps every DCT coefficient until its last scan, 2 bytes a sample whatever
-the scale it is decoded at: 80 MB at most (26 million pixels with the usual 4:2:0 colour, 10 million in CMYK)."""
+the scale it is decoded at: 80 MB at most (26.7 million pixels with the usual 4:2:0 colour, 10 million in CMYK)."""
 PROGRESSIVE_BYTES = 4_000_000
 """The largest progressive JPEG file: its scans decode 4 to 5 times slower per byte than a baseline JPEG's."""
 MAX_SCANS = 100
@@ -48,6 +48,8 @@ file: Pillow reads each in Python (10 MB of empty PNG chunks took it 9 s to open
 1,280 of a 10 MB PNG."""
 MAX_PADDING = 65_536
 """The most bytes of padding between a JPEG's markers, which Pillow reads one at a time (9 MB of it took 1.5 s)."""
+JPEG_PADDING = re.compile(rb"[^\xff]*\xff*")
+"""Padding between JPEG markers: junk, then the fill bytes before a marker's own FF."""
 STRIP_PIXELS = 1 << 20
 """Images are turned into RGB and reduced in strips of about this many pixels."""
 
@@ -84,9 +86,9 @@ def decode_poster(
     suffices. Only the first frame of an animation is decoded.
 
     The image carries none of the file's metadata (its info is empty). Handles EXIF orientation, CMYK, greyscale,
-    palette, transparency (on white) and 16-bit images; anything
-    unreadable, or refused by `check_header`, raises PosterImageError. `formats` (Pillow format names such as
-    "JPEG", "PNG") limits what is accepted, judged by the content, never by a file name.
+    palette, transparency (on white) and 16-bit images; anything unreadable, or refused by `check_structure` or
+    `check_header`, raises PosterImageError. `formats` (Pillow format names such as "JPEG", "PNG") limits what is
+    accepted, judged by the content, never by a file name.
     """
     name = "the uploaded file" if isinstance(source, bytes) else str(source)
     try:
@@ -202,9 +204,6 @@ def check_structure(data: bytes, name: str) -> None:
 def jpeg_layout(data: bytes) -> tuple[int, int]:
     """A JPEG's start-of-frame marker (0xC0 baseline, 0xC2 progressive ...) and its number of scans."""
     return jpeg_markers(data)[:2]
-
-
-JPEG_PADDING = re.compile(rb"[^\xff]*\xff*")  # junk, then the fill bytes before a marker's own FF
 
 
 def jpeg_markers(data: bytes) -> tuple[int, int, int, int]:
