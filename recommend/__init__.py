@@ -1,12 +1,16 @@
 """Recommendations: the five catalog posters nearest to a query poster, among movies of its predicted genres and of
-the decades it most likely evokes. Plain numpy, no web code: the app, the bandit and the benchmarks import it.
+the decades it most likely evokes. Plain numpy (and faiss for large catalogs), no web code: the app, the bandit and
+the benchmarks import it.
 
 - `recommend.distances`: the distances' names (`DISTANCES`, the bandit's arms) and their exact values;
 - `recommend.search`: `NeighbourSearch`, the catalog's vectors with what each distance needs precomputed, so one
   query costs one pass over them;
+- `recommend.approximate`: `ApproximateSearch`, faiss HNSW graphs whose shortlist the exact distance orders, for
+  catalogs above `APPROXIMATE_ABOVE` movies (built by `make index`, loaded by `load_search`);
 - `recommend.candidates`: the genre and decade filters and `recommend` itself.
 """
 
+from recommend.approximate import APPROXIMATE_ABOVE, ApproximateSearch, load_search
 from recommend.candidates import (
     DECADE_MASS,
     GENRE_THRESHOLD,
@@ -20,6 +24,8 @@ from recommend.distances import DISTANCES, check_distance, distances
 from recommend.search import CHUNK_ROWS, NeighbourSearch
 
 __all__ = [
+    "APPROXIMATE_ABOVE",
+    "ApproximateSearch",
     "CHUNK_ROWS",
     "DECADE_MASS",
     "DISTANCES",
@@ -31,5 +37,6 @@ __all__ = [
     "check_distance",
     "decade_mask",
     "distances",
+    "load_search",
     "recommend",
 ]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from recommend.approximate import ApproximateSearch
 from recommend.search import NeighbourSearch
 
 GENRE_THRESHOLD = 0.5
@@ -47,7 +48,7 @@ def decade_mask(
 
 
 def recommend(
-    search: NeighbourSearch,
+    search: NeighbourSearch | ApproximateSearch,
     labels: ArrayLike,
     features: ArrayLike,
     probabilities: ArrayLike,
