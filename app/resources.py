@@ -20,6 +20,7 @@ from model.index import DESCRIPTION_FILE as INDEX_DESCRIPTION_FILE
 from model.index import EVOKED_FILE, FEATURES_FILE, PROBABILITIES_FILE, FeatureIndex, FeatureIndexError
 from model.onnx_model import INTRA_OP_THREADS, OnnxExportError, OnnxGenreModel, has_export
 from recommend import NeighbourSearch
+from recommend.approximate import ApproximateSearch, ApproximateSearchError, load_search
 
 EXTENSION = "posterbench"
 INDEX_FILES = (INDEX_DESCRIPTION_FILE, FEATURES_FILE, PROBABILITIES_FILE, EVOKED_FILE)
@@ -33,7 +34,7 @@ class Resources:
     clems: CLEMS | None  # refines the model's genre probabilities when configured
     labels: np.ndarray  # (n_movies, n_genres) true genre tags, in catalog order
     decades: np.ndarray  # (n_movies,) each movie's decade (1990 for 1994), -1 when its year is unknown
-    search: NeighbourSearch  # over index.features
+    search: NeighbourSearch | ApproximateSearch  # over index.features: approximate when make index built its graphs
 
     def genre_probabilities(self, features: np.ndarray, model_probabilities: np.ndarray) -> np.ndarray:
         """The genre probabilities the app shows and recommends by: CLEMS's from the feature vector (n, d) when
@@ -71,7 +72,7 @@ def load(
         clems=clems,
         labels=catalog.labels(model.genres),
         decades=np.array([-1 if movie.year is None else movie.year // 10 * 10 for movie in catalog.movies]),
-        search=NeighbourSearch(index.features),
+        search=load_approximate_or_exact(index_dir, index.features),
     )
 
 
@@ -105,6 +106,15 @@ def load_index(index_dir: str, catalog: Catalog) -> FeatureIndex:
         if cause is None:
             raise
         raise damaged(Path(index_dir), INDEX_FILES, cause, "rebuild the index with `make index`") from error
+
+
+def load_approximate_or_exact(index_dir: str, features: np.ndarray) -> NeighbourSearch | ApproximateSearch:
+    """The index's approximate search (its graphs memory-mapped, shared by the workers) when `make index` built one
+    (catalogs above recommend.approximate.APPROXIMATE_ABOVE), else the exact search."""
+    try:
+        return load_search(index_dir, features)
+    except ApproximateSearchError as error:
+        raise RuntimeError(str(error)) from error
 
 
 def load_clems(clems_dir: str) -> CLEMS:

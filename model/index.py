@@ -15,6 +15,7 @@ from tqdm import tqdm
 from catalog import Catalog, staged_directory
 from model.artifacts import WEIGHTS_FILE, GenreModel, Prediction
 from model.images import load_posters
+from recommend.approximate import save_search
 
 FEATURES_FILE = "features.npy"
 PROBABILITIES_FILE = "probabilities.npy"
@@ -118,5 +119,6 @@ def build_index(
         np.save(staging / PROBABILITIES_FILE, index.probabilities)
         with (staging / EVOKED_FILE).open("wb") as handle:
             np.savez(handle, **index.evoked)
+        save_search(index.features, staging)  # the approximate search's graphs, for catalogs above APPROXIMATE_ABOVE
         (staging / DESCRIPTION_FILE).write_text(json.dumps(description) + "\n")
     return index

@@ -155,3 +155,13 @@ def test_catalog_size_chooses_the_search(tmp_path, features) -> None:
     assert save_search(features[:400], large, above=399)
     search = load_search(large, features[:400])
     assert isinstance(search, ApproximateSearch) and len(search) == 400
+
+
+def test_the_app_serves_the_search_its_index_holds(tmp_path, features) -> None:
+    from app.resources import load_approximate_or_exact
+
+    assert isinstance(load_approximate_or_exact(str(tmp_path), features[:400]), NeighbourSearch)
+    assert save_search(features[:400], tmp_path, above=100)
+    assert isinstance(load_approximate_or_exact(str(tmp_path), features[:400]), ApproximateSearch)
+    with pytest.raises(RuntimeError, match="built for other feature vectors; rebuild the index"):
+        load_approximate_or_exact(str(tmp_path), features[400:800])
