@@ -48,22 +48,17 @@ def test_inference_benchmark_reports_latency_and_memory(demo_catalog_dir, traine
     assert "one poster: median" in output and "batch of 32" in output and "resident memory" in output
 
 
-def test_search_benchmark_agrees_with_the_authors_way(tmp_path) -> None:
-    output = run_script(
-        "bench/recommend_search.py",
-        "--rows",
-        "3000",
-        "--scale",
-        "1000,4000",
-        "--queries",
-        "3",
-        "--baseline-queries",
-        "1",
-    )
+def test_search_benchmark_compares_exact_and_approximate_search() -> None:
+    output = run_script("bench/recommend_search.py", "--quick")
     assert output.count("| yes |") == 3 and "| NO |" not in output
     last = json.loads(output.strip().splitlines()[-1])
-    assert set(last) == {"manhattan", "euclidean", "cosine"}
-    assert all(set(by_size) == {"1000", "4000"} and min(by_size.values()) > 0 for by_size in last.values())
+    assert set(last) == {"manhattan", "euclidean", "cosine", "index"}
+    for metric in ("manhattan", "euclidean", "cosine"):
+        assert set(last[metric]) == {"1500", "3000"}
+        for cell in last[metric].values():
+            assert cell["exact_ms"] > 0 and cell["approximate_ms"] > 0 and cell["filtered_approximate_ms"] > 0
+            assert 0.8 <= cell["recall_at_5"] <= 1 and 0.8 <= cell["filtered_recall_at_5"] <= 1
+    assert all(sizes["build_s"] > 0 and sizes["disk_mb"] > 0 for sizes in last["index"].values())
 
 
 RECOMMEND_KEYS = {"genre_share", "genre_jaccard", "same_decade", "year_gap_median", "rating_gap_mean", "n"}
