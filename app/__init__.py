@@ -19,8 +19,9 @@ def resource_folder(name: str) -> Path:
     return installed if installed.is_dir() else Path(__file__).resolve().parent.parent / name
 
 
-def create_app(test_config: dict | None = None) -> Flask:
-    """Build the app. Settings: defaults < instance/config.py < POSTERBENCH_* variables < `test_config`."""
+def create_app(test_config: dict | None = None, job_worker: bool = False) -> Flask:
+    """Build the app. Settings: defaults < instance/config.py < POSTERBENCH_* variables < `test_config`. A job worker
+    (`posterbench worker`, app/jobs.py) runs the model on JOB_THREADS threads instead of INFERENCE_THREADS."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     app = Flask(
         __name__,
@@ -51,6 +52,17 @@ def create_app(test_config: dict | None = None) -> Flask:
         IMDB_FETCHES_PER_CLIENT=1,  # IMDb link fetches one client may have in progress at once, per worker
         IMDB_FETCHES=2,  # IMDb link fetches in progress at once per worker, all clients together
         INFERENCE_THREADS=None,  # ONNX Runtime's threads per inference (1); gunicorn: a request's share of the cores
+        # Background jobs (app/jobs.py): comparisons and heatmaps run in `posterbench worker`, not in gunicorn.
+        JOBS_URL=None,  # the queue's broker: sqlite:///path, postgresql://..., redis://...; empty: beside the database
+        JOB_THREADS=None,  # the job worker's threads per inference (ONNX Runtime, BLAS); empty: every core it may use
+        JOB_NICE=10,  # the job worker's niceness: web requests come first on a shared host
+        JOB_WORKERS=1,  # jobs one worker process runs at once
+        JOB_ATTEMPTS=2,  # runs of a job whose worker stopped (killed, lost) before it is marked failed
+        JOB_HEARTBEAT_SECONDS=5,  # how often a running job's worker says it is alive
+        JOB_STALE_SECONDS=30,  # a running job silent this long lost its worker: run it again, or fail it
+        JOB_EXPIRE_SECONDS=3600,  # a finished job's result (JSON, sheet, heatmap) is kept this long, then 404
+        JOB_POLL_SECONDS=0.1,  # the longest an idle worker waits before it looks at a SQLite queue again
+        JOBS_PER_CLIENT=4,  # jobs one client may have queued or running at once; 429 beyond
     )
     if test_config is None:
         app.config.from_pyfile("config.py", silent=True)
@@ -58,6 +70,7 @@ def create_app(test_config: dict | None = None) -> Flask:
         app.config["DATABASE_URL"] = app.config["DATABASE_URL"] or os.environ.get("DATABASE_URL") or None
     else:
         app.config.from_mapping(test_config)
+    app.config["JOB_WORKER"] = job_worker
     if not app.config["SECRET_KEY"]:
         raise RuntimeError("set POSTERBENCH_SECRET_KEY (or SECRET_KEY in instance/config.py); `make run` makes one")
 
@@ -65,7 +78,7 @@ def create_app(test_config: dict | None = None) -> Flask:
 
     make_policy(app.config["BANDIT_POLICY"], **app.config["BANDIT_PARAMS"])  # a bad setting fails here, not later
 
-    from app import api, dashboard, db, errors, limits, resources, security, views
+    from app import api, dashboard, db, errors, jobs, limits, resources, security, views
 
     db.init_app(app)
     target = db.configured_target(app.config)
@@ -73,6 +86,7 @@ def create_app(test_config: dict | None = None) -> Flask:
         db.init_db(target)
     except db.StorageUnavailableError as error:
         raise RuntimeError(f"cannot prepare the database at {db.redacted(target)}: {error}") from error
+    jobs.init_app(app)
     resources.init_app(app)
     limits.init_app(app)
     security.init_app(app)

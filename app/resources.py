@@ -151,6 +151,8 @@ def first_unreadable(directory: Path, names: tuple[str, ...]) -> Path | None:
 
 
 def init_app(app: Flask) -> None:
+    from app.jobs import job_threads
+
     missing = [key for key in ("CATALOG", "MODEL", "INDEX") if not app.config.get(key)]
     if missing:
         names = ", ".join(f"POSTERBENCH_{key}" for key in missing)
@@ -160,7 +162,9 @@ def init_app(app: Flask) -> None:
         app.config["MODEL"],
         app.config["INDEX"],
         app.config.get("CLEMS"),
-        inference_threads(app.config.get("INFERENCE_THREADS")),
+        job_threads(app.config)
+        if app.config.get("JOB_WORKER")
+        else inference_threads(app.config.get("INFERENCE_THREADS")),
     )
 
 

@@ -1,15 +1,20 @@
 """`posterbench`: one command line for every stage, in pipeline order. The stages' own click commands are mounted
-as they are (`python -m catalog|model|embedding|scraper ...` still work); `serve` starts gunicorn, and the benchmarks
-and the IMDb replica, which live in the checkout's `bench/` and `tools/` and are not installed, are run from the
-repository's root.
+as they are (`python -m catalog|model|embedding|scraper ...` still work); `serve` starts gunicorn and the job worker
+(`worker`), and the benchmarks and the IMDb replica, which live in the checkout's `bench/` and `tools/` and are not
+installed, are run from the repository's root.
 
 Importing this module imports no TensorFlow, Keras or Selenium: each stage imports what it needs when it runs, so
 `posterbench --help`, `serve` and `init-db` work on the serving install (no `train` or `scrape` extra)."""
 
 from __future__ import annotations
 
+import ctypes
+import logging
 import os
+import signal
+import subprocess
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 
 import click
@@ -104,6 +109,12 @@ def _setting(name: str, value: object | None) -> dict[str, str]:
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True)
 @click.option("--workers", envvar="GUNICORN_WORKERS", type=click.IntRange(min=1), default=2, show_default=True)
+@click.option(
+    "--job-worker/--no-job-worker",
+    default=True,
+    show_default=True,
+    help="also start `posterbench worker` (comparisons, heatmaps), stopped with the server",
+)
 def serve(
     catalog: Path | None,
     model: Path | None,
@@ -113,10 +124,12 @@ def serve(
     host: str,
     port: int,
     workers: int,
+    job_worker: bool,
 ) -> None:
-    """Serve the app with gunicorn (app/gunicorn_conf.py), as `make serve` and the Docker image do. The options set
-    the app's POSTERBENCH_* settings; the rest (POSTERBENCH_SECRET_KEY, DATABASE_URL, ...) come from the
-    environment. A model directory holding its ONNX export is served with ONNX Runtime, without TensorFlow."""
+    """Serve the app with gunicorn (app/gunicorn_conf.py), as `make serve` and the Docker image do, and its job worker
+    beside it (`posterbench worker`, unless --no-job-worker: another host runs it). The options set the app's
+    POSTERBENCH_* settings; the rest (POSTERBENCH_SECRET_KEY, DATABASE_URL, ...) come from the environment. A model
+    directory holding its ONNX export is served with ONNX Runtime, without TensorFlow."""
     environment = {
         **os.environ,
         **_setting("CATALOG", catalog),
@@ -127,8 +140,72 @@ def serve(
     }
     bind = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
     command = [sys.executable, "-m", "gunicorn", "-c", GUNICORN_CONFIG, "--bind", bind, "--workers", str(workers)]
+    if job_worker:
+        start_job_worker(environment)
     sys.stdout.flush()
     os.execve(sys.executable, [*command, APP_TARGET], environment)  # gunicorn takes this process (and its signals)
+
+
+def start_job_worker(environment: Mapping[str, str]) -> subprocess.Popen:
+    """`posterbench worker` as a child of this process, which gunicorn is about to take: the kernel sends the worker
+    SIGTERM when gunicorn's master exits (Linux's parent-death signal), and the worker gives its job back to the
+    queue and stops."""
+    parent = os.getpid()
+
+    def stop_with_parent() -> None:  # in the child, before it runs the worker
+        if sys.platform.startswith("linux"):
+            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+        if os.getppid() != parent:  # the parent died before the signal was set
+            os._exit(0)
+
+    return subprocess.Popen(
+        [sys.executable, "-m", "posterbench.cli", "worker"], env=dict(environment), preexec_fn=stop_with_parent
+    )
+
+
+@main.command()
+@click.option("--catalog", envvar="POSTERBENCH_CATALOG", type=click.Path(path_type=Path), help="catalog directory")
+@click.option("--model", envvar="POSTERBENCH_MODEL", type=click.Path(path_type=Path), help="model directory")
+@click.option("--index", envvar="POSTERBENCH_INDEX", type=click.Path(path_type=Path), help="index directory")
+@click.option("--clems", envvar="POSTERBENCH_CLEMS", help="CLEMS directory whose genres to serve (empty: the model's)")
+@click.option("--database", envvar="POSTERBENCH_DATABASE", type=click.Path(path_type=Path), help="SQLite file")
+@click.option("--threads", type=click.IntRange(min=1), help="threads per job (POSTERBENCH_JOB_THREADS; default: all)")
+@click.option("--nice", type=click.IntRange(0, 19), help="the worker's niceness (POSTERBENCH_JOB_NICE; default 10)")
+@click.option("--jobs", type=click.IntRange(min=1), help="jobs run at once (POSTERBENCH_JOB_WORKERS; default 1)")
+def worker(
+    catalog: Path | None,
+    model: Path | None,
+    index: Path | None,
+    clems: str | None,
+    database: Path | None,
+    threads: int | None,
+    nice: int | None,
+    jobs: int | None,
+) -> None:
+    """Run the background jobs (comparisons of drafts, heatmaps) until SIGINT or SIGTERM: Huey's consumer on the
+    queue that POSTERBENCH_JOBS_URL names (default: beside the database), with the app's settings, as `serve`
+    starts it. Several workers, on one host or several, may share one queue."""
+    os.environ.update(
+        {
+            **_setting("CATALOG", catalog),
+            **_setting("MODEL", model),
+            **_setting("INDEX", index),
+            **_setting("CLEMS", clems),
+            **_setting("DATABASE", database),
+            **_setting("JOB_THREADS", threads),
+            **_setting("JOB_NICE", nice),
+            **_setting("JOB_WORKERS", jobs),
+        }
+    )
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s [%(process)d] %(levelname)s %(name)s: %(message)s")
+    from app import create_app
+    from app.jobs import run_worker
+
+    try:
+        app = create_app(job_worker=True)
+    except RuntimeError as error:
+        raise click.ClickException(str(error)) from error
+    run_worker(app)
 
 
 def checkout_path(relative: str) -> Path:

@@ -9,6 +9,7 @@ import shutil
 import sqlite3
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -31,6 +32,7 @@ STAGES = [
     "embed",
     "init-db",
     "serve",
+    "worker",
     "recommend-eval",
     "bench",
 ]
@@ -102,8 +104,9 @@ def test_the_command_line_imports_no_training_or_scraping_library() -> None:
 
 
 def test_serve_hands_the_process_to_gunicorn_with_the_apps_settings(monkeypatch, tmp_path: Path) -> None:
-    calls = []
+    calls, job_workers = [], []
     monkeypatch.setattr(cli.os, "execve", lambda path, argv, environment: calls.append((path, argv, environment)))
+    monkeypatch.setattr(cli, "start_job_worker", job_workers.append)
     monkeypatch.delenv("POSTERBENCH_CLEMS", raising=False)
     arguments = ["--catalog", "cat", "--model", "mod", "--index", "ind", "--database", str(tmp_path / "d.sqlite")]
     result = CliRunner().invoke(cli.main, ["serve", *arguments, "--port", "8123", "--workers", "3"])
@@ -117,9 +120,33 @@ def test_serve_hands_the_process_to_gunicorn_with_the_apps_settings(monkeypatch,
         tmp_path / "d.sqlite"
     )
     assert "POSTERBENCH_CLEMS" not in environment  # not given: the app serves the model's genres
+    assert job_workers == [environment]  # the job worker, started first, with the same settings
     calls.clear()
-    CliRunner().invoke(cli.main, ["serve", "--host", "::1", "--clems", ""])
+    CliRunner().invoke(cli.main, ["serve", "--host", "::1", "--clems", "", "--no-job-worker"])
     assert calls[0][1][calls[0][1].index("--bind") + 1] == "[::1]:8000" and calls[0][2]["POSTERBENCH_CLEMS"] == ""
+    assert len(job_workers) == 1
+
+
+def test_the_job_worker_stops_with_the_process_that_started_it(tmp_path: Path) -> None:
+    """`serve` starts the worker, then becomes gunicorn: when that process exits, the kernel stops the worker."""
+    code = (
+        "import os, sys, time\n"
+        "from posterbench import cli\n"
+        "sleeper = [sys.executable, '-c', 'import time; time.sleep(60)']\n"
+        "start = cli.subprocess.Popen\n"
+        "cli.subprocess.Popen = lambda command, **options: start(sleeper, **options)\n"
+        "child = cli.start_job_worker(dict(os.environ))\n"
+        "print(child.pid, flush=True)\n"
+    )
+    parent = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    child = int(parent.stdout.split()[0])
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and Path(f"/proc/{child}").exists():
+        if Path(f"/proc/{child}/stat").read_text().split(")")[-1].split()[0] == "Z":
+            break  # stopped, waiting only for init to reap it
+        time.sleep(0.1)
+    alive = Path(f"/proc/{child}").exists() and Path(f"/proc/{child}/stat").read_text().split(")")[-1].split()[0] != "Z"
+    assert not alive, "the job worker outlived the process that started it"
 
 
 def test_init_db_prepares_a_database_once(tmp_path: Path, monkeypatch) -> None:

@@ -1,0 +1,639 @@
+"""Background jobs: the work that takes longer than a web request should (a comparison of several drafts, a heatmap)
+runs in a job worker (`posterbench worker`), not in gunicorn's workers.
+
+- **The state** of every job lives in the app's database (the `jobs`, `job_posters` and `job_files` tables, migration
+  3), so that any web worker, a restarted one, or another host sharing the PostgreSQL database, answers
+  GET /api/jobs/<id> alike. A job is `queued`, `running` (with a heartbeat the worker writes every
+  JOB_HEARTBEAT_SECONDS), `done` (with its result) or `failed` (with a message).
+- **The queue** is Huey's (https://huey.readthedocs.io): it carries job ids only, from the web request that submits
+  a job to a worker. Its broker is chosen by JOBS_URL: a SQLite file (the embedded default, beside the app's SQLite
+  database: no extra server), PostgreSQL (the default when the app's database is PostgreSQL: the same server), or
+  Redis (`redis://`, the `redis` extra).
+- **A worker that dies** (SIGKILL, out of memory, the host lost) stops writing its job's heartbeat. A job `running`
+  whose heartbeat is older than JOB_STALE_SECONDS is queued again, once (JOB_ATTEMPTS runs in all), or else marked
+  failed with WORKER_STOPPED; any worker does this at start-up and every few seconds, and the web app does it for
+  a job when its status is asked. A worker stopped by SIGTERM or Ctrl-C gives its job back to the queue at once.
+  A run that was given up on and then finishes anyway is ignored: each run holds its attempt number, and only
+  the current attempt may write the job.
+- **Results expire** JOB_EXPIRE_SECONDS after the job finished (or, for a job no worker ever took, after it was
+  submitted): they then answer 404, and the worker (or the next submission) deletes them.
+
+The web side creates jobs (app.job_requests) and reads them (app.api, app.job_views); the worker runs them
+(app.job_work) through `run_job` here."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import secrets
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import closing, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from flask import Flask, current_app
+
+from app.db import Database, StorageUnavailableError, configured_target, get_db, is_postgres, open_database, redacted
+from app.errors import RequestError
+
+EXTENSION = "posterbench.jobs"
+KINDS = ("compare", "explain")
+STATUSES = ("queued", "running", "done", "failed")
+JOB_ID = re.compile(r"^[A-Za-z0-9_-]{16}$")
+"""A job id: 12 random bytes, URL-safe base64 (secrets.token_urlsafe(12)); the job's URL is its only key."""
+WORKER_STOPPED = "the worker stopped while running this job; please submit it again"
+UNEXPECTED = "the job failed on our side (it has been logged); please submit it again"
+QUEUE_NAME = "posterbench"
+QUEUE_TABLE_PREFIX = "posterbench_queue"  # Huey's tables in a PostgreSQL broker: posterbench_queue_task, ...
+PROGRESS_INTERVAL_SECONDS = 0.2
+"""A running job writes its progress at most this often (and always its last value)."""
+STATUS_RETRY_AFTER_SECONDS = 1
+
+logger = logging.getLogger(__name__)
+
+
+class JobError(Exception):
+    """A job that cannot be done for a reason its submitter can act on; the message is shown as the job's error."""
+
+
+class SupersededError(Exception):
+    """The run's job was taken from it (queued again or failed as stale, then perhaps run elsewhere): it stops."""
+
+
+@dataclass(frozen=True)
+class Job:
+    id: str
+    kind: str
+    status: str
+    progress: float
+    params: dict[str, Any]
+    result: dict[str, Any] | None
+    error: str | None
+    attempts: int
+
+
+@dataclass(frozen=True)
+class JobPoster:
+    """One poster of a job, as the web request validated it: a JPEG of at most 512 px a side, or a catalog movie
+    (no image: its own poster and vectors)."""
+
+    kind: str  # upload, sample or imdb
+    label: str
+    imdb_id: str | None
+    image: bytes | None
+
+
+# ---------------------------------------------------------------- settings
+
+
+def job_settings(config: Mapping[str, Any]) -> dict[str, float]:
+    """The numeric job settings, checked: RuntimeError names a bad one (the app refuses to start with it)."""
+    names = {
+        "JOB_NICE": (0, int),
+        "JOB_STALE_SECONDS": (0.5, float),
+        "JOB_HEARTBEAT_SECONDS": (0.1, float),
+        "JOB_EXPIRE_SECONDS": (1, float),
+        "JOB_ATTEMPTS": (1, int),
+        "JOB_WORKERS": (1, int),
+        "JOB_POLL_SECONDS": (0.01, float),
+        "JOBS_PER_CLIENT": (1, int),
+    }
+    settings = {}
+    for name, (least, kind) in names.items():
+        value = config.get(name)
+        try:
+            number = kind(value)
+        except (TypeError, ValueError):
+            number = None
+        if number is None or number < least or isinstance(value, bool):
+            raise RuntimeError(f"POSTERBENCH_{name} must be a number of at least {least}: {value!r}")
+        settings[name] = number
+    settings["JOB_THREADS"] = job_threads(config)
+    if settings["JOB_HEARTBEAT_SECONDS"] * 2 > settings["JOB_STALE_SECONDS"]:
+        raise RuntimeError("POSTERBENCH_JOB_STALE_SECONDS must be at least twice POSTERBENCH_JOB_HEARTBEAT_SECONDS")
+    return settings
+
+
+def job_threads(config: Mapping[str, Any]) -> int:
+    """The job worker's threads per inference: JOB_THREADS, or every core this process may use when it is empty."""
+    value = config.get("JOB_THREADS")
+    if value is None or value == "":
+        return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value)
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise RuntimeError(f"POSTERBENCH_JOB_THREADS must be a whole number of threads, 1 or more: {value!r}")
+    return value
+
+
+def lower_priority(niceness: int) -> None:
+    """Make every thread of this process (ONNX Runtime's pool was made when the model was loaded) `niceness` nicer;
+    threads made later inherit it. Linux keeps a niceness per thread; elsewhere the process's is changed."""
+    if niceness <= 0:
+        return
+    tasks = Path("/proc/self/task")
+    if not tasks.is_dir():
+        os.nice(niceness)
+        return
+    for task in tasks.iterdir():
+        try:
+            thread = int(task.name)
+            os.setpriority(os.PRIO_PROCESS, thread, min(19, os.getpriority(os.PRIO_PROCESS, thread) + niceness))
+        except (ValueError, OSError):
+            continue  # a thread that just ended
+
+
+# ---------------------------------------------------------------- the state: the jobs tables
+
+
+def now_sql(database: Database) -> str:
+    """An SQL timestamp of now, comparable with the tables' time columns (the dialect's `seconds_ago` of 0)."""
+    return database.dialect.seconds_ago.replace("?", "0")
+
+
+def new_job_id() -> str:
+    return secrets.token_urlsafe(12)
+
+
+def create_job(
+    database: Database,
+    kind: str,
+    params: Mapping[str, Any],
+    posters: Sequence[JobPoster],
+    client: str,
+    per_client: int,
+) -> str:
+    """Save a queued job and its posters in one transaction; returns its id. A client that already has `per_client`
+    jobs queued or running is refused (429) and nothing is saved."""
+    job_id = new_job_id()
+    with database.transaction(lock=f"jobs of {client}"):
+        waiting = database.execute(
+            "SELECT COUNT(*) FROM jobs WHERE client = ? AND status IN ('queued', 'running')", (client,)
+        ).fetchone()[0]
+        if waiting >= per_client:
+            raise RequestError(
+                f"you already have {per_client} jobs waiting or running; wait for one to finish", 429, retry_after=5
+            )
+        database.execute(
+            "INSERT INTO jobs (id, kind, params, client) VALUES (?, ?, ?, ?)",
+            (job_id, kind, json.dumps(dict(params)), client),
+        )
+        for position, poster in enumerate(posters):
+            database.execute(
+                "INSERT INTO job_posters (job_id, position, kind, label, imdb_id, image) VALUES (?, ?, ?, ?, ?, ?)",
+                (job_id, position, poster.kind, poster.label, poster.imdb_id, poster.image),
+            )
+    return job_id
+
+
+def delete_job(database: Database, job_id: str) -> None:
+    database.execute("DELETE FROM jobs WHERE id = ?", (job_id,))
+
+
+def read_job(database: Database, job_id: str, expire_seconds: float) -> Job | None:
+    """The job `job_id`, or None when there is none or it has expired."""
+    if not JOB_ID.match(job_id):
+        return None
+    ago = database.dialect.seconds_ago
+    row = database.execute(
+        "SELECT id, kind, status, progress, params, result, error, attempts FROM jobs WHERE id = ?"
+        f" AND NOT (finished IS NOT NULL AND finished < {ago}) AND NOT (status = 'queued' AND created < {ago})",
+        (job_id, expire_seconds, expire_seconds),
+    ).fetchone()
+    if row is None:
+        return None
+    return Job(
+        id=row["id"],
+        kind=row["kind"],
+        status=row["status"],
+        progress=float(row["progress"]),
+        params=json.loads(row["params"]),
+        result=json.loads(row["result"]) if row["result"] is not None else None,
+        error=row["error"],
+        attempts=int(row["attempts"]),
+    )
+
+
+def read_posters(database: Database, job_id: str) -> list[JobPoster]:
+    rows = database.execute(
+        "SELECT kind, label, imdb_id, image FROM job_posters WHERE job_id = ? ORDER BY position", (job_id,)
+    )
+    return [
+        JobPoster(row["kind"], row["label"], row["imdb_id"], None if row["image"] is None else bytes(row["image"]))
+        for row in rows
+    ]
+
+
+def read_file(database: Database, job_id: str, name: str) -> tuple[str, bytes] | None:
+    """(content type, bytes) of a finished job's file `name`, or None."""
+    if not JOB_ID.match(job_id):
+        return None
+    row = database.execute(
+        "SELECT content_type, data FROM job_files WHERE job_id = ? AND name = ?", (job_id, name)
+    ).fetchone()
+    return None if row is None else (row["content_type"], bytes(row["data"]))
+
+
+def claim(database: Database, job_id: str) -> int | None:
+    """Mark a queued job running and return this run's attempt number; None when the job is not queued (done,
+    failed, expired and deleted, or taken by another worker: a duplicate message in the queue is harmless)."""
+    with database.transaction():
+        taken = database.execute(
+            f"UPDATE jobs SET status = 'running', attempts = attempts + 1, started = {now_sql(database)},"
+            f" heartbeat = {now_sql(database)}, progress = 0 WHERE id = ? AND status = 'queued'",
+            (job_id,),
+        ).rowcount
+        if taken != 1:
+            return None
+        return int(database.execute("SELECT attempts FROM jobs WHERE id = ?", (job_id,)).fetchone()[0])
+
+
+RUN_OF = "id = ? AND status = 'running' AND attempts = ?"
+"""The rows a run may write: its own job, while that job is running the run's attempt."""
+
+
+def beat(database: Database, job_id: str, attempt: int, progress: float | None = None) -> bool:
+    """Write the run's heartbeat (and progress); False when the run is no longer the job's current one."""
+    if progress is None:
+        sql, parameters = f"UPDATE jobs SET heartbeat = {now_sql(database)} WHERE {RUN_OF}", (job_id, attempt)
+    else:
+        sql = f"UPDATE jobs SET heartbeat = {now_sql(database)}, progress = ? WHERE {RUN_OF}"
+        parameters = (min(max(progress, 0.0), 1.0), job_id, attempt)
+    return database.execute(sql, parameters).rowcount == 1
+
+
+def finish(
+    database: Database, job_id: str, attempt: int, result: Mapping[str, Any], files: Mapping[str, bytes]
+) -> bool:
+    """Save a run's result and files and mark the job done, in one transaction; False (nothing saved) when the run
+    is no longer the job's current one."""
+    with database.transaction():
+        done = database.execute(
+            f"UPDATE jobs SET status = 'done', progress = 1, result = ?, finished = {now_sql(database)},"
+            f" heartbeat = {now_sql(database)} WHERE {RUN_OF}",
+            (json.dumps(dict(result)), job_id, attempt),
+        ).rowcount
+        if done != 1:
+            return False
+        for name, data in files.items():
+            database.execute(
+                "INSERT INTO job_files (job_id, name, content_type, data) VALUES (?, ?, ?, ?)",
+                (job_id, name, content_type(name), data),
+            )
+    return True
+
+
+def content_type(name: str) -> str:
+    return {"png": "image/png", "pdf": "application/pdf", "jpg": "image/jpeg"}[name.rsplit(".", 1)[-1]]
+
+
+def fail(database: Database, job_id: str, attempt: int, message: str) -> bool:
+    return (
+        database.execute(
+            f"UPDATE jobs SET status = 'failed', error = ?, finished = {now_sql(database)} WHERE {RUN_OF}",
+            (message, job_id, attempt),
+        ).rowcount
+        == 1
+    )
+
+
+def give_back(database: Database, job_id: str, attempt: int) -> bool:
+    """A run interrupted by its worker's shutdown: the job is queued again, and the run does not count."""
+    return (
+        database.execute(
+            f"UPDATE jobs SET status = 'queued', attempts = attempts - 1, heartbeat = NULL WHERE {RUN_OF}",
+            (job_id, attempt),
+        ).rowcount
+        == 1
+    )
+
+
+def recover_stale(
+    database: Database, stale_seconds: float, attempts: int, job_id: str | None = None
+) -> tuple[list[str], list[str]]:
+    """Jobs `running` without a heartbeat for `stale_seconds` (their worker stopped): queued again when they have
+    had fewer than `attempts` runs, else failed with WORKER_STOPPED. Only `job_id` when given. Returns the ids
+    queued again (to be put back in the queue) and the ids failed."""
+    ago = database.dialect.seconds_ago
+    only = " AND id = ?" if job_id is not None else ""
+    stale = database.execute(
+        f"SELECT id, attempts FROM jobs WHERE status = 'running' AND heartbeat < {ago}{only}",
+        (stale_seconds, *([job_id] if job_id is not None else [])),
+    ).fetchall()
+    again, failed = [], []
+    for row in stale:
+        stale_id, runs = row["id"], int(row["attempts"])
+        condition = f"{RUN_OF} AND heartbeat < {ago}"  # unless its worker wrote since we looked
+        if runs < attempts:
+            sql = f"UPDATE jobs SET status = 'queued', heartbeat = NULL, progress = 0 WHERE {condition}"
+            if database.execute(sql, (stale_id, runs, stale_seconds)).rowcount == 1:
+                again.append(stale_id)
+        else:
+            sql = f"UPDATE jobs SET status = 'failed', error = ?, finished = {now_sql(database)} WHERE {condition}"
+            if database.execute(sql, (WORKER_STOPPED, stale_id, runs, stale_seconds)).rowcount == 1:
+                failed.append(stale_id)
+    return again, failed
+
+
+def delete_expired(database: Database, expire_seconds: float) -> int:
+    """Delete the jobs (with their posters and files) that finished `expire_seconds` ago, or that were submitted
+    that long ago and never taken; returns how many."""
+    ago = database.dialect.seconds_ago
+    expired = f"(finished IS NOT NULL AND finished < {ago}) OR (status = 'queued' AND created < {ago})"
+    return database.execute(f"DELETE FROM jobs WHERE {expired}", (expire_seconds, expire_seconds)).rowcount
+
+
+# ---------------------------------------------------------------- the queue: Huey
+
+
+def default_queue_url(config: Mapping[str, Any]) -> str:
+    """The broker when JOBS_URL is not set: the app's PostgreSQL database, or a SQLite file beside its SQLite one."""
+    target = configured_target(config)
+    if is_postgres(target):
+        return target
+    from app.db import sqlite_path
+
+    database = Path(sqlite_path(target))
+    return f"sqlite:///{database.with_name(database.stem + '-queue.sqlite')}"
+
+
+def make_huey(url: str) -> Any:
+    """A Huey on the broker `url`: sqlite:///path (a file; the embedded default), postgresql://... (PostgreSQL,
+    tables posterbench_queue_*), redis://... or rediss://... (Redis, the `redis` extra), immediate:// (jobs run in
+    the request that submits them: tests and one-process trials) or memory:// (nothing runs them: tests)."""
+    import huey
+
+    scheme = url.split("://", 1)[0].lower() if "://" in url else ""
+    common = {"results": False, "utc": True}
+    if scheme == "sqlite":
+        path = Path(url[len("sqlite:///") :])
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return huey.SqliteHuey(QUEUE_NAME, filename=str(path), timeout=10, **common)
+    if scheme in ("postgresql", "postgres"):
+        return huey.PostgresHuey(QUEUE_NAME, dsn=url, table_prefix=QUEUE_TABLE_PREFIX, **common)
+    if scheme in ("redis", "rediss", "unix"):
+        try:
+            import redis  # noqa: F401
+        except ImportError as error:
+            raise RuntimeError(
+                "POSTERBENCH_JOBS_URL is a Redis URL, but the redis client is not installed: pip install "
+                "'posterbench[redis]' (or use the default, SQLite or PostgreSQL)"
+            ) from error
+        return huey.RedisHuey(QUEUE_NAME, url=url, **common)
+    if scheme == "immediate":
+        return huey.MemoryHuey(QUEUE_NAME, immediate=True, **common)
+    if scheme == "memory":
+        return huey.MemoryHuey(QUEUE_NAME, **common)
+    raise RuntimeError(
+        f"unsupported POSTERBENCH_JOBS_URL {redacted(url)!r}: use sqlite:///path, postgresql://..., redis://... "
+        "(or leave it empty for the default)"
+    )
+
+
+class JobQueue:
+    """The app's Huey and its one task, `run_job(job_id)`, which runs the job inside this app."""
+
+    def __init__(self, app: Flask, url: str) -> None:
+        self.url = url
+        self.huey = make_huey(url)
+
+        def task(job_id: str) -> None:
+            run_job(app, job_id)
+
+        self.task = self.huey.task(name="run_job")(task)
+
+    def enqueue(self, job_id: str) -> None:
+        self.task(job_id)
+
+    def drain(self) -> int:
+        """Run every job waiting in the queue, here and now, as a worker would (tests); returns how many."""
+        count = 0
+        while (task := self.huey.dequeue()) is not None:
+            self.huey.execute(task)
+            count += 1
+        return count
+
+
+def get_queue() -> JobQueue:
+    return current_app.extensions[EXTENSION]
+
+
+def submit(kind: str, params: Mapping[str, Any], posters: Sequence[JobPoster], client: str) -> str:
+    """Save a job and put it in the queue; returns its id. The expired jobs are deleted first. A broker that cannot
+    take it leaves nothing saved (503)."""
+    database = get_db()
+    settings = job_settings(current_app.config)
+    delete_expired(database, settings["JOB_EXPIRE_SECONDS"])
+    job_id = create_job(database, kind, params, posters, client, int(settings["JOBS_PER_CLIENT"]))
+    try:
+        get_queue().enqueue(job_id)  # after the commit: a worker never takes an id it cannot read yet
+    except Exception as error:
+        current_app.logger.exception("the job queue at %s refused job %s", redacted(get_queue().url), job_id)
+        delete_job(database, job_id)
+        raise StorageUnavailableError("the job queue cannot be reached", repr(error)) from error
+    return job_id
+
+
+def current_job(job_id: str) -> Job | None:
+    """The job `job_id` as it is now, None when unknown or expired; a job whose worker stopped is first queued again
+    or failed, so that no job stays `running` for ever."""
+    database = get_db()
+    settings = job_settings(current_app.config)
+    if not JOB_ID.match(job_id):
+        return None
+    again, _ = recover_stale(database, settings["JOB_STALE_SECONDS"], int(settings["JOB_ATTEMPTS"]), job_id=job_id)
+    for stale_id in again:
+        get_queue().enqueue(stale_id)
+    return read_job(database, job_id, settings["JOB_EXPIRE_SECONDS"])
+
+
+# ---------------------------------------------------------------- the worker's side
+
+
+@dataclass
+class Run:
+    """One run of a job in a worker: what the work reports its progress to."""
+
+    job: Job
+    attempt: int
+    database: Database
+    last_written: float = 0.0
+
+    def progress(self, share: float) -> None:
+        """The share of the work done (0 to 1), written at most every PROGRESS_INTERVAL_SECONDS; raises SupersededError
+        when the job was taken from this run."""
+        now = time.monotonic()
+        if now - self.last_written >= PROGRESS_INTERVAL_SECONDS or share >= 1:
+            self.last_written = now
+            if not beat(self.database, self.job.id, self.attempt, share):
+                raise SupersededError(self.job.id)
+
+
+RUNNING: dict[str, int] = {}
+"""The jobs this worker process runs now (job id -> attempt), for its heartbeat thread and its shutdown."""
+RUNNING_LOCK = threading.Lock()
+
+
+@contextmanager
+def claimed(database: Database, job_id: str) -> Iterator[int | None]:
+    """claim() the job and count it among RUNNING in one step (a shutdown in between would leave it unnoticed,
+    `running` until stale); yields the attempt, or None when the job is not queued."""
+    with RUNNING_LOCK:
+        attempt = claim(database, job_id)
+        if attempt is not None:
+            RUNNING[job_id] = attempt
+    try:
+        yield attempt
+    finally:
+        if attempt is not None:
+            with RUNNING_LOCK:
+                RUNNING.pop(job_id, None)
+
+
+def run_job(app: Flask, job_id: str) -> None:
+    """The queue's task: run the job `job_id` once, unless it is not queued (see claim)."""
+    from app.job_work import WORK
+
+    with app.app_context(), claimed(get_db(), job_id) as attempt:
+        database = get_db()
+        job = read_job(database, job_id, float("inf")) if attempt is not None else None
+        if attempt is None or job is None:
+            return
+        run = Run(job, attempt, database)
+        try:
+            result, files = WORK[job.kind](job, read_posters(database, job_id), run.progress)
+        except JobError as error:
+            fail(database, job_id, attempt, str(error))
+            return
+        except SupersededError:
+            logger.warning("job %s: run %d stopped, the job was taken from it", job_id, attempt)
+            return
+        except StorageUnavailableError:
+            logger.exception("job %s: the database failed; the job will be run again or failed", job_id)
+            return  # its heartbeat stops: recover_stale decides
+        except Exception:
+            logger.exception("job %s failed", job_id)
+            fail(database, job_id, attempt, UNEXPECTED)
+            return
+        if not finish(database, job_id, attempt, result, files):
+            logger.warning(
+                "job %s: run %d finished after the job was taken from it; its result is dropped", job_id, attempt
+            )
+
+
+def heartbeats(target: str, interval: float, stop: threading.Event) -> None:
+    """Write the heartbeat of every job this process runs, every `interval` seconds, until `stop` is set."""
+    while not stop.wait(interval):
+        with RUNNING_LOCK:
+            jobs = dict(RUNNING)
+        if not jobs:
+            continue
+        try:
+            with closing(open_database(target)) as database:
+                for job_id, attempt in jobs.items():
+                    beat(database, job_id, attempt)
+        except StorageUnavailableError as error:
+            logger.warning("cannot write the heartbeat of %s: %s", ", ".join(jobs), error)
+
+
+def sweep(app: Flask) -> None:
+    """Queue again or fail the jobs whose worker stopped, and delete the expired ones."""
+    settings = job_settings(app.config)
+    with closing(open_database(configured_target(app.config))) as database:
+        again, failed = recover_stale(database, settings["JOB_STALE_SECONDS"], int(settings["JOB_ATTEMPTS"]))
+        deleted = delete_expired(database, settings["JOB_EXPIRE_SECONDS"])
+    queue: JobQueue = app.extensions[EXTENSION]
+    for job_id in again:
+        queue.enqueue(job_id)
+    if again or failed or deleted:
+        logger.info(
+            "jobs whose worker stopped: %d queued again, %d failed; %d expired jobs deleted",
+            len(again),
+            len(failed),
+            deleted,
+        )
+
+
+def sweeper(app: Flask, interval: float, stop: threading.Event) -> None:
+    while not stop.wait(interval):
+        try:
+            sweep(app)
+        except Exception:
+            logger.exception("the sweep of stale and expired jobs failed; trying again in %g s", interval)
+
+
+def give_back_interrupted(app: Flask) -> None:
+    """Queue again, at once, the jobs this worker was running when it was told to stop."""
+    with RUNNING_LOCK:
+        jobs = dict(RUNNING)
+    if not jobs:
+        return
+    queue: JobQueue = app.extensions[EXTENSION]
+    with closing(open_database(configured_target(app.config))) as database:
+        for job_id, attempt in jobs.items():
+            if give_back(database, job_id, attempt):
+                queue.enqueue(job_id)
+                logger.info("job %s given back to the queue", job_id)
+
+
+def run_worker(app: Flask, workers: int | None = None, on_started: Callable[[], None] | None = None) -> None:
+    """Run the job worker in this process until SIGINT or SIGTERM: Huey's consumer, `workers` threads (default
+    JOB_WORKERS), each running one job at a time inside `app`, whose model, index and catalog are loaded once."""
+    from threadpoolctl import threadpool_limits
+
+    settings = job_settings(app.config)
+    threads = int(settings["JOB_THREADS"])
+    threadpool_limits(threads)  # BLAS and OpenMP, as ONNX Runtime (create_app(job_worker=True))
+    lower_priority(int(settings["JOB_NICE"]))
+    queue: JobQueue = app.extensions[EXTENSION]
+    if queue.huey.immediate:
+        raise RuntimeError("POSTERBENCH_JOBS_URL runs jobs in the web request (immediate://): no worker is needed")
+    target = configured_target(app.config)
+    sweep(app)
+    stop = threading.Event()
+    helpers = [
+        threading.Thread(target=heartbeats, args=(target, settings["JOB_HEARTBEAT_SECONDS"], stop), daemon=True),
+        threading.Thread(target=sweeper, args=(app, settings["JOB_HEARTBEAT_SECONDS"], stop), daemon=True),
+    ]
+    for helper in helpers:
+        helper.start()
+    consumer = queue.huey.create_consumer(
+        workers=workers or int(settings["JOB_WORKERS"]),
+        worker_type="thread",
+        periodic=False,
+        initial_delay=min(0.05, settings["JOB_POLL_SECONDS"]),
+        backoff=1.25,
+        max_delay=settings["JOB_POLL_SECONDS"],
+        shutdown_timeout=10,  # a graceful stop (Ctrl-C) waits this long for the running job, then gives it back
+    )
+    logger.info(
+        "job worker %d ready: queue %s, %d job(s) at a time, %d thread(s) each, nice %d",
+        os.getpid(),
+        redacted(queue.url),
+        consumer.workers,
+        threads,
+        os.getpriority(os.PRIO_PROCESS, 0),
+    )
+    if on_started is not None:
+        on_started()
+    try:
+        consumer.run()
+    finally:
+        stop.set()
+        give_back_interrupted(app)
+
+
+def init_app(app: Flask) -> None:
+    job_settings(app.config)  # a bad setting stops the app here
+    url = app.config.get("JOBS_URL") or default_queue_url(app.config)
+    try:
+        app.extensions[EXTENSION] = JobQueue(app, url)
+    except Exception as error:
+        if isinstance(error, RuntimeError) and "POSTERBENCH_JOBS_URL" in str(error):
+            raise
+        raise RuntimeError(f"cannot open the job queue at {redacted(url)}: {error}") from error
