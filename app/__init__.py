@@ -78,7 +78,7 @@ def create_app(test_config: dict | None = None, job_worker: bool = False) -> Fla
 
     make_policy(app.config["BANDIT_POLICY"], **app.config["BANDIT_PARAMS"])  # a bad setting fails here, not later
 
-    from app import api, dashboard, db, errors, jobs, limits, resources, security, views
+    from app import api, dashboard, db, errors, job_views, jobs, limits, resources, security, views
 
     db.init_app(app)
     target = db.configured_target(app.config)
@@ -94,4 +94,5 @@ def create_app(test_config: dict | None = None, job_worker: bool = False) -> Fla
     app.register_blueprint(views.bp)
     app.register_blueprint(dashboard.bp)
     app.register_blueprint(api.bp)
+    app.register_blueprint(job_views.bp)
     return app

@@ -1,16 +1,21 @@
 """The JSON API beside the pages (described by /api/openapi.json): recommend for a poster, rate a recommendation,
-read the bandit's state. State-changing calls need the X-Requested-With header, or a bearer token when API_TOKEN
-is set (security.check_api_request)."""
+read the bandit's state; compare drafts and explain a genre as background jobs (202 and the job's URL), and read a
+job. State-changing calls need the X-Requested-With header, or a bearer token when API_TOKEN is set
+(security.check_api_request)."""
 
 from __future__ import annotations
 
+import copy
 import json
 from pathlib import Path
+from typing import Any
 
 from flask import Blueprint, Response, abort, current_app, request, url_for
 
 from app.dashboard import current_report
 from app.db import get_db
+from app.job_requests import compare_request, explain_request
+from app.jobs import Job, current_job, job_settings, read_file, read_job, read_posters, submit
 from app.limits import poster_work
 from app.poster_pipeline import QueryError, imdb_query, recommend_for, sample_query, upload_query
 from app.recommendations import RATING_OF_REWARD, RateLimit, record_feedback
@@ -110,6 +115,114 @@ def bandit() -> dict:
             for arm in report.arms
         ],
     }
+
+
+@bp.post("/compare")
+def compare() -> tuple[dict, int, dict[str, str]]:
+    """2 to 6 drafts and the intended genres, checked here as /api/recommend checks a poster; compared by a worker."""
+    posters, params = compare_request(get_resources(), request.form, request.files, current_app.config)
+    return accepted(submit("compare", params, posters, client_key()))
+
+
+@bp.post("/explain")
+def explain() -> tuple[dict, int, dict[str, str]]:
+    """A poster and a genre, checked here; the heatmap is made by a worker."""
+    posters, params = explain_request(get_resources(), request.form, request.files, current_app.config)
+    return accepted(submit("explain", params, posters, client_key()))
+
+
+def accepted(job_id: str) -> tuple[dict, int, dict[str, str]]:
+    job_url = url_for("api.job", job_id=job_id, _external=True)
+    page_url = url_for("jobs.page", job_id=job_id, _external=True)
+    return {"job": job_id, "job_url": job_url, "page_url": page_url}, 202, {"Location": job_url}
+
+
+@bp.get("/jobs/<job_id>")
+def job(job_id: str) -> tuple[dict, int, dict[str, str]]:
+    found = current_job(job_id)
+    if found is None:
+        abort(404, f"no job {job_id[:40]!r}: unknown, or its result has expired")
+    return job_json(found), 200, {"Cache-Control": "no-store"}
+
+
+def job_json(job: Job) -> dict[str, Any]:
+    """A job as the API answers it: status and progress, the result when done (with the URLs of its posters, files
+    and recommended movies), the error when failed."""
+    answer: dict[str, Any] = {
+        "job": job.id,
+        "kind": job.kind,
+        "status": job.status,
+        "progress": round(job.progress, 3),
+        "params": job.params,
+    }
+    if job.status == "done" and job.result is not None:
+        answer["result"] = public_result(job)
+    if job.status == "failed":
+        answer["error"] = job.error or "the job failed"
+    return answer
+
+
+def public_result(job: Job) -> dict[str, Any]:
+    """The job's stored result with what depends on the server added: image, file and movie URLs."""
+    result = copy.deepcopy(job.result or {})
+    catalog = get_resources().catalog
+    if job.kind == "compare":
+        for draft in result.get("posters", []):
+            draft["image_url"] = job_poster_url(job.id, draft)
+            draft["recommendations"] = [movie_json(catalog.get(i)) for i in draft["recommendations"] if i in catalog]
+        result["sheet_url"] = url_for("api.job_sheet", job_id=job.id, _external=True)
+    else:
+        result["poster"]["image_url"] = job_poster_url(job.id, result["poster"])
+        result["heatmap_url"] = url_for("api.job_heatmap", job_id=job.id, _external=True)
+    return result
+
+
+def job_poster_url(job_id: str, poster: dict[str, Any]) -> str:
+    if poster.get("in_catalog") and poster.get("imdb_id"):
+        return url_for("main.poster", imdb_id=poster["imdb_id"], _external=True)
+    return url_for("api.job_poster", job_id=job_id, position=poster["position"], _external=True)
+
+
+def live_job(job_id: str) -> Job:
+    job = read_job(get_db(), job_id, job_settings(current_app.config)["JOB_EXPIRE_SECONDS"])
+    if job is None:
+        abort(404, f"no job {job_id[:40]!r}: unknown, or its result has expired")
+    return job
+
+
+@bp.get("/jobs/<job_id>/sheet.png")
+def job_sheet(job_id: str) -> Response:
+    """A finished comparison's sheet (PNG)."""
+    return job_file(job_id, "sheet")
+
+
+@bp.get("/jobs/<job_id>/heatmap.png")
+def job_heatmap(job_id: str) -> Response:
+    """A finished explanation's heatmap (PNG)."""
+    return job_file(job_id, "heatmap")
+
+
+def job_file(job_id: str, name: str) -> Response:
+    job = live_job(job_id)
+    found = read_file(get_db(), job.id, f"{name}.png")
+    if found is None:
+        abort(404, f"job {job.id} has no {name}" + ("" if job.status == "done" else f": it is {job.status}"))
+    content_type, data = found
+    filename = f"posterbench-{'comparison' if name == 'sheet' else 'heatmap'}-{job.id}.png"
+    headers = {"Content-Disposition": f'inline; filename="{filename}"', "Cache-Control": "private, max-age=3600"}
+    return Response(data, mimetype=content_type, headers=headers)
+
+
+@bp.get("/jobs/<job_id>/posters/<int:position>.jpg")
+def job_poster(job_id: str, position: int) -> Response:
+    """Poster `position` (from 1) of a job, as the job keeps it (JPEG); catalog movies have none here."""
+    job = live_job(job_id)
+    posters = read_posters(get_db(), job.id)
+    if not 1 <= position <= len(posters) or posters[position - 1].image is None:
+        abort(404, f"job {job.id} keeps no poster {position}")
+    return Response(
+        posters[position - 1].image, mimetype="image/jpeg", headers={"Cache-Control": "private, max-age=3600"}
+    )
 
 
 @bp.get("/openapi.json")

@@ -15,6 +15,7 @@ from app.bandit_state import choose, current_policy
 from app.db import Database
 from app.errors import RequestError
 from app.imdb import fetch_imdb_poster
+from app.jobs import JobPoster
 from app.recommendations import Shown, record_recommendation
 from app.resources import Resources
 from bandit import Choice
@@ -155,3 +156,56 @@ def shown_name(filename: str | None) -> str:
     """The client's file name, only ever shown (escaped), never used as a path; shortened."""
     name = (filename or "").strip() or "the file"
     return name if len(name) <= SHOWN_NAME_LENGTH else name[: SHOWN_NAME_LENGTH - 1] + "…"
+
+
+# ---------------------------------------------------------------- posters for background jobs (app/jobs.py)
+
+JOB_IMAGE_SIDE = 512
+"""A job's posters are kept as JPEGs of at most this many pixels a side, re-encoded by the web request that checked
+them: the job worker never decodes an upload as it was sent."""
+JOB_IMAGE_QUALITY = 90
+
+
+def upload_poster(data: bytes, filename: str | None) -> JobPoster:
+    """An uploaded poster for a job, checked exactly as upload_query checks one (the same 400s)."""
+    name = shown_name(filename)
+    if not data:
+        raise QueryError(f"{name} is empty: choose a poster image (JPEG, PNG, WebP or GIF).", 400)
+    return JobPoster("upload", name, None, job_image(data, f"We could not read {name}", 400))
+
+
+def sample_poster(resources: Resources, imdb_id: str, kind: str = "sample") -> JobPoster:
+    """A catalog movie for a job (404 when there is none, as sample_query); it keeps its own poster and vectors."""
+    if imdb_id not in resources.catalog:
+        raise QueryError(f"no movie {imdb_id} in the catalog", 404)
+    movie = resources.catalog.get(imdb_id)
+    label = f"{movie.title} ({movie.year})" if movie.year else movie.title
+    return JobPoster(kind, label, imdb_id, None)
+
+
+def imdb_poster(resources: Resources, link: str, config: Mapping[str, object]) -> JobPoster:
+    """An IMDb title link's poster for a job, fetched and checked as imdb_query does (the same 4xx and 5xx)."""
+    poster = fetch_imdb_poster(  # raises ImdbError, a RequestError like QueryError
+        link,
+        overrides=config.get("IMDB_OVERRIDES") or {},
+        timeout=float(config["IMDB_TIMEOUT_SECONDS"]),
+        max_bytes=int(config["MAX_CONTENT_LENGTH"]),
+        known=resources.catalog,
+    )
+    if poster.image is None:
+        return sample_poster(resources, poster.imdb_id, kind="imdb")
+    what = f"IMDb's poster for {poster.imdb_id}"
+    return JobPoster("imdb", poster.imdb_id, poster.imdb_id, job_image(poster.image, what, 502))
+
+
+def job_image(data: bytes, what: str, status: int) -> bytes:
+    """`data` decoded as image_query decodes a poster (refused with `status`), as a JPEG of at most JOB_IMAGE_SIDE
+    pixels a side."""
+    try:
+        image = decode_poster(data, (JOB_IMAGE_SIDE, JOB_IMAGE_SIDE), formats=UPLOAD_FORMATS)
+    except PosterImageError as error:
+        raise QueryError(f"{what}: {error}", status) from None
+    image.thumbnail((JOB_IMAGE_SIDE, JOB_IMAGE_SIDE), Image.Resampling.LANCZOS)
+    buffer = io.BytesIO()
+    image.save(buffer, "JPEG", quality=JOB_IMAGE_QUALITY)
+    return buffer.getvalue()

@@ -4,6 +4,7 @@ OpenAPI document that describes every route and the answers' shapes."""
 from __future__ import annotations
 
 import io
+import re
 import sqlite3
 
 import pytest
@@ -31,7 +32,7 @@ def openapi(client) -> dict:
 def test_the_openapi_document_describes_every_api_route(app, openapi) -> None:
     assert openapi["openapi"].startswith("3.1")
     routes = {
-        (rule.rule, method.lower())
+        (re.sub(r"<(?:[^:>]+:)?([^>]+)>", r"{\1}", rule.rule), method.lower())  # /api/jobs/<job_id> -> {job_id}
         for rule in app.url_map.iter_rules()
         if rule.rule.startswith("/api/") or rule.rule == "/healthz"
         for method in rule.methods - {"HEAD", "OPTIONS"}

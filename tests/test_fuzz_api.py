@@ -2,7 +2,9 @@
 with Schemathesis, one test per operation, over the WSGI interface: requests
 that fit the document and requests that break it (negative mode: wrong types, missing and extra fields, ids of any
 size) get no 5xx, every answer conforms to the document (status, content type, body schema), and nothing is
-half-saved: a recommendation is logged only when one was answered (201), a vote only when one was recorded (200).
+half-saved: a recommendation is logged only when one was answered (201), a vote only when one was recorded (200), a
+job (with all its posters) only when one was accepted (202). The fuzzed app's queue is memory://: the jobs submitted
+are kept, never run.
 
 The budget is fixed (EXAMPLES per operation and generation mode, derandomized), so a run takes the same cases and
 time every time; `POSTERBENCH_FUZZ_EXAMPLES=1000 pytest tests/test_fuzz_api.py` searches longer."""
@@ -57,7 +59,8 @@ def fuzzed_app(app_settings: dict, imdb: ReplicaServer, demo_catalog):
     from app import create_app
 
     overrides = {"www.imdb.com": imdb.url, "m.imdb.com": imdb.url, "m.media-amazon.com": imdb.url}
-    app = create_app({**app_settings, "IMDB_OVERRIDES": overrides, "IMDB_TIMEOUT_SECONDS": 2})
+    settings = {**app_settings, "IMDB_OVERRIDES": overrides, "IMDB_TIMEOUT_SECONDS": 2, "JOBS_URL": "memory://"}
+    app = create_app(settings)
     client = app.test_client()
     for movie in demo_catalog.movies[:SEEDED]:
         answer = client.post("/api/recommend", data={"sample": movie.imdb_id}, headers={"X-Requested-With": "t"})
@@ -73,8 +76,8 @@ def count_cases() -> Iterator[None]:
         print(f"  {operation} {status}: {count}")
 
 
-def saved_state(app) -> tuple[int, int]:
-    """(recommendations, votes) in the app's database, after checking that every saved row is whole."""
+def saved_state(app) -> tuple[int, int, int]:
+    """(recommendations, votes, jobs) in the app's database, after checking that every saved row is whole."""
     with sqlite3.connect(app.config["DATABASE"]) as database:
         for genres, results, evoked in database.execute("SELECT genres, results, evoked FROM recommendations"):
             assert len(json.loads(results)) == 5 and json.loads(genres) and json.loads(evoked)
@@ -82,14 +85,29 @@ def saved_state(app) -> tuple[int, int]:
             "SELECT COUNT(*) FROM feedback WHERE recommendation_id NOT IN (SELECT id FROM recommendations)"
         ).fetchone()[0]
         assert orphans == 0
+        posters = dict(
+            database.execute("SELECT jobs.id, COUNT(job_posters.job_id) FROM jobs LEFT JOIN job_posters"
+                             " ON job_posters.job_id = jobs.id GROUP BY jobs.id").fetchall()
+        )  # fmt: skip
+        for job_id, kind, params in database.execute("SELECT id, kind, params FROM jobs"):
+            assert (2 <= posters[job_id] <= 6) if kind == "compare" else posters[job_id] == 1
+            assert isinstance(json.loads(params), dict)
         return (
             database.execute("SELECT COUNT(*) FROM recommendations").fetchone()[0],
             database.execute("SELECT COUNT(*) FROM feedback").fetchone()[0],
+            len(posters),
         )
 
 
-# What one answered request may add to the database: (recommendations, votes), by operation and status.
-SAVED_BY = {("POST", "/api/recommend", 201): (1, 0), ("POST", "/api/feedback", 200): (0, 1)}
+# What one answered request may add to the database: (recommendations, votes, jobs), by operation and status.
+SAVED_BY = {
+    ("POST", "/api/recommend", 201): (1, 0, 0),
+    ("POST", "/api/feedback", 200): (0, 1, 0),
+    ("POST", "/api/compare", 202): (0, 0, 1),
+    ("POST", "/api/explain", 202): (0, 0, 1),
+}
+# Operations whose document allows any bytes as a poster: only a decodable one is accepted.
+TAKES_IMAGES = ("/api/recommend", "/api/compare", "/api/explain")
 
 
 @schema.parametrize()
@@ -99,10 +117,10 @@ def test_no_operation_answers_5xx_or_off_the_document_or_saves_half(case, fuzzed
     before = saved_state(fuzzed_app)
     # X-Requested-With takes any value by design (it is no credential: tests/test_api.py checks the token instead).
     excluded = [ignored_auth]
-    if case.operation.path == "/api/recommend":  # the document allows any bytes; only a decodable poster gets a 201
+    if case.operation.path in TAKES_IMAGES:  # the document allows any bytes; only a decodable poster is accepted
         excluded.append(positive_data_acceptance)
     response = case.call_and_validate(app=fuzzed_app, headers={"X-Requested-With": "fuzz"}, excluded_checks=excluded)
     CASES[f"{case.method.upper()} {case.operation.path}", response.status_code] += 1
     after = saved_state(fuzzed_app)
-    added = SAVED_BY.get((case.method.upper(), case.operation.path, response.status_code), (0, 0))
-    assert (after[0] - before[0], after[1] - before[1]) == added
+    added = SAVED_BY.get((case.method.upper(), case.operation.path, response.status_code), (0, 0, 0))
+    assert tuple(now - then for now, then in zip(after, before, strict=True)) == added

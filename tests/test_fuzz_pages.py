@@ -166,7 +166,9 @@ def test_recommend_forms_of_any_shape_answer_without_a_5xx_and_save_whole(
 @FUZZ
 @given(
     size=st.integers(min_value=UPLOAD_LIMIT + 1, max_value=4 * UPLOAD_LIMIT),
-    where=st.sampled_from(["/recommend", "/api/recommend", "/api/feedback", "/results/1/feedback"]),
+    where=st.sampled_from(
+        ["/recommend", "/api/recommend", "/api/feedback", "/results/1/feedback", "/compare", "/api/compare", "/explain"]
+    ),
 )
 def test_bodies_beyond_the_limit_are_refused_with_413(fuzzed, size, where) -> None:
     app, client = fuzzed
@@ -193,3 +195,59 @@ def test_api_votes_of_any_json_answer_without_a_5xx_and_save_whole(fuzzed, body,
         {"id", "rating"} if response.status_code == 200 else {"error", "status"}
     )
     assert after == (before[0], before[1] + int(response.status_code == 200))
+
+
+# ---------------------------------------------------------------- the background jobs' pages (app/job_views.py)
+
+job_form_names = st.one_of(
+    st.sampled_from(
+        ["image", "sample", "imdb_url", "imdb_urls", "target", "genre", "recommendation", "job_poster", "grid"]
+    ),
+    form_names,
+)
+job_form_values = st.one_of(
+    form_values, st.sampled_from(["tt99000002", "tt99000003", "Horror", "drama", "1", "2", "12", "0", "-3"])
+)
+
+
+def saved_jobs(app) -> int:
+    """Jobs in the database, after checking that each has all its posters (2 to 6 for a comparison, 1 else)."""
+    with sqlite3.connect(app.config["DATABASE"]) as database:
+        rows = database.execute(
+            "SELECT jobs.kind, COUNT(job_posters.job_id) FROM jobs LEFT JOIN job_posters ON job_posters.job_id ="
+            " jobs.id GROUP BY jobs.id"
+        ).fetchall()
+    assert all((2 <= count <= 6) if kind == "compare" else count == 1 for kind, count in rows)
+    return len(rows)
+
+
+@FUZZ
+@given(job_id=ids, position=ids)
+def test_job_paths_of_any_id_answer_without_a_5xx(fuzzed, job_id, position) -> None:
+    app, client = fuzzed
+    job, number = path_part(job_id), path_part(position)
+    for path in (
+        f"/jobs/{job}",
+        f"/api/jobs/{job}",
+        f"/api/jobs/{job}/sheet.png",
+        f"/api/jobs/{job}/posters/{number}.jpg",
+    ):
+        response = client.get(path)
+        assert response.status_code in (200, 308, 404), (path, response.status_code)
+
+
+@FUZZ
+@given(
+    fields=st.lists(st.tuples(job_form_names, job_form_values), max_size=8),
+    with_token=st.booleans(),
+    where=st.sampled_from(["/compare", "/explain"]),
+)
+def test_job_forms_of_any_shape_answer_without_a_5xx_and_save_whole(fuzzed, fields, with_token, where) -> None:
+    app, client = fuzzed
+    form = MultiDict(fields)
+    if with_token:
+        form.add("csrf_token", "fuzz-token")
+    before = saved(app), saved_jobs(app)
+    response = client.post(where, data=form)
+    assert response.status_code < 500, response.get_data(as_text=True)[:300]
+    assert (saved(app), saved_jobs(app)) == (before[0], before[1] + int(response.status_code == 303))

@@ -1,0 +1,357 @@
+"""Background jobs (app/jobs.py): comparisons of drafts and heatmaps are submitted (202 and the job's URL), checked
+like /api/recommend's posters (the same 4xx, nothing saved), queued in Huey and run by a worker; their state lives in
+the app's database, so it survives a new web app; a killed worker's job is run again or failed with a message,
+never left running; a finished job expires.
+
+In-process tests run the queue's tasks here (JobQueue.drain); the worker tests start real `posterbench worker`
+processes (Huey's consumer) and stop them with SIGTERM and SIGKILL. The demo model is served from its ONNX export,
+so that a worker starts in seconds."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import shutil
+import signal
+import sqlite3
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from app import create_app
+from app.jobs import EXTENSION, WORKER_STOPPED, beat, claim, finish, recover_stale
+from tests.conftest import built_once
+from tools.serving import start_job_worker, wait_until_ready
+
+HEADERS = {"X-Requested-With": "pytest"}
+WORKER_START_SECONDS = 60
+
+
+@pytest.fixture(scope="module")
+def onnx_model_dir(request: pytest.FixtureRequest, trained) -> Path:
+    """The trained demo model with its ONNX export (built once, as the model is; shared with other modules)."""
+    from model.index import model_fingerprint
+    from model.onnx_export import export_onnx
+
+    def build(out: Path) -> None:
+        shutil.copytree(trained[1], out / "model")
+        export_onnx(out / "model")
+
+    return built_once(request, "demo-onnx", {"model": model_fingerprint(trained[1])}, build)[0] / "model"
+
+
+@pytest.fixture
+def settings(app_settings: dict, onnx_model_dir: Path) -> dict:
+    """The test app's settings with the ONNX model; the queue is the default, a SQLite file beside the database."""
+    return {
+        **app_settings,
+        "MODEL": str(onnx_model_dir),
+        "JOB_HEARTBEAT_SECONDS": 0.25,
+        "JOB_STALE_SECONDS": 2.0,
+        "JOB_POLL_SECONDS": 0.05,
+        "INFERENCE_THREADS": 2,  # the in-process tests run the jobs in the web app
+    }
+
+
+@pytest.fixture
+def jobs_app(settings: dict):
+    return create_app(settings)
+
+
+def poster_file(catalog, number: int, name: str | None = None) -> tuple[io.BytesIO, str]:
+    path = catalog.poster_path(catalog.movies[number])
+    return io.BytesIO(path.read_bytes()), name or f"draft-{number}.jpg"
+
+
+def compare(client, catalog, **extra) -> object:
+    data = {"image": [poster_file(catalog, 3), poster_file(catalog, 40)], "sample": catalog.movies[7].imdb_id, **extra}
+    return client.post("/api/compare", data=data, headers=HEADERS, content_type="multipart/form-data")
+
+
+def counts(app) -> tuple[int, int, int, int]:
+    """(jobs, job posters, job files, recommendations) in the app's database."""
+    with sqlite3.connect(app.config["DATABASE"]) as database:
+        return tuple(
+            database.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]
+            for table in ("jobs", "job_posters", "job_files", "recommendations")
+        )
+
+
+def drain(app) -> int:
+    return app.extensions[EXTENSION].drain()
+
+
+def job_of(client, answer) -> dict:
+    assert answer.status_code == 202, answer.get_data(as_text=True)
+    body = answer.get_json()
+    assert answer.headers["Location"] == body["job_url"]
+    status = client.get(body["job_url"].removeprefix("http://localhost"))
+    assert status.status_code == 200
+    return status.get_json()
+
+
+def test_a_comparison_is_queued_run_and_answered(jobs_app, demo_catalog) -> None:
+    client = jobs_app.test_client()
+    job = job_of(client, compare(client, demo_catalog, target=["horror", "Comedy", "Horror"]))
+    assert (job["status"], job["progress"], job["kind"]) == ("queued", 0, "compare")
+    assert job["params"] == {"targets": ["Horror", "Comedy"]}  # the model's spelling, each once
+    assert drain(jobs_app) == 1
+    done = client.get(f"/api/jobs/{job['job']}").get_json()
+    assert (done["status"], done["progress"]) == ("done", 1), done
+    result = done["result"]
+    assert [draft["label"] for draft in result["posters"]][:2] == ["draft-3.jpg", "draft-40.jpg"]
+    assert [draft["kind"] for draft in result["posters"]] == ["upload", "upload", "sample"]
+    assert result["distance"] == "manhattan"  # the bandit's greedy arm while nothing is rated
+    for draft in result["posters"]:
+        assert len(draft["recommendations"]) == 5 and 1 <= draft["rating"]["expected"] <= 10
+        probabilities = np.array([draft["genres"][genre] for genre in result["genres"]])
+        intended = np.array([genre in ("Horror", "Comedy") for genre in result["genres"]], dtype=float)
+        assert draft["profile_distance"] == pytest.approx(np.abs(probabilities - intended).mean(), abs=1e-3)
+        assert client.get(draft["image_url"].removeprefix("http://localhost")).status_code == 200
+    sample = result["posters"][2]
+    assert sample["in_catalog"] and sample["image_url"].endswith(f"/posters/{demo_catalog.movies[7].imdb_id}.jpg")
+    assert sample["imdb_id"] not in {movie["imdb_id"] for movie in sample["recommendations"]}
+    assert [ranking["genre"] for ranking in result["rankings"]] == ["Horror", "Comedy"]
+    for ranking in result["rankings"]:
+        order = [entry["probability"] for entry in ranking["order"]]
+        assert order == sorted(order, reverse=True) and len(order) == 3
+    distances = [result["posters"][position - 1]["profile_distance"] for position in result["closest_to_intended"]]
+    assert distances == sorted(distances)
+    sheet = client.get(result["sheet_url"].removeprefix("http://localhost"))
+    assert sheet.status_code == 200 and sheet.mimetype == "image/png"
+    assert Image.open(io.BytesIO(sheet.data)).width >= 700
+    kept = client.get(f"/api/jobs/{job['job']}/posters/1.jpg")
+    assert kept.mimetype == "image/jpeg" and max(Image.open(io.BytesIO(kept.data)).size) <= 512
+    assert client.get(f"/api/jobs/{job['job']}/posters/3.jpg").status_code == 404  # a catalog movie's: /posters/
+    assert client.get(f"/api/jobs/{job['job']}/heatmap.png").status_code == 404
+    assert counts(jobs_app) == (1, 3, 1, 0)  # a comparison logs no recommendation
+    page = client.get(f"/jobs/{job['job']}").get_data(as_text=True)
+    assert "Reads most as Horror" in page and "Download sheet" in page and "draft-40.jpg" in page
+
+
+def test_a_heatmap_for_a_sample_a_recommendation_and_a_compared_draft(jobs_app, demo_catalog) -> None:
+    client = jobs_app.test_client()
+    shown = client.post("/api/recommend", data={"image": poster_file(demo_catalog, 5)}, headers=HEADERS)
+    compared = job_of(client, compare(client, demo_catalog))
+    drain(jobs_app)
+    asked = [
+        {"sample": demo_catalog.movies[2].imdb_id, "genre": "drama"},
+        {"recommendation": str(shown.get_json()["id"]), "genre": "Action", "grid": "3"},
+        {"job_poster": f"{compared['job']}/2", "genre": "Thriller", "grid": "2"},
+    ]
+    jobs = [job_of(client, client.post("/api/explain", data=data, headers=HEADERS)) for data in asked]
+    assert drain(jobs_app) == 3
+    for job, data in zip(jobs, asked, strict=True):
+        done = client.get(f"/api/jobs/{job['job']}").get_json()
+        assert done["status"] == "done", done
+        result = done["result"]
+        assert result["genre"] == data["genre"].capitalize()
+        grid = int(data.get("grid", 6))
+        assert result["grid"] == grid and np.array(result["map"]).shape == (grid, grid)
+        assert 0 <= result["probability"] <= 1
+        heatmap = client.get(result["heatmap_url"].removeprefix("http://localhost"))
+        assert heatmap.status_code == 200 and Image.open(io.BytesIO(heatmap.data)).format == "PNG"
+    assert jobs[0]["params"] == {"genre": "Drama", "grid": 6}
+    page = client.get(f"/jobs/{jobs[2]['job']}").get_data(as_text=True)
+    assert "What makes this poster read as Thriller" in page and 'id="heatmap"' in page
+
+
+def bad_inputs(catalog) -> list[tuple[str, dict, int, str]]:
+    """(operation, form, status, words of the error) that /api/recommend answers alike where it takes the same."""
+
+    def broken() -> tuple[io.BytesIO, str]:
+        return io.BytesIO(b"this is not an image"), "holiday.jpg"
+
+    sample = catalog.movies[0].imdb_id
+    return [
+        ("compare", {"image": [broken(), poster_file(catalog, 1)]}, 400, "We could not read holiday.jpg"),
+        ("compare", {"sample": [sample] * 7}, 400, "send 2 to 6 posters"),
+        ("compare", {"sample": [sample]}, 400, "this request sent 1"),
+        ("compare", {"sample": [sample, sample], "target": "Westerns"}, 400, "unknown genre 'Westerns'"),
+        ("compare", {"sample": [sample, "tt0000001"]}, 404, "no movie tt0000001 in the catalog"),
+        ("compare", {"image": "not a file", "sample": [sample, sample]}, 400, "as a file"),
+        ("explain", {"image": broken(), "genre": "Drama"}, 400, "We could not read holiday.jpg"),
+        ("explain", {"sample": sample, "genre": "Musical"}, 400, "unknown genre 'Musical'"),
+        ("explain", {"sample": sample}, 400, "send the genre to explain"),
+        ("explain", {"sample": "tt0000001", "genre": "Drama"}, 404, "no movie tt0000001 in the catalog"),
+        ("explain", {"sample": sample, "recommendation": "1", "genre": "Drama"}, 400, "this request sent 2"),
+        ("explain", {"recommendation": "12345", "genre": "Drama"}, 404, "no recommendation 12345"),
+        ("explain", {"recommendation": "-1", "genre": "Drama"}, 400, "must be a whole number"),
+        ("explain", {"sample": sample, "genre": "Drama", "grid": "40"}, 400, "grid must be 2 to 12"),
+        ("explain", {"job_poster": "AAAAAAAAAAAAAAAA/1", "genre": "Drama"}, 404, "no comparison"),
+    ]
+
+
+def test_bad_inputs_get_the_same_4xx_as_recommend_and_save_nothing(jobs_app, demo_catalog) -> None:
+    client = jobs_app.test_client()
+    for operation, data, status, words in bad_inputs(demo_catalog):
+        answer = client.post(f"/api/{operation}", data=data, headers=HEADERS, content_type="multipart/form-data")
+        assert (answer.status_code, words in answer.get_json()["error"]) == (status, True), (data, answer.get_json())
+    same = {"image": (io.BytesIO(b"this is not an image"), "holiday.jpg")}
+    recommend = client.post("/api/recommend", data=same, headers=HEADERS, content_type="multipart/form-data")
+    same = {"image": (io.BytesIO(b"this is not an image"), "holiday.jpg"), "genre": "Drama"}
+    explain = client.post("/api/explain", data=same, headers=HEADERS, content_type="multipart/form-data")
+    assert (explain.status_code, explain.get_json()["error"]) == (recommend.status_code, recommend.get_json()["error"])
+    for operation in ("compare", "explain", "recommend"):
+        huge = {"image": (io.BytesIO(b"\0" * (11 * 1024 * 1024)), "big.jpg"), "genre": "Drama"}
+        answer = client.post(f"/api/{operation}", data=huge, headers=HEADERS, content_type="multipart/form-data")
+        assert answer.status_code == 413 and "too large" in answer.get_json()["error"]
+    unsigned = client.post("/api/compare", data={"sample": [demo_catalog.movies[0].imdb_id] * 2})
+    assert unsigned.status_code == 403
+    assert counts(jobs_app) == (0, 0, 0, 0) and drain(jobs_app) == 0
+
+
+def test_a_client_may_have_so_many_jobs_waiting(settings: dict, demo_catalog) -> None:
+    app = create_app({**settings, "JOBS_PER_CLIENT": 1})
+    client = app.test_client()
+    job_of(client, compare(client, demo_catalog))
+    refused = compare(client, demo_catalog)
+    assert refused.status_code == 429 and refused.headers["Retry-After"]
+    assert counts(app)[:2] == (1, 3)
+    drain(app)
+    job_of(client, compare(client, demo_catalog))  # done: the client may submit again
+
+
+def test_a_job_survives_a_new_web_app_over_the_same_database(settings: dict, demo_catalog) -> None:
+    before = create_app(settings)
+    job = job_of(before.test_client(), compare(before.test_client(), demo_catalog))
+    after = create_app(settings)  # a restarted web worker: the state is in the database, the queue in its file
+    assert after.test_client().get(f"/api/jobs/{job['job']}").get_json()["status"] == "queued"
+    assert drain(after) == 1
+    for app in (before, after):
+        assert app.test_client().get(f"/api/jobs/{job['job']}").get_json()["status"] == "done"
+
+
+def test_an_expired_job_answers_404_and_is_deleted(jobs_app, demo_catalog) -> None:
+    client = jobs_app.test_client()
+    job = job_of(client, compare(client, demo_catalog))
+    drain(jobs_app)
+    with sqlite3.connect(jobs_app.config["DATABASE"]) as database:
+        database.execute("UPDATE jobs SET finished = '2000-01-01T00:00:00.000Z'")  # finished long ago
+    for path in ("", "/sheet.png", "/posters/1.jpg"):
+        assert client.get(f"/api/jobs/{job['job']}{path}").status_code == 404
+    assert client.get(f"/jobs/{job['job']}").status_code == 404
+    gone = client.post("/api/explain", data={"job_poster": f"{job['job']}/1", "genre": "Drama"}, headers=HEADERS)
+    assert gone.status_code == 404
+    assert counts(jobs_app)[:3] == (1, 3, 1)  # still there, until the next submission or the worker's sweep
+    job_of(client, compare(client, demo_catalog))
+    assert counts(jobs_app)[:3] == (1, 3, 0)
+    assert client.get("/api/jobs/not-a-job").status_code == 404
+    assert client.get("/api/jobs/" + "A" * 16).status_code == 404
+
+
+def run_stops_mid_job(app, job_id: str) -> int:
+    """Play a worker that took the job and then vanished: its run holds the job, and its heartbeat is old."""
+    with app.app_context():
+        from app.db import get_db
+
+        attempt = claim(get_db(), job_id)
+    with sqlite3.connect(app.config["DATABASE"]) as database:
+        database.execute("UPDATE jobs SET heartbeat = '2000-01-01T00:00:00.000Z' WHERE id = ?", (job_id,))
+    return attempt
+
+
+def test_a_job_whose_worker_stopped_is_run_again_once_then_failed(jobs_app, demo_catalog) -> None:
+    client = jobs_app.test_client()
+    job_id = job_of(client, compare(client, demo_catalog))["job"]
+    jobs_app.extensions[EXTENSION].huey.flush()  # the dead worker had taken the job's message
+    first = run_stops_mid_job(jobs_app, job_id)
+    assert first == 1
+    again = client.get(f"/api/jobs/{job_id}").get_json()  # reading it finds the worker gone: queued again
+    assert again["status"] == "queued"
+    jobs_app.extensions[EXTENSION].huey.flush()
+    assert run_stops_mid_job(jobs_app, job_id) == 2
+    failed = client.get(f"/api/jobs/{job_id}").get_json()
+    assert (failed["status"], failed["error"]) == ("failed", WORKER_STOPPED)
+    assert "the worker stopped" in client.get(f"/jobs/{job_id}").get_data(as_text=True)
+    with jobs_app.app_context():
+        from app.db import get_db
+
+        database = get_db()
+        assert not beat(database, job_id, 2)  # a run given up on can write nothing more
+        assert not finish(database, job_id, 2, {"late": True}, {"sheet.png": b"late"})
+        assert recover_stale(database, 2.0, 2) == ([], [])
+    assert counts(jobs_app)[2] == 0
+
+
+# ---------------------------------------------------------------- real workers
+
+
+@pytest.fixture
+def worker_environment(settings: dict) -> dict[str, str]:
+    """The environment of `posterbench worker` processes serving `settings`."""
+    environment = {
+        name: value
+        for name, value in os.environ.items()
+        if not name.startswith("POSTERBENCH_") and name not in ("DATABASE_URL", "OPENBLAS_NUM_THREADS")
+    }
+    for name, value in settings.items():
+        if name != "TESTING":
+            environment[f"POSTERBENCH_{name}"] = value if isinstance(value, str) else json.dumps(value)
+    return {**environment, "POSTERBENCH_JOB_THREADS": "2", "POSTERBENCH_JOB_NICE": "0"}
+
+
+@pytest.fixture
+def workers(worker_environment: dict, tmp_path: Path) -> Iterator[Callable[[], subprocess.Popen]]:
+    """Starts `posterbench worker` processes (ready when returned); stops those still running at the end."""
+    started: list[subprocess.Popen] = []
+
+    def start() -> subprocess.Popen:
+        log = tmp_path / "worker.log"
+        worker = start_job_worker(worker_environment, log)
+        started.append(worker)
+        wait_until_ready(worker, log, WORKER_START_SECONDS)
+        return worker
+
+    yield start
+    for worker in started:
+        if worker.poll() is None:
+            worker.kill()
+        worker.wait(timeout=30)
+
+
+def wait_for_status(client, job_id: str, wanted: set[str], seconds: float = 60) -> dict:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        job = client.get(f"/api/jobs/{job_id}").get_json()
+        if job["status"] in wanted:
+            return job
+        time.sleep(0.05)
+    raise AssertionError(f"job {job_id} still {job['status']} after {seconds} s: {job}")
+
+
+def test_a_job_waits_for_a_worker_and_outlives_a_stopped_and_a_killed_one(jobs_app, demo_catalog, workers) -> None:
+    """A job submitted while no worker runs stays queued; the worker started then takes it and is stopped (SIGTERM,
+    as `posterbench serve` stops it): the job is queued again at once; the next is killed (SIGKILL): the job is
+    queued again once its heartbeat is stale; a third worker finishes it. A heatmap of 8 x 8 cells (65 passes)
+    keeps each worker busy long enough to be stopped."""
+    client = jobs_app.test_client()
+    asked = {"sample": demo_catalog.movies[4].imdb_id, "genre": "Horror", "grid": "8"}
+    job_id = job_of(client, client.post("/api/explain", data=asked, headers=HEADERS))["job"]
+    time.sleep(0.5)
+    assert client.get(f"/api/jobs/{job_id}").get_json()["status"] == "queued"  # nobody runs it: nothing is lost
+    first = workers()
+    wait_for_status(client, job_id, {"running"})
+    first.send_signal(signal.SIGTERM)
+    assert first.wait(timeout=30) == 0
+    given_back = client.get(f"/api/jobs/{job_id}").get_json()
+    assert given_back["status"] == "queued", given_back
+    second = workers()
+    wait_for_status(client, job_id, {"running"})
+    second.kill()  # no chance to say anything
+    second.wait(timeout=30)
+    killed = time.monotonic()
+    seen = client.get(f"/api/jobs/{job_id}").get_json()["status"]
+    assert seen == "running" or time.monotonic() - killed > 1  # running until its heartbeat is stale (2 s)
+    wait_for_status(client, job_id, {"queued"}, seconds=10)  # then queued again, for the next worker
+    workers()
+    done = wait_for_status(client, job_id, {"done", "failed"}, seconds=120)
+    assert done["status"] == "done" and np.array(done["result"]["map"]).shape == (8, 8), done
+    with sqlite3.connect(jobs_app.config["DATABASE"]) as database:
+        assert database.execute("SELECT attempts FROM jobs WHERE id = ?", (job_id,)).fetchone()[0] == 2
