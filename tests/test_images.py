@@ -226,8 +226,8 @@ def test_reduced_in_strips_as_whole_with_transparency_averaged_as_if_flattened_f
 
 
 def test_the_decoded_image_carries_none_of_the_file_s_metadata() -> None:
-    """A GIF's comments (Pillow joins them, and writes a JPEG thumbnail with them) stay behind: a 100 KB one made the
-    thumbnail fail ("Comment is too long"), as EXIF (a phone's GPS position) would travel into a stored thumbnail."""
+    """A GIF's comments (Pillow joins them, and copies an image's comment into the JPEG it writes) stay behind: a
+    100 KB one made the thumbnail fail ("Comment is too long"); no EXIF either."""
     gif = encoded(Image.new("P", (200, 300), 1), "GIF")
     at = 13 + (3 << ((gif[10] & 7) + 1) if gif[10] & 0x80 else 0)
     comment = b"\x21\xfe" + (b"\xff" + b"c" * 255) * 400 + b"\x00"
