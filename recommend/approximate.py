@@ -143,8 +143,8 @@ class ApproximateSearch:
             norm = float(np.linalg.norm(point))
             vector = point / (norm if norm > 0 else 1.0)
         # a filter leaves fewer allowed rows near the query; a wider search finds them: the width grows as the share
-        # of rows allowed falls, by its square root (at 1,000,000 vectors, shares of 17 %, 5 % and 2 % need about 128,
-        # 256 and 512 for a recall above 0.95, bench/README.md)
+        # of rows allowed falls, by its square root (at 1,000,000 vectors a recall above 0.95 took 64 with 17 % of the
+        # rows allowed, 128 with 5 %, 256 to 512 with 2 %; this gives 155, 286 and 452; bench/README.md)
         width = int(min(self.max_ef_search, max(self.ef_search, count) / np.sqrt(share)))
         selector = bitmap = None
         if allowed is not None:
