@@ -12,15 +12,13 @@ recommendation: it is not logged, chooses no arm and cannot be voted on."""
 from __future__ import annotations
 
 import io
-import textwrap
 from collections.abc import Callable, Mapping, Sequence
+from functools import cache
 from typing import Any
 
 import numpy as np
 from flask import current_app
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
-from PIL import Image
+from PIL import Image, ImageDraw, ImageFont
 
 from app.bandit_state import current_policy
 from app.db import get_db
@@ -40,8 +38,12 @@ PROFILE_MEASURE = (
 )
 INTENDED_COLOUR = "#D55E00"  # Okabe-Ito vermilion: the intended genres' bars
 OTHER_COLOUR = "#0072B2"  # Okabe-Ito blue
-SHEET_DPI = 100
 SHEET_LABEL_CHARS = 30
+SHEET_MARGIN = 24
+SHEET_COLUMN = 250  # pixels per draft
+SHEET_TITLE = 56
+SHEET_POSTER = (220, 326)  # the box each draft's poster is fitted into
+SHEET_BAR = 22
 
 
 # ---------------------------------------------------------------- the posters
@@ -209,48 +211,71 @@ def draft_lines(draft: Mapping[str, Any]) -> list[str]:
 
 def sheet_png(result: Mapping[str, Any], images: Sequence[Image.Image]) -> bytes:
     """One PNG a designer can send: the drafts side by side (poster, genre bars with the intended genres in
-    vermilion, era, rating, whether it looks like a poster), and the rankings under them."""
+    vermilion, era, rating, whether it looks like a poster, distance from the intended profile), and the rankings
+    under them. Drawn with Pillow: matplotlib took 1.3 s for the same sheet of 4 drafts, most of the 1.5 s a
+    comparison may take."""
     drafts = result["posters"]
-    count = len(drafts)
-    width = max(2.5 * count, 7.5)
-    characters = int(width * 13)  # per line of the rankings, at 9 points
-    wrapped = [part for line in ranking_lines(result) for part in textwrap.wrap(line, characters)]
-    heights = [3.3, 1.9, 0.85, 0.3 + 0.2 * max(len(wrapped), 1)]
-    figure = Figure(figsize=(width, sum(heights) + 0.5), dpi=SHEET_DPI)
-    FigureCanvasAgg(figure)
-    targets = ", ".join(result["targets"])
-    figure.suptitle(
-        "PosterBench: drafts compared" + (f", intended as {targets}" if targets else ""), fontsize=13, y=0.995
-    )
-    grid = figure.add_gridspec(4, count, height_ratios=heights, hspace=0.25, wspace=0.45, left=0.07, right=0.98,
-                               top=1 - 0.5 / (sum(heights) + 0.5), bottom=0.01)  # fmt: skip
     genres = result["genres"]
+    width = SHEET_MARGIN * 2 + SHEET_COLUMN * max(len(drafts), 3)
+    title_font, font, small = sheet_font(20), sheet_font(14), sheet_font(12)
+    measure = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+    rankings = [
+        part for line in ranking_lines(result) for part in wrap_text(line, font, width - 2 * SHEET_MARGIN, measure)
+    ] or ["No intended genre given: choose one or more to rank the drafts."]
+    bars_top = SHEET_TITLE + SHEET_POSTER[1] + 30
+    text_top = bars_top + SHEET_BAR * len(genres) + 8
+    rankings_top = text_top + 18 * 4 + 16
+    sheet = Image.new("RGB", (width, rankings_top + 22 * len(rankings) + SHEET_MARGIN), "white")
+    draw = ImageDraw.Draw(sheet)
+    targets = ", ".join(result["targets"])
+    title = "PosterBench: drafts compared" + (f", intended as {targets}" if targets else "")
+    draw.text((SHEET_MARGIN, 14), title, fill="black", font=title_font)
+    label_width = max(measure.textlength(genre, font=small) for genre in genres) + 6
     for column, (draft, image) in enumerate(zip(drafts, images, strict=True)):
-        poster_axes = figure.add_subplot(grid[0, column])
-        poster_axes.imshow(np.asarray(image))
-        poster_axes.set_axis_off()
-        poster_axes.set_title(f"#{draft['position']} {short(draft['label'])}", fontsize=9)
-        bars = figure.add_subplot(grid[1, column])
-        values = [draft["genres"][genre] for genre in genres]
-        colours = [INTENDED_COLOUR if genre in result["targets"] else OTHER_COLOUR for genre in genres]
-        bars.barh(range(len(genres)), values, color=colours)
-        bars.set_yticks(range(len(genres)), genres, fontsize=7)
-        bars.invert_yaxis()
-        bars.set_xlim(0, 1)
-        bars.set_xticks([0, 0.5, 1], ["0", "50%", "100%"], fontsize=7)
-        bars.axvline(0.5, color="#999999", linewidth=0.8, linestyle="--")
-        for spine in ("top", "right"):
-            bars.spines[spine].set_visible(False)
-        text = figure.add_subplot(grid[2, column])
-        text.set_axis_off()
-        text.text(0, 1, "\n".join(draft_lines(draft)), fontsize=7.5, va="top", ha="left", transform=text.transAxes)
-    rankings = figure.add_subplot(grid[3, :])
-    rankings.set_axis_off()
-    summary = "\n".join(wrapped) or "No intended genre given: choose one or more to rank the drafts."
-    rankings.text(0, 1, summary, fontsize=9, va="top", ha="left", transform=rankings.transAxes)
+        left = SHEET_MARGIN + column * SHEET_COLUMN
+        poster = image.copy()
+        poster.thumbnail(SHEET_POSTER, Image.Resampling.LANCZOS)
+        sheet.paste(poster, (left + (SHEET_POSTER[0] - poster.width) // 2, SHEET_TITLE))
+        caption = short(f"#{draft['position']} {draft['label']}", 30)
+        draw.text((left, SHEET_TITLE + SHEET_POSTER[1] + 6), caption, fill="black", font=font)
+        bar_left, bar_width = left + label_width, SHEET_COLUMN - label_width - 56
+        for row, genre in enumerate(genres):
+            top = bars_top + row * SHEET_BAR
+            probability = draft["genres"][genre]
+            colour = INTENDED_COLOUR if genre in result["targets"] else OTHER_COLOUR
+            draw.text((left, top + 2), genre, fill="#333333", font=small)
+            draw.rectangle((bar_left, top + 3, bar_left + bar_width, top + SHEET_BAR - 5), fill="#eeeeee")
+            if probability > 0:
+                draw.rectangle(
+                    (bar_left, top + 3, bar_left + probability * bar_width, top + SHEET_BAR - 5), fill=colour
+                )
+            draw.text((bar_left + bar_width + 6, top + 2), f"{probability * 100:.0f}%", fill="#333333", font=small)
+        middle = bar_left + bar_width / 2  # the 50 % line: a genre is predicted beyond it
+        draw.line((middle, bars_top, middle, bars_top + SHEET_BAR * len(genres) - 4), fill="#999999")
+        for number, line in enumerate(draft_lines(draft)):
+            flagged = line.startswith("does NOT")
+            draw.text((left, text_top + 18 * number), line, fill="#b00020" if flagged else "#333333", font=small)
+    for number, line in enumerate(rankings):
+        draw.text((SHEET_MARGIN, rankings_top + 22 * number), line, fill="black", font=font)
     buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=SHEET_DPI)
+    sheet.save(buffer, "PNG", compress_level=1)
     return buffer.getvalue()
+
+
+@cache
+def sheet_font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
+    return ImageFont.load_default(size=size)
+
+
+def wrap_text(text: str, font: Any, width: float, draw: ImageDraw.ImageDraw) -> list[str]:
+    """`text` in lines no wider than `width` pixels, broken between words (later lines indented)."""
+    lines: list[str] = []
+    for word in text.split(" "):
+        if lines and draw.textlength(f"{lines[-1]} {word}", font=font) <= width:
+            lines[-1] = f"{lines[-1]} {word}"
+        else:
+            lines.append(word if not lines else f"    {word}")
+    return lines
 
 
 # ---------------------------------------------------------------- a heatmap

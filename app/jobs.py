@@ -195,16 +195,17 @@ def delete_job(database: Database, job_id: str) -> None:
     database.execute("DELETE FROM jobs WHERE id = ?", (job_id,))
 
 
-def read_job(database: Database, job_id: str, expire_seconds: float) -> Job | None:
-    """The job `job_id`, or None when there is none or it has expired."""
+def read_job(database: Database, job_id: str, expire_seconds: float | None) -> Job | None:
+    """The job `job_id`, or None when there is none or it has expired (after `expire_seconds`; None: never)."""
     if not JOB_ID.match(job_id):
         return None
     ago = database.dialect.seconds_ago
-    row = database.execute(
-        "SELECT id, kind, status, progress, params, result, error, attempts FROM jobs WHERE id = ?"
-        f" AND NOT (finished IS NOT NULL AND finished < {ago}) AND NOT (status = 'queued' AND created < {ago})",
-        (job_id, expire_seconds, expire_seconds),
-    ).fetchone()
+    sql = "SELECT id, kind, status, progress, params, result, error, attempts FROM jobs WHERE id = ?"
+    parameters: tuple[object, ...] = (job_id,)
+    if expire_seconds is not None:
+        sql += f" AND NOT (finished IS NOT NULL AND finished < {ago}) AND NOT (status = 'queued' AND created < {ago})"
+        parameters += (expire_seconds, expire_seconds)
+    row = database.execute(sql, parameters).fetchone()
     if row is None:
         return None
     return Job(
@@ -375,7 +376,9 @@ def make_huey(url: str) -> Any:
         path.parent.mkdir(parents=True, exist_ok=True)
         return huey.SqliteHuey(QUEUE_NAME, filename=str(path), timeout=10, **common)
     if scheme in ("postgresql", "postgres"):
-        return huey.PostgresHuey(QUEUE_NAME, dsn=url, table_prefix=QUEUE_TABLE_PREFIX, **common)
+        queue = huey.PostgresHuey(QUEUE_NAME, dsn=url, table_prefix=QUEUE_TABLE_PREFIX, create_tables=False, **common)
+        create_postgres_tables(url, queue.storage.ddl)
+        return queue
     if scheme in ("redis", "rediss", "unix"):
         try:
             import redis  # noqa: F401
@@ -393,6 +396,17 @@ def make_huey(url: str) -> Any:
         f"unsupported POSTERBENCH_JOBS_URL {redacted(url)!r}: use sqlite:///path, postgresql://..., redis://... "
         "(or leave it empty for the default)"
     )
+
+
+def create_postgres_tables(url: str, ddl: Sequence[str]) -> None:
+    """Huey's tables in a PostgreSQL broker, created if missing by one process at a time: workers and hosts that start
+    together would otherwise race in CREATE TABLE IF NOT EXISTS (a duplicate key in PostgreSQL's catalog)."""
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True, connect_timeout=10) as connection, connection.transaction():
+        connection.execute("SELECT pg_advisory_xact_lock(hashtextextended('posterbench queue tables', 0))")
+        for statement in ddl:
+            connection.execute(statement)
 
 
 class JobQueue:
@@ -501,7 +515,7 @@ def run_job(app: Flask, job_id: str) -> None:
 
     with app.app_context(), claimed(get_db(), job_id) as attempt:
         database = get_db()
-        job = read_job(database, job_id, float("inf")) if attempt is not None else None
+        job = read_job(database, job_id, None) if attempt is not None else None
         if attempt is None or job is None:
             return
         run = Run(job, attempt, database)
@@ -567,18 +581,20 @@ def sweeper(app: Flask, interval: float, stop: threading.Event) -> None:
             logger.exception("the sweep of stale and expired jobs failed; trying again in %g s", interval)
 
 
-def give_back_interrupted(app: Flask) -> None:
-    """Queue again, at once, the jobs this worker was running when it was told to stop."""
+def give_back_interrupted(app: Flask) -> int:
+    """Queue again, at once, the jobs this worker was running when it was told to stop; returns how many it was
+    running."""
     with RUNNING_LOCK:
         jobs = dict(RUNNING)
     if not jobs:
-        return
+        return 0
     queue: JobQueue = app.extensions[EXTENSION]
     with closing(open_database(configured_target(app.config))) as database:
         for job_id, attempt in jobs.items():
             if give_back(database, job_id, attempt):
                 queue.enqueue(job_id)
                 logger.info("job %s given back to the queue", job_id)
+    return len(jobs)
 
 
 def run_worker(app: Flask, workers: int | None = None, on_started: Callable[[], None] | None = None) -> None:
@@ -625,7 +641,11 @@ def run_worker(app: Flask, workers: int | None = None, on_started: Callable[[], 
         consumer.run()
     finally:
         stop.set()
-        give_back_interrupted(app)
+        if give_back_interrupted(app):
+            # A job's thread is still inside ONNX Runtime: ending the interpreter around it aborts the process
+            # (SIGABRT from the runtime's destructors). Its job is back in the queue; leave at once.
+            logging.shutdown()
+            os._exit(0)
 
 
 def init_app(app: Flask) -> None:

@@ -280,6 +280,52 @@ def test_a_job_whose_worker_stopped_is_run_again_once_then_failed(jobs_app, demo
     assert counts(jobs_app)[2] == 0
 
 
+# ---------------------------------------------------------------- other brokers
+
+REDIS_URL = os.environ.get("POSTERBENCH_TEST_REDIS_URL")
+
+
+def test_jobs_on_postgresql_queued_in_the_same_database(settings: dict, postgres_url: str, demo_catalog) -> None:
+    """With DATABASE_URL, the jobs' state and (by default) their queue are both in PostgreSQL, shared by every host."""
+    app = create_app({**settings, "DATABASE_URL": postgres_url})
+    assert app.extensions[EXTENSION].url == postgres_url
+    client = app.test_client()
+    job_id = job_of(client, compare(client, demo_catalog, target="Drama"))["job"]
+    assert drain(app) == 1
+    done = client.get(f"/api/jobs/{job_id}").get_json()
+    assert done["status"] == "done" and done["result"]["rankings"][0]["genre"] == "Drama", done
+    assert client.get(done["result"]["sheet_url"].removeprefix("http://localhost")).mimetype == "image/png"
+    stale = job_of(
+        client, client.post("/api/explain", data={"job_poster": f"{job_id}/1", "genre": "Drama"}, headers=HEADERS)
+    )
+    app.extensions[EXTENSION].huey.flush()
+    with app.app_context():
+        from app.db import get_db
+
+        database = get_db()
+        assert claim(database, stale["job"]) == 1
+        database.execute("UPDATE jobs SET heartbeat = now() - interval '1 hour' WHERE id = ?", (stale["job"],))
+        assert client.get(f"/api/jobs/{stale['job']}").get_json()["status"] == "queued"
+        assert drain(app) == 1 and client.get(f"/api/jobs/{stale['job']}").get_json()["status"] == "done"
+        database.execute("UPDATE jobs SET finished = now() - interval '1 day'")
+    assert client.get(f"/api/jobs/{job_id}").status_code == 404
+    job_of(client, compare(client, demo_catalog))  # deletes the expired ones
+    with app.app_context():
+        from app.db import get_db
+
+        assert get_db().execute("SELECT COUNT(*) FROM job_files").fetchone()[0] == 0
+
+
+@pytest.mark.skipif(not REDIS_URL, reason="no Redis server: set POSTERBENCH_TEST_REDIS_URL (redis://127.0.0.1:6379/15)")
+def test_jobs_queued_in_redis(settings: dict, demo_catalog) -> None:
+    app = create_app({**settings, "JOBS_URL": REDIS_URL})
+    app.extensions[EXTENSION].huey.flush()
+    client = app.test_client()
+    job_id = job_of(client, compare(client, demo_catalog))["job"]
+    assert drain(app) == 1
+    assert client.get(f"/api/jobs/{job_id}").get_json()["status"] == "done"
+
+
 # ---------------------------------------------------------------- real workers
 
 
