@@ -402,3 +402,20 @@ def test_explain_speed_times_a_heatmap_and_compares_the_fills(demo_catalog_dir, 
     assert set(last["compare"]["fills"]) == {"blur", "mean"} and set(last["compare"]["grids"]) == {"3"}
     assert -1 <= last["compare"]["grids"]["3"] <= 1
     assert "one poster on one thread" in output and "fill blur: mean of the map" in output
+
+
+def test_jobs_benchmark_times_both_jobs_and_the_uploads_beside_them(
+    demo_catalog_dir, onnx_model_dir, index_dir
+) -> None:
+    output = run_script(
+        "bench/jobs.py",
+        *("--catalog", str(demo_catalog_dir), "--model", str(onnx_model_dir), "--index", str(index_dir)),
+        *("--workers", "1", "--rounds", "1", "--clients", "2", "--requests", "4", "--seconds", "10", "--posters", "6"),
+    )
+    last = json.loads(output.strip().splitlines()[-1])
+    for job in ("heatmap", "comparison_4"):
+        assert last[job]["runs"] == 1 and 0 < last[job]["running_median_s"] < last[job]["median_s"]
+    load = last["upload_load"]
+    assert load["without jobs"]["failed"] == load["with jobs"]["failed"] == 0 and load["p95_ratio"] > 0
+    assert load["jobs_during_load"] >= 1 and last["yardstick_ms"]["before"] > 0
+    assert "p95 with jobs / without" in output
