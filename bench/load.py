@@ -20,7 +20,10 @@ Debian's package; bench/wrk_posterbench.lua sends the same requests from one ses
 two cores far less.
 
 The app serves a model directory's ONNX export (ONNX Runtime) when it has one, else its Keras weights (TensorFlow);
---runtime keras serves the Keras weights even when there is an export, to compare the two.
+--runtime keras serves the Keras weights even when there is an export, to compare the two. --precision float32 or int8
+chooses which export the app serves (POSTERBENCH_PRECISION; auto, the default: int8 when its check passed); several,
+e.g. --precision float32,int8, start one server each, side by side, which take turns on every cell (the order
+swapped from one cell to the next), in one run; their rows are named "upload float32", "upload int8" ...
 """
 
 from __future__ import annotations
@@ -37,8 +40,8 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -54,6 +57,7 @@ AUTHORS_APP = "bench.authors_app:create_app()"
 TOKEN = re.compile(r'name="csrf_token" value="([^"]+)"')
 RUNTIMES = ("auto", "keras", "onnx")
 RUNTIME_HELP = "serve the model's ONNX export if it has one (auto), the export (onnx) or its Keras weights (keras)"
+PRECISION_HELP = "which ONNX export the app serves: auto (int8 when its check passed), float32 or int8"
 WRK_SCRIPT = REPO_ROOT / "bench" / "wrk_posterbench.lua"
 
 
@@ -78,29 +82,35 @@ def model_for_runtime(model_dir: str, runtime: str, scratch: Path) -> str:
 
 def add_served_arguments(parser: argparse.ArgumentParser) -> None:
     """--catalog, --model, --index, --clems and --runtime, all a served app needs (bench/serving_memory.py,
-    bench/upload_profile.py)."""
+    bench/upload_profile.py), and --precision."""
+    from model.onnx_model import PRECISIONS
+
     parser.add_argument("--catalog", required=True)
     parser.add_argument("--model", required=True)
     parser.add_argument("--index", required=True)
     parser.add_argument("--clems")
     parser.add_argument("--runtime", choices=RUNTIMES, default="auto", help=RUNTIME_HELP)
+    parser.add_argument("--precision", choices=PRECISIONS, default="auto", help=PRECISION_HELP)
 
 
 def server_settings(args: argparse.Namespace, state: Path) -> dict[str, str]:
-    """What a benchmark's gunicorn serves: --catalog, --model (as --runtime asks), --index and --clems, over a
-    throwaway SQLite database in `state`, or the PostgreSQL one at --database-url when there is one."""
+    """What a benchmark's gunicorn serves: --catalog, --model (as --runtime and --precision ask), --index and --clems,
+    over a throwaway SQLite database in `state`, or the PostgreSQL one at --database-url when there is one."""
     settings = {
         "CATALOG": args.catalog,
         "MODEL": model_for_runtime(args.model, args.runtime, state),
         "INDEX": args.index,
         "SECRET_KEY": secrets.token_hex(16),
         "FEEDBACK_LIMIT": "1000000",  # every vote comes from 127.0.0.1
+        "POSTERS_PER_CLIENT": "1000000",  # every upload too: the per-client limit would refuse concurrent clients
         "DATABASE": str(state / "bench.sqlite"),
     }
     if getattr(args, "database_url", None):
         settings["DATABASE_URL"] = args.database_url
     if args.clems:
         settings["CLEMS"] = args.clems
+    if getattr(args, "precision", "auto") != "auto":
+        settings["PRECISION"] = args.precision
     return settings
 
 
@@ -314,6 +324,35 @@ def report(summary: dict, kind: str, clients: int, result: dict[str, float]) -> 
     )
 
 
+def compare_precisions(
+    args: argparse.Namespace,
+    precisions: list[str],
+    kinds: list[str],
+    client_counts: list[int],
+    load: Callable[..., dict[str, float]],
+    posters: list[tuple[str, bytes]],
+    summary: dict,
+) -> None:
+    """One server per precision, side by side (started one after the other, then all running); each cell (kind and
+    client count) runs on every server in turn, the order swapped from one cell to the next."""
+    with ExitStack() as stack:
+        urls = {}
+        for precision in precisions:
+            urls[precision] = stack.enter_context(served(argparse.Namespace(**{**vars(args), "precision": precision})))
+        print(
+            f"load: {', '.join(f'{precision} at {url}' for precision, url in urls.items())} (model runtime "
+            f"{args.runtime}, {'PostgreSQL' if args.database_url else 'SQLite'}, requests sent by {args.tool}), "
+            f"clients {args.clients}, at most {args.requests} requests or {args.seconds:g} s each, in turns"
+        )
+        cell = 0
+        for kind in kinds:
+            for clients in client_counts:
+                for precision in precisions if cell % 2 == 0 else precisions[::-1]:
+                    result = load(urls[precision], kind, clients, args.requests, posters, args.seconds)
+                    report(summary, f"{kind} {precision}", clients, result)
+                cell += 1
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--url", help="a running PosterBench; without it, start gunicorn on --catalog/--model/--index")
@@ -334,7 +373,17 @@ def main(argv: list[str] | None = None) -> None:
         "--database-url", help="serve over this PostgreSQL database (postgresql://...) instead of a throwaway SQLite"
     )
     parser.add_argument("--runtime", choices=RUNTIMES, default="auto", help=RUNTIME_HELP)
+    parser.add_argument(
+        "--precision", default="auto", help=PRECISION_HELP + "; several, e.g. float32,int8: one server each, in turns"
+    )
     args = parser.parse_args(argv)
+    from model.onnx_model import PRECISIONS
+
+    precisions = [name.strip() for name in args.precision.split(",")]
+    if set(precisions) - set(PRECISIONS) or len(set(precisions)) != len(precisions):
+        parser.error(f"--precision takes {', '.join(PRECISIONS)}, or several of them once each, separated by commas")
+    if len(precisions) > 1 and (args.url or args.baseline):
+        parser.error("several --precision values start a server each: not with --url nor --baseline")
     if not args.url and not (args.model and args.index):
         parser.error("give --url, or --model and --index to start a server")
     if args.baseline and not (args.model and args.index):
@@ -352,6 +401,10 @@ def main(argv: list[str] | None = None) -> None:
     posters = [(catalog.movies[i].imdb_id, catalog.poster_path(catalog.movies[i]).read_bytes()) for i in chosen]
 
     summary: dict[str, dict[str, dict[str, float]]] = {}
+    if len(precisions) > 1:
+        compare_precisions(args, precisions, kinds, client_counts, load, posters, summary)
+        print(json.dumps(summary))
+        return
     with served(args) as url:
         print(
             f"load: {url} (model runtime {args.runtime}, {'PostgreSQL' if args.database_url else 'SQLite'},"

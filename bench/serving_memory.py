@@ -6,9 +6,10 @@ is what the workers run the model with, seen in their memory maps: "onnx" (ONNX 
 "keras" (TensorFlow).
 
     python -m bench.serving_memory --catalog DIR --model MODEL_DIR --index INDEX_DIR [--clems DIR] [--workers 1,4]
-        [--runtime auto|keras|onnx] [--clients 1]
+        [--runtime auto|keras|onnx] [--precision auto|float32|int8] [--clients 1]
 
---runtime keras serves the Keras weights of a model that has an ONNX export (see bench/load.py); --clients N sends
+--runtime keras serves the Keras weights of a model that has an ONNX export (see bench/load.py), --precision float32
+or int8 the float32 or the int8 export (the weights' mapping counts whichever is served); --clients N sends
 as many uploads again from N clients at once after the warm-up, so that workers run several inferences together.
 """
 
@@ -26,7 +27,7 @@ import requests
 
 from bench.load import Client, add_served_arguments, server_settings
 from catalog import read_catalog
-from model.onnx_model import ONNX_DATA_FILE
+from model.onnx_model import INT8_DATA_FILE, ONNX_DATA_FILE
 from tools.serving import gunicorn_server
 
 WARM_UPLOADS_PER_WORKER = 8
@@ -93,7 +94,9 @@ def measure(args: argparse.Namespace, workers: int, posters: list[tuple[str, byt
         pids = children(url.pid)
         rss = [memory_kib(pid, "Rss") / 1024 for pid in pids]
         pss = [memory_kib(pid, "Pss") / 1024 for pid in pids]
-        shared_weights = [mapped_rss_kib(pid, ONNX_DATA_FILE) / 1024 for pid in pids]
+        shared_weights = [
+            (mapped_rss_kib(pid, ONNX_DATA_FILE) + mapped_rss_kib(pid, INT8_DATA_FILE)) / 1024 for pid in pids
+        ]
         master_pss = memory_kib(url.pid, "Pss") / 1024
         runtimes = sorted({runtime(pid) for pid in pids})
     return {

@@ -61,19 +61,31 @@ def train(
 @click.option("--catalog", "catalog_dir", required=True, envvar="POSTERBENCH_CATALOG", type=click.Path(path_type=Path))
 @click.option("--model", "model_dir", required=True, envvar="POSTERBENCH_MODEL", type=click.Path(path_type=Path))
 @click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path), help="index directory to write")
-def index(catalog_dir: Path, model_dir: Path, out_dir: Path) -> None:
-    """Compute every catalog poster's genre probabilities and feature vector."""
+@click.option(
+    "--precision",
+    envvar="POSTERBENCH_PRECISION",
+    type=click.Choice(["auto", "float32", "int8"]),
+    default="auto",
+    show_default=True,
+    help="which ONNX export to index with, as the app chooses what to serve (auto: int8 when its check passed)",
+)
+def index(catalog_dir: Path, model_dir: Path, out_dir: Path, precision: str) -> None:
+    """Compute every catalog poster's genre probabilities and feature vector with the model as the app serves it:
+    its ONNX export (int8 when its check passed) on every core, or the Keras model when it has no export."""
     from catalog import CatalogError, read_catalog
-    from model.artifacts import GenreModel, ModelArtifactError
+    from model.artifacts import ModelArtifactError
     from model.images import PosterImageError
-    from model.index import build_index
+    from model.index import build_index, served_model
+    from model.onnx_model import PrecisionSettingError
 
     try:
         catalog = read_catalog(catalog_dir)
-        built = build_index(catalog, GenreModel.load(model_dir), model_dir, out_dir)
-    except (CatalogError, ModelArtifactError, PosterImageError) as error:
+        model = served_model(model_dir, precision=precision)
+        built = build_index(catalog, model, model_dir, out_dir)
+    except (CatalogError, ModelArtifactError, PosterImageError, PrecisionSettingError) as error:
         raise click.ClickException(str(error)) from error
-    click.echo(f"indexed {len(built.imdb_ids)} posters into {out_dir}")
+    runtime = f"ONNX Runtime, {built.precision}" if hasattr(model, "session") else "Keras"
+    click.echo(f"indexed {len(built.imdb_ids)} posters into {out_dir} ({runtime})")
 
 
 @cli.command()
@@ -118,26 +130,74 @@ def tune_thresholds_command(catalog_dir: Path, model_dir: Path) -> None:
 @cli.command("export-onnx")
 @click.option("--model", "model_dir", required=True, envvar="POSTERBENCH_MODEL", type=click.Path(path_type=Path))
 @click.option(
-    "--catalog", "catalog_dir", type=click.Path(path_type=Path), help="check on its posters (default: random ones)"
+    "--catalog",
+    "catalog_dir",
+    type=click.Path(path_type=Path),
+    help="check on its posters (default: random ones); the int8 export is calibrated and checked on it",
 )
 @click.option("--check-posters", type=int, default=16, show_default=True, help="posters the export is checked on")
-def export_onnx_command(model_dir: Path, catalog_dir: Path | None, check_posters: int) -> None:
+@click.option(
+    "--int8/--no-int8",
+    default=True,
+    show_default=True,
+    help="also write the int8 export and its check (needs --catalog)",
+)
+@click.option("--int8-only", is_flag=True, help="quantize the existing float32 export again, leaving it as it is")
+@click.option(
+    "--index",
+    "index_dir",
+    type=click.Path(path_type=Path),
+    help="a float32 index of this model and catalog: spares the int8 check's float32 pass over the catalog",
+)
+@click.option(
+    "--calibration-posters",
+    type=int,
+    default=256,
+    show_default=True,
+    help="training and validation posters the int8 export is calibrated on",
+)
+def export_onnx_command(
+    model_dir: Path,
+    catalog_dir: Path | None,
+    check_posters: int,
+    int8: bool,
+    int8_only: bool,
+    index_dir: Path | None,
+    calibration_posters: int,
+) -> None:
     """Export a trained model to ONNX (model.onnx, model.onnx.data, model.onnx.json beside its weights), which the
-    app then serves with ONNX Runtime instead of TensorFlow; refused unless it predicts what Keras predicts."""
+    app then serves with ONNX Runtime instead of TensorFlow; refused unless it predicts what Keras predicts. With a
+    catalog, also its int8 form (model.int8.onnx*), statically quantized, calibrated on training and validation
+    posters and checked against float32 on the held-out split; the app serves it when that check passed."""
     from catalog import CatalogError
     from model.artifacts import ModelArtifactError
     from model.images import PosterImageError
     from model.onnx_export import ExportError, export_onnx
 
+    if (int8 or int8_only) and catalog_dir is None:
+        if int8_only:
+            raise click.UsageError("--int8-only needs --catalog: the int8 export is calibrated and checked on it")
+        click.echo("no --catalog: the int8 export, calibrated and checked on a catalog, is not written")
+        int8 = False
     try:
-        check = export_onnx(model_dir, catalog_dir, check_posters)
+        if not int8_only:
+            check = export_onnx(model_dir, catalog_dir, check_posters)
+            click.echo(
+                f"exported {model_dir}/model.onnx; largest difference from Keras on {check.posters}: "
+                f"{check.probabilities:.2g} (probabilities), {check.features:.2g} (features), "
+                f"{check.evoked:.2g} (decades, year, rating)"
+            )
+        if int8 or int8_only:
+            from model.quantization import export_int8
+
+            result = export_int8(model_dir, catalog_dir, calibration_posters, index_dir)
+            verdict = "passed: served" if result.passed else "failed: float32 is served"
+            click.echo(f"exported {model_dir}/model.int8.onnx; its check on {result.held_out} {verdict}")
+            click.echo(f"  {result.summary}")
+            for reason in result.reasons:
+                click.echo(f"  {reason}")
     except (ModelArtifactError, ExportError, CatalogError, PosterImageError) as error:
         raise click.ClickException(str(error)) from error
-    click.echo(
-        f"exported {model_dir}/model.onnx; largest difference from Keras on {check.posters}: "
-        f"{check.probabilities:.2g} (probabilities), {check.features:.2g} (features), "
-        f"{check.evoked:.2g} (decades, year, rating)"
-    )
 
 
 if __name__ == "__main__":

@@ -1,13 +1,19 @@
 """The feature index of a catalog: what every poster evokes (genre probabilities, feature vector, decade
 probabilities, expected year and rating, poster score), computed once by a trained model and saved beside it, so
-that serving never runs the network on the catalog."""
+that serving never runs the network on the catalog. `posterbench index` computes it with the network as the app
+serves it (served_model: the ONNX export, int8 once its check passed, batched on every core; Keras only without an
+export), and index.json records which precision did."""
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Union
 
 import numpy as np
 from tqdm import tqdm
@@ -16,6 +22,11 @@ from catalog import Catalog, staged_directory
 from model.artifacts import WEIGHTS_FILE, GenreModel, Prediction
 from model.images import load_posters
 from recommend.approximate import save_search
+
+if TYPE_CHECKING:
+    from model.onnx_model import OnnxGenreModel
+
+IndexingModel = Union[GenreModel, "OnnxGenreModel"]
 
 FEATURES_FILE = "features.npy"
 PROBABILITIES_FILE = "probabilities.npy"
@@ -38,6 +49,7 @@ class FeatureIndex:
     probabilities: np.ndarray  # (n, n_genres) float32
     genres: tuple[str, ...]
     evoked: dict[str, np.ndarray]  # decades (n, n_decades), year, rating, poster_score (n,)
+    precision: str = "float32"  # of the model that computed it: int8 or float32 (Keras, or the float32 export)
 
     def row(self, imdb_id: str) -> int:
         return self._rows[imdb_id]
@@ -68,7 +80,9 @@ class FeatureIndex:
             probabilities = np.load(paths[2], allow_pickle=False)
             with np.load(paths[3], allow_pickle=False) as stored:
                 evoked = {name: stored[name] for name in EVOKED}
-            index = cls(description["imdb_ids"], features, probabilities, tuple(description["genres"]), evoked)
+            genres = tuple(description["genres"])
+            precision = str(description["precision"]) if "precision" in description else "float32"  # older: Keras
+            index = cls(description["imdb_ids"], features, probabilities, genres, evoked, precision)
         except (ValueError, KeyError, OSError) as error:
             raise FeatureIndexError(f"{directory}: damaged index ({error}); rebuild it with make index") from error
         if not all(len(index.imdb_ids) == len(rows) for rows in (features, probabilities, *evoked.values())):
@@ -86,31 +100,82 @@ def model_fingerprint(model_dir: Path) -> str:
     return hashlib.sha256((model_dir / WEIGHTS_FILE).read_bytes()).hexdigest()[:16]
 
 
-def build_index(
-    catalog: Catalog, model: GenreModel, model_dir: Path, out_dir: Path, progress: bool = True
-) -> FeatureIndex:
-    """Run `model` over every poster of `catalog` (in chunks, with a progress bar) and save the index."""
-    parts = []
+def served_model(model_dir: str | Path, threads: int | None = None, precision: str | None = None) -> IndexingModel:
+    """The model as the app serves it, to index with: its ONNX export (int8 when its check passed, see
+    OnnxGenreModel.load; `precision` as there) on `threads` threads (None: every core this process may use), else
+    (no export) the Keras model."""
+    from model.onnx_model import OnnxGenreModel, has_export
+
+    if not has_export(model_dir):
+        return GenreModel.load(model_dir)
+    return OnnxGenreModel.load(model_dir, threads=threads or available_cores(), precision=precision)
+
+
+def available_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # no sched_getaffinity (macOS)
+        return os.cpu_count() or 1
+
+
+def precision_of(model: IndexingModel) -> str:
+    """What an index records of the model that built it: "int8" or "float32" (Keras and the float32 export)."""
+    return getattr(model, "precision", "float32")
+
+
+def predict_catalog(
+    catalog: Catalog, models: Sequence[IndexingModel], progress: bool = True, desc: str = "indexing posters"
+) -> list[Prediction]:
+    """What every poster of `catalog` evokes, by each of `models` (all of one input size): the posters are decoded in
+    chunks, each chunk on a second thread while the models run on the one before (ONNX Runtime and Keras release
+    the interpreter while they compute), and each chunk predicted in batches."""
     movies = catalog.movies
-    with tqdm(total=len(movies), desc="indexing posters", unit="poster", disable=not progress) as bar:
-        for start in range(0, len(movies), CHUNK):
-            chunk = movies[start : start + CHUNK]
-            posters = load_posters([catalog.poster_path(movie) for movie in chunk], model.input_size, progress=False)
-            parts.append(model.predict(posters))
-            bar.update(len(chunk))
-    prediction = Prediction.concatenate(parts)
+    size = models[0].input_size
+    starts = range(0, len(movies), CHUNK)
+
+    def decode(start: int) -> np.ndarray:
+        chunk = movies[start : start + CHUNK]
+        return load_posters([catalog.poster_path(movie) for movie in chunk], size, progress=False)
+
+    parts: list[list[Prediction]] = [[] for _ in models]
+    with (
+        tqdm(total=len(movies), desc=desc, unit="poster", disable=not progress) as bar,
+        ThreadPoolExecutor(max_workers=1) as decoder,
+    ):
+        pending = decoder.submit(decode, starts[0]) if starts else None
+        for number in range(len(starts)):
+            posters = pending.result()
+            pending = decoder.submit(decode, starts[number + 1]) if number + 1 < len(starts) else None
+            for part, model in zip(parts, models, strict=True):
+                part.append(model.predict(posters))
+            bar.update(len(posters))
+    return [
+        Prediction.concatenate(part) if part else model.predict(np.zeros((0, size, size, 3), np.uint8))
+        for part, model in zip(parts, models, strict=True)
+    ]
+
+
+def build_index(
+    catalog: Catalog, model: IndexingModel, model_dir: Path, out_dir: Path, progress: bool = True
+) -> FeatureIndex:
+    """Run `model` over every poster of `catalog` (in chunks, with a progress bar) and save the index; `model` is
+    the Keras model or, as `posterbench index` gives it, the served ONNX export (served_model)."""
+    movies = catalog.movies
+    (prediction,) = predict_catalog(catalog, [model], progress)
     index = FeatureIndex(
         imdb_ids=[movie.imdb_id for movie in movies],
         features=prediction.features,
         probabilities=prediction.genres,
         genres=model.genres,
         evoked={name: getattr(prediction, name) for name in EVOKED},
+        precision=precision_of(model),
     )
     model_dir = Path(model_dir)
     description = {
         "catalog": str(catalog.directory.resolve()),
         "model": str(model_dir.resolve()),
         "model_fingerprint": model_fingerprint(model_dir),
+        "precision": index.precision,
         "genres": list(index.genres),
         "imdb_ids": index.imdb_ids,
     }

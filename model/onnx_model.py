@@ -5,13 +5,21 @@ what it was exported from), with the same interface as model.artifacts.GenreMode
 ONNX Runtime memory-maps model.onnx.data (every tensor starts on a page boundary) and the session is told not to
 pre-pack (copy) the weights, so the gunicorn workers serving one model share a single copy of its weights in the
 page cache. An export older than the weights it came from (the model was trained again) is refused, as is one whose
-files changed since it was written; a directory that holds the export without model.weights.h5 is served as is."""
+files changed since it was written; a directory that holds the export without model.weights.h5 is served as is.
+
+Beside the float32 export, `make onnx` writes an int8 one (model.int8.onnx, model.int8.onnx.data and
+model.int8.onnx.json, by model/quantization.py) with the check it passed or failed on the held-out split. `load`
+serves the int8 export when that check passed and its files are whole and made from the float32 export beside it,
+else the float32 export, and logs which and why; the precision setting (POSTERBENCH_PRECISION: auto, float32 or
+int8) overrides the choice."""
 
 from __future__ import annotations
 
 import ctypes
 import hashlib
 import json
+import logging
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,6 +43,18 @@ ONNX_FILE = "model.onnx"
 ONNX_DATA_FILE = "model.onnx.data"
 EXPORT_FILE = "model.onnx.json"
 EXPORT_FILES = (ONNX_FILE, ONNX_DATA_FILE, EXPORT_FILE)
+INT8_FILE = "model.int8.onnx"
+INT8_DATA_FILE = "model.int8.onnx.data"
+INT8_EXPORT_FILE = "model.int8.onnx.json"
+INT8_FILES = (INT8_FILE, INT8_DATA_FILE, INT8_EXPORT_FILE)
+PREPACK_LIMIT = 64 * 1024 * 1024
+"""The most bytes of float32 dense weights (Gemm, MatMul: the layers left unquantized) that an int8 session may
+pre-pack, that is copy into each worker's own memory: 0.6 MB for the default and demo presets. The paper preset's
+820 MB stay shared, memory-mapped, and its int8 convolutions unpacked (slower)."""
+PRECISIONS = ("auto", "float32", "int8")
+PRECISION_VARIABLE = "POSTERBENCH_PRECISION"
+"""Which export `load` serves when not told: auto (int8 when its check passed, else float32), float32 or int8 (even
+when its check failed)."""
 INPUT_NAME = "poster"  # float32 (n, s, s, 3), VGG-preprocessed, as the Keras network takes it
 INTRA_OP_THREADS = 1
 """Threads per inference unless told otherwise. gunicorn runs several workers of several threads, each request on its
@@ -49,6 +69,13 @@ class OnnxExportError(ModelArtifactError):
 
 class StaleExportError(OnnxExportError):
     """An ONNX export made from other weights than the model directory's model.weights.h5."""
+
+
+class PrecisionSettingError(ValueError):
+    """A precision setting that is none of PRECISIONS."""
+
+
+logger = logging.getLogger(__name__)
 
 
 def has_export(directory: str | Path) -> bool:
@@ -115,20 +142,22 @@ def check_file(path: Path, size: int, digest: str, directory: Path) -> None:
         raise OnnxExportError(f"{path} is damaged (its content hash changed): {export_command(directory)}")
 
 
-def session_options(threads: int = INTRA_OP_THREADS) -> ort.SessionOptions:
-    """One inference on `threads` threads that sleep rather than spin when idle, the big weights used in place.
+def session_options(threads: int = INTRA_OP_THREADS, prepack: bool = False) -> ort.SessionOptions:
+    """One inference on `threads` threads that sleep rather than spin when idle, the big weights used in place
+    unless `prepack`.
 
     Every graph optimisation stays on: the blocked (NCHWc) layout that the last level gives the convolutions makes
     them a quarter faster (49 ms instead of 62 ms for the default preset's poster on one core), at the cost of a
     private copy of the convolution weights (59 MB) per worker. The dense weights, 820 MB of the paper preset's
-    880 MB, are never copied."""
+    880 MB, are never copied. The int8 export's convolutions (QLinearConv) need their weights pre-packed, or they
+    reorder them at every inference (slower than float32): its sessions pre-pack (see PREPACK_LIMIT)."""
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     options.log_severity_level = 3  # errors only
     # Pre-packing copies every MatMul/Gemm weight into a private buffer per process: 880 MB for the paper preset.
-    options.add_session_config_entry("session.disable_prepacking", "1")
+    options.add_session_config_entry("session.disable_prepacking", "0" if prepack else "1")
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     options.add_session_config_entry("session.inter_op.allow_spinning", "0")
     return options
@@ -142,6 +171,8 @@ class OnnxGenreModel(DescribedModel):
     session: ort.InferenceSession
     description: Description
     detector: PosterDetector
+    precision: str = "float32"  # the export served: float32 or int8
+    precision_reason: str = ""  # why, as logged at load ("check passed (...)", "int8 check failed: ...")
 
     def predict(self, posters: np.ndarray, batch_size: int = 64) -> Prediction:
         """uint8 RGB (n, s, s, 3) -> what each poster evokes."""
@@ -162,23 +193,137 @@ class OnnxGenreModel(DescribedModel):
         return self.session.get_session_options().intra_op_num_threads
 
     @classmethod
-    def load(cls, directory: str | Path, threads: int = INTRA_OP_THREADS) -> OnnxGenreModel:
-        """The export in `directory`; ModelArtifactError (StaleExportError) names what is missing, damaged or
-        stale and the command that writes it again."""
+    def load(
+        cls, directory: str | Path, threads: int = INTRA_OP_THREADS, precision: str | None = None
+    ) -> OnnxGenreModel:
+        """The export in `directory`: its int8 form when `precision` is "auto" and the int8 check passed (see
+        choose_precision), or "int8"; else the float32 one. `precision` None reads POSTERBENCH_PRECISION (default
+        auto). ModelArtifactError (StaleExportError) names what is missing, damaged or stale and the command that
+        writes it again; PrecisionSettingError a precision that is none of PRECISIONS."""
         directory = Path(directory)
+        setting = precision_setting(precision)
         description = read_description(directory)
         detector = read_detector(directory)
-        read_export(directory)
-        path = directory / ONNX_FILE
+        export = read_export(directory)
+        choice = choose_precision(directory, export, description, setting)
+        path = directory / (INT8_FILE if choice.precision == "int8" else ONNX_FILE)
         try:
-            session = ort.InferenceSession(str(path), session_options(threads), providers=["CPUExecutionProvider"])
+            options = session_options(threads, prepack=choice.prepack)
+            session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         except Exception as error:  # onnxruntime raises its own kinds (Fail, InvalidProtobuf, ...)
             raise OnnxExportError(
                 f"{path} cannot be loaded by onnxruntime {ort.__version__} ({error}): {export_command(directory)}"
             ) from error
         check_signature(session, path, description, len(detector.mean_), directory)
         release_freed_memory()
-        return cls(session=session, description=description, detector=detector)
+        (logger.warning if choice.warn else logger.info)("serving %s: %s", choice.precision, choice.reason)
+        return cls(session, description, detector, precision=choice.precision, precision_reason=choice.reason)
+
+
+def precision_setting(precision: str | None) -> str:
+    """`precision`, else POSTERBENCH_PRECISION, else "auto"; PrecisionSettingError when it is none of PRECISIONS."""
+    setting = (os.environ.get(PRECISION_VARIABLE) or "auto") if precision is None else precision
+    setting = setting.strip().lower()
+    if setting not in PRECISIONS:
+        raise PrecisionSettingError(
+            f"the precision setting ({PRECISION_VARIABLE}) must be one of {', '.join(PRECISIONS)}, not {setting!r}"
+        )
+    return setting
+
+
+@dataclass(frozen=True)
+class PrecisionChoice:
+    """The export to serve, why, and whether that is worth a warning (an int8 export that failed its check, or is
+    unusable, or is served although it failed)."""
+
+    precision: str  # float32 or int8
+    reason: str
+    warn: bool = False
+    prepack: bool = False  # whether the session pre-packs its weights (int8, unless its dense layers are big)
+
+
+def choose_precision(directory: Path, export: dict, description: Description, setting: str) -> PrecisionChoice:
+    """Which export to serve ("float32" or "int8") and why. "auto" serves int8 when its export is whole, made from
+    the float32 export beside it, and its recorded check passed with the decision thresholds of model.json; any
+    other int8 export (missing, damaged, stale, failed) gives float32. "int8" serves a whole int8 export even when
+    its check failed, and raises OnnxExportError without one."""
+    if setting == "float32":
+        return PrecisionChoice("float32", f"the precision setting asks for float32 ({PRECISION_VARIABLE})")
+    if setting == "auto" and not (directory / INT8_EXPORT_FILE).exists():
+        return PrecisionChoice("float32", "no int8 export beside it (make onnx writes one)")
+    try:
+        int8 = read_int8_export(directory, export)
+    except OnnxExportError as error:
+        if setting == "int8":
+            raise
+        return PrecisionChoice("float32", f"the int8 export is unusable: {error}", warn=True)
+    check, prepack = int8["check"], int8.get("dense_float32_bytes", PREPACK_LIMIT + 1) <= PREPACK_LIMIT
+    summary = str(check.get("summary", ""))
+    if setting == "int8":
+        if check.get("passed") is True:
+            reason = f"the precision setting asks for int8; its check passed ({summary})"
+            return PrecisionChoice("int8", reason, prepack=prepack)
+        reason = f"the precision setting asks for int8, although its check failed: {failure(check)}"
+        return PrecisionChoice("int8", reason, warn=True, prepack=prepack)
+    if check.get("passed") is not True:
+        return PrecisionChoice("float32", f"int8 check failed: {failure(check)}", warn=True)
+    checked = np.asarray(check.get("decision_thresholds", []), dtype=np.float64)
+    if checked.shape != description.thresholds.shape or not np.allclose(checked, description.thresholds, atol=1e-6):
+        reason = (
+            "int8 check is out of date: it was made with other decision thresholds than model.json holds (tuned "
+            "again since): check it again with `make onnx`"
+        )
+        return PrecisionChoice("float32", reason, warn=True)
+    return PrecisionChoice("int8", f"check passed ({summary})", prepack=prepack)
+
+
+def failure(check: dict) -> str:
+    reasons = check.get("reasons") or ["the check recorded no reason"]
+    return "; ".join(str(reason) for reason in reasons)
+
+
+def int8_command(directory: Path) -> str:
+    command = f"python -m model export-onnx --int8-only --model {directory} --catalog CATALOG"
+    return f"write it again with `{command}` (make onnx)"
+
+
+def read_int8_export(directory: Path, export: dict) -> dict:
+    """model.int8.onnx.json (its "check" a dict), with every int8 file present and whole, made from the float32
+    export `export` describes (read_export's); OnnxExportError says what is wrong."""
+    for name in INT8_FILES:
+        if not (directory / name).is_file():
+            raise OnnxExportError(f"{directory / name} is missing: {int8_command(directory)}")
+    path = directory / INT8_EXPORT_FILE
+    try:
+        int8 = json.loads(path.read_text())
+        source = {
+            name: (int(int8["source"][name]["size"]), str(int8["source"][name]["sha256"])) for name in EXPORT_FILES[:2]
+        }
+        files = {
+            name: (int(int8["files"][name]["size"]), str(int8["files"][name]["sha256"])) for name in INT8_FILES[:2]
+        }
+        if not isinstance(int8["check"], dict):
+            raise TypeError(f"check is {type(int8['check']).__name__}")
+        int8["dense_float32_bytes"] = int(int8.get("dense_float32_bytes", PREPACK_LIMIT + 1))
+    except (ValueError, KeyError, TypeError) as error:
+        raise OnnxExportError(f"{path} is damaged ({error!r}): {int8_command(directory)}") from error
+    exported = {name: (int(export["files"][name]["size"]), str(export["files"][name]["sha256"])) for name in source}
+    if source != exported:
+        raise OnnxExportError(
+            f"{directory / INT8_FILE} was quantized from another float32 export than {directory / ONNX_FILE} (exported "
+            f"again since): {int8_command(directory)}"
+        )
+    for name, (size, digest) in files.items():
+        actual = (directory / name).stat().st_size
+        if actual != size:
+            raise OnnxExportError(
+                f"{directory / name} is damaged ({actual:,} bytes, not {size:,}): {int8_command(directory)}"
+            )
+        if file_sha256(directory / name) != digest:
+            raise OnnxExportError(
+                f"{directory / name} is damaged (its content hash changed): {int8_command(directory)}"
+            )
+    return int8
 
 
 def release_freed_memory() -> None:

@@ -157,6 +157,7 @@ def test_export_onnx_command_writes_the_export_and_says_what_is_missing(
     copy = shutil.copytree(trained[1], tmp_path / "model")
     assert not has_export(copy)
     arguments = ["export-onnx", "--model", str(copy), "--catalog", str(demo_catalog_dir), "--check-posters", "30"]
+    arguments.append("--no-int8")  # the int8 export and its check: tests/test_int8_serving.py
     result = CliRunner().invoke(cli, arguments)
     assert result.exit_code == 0, result.output
     assert f"exported {copy}/model.onnx; largest difference from Keras on 30 posters of {demo_catalog_dir}" in (

@@ -1,0 +1,254 @@
+"""The int8 export (model/quantization.py) and the choice of what is served (model/onnx_model.py choose_precision):
+the trained demo model's int8 export, calibrated on its training and validation posters, passes its check on the
+demo catalog's held-out split and is served; a failed, damaged, stale or out-of-date check, or the precision setting,
+makes the app serve float32 and say why; `posterbench index` indexes with what the app serves."""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+
+from model.images import load_poster
+from model.onnx_export import ALIGNMENT
+from model.onnx_model import (
+    INT8_DATA_FILE,
+    INT8_EXPORT_FILE,
+    INT8_FILE,
+    PRECISION_VARIABLE,
+    OnnxExportError,
+    OnnxGenreModel,
+    PrecisionSettingError,
+)
+from model.quantization import Int8Check, Thresholds
+from model.split import SPLIT_FILE, Split
+
+
+@pytest.fixture(scope="module")
+def int8_built(request: pytest.FixtureRequest, trained, demo_catalog_dir: Path, index_dir: Path) -> Path:
+    """The trained demo model with its float32 and int8 exports (built once, as the model is); the int8 check reuses
+    the demo index, which Keras built in float32."""
+    from model.index import model_fingerprint
+    from model.onnx_export import export_onnx
+    from model.quantization import export_int8
+    from tests.conftest import built_once
+
+    def build(out: Path) -> None:
+        shutil.copytree(trained[1], out / "model")
+        export_onnx(out / "model")
+        export_int8(out / "model", demo_catalog_dir, index_dir=index_dir, progress=False)
+
+    return built_once(request, "demo-int8", {"model": model_fingerprint(trained[1])}, build)[0] / "model"
+
+
+@pytest.fixture
+def int8_dir(int8_built: Path, tmp_path: Path) -> Path:
+    """A copy of the model with both exports, for a test to change."""
+    return shutil.copytree(int8_built, tmp_path / "model")
+
+
+def recorded(directory: Path) -> dict:
+    return json.loads((directory / INT8_EXPORT_FILE).read_text())
+
+
+def test_the_int8_export_passes_its_check_on_the_demo_catalog_and_is_served(
+    int8_built: Path, demo_catalog, caplog: pytest.LogCaptureFixture
+) -> None:
+    described = recorded(int8_built)
+    check = described["check"]
+    assert check["passed"] is True and check["reasons"] == [], check
+    held_out = Split.load(int8_built / SPLIT_FILE).test
+    assert check["held_out"] == f"{len(held_out)} posters: the model's held-out test split"
+    assert check["macro_roc_auc"]["int8"] >= check["macro_roc_auc"]["float32"] - 0.005
+    assert min(check["agreement"].values()) >= 0.98 and min(check["overlap"].values()) >= 4.0
+    assert set(check["overlap"]) == set(check["overlap_float32_index"]) == {"manhattan", "euclidean", "cosine"}
+    assert described["calibration"]["drawn_from"].startswith("the training and validation splits of")
+    assert described["quantization"]["format"] == "QDQ" and described["quantization"]["per_channel"] is True
+    with caplog.at_level(logging.INFO, logger="model.onnx_model"):
+        model = OnnxGenreModel.load(int8_built)
+    assert model.precision == "int8" and model.precision_reason == f"check passed ({check['summary']})"
+    assert f"serving int8: check passed ({check['summary']})" in caplog.text
+    assert check["summary"].startswith("AUC ") and " %, overlap " in check["summary"]
+    float32 = OnnxGenreModel.load(int8_built, precision="float32")
+    assert float32.precision == "float32"
+    posters = np.stack([load_poster(demo_catalog.poster_path(movie), 100) for movie in demo_catalog.movies[:8]])
+    found, expected = model.predict(posters), float32.predict(posters)
+    assert found.genres.shape == expected.genres.shape and found.features.shape == expected.features.shape
+    assert np.abs(found.genres - expected.genres).mean() < 0.02
+    assert not np.array_equal(found.features, expected.features)  # it is another network
+
+
+def test_the_int8_weights_are_an_aligned_file_beside_a_small_graph(int8_built: Path) -> None:
+    graph = onnx.load(str(int8_built / INT8_FILE), load_external_data=False).graph
+    assert (int8_built / INT8_FILE).stat().st_size < 256 * 1024
+    external = [tensor for tensor in graph.initializer if tensor.data_location == onnx.TensorProto.EXTERNAL]
+    for tensor in external:
+        entries = {entry.key: entry.value for entry in tensor.external_data}
+        assert entries["location"] == INT8_DATA_FILE and int(entries["offset"]) % ALIGNMENT == 0
+    kinds = {tensor.data_type for tensor in external}
+    assert onnx.TensorProto.INT8 in kinds  # the convolutions' weights
+    ops = [node.op_type for node in graph.node]
+    assert ops.count("DequantizeLinear") > 13 and ops.count("Gemm") >= 4  # dense layers stay float32
+    size = (int8_built / INT8_DATA_FILE).stat().st_size
+    assert size < (int8_built / "model.onnx.data").stat().st_size / 3
+
+
+def test_calibration_posters_come_from_the_training_and_validation_splits(int8_built: Path, demo_catalog) -> None:
+    from model.quantization import calibration_ids
+
+    split = Split.load(int8_built / SPLIT_FILE)
+    ids, described = calibration_ids(demo_catalog, int8_built, 50)
+    assert len(ids) == 50 and not set(ids) & set(split.test) and set(ids) <= set(split.train + split.validation)
+    assert described == f"the training and validation splits of {demo_catalog.directory}"
+    assert calibration_ids(demo_catalog, int8_built, 50)[0] == ids  # seeded
+
+
+def test_a_failing_check_makes_the_app_serve_float32_and_say_why(
+    int8_dir: Path, app_settings: dict, caplog: pytest.LogCaptureFixture
+) -> None:
+    described = recorded(int8_dir)
+    check = described["check"]
+    passed = Int8Check(
+        held_out=check["held_out"],
+        searched=check["searched"],
+        auc_float32=check["macro_roc_auc"]["float32"],
+        auc_int8=check["macro_roc_auc"]["int8"],
+        agreement=check["agreement"],
+        overlap=check["overlap"],
+        overlap_float32_index=check["overlap_float32_index"],
+        decision_thresholds=check["decision_thresholds"],
+    )
+    assert passed.passed and passed.to_json() == check
+    impossible = replace(passed, thresholds=Thresholds(auc_drop=-1.0, agreement=1.01, overlap=5.01))
+    reasons = impossible.reasons
+    assert not impossible.passed and len(reasons) == 1 + 6 + 3
+    assert reasons[0].startswith("macro ROC-AUC") and "at most -1 allowed" in reasons[0]
+    assert "Action decisions agree with float32's on" in reasons[1] and "(101% needed)" in reasons[1]
+    assert reasons[-1].startswith("cosine recommendations share") and "(5.01 needed)" in reasons[-1]
+    (int8_dir / INT8_EXPORT_FILE).write_text(json.dumps({**described, "check": impossible.to_json()}))
+
+    from app import create_app
+
+    with caplog.at_level(logging.INFO, logger="model.onnx_model"):
+        app = create_app({**app_settings, "MODEL": str(int8_dir)})
+    with app.app_context():
+        from app.resources import get_resources
+
+        model = get_resources().model
+    assert model.precision == "float32" and model.precision_reason == "int8 check failed: " + "; ".join(reasons)
+    (record,) = [record for record in caplog.records if record.name == "model.onnx_model"]
+    assert record.levelno == logging.WARNING
+    assert record.getMessage() == "serving float32: int8 check failed: " + "; ".join(reasons)
+    forced = OnnxGenreModel.load(int8_dir, precision="int8")  # the setting serves it anyway, and says so
+    assert forced.precision == "int8" and forced.precision_reason.startswith(
+        "the precision setting asks for int8, although its check failed: macro ROC-AUC"
+    )
+
+
+def test_the_precision_setting_chooses_float32(
+    int8_dir: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setenv(PRECISION_VARIABLE, "float32")
+    with caplog.at_level(logging.INFO, logger="model.onnx_model"):
+        model = OnnxGenreModel.load(int8_dir)
+    assert model.precision == "float32"
+    assert "serving float32: the precision setting asks for float32 (POSTERBENCH_PRECISION)" in caplog.text
+    assert OnnxGenreModel.load(int8_dir, precision="auto").precision == "int8"  # the parameter wins
+    monkeypatch.setenv(PRECISION_VARIABLE, "fp16")
+    with pytest.raises(PrecisionSettingError, match="must be one of auto, float32, int8, not 'fp16'"):
+        OnnxGenreModel.load(int8_dir)
+
+
+@pytest.mark.parametrize(
+    "damage",
+    ["truncated data", "missing json", "json not JSON", "float32 exported again", "thresholds tuned again"],
+)
+def test_an_unusable_int8_export_gives_float32_with_the_reason(
+    damage: str, int8_dir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    described = recorded(int8_dir)
+    if damage == "truncated data":
+        with (int8_dir / INT8_DATA_FILE).open("r+b") as handle:
+            handle.truncate(1000)
+        expected = f"the int8 export is unusable: {int8_dir / INT8_DATA_FILE} is damaged (1,000 bytes"
+    elif damage == "missing json":
+        (int8_dir / INT8_EXPORT_FILE).unlink()  # a quantization stopped half-way, or never run
+        expected = "no int8 export beside it (make onnx writes one)"
+    elif damage == "json not JSON":
+        (int8_dir / INT8_EXPORT_FILE).write_text("{not json")
+        expected = f"the int8 export is unusable: {int8_dir / INT8_EXPORT_FILE} is damaged"
+    elif damage == "float32 exported again":
+        described["source"]["model.onnx"]["sha256"] = "0" * 64  # as if model.onnx had been written since
+        (int8_dir / INT8_EXPORT_FILE).write_text(json.dumps(described))
+        expected = "was quantized from another float32 export than"
+    else:
+        described["check"]["decision_thresholds"][0] += 0.1
+        (int8_dir / INT8_EXPORT_FILE).write_text(json.dumps(described))
+        expected = "int8 check is out of date: it was made with other decision thresholds than model.json holds"
+    with caplog.at_level(logging.INFO, logger="model.onnx_model"):
+        model = OnnxGenreModel.load(int8_dir)
+    assert model.precision == "float32" and expected in model.precision_reason, model.precision_reason
+    assert f"serving float32: {model.precision_reason}" in caplog.text
+    if damage != "missing json":
+        assert "python -m model export-onnx" in model.precision_reason or "make onnx" in model.precision_reason
+    if damage in ("truncated data", "json not JSON"):
+        with pytest.raises(OnnxExportError, match="is damaged"):
+            OnnxGenreModel.load(int8_dir, precision="int8")  # asked for, it must be whole
+
+
+def test_posterbench_index_runs_the_served_int8_model(
+    int8_built: Path, demo_catalog_dir: Path, index_dir: Path, tmp_path: Path
+) -> None:
+    from click.testing import CliRunner
+
+    from model.__main__ import cli
+    from model.index import FeatureIndex, served_model
+
+    out = tmp_path / "index"
+    arguments = ["index", "--catalog", str(demo_catalog_dir), "--model", str(int8_built), "--out", str(out)]
+    result = CliRunner().invoke(cli, arguments)
+    assert result.exit_code == 0, result.output
+    assert f"into {out} (ONNX Runtime, int8)" in result.output
+    built, keras = FeatureIndex.load(out), FeatureIndex.load(index_dir)
+    assert built.precision == "int8" and keras.precision == "float32"
+    assert json.loads((out / "index.json").read_text())["precision"] == "int8"
+    assert built.imdb_ids == keras.imdb_ids and built.features.shape == keras.features.shape
+    assert np.abs(built.probabilities - keras.probabilities).mean() < 0.02  # int8 moves them a little
+    assert served_model(int8_built, precision="float32").precision == "float32"  # --precision float32 indexes so
+    result = CliRunner().invoke(cli, ["export-onnx", "--model", str(int8_built), "--int8-only"])
+    assert result.exit_code != 0 and "--int8-only needs --catalog" in result.output
+
+
+def test_the_inference_benchmark_times_float32_against_int8_in_one_run(int8_built: Path, demo_catalog_dir) -> None:
+    from tests.test_bench_scripts import run_script
+
+    output = run_script(
+        *("bench/inference.py", "--model", str(int8_built), "--catalog", str(demo_catalog_dir), "--runtime", "onnx"),
+        *("--precision", "float32,int8", "--runs", "2", "--batches", "2"),
+    )
+    figures = json.loads(output.strip().splitlines()[-1])
+    for name in ("float32", "int8"):
+        assert figures[name]["one_median_ms"] > 0 and figures[name]["batch_per_poster_ms"] > 0
+        assert figures[name]["memory"]["served"] == name and figures[name]["memory"]["rss_mib"] > 50
+    assert set(figures["ratio_float32_over_int8"]) == {"one_median_ms", "one_p95_ms", "batch_per_poster_ms"}
+    assert figures["int8_check"]["passed"] is True and "int8 check (passed) on" in output
+
+
+def test_the_load_benchmark_takes_several_precisions(demo_catalog_dir, capsys: pytest.CaptureFixture) -> None:
+    from bench.load import main
+
+    common = ["--catalog", str(demo_catalog_dir), "--model", "m", "--index", "i"]
+    for arguments, message in (
+        ([*common, "--precision", "float32,fp16"], "--precision takes auto, float32, int8"),
+        ([*common, "--precision", "int8,int8"], "--precision takes auto, float32, int8"),
+        ([*common, "--url", "http://127.0.0.1:1", "--precision", "float32,int8"], "not with --url nor --baseline"),
+    ):
+        with pytest.raises(SystemExit):
+            main(arguments)
+        assert message in capsys.readouterr().err
