@@ -75,12 +75,20 @@ $(MODEL_DIR)/model.json: $(CATALOG_DIR)/movies.csv | $(VENV)/.installed
 # The ONNX form of the model that the app serves with ONNX Runtime (no TensorFlow in the workers): model.onnx,
 # model.onnx.data and, written last, model.onnx.json. Exported again whenever the weights change, and after training
 # in the same make run (training rewrites model.json; so does tune-thresholds, which costs a needless export).
+# Then its int8 form (model.int8.onnx*), calibrated on training and validation posters and checked against float32 on
+# the held-out split; the app serves it when that check passed (model.int8.onnx.json says). The check reuses the
+# index's float32 vectors when the index is a float32 one of these weights (an index from before int8).
 ONNX_EXPORT := $(MODEL_DIR)/model.onnx.json
+INT8_EXPORT := $(MODEL_DIR)/model.int8.onnx.json
 
-onnx: $(ONNX_EXPORT)
+onnx: $(INT8_EXPORT)
 
 $(ONNX_EXPORT): $(MODEL_DIR)/model.json $(wildcard $(MODEL_DIR)/model.weights.h5) | $(VENV)/.installed
-	$(BIN)/posterbench export-onnx --model $(MODEL_DIR) --catalog $(CATALOG_DIR)
+	$(BIN)/posterbench export-onnx --model $(MODEL_DIR) --catalog $(CATALOG_DIR) --no-int8
+
+$(INT8_EXPORT): $(ONNX_EXPORT) | $(VENV)/.installed
+	$(BIN)/posterbench export-onnx --model $(MODEL_DIR) --catalog $(CATALOG_DIR) --int8-only \
+		$(if $(wildcard $(INDEX_DIR)/index.json),--index $(INDEX_DIR))
 
 # CLEMS fit on the model's feature vectors: `make clems`; `make evaluate` adds model+clems once it exists.
 # The app serves the model's own calibrated genre probabilities; SERVE_CLEMS=yes serves CLEMS's instead (they scored
@@ -106,9 +114,10 @@ endif
 
 index: $(INDEX_DIR)/index.json
 
-# The index depends on the model's weights, not on model.json, which re-tuning the thresholds rewrites.
-$(INDEX_DIR)/index.json: $(wildcard $(MODEL_DIR)/model.weights.h5) $(CATALOG_DIR)/movies.csv \
-		| $(MODEL_DIR)/model.json $(VENV)/.installed
+# The index is computed by the network as the app serves it: the ONNX export, int8 once its check passed (ONNX
+# Runtime, batched, on every core), so it depends on both exports (which depend on the weights), and is built again
+# when int8 is checked again. Not on model.json alone, which re-tuning the thresholds rewrites.
+$(INDEX_DIR)/index.json: $(INT8_EXPORT) $(CATALOG_DIR)/movies.csv | $(MODEL_DIR)/model.json $(VENV)/.installed
 	$(BIN)/posterbench index --catalog $(CATALOG_DIR) --model $(MODEL_DIR) --out $(INDEX_DIR)
 
 bench-train: | $(VENV)/.installed
@@ -138,7 +147,7 @@ CLIENTS ?= 1,4,16
 KINDS ?= upload,sample,feedback,bandit
 TOOL ?= python
 LOAD_DATABASE_URL ?=
-bench-load: $(ONNX_EXPORT) $(INDEX_DIR)/index.json $(SERVED_CLEMS) | $(VENV)/.installed
+bench-load: $(INT8_EXPORT) $(INDEX_DIR)/index.json $(SERVED_CLEMS) | $(VENV)/.installed
 	$(BIN)/posterbench bench load --catalog $(CATALOG_DIR) --model $(MODEL_DIR) --index $(INDEX_DIR) \
 		$(CLEMS_IF_SERVED) --workers $(WORKERS) --clients $(CLIENTS) --kinds $(KINDS) --tool $(TOOL) \
 		$(if $(LOAD_DATABASE_URL),--database-url '$(LOAD_DATABASE_URL)')
@@ -162,8 +171,7 @@ recommend-eval: $(INDEX_DIR)/index.json $(QUERIES_INDEX)/index.json | $(VENV)/.i
 	$(BIN)/posterbench recommend-eval --catalog $(CATALOG_DIR) --index $(INDEX_DIR) --model $(MODEL_DIR) \
 		--queries $(QUERIES) --queries-index $(QUERIES_INDEX) $(CLEMS_IF_SERVED)
 
-$(QUERIES_INDEX)/index.json: $(wildcard $(MODEL_DIR)/model.weights.h5) $(QUERIES)/movies.csv \
-		| $(MODEL_DIR)/model.json $(VENV)/.installed
+$(QUERIES_INDEX)/index.json: $(INT8_EXPORT) $(QUERIES)/movies.csv | $(MODEL_DIR)/model.json $(VENV)/.installed
 	$(BIN)/posterbench index --catalog $(QUERIES) --model $(MODEL_DIR) --out $(QUERIES_INDEX)
 endif
 
@@ -171,7 +179,7 @@ $(SECRET_FILE):
 	@mkdir -p $(dir $@)
 	@umask 077 && $(PYTHON) -c 'import secrets; print(secrets.token_hex(32))' > $@
 
-serve: $(ONNX_EXPORT) $(INDEX_DIR)/index.json $(SERVED_CLEMS) $(SECRET_FILE)
+serve: $(INT8_EXPORT) $(INDEX_DIR)/index.json $(SERVED_CLEMS) $(SECRET_FILE)
 	@echo "PosterBench: http://$(HOST):$(PORT)/ (catalog $(CATALOG_DIR))"
 	POSTERBENCH_SECRET_KEY=$${POSTERBENCH_SECRET_KEY:-$$(cat $(SECRET_FILE))} $(BIN)/posterbench serve \
 		--catalog $(CATALOG_DIR) --model $(MODEL_DIR) --index $(INDEX_DIR) --clems '$(if $(SERVED_CLEMS),$(CLEMS_DIR))' \
