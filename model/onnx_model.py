@@ -49,8 +49,9 @@ INT8_EXPORT_FILE = "model.int8.onnx.json"
 INT8_FILES = (INT8_FILE, INT8_DATA_FILE, INT8_EXPORT_FILE)
 PREPACK_LIMIT = 64 * 1024 * 1024
 """The most bytes of float32 dense weights (Gemm, MatMul: the layers left unquantized) that an int8 session may
-pre-pack, that is copy into each worker's own memory: 0.6 MB for the default and demo presets. The paper preset's
-820 MB stay shared, memory-mapped, and its int8 convolutions unpacked (slower)."""
+pre-pack, that is copy into each worker's own memory: 0.7 MB for the default and demo presets. The paper preset's
+820 MB are more: "auto" serves its float32 export (whose dense weights stay shared, memory-mapped), and "int8" its
+int8 export unpacked (the dense weights shared, the convolutions slower than float32's)."""
 PRECISIONS = ("auto", "float32", "int8")
 PRECISION_VARIABLE = "POSTERBENCH_PRECISION"
 """Which export `load` serves when not told: auto (int8 when its check passed, else float32), float32 or int8 (even
@@ -245,8 +246,9 @@ class PrecisionChoice:
 def choose_precision(directory: Path, export: dict, description: Description, setting: str) -> PrecisionChoice:
     """Which export to serve ("float32" or "int8") and why. "auto" serves int8 when its export is whole, made from
     the float32 export beside it, and its recorded check passed with the decision thresholds of model.json; any
-    other int8 export (missing, damaged, stale, failed) gives float32. "int8" serves a whole int8 export even when
-    its check failed, and raises OnnxExportError without one."""
+    other int8 export (missing, damaged, stale, failed) gives float32, as does one whose dense layers are too big to
+    pre-pack (PREPACK_LIMIT). "int8" serves a whole int8 export even when its check failed, and raises
+    OnnxExportError without one."""
     if setting == "float32":
         return PrecisionChoice("float32", f"the precision setting asks for float32 ({PRECISION_VARIABLE})")
     if setting == "auto" and not (directory / INT8_EXPORT_FILE).exists():
@@ -274,6 +276,13 @@ def choose_precision(directory: Path, export: dict, description: Description, se
             "again since): check it again with `make onnx`"
         )
         return PrecisionChoice("float32", reason, warn=True)
+    if not prepack:
+        reason = (
+            f"int8 check passed ({summary}), but its {int8['dense_float32_bytes'] / 2**20:,.0f} MiB of float32 dense "
+            f"weights are more than a worker may copy to pre-pack ({PREPACK_LIMIT // 2**20} MiB), and unpacked its "
+            "convolutions are slower than float32's"
+        )
+        return PrecisionChoice("float32", reason)
     return PrecisionChoice("int8", f"check passed ({summary})", prepack=prepack)
 
 

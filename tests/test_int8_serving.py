@@ -202,6 +202,22 @@ def test_an_unusable_int8_export_gives_float32_with_the_reason(
             OnnxGenreModel.load(int8_dir, precision="int8")  # asked for, it must be whole
 
 
+def test_an_int8_export_with_dense_layers_too_big_to_pre_pack_is_not_served(int8_built: Path, int8_dir: Path) -> None:
+    served = OnnxGenreModel.load(int8_built)
+    assert served.session.get_session_options().get_session_config_entry("session.disable_prepacking") == "0"
+    described = recorded(int8_dir)
+    described["dense_float32_bytes"] = 820 * 2**20  # the paper preset's
+    (int8_dir / INT8_EXPORT_FILE).write_text(json.dumps(described))
+    model = OnnxGenreModel.load(int8_dir)
+    assert model.precision == "float32" and model.precision_reason.startswith("int8 check passed (AUC")
+    assert "its 820 MiB of float32 dense weights are more than a worker may copy to pre-pack (64 MiB)" in (
+        model.precision_reason
+    )
+    forced = OnnxGenreModel.load(int8_dir, precision="int8")
+    assert forced.precision == "int8"
+    assert forced.session.get_session_options().get_session_config_entry("session.disable_prepacking") == "1"
+
+
 def test_posterbench_index_runs_the_served_int8_model(
     int8_built: Path, demo_catalog_dir: Path, index_dir: Path, tmp_path: Path
 ) -> None:
