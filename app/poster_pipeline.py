@@ -14,7 +14,7 @@ from PIL import Image
 from app.bandit_state import choose, current_policy
 from app.db import Database
 from app.errors import RequestError
-from app.imdb import fetch_imdb_poster
+from app.imdb import ImdbPoster, fetch_imdb_poster
 from app.jobs import JobPoster
 from app.recommendations import Shown, record_recommendation
 from app.resources import Resources
@@ -76,28 +76,19 @@ def evoked_json(prediction: Prediction, description: Description, detector: Post
 
 
 def sample_query(resources: Resources, imdb_id: str, kind: str = "sample") -> Query:
-    if imdb_id not in resources.catalog:
-        raise QueryError(f"no movie {imdb_id} in the catalog", 404)
+    require_catalog_movie(resources, imdb_id)
     row = resources.catalog.position(imdb_id)
     return Query(kind, imdb_id, None, resources.index.prediction([row]), row)
 
 
 def upload_query(resources: Resources, data: bytes, filename: str | None) -> Query:
-    name = shown_name(filename)
-    if not data:
-        raise QueryError(f"{name} is empty: choose a poster image (JPEG, PNG, WebP or GIF).", 400)
+    name = uploaded_name(data, filename)
     return image_query(resources, data, "upload", None, f"We could not read {name}")
 
 
 def imdb_query(resources: Resources, link: str, config: Mapping[str, object]) -> Query:
     """A catalog movie's own poster and vectors when the link names one; else its poster fetched from IMDb."""
-    poster = fetch_imdb_poster(  # raises ImdbError, a RequestError like QueryError
-        link,
-        overrides=config.get("IMDB_OVERRIDES") or {},
-        timeout=float(config["IMDB_TIMEOUT_SECONDS"]),
-        max_bytes=int(config["MAX_CONTENT_LENGTH"]),
-        known=resources.catalog,
-    )
+    poster = fetch_linked_poster(resources, link, config)
     if poster.image is None:
         return sample_query(resources, poster.imdb_id, kind="imdb")
     return image_query(resources, poster.image, "imdb", poster.imdb_id, f"IMDb's poster for {poster.imdb_id}")
@@ -106,11 +97,7 @@ def imdb_query(resources: Resources, link: str, config: Mapping[str, object]) ->
 def image_query(resources: Resources, data: bytes, kind: str, imdb_id: str | None, what: str) -> Query:
     size = resources.model.input_size
     at_least = (max(size, THUMBNAIL_SIZE[0]), max(size, THUMBNAIL_SIZE[1]))
-    try:
-        image = decode_poster(data, at_least, formats=UPLOAD_FORMATS)
-    except PosterImageError as error:
-        status = 400 if kind == "upload" else 502
-        raise QueryError(f"{what}: {error}", status) from None
+    image = decode_query_image(data, at_least, what, 400 if kind == "upload" else 502)
     prediction = resources.model.predict(poster_array(image, size)[np.newaxis])
     return Query(kind, imdb_id, thumbnail(image), prediction, None)
 
@@ -141,6 +128,39 @@ def recommend_for(
     return Recommendation(recommendation_id, choice, genres, evoked, movies)
 
 
+def require_catalog_movie(resources: Resources, imdb_id: str) -> None:
+    if imdb_id not in resources.catalog:
+        raise QueryError(f"no movie {imdb_id} in the catalog", 404)
+
+
+def uploaded_name(data: bytes, filename: str | None) -> str:
+    """The upload's name as shown (shown_name); an empty upload is refused (400)."""
+    name = shown_name(filename)
+    if not data:
+        raise QueryError(f"{name} is empty: choose a poster image (JPEG, PNG, WebP or GIF).", 400)
+    return name
+
+
+def fetch_linked_poster(resources: Resources, link: str, config: Mapping[str, object]) -> ImdbPoster:
+    """The poster an IMDb title link names, fetched under the app's settings (app.imdb.fetch_imdb_poster: raises
+    ImdbError, a RequestError like QueryError); no image when the catalog has the movie."""
+    return fetch_imdb_poster(
+        link,
+        overrides=config.get("IMDB_OVERRIDES") or {},
+        timeout=float(config["IMDB_TIMEOUT_SECONDS"]),
+        max_bytes=int(config["MAX_CONTENT_LENGTH"]),
+        known=resources.catalog,
+    )
+
+
+def decode_query_image(data: bytes, at_least: tuple[int, int], what: str, status: int) -> Image.Image:
+    """A poster's bytes decoded (model.images.decode_poster, the upload formats only), or QueryError(`status`)."""
+    try:
+        return decode_poster(data, at_least, formats=UPLOAD_FORMATS)
+    except PosterImageError as error:
+        raise QueryError(f"{what}: {error}", status) from None
+
+
 def thumbnail(image: Image.Image) -> bytes:
     """A small JPEG of a decoded RGB poster (never enlarged), kept with the recommendation to show it again; resized
     straight from `image`, which is left as it is, without a copy of it."""
@@ -168,16 +188,13 @@ JOB_IMAGE_QUALITY = 90
 
 def upload_poster(data: bytes, filename: str | None) -> JobPoster:
     """An uploaded poster for a job, checked exactly as upload_query checks one (the same 400s)."""
-    name = shown_name(filename)
-    if not data:
-        raise QueryError(f"{name} is empty: choose a poster image (JPEG, PNG, WebP or GIF).", 400)
+    name = uploaded_name(data, filename)
     return JobPoster("upload", name, None, job_image(data, f"We could not read {name}", 400))
 
 
 def sample_poster(resources: Resources, imdb_id: str, kind: str = "sample") -> JobPoster:
     """A catalog movie for a job (404 when there is none, as sample_query); it keeps its own poster and vectors."""
-    if imdb_id not in resources.catalog:
-        raise QueryError(f"no movie {imdb_id} in the catalog", 404)
+    require_catalog_movie(resources, imdb_id)
     movie = resources.catalog.get(imdb_id)
     label = f"{movie.title} ({movie.year})" if movie.year else movie.title
     return JobPoster(kind, label, imdb_id, None)
@@ -185,13 +202,7 @@ def sample_poster(resources: Resources, imdb_id: str, kind: str = "sample") -> J
 
 def imdb_poster(resources: Resources, link: str, config: Mapping[str, object]) -> JobPoster:
     """An IMDb title link's poster for a job, fetched and checked as imdb_query does (the same 4xx and 5xx)."""
-    poster = fetch_imdb_poster(  # raises ImdbError, a RequestError like QueryError
-        link,
-        overrides=config.get("IMDB_OVERRIDES") or {},
-        timeout=float(config["IMDB_TIMEOUT_SECONDS"]),
-        max_bytes=int(config["MAX_CONTENT_LENGTH"]),
-        known=resources.catalog,
-    )
+    poster = fetch_linked_poster(resources, link, config)
     if poster.image is None:
         return sample_poster(resources, poster.imdb_id, kind="imdb")
     what = f"IMDb's poster for {poster.imdb_id}"
@@ -201,10 +212,7 @@ def imdb_poster(resources: Resources, link: str, config: Mapping[str, object]) -
 def job_image(data: bytes, what: str, status: int) -> bytes:
     """`data` decoded as image_query decodes a poster (refused with `status`), as a JPEG of at most JOB_IMAGE_SIDE
     pixels a side."""
-    try:
-        image = decode_poster(data, (JOB_IMAGE_SIDE, JOB_IMAGE_SIDE), formats=UPLOAD_FORMATS)
-    except PosterImageError as error:
-        raise QueryError(f"{what}: {error}", status) from None
+    image = decode_query_image(data, (JOB_IMAGE_SIDE, JOB_IMAGE_SIDE), what, status)
     image.thumbnail((JOB_IMAGE_SIDE, JOB_IMAGE_SIDE), Image.Resampling.LANCZOS)
     buffer = io.BytesIO()
     image.save(buffer, "JPEG", quality=JOB_IMAGE_QUALITY)
