@@ -14,7 +14,7 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import click
@@ -100,12 +100,42 @@ def _setting(name: str, value: object | None) -> dict[str, str]:
     return {} if value is None else {f"POSTERBENCH_{name}": str(value)}
 
 
+SERVED_SETTINGS = ("catalog", "model", "index", "clems", "database")
+"""The options of what the app serves, which `serve` and `worker` both take, as POSTERBENCH_* settings."""
+
+
+def served_options(command: Callable) -> Callable:
+    """The --catalog, --model, --index, --clems and --database options (SERVED_SETTINGS)."""
+    for option in reversed(
+        (
+            click.option(
+                "--catalog", envvar="POSTERBENCH_CATALOG", type=click.Path(path_type=Path), help="catalog directory"
+            ),
+            click.option(
+                "--model", envvar="POSTERBENCH_MODEL", type=click.Path(path_type=Path), help="model directory"
+            ),
+            click.option(
+                "--index", envvar="POSTERBENCH_INDEX", type=click.Path(path_type=Path), help="index directory"
+            ),
+            click.option(
+                "--clems", envvar="POSTERBENCH_CLEMS", help="CLEMS directory whose genres to serve (empty: the model's)"
+            ),
+            click.option(
+                "--database", envvar="POSTERBENCH_DATABASE", type=click.Path(path_type=Path), help="SQLite file"
+            ),
+        )
+    ):
+        command = option(command)
+    return command
+
+
+def served_settings(values: Mapping[str, object | None]) -> dict[str, str]:
+    """The POSTERBENCH_* variables of the served options given (SERVED_SETTINGS)."""
+    return {key: value for name in SERVED_SETTINGS for key, value in _setting(name.upper(), values[name]).items()}
+
+
 @main.command()
-@click.option("--catalog", envvar="POSTERBENCH_CATALOG", type=click.Path(path_type=Path), help="catalog directory")
-@click.option("--model", envvar="POSTERBENCH_MODEL", type=click.Path(path_type=Path), help="model directory")
-@click.option("--index", envvar="POSTERBENCH_INDEX", type=click.Path(path_type=Path), help="index directory")
-@click.option("--clems", envvar="POSTERBENCH_CLEMS", help="CLEMS directory whose genres to serve (empty: the model's)")
-@click.option("--database", envvar="POSTERBENCH_DATABASE", type=click.Path(path_type=Path), help="SQLite file")
+@served_options
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True)
 @click.option("--workers", envvar="GUNICORN_WORKERS", type=click.IntRange(min=1), default=2, show_default=True)
@@ -130,14 +160,7 @@ def serve(
     beside it (`posterbench worker`, unless --no-job-worker: another host runs it). The options set the app's
     POSTERBENCH_* settings; the rest (POSTERBENCH_SECRET_KEY, DATABASE_URL, ...) come from the environment. A model
     directory holding its ONNX export is served with ONNX Runtime, without TensorFlow."""
-    environment = {
-        **os.environ,
-        **_setting("CATALOG", catalog),
-        **_setting("MODEL", model),
-        **_setting("INDEX", index),
-        **_setting("CLEMS", clems),
-        **_setting("DATABASE", database),
-    }
+    environment = {**os.environ, **served_settings(locals())}
     bind = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
     command = [sys.executable, "-m", "gunicorn", "-c", GUNICORN_CONFIG, "--bind", bind, "--workers", str(workers)]
     if job_worker:
@@ -164,11 +187,7 @@ def start_job_worker(environment: Mapping[str, str]) -> subprocess.Popen:
 
 
 @main.command()
-@click.option("--catalog", envvar="POSTERBENCH_CATALOG", type=click.Path(path_type=Path), help="catalog directory")
-@click.option("--model", envvar="POSTERBENCH_MODEL", type=click.Path(path_type=Path), help="model directory")
-@click.option("--index", envvar="POSTERBENCH_INDEX", type=click.Path(path_type=Path), help="index directory")
-@click.option("--clems", envvar="POSTERBENCH_CLEMS", help="CLEMS directory whose genres to serve (empty: the model's)")
-@click.option("--database", envvar="POSTERBENCH_DATABASE", type=click.Path(path_type=Path), help="SQLite file")
+@served_options
 @click.option("--threads", type=click.IntRange(min=1), help="threads per job (POSTERBENCH_JOB_THREADS; default: all)")
 @click.option("--nice", type=click.IntRange(0, 19), help="the worker's niceness (POSTERBENCH_JOB_NICE; default 10)")
 @click.option("--jobs", type=click.IntRange(min=1), help="jobs run at once (POSTERBENCH_JOB_WORKERS; default 1)")
@@ -187,11 +206,7 @@ def worker(
     starts it. Several workers, on one host or several, may share one queue."""
     os.environ.update(
         {
-            **_setting("CATALOG", catalog),
-            **_setting("MODEL", model),
-            **_setting("INDEX", index),
-            **_setting("CLEMS", clems),
-            **_setting("DATABASE", database),
+            **served_settings(locals()),
             **_setting("JOB_THREADS", threads),
             **_setting("JOB_NICE", nice),
             **_setting("JOB_WORKERS", jobs),
