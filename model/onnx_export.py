@@ -25,7 +25,7 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, TypeVar
 
 import numpy as np
 import onnx
@@ -288,6 +288,24 @@ def compare(keras_model: GenreModel, exported: OnnxGenreModel, posters: np.ndarr
     return ExportCheck(described, largest("genres"), largest("features"), evoked)
 
 
+T = TypeVar("T")
+
+
+def write_whole(directory: Path, names: tuple[str, ...], write: Callable[..., T]) -> T:
+    """Calls `write` with a partial path for each of `names` in `directory`, then moves each into place: a write
+    stopped half-way leaves no file of those names (its partial files are removed). Returns what `write` returns."""
+    partial = [directory / f".{name}.partial" for name in names]
+    try:
+        written = write(*partial)
+    except BaseException:
+        for path in partial:
+            path.unlink(missing_ok=True)
+        raise
+    for name, path in zip(names, partial, strict=True):
+        os.replace(path, directory / name)
+    return written
+
+
 def export_onnx(
     model_dir: str | Path, catalog_dir: Path | None = None, check_posters: int = CHECK_POSTERS
 ) -> ExportCheck:
@@ -299,15 +317,7 @@ def export_onnx(
     model = GenreModel.load(model_dir)  # says which file is missing or damaged
     source = weights_stamp(model_dir / WEIGHTS_FILE)
     (model_dir / EXPORT_FILE).unlink(missing_ok=True)
-    partial = {name: model_dir / f".{name}.partial" for name in (ONNX_FILE, ONNX_DATA_FILE)}
-    try:
-        write_model(model, partial[ONNX_FILE], partial[ONNX_DATA_FILE])
-    except BaseException:
-        for path in partial.values():
-            path.unlink(missing_ok=True)
-        raise
-    for name, path in partial.items():
-        os.replace(path, model_dir / name)
+    write_whole(model_dir, (ONNX_FILE, ONNX_DATA_FILE), lambda graph, data: write_model(model, graph, data))
     onnx.checker.check_model(str(model_dir / ONNX_FILE))  # by path: the data file is found beside it
     session = ort.InferenceSession(str(model_dir / ONNX_FILE), session_options(), providers=["CPUExecutionProvider"])
     if catalog_dir is None:
@@ -317,7 +327,7 @@ def export_onnx(
         described = f"{len(posters)} posters of {catalog_dir}"
     check = compare(model, OnnxGenreModel(session, model.description, model.detector), posters, described)
     if not check.largest <= TOLERANCE:
-        for name in partial:
+        for name in (ONNX_FILE, ONNX_DATA_FILE):
             (model_dir / name).unlink()
         raise ExportError(f"the export of {model_dir} differs from Keras by {check.largest:.2g} on {described}")
     write_description(model_dir, source, check)

@@ -49,7 +49,7 @@ from model.artifacts import Description, Prediction
 from model.images import load_posters, preprocess
 from model.index import DESCRIPTION_FILE as INDEX_DESCRIPTION_FILE
 from model.index import FeatureIndex, FeatureIndexError, available_cores, model_fingerprint, predict_catalog
-from model.onnx_export import ALIGNMENT
+from model.onnx_export import ALIGNMENT, write_whole
 from model.onnx_model import (
     EXPORT_FILES,
     INPUT_NAME,
@@ -408,17 +408,11 @@ def export_int8(
     (model_dir / INT8_EXPORT_FILE).unlink(missing_ok=True)  # no int8 export until this one is whole and checked
     ids, calibrated_on = calibration_ids(catalog, model_dir, calibration_posters)
     paths = [catalog.poster_path(catalog.get(imdb_id)) for imdb_id in ids]
-    partial = {name: model_dir / f".{name}.partial" for name in (INT8_FILE, INT8_DATA_FILE)}
-    try:
-        dense_bytes = quantize(
-            model_dir, paths, float32_model.input_size, settings, partial[INT8_FILE], partial[INT8_DATA_FILE]
-        )
-    except BaseException:
-        for path in partial.values():
-            path.unlink(missing_ok=True)
-        raise
-    for name, path in partial.items():
-        os.replace(path, model_dir / name)
+    dense_bytes = write_whole(
+        model_dir,
+        (INT8_FILE, INT8_DATA_FILE),
+        lambda graph, data: quantize(model_dir, paths, float32_model.input_size, settings, graph, data),
+    )
     options = session_options(cores, prepack=dense_bytes <= PREPACK_LIMIT)
     session = ort.InferenceSession(str(model_dir / INT8_FILE), options, providers=["CPUExecutionProvider"])
     description, detector = float32_model.description, float32_model.detector
