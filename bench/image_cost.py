@@ -10,6 +10,11 @@ line is one JSON object {case: {"accepted", "seconds", "best_seconds", "cpu_seco
 "meets_target", "meets_target_cpu"}} (peak_mb and mb in millions of bytes).
 
     python -m bench.image_cost [--runs 5] [--only CASE ...] [--scale 1.0] [--keep DIR]
+    python -m bench.image_cost --catalog DIR
+
+With --catalog, it measures nothing: it says whether every poster of the catalog passes the limits (the structure
+and header checks that come before any decoding), which posters do not and why; the last line is one JSON object
+{"posters", "passed", "refused": {imdb_id: message}}.
 
 The times are the medians of --runs processes (and the best wall-clock time), the memory their largest peak.
 --scale multiplies the pixels of the accepted images (below 1 for a quick run: the figures are then no worst case);
@@ -336,14 +341,40 @@ def header_size(data: bytes) -> str:
         return f"{image.width} x {image.height}"
 
 
+def catalog_check(catalog_dir: Path) -> dict[str, object]:
+    """Every poster of a catalog through the checks before decoding (check_structure, then check_header)."""
+    from catalog import read_catalog
+
+    catalog = read_catalog(catalog_dir)
+    refused: dict[str, str] = {}
+    for movie in catalog.movies:
+        path = catalog.poster_path(movie)
+        data = path.read_bytes()
+        try:
+            images.check_structure(data, str(path))
+            with Image.open(io.BytesIO(data)) as image:
+                images.check_header(image, data, str(path))
+        except (images.PosterImageError, OSError) as error:
+            refused[movie.imdb_id] = str(error)
+    return {"posters": len(catalog), "passed": len(catalog) - len(refused), "refused": refused}
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=5, help="fresh processes per image (default 5)")
     parser.add_argument("--only", nargs="+", metavar="CASE", help="the cases whose name starts with one of these")
     parser.add_argument("--scale", type=float, default=1.0, help="times the accepted images' pixels (default 1)")
     parser.add_argument("--keep", type=Path, help="write the images to this directory")
+    parser.add_argument("--catalog", type=Path, help="only check that this catalog's posters pass the limits")
     parser.add_argument("--child", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.catalog:
+        checked = catalog_check(args.catalog)
+        print(f"{args.catalog}: {checked['passed']} of {checked['posters']} posters pass the limits")
+        for imdb_id, message in checked["refused"].items():
+            print(f"  {imdb_id}: {message}")
+        print(json.dumps(checked))
+        return
     if args.child:
         print(json.dumps(measure_child(args.child)))
         return

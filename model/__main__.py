@@ -156,6 +156,20 @@ def tune_thresholds_command(catalog_dir: Path, model_dir: Path) -> None:
     show_default=True,
     help="training and validation posters the int8 export is calibrated on",
 )
+@click.option(
+    "--int8-ops",
+    default="Conv,Relu,MaxPool",
+    show_default=True,
+    help="the operator types quantized, comma-separated (the variants bench/README compares)",
+)
+@click.option(
+    "--int8-calibration",
+    type=click.Choice(["MinMax", "Percentile", "Entropy"]),
+    default="MinMax",
+    show_default=True,
+    help="how the activations' ranges are calibrated",
+)
+@click.option("--int8-exclude", multiple=True, help="a node left in float32 (repeat the option for several)")
 def export_onnx_command(
     model_dir: Path,
     catalog_dir: Path | None,
@@ -164,6 +178,9 @@ def export_onnx_command(
     int8_only: bool,
     index_dir: Path | None,
     calibration_posters: int,
+    int8_ops: str,
+    int8_calibration: str,
+    int8_exclude: tuple[str, ...],
 ) -> None:
     """Export a trained model to ONNX (model.onnx, model.onnx.data, model.onnx.json beside its weights), which the
     app then serves with ONNX Runtime instead of TensorFlow; refused unless it predicts what Keras predicts. With a
@@ -188,9 +205,14 @@ def export_onnx_command(
                 f"{check.evoked:.2g} (decades, year, rating)"
             )
         if int8 or int8_only:
-            from model.quantization import export_int8
+            from model.quantization import QuantizationSettings, export_int8
 
-            result = export_int8(model_dir, catalog_dir, calibration_posters, index_dir)
+            settings = QuantizationSettings(
+                calibration=int8_calibration,
+                op_types=tuple(op.strip() for op in int8_ops.split(",") if op.strip()),
+                nodes_to_exclude=int8_exclude,
+            )
+            result = export_int8(model_dir, catalog_dir, calibration_posters, index_dir, settings=settings)
             verdict = "passed: served" if result.passed else "failed: float32 is served"
             click.echo(f"exported {model_dir}/model.int8.onnx; its check on {result.held_out} {verdict}")
             click.echo(f"  {result.summary}")

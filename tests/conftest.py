@@ -38,6 +38,26 @@ needs_imagenet = pytest.mark.skipif(
 )
 
 
+def browser_tests() -> list[pytest.MarkDecorator]:
+    """The marks of a module of browser tests: `browser`, and skipped without Debian's chromium and chromium-driver,
+    except in CI, where they must run."""
+    from scraper.browser import CHROMEDRIVER_NAMES, CHROMIUM_NAMES, find_program
+
+    missing = not (find_program(CHROMIUM_NAMES) and find_program(CHROMEDRIVER_NAMES))
+    reason = "Debian's chromium and chromium-driver are not installed (.ci/run installs them)"
+    return [pytest.mark.browser, pytest.mark.skipif(missing and not os.environ.get("CI"), reason=reason)]
+
+
+@pytest.fixture(scope="session")
+def screenshots() -> Path:
+    """Where the browser tests save their screenshots: var/test-artifacts/screenshots (POSTERBENCH_ARTIFACTS moves
+    var/test-artifacts)."""
+    root = Path(__file__).resolve().parents[1]
+    directory = Path(os.environ.get("POSTERBENCH_ARTIFACTS", root / "var/test-artifacts")) / "screenshots"
+    directory.mkdir(parents=True, exist_ok=True)
+    return directory
+
+
 def popen_interruptible(command: list[str], **kwargs) -> subprocess.Popen:
     """Start `command` as a person starts it at a terminal, where Ctrl-C (SIGINT) interrupts it, even when the tests
     themselves run in a background job (`make test &`), whose children inherit SIGINT ignored and so would never see
@@ -247,6 +267,19 @@ def index_dir(request: pytest.FixtureRequest, demo_catalog, trained) -> Path:
         build_index(demo_catalog, result.model, model_dir, out / "index", progress=False)
 
     return built_once(request, "demo-index", inputs, build)[0] / "index"
+
+
+@pytest.fixture(scope="session")
+def onnx_model_dir(request: pytest.FixtureRequest, trained) -> Path:
+    """The trained demo model with its ONNX export, what the app serves (built once, as the model is)."""
+    from model.index import model_fingerprint
+    from model.onnx_export import export_onnx
+
+    def build(out: Path) -> None:
+        shutil.copytree(trained[1], out / "model")
+        export_onnx(out / "model")
+
+    return built_once(request, "demo-onnx", {"model": model_fingerprint(trained[1])}, build)[0] / "model"
 
 
 @pytest.fixture

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -264,6 +265,18 @@ def test_image_cost_measures_an_accepted_and_a_refused_image() -> None:
     assert "39,999,999 times as tall as it is wide" in output and "(UNEXPECTED)" not in output
 
 
+def test_image_cost_checks_every_poster_of_a_catalog(demo_catalog_dir, tmp_path) -> None:
+    output = run_script("bench/image_cost.py", "--catalog", str(demo_catalog_dir))
+    last = json.loads(output.strip().splitlines()[-1])
+    assert last["posters"] == last["passed"] > 0 and last["refused"] == {}
+    catalog = shutil.copytree(demo_catalog_dir, tmp_path / "catalog")
+    first = sorted((catalog / "posters").iterdir())[0]
+    Image.new("RGB", (10, 200)).save(first, "JPEG")  # 1:20, beyond any poster's shape
+    last = json.loads(run_script("bench/image_cost.py", "--catalog", str(catalog)).strip().splitlines()[-1])
+    [message] = last["refused"].values()
+    assert last["passed"] == last["posters"] - 1 and "times as tall as it is wide" in message
+
+
 def test_serving_memory_reads_every_worker(demo_catalog_dir, trained, index_dir) -> None:
     output = run_script(
         "bench/serving_memory.py",
@@ -374,20 +387,6 @@ def test_serving_threads_compares_limited_and_unlimited_workers(demo_catalog_dir
     for cells in last["requests"].values():  # two rounds of 4 sample clicks each
         assert all(cells[mode]["requests"] == 8 and cells[mode]["failed"] == 0 for mode in ("limited", "unlimited"))
     assert "| clients | limited p50 / p95 ms |" in output
-
-
-@pytest.fixture(scope="module")
-def onnx_model_dir(request: pytest.FixtureRequest, trained) -> Path:
-    """The trained demo model with its ONNX export (built once, as in tests/test_serving_threads.py)."""
-    from model.index import model_fingerprint
-    from model.onnx_export import export_onnx
-    from tests.conftest import built_once
-
-    def build(out: Path) -> None:
-        shutil.copytree(trained[1], out / "model")
-        export_onnx(out / "model")
-
-    return built_once(request, "demo-onnx", {"model": model_fingerprint(trained[1])}, build)[0] / "model"
 
 
 def test_explain_speed_times_a_heatmap_and_compares_the_fills(demo_catalog_dir, onnx_model_dir) -> None:

@@ -6,7 +6,6 @@ Screenshots of each page are saved under var/test-artifacts/screenshots (POSTERB
 from __future__ import annotations
 
 import json
-import os
 import re
 from collections.abc import Iterator
 from dataclasses import replace
@@ -15,29 +14,13 @@ from pathlib import Path
 import pytest
 
 from catalog import Catalog
-from scraper.browser import CHROMEDRIVER_NAMES, CHROMIUM_NAMES, find_program
+from tests.conftest import browser_tests
 from tools.replica import ReplicaServer
 from tools.serving import gunicorn_server
 
-ROOT = Path(__file__).resolve().parents[1]
-CHROMIUM = find_program(CHROMIUM_NAMES)
-CHROMEDRIVER = find_program(CHROMEDRIVER_NAMES)
 OUTSIDE_ID = "tt98000001"  # a title the replica IMDb has and the catalog does not
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(
-        not (CHROMIUM and CHROMEDRIVER) and not os.environ.get("CI"),
-        reason="Debian's chromium and chromium-driver are not installed (.ci/run installs them)",
-    ),
-]
-
-
-@pytest.fixture(scope="module")
-def screenshots() -> Path:
-    directory = Path(os.environ.get("POSTERBENCH_ARTIFACTS", ROOT / "var/test-artifacts")) / "screenshots"
-    directory.mkdir(parents=True, exist_ok=True)
-    return directory
+pytestmark = browser_tests()
 
 
 @pytest.fixture(scope="module")

@@ -1,14 +1,12 @@
 """A designer's path through Compare in real headless Chromium, against the app served by a real gunicorn and its real
 job worker (`posterbench worker`, Huey's consumer) on 127.0.0.1: upload two drafts and pick a catalog poster, intend
 a genre, watch the job page fill in, see the ranking, open a heatmap of one draft, download the sheet. Screenshots of
-the compare form, the comparison and the heatmap are saved under var/screenshots/ (POSTERBENCH_SCREENSHOTS to move
-them)."""
+the compare form, the comparison and the heatmap are saved under var/test-artifacts/screenshots (POSTERBENCH_ARTIFACTS
+to move them)."""
 
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -16,42 +14,12 @@ from pathlib import Path
 
 import pytest
 
-from scraper.browser import CHROMEDRIVER_NAMES, CHROMIUM_NAMES, find_program
-from tests.conftest import built_once
+from tests.conftest import browser_tests
 from tools.serving import DIRECT, gunicorn_server
 
-ROOT = Path(__file__).resolve().parents[1]
-CHROMIUM = find_program(CHROMIUM_NAMES)
-CHROMEDRIVER = find_program(CHROMEDRIVER_NAMES)
 INTENDED = "Horror"
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(
-        not (CHROMIUM and CHROMEDRIVER) and not os.environ.get("CI"),
-        reason="Debian's chromium and chromium-driver are not installed (.ci/run installs them)",
-    ),
-]
-
-
-@pytest.fixture(scope="module")
-def screenshots() -> Path:
-    directory = Path(os.environ.get("POSTERBENCH_SCREENSHOTS", ROOT / "var/screenshots"))
-    directory.mkdir(parents=True, exist_ok=True)
-    return directory
-
-
-@pytest.fixture(scope="module")
-def onnx_model_dir(request: pytest.FixtureRequest, trained) -> Path:
-    """The trained demo model with its ONNX export (built once, as the model is; shared with other modules)."""
-    from model.index import model_fingerprint
-    from model.onnx_export import export_onnx
-
-    def build(out: Path) -> None:
-        shutil.copytree(trained[1], out / "model")
-        export_onnx(out / "model")
-
-    return built_once(request, "demo-onnx", {"model": model_fingerprint(trained[1])}, build)[0] / "model"
+pytestmark = browser_tests()
 
 
 @pytest.fixture(scope="module")

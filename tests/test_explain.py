@@ -4,7 +4,6 @@ model's ONNX export, and their overlay on the poster."""
 from __future__ import annotations
 
 import io
-import shutil
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -24,7 +23,6 @@ from model.explain import (
     patch_bounds,
 )
 from model.images import preprocess
-from tests.conftest import built_once
 
 HORROR = GENRES.index("Horror")
 
@@ -196,19 +194,6 @@ def test_the_json_has_the_map_rounded_and_the_strongest_cells() -> None:
     assert found["map"][0] == [0.0, 0.1235, 0.0] and found["map"][2][2] == -0.2
     assert found["raises"] == [{"row": 0, "column": 1, "value": 0.1235}, {"row": 1, "column": 1, "value": 0.05}]
     assert found["lowers"] == [{"row": 2, "column": 2, "value": -0.2}]
-
-
-@pytest.fixture(scope="module")
-def onnx_model_dir(request: pytest.FixtureRequest, trained) -> Path:
-    """The trained demo model with its ONNX export (built once, as in tests/test_serving_threads.py)."""
-    from model.index import model_fingerprint
-    from model.onnx_export import export_onnx
-
-    def build(out: Path) -> None:
-        shutil.copytree(trained[1], out / "model")
-        export_onnx(out / "model")
-
-    return built_once(request, "demo-onnx", {"model": model_fingerprint(trained[1])}, build)[0] / "model"
 
 
 def test_the_served_demo_model_explains_a_demo_poster(onnx_model_dir: Path, demo_catalog) -> None:

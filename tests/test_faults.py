@@ -391,15 +391,6 @@ def test_a_damaged_artifact_stops_the_app_at_start_naming_the_file(
     assert f"{copy / name} is damaged" in message and remedy in message, message
 
 
-@pytest.fixture(scope="module")
-def onnx_model_dir(trained, tmp_path_factory) -> Path:
-    from model.onnx_export import export_onnx
-
-    directory = shutil.copytree(trained[1], tmp_path_factory.mktemp("faults") / "onnx-model")
-    export_onnx(directory)
-    return directory
-
-
 ONNX_DAMAGES = {
     "truncated model.onnx": ("model.onnx", truncate, "is damaged"),
     "scrambled model.onnx": ("model.onnx", scramble_header, "is damaged"),

@@ -97,6 +97,14 @@ def saved(app) -> tuple[int, int]:
         return shown, len(votes)
 
 
+def page_form(fields: list[tuple[str, object]], with_token: bool) -> MultiDict:
+    """The fields as a page's form sends them, with the session's CSRF token when `with_token`."""
+    form = MultiDict(fields)
+    if with_token:
+        form.add("csrf_token", "fuzz-token")
+    return form
+
+
 def path_part(value: int | str) -> str:
     return quote(str(value), safe="")
 
@@ -131,9 +139,7 @@ def test_page_votes_of_any_shape_answer_without_a_5xx_and_save_whole(
     fuzzed, recommendation_id, fields, with_token
 ) -> None:
     app, client = fuzzed
-    form = MultiDict(fields)
-    if with_token:
-        form.add("csrf_token", "fuzz-token")
+    form = page_form(fields, with_token)
     before = saved(app)
     response = client.post(f"/results/{path_part(recommendation_id)}/feedback", data=form)
     after = saved(app)
@@ -152,9 +158,7 @@ def test_recommend_forms_of_any_shape_answer_without_a_5xx_and_save_whole(
     fuzzed, fields, with_token, content_type
 ) -> None:
     app, client = fuzzed
-    form = MultiDict(fields)
-    if with_token:
-        form.add("csrf_token", "fuzz-token")
+    form = page_form(fields, with_token)
     before = saved(app)
     sent = {"data": form} if content_type is None else {"data": form, "content_type": content_type}
     response = client.post("/recommend", **sent)
@@ -244,9 +248,7 @@ def test_job_paths_of_any_id_answer_without_a_5xx(fuzzed, job_id, position) -> N
 )
 def test_job_forms_of_any_shape_answer_without_a_5xx_and_save_whole(fuzzed, fields, with_token, where) -> None:
     app, client = fuzzed
-    form = MultiDict(fields)
-    if with_token:
-        form.add("csrf_token", "fuzz-token")
+    form = page_form(fields, with_token)
     before = saved(app), saved_jobs(app)
     response = client.post(where, data=form)
     assert response.status_code < 500, response.get_data(as_text=True)[:300]

@@ -31,17 +31,17 @@ from model.split import SPLIT_FILE, Split
 
 
 @pytest.fixture(scope="module")
-def int8_built(request: pytest.FixtureRequest, trained, demo_catalog_dir: Path, index_dir: Path) -> Path:
+def int8_built(
+    request: pytest.FixtureRequest, trained, onnx_model_dir: Path, demo_catalog_dir: Path, index_dir: Path
+) -> Path:
     """The trained demo model with its float32 and int8 exports (built once, as the model is); the int8 check reuses
     the demo index, which Keras built in float32."""
     from model.index import model_fingerprint
-    from model.onnx_export import export_onnx
     from model.quantization import export_int8
     from tests.conftest import built_once
 
     def build(out: Path) -> None:
-        shutil.copytree(trained[1], out / "model")
-        export_onnx(out / "model")
+        shutil.copytree(onnx_model_dir, out / "model")
         export_int8(out / "model", demo_catalog_dir, index_dir=index_dir, progress=False)
 
     return built_once(request, "demo-int8", {"model": model_fingerprint(trained[1])}, build)[0] / "model"

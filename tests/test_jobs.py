@@ -12,7 +12,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import shutil
 import signal
 import sqlite3
 import subprocess
@@ -26,24 +25,10 @@ from PIL import Image
 
 from app import create_app
 from app.jobs import EXTENSION, WORKER_STOPPED, beat, claim, finish, recover_stale
-from tests.conftest import built_once
 from tools.serving import start_job_worker, wait_until_ready
 
 HEADERS = {"X-Requested-With": "pytest"}
 WORKER_START_SECONDS = 60
-
-
-@pytest.fixture(scope="module")
-def onnx_model_dir(request: pytest.FixtureRequest, trained) -> Path:
-    """The trained demo model with its ONNX export (built once, as the model is; shared with other modules)."""
-    from model.index import model_fingerprint
-    from model.onnx_export import export_onnx
-
-    def build(out: Path) -> None:
-        shutil.copytree(trained[1], out / "model")
-        export_onnx(out / "model")
-
-    return built_once(request, "demo-onnx", {"model": model_fingerprint(trained[1])}, build)[0] / "model"
 
 
 @pytest.fixture

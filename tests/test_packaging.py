@@ -15,7 +15,6 @@ import zipfile
 from importlib import metadata
 from pathlib import Path
 
-import pytest
 from packaging.markers import default_environment
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
@@ -160,22 +159,13 @@ print(json.dumps({"statuses": statuses, "model": model, "loaded": loaded, "refus
 """
 
 
-@pytest.fixture(scope="module")
-def exported_model_dir(trained, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from model.onnx_export import export_onnx
-
-    directory = shutil.copytree(trained[1], tmp_path_factory.mktemp("serving") / "model")
-    export_onnx(directory)
-    return directory
-
-
 def test_serving_a_prediction_imports_no_training_or_scraping_library(
-    exported_model_dir: Path, demo_catalog_dir: Path, demo_catalog, index_dir: Path, tmp_path: Path
+    onnx_model_dir: Path, demo_catalog_dir: Path, demo_catalog, index_dir: Path, tmp_path: Path
 ) -> None:
     poster = demo_catalog.poster_path(demo_catalog.movies[3])
     arguments = [
         str(demo_catalog_dir),
-        str(exported_model_dir),
+        str(onnx_model_dir),
         str(index_dir),
         str(tmp_path / "s.sqlite"),
         str(poster),

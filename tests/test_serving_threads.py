@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import time
 from pathlib import Path
 from types import SimpleNamespace
@@ -16,24 +15,10 @@ import pytest
 from app import gunicorn_conf
 from app.gunicorn_conf import BLAS_VARIABLES, INFERENCE_VARIABLE, available_cores, threads_per_request
 from app.resources import inference_threads
-from tests.conftest import built_once
 from tools.serving import gunicorn_server
 
 THREAD_VARIABLES = (*BLAS_VARIABLES.values(), INFERENCE_VARIABLE)
 WORKER_LINE = re.compile(r"worker (\d+) threads: (.*)$", re.MULTILINE)
-
-
-@pytest.fixture(scope="module")
-def onnx_model_dir(request: pytest.FixtureRequest, trained) -> Path:
-    """The trained demo model with its ONNX export (built once, as the model is)."""
-    from model.index import model_fingerprint
-    from model.onnx_export import export_onnx
-
-    def build(out: Path) -> None:
-        shutil.copytree(trained[1], out / "model")
-        export_onnx(out / "model")
-
-    return built_once(request, "demo-onnx", {"model": model_fingerprint(trained[1])}, build)[0] / "model"
 
 
 @pytest.fixture
