@@ -52,6 +52,7 @@ def create_app(test_config: dict | None = None, job_worker: bool = False) -> Fla
         IMDB_FETCHES_PER_CLIENT=1,  # IMDb link fetches one client may have in progress at once, per worker
         IMDB_FETCHES=2,  # IMDb link fetches in progress at once per worker, all clients together
         INFERENCE_THREADS=None,  # ONNX Runtime's threads per inference (1); gunicorn: a request's share of the cores
+        PRECISION=None,  # the ONNX export served: auto (int8 when its check passed), float32 or int8; empty: auto
         # Background jobs (app/jobs.py): comparisons and heatmaps run in `posterbench worker`, not in gunicorn.
         JOBS_URL=None,  # the queue's broker: sqlite:///path, postgresql://..., redis://...; empty: beside the database
         JOB_THREADS=None,  # the job worker's threads per inference (ONNX Runtime, BLAS); empty: every core it may use

@@ -93,6 +93,19 @@ def post_worker_init(worker: Any) -> None:
         ", ".join(f"{api}={count}" for api, count in sorted(pools.items())) or "no BLAS or OpenMP loaded",
         "not loaded" if inference is None else inference,
     )
+    served = served_precision(worker.wsgi)
+    if served is not None:
+        worker.log.info("worker %d serves the %s model: %s", worker.pid, *served)
+
+
+def served_precision(application: Any) -> tuple[str, str] | None:
+    """The served PosterBench app's model precision (int8 or float32) and why it was chosen; None for another app."""
+    resources = getattr(application, "extensions", {}).get("posterbench")
+    model = getattr(resources, "model", None)
+    if model is None:
+        return None
+    reason = getattr(model, "precision_reason", "") or "Keras weights (no ONNX export: make onnx writes one)"
+    return getattr(model, "precision", "float32"), reason
 
 
 def inference_threads(application: Any) -> int | None:

@@ -4,6 +4,7 @@ label embedding, loaded once per worker process and checked against each other a
 from __future__ import annotations
 
 import json
+import logging
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,13 +18,15 @@ from embedding.clems import CLEMS
 from embedding.clems import DESCRIPTION_FILE as CLEMS_DESCRIPTION_FILE
 from model.artifacts import GenreModel, ModelArtifactError
 from model.index import DESCRIPTION_FILE as INDEX_DESCRIPTION_FILE
-from model.index import EVOKED_FILE, FEATURES_FILE, PROBABILITIES_FILE, FeatureIndex, FeatureIndexError
-from model.onnx_model import INTRA_OP_THREADS, OnnxExportError, OnnxGenreModel, has_export
+from model.index import EVOKED_FILE, FEATURES_FILE, PROBABILITIES_FILE, FeatureIndex, FeatureIndexError, precision_of
+from model.onnx_model import INTRA_OP_THREADS, OnnxExportError, OnnxGenreModel, PrecisionSettingError, has_export
 from recommend import NeighbourSearch
 from recommend.approximate import ApproximateSearch, ApproximateSearchError, load_search
 
 EXTENSION = "posterbench"
 INDEX_FILES = (INDEX_DESCRIPTION_FILE, FEATURES_FILE, PROBABILITIES_FILE, EVOKED_FILE)
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -50,14 +53,25 @@ def load(
     index_dir: str,
     clems_dir: str | None = None,
     inference_threads: int | None = None,
+    precision: str | None = None,
 ) -> Resources:
     """Everything the app serves, checked against each other; `inference_threads` are ONNX Runtime's intra-op threads
-    per inference (None: onnx_model.INTRA_OP_THREADS)."""
+    per inference (None: onnx_model.INTRA_OP_THREADS), `precision` which ONNX export to serve (auto, float32, int8;
+    None: POSTERBENCH_PRECISION, else auto)."""
     catalog = read_catalog(catalog_dir)
-    model = load_model(model_dir, inference_threads)
+    model = load_model(model_dir, inference_threads, precision)
     index = load_index(index_dir, catalog)
     if index.genres != model.genres:
         raise RuntimeError(f"{index_dir} was built for genres {index.genres}, the model predicts {model.genres}")
+    if index.precision != precision_of(model):
+        logger.warning(
+            "%s was computed by the %s model and the app serves %s: the catalog's features and the queries' differ "
+            "slightly (int8's check allows one of the five recommendations in five to change); build the index "
+            "again with the served model (make index)",
+            index_dir,
+            index.precision,
+            precision_of(model),
+        )
     clems = None
     if clems_dir:
         if not (Path(clems_dir) / CLEMS_DESCRIPTION_FILE).is_file():
@@ -80,14 +94,18 @@ def load(
 DAMAGED_FILE_ERRORS = (OSError, EOFError, ValueError, KeyError, TypeError, IndexError, zipfile.BadZipFile)
 
 
-def load_model(model_dir: str, threads: int | None = None) -> GenreModel | OnnxGenreModel:
+def load_model(model_dir: str, threads: int | None = None, precision: str | None = None) -> GenreModel | OnnxGenreModel:
     """The model's ONNX export, served by ONNX Runtime without TensorFlow on `threads` threads per inference (None:
-    INTRA_OP_THREADS), when the directory has one (`make onnx`); else the Keras model. An export that is incomplete,
-    damaged or older than the weights stops the app."""
+    INTRA_OP_THREADS), int8 or float32 as `precision` says (see OnnxGenreModel.load), when the directory has one
+    (`make onnx`); else the Keras model. An export that is incomplete, damaged or older than the weights, or a
+    precision setting that is none of auto, float32 and int8, stops the app."""
     try:
         if has_export(model_dir):
-            return OnnxGenreModel.load(model_dir, threads=INTRA_OP_THREADS if threads is None else threads)
+            threads = INTRA_OP_THREADS if threads is None else threads
+            return OnnxGenreModel.load(model_dir, threads=threads, precision=precision or None)
         return GenreModel.load(model_dir)
+    except PrecisionSettingError as error:
+        raise RuntimeError(str(error)) from error
     except OnnxExportError:
         raise  # names the export's file and the command that writes it again
     except ModelArtifactError as error:  # names the file and says what is wrong with it
@@ -165,6 +183,7 @@ def init_app(app: Flask) -> None:
         job_threads(app.config)
         if app.config.get("JOB_WORKER")
         else inference_threads(app.config.get("INFERENCE_THREADS")),
+        app.config.get("PRECISION"),
     )
 
 

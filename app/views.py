@@ -37,6 +37,7 @@ from app.recommendations import (
 )
 from app.resources import get_resources
 from app.security import client_key
+from model.index import precision_of
 from recommend import candidate_genres
 from scraper.links import EXAMPLE_LINK
 
@@ -154,7 +155,8 @@ def poster(imdb_id: str) -> Response:
 @bp.get("/healthz")
 def healthz() -> dict:
     get_db().execute("SELECT 1").fetchone()
-    return {"status": "ok", "movies": len(get_resources().catalog)}
+    resources = get_resources()
+    return {"status": "ok", "movies": len(resources.catalog), "precision": precision_of(resources.model)}
 
 
 def load_recommendation(recommendation_id: int) -> Row:

@@ -93,7 +93,7 @@ def test_unknown_results_are_404(client) -> None:
 
 
 def test_healthz_reports_the_catalog(client, demo_catalog) -> None:
-    assert client.get("/healthz").get_json() == {"status": "ok", "movies": len(demo_catalog)}
+    assert client.get("/healthz").get_json() == {"status": "ok", "movies": len(demo_catalog), "precision": "float32"}
 
 
 def test_init_db_keeps_existing_data(runner, client, app, demo_catalog) -> None:

@@ -165,6 +165,27 @@ def test_the_precision_setting_chooses_float32(
         OnnxGenreModel.load(int8_dir)
 
 
+def test_the_app_setting_chooses_the_precision_and_healthz_names_it(
+    int8_dir: Path, app_settings: dict, caplog: pytest.LogCaptureFixture
+) -> None:
+    """PRECISION (POSTERBENCH_PRECISION) reaches the model; the demo index, computed in float32 by Keras, gets a
+    warning when the app serves int8; a setting that is no precision stops the app with what it may be."""
+    from app import create_app
+
+    with caplog.at_level(logging.WARNING, logger="app.resources"):
+        served = create_app({**app_settings, "MODEL": str(int8_dir)})
+    assert served.test_client().get("/healthz").get_json()["precision"] == "int8"
+    (warning,) = [record.getMessage() for record in caplog.records if record.name == "app.resources"]
+    assert "computed by the float32 model and the app serves int8" in warning and "make index" in warning
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="app.resources"):
+        chosen = create_app({**app_settings, "MODEL": str(int8_dir), "PRECISION": "float32"})
+    assert chosen.test_client().get("/healthz").get_json()["precision"] == "float32"
+    assert not [record for record in caplog.records if record.name == "app.resources"]
+    with pytest.raises(RuntimeError, match="must be one of auto, float32, int8, not 'bf16'"):
+        create_app({**app_settings, "MODEL": str(int8_dir), "PRECISION": "bf16"})
+
+
 @pytest.mark.parametrize(
     "damage",
     ["truncated data", "missing json", "json not JSON", "float32 exported again", "thresholds tuned again"],

@@ -115,7 +115,10 @@ def test_gunicorn_workers_run_blas_and_onnx_runtime_on_their_share(
     for pools in workers.values():
         assert pools["openblas"] == share and pools["onnxruntime"] == share, pools
         assert pools.get("openmp", share) == share  # libgomp is loaded by scikit-learn, if at all
-    assert f"OPENBLAS_NUM_THREADS={share}" in (tmp_path / "gunicorn.log").read_text()
+    log = (tmp_path / "gunicorn.log").read_text()
+    assert f"OPENBLAS_NUM_THREADS={share}" in log
+    for pid in workers:  # and which export it serves, and why (this model has no int8 export)
+        assert f"worker {pid} serves the float32 model: no int8 export beside it (make onnx writes one)" in log
 
 
 def test_gunicorn_workers_keep_the_threads_the_environment_sets(
