@@ -86,7 +86,7 @@ def load(
         clems=clems,
         labels=catalog.labels(model.genres),
         decades=np.array([-1 if movie.year is None else movie.year // 10 * 10 for movie in catalog.movies]),
-        search=load_approximate_or_exact(index_dir, index.features),
+        search=load_approximate_or_exact(index_dir, index.features, inference_threads),
     )
 
 
@@ -126,11 +126,14 @@ def load_index(index_dir: str, catalog: Catalog) -> FeatureIndex:
         raise damaged(Path(index_dir), INDEX_FILES, cause, "rebuild the index with `make index`") from error
 
 
-def load_approximate_or_exact(index_dir: str, features: np.ndarray) -> NeighbourSearch | ApproximateSearch:
+def load_approximate_or_exact(
+    index_dir: str, features: np.ndarray, threads: int | None = None
+) -> NeighbourSearch | ApproximateSearch:
     """The index's approximate search (its graphs memory-mapped, shared by the workers) when `make index` built one
-    (catalogs above recommend.approximate.APPROXIMATE_ABOVE), else the exact search."""
+    (catalogs above recommend.approximate.APPROXIMATE_ABOVE), else the exact search on `threads` threads per query
+    (a request's share of the cores under gunicorn, as its inference gets)."""
     try:
-        return load_search(index_dir, features)
+        return load_search(index_dir, features, threads)
     except ApproximateSearchError as error:
         raise RuntimeError(str(error)) from error
 

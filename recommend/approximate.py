@@ -251,8 +251,11 @@ def save_search(features: ArrayLike, directory: str | Path, above: int | None = 
     return True
 
 
-def load_search(directory: str | Path, features: ArrayLike) -> NeighbourSearch | ApproximateSearch:
-    """The search a worker serves: the approximate one saved in `directory` when the index has one, else exact."""
+def load_search(
+    directory: str | Path, features: ArrayLike, threads: int | None = None
+) -> NeighbourSearch | ApproximateSearch:
+    """The search a worker serves: the approximate one saved in `directory` when the index has one (faiss's OpenMP
+    threads, which OMP_NUM_THREADS sizes), else exact, its Manhattan pass on `threads` threads (None: up to 2)."""
     if has_approximate_search(directory):
         return ApproximateSearch.load(directory, features)
-    return NeighbourSearch(features)
+    return NeighbourSearch(features, threads)

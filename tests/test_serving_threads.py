@@ -86,6 +86,9 @@ def test_the_app_runs_onnx_runtime_on_the_threads_it_is_given(app_settings: dict
     given = create_app({**app_settings, "MODEL": str(onnx_model_dir), "INFERENCE_THREADS": 2})
     assert default.extensions[EXTENSION].model.threads == 1  # onnx_model.INTRA_OP_THREADS
     assert given.extensions[EXTENSION].model.threads == 2
+    assert given.extensions[EXTENSION].search.threads == 2  # the exact search's Manhattan pass too
+    one = create_app({**app_settings, "MODEL": str(onnx_model_dir), "INFERENCE_THREADS": 1})
+    assert one.extensions[EXTENSION].search.threads == 1
 
 
 def served_worker_threads(
