@@ -8,10 +8,8 @@ Importing this module imports no TensorFlow, Keras or Selenium: each stage impor
 
 from __future__ import annotations
 
-import ctypes
 import logging
 import os
-import signal
 import subprocess
 import sys
 from collections.abc import Callable, Mapping
@@ -170,19 +168,15 @@ def serve(
 
 
 def start_job_worker(environment: Mapping[str, str]) -> subprocess.Popen:
-    """`posterbench worker` as a child of this process, which gunicorn is about to take: the kernel sends the worker
-    SIGTERM when gunicorn's master exits (Linux's parent-death signal), and the worker gives its job back to the
-    queue and stops."""
-    parent = os.getpid()
-
-    def stop_with_parent() -> None:  # in the child, before it runs the worker
-        if sys.platform.startswith("linux"):
-            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-        if os.getppid() != parent:  # the parent died before the signal was set
-            os._exit(0)
+    """`posterbench worker --restart` as a child of this process, which gunicorn is about to take: the kernel sends
+    it SIGTERM when gunicorn's master exits (Linux's parent-death signal), and the worker gives its job back to the
+    queue and stops; a worker killed otherwise is started again (posterbench/supervision.py)."""
+    from posterbench.supervision import stop_with_parent
 
     return subprocess.Popen(
-        [sys.executable, "-m", "posterbench.cli", "worker"], env=dict(environment), preexec_fn=stop_with_parent
+        [sys.executable, "-m", "posterbench.cli", "worker", "--restart"],
+        env=dict(environment),
+        preexec_fn=stop_with_parent(os.getpid()),
     )
 
 
@@ -191,6 +185,12 @@ def start_job_worker(environment: Mapping[str, str]) -> subprocess.Popen:
 @click.option("--threads", type=click.IntRange(min=1), help="threads per job (POSTERBENCH_JOB_THREADS; default: all)")
 @click.option("--nice", type=click.IntRange(0, 19), help="the worker's niceness (POSTERBENCH_JOB_NICE; default 10)")
 @click.option("--jobs", type=click.IntRange(min=1), help="jobs run at once (POSTERBENCH_JOB_WORKERS; default 1)")
+@click.option(
+    "--restart/--no-restart",
+    default=False,
+    show_default=True,
+    help="run the worker as a child process, started again when it is killed (SIGKILL, out of memory); `serve` does",
+)
 def worker(
     catalog: Path | None,
     model: Path | None,
@@ -200,6 +200,7 @@ def worker(
     threads: int | None,
     nice: int | None,
     jobs: int | None,
+    restart: bool,
 ) -> None:
     """Run the background jobs (comparisons of drafts, heatmaps) until SIGINT or SIGTERM: Huey's consumer on the
     queue that POSTERBENCH_JOBS_URL names (default: beside the database), with the app's settings, as `serve`
@@ -213,6 +214,11 @@ def worker(
         }
     )
     logging.basicConfig(level=logging.INFO, format="%(asctime)s [%(process)d] %(levelname)s %(name)s: %(message)s")
+    if restart:
+        from posterbench.supervision import supervise
+
+        command = [sys.executable, "-m", "posterbench.cli", "worker", "--no-restart"]
+        sys.exit(supervise(command, os.environ))
     from app import create_app
     from app.jobs import run_worker
 

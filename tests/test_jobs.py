@@ -386,3 +386,50 @@ def test_a_job_waits_for_a_worker_and_outlives_a_stopped_and_a_killed_one(jobs_a
     assert done["status"] == "done" and np.array(done["result"]["map"]).shape == (8, 8), done
     with sqlite3.connect(jobs_app.config["DATABASE"]) as database:
         assert database.execute("SELECT attempts FROM jobs WHERE id = ?", (job_id,)).fetchone()[0] == 2
+
+
+def test_the_worker_that_serve_starts_is_started_again_when_killed(
+    jobs_app, demo_catalog, worker_environment: dict, tmp_path: Path
+) -> None:
+    """`posterbench worker --restart` (what `posterbench serve` starts): its worker killed with SIGKILL (as the
+    out-of-memory killer would) is replaced, and the new one runs the jobs; SIGTERM stops both."""
+    import re
+    import sys
+
+    log = tmp_path / "worker.log"
+    with log.open("w") as output:
+        supervisor = subprocess.Popen(
+            [sys.executable, "-m", "posterbench.cli", "worker", "--restart"],
+            env=worker_environment,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
+
+    def ready_workers(count: int) -> list[int]:
+        deadline = time.monotonic() + WORKER_START_SECONDS
+        while time.monotonic() < deadline and supervisor.poll() is None:
+            found = [int(pid) for pid in re.findall(r"job worker (\d+) ready", log.read_text())]
+            if len(found) >= count:
+                return found
+            time.sleep(0.1)
+        raise AssertionError(f"{count} job workers not ready:\n{log.read_text()[-3000:]}")
+
+    try:
+        (first,) = ready_workers(1)
+        assert first != supervisor.pid  # the worker is the supervisor's child
+        os.kill(first, signal.SIGKILL)
+        second = ready_workers(2)[1]
+        assert f"job worker {first} killed by SIGKILL; starting another in 1 s" in log.read_text()
+        client = jobs_app.test_client()
+        job_id = job_of(client, compare(client, demo_catalog))["job"]
+        done = wait_for_status(client, job_id, {"done", "failed"}, seconds=60)
+        assert done["status"] == "done", done
+        supervisor.send_signal(signal.SIGTERM)
+        assert supervisor.wait(timeout=30) == 0
+        assert (
+            not Path(f"/proc/{second}").exists() or "Z" in Path(f"/proc/{second}/stat").read_text().split(")")[-1][:3]
+        )
+    finally:
+        if supervisor.poll() is None:
+            supervisor.kill()
+            supervisor.wait(timeout=30)
