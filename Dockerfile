@@ -12,6 +12,8 @@
 #     -e POSTERBENCH_INDEX=/data/runs/<catalog>-<hash>/index-default \
 #     -e POSTERBENCH_CLEMS=/data/runs/<catalog>-<hash>/clems-hamming-default \
 #     posterbench
+# gunicorn's master also starts the job worker (app/gunicorn_conf.py); GUNICORN_JOB_WORKER=no leaves it to other
+# containers of this image run with the command `posterbench worker --restart`.
 # Required at run time: POSTERBENCH_SECRET_KEY (never put in the image), POSTERBENCH_MODEL, POSTERBENCH_INDEX.
 # Optional: POSTERBENCH_CLEMS, any other POSTERBENCH_<SETTING> of app/__init__.py (e.g. POSTERBENCH_API_TOKEN),
 # and GUNICORN_BIND / GUNICORN_WORKERS / GUNICORN_THREADS / GUNICORN_TIMEOUT / ... of app/gunicorn_conf.py.

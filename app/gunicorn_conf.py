@@ -7,6 +7,8 @@ MKL_NUM_THREADS and POSTERBENCH_INFERENCE_THREADS (default: the request's share 
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from typing import Any
 
 bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")
@@ -32,6 +34,10 @@ loglevel = os.environ.get("GUNICORN_LOG_LEVEL", "info")
 # The environment variables that bound each worker's numerical thread pools; a value already set is kept.
 BLAS_VARIABLES = {"openblas": "OPENBLAS_NUM_THREADS", "mkl": "MKL_NUM_THREADS", "openmp": "OMP_NUM_THREADS"}
 INFERENCE_VARIABLE = "POSTERBENCH_INFERENCE_THREADS"  # ONNX Runtime's intra-op threads (app config INFERENCE_THREADS)
+JOB_WORKER_VARIABLE = "GUNICORN_JOB_WORKER"
+"""Whether the master starts the job worker beside the web workers (default yes; `posterbench serve --no-job-worker`
+and 0 / no / false say no: other hosts or containers run `posterbench worker`)."""
+JOB_WORKER_COMMAND = (sys.executable, "-m", "posterbench.cli", "worker", "--restart")
 
 
 def available_cores() -> int:
@@ -60,10 +66,32 @@ def thread_setting(name: str, default: int) -> int:
         return default
 
 
+def starts_job_worker() -> bool:
+    return os.environ.get(JOB_WORKER_VARIABLE, "yes").strip().lower() not in ("0", "no", "false", "off")
+
+
+def start_job_worker(server: Any) -> subprocess.Popen | None:
+    """The job worker (`posterbench worker --restart`: restarted when it is killed) as a child of the master, with
+    the master's environment as it was started (before the web workers' thread limits); the kernel stops it when the
+    master exits (the parent-death signal), and it gives its running job back to the queue. None when
+    GUNICORN_JOB_WORKER says no."""
+    if not starts_job_worker():
+        server.log.info("no job worker started here (%s=%s)", JOB_WORKER_VARIABLE, os.environ[JOB_WORKER_VARIABLE])
+        return None
+    from posterbench.supervision import stop_with_parent
+
+    process = subprocess.Popen(JOB_WORKER_COMMAND, env=dict(os.environ), preexec_fn=stop_with_parent(os.getpid()))
+    server.log.info(
+        "job worker started beside the web workers: %s (pid %d)", " ".join(JOB_WORKER_COMMAND[2:]), process.pid
+    )
+    return process
+
+
 def on_starting(server: Any) -> None:
-    """In the master, once the command line and config are read and before any worker forks and imports NumPy:
-    each worker's BLAS, OpenMP and ONNX Runtime threads default to a request's share of the cores (the libraries read
-    these variables when they load, in the workers)."""
+    """In the master, once the command line and config are read and before any worker forks and imports NumPy: the
+    job worker is started (start_job_worker), then each web worker's BLAS, OpenMP and ONNX Runtime threads default
+    to a request's share of the cores (the libraries read these variables when they load, in the workers)."""
+    start_job_worker(server)
     share = threads_per_request(available_cores(), server.cfg.workers, server.cfg.threads)
     for name in (*BLAS_VARIABLES.values(), INFERENCE_VARIABLE):
         os.environ.setdefault(name, str(share))

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import os
-import subprocess
 import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -141,7 +140,7 @@ def served_settings(values: Mapping[str, object | None]) -> dict[str, str]:
     "--job-worker/--no-job-worker",
     default=True,
     show_default=True,
-    help="also start `posterbench worker` (comparisons, heatmaps), stopped with the server",
+    help="also start the job worker (comparisons, heatmaps; GUNICORN_JOB_WORKER), stopped with the server",
 )
 def serve(
     catalog: Path | None,
@@ -154,30 +153,17 @@ def serve(
     workers: int,
     job_worker: bool,
 ) -> None:
-    """Serve the app with gunicorn (app/gunicorn_conf.py), as `make serve` and the Docker image do, and its job worker
-    beside it (`posterbench worker`, unless --no-job-worker: another host runs it). The options set the app's
-    POSTERBENCH_* settings; the rest (POSTERBENCH_SECRET_KEY, DATABASE_URL, ...) come from the environment. A model
-    directory holding its ONNX export is served with ONNX Runtime, without TensorFlow."""
-    environment = {**os.environ, **served_settings(locals())}
+    """Serve the app with gunicorn (app/gunicorn_conf.py), as `make serve` and the Docker image do; its master starts
+    the job worker beside it (`posterbench worker --restart`, unless --no-job-worker: another host runs it). The
+    options set the app's POSTERBENCH_* settings; the rest (POSTERBENCH_SECRET_KEY, DATABASE_URL, ...) come from the
+    environment. A model directory holding its ONNX export is served with ONNX Runtime, without TensorFlow."""
+    from app.gunicorn_conf import JOB_WORKER_VARIABLE
+
+    environment = {**os.environ, **served_settings(locals()), JOB_WORKER_VARIABLE: "yes" if job_worker else "no"}
     bind = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
     command = [sys.executable, "-m", "gunicorn", "-c", GUNICORN_CONFIG, "--bind", bind, "--workers", str(workers)]
-    if job_worker:
-        start_job_worker(environment)
     sys.stdout.flush()
     os.execve(sys.executable, [*command, APP_TARGET], environment)  # gunicorn takes this process (and its signals)
-
-
-def start_job_worker(environment: Mapping[str, str]) -> subprocess.Popen:
-    """`posterbench worker --restart` as a child of this process, which gunicorn is about to take: the kernel sends
-    it SIGTERM when gunicorn's master exits (Linux's parent-death signal), and the worker gives its job back to the
-    queue and stops; a worker killed otherwise is started again (posterbench/supervision.py)."""
-    from posterbench.supervision import stop_with_parent
-
-    return subprocess.Popen(
-        [sys.executable, "-m", "posterbench.cli", "worker", "--restart"],
-        env=dict(environment),
-        preexec_fn=stop_with_parent(os.getpid()),
-    )
 
 
 @main.command()

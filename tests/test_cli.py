@@ -5,12 +5,14 @@ the app's settings; `init-db` prepares a database; the benchmarks run from the c
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import sqlite3
 import subprocess
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from click.testing import CliRunner
@@ -104,9 +106,8 @@ def test_the_command_line_imports_no_training_or_scraping_library() -> None:
 
 
 def test_serve_hands_the_process_to_gunicorn_with_the_apps_settings(monkeypatch, tmp_path: Path) -> None:
-    calls, job_workers = [], []
+    calls = []
     monkeypatch.setattr(cli.os, "execve", lambda path, argv, environment: calls.append((path, argv, environment)))
-    monkeypatch.setattr(cli, "start_job_worker", job_workers.append)
     monkeypatch.delenv("POSTERBENCH_CLEMS", raising=False)
     arguments = ["--catalog", "cat", "--model", "mod", "--index", "ind", "--database", str(tmp_path / "d.sqlite")]
     result = CliRunner().invoke(cli.main, ["serve", *arguments, "--port", "8123", "--workers", "3"])
@@ -120,25 +121,49 @@ def test_serve_hands_the_process_to_gunicorn_with_the_apps_settings(monkeypatch,
         tmp_path / "d.sqlite"
     )
     assert "POSTERBENCH_CLEMS" not in environment  # not given: the app serves the model's genres
-    assert job_workers == [environment]  # the job worker, started first, with the same settings
+    assert environment["GUNICORN_JOB_WORKER"] == "yes"  # gunicorn's master starts the job worker
     calls.clear()
     CliRunner().invoke(cli.main, ["serve", "--host", "::1", "--clems", "", "--no-job-worker"])
     assert calls[0][1][calls[0][1].index("--bind") + 1] == "[::1]:8000" and calls[0][2]["POSTERBENCH_CLEMS"] == ""
-    assert len(job_workers) == 1
+    assert calls[0][2]["GUNICORN_JOB_WORKER"] == "no"
+
+
+@pytest.mark.parametrize(("setting", "starts"), [(None, True), ("yes", True), ("1", True), ("no", False), ("0", False)])
+def test_gunicorns_master_starts_the_job_worker_unless_told_not_to(
+    setting: str | None, starts: bool, monkeypatch
+) -> None:
+    from app import gunicorn_conf
+
+    if setting is None:
+        monkeypatch.delenv(gunicorn_conf.JOB_WORKER_VARIABLE, raising=False)
+    else:
+        monkeypatch.setenv(gunicorn_conf.JOB_WORKER_VARIABLE, setting)
+    started = []
+    monkeypatch.setattr(
+        gunicorn_conf.subprocess, "Popen", lambda command, **options: started.append(command) or SimpleNamespace(pid=1)
+    )
+    logged = []
+    gunicorn_conf.start_job_worker(SimpleNamespace(log=SimpleNamespace(info=lambda *args: logged.append(args))))
+    assert started == ([gunicorn_conf.JOB_WORKER_COMMAND] if starts else [])
+    assert gunicorn_conf.JOB_WORKER_COMMAND[-2:] == ("worker", "--restart")
+    (message,) = [args[0] for args in logged]
+    assert message.startswith("job worker started beside the web workers" if starts else "no job worker started")
 
 
 def test_the_job_worker_stops_with_the_process_that_started_it(tmp_path: Path) -> None:
-    """`serve` starts the worker, then becomes gunicorn: when that process exits, the kernel stops the worker."""
+    """gunicorn's master starts the worker: when that process exits, the kernel stops the worker."""
     code = (
-        "import os, sys, time\n"
-        "from posterbench import cli\n"
-        "sleeper = [sys.executable, '-c', 'import time; time.sleep(60)']\n"
-        "start = cli.subprocess.Popen\n"
-        "cli.subprocess.Popen = lambda command, **options: start(sleeper, **options)\n"
-        "child = cli.start_job_worker(dict(os.environ))\n"
+        "import sys, types\n"
+        "from app import gunicorn_conf\n"
+        "gunicorn_conf.JOB_WORKER_COMMAND = (sys.executable, '-c', 'import time; time.sleep(60)')\n"
+        "server = types.SimpleNamespace(log=types.SimpleNamespace(info=lambda *args: None))\n"
+        "child = gunicorn_conf.start_job_worker(server)\n"
         "print(child.pid, flush=True)\n"
     )
-    parent = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    environment = {**os.environ, "GUNICORN_JOB_WORKER": "yes"}
+    parent = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True, env=environment
+    )
     child = int(parent.stdout.split()[0])
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline and Path(f"/proc/{child}").exists():

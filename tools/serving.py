@@ -1,10 +1,11 @@
 """Runs the app under gunicorn (app/gunicorn_conf.py) in a child process on a free loopback port, configured by
-POSTERBENCH_* variables as `make serve` does, and, when asked, its job worker (`posterbench worker`) beside it: for
-the browser tests and the load benchmarks."""
+POSTERBENCH_* variables as `make serve` does, and, when asked, its job worker beside it as `posterbench serve` starts
+it; and a lone job worker (`posterbench worker`): for the tests and the benchmarks."""
 
 from __future__ import annotations
 
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -31,13 +32,15 @@ class ServerURL(str):
     for tests that kill its workers."""
 
     pid: int
-    worker: subprocess.Popen | None  # the job worker, when one was started
 
-    def __new__(cls, url: str, pid: int, worker: subprocess.Popen | None = None) -> ServerURL:
+    def __new__(cls, url: str, pid: int) -> ServerURL:
         served = super().__new__(cls, url)
         served.pid = pid
-        served.worker = worker
         return served
+
+
+JOB_WORKER_STARTED = re.compile(r"job worker started beside the web workers: .* \(pid (\d+)\)")
+JOB_WORKER_READY = re.compile(r"job worker (\d+) ready")
 
 
 @contextmanager
@@ -52,8 +55,8 @@ def gunicorn_server(
     """Serve the app with `settings` (names without the POSTERBENCH_ prefix, e.g. {"CATALOG": ...}) and yield its
     URL (with the master's `pid`) once /healthz answers; stop it on exit. gunicorn's output goes to `log_dir`
     (default: a temporary one). `app_target` is what gunicorn serves (the benchmarks' baseline serves another).
-    With `job_worker`, `posterbench worker` runs beside it with the same settings (its output in worker.log), ready
-    before the URL is yielded, and is stopped first."""
+    With `job_worker`, gunicorn's master starts the job worker as `posterbench serve` does (app/gunicorn_conf.py,
+    its output in gunicorn.log too): ready before the URL is yielded, and gone before this returns."""
     with tempfile.TemporaryDirectory(prefix="posterbench-gunicorn-") as scratch:
         logs = Path(log_dir or scratch)
         port = free_port()
@@ -62,6 +65,7 @@ def gunicorn_server(
             **{f"POSTERBENCH_{name}": value for name, value in settings.items()},
             "GUNICORN_WORKERS": str(workers),
             "GUNICORN_ACCESS_LOG": str(logs / "access.log"),
+            "GUNICORN_JOB_WORKER": "yes" if job_worker else "no",
         }
         log = logs / "gunicorn.log"
         command = [sys.executable, "-m", "gunicorn", "-c", "python:app.gunicorn_conf", "--bind", f"127.0.0.1:{port}"]
@@ -69,19 +73,41 @@ def gunicorn_server(
             server = subprocess.Popen(
                 [*command, app_target], cwd=ROOT, env=environment, stdout=output, stderr=subprocess.STDOUT
             )
-        worker = start_job_worker(environment, logs / "worker.log") if job_worker else None
-        url = ServerURL(f"http://127.0.0.1:{port}", server.pid, worker)
+        url = ServerURL(f"http://127.0.0.1:{port}", server.pid)
         try:
             wait_until_healthy(url, server, log, start_seconds)
-            if worker is not None:
-                wait_until_ready(worker, logs / "worker.log", start_seconds)
+            if job_worker:
+                wait_for_line(JOB_WORKER_READY, log, server, start_seconds, "the job worker was not ready")
             yield url
         finally:
-            if url.worker is not None and url.worker.poll() is None:
-                url.worker.terminate()
-                url.worker.wait(timeout=60)
             server.terminate()
             server.wait(timeout=60)
+            for supervisor in JOB_WORKER_STARTED.findall(log.read_text()):
+                wait_until_gone(int(supervisor), 60)
+
+
+def wait_for_line(pattern: re.Pattern, log: Path, server: subprocess.Popen, seconds: float, failure: str) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if pattern.search(log.read_text()):
+            return
+        if server.poll() is not None:
+            raise RuntimeError(f"gunicorn exited with {server.returncode}:\n{log.read_text()[-4000:]}")
+        time.sleep(0.1)
+    raise RuntimeError(f"{failure} within {seconds:g} s:\n{log.read_text()[-4000:]}")
+
+
+def wait_until_gone(pid: int, seconds: float) -> None:
+    """Wait until process `pid` has exited (the job worker stops when gunicorn's master does)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except (FileNotFoundError, IndexError):
+            return
+        if state == "Z":
+            return
+        time.sleep(0.1)
 
 
 def start_job_worker(environment: Mapping[str, str], log: Path) -> subprocess.Popen:
