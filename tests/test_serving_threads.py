@@ -52,6 +52,7 @@ def test_the_master_sets_each_pool_to_the_share_and_keeps_what_is_set(
     unset_thread_variables: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(gunicorn_conf, "available_cores", lambda: 16)
+    monkeypatch.setenv(gunicorn_conf.JOB_WORKER_VARIABLE, "no")  # tests/test_cli.py starts it
     monkeypatch.setenv("OPENBLAS_NUM_THREADS", "3")  # the operator's own setting
     logged = []
     server = SimpleNamespace(
@@ -64,7 +65,7 @@ def test_the_master_sets_each_pool_to_the_share_and_keeps_what_is_set(
         "OMP_NUM_THREADS": "2",
         "POSTERBENCH_INFERENCE_THREADS": "2",
     }
-    assert "16 cores, 2 workers x 4 threads" in logged[0][0] % logged[0][1:]
+    assert "16 cores, 2 workers x 4 threads" in logged[-1][0] % logged[-1][1:]
 
 
 @pytest.mark.parametrize(("setting", "threads"), [(None, None), ("", None), (3, 3), ("2", 2)])
