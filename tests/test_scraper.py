@@ -694,7 +694,8 @@ def test_pages_slower_than_the_page_timeout_are_retried_then_the_run_stops(imdb:
     with pytest.raises(ScrapeStoppedError, match="gave up on the War search for 1950-2020 .* after 2 tries") as got:
         scrape(settings(tmp_path / "catalog", imdb, genres=("War",), page_timeout=0.5, retries=1))
     assert "could not load it" in str(got.value) and "run the same command later to resume" in str(got.value)
-    assert imdb.request_counts["search"] == 2
+    # "after 2 tries" is the retry; on a loaded machine the second try may time out before Chromium sends its request
+    assert 1 <= imdb.request_counts["search"] <= 2
 
 
 @browser_test
@@ -756,7 +757,9 @@ def test_a_selenium_grid_with_remote_and_every_title_page(
         grid.wait(timeout=10)
     expected = expected_rows(catalog, bare, ("Western", "War"))
     assert rows(tmp_path / "catalog") == expected
-    assert report.title_pages == imdb.request_counts["title"] == len(expected)
+    assert report.title_pages == len(expected)
+    # each page once, or again after a page-load time-out (seen once on a machine under heavy load)
+    assert len(expected) <= imdb.request_counts["title"] <= 2 * len(expected)
 
 
 def test_the_command_line_checks_its_options(tmp_path: Path) -> None:
