@@ -229,9 +229,12 @@ def training_result(model_dir: Path):
     )
 
 
-def trained_model(request: pytest.FixtureRequest, name: str, catalog, preset, weights: Path, seed: int = 0):
+def trained_model(
+    request: pytest.FixtureRequest, name: str, catalog, preset, weights: Path, seed: int = 0, keep_cache: bool = False
+):
     """`preset` trained on `catalog` from `weights`, built once (see built_once); returns (TrainingResult, model
-    directory). The result is the one training returned when this session trained it, else read back from disk."""
+    directory). The result is the one training returned when this session trained it, else read back from disk.
+    With `keep_cache`, the cached frozen outputs stay beside the model directory (`train --keep-cache`)."""
     from model.train import train
 
     inputs = {
@@ -239,20 +242,25 @@ def trained_model(request: pytest.FixtureRequest, name: str, catalog, preset, we
         "seed": seed,
         "catalog": catalog_digest(catalog.directory),
         "weights": digest_files([weights], weights.parent),
+        "keep_cache": keep_cache,
     }
-    directory, result = built_once(
-        request, name, inputs, lambda out: train(catalog, preset, weights, out / "model", seed=seed, progress=False)
-    )
+
+    def build(out: Path):
+        return train(catalog, preset, weights, out / "model", seed=seed, progress=False, keep_cache=keep_cache)
+
+    directory, result = built_once(request, name, inputs, build)
     model_dir = directory / "model"
     return result or training_result(model_dir), model_dir
 
 
 @pytest.fixture(scope="session")
 def trained(request: pytest.FixtureRequest, demo_catalog, training_weights: Path):
-    """The demo preset trained for 15 epochs on the demo catalog; returns (TrainingResult, model directory)."""
+    """The demo preset trained for 15 epochs on the demo catalog; returns (TrainingResult, model directory). Its
+    cached frozen outputs are kept beside it, for bench/frozen_pool_probes.py's test."""
     from model.presets import DEMO
 
-    return trained_model(request, "demo-model", demo_catalog, replace(DEMO, epochs=15), training_weights)
+    demo = replace(DEMO, epochs=15)
+    return trained_model(request, "demo-model", demo_catalog, demo, training_weights, keep_cache=True)
 
 
 @pytest.fixture(scope="session")

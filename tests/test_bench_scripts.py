@@ -335,15 +335,12 @@ def test_genre_ablation_scores_every_way_with_validation_tuned_thresholds(demo_c
 
 
 def test_frozen_pool_probes_score_every_pooling_and_penalty_from_a_kept_cache(
-    demo_catalog, vgg_weights_file: Path, tmp_path: Path
+    demo_catalog, trained, tmp_path: Path
 ) -> None:
-    from dataclasses import replace
-
-    from model.presets import DEMO
-    from model.train import train
-
-    model_dir = tmp_path / "model"
-    train(demo_catalog, replace(DEMO, epochs=1), vgg_weights_file, model_dir, progress=False, keep_cache=True)
+    """On a copy of the demo model and the frozen outputs its training kept (tests/conftest.py `trained`)."""
+    model_dir = shutil.copytree(trained[1], tmp_path / "model")
+    work = f".{model_dir.name}.work"
+    shutil.copytree(trained[1].parent / work, tmp_path / work)
     output = run_script(
         "bench/frozen_pool_probes.py",
         *("--model", str(model_dir), "--catalog", str(demo_catalog.directory)),
