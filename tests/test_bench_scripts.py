@@ -206,10 +206,11 @@ def test_bandit_simulation_prints_regret_and_plots(tmp_path) -> None:
     assert plot.stat().st_size > 0
 
 
-def test_load_benchmark_serves_every_request(demo_catalog_dir, trained, index_dir) -> None:
+def test_load_benchmark_serves_every_request(demo_catalog_dir, onnx_model_dir, index_dir) -> None:
+    """PosterBench as the app serves it (the ONNX export), and the authors' design on the same Keras weights."""
     output = run_script(
         "bench/load.py",
-        *("--catalog", str(demo_catalog_dir), "--model", str(trained[1]), "--index", str(index_dir)),
+        *("--catalog", str(demo_catalog_dir), "--model", str(onnx_model_dir), "--index", str(index_dir)),
         *("--workers", "1", "--clients", "1,2", "--requests", "8", "--kinds", "upload,sample,feedback,bandit"),
         "--baseline",
     )
