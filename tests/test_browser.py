@@ -31,13 +31,13 @@ def imdb(demo_catalog) -> Iterator[ReplicaServer]:
 
 
 @pytest.fixture(scope="module")
-def base_url(demo_catalog_dir, trained, index_dir, imdb, tmp_path_factory) -> Iterator[str]:
+def base_url(demo_catalog_dir, onnx_model_dir, index_dir, imdb, tmp_path_factory) -> Iterator[str]:
     """The app under gunicorn (app/gunicorn_conf.py, two workers) on a free loopback port, configured by environment
-    variables exactly as `make serve` does."""
+    variables exactly as `make serve` does, serving the model's ONNX export as `make serve` does."""
     state = tmp_path_factory.mktemp("gunicorn")
     settings = {
         "CATALOG": str(demo_catalog_dir),
-        "MODEL": str(trained[1]),
+        "MODEL": str(onnx_model_dir),
         "INDEX": str(index_dir),
         "DATABASE": str(state / "posterbench.sqlite"),
         "SECRET_KEY": "browser-test-secret",

@@ -92,10 +92,10 @@ def served_settings(demo_catalog_dir: Path, model_dir: Path, index_dir: Path, da
 
 @pytest.mark.skipif(not Path("/proc/self/stat").is_file(), reason="finds gunicorn's workers in Linux's /proc")
 def test_a_worker_killed_while_votes_are_written_loses_no_acknowledged_vote(
-    demo_catalog, demo_catalog_dir, trained, index_dir, tmp_path: Path
+    demo_catalog, demo_catalog_dir, onnx_model_dir, index_dir, tmp_path: Path
 ) -> None:
     database = tmp_path / "posterbench.sqlite"
-    settings = served_settings(demo_catalog_dir, trained[1], index_dir, database)
+    settings = served_settings(demo_catalog_dir, onnx_model_dir, index_dir, database)
     acknowledged: dict[int, str] = {}  # id -> rating, answered 200
     unanswered: list[int] = []  # the connection broke: saved or not, never half
     lock = threading.Lock()

@@ -138,11 +138,11 @@ def test_init_db_applies_the_migrations_on_postgres(pg_app, postgres_url: str) -
 
 @pytest.mark.skipif(not Path("/proc/self/stat").is_file(), reason="finds gunicorn's workers in Linux's /proc")
 def test_two_hosts_share_one_vote_per_recommendation_and_the_bandit_through_a_worker_kill(
-    demo_catalog, demo_catalog_dir: Path, trained, index_dir: Path, tmp_path: Path, postgres_url: str
+    demo_catalog, demo_catalog_dir: Path, onnx_model_dir: Path, index_dir: Path, tmp_path: Path, postgres_url: str
 ) -> None:
     settings = {
         "CATALOG": str(demo_catalog_dir),
-        "MODEL": str(trained[1]),
+        "MODEL": str(onnx_model_dir),  # as make serve serves it: no TensorFlow to start in each worker
         "INDEX": str(index_dir),
         "DATABASE_URL": postgres_url,
         "SECRET_KEY": "two-hosts-secret",
