@@ -282,16 +282,16 @@ def test_image_cost_checks_every_poster_of_a_catalog(demo_catalog_dir, tmp_path)
     assert last["passed"] == last["posters"] - 1 and "times as tall as it is wide" in message
 
 
-def test_serving_memory_reads_every_worker(demo_catalog_dir, trained, index_dir) -> None:
+def test_serving_memory_reads_every_worker(demo_catalog_dir, onnx_model_dir, index_dir) -> None:
     output = run_script(
         "bench/serving_memory.py",
-        *("--catalog", str(demo_catalog_dir), "--model", str(trained[1]), "--index", str(index_dir)),
+        *("--catalog", str(demo_catalog_dir), "--model", str(onnx_model_dir), "--index", str(index_dir)),
         *("--workers", "2"),
     )
     last = json.loads(output.strip().splitlines()[-1])
     figures = last["2"]
     assert figures["workers"] == 2 and len(figures["rss_mib_each"]) == 2
-    assert figures["runtime"] == "keras"  # the model has no ONNX export (tests/test_onnx_serving.py serves one)
+    assert figures["runtime"] == "onnx"  # served as make serve serves it (tests/test_onnx_serving.py compares Keras)
     assert abs(figures["rss_mib"] - sum(figures["rss_mib_each"])) <= 2  # each rounded on its own
     assert 100 < figures["pss_mib"] <= figures["rss_mib"] + 1  # shared pages count once in PSS
 
