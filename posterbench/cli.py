@@ -175,7 +175,8 @@ def serve(
     "--restart/--no-restart",
     default=False,
     show_default=True,
-    help="run the worker as a child process, started again when it is killed (SIGKILL, out of memory); `serve` does",
+    help="run the worker as a child process, started again when it is killed (SIGKILL, out of memory), as gunicorn's "
+    "master (serve, the Docker image) runs it",
 )
 def worker(
     catalog: Path | None,
