@@ -126,10 +126,15 @@ def post_worker_init(worker: Any) -> None:
         worker.log.info("worker %d serves the %s model: %s", worker.pid, *served)
 
 
+def served_model(application: Any) -> Any:
+    """The model the served PosterBench app holds, None for another app (the load benchmark's baseline)."""
+    resources = getattr(application, "extensions", {}).get("posterbench")
+    return getattr(resources, "model", None)
+
+
 def served_precision(application: Any) -> tuple[str, str] | None:
     """The served PosterBench app's model precision (int8 or float32) and why it was chosen; None for another app."""
-    resources = getattr(application, "extensions", {}).get("posterbench")
-    model = getattr(resources, "model", None)
+    model = served_model(application)
     if model is None:
         return None
     reason = getattr(model, "precision_reason", "") or "Keras weights (no ONNX export: make onnx writes one)"
@@ -139,5 +144,4 @@ def served_precision(application: Any) -> tuple[str, str] | None:
 def inference_threads(application: Any) -> int | None:
     """ONNX Runtime's intra-op threads in the served PosterBench app, None when it serves no ONNX model (the Keras
     weights, or another app: the load benchmark's baseline)."""
-    resources = getattr(application, "extensions", {}).get("posterbench")
-    return getattr(getattr(resources, "model", None), "threads", None)
+    return getattr(served_model(application), "threads", None)

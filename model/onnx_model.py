@@ -109,18 +109,27 @@ def is_same_weights(path: Path, stamp: dict) -> bool:
     return stat.st_mtime_ns == stamp["mtime_ns"] or file_sha256(path) == stamp["sha256"]
 
 
+def require_files(directory: Path, names: tuple[str, ...], remedy: str) -> None:
+    """OnnxExportError naming the first of `names` missing from `directory`, and `remedy`."""
+    for name in names:
+        if not (directory / name).is_file():
+            raise OnnxExportError(f"{directory / name} is missing: {remedy}")
+
+
+def recorded_files(files: dict, names: tuple[str, ...]) -> dict[str, tuple[int, str]]:
+    """{name: (size, sha256)} of `names` as an export's JSON records them under "files" (or "source")."""
+    return {name: (int(files[name]["size"]), str(files[name]["sha256"])) for name in names}
+
+
 def read_export(directory: Path) -> dict:
     """model.onnx.json, with every export file present and the model's weights unchanged since the export."""
-    for name in EXPORT_FILES:
-        if not (directory / name).is_file():
-            raise OnnxExportError(f"{directory / name} is missing: {export_command(directory)}")
+    require_files(directory, EXPORT_FILES, export_command(directory))
     path = directory / EXPORT_FILE
     try:
         export = json.loads(path.read_text())
         stamp = export["source"]
         source = {"size": int(stamp["size"]), "mtime_ns": int(stamp["mtime_ns"]), "sha256": str(stamp["sha256"])}
-        files = export["files"]
-        checks = {name: (int(files[name]["size"]), str(files[name]["sha256"])) for name in (ONNX_FILE, ONNX_DATA_FILE)}
+        checks = recorded_files(export["files"], (ONNX_FILE, ONNX_DATA_FILE))
     except (ValueError, KeyError, TypeError) as error:
         raise OnnxExportError(f"{path} is damaged ({error!r}): {export_command(directory)}") from error
     weights = directory / WEIGHTS_FILE
@@ -130,17 +139,17 @@ def read_export(directory: Path) -> dict:
             f"again since): {export_command(directory)}"
         )
     for name, (size, digest) in checks.items():
-        check_file(directory / name, size, digest, directory)
+        check_file(directory / name, size, digest, export_command(directory))
     return export
 
 
-def check_file(path: Path, size: int, digest: str, directory: Path) -> None:
+def check_file(path: Path, size: int, digest: str, remedy: str) -> None:
     """Refuse an export file whose size or content hash is not what the export wrote (damaged, or replaced)."""
     actual = path.stat().st_size
     if actual != size:
-        raise OnnxExportError(f"{path} is damaged ({actual:,} bytes, not {size:,}): {export_command(directory)}")
+        raise OnnxExportError(f"{path} is damaged ({actual:,} bytes, not {size:,}): {remedy}")
     if file_sha256(path) != digest:
-        raise OnnxExportError(f"{path} is damaged (its content hash changed): {export_command(directory)}")
+        raise OnnxExportError(f"{path} is damaged (its content hash changed): {remedy}")
 
 
 def session_options(threads: int = INTRA_OP_THREADS, prepack: bool = False) -> ort.SessionOptions:
@@ -299,39 +308,25 @@ def int8_command(directory: Path) -> str:
 def read_int8_export(directory: Path, export: dict) -> dict:
     """model.int8.onnx.json (its "check" a dict), with every int8 file present and whole, made from the float32
     export `export` describes (read_export's); OnnxExportError says what is wrong."""
-    for name in INT8_FILES:
-        if not (directory / name).is_file():
-            raise OnnxExportError(f"{directory / name} is missing: {int8_command(directory)}")
+    require_files(directory, INT8_FILES, int8_command(directory))
     path = directory / INT8_EXPORT_FILE
     try:
         int8 = json.loads(path.read_text())
-        source = {
-            name: (int(int8["source"][name]["size"]), str(int8["source"][name]["sha256"])) for name in EXPORT_FILES[:2]
-        }
-        files = {
-            name: (int(int8["files"][name]["size"]), str(int8["files"][name]["sha256"])) for name in INT8_FILES[:2]
-        }
+        source = recorded_files(int8["source"], EXPORT_FILES[:2])
+        files = recorded_files(int8["files"], INT8_FILES[:2])
         if not isinstance(int8["check"], dict):
             raise TypeError(f"check is {type(int8['check']).__name__}")
         int8["dense_float32_bytes"] = int(int8.get("dense_float32_bytes", PREPACK_LIMIT + 1))
     except (ValueError, KeyError, TypeError) as error:
         raise OnnxExportError(f"{path} is damaged ({error!r}): {int8_command(directory)}") from error
-    exported = {name: (int(export["files"][name]["size"]), str(export["files"][name]["sha256"])) for name in source}
+    exported = recorded_files(export["files"], tuple(source))
     if source != exported:
         raise OnnxExportError(
             f"{directory / INT8_FILE} was quantized from another float32 export than {directory / ONNX_FILE} (exported "
             f"again since): {int8_command(directory)}"
         )
     for name, (size, digest) in files.items():
-        actual = (directory / name).stat().st_size
-        if actual != size:
-            raise OnnxExportError(
-                f"{directory / name} is damaged ({actual:,} bytes, not {size:,}): {int8_command(directory)}"
-            )
-        if file_sha256(directory / name) != digest:
-            raise OnnxExportError(
-                f"{directory / name} is damaged (its content hash changed): {int8_command(directory)}"
-            )
+        check_file(directory / name, size, digest, int8_command(directory))
     return int8
 
 

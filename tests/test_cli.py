@@ -10,7 +10,6 @@ import shutil
 import sqlite3
 import subprocess
 import sys
-import time
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -18,6 +17,7 @@ import pytest
 from click.testing import CliRunner
 
 from posterbench import cli
+from tools.serving import wait_until_gone
 
 ROOT = Path(__file__).resolve().parents[1]
 STAGES = [
@@ -165,13 +165,7 @@ def test_the_job_worker_stops_with_the_process_that_started_it(tmp_path: Path) -
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True, env=environment
     )
     child = int(parent.stdout.split()[0])
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and Path(f"/proc/{child}").exists():
-        if Path(f"/proc/{child}/stat").read_text().split(")")[-1].split()[0] == "Z":
-            break  # stopped, waiting only for init to reap it
-        time.sleep(0.1)
-    alive = Path(f"/proc/{child}").exists() and Path(f"/proc/{child}/stat").read_text().split(")")[-1].split()[0] != "Z"
-    assert not alive, "the job worker outlived the process that started it"
+    assert wait_until_gone(child, 10), "the job worker outlived the process that started it"
 
 
 def test_init_db_prepares_a_database_once(tmp_path: Path, monkeypatch) -> None:

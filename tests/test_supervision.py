@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from posterbench.supervision import describe, supervise
+from tools.serving import is_running, wait_until_gone
 
 SUPERVISOR = (
     "import os, sys\nfrom posterbench.supervision import supervise\nsys.exit(supervise({command!r}, os.environ))\n"
@@ -46,23 +47,6 @@ def started_children(pids: Path, count: int, seconds: float = 20) -> list[int]:
     )
 
 
-def is_running(pid: int) -> bool:
-    stat = Path(f"/proc/{pid}/stat")
-    try:
-        return stat.read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except FileNotFoundError:
-        return False
-
-
-def wait_gone(pid: int, seconds: float = 10) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if not is_running(pid):
-            return True
-        time.sleep(0.05)
-    return False
-
-
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="/proc and the parent-death signal")
 def test_a_killed_child_is_started_again_and_sigterm_stops_both(tmp_path: Path) -> None:
     pids = tmp_path / "pids"
@@ -76,7 +60,7 @@ def test_a_killed_child_is_started_again_and_sigterm_stops_both(tmp_path: Path) 
         third = started_children(pids, 3)[2]
         supervisor.send_signal(signal.SIGTERM)
         assert supervisor.wait(timeout=20) == 0  # the child stopped on the SIGTERM passed on
-        assert wait_gone(third)
+        assert wait_until_gone(third, 10)
     finally:
         supervisor.kill()
     log = (tmp_path / "log").read_text()
@@ -100,7 +84,7 @@ def test_the_child_does_not_outlive_a_killed_supervisor(tmp_path: Path) -> None:
     (child,) = started_children(pids, 1)
     supervisor.kill()
     supervisor.wait(timeout=20)
-    assert wait_gone(child), "the child outlived its supervisor"
+    assert wait_until_gone(child, 10), "the child outlived its supervisor"
 
 
 def test_waits_double_after_quick_deaths_up_to_the_limit() -> None:

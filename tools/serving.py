@@ -97,17 +97,23 @@ def wait_for_line(pattern: re.Pattern, log: Path, server: subprocess.Popen, seco
     raise RuntimeError(f"{failure} within {seconds:g} s:\n{log.read_text()[-4000:]}")
 
 
-def wait_until_gone(pid: int, seconds: float) -> None:
-    """Wait until process `pid` has exited (the job worker stops when gunicorn's master does)."""
+def is_running(pid: int) -> bool:
+    """Whether process `pid` exists and is not a zombie (Linux's /proc; elsewhere always False)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (FileNotFoundError, IndexError):
+        return False
+
+
+def wait_until_gone(pid: int, seconds: float) -> bool:
+    """Wait up to `seconds` until process `pid` has exited (the job worker stops when gunicorn's master does);
+    whether it did."""
     deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        try:
-            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-        except (FileNotFoundError, IndexError):
-            return
-        if state == "Z":
-            return
-        time.sleep(0.1)
+    while is_running(pid):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
 
 
 def start_job_worker(environment: Mapping[str, str], log: Path) -> subprocess.Popen:
