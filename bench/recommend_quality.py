@@ -19,6 +19,8 @@ without the decade filter, and no filter at all are scored, beside CLEMS's proba
 Two ways to choose queries and catalog:
 - `--catalog DIR --index DIR --model DIR`: the model's own held-out test split are the queries, the movies of its
   training and validation splits the catalog (`make recommend-eval CATALOG=DIR`);
+- `--held-out validation`: the validation split's movies against the training split's, to choose an experiment's
+  settings (`--genre-rerank`) before the test split scores them;
 - add `--queries DIR --queries-index DIR`: every movie of another catalog is a query against all of this one
   (`make recommend-eval QUERIES=DIR CATALOG=DIR`); a query that is also in the catalog is never recommended to
   itself.
@@ -301,6 +303,13 @@ def main() -> None:
     parser.add_argument("--clems", type=Path, help="use this CLEMS model's genre probabilities (threshold 0.5)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the random picks (default 0)")
     parser.add_argument(
+        "--held-out",
+        choices=("test", "validation"),
+        default="test",
+        help="the model's split whose movies are the queries: test (against training and validation), or validation "
+        "(against training alone, to choose an experiment's settings)",
+    )
+    parser.add_argument(
         "--genre-rerank",
         type=int,
         default=0,
@@ -326,8 +335,15 @@ def main() -> None:
 
     if args.queries is None:
         split = Split.load(args.model / SPLIT_FILE)
-        catalog_ids, query_ids, query_catalog, query_index = split.train + split.validation, split.test, catalog, index
-        described = f"{len(split.test)} held-out test movies of {args.catalog} against its {len(catalog_ids)} others"
+        if args.held_out == "validation":  # to choose an experiment's settings before the test split scores them
+            catalog_ids, query_ids = split.train, split.validation
+        else:
+            catalog_ids, query_ids = split.train + split.validation, split.test
+        query_catalog, query_index = catalog, index
+        described = (
+            f"{len(query_ids)} held-out {args.held_out} movies of {args.catalog} against {len(catalog_ids)} "
+            f"{'training' if args.held_out == 'validation' else 'training and validation'} movies"
+        )
     else:
         query_catalog = read_catalog(args.queries, check_posters=False)
         query_index = FeatureIndex.load(args.queries_index, query_catalog)

@@ -101,6 +101,13 @@ def test_recommendation_quality_beats_random_picks(demo_catalog_dir, trained, in
     )
     again = json.loads(with_rerank.strip().splitlines()[-1])
     assert again == last  # seeded, and the experiment's rows stay out of the JSON line
+    validation = run_script(
+        "bench/recommend_quality.py",
+        *("--catalog", str(demo_catalog_dir), "--model", str(trained[1]), "--index", str(index_dir)),
+        *("--held-out", "validation"),
+    )
+    validated = json.loads(validation.strip().splitlines()[-1])
+    assert "held-out validation movies" in validation and validated["manhattan"]["n"] != last["manhattan"]["n"]
     for metric in ("manhattan", "euclidean", "cosine"):
         label = f"| {metric}, model, genre re-rank of 20 |"
         (row,) = [line for line in with_rerank.splitlines() if line.startswith(label)]
