@@ -97,6 +97,19 @@ def start_browser(
     return driver
 
 
+_DOCUMENT_HTML = "return document.documentElement ? document.documentElement.outerHTML : ''"
+
+
+def page_html(driver: WebDriver) -> str:
+    """The HTML of the page the browser shows. chromedriver's `page_source` now and then answers an empty string
+    for a page that is there (seen on a busy machine: 4 of 300 title pages with 3 other processes on 2 cores),
+    which would pass for the bot wall's empty page; the document's own markup is read then instead."""
+    html = driver.page_source
+    if html.strip():
+        return html
+    return driver.execute_script(_DOCUMENT_HTML) or ""
+
+
 def _required(path: str | None, what: str, package: str) -> str:
     if path is None:
         raise BrowserError(f"{what} is not installed; install Debian's package: sudo apt-get install {package}")

@@ -21,7 +21,7 @@ from selenium.webdriver.remote.webdriver import WebDriver
 from tqdm import tqdm
 
 from catalog import Movie, read_catalog, write_movies_csv, write_poster
-from scraper.browser import USER_AGENT, Pacer, browser_session, first_line
+from scraper.browser import USER_AGENT, Pacer, browser_session, first_line, page_html
 from scraper.fetch import FetchError, SafeFetcher
 from scraper.links import IMDB_IMAGE_HOSTS
 from scraper.search import (
@@ -351,7 +351,7 @@ class _Run:
             self.report.title_pages += 1
             try:
                 self.driver.get(url)
-                html = self.driver.page_source
+                html = page_html(self.driver)
                 return read_title_page(html, imdb_id)
             except TitlePageError as error:
                 title, text = self.driver.execute_script(_TITLE_PAGE_SUMMARY)

@@ -28,7 +28,7 @@ import pytest
 from PIL import Image
 
 from catalog import Catalog, Movie, read_catalog
-from scraper.browser import Pacer
+from scraper.browser import Pacer, page_html
 from scraper.scrape import (
     BotWall,
     ScrapeBusyError,
@@ -303,6 +303,25 @@ def test_pacer_keeps_about_the_delay_between_actions() -> None:
     assert Pacer(0, random.Random(1)).wait() == 0.0
     with pytest.raises(ValueError):
         Pacer(-1, random.Random(1))
+
+
+class _BlankSourceDriver:
+    """chromedriver as it sometimes answers on a busy machine: an empty `page_source` for a page that is there."""
+
+    page_source = ""
+
+    def __init__(self, markup: str) -> None:
+        self.markup = markup
+
+    def execute_script(self, script: str) -> str:
+        assert "outerHTML" in script
+        return self.markup
+
+
+def test_an_empty_page_source_is_read_again_from_the_document() -> None:
+    markup = "<html><head><title>Alien (1979) - IMDb</title></head><body></body></html>"
+    assert page_html(_BlankSourceDriver(markup)) == markup
+    assert page_html(_BlankSourceDriver("")) == ""  # a truly empty answer stays empty: the bot wall's
 
 
 def test_settings_are_checked(tmp_path: Path) -> None:
