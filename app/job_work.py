@@ -3,9 +3,9 @@ genre of one poster (model/explain.py). Each takes the job, its posters (as the 
 them) and a progress callback, and returns the job's JSON result and its files (the sheet, the heatmap).
 
 A comparison predicts every draft in one batch and gives, per draft, what /api/recommend gives (genres, decade, year,
-rating, whether it looks like a poster, five nearest movies) and, for the genres the designer intends, the drafts
+rating, whether it looks like a poster, five recommended movies) and, for the genres the designer intends, the drafts
 ranked by how strongly they read as each, and how far each draft's genre profile is from the intended one. The five
-nearest movies use one fixed distance for all drafts, the bandit's current best (its greedy arm: the highest mean
+recommended movies use one fixed distance for all drafts, the bandit's current best (its greedy arm: the highest mean
 rating so far, manhattan while nothing is rated), so that the drafts are compared alike; a comparison is no bandit
 recommendation: it is not logged, chooses no arm and cannot be voted on."""
 

@@ -1,6 +1,6 @@
 """The poster pipeline of a request, from a poster (an upload, a catalog sample or an IMDb title link) to a logged
 recommendation: genre probabilities, the decade, year and rating the poster evokes, whether it looks like a poster at
-all, the bandit's distance and the five nearest catalog movies. Shared by the pages and the JSON API."""
+all, the bandit's distance and the five recommended catalog movies. Shared by the pages and the JSON API."""
 
 from __future__ import annotations
 
@@ -105,7 +105,7 @@ def image_query(resources: Resources, data: bytes, kind: str, imdb_id: str | Non
 def recommend_for(
     database: Database, resources: Resources, config: Mapping[str, object], query: Query
 ) -> Recommendation:
-    """Genres, the bandit's distance and the five nearest movies for `query`, logged; returns what was shown."""
+    """Genres, the bandit's distance and the five recommended movies for `query`, logged; returns what was shown."""
     features = query.prediction.features
     probabilities = resources.genre_probabilities(features, query.prediction.genres)[0]
     policy_name = str(config["BANDIT_POLICY"])

@@ -20,7 +20,7 @@ Two ways to choose queries and catalog:
 - `--catalog DIR --index DIR --model DIR`: the model's own held-out test split are the queries, the movies of its
   training and validation splits the catalog (`make recommend-eval CATALOG=DIR`);
 - `--held-out validation`: the validation split's movies against the training split's, to choose an experiment's
-  settings (`--genre-rerank`) before the test split scores them;
+  settings (`--shortlist`) before the test split scores them;
 - add `--queries DIR --queries-index DIR`: every movie of another catalog is a query against all of this one
   (`make recommend-eval QUERIES=DIR CATALOG=DIR`); a query that is also in the catalog is never recommended to
   itself.
@@ -28,10 +28,9 @@ The last line is one JSON object keyed by distance, plus "random" (the seeded ra
 each {genre_share, genre_jaccard, same_decade, year_gap_median, rating_gap_mean, n}, for the genres the app uses
 (CLEMS's when given, else the model's); a figure with nothing to average (no years, say) is null.
 
-`--genre-rerank N` adds an experiment the app does not run (yet): the N nearest of the same pool (widened as the
-app widens it when it holds fewer than N) ordered again by how much of the query's genre probability each one's true
-genres hold (genre_rerank), printed as extra rows ("manhattan, model, genre re-rank of 25"); the JSON line keeps
-the app's own figures.
+The picks are the app's: the GENRE_SHORTLIST nearest of the pool ordered again by how much of the query's genre
+probability each one's true genres hold (recommend.genre_rerank); rows named "nearest five" score the five nearest
+without that ordering, beside them. `--shortlist N` scores another shortlist (5 or less: the nearest five alone).
 """
 
 from __future__ import annotations
@@ -225,16 +224,6 @@ class RandomPicks:
         return self.rng.choice(pool, size=min(k, len(pool)), replace=False)
 
 
-def genre_rerank(shortlist: np.ndarray, probabilities: np.ndarray, labels: np.ndarray, k: int = K) -> np.ndarray:
-    """The `k` of `shortlist` (catalog rows, nearest first) with the lowest rank / len(shortlist) minus agreement,
-    where a movie's agreement is the share of the query's genre probability that its true genres hold (0 to 1): a
-    movie of all the query's likely genres may be chosen over one up to len(shortlist) places nearer that has none."""
-    shortlist = np.asarray(shortlist, dtype=np.intp)
-    agreement = (labels[shortlist] * probabilities).sum(axis=1) / max(float(probabilities.sum()), 1e-9)
-    order = np.argsort(np.arange(len(shortlist)) / len(shortlist) - agreement, kind="stable")
-    return shortlist[order][:k]
-
-
 def evaluate_distance(
     query: Side,
     catalog: Side,
@@ -242,12 +231,12 @@ def evaluate_distance(
     metric: str,
     use_genres: bool = True,
     decades: tuple[int, ...] = (),
-    rerank: int = 0,
+    shortlist: int = 0,
 ) -> dict:
     """Scores of the app's recommendations for every query with at least one true genre (`use_genres` False:
     the nearest of the whole catalog, ignoring the predicted genres). With a `RandomPicks` as `search`, the
-    scores of random picks from the same pool. With `rerank` (> K), the `rerank` nearest are ordered again by
-    genre_rerank."""
+    scores of random picks from the same pool. `shortlist`: recommend's (the app serves GENRE_SHORTLIST; at most
+    K: the nearest five, not ordered again)."""
     from recommend import decade_mask, recommend
 
     catalog_rows = {imdb_id: row for row, imdb_id in enumerate(catalog.ids)}
@@ -264,14 +253,13 @@ def evaluate_distance(
                 query.features[row],
                 query.probabilities[row],
                 metric,
-                max(K, rerank),
+                K,
                 exclude_rows=itself,
                 era=None
                 if query.evoked_decades is None
                 else decade_mask(query.evoked_decades[row], decades, catalog_decades),
+                shortlist=shortlist,
             )
-            if rerank > K:
-                picks = genre_rerank(np.asarray(picks), query.probabilities[row], catalog.labels).tolist()
         else:
             allowed = np.ones(len(catalog.ids), dtype=bool)
             allowed[itself] = False
@@ -310,11 +298,12 @@ def main() -> None:
         "(against training alone, to choose an experiment's settings)",
     )
     parser.add_argument(
-        "--genre-rerank",
+        "--shortlist",
         type=int,
-        default=0,
+        default=None,
         metavar="N",
-        help="also score an experiment: the N nearest ordered again by genre agreement (genre_rerank; 0: off)",
+        help="how many of the nearest the genre re-ranking orders (default: the app's GENRE_SHORTLIST; 5 or less: "
+        "the nearest five)",
     )
     args = parser.parse_args()
     if (args.queries is None) != (args.queries_index is None):
@@ -323,7 +312,9 @@ def main() -> None:
     from model.artifacts import read_description
     from model.index import FeatureIndex
     from model.split import SPLIT_FILE, Split
-    from recommend import DISTANCES, NeighbourSearch
+    from recommend import DISTANCES, GENRE_SHORTLIST, NeighbourSearch
+
+    shortlist = GENRE_SHORTLIST if args.shortlist is None else args.shortlist
 
     catalog = read_catalog(args.catalog, check_posters=False)
     index = FeatureIndex.load(args.index, catalog)
@@ -365,7 +356,8 @@ def main() -> None:
     used = "model+CLEMS" if clems is not None else "model"
     sources["model, no decade filter"] = side_of(query_catalog, query_index, query_ids)
     search = NeighbourSearch(catalog_side.features)
-    print(f"recommendation quality: {described}; {K} picks per query; genres from {args.model}")
+    ordering = f"the {shortlist} nearest ordered again by genre agreement" if shortlist > K else "the nearest"
+    print(f"recommendation quality: {described}; {K} picks per query ({ordering}); genres from {args.model}")
     if clems is not None:
         print(f"model+CLEMS: genre probabilities of {args.clems} ({clems.cost} cost)")
 
@@ -392,17 +384,16 @@ def main() -> None:
                 results["random"] = scores
         for metric in DISTANCES:
             started = time.perf_counter()
-            scores = evaluate_distance(query_side, catalog_side, search, metric, use_genres, description.decades)
+            scores = evaluate_distance(
+                query_side, catalog_side, search, metric, use_genres, description.decades, shortlist
+            )
             print(table_row(f"{metric}, {name}", scores, f"{time.perf_counter() - started:.1f}"))
             if name == used:
                 results[metric] = scores
-            if args.genre_rerank > K and use_genres:
+            if shortlist > K and use_genres and name == used:  # what the re-ranking adds
                 started = time.perf_counter()
-                reranked = evaluate_distance(
-                    query_side, catalog_side, search, metric, use_genres, description.decades, args.genre_rerank
-                )
-                label = f"{metric}, {name}, genre re-rank of {args.genre_rerank}"
-                print(table_row(label, reranked, f"{time.perf_counter() - started:.1f}"))
+                nearest = evaluate_distance(query_side, catalog_side, search, metric, use_genres, description.decades)
+                print(table_row(f"{metric}, {name}, nearest five", nearest, f"{time.perf_counter() - started:.1f}"))
     results["random"] = results.pop("random")  # after the distances
     print(json.dumps({key: json_ready(scores) for key, scores in results.items()}))
 

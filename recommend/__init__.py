@@ -7,17 +7,19 @@ the benchmarks import it.
   query costs one pass over them;
 - `recommend.approximate`: `ApproximateSearch`, faiss HNSW graphs whose shortlist the exact distance orders, for
   catalogs above `APPROXIMATE_ABOVE` movies (built by `make index`, loaded by `load_search`);
-- `recommend.candidates`: the genre and decade filters and `recommend` itself.
+- `recommend.candidates`: the genre and decade filters, the genre re-ranking of the nearest, and `recommend` itself.
 """
 
 from recommend.approximate import APPROXIMATE_ABOVE, ApproximateSearch, load_search
 from recommend.candidates import (
     DECADE_MASS,
+    GENRE_SHORTLIST,
     GENRE_THRESHOLD,
     candidate_decades,
     candidate_genres,
     candidate_mask,
     decade_mask,
+    genre_rerank,
     recommend,
 )
 from recommend.distances import DISTANCES, check_distance, distances
@@ -29,6 +31,7 @@ __all__ = [
     "CHUNK_ROWS",
     "DECADE_MASS",
     "DISTANCES",
+    "GENRE_SHORTLIST",
     "GENRE_THRESHOLD",
     "NeighbourSearch",
     "candidate_decades",
@@ -37,6 +40,7 @@ __all__ = [
     "check_distance",
     "decade_mask",
     "distances",
+    "genre_rerank",
     "load_search",
     "recommend",
 ]

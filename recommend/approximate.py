@@ -108,6 +108,10 @@ class ApproximateSearch:
     def __len__(self) -> int:
         return len(self.features_)
 
+    def vectors(self, rows: ArrayLike) -> NDArray[np.float32]:
+        """The feature vectors of catalog `rows`."""
+        return self.features_[np.asarray(rows, dtype=np.intp)]
+
     def nearest(
         self, query: ArrayLike, metric: str, k: int = 5, allowed: NDArray[np.bool_] | None = None
     ) -> NDArray[np.intp]:

@@ -36,6 +36,10 @@ class NeighbourSearch:
     def __len__(self) -> int:
         return len(self.features)
 
+    def vectors(self, rows: ArrayLike) -> NDArray[np.float32]:
+        """The feature vectors of catalog `rows`."""
+        return self.features[np.asarray(rows, dtype=np.intp)]
+
     def approximate_distances(self, query: ArrayLike, metric: str) -> NDArray[np.float32]:
         """(n,) float32 distances from `query` to every row: monotone in the exact distance up to rounding
         (euclidean: the squared distance)."""

@@ -94,13 +94,6 @@ def test_recommendation_quality_beats_random_picks(demo_catalog_dir, trained, in
     assert last["random"]["n"] == last["manhattan"]["n"]  # the same queries
     for metric in ("manhattan", "euclidean", "cosine"):
         assert last[metric]["genre_share"] > random_share + 0.1
-    with_rerank = run_script(
-        "bench/recommend_quality.py",
-        *("--catalog", str(demo_catalog_dir), "--model", str(trained[1]), "--index", str(index_dir)),
-        *("--genre-rerank", "20"),
-    )
-    again = json.loads(with_rerank.strip().splitlines()[-1])
-    assert again == last  # seeded, and the experiment's rows stay out of the JSON line
     validation = run_script(
         "bench/recommend_quality.py",
         *("--catalog", str(demo_catalog_dir), "--model", str(trained[1]), "--index", str(index_dir)),
@@ -108,23 +101,18 @@ def test_recommendation_quality_beats_random_picks(demo_catalog_dir, trained, in
     )
     validated = json.loads(validation.strip().splitlines()[-1])
     assert "held-out validation movies" in validation and validated["manhattan"]["n"] != last["manhattan"]["n"]
+    # the nearest five alone (--shortlist 5) score what the served picks' "nearest five" rows say
+    nearest = run_script(
+        "bench/recommend_quality.py",
+        *("--catalog", str(demo_catalog_dir), "--model", str(trained[1]), "--index", str(index_dir)),
+        *("--shortlist", "5"),
+    )
+    plain = json.loads(nearest.strip().splitlines()[-1])
+    assert "nearest five |" not in nearest and plain["random"] == last["random"]  # seeded
     for metric in ("manhattan", "euclidean", "cosine"):
-        label = f"| {metric}, model, genre re-rank of 20 |"
-        (row,) = [line for line in with_rerank.splitlines() if line.startswith(label)]
-        assert 0 <= float(row.split("|")[2]) <= 1
-
-
-def test_genre_rerank_trades_nearness_for_the_querys_likely_genres() -> None:
-    from bench.recommend_quality import genre_rerank
-
-    labels = np.array([[0, 1], [0, 1], [1, 0], [1, 1], [0, 1], [1, 0]], dtype=np.int8)
-    shortlist = np.array([0, 1, 2, 3, 4, 5])  # nearest first
-    # A query that reads as the first genre: its movies move up (rank / 6 less agreement: -0.57, -0.5, -0.1, ...).
-    assert genre_rerank(shortlist, np.array([0.9, 0.1]), labels, k=3).tolist() == [2, 3, 0]
-    # Both genres equally likely: the movie of both ties with the nearest, three places nearer; nearness breaks it.
-    assert genre_rerank(shortlist, np.array([0.5, 0.5]), labels, k=3).tolist() == [0, 3, 1]
-    # No genre probability at all: the order of nearness.
-    assert genre_rerank(shortlist, np.zeros(2), labels, k=3).tolist() == [0, 1, 2]
+        (row,) = [line for line in lines if line.startswith(f"| {metric}, model, nearest five |")]
+        assert float(row.split("|")[2]) == plain[metric]["genre_share"]
+        assert float(row.split("|")[4]) == plain[metric]["same_decade"]
 
 
 def test_recommendation_quality_takes_a_second_catalog_as_queries(demo_catalog_dir, trained, index_dir) -> None:

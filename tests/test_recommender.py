@@ -15,6 +15,7 @@ from recommend import (
     candidate_mask,
     decade_mask,
     distances,
+    genre_rerank,
     recommend,
 )
 
@@ -130,15 +131,53 @@ def test_recommend_widens_to_the_whole_catalog_when_a_genre_has_too_few_movies()
     labels = np.zeros((10, 6), dtype=np.uint8)
     labels[:2, 3] = 1
     search = NeighbourSearch(features)
-    rows = recommend(search, labels, np.array([9.0], np.float32), np.array([0, 0, 0, 0.9, 0, 0]), "euclidean")
-    assert rows == [9, 8, 7, 6, 5]
-    assert recommend(search, labels, np.array([9.0]), np.array([0, 0, 0, 0.9, 0, 0]), "cosine", exclude_rows=[9]) == [
+    thriller = np.array([0, 0, 0, 0.9, 0, 0])
+    assert recommend(search, labels, np.array([9.0], np.float32), thriller, "euclidean", shortlist=0) == [9, 8, 7, 6, 5]
+    assert recommend(search, labels, np.array([9.0]), thriller, "cosine", exclude_rows=[9], shortlist=0) == [
         1,
         2,
         3,
         4,
         5,
     ]  # all on one ray: cosine distance 0 to every positive value, ties by row; row 0 is the zero vector
+    # ordered again by genres, the genre's two movies come next after the query's own poster (row 9, distance 0)
+    assert recommend(search, labels, np.array([9.0], np.float32), thriller, "euclidean") == [9, 1, 0, 8, 7]
+
+
+def test_a_movie_of_the_querys_genres_is_chosen_over_a_slightly_nearer_one_of_other_genres() -> None:
+    features = np.arange(1, 41, dtype=np.float32)[:, np.newaxis]  # row r at r + 1: nearer the query the lower r
+    labels = np.zeros((40, 6), dtype=np.uint8)
+    labels[:, 0] = 1  # every movie is an action movie, candidates all
+    labels[[3, 30], 2] = 1  # rows 3 and 30 are dramas too
+    search = NeighbourSearch(features)
+    action_drama = np.array([0.6, 0, 0.6, 0, 0, 0])
+    rows = recommend(search, labels, np.array([0.0]), action_drama, "manhattan")
+    assert rows == [3, 0, 1, 2, 4]  # row 3, both genres, moves first; row 30 is beyond the 25 nearest
+    assert 30 in recommend(search, labels, np.array([0.0]), action_drama, "manhattan", k=13, shortlist=40)
+    assert recommend(search, labels, np.array([0.0]), action_drama, "manhattan", shortlist=5) == [0, 1, 2, 3, 4]
+
+
+def test_the_querys_own_poster_stays_first_whatever_its_genres() -> None:
+    features = np.arange(40, dtype=np.float32)[:, np.newaxis]
+    labels = np.zeros((40, 6), dtype=np.uint8)
+    labels[:, 0] = 1
+    labels[1:, 2] = 1  # every movie but row 0 is a drama too
+    search = NeighbourSearch(features)
+    action_drama = np.array([0.6, 0, 0.6, 0, 0, 0])
+    assert recommend(search, labels, np.array([0.0]), action_drama, "euclidean")[0] == 0  # the same poster
+    assert recommend(search, labels, np.array([0.5]), action_drama, "euclidean")[0] == 1  # only near it
+
+
+def test_genre_rerank_trades_nearness_for_the_querys_likely_genres() -> None:
+    labels = np.array([[0, 1], [0, 1], [1, 0], [1, 1], [0, 1], [1, 0]], dtype=np.int8)
+    shortlist = np.array([0, 1, 2, 3, 4, 5])  # nearest first
+    # A query that reads as the first genre: its movies move up (rank / 6 less agreement: -0.57, -0.5, -0.1, ...).
+    assert genre_rerank(shortlist, np.array([0.9, 0.1]), labels, k=3).tolist() == [2, 3, 0]
+    assert genre_rerank(shortlist, np.array([0.9, 0.1]), labels, k=3, keep_first=True).tolist() == [0, 2, 3]
+    # Both genres equally likely: the movie of both ties with the nearest, three places nearer; nearness breaks it.
+    assert genre_rerank(shortlist, np.array([0.5, 0.5]), labels, k=3).tolist() == [0, 3, 1]
+    # No genre probability at all: the order of nearness.
+    assert genre_rerank(shortlist, np.zeros(2), labels, k=3).tolist() == [0, 1, 2]
 
 
 def test_candidate_decades_are_the_most_probable_holding_half_the_probability() -> None:
