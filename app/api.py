@@ -15,7 +15,8 @@ from flask import Blueprint, Response, abort, current_app, request, url_for
 from app.dashboard import current_report
 from app.db import get_db
 from app.job_requests import compare_request, explain_request
-from app.jobs import Job, current_job, job_settings, read_file, read_job, read_posters, submit
+from app.job_store import Job, read_file, read_job, read_posters
+from app.jobs import current_job, job_settings, submit
 from app.limits import poster_work
 from app.poster_pipeline import QueryError, imdb_query, recommend_for, sample_query, upload_query
 from app.recommendations import RATING_OF_REWARD, RateLimit, record_feedback

@@ -12,7 +12,7 @@ from typing import Any
 from werkzeug.datastructures import FileStorage, MultiDict
 
 from app.db import get_db
-from app.jobs import JobPoster, read_job, read_posters
+from app.job_store import JobPoster, read_job, read_posters
 from app.limits import poster_work
 from app.poster_pipeline import QueryError, imdb_poster, job_image, sample_poster, upload_poster
 from app.recommendations import find_recommendation

@@ -22,7 +22,8 @@ from PIL import Image, ImageDraw, ImageFont
 
 from app.bandit_state import current_policy
 from app.db import get_db
-from app.jobs import Job, JobError, JobPoster
+from app.job_store import Job, JobPoster
+from app.jobs import JobError
 from app.poster_pipeline import JOB_IMAGE_SIDE, evoked_json
 from app.resources import Resources, get_resources
 from model.artifacts import Prediction

@@ -15,7 +15,7 @@ from app.bandit_state import choose, current_policy
 from app.db import Database
 from app.errors import RequestError
 from app.imdb import ImdbPoster, fetch_imdb_poster
-from app.jobs import JobPoster
+from app.job_store import JobPoster
 from app.recommendations import Shown, record_recommendation
 from app.resources import Resources
 from bandit import Choice

@@ -24,7 +24,8 @@ import pytest
 from PIL import Image
 
 from app import create_app
-from app.jobs import EXTENSION, WORKER_STOPPED, beat, claim, finish, recover_stale
+from app.job_store import WORKER_STOPPED, beat, claim, finish, recover_stale
+from app.jobs import EXTENSION
 from tools.serving import start_job_worker, wait_until_gone, wait_until_ready
 
 HEADERS = {"X-Requested-With": "pytest"}
