@@ -291,13 +291,14 @@ def onnx_model_dir(request: pytest.FixtureRequest, trained) -> Path:
 
 
 @pytest.fixture
-def app_settings(demo_catalog_dir: Path, trained, index_dir: Path, tmp_path: Path) -> dict:
-    """The test app's settings: the demo catalog, its model and index, and a new SQLite database."""
+def app_settings(demo_catalog_dir: Path, onnx_model_dir: Path, index_dir: Path, tmp_path: Path) -> dict:
+    """The test app's settings: the demo catalog, its model's ONNX export (what the app serves: no TensorFlow in the
+    test process for it) and index, and a new SQLite database."""
     return {
         "TESTING": True,
         "SECRET_KEY": "test",
         "CATALOG": str(demo_catalog_dir),
-        "MODEL": str(trained[1]),
+        "MODEL": str(onnx_model_dir),
         "INDEX": str(index_dir),
         "DATABASE": str(tmp_path / "posterbench.sqlite"),
     }

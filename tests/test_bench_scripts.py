@@ -258,10 +258,10 @@ def test_load_benchmark_under_wrk_over_postgres(demo_catalog_dir, onnx_model_dir
         assert database.execute("SELECT COUNT(*) FROM feedback").fetchone()[0] == votes + (1 + 2)
 
 
-def test_upload_profile_times_every_stage(demo_catalog_dir, trained, index_dir) -> None:
+def test_upload_profile_times_every_stage(demo_catalog_dir, onnx_model_dir, index_dir) -> None:
     output = run_script(
         "bench/upload_profile.py",
-        *("--catalog", str(demo_catalog_dir), "--model", str(trained[1]), "--index", str(index_dir)),
+        *("--catalog", str(demo_catalog_dir), "--model", str(onnx_model_dir), "--index", str(index_dir)),
         *("--uploads", "6"),
     )
     last = json.loads(output.strip().splitlines()[-1])

@@ -379,10 +379,11 @@ DAMAGES = {
 
 @pytest.mark.parametrize("case", DAMAGES)
 def test_a_damaged_artifact_stops_the_app_at_start_naming_the_file(
-    case: str, app, clems_dir: Path, tmp_path: Path
+    case: str, app, trained, clems_dir: Path, tmp_path: Path
 ) -> None:
     setting, name, damage, remedy = DAMAGES[case]
-    sources = {"MODEL": app.config["MODEL"], "INDEX": app.config["INDEX"], "CLEMS": clems_dir}
+    # the Keras model's own files (the app serves them when there is no export; ONNX_DAMAGES covers the export)
+    sources = {"MODEL": trained[1], "INDEX": app.config["INDEX"], "CLEMS": clems_dir}
     copy = shutil.copytree(sources[setting], tmp_path / setting.lower())
     damage(copy / name)
     with pytest.raises(RuntimeError) as raised:

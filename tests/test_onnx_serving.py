@@ -173,10 +173,11 @@ def test_export_onnx_command_writes_the_export_and_says_what_is_missing(
     assert result.exit_code != 0 and "model.json is missing" in result.output
 
 
-def test_without_an_export_the_app_serves_keras(app) -> None:
+def test_without_an_export_the_app_serves_keras(app_settings: dict, trained) -> None:
+    from app import create_app
     from app.resources import get_resources
 
-    with app.app_context():
+    with create_app({**app_settings, "MODEL": str(trained[1])}).app_context():
         assert isinstance(get_resources().model, GenreModel)
 
 
