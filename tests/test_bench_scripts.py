@@ -60,6 +60,7 @@ def test_search_benchmark_compares_exact_and_approximate_search() -> None:
         for cell in last[metric].values():
             assert cell["exact_ms"] > 0 and cell["approximate_ms"] > 0 and cell["filtered_approximate_ms"] > 0
             assert 0.8 <= cell["recall_at_5"] <= 1 and 0.8 <= cell["filtered_recall_at_5"] <= 1
+            assert 0.8 <= cell["recall_at_shortlist"] <= 1 and 0.8 <= cell["filtered_recall_at_shortlist"] <= 1
     assert all(sizes["build_s"] > 0 and sizes["disk_mb"] > 0 for sizes in last["index"].values())
 
 
