@@ -68,7 +68,20 @@ check-catalog: $(CATALOG_DIR)/movies.csv | $(VENV)/.installed
 
 train: $(MODEL_DIR)/model.json
 
-$(MODEL_DIR)/model.json: $(CATALOG_DIR)/movies.csv | $(VENV)/.installed
+# What a model and an index are built from is the catalog's content, not its file's time: a stamp (the SHA-256 of
+# movies.csv) that changes only when the movies do, so that a catalog copied again or touched trains and indexes
+# nothing again (the trick of Linux kbuild's `filechk`: make sees that the recipe left the stamp's time as it was).
+define content_stamp
+	@mkdir -p $(@D)
+	@sha256sum < $< > $@.new
+	@if cmp -s $@.new $@; then rm $@.new; else mv $@.new $@; fi
+endef
+CATALOG_STAMP := $(RUN_DIR)/movies.csv.sha256
+
+$(CATALOG_STAMP): $(CATALOG_DIR)/movies.csv
+	$(content_stamp)
+
+$(MODEL_DIR)/model.json: $(CATALOG_STAMP) | $(VENV)/.installed
 	$(BIN)/posterbench train --catalog $(CATALOG_DIR) --out $(MODEL_DIR) --preset $(PRESET) \
 		--weights $(WEIGHTS) --seed $(SEED)
 
@@ -117,7 +130,7 @@ index: $(INDEX_DIR)/index.json
 # The index is computed by the network as the app serves it: the ONNX export, int8 once its check passed (ONNX
 # Runtime, batched, on every core), so it depends on both exports (which depend on the weights), and is built again
 # when int8 is checked again. Not on model.json alone, which re-tuning the thresholds rewrites.
-$(INDEX_DIR)/index.json: $(INT8_EXPORT) $(CATALOG_DIR)/movies.csv | $(MODEL_DIR)/model.json $(VENV)/.installed
+$(INDEX_DIR)/index.json: $(INT8_EXPORT) $(CATALOG_STAMP) | $(MODEL_DIR)/model.json $(VENV)/.installed
 	$(BIN)/posterbench index --catalog $(CATALOG_DIR) --model $(MODEL_DIR) --out $(INDEX_DIR)
 
 bench-train: | $(VENV)/.installed
@@ -171,7 +184,10 @@ recommend-eval: $(INDEX_DIR)/index.json $(QUERIES_INDEX)/index.json | $(VENV)/.i
 	$(BIN)/posterbench recommend-eval --catalog $(CATALOG_DIR) --index $(INDEX_DIR) --model $(MODEL_DIR) \
 		--queries $(QUERIES) --queries-index $(QUERIES_INDEX) $(CLEMS_IF_SERVED)
 
-$(QUERIES_INDEX)/index.json: $(INT8_EXPORT) $(QUERIES)/movies.csv | $(MODEL_DIR)/model.json $(VENV)/.installed
+$(QUERIES_INDEX).movies.csv.sha256: $(QUERIES)/movies.csv
+	$(content_stamp)
+
+$(QUERIES_INDEX)/index.json: $(INT8_EXPORT) $(QUERIES_INDEX).movies.csv.sha256 | $(MODEL_DIR)/model.json $(VENV)/.installed
 	$(BIN)/posterbench index --catalog $(QUERIES) --model $(MODEL_DIR) --out $(QUERIES_INDEX)
 endif
 
