@@ -73,13 +73,20 @@ def popen_interruptible(command: list[str], **kwargs) -> subprocess.Popen:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
-@pytest.fixture(scope="session")
-def demo_catalog_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def demo_catalog_built_once(request: pytest.FixtureRequest, name: str, n_movies: int, seed: int) -> Path:
+    """A generated demo catalog of `n_movies` (`seed`), kept in pytest's cache as the models are (built_once): the
+    pytest-xdist workers and later runs copy it instead of drawing its posters again."""
     from catalog.demo import generate_demo_catalog
 
-    return generate_demo_catalog(
-        tmp_path_factory.mktemp("catalogs") / "demo", n_movies=DEMO_MOVIES, seed=1, progress=False
-    )
+    def build(out: Path) -> None:
+        generate_demo_catalog(out / name, n_movies=n_movies, seed=seed, progress=False)
+
+    return built_once(request, f"catalog-{name}", {"n_movies": n_movies, "seed": seed}, build)[0] / name
+
+
+@pytest.fixture(scope="session")
+def demo_catalog_dir(request: pytest.FixtureRequest) -> Path:
+    return demo_catalog_built_once(request, "demo", DEMO_MOVIES, seed=1)
 
 
 @pytest.fixture(scope="session")
@@ -93,14 +100,12 @@ SMALL_MOVIES = 40
 
 
 @pytest.fixture(scope="session")
-def small_catalog(tmp_path_factory: pytest.TempPathFactory):
+def small_catalog(request: pytest.FixtureRequest):
     """A demo catalog of 40 movies (32 train, 4 validation, 4 test): for tests of how training runs (resuming, its
     cache, fine-tuning), where what the model learns does not matter and each poster costs a pass through VGG-16."""
     from catalog import read_catalog
-    from catalog.demo import generate_demo_catalog
 
-    directory = tmp_path_factory.mktemp("catalogs") / "small"
-    return read_catalog(generate_demo_catalog(directory, n_movies=SMALL_MOVIES, seed=2, progress=False))
+    return read_catalog(demo_catalog_built_once(request, "small", SMALL_MOVIES, seed=2))
 
 
 @pytest.fixture(scope="session")

@@ -12,12 +12,11 @@ import pytest
 from sklearn.metrics import f1_score
 
 from catalog import read_catalog
-from catalog.demo import generate_demo_catalog
 from model import train as train_module
 from model.evaluation import evaluate, summaries
 from model.metrics import constant_predictors, tune_thresholds
 from model.presets import DEMO
-from tests.conftest import needs_imagenet, trained_model
+from tests.conftest import demo_catalog_built_once, needs_imagenet, trained_model
 
 
 @needs_imagenet
@@ -27,8 +26,8 @@ def test_loss_falls_during_training(trained) -> None:
 
 
 @needs_imagenet
-def test_beats_constant_answers_on_posters_it_never_saw(trained, tmp_path: Path) -> None:
-    unseen = read_catalog(generate_demo_catalog(tmp_path / "unseen", n_movies=60, seed=7, progress=False))
+def test_beats_constant_answers_on_posters_it_never_saw(trained, request: pytest.FixtureRequest) -> None:
+    unseen = read_catalog(demo_catalog_built_once(request, "unseen-60", 60, seed=7))
     reports, text = evaluate(unseen, trained[1], progress=False)
     figures = summaries(reports)
     assert figures["model"]["n"] == 60 and "every movie with a target genre" in text
@@ -38,19 +37,20 @@ def test_beats_constant_answers_on_posters_it_never_saw(trained, tmp_path: Path)
 
 
 @pytest.fixture(scope="module")
-def era_model_dir(request: pytest.FixtureRequest, training_weights: Path, tmp_path_factory) -> Path:
+def era_model_dir(request: pytest.FixtureRequest, training_weights: Path) -> Path:
     """The demo preset trained on 300 demo posters (built once, as the shared demo model is): the era signal needs
     more posters than the genres' 120."""
-    directory = tmp_path_factory.mktemp("era")
-    catalog = read_catalog(generate_demo_catalog(directory / "catalog", n_movies=300, seed=1, progress=False))
+    catalog = read_catalog(demo_catalog_built_once(request, "era", 300, seed=1))
     return trained_model(request, "era-model", catalog, replace(DEMO, epochs=20), training_weights)[1]
 
 
 @needs_imagenet
-def test_era_and_quality_predictions_beat_chance_on_posters_it_never_saw(era_model_dir: Path, tmp_path: Path) -> None:
+def test_era_and_quality_predictions_beat_chance_on_posters_it_never_saw(
+    era_model_dir: Path, request: pytest.FixtureRequest
+) -> None:
     """The demo posters age with their year (and carry a weak quality mark): on unseen ones, the predicted year is
     closer than the median year, and the predicted ratings rank the true ones better than chance."""
-    unseen = read_catalog(generate_demo_catalog(tmp_path / "unseen", n_movies=80, seed=11, progress=False))
+    unseen = read_catalog(demo_catalog_built_once(request, "unseen-80", 80, seed=11))
     reports, text = evaluate(unseen, era_model_dir, progress=False)
     era = reports["model"]["era"]
     assert era["n_years"] == 80 and "decade accuracy" in text
