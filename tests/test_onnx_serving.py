@@ -28,34 +28,37 @@ from model.onnx_model import (
     has_export,
 )
 from model.presets import PAPER
-from tests.conftest import untrained_model
+from tests.conftest import built_once, digest_files, untrained_model
 from tests.test_bench_scripts import run_script
 
 TOLERANCE = 1e-4
 
 
 @pytest.fixture(scope="module")
-def avg_model_dir(trained, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The trained demo model (global average pooling), copied and exported."""
-    directory = shutil.copytree(trained[1], tmp_path_factory.mktemp("onnx") / "avg")
-    export_onnx(directory)
-    return directory
+def avg_model_dir(onnx_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The trained demo model (global average pooling) and its export (the session's, exported once), copied."""
+    return shutil.copytree(onnx_model_dir, tmp_path_factory.mktemp("onnx") / "avg")
 
 
 @pytest.fixture(scope="module")
-def flatten_model_dir(training_weights: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The paper's network (100 px, flatten, block 5 of its own) with a small dense head, built and exported."""
-    import keras
-
-    from model.network import build_network, check_weights
-
-    keras.utils.set_random_seed(3)
+def flatten_model_dir(training_weights: Path, request: pytest.FixtureRequest) -> Path:
+    """The paper's network (100 px, flatten, block 5 of its own) with a small dense head, built and exported (once,
+    kept in pytest's cache as the trained models are)."""
     preset = replace(PAPER, head_units=(64, 100))
-    network = build_network(preset, len(GENRES), 3, weights=check_weights(training_weights))
-    directory = tmp_path_factory.mktemp("onnx") / "flatten"
-    untrained_model(network, preset).save(directory)
-    export_onnx(directory)
-    return directory
+
+    def build(out: Path) -> None:
+        import keras
+
+        from model.network import build_network, check_weights
+
+        keras.utils.set_random_seed(3)
+        network = build_network(preset, len(GENRES), 3, weights=check_weights(training_weights))
+        untrained_model(network, preset).save(out / "flatten")
+        export_onnx(out / "flatten")
+
+    weights = digest_files([training_weights], training_weights.parent)
+    inputs = {"preset": preset.to_dict(), "seed": 3, "weights": weights}
+    return built_once(request, "flatten-onnx", inputs, build)[0] / "flatten"
 
 
 @pytest.fixture(scope="module")
