@@ -201,8 +201,8 @@ serve: $(INT8_EXPORT) $(INDEX_DIR)/index.json $(SERVED_CLEMS) $(SECRET_FILE)
 		--catalog $(CATALOG_DIR) --model $(MODEL_DIR) --index $(INDEX_DIR) --clems '$(if $(SERVED_CLEMS),$(CLEMS_DIR))' \
 		--database $(DATABASE) --host $(HOST) --port $(PORT) --workers $(WORKERS)
 
-# The tests spread over PYTEST_WORKERS processes (pytest-xdist; 0 runs them in this one): most of their time is spent
-# waiting on servers, browsers and child processes, so 3 on 2 cores took 482 s where one took 797 s.
+# The tests spread over PYTEST_WORKERS processes (pytest-xdist; 0 runs them in this one): much of their time is spent
+# waiting on servers, browsers and child processes, so 3 on 2 cores run faster than one (bench/README.md).
 PYTEST_WORKERS ?= 3
 test: $(VENV)/.installed
 	$(BIN)/python -m pytest --numprocesses $(PYTEST_WORKERS)

@@ -138,6 +138,11 @@ def compare_authors(args: argparse.Namespace) -> None:
         )
 
 
+def share_found(truth: np.ndarray, found: np.ndarray) -> float:
+    """The share of the exact rows `truth` that the approximate search `found` (1 when there are none)."""
+    return len(set(truth.tolist()) & set(found.tolist())) / max(len(truth), 1)
+
+
 def compare_approximate(size: int, args: argparse.Namespace, summary: dict[str, dict]) -> None:
     """Exact against approximate at one catalog size, each query timed both ways back to back."""
     from recommend import DISTANCES, GENRE_SHORTLIST, NeighbourSearch
@@ -173,8 +178,8 @@ def compare_approximate(size: int, args: argparse.Namespace, summary: dict[str, 
                     found = approximate.nearest(query, metric, k, allowed)
                     exact_ms.append((middle - started) * 1000)
                     approximate_ms.append((time.perf_counter() - middle) * 1000)
-                    recall.append(len(set(truth[:5].tolist()) & set(found[:5].tolist())) / max(len(truth[:5]), 1))
-                    shortlist_recall.append(len(set(truth.tolist()) & set(found.tolist())) / max(len(truth), 1))
+                    recall.append(share_found(truth[:5], found[:5]))
+                    shortlist_recall.append(share_found(truth, found))
                 cell |= {
                     f"{kind}exact_ms": round(statistics.median(exact_ms), 3),
                     f"{kind}approximate_ms": round(statistics.median(approximate_ms), 3),

@@ -102,8 +102,8 @@ _DOCUMENT_HTML = "return document.documentElement ? document.documentElement.out
 
 def page_html(driver: WebDriver) -> str:
     """The HTML of the page the browser shows. chromedriver's `page_source` now and then answers an empty string
-    for a page that is there (seen on a busy machine: 4 of 300 title pages with 3 other processes on 2 cores),
-    which would pass for the bot wall's empty page; the document's own markup is read then instead."""
+    for a page that is there (seen on a busy machine, a few title pages in some hundreds), which read_title_page
+    would take for the bot wall's empty page; the document's own markup is read then instead."""
     html = driver.page_source
     if html.strip():
         return html

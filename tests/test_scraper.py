@@ -321,7 +321,7 @@ class _BlankSourceDriver:
 def test_an_empty_page_source_is_read_again_from_the_document() -> None:
     markup = "<html><head><title>Alien (1979) - IMDb</title></head><body></body></html>"
     assert page_html(_BlankSourceDriver(markup)) == markup
-    assert page_html(_BlankSourceDriver("")) == ""  # a truly empty answer stays empty: the bot wall's
+    assert page_html(_BlankSourceDriver("")) == ""  # no markup either way: empty, as read_title_page expects
 
 
 def test_settings_are_checked(tmp_path: Path) -> None:

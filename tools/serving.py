@@ -77,7 +77,7 @@ def gunicorn_server(
         try:
             wait_until_healthy(url, server, log, start_seconds)
             if job_worker:
-                wait_for_line(JOB_WORKER_READY, log, server, start_seconds, "the job worker was not ready")
+                wait_for_line(JOB_WORKER_READY, log, server, "gunicorn", start_seconds, "the job worker was not ready")
             yield url
         finally:
             server.terminate()
@@ -86,13 +86,17 @@ def gunicorn_server(
                 wait_until_gone(int(supervisor), 60)
 
 
-def wait_for_line(pattern: re.Pattern, log: Path, server: subprocess.Popen, seconds: float, failure: str) -> None:
+def wait_for_line(
+    pattern: re.Pattern, log: Path, process: subprocess.Popen, name: str, seconds: float, failure: str
+) -> None:
+    """Wait until `log` holds a line matching `pattern`; RuntimeError (`name` exited, or `failure`) with the log's end
+    when `process` exits first or `seconds` pass."""
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         if pattern.search(log.read_text()):
             return
-        if server.poll() is not None:
-            raise RuntimeError(f"gunicorn exited with {server.returncode}:\n{log.read_text()[-4000:]}")
+        if process.poll() is not None:
+            raise RuntimeError(f"{name} exited with {process.returncode}:\n{log.read_text()[-4000:]}")
         time.sleep(0.1)
     raise RuntimeError(f"{failure} within {seconds:g} s:\n{log.read_text()[-4000:]}")
 
@@ -130,14 +134,8 @@ def start_job_worker(environment: Mapping[str, str], log: Path) -> subprocess.Po
 
 def wait_until_ready(worker: subprocess.Popen, log: Path, seconds: float) -> None:
     """Wait until the job worker says it is ready (its log's "job worker ... ready" line)."""
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if worker.poll() is not None:
-            raise RuntimeError(f"the job worker exited with {worker.returncode}:\n{log.read_text()[-4000:]}")
-        if f"job worker {worker.pid} ready" in log.read_text():
-            return
-        time.sleep(0.1)
-    raise RuntimeError(f"the job worker was not ready within {seconds:g} s:\n{log.read_text()[-4000:]}")
+    ready = re.compile(rf"job worker {worker.pid} ready")
+    wait_for_line(ready, log, worker, "the job worker", seconds, "the job worker was not ready")
 
 
 def wait_until_healthy(url: str, server: subprocess.Popen, log: Path, seconds: float) -> None:
