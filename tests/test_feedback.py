@@ -144,8 +144,8 @@ CONTESTED = 50  # recommendations every voter tries to rate: exactly one vote on
 
 def processes() -> multiprocessing.context.BaseContext:
     """Separate processes for the concurrency tests, each with its own connections: forked from a server that imported
-    this module once (forkserver), rather than each started anew (spawn), which cost about 0.6 s of CPU apiece for
-    the 88 processes these tests start."""
+    this module once (forkserver), rather than each started anew (spawn), importing this module and the app again
+    for each of the 88 processes these tests start."""
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload([__name__])
     return context
