@@ -395,6 +395,25 @@ def test_frozen_pool_probes_score_every_pooling_and_penalty_from_a_kept_cache(
     assert refused.returncode != 0 and "--keep-cache" in refused.stderr
 
 
+def test_input_shape_probes_score_each_shape_alone_and_stacked(
+    demo_catalog_dir, onnx_model_dir, training_weights
+) -> None:
+    output = run_script(
+        "bench/input_shape_probes.py",
+        *("--catalog", str(demo_catalog_dir), "--model", str(onnx_model_dir), "--weights", str(training_weights)),
+        *("--shapes", "64x64", "64x96", "--blocks", "block4", "block5"),
+    )
+    last = json.loads(output.strip().splitlines()[-1])
+    assert set(last) == {
+        "fine-tuned head alone",
+        *(f"{shape} probe{stacked}" for shape in ("64x64", "64x96") for stacked in ("", ", stacked")),
+    }
+    for row in last.values():
+        assert set(row) == {"validation_auc", "auc", "micro_f1", "macro_f1"}
+        assert all(0 <= value <= 1 for value in row.values())
+    assert "| 64x96 probe, stacked |" in output
+
+
 def test_serving_threads_compares_limited_and_unlimited_workers(demo_catalog_dir, onnx_model_dir, index_dir) -> None:
     output = run_script(
         "bench/serving_threads.py",
