@@ -39,20 +39,25 @@ def grid_pool(frozen_outputs: np.ndarray) -> np.ndarray:
     return np.concatenate(parts)
 
 
-def block5_pool(frozen_outputs: np.ndarray, weights: str) -> np.ndarray:
-    """Frozen ImageNet block 5 run on cached block-4 outputs, pooled as the frozen pool is."""
+def frozen_block5(weights: str):
+    """VGG-16's block 5 with its ImageNet weights from `weights`, on block-4 outputs (NHWC) of any height and width."""
     import keras
 
-    from model.frozen_heads import frozen_pool
     from model.network import check_weights, vgg16_base
 
-    size = frozen_outputs.shape[1] * 16
-    base = vgg16_base(size, check_weights(weights), train_block5=False)
-    inputs = keras.Input(frozen_outputs.shape[1:])
+    base = vgg16_base(32, check_weights(weights), train_block5=False)
+    inputs = keras.Input((None, None, 512))
     x = inputs
     for name in ("block5_conv1", "block5_conv2", "block5_conv3"):
         x = base.get_layer(name)(x)
-    block5 = keras.Model(inputs, x)
+    return keras.Model(inputs, x)
+
+
+def block5_pool(frozen_outputs: np.ndarray, weights: str) -> np.ndarray:
+    """Frozen ImageNet block 5 run on cached block-4 outputs, pooled as the frozen pool is."""
+    from model.frozen_heads import frozen_pool
+
+    block5 = frozen_block5(weights)
     parts = [
         frozen_pool(np.asarray(block5(np.asarray(frozen_outputs[start : start + CHUNK], np.float32), training=False)))
         for start in range(0, len(frozen_outputs), CHUNK)

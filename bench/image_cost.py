@@ -36,7 +36,8 @@ import sys
 import tempfile
 import time
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -153,8 +154,20 @@ def filled(
     raise ValueError(f"no {mode} noise of {size} fits in {limit:,} bytes")
 
 
+@contextmanager
+def builders_pillow() -> Iterator[None]:
+    """Pillow as the images' builder needs it, put back afterwards (the tests run this script in their own process):
+    no pixel limit, to read the sizes of the refused bombs back, and a JPEG buffer large enough for a progressive
+    file this large."""
+    limit, buffer = Image.MAX_IMAGE_PIXELS, ImageFile.MAXBLOCK
+    Image.MAX_IMAGE_PIXELS, ImageFile.MAXBLOCK = None, max(buffer, 1 << 27)
+    try:
+        yield
+    finally:
+        Image.MAX_IMAGE_PIXELS, ImageFile.MAXBLOCK = limit, buffer
+
+
 def jpeg_encoder(**options: object) -> Callable[[Image.Image, int], bytes]:
-    ImageFile.MAXBLOCK = max(ImageFile.MAXBLOCK, 1 << 27)  # Pillow's buffer, for a progressive file this large
     return lambda image, quality: encoded(image, "JPEG", quality=quality, **options)
 
 
@@ -382,7 +395,6 @@ def main(argv: list[str] | None = None) -> None:
     cases = [case for case in CASES if not args.only or any(case.name.startswith(only) for only in args.only)]
     if not cases:
         parser.error(f"no case starts with {args.only}; the cases: {[case.name for case in CASES]}")
-    Image.MAX_IMAGE_PIXELS = None  # the builder's own Pillow, to read the sizes of the refused bombs back
     print(f"{len(cases)} images, {args.runs} fresh processes each, scale {args.scale:g}; {os.cpu_count()} CPUs\n")
     print(
         "| image | pixels | file MB | answer | wall ms: median (best) | CPU ms (median) | peak MB above idle "
@@ -390,7 +402,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     print("|---|---|---|---|---|---|---|---|")
     results, exact, load = {}, True, os.getloadavg()[0]
-    with tempfile.TemporaryDirectory() as scratch:
+    with tempfile.TemporaryDirectory() as scratch, builders_pillow():
         folder = args.keep or Path(scratch)
         folder.mkdir(parents=True, exist_ok=True)
         for number, case in enumerate(cases):

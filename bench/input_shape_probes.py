@@ -23,7 +23,7 @@ import numpy as np
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 BATCH = 32
-BLOCK_OUTPUTS = {"block3": "block3_pool", "block4": "block4_pool"}
+BLOCK_OUTPUTS = ("block3_pool", "block4_pool")
 PROBE_C = 3e-4
 """The genre probes' inverse L2 penalty on standardised pools (model/frozen_heads.py's GENRE_C is 1e-3 for block 4
 alone; three blocks' 3,584 values want a little more)."""
@@ -40,7 +40,7 @@ def shape_argument(text: str) -> tuple[int, int]:
     return width, height
 
 
-def frozen_session(export: Path, with_features: bool):
+def frozen_session(export, with_features: bool):  # export: the loaded onnx.ModelProto, left as it is
     """An ONNX Runtime session of the export's graph that answers block 3's and block 4's pooled maps for posters of
     any shape (and the feature vector, at the model's own shape, when `with_features`)."""
     import onnx
@@ -48,8 +48,9 @@ def frozen_session(export: Path, with_features: bool):
 
     from model.network import FEATURES_LAYER
 
-    graph = onnx.load(str(export), load_external_data=True)
-    outputs = [*BLOCK_OUTPUTS.values(), *([FEATURES_LAYER] if with_features else [])]
+    graph = onnx.ModelProto()
+    graph.CopyFrom(export)
+    outputs = [*BLOCK_OUTPUTS, *([FEATURES_LAYER] if with_features else [])]
     if not with_features:
         last = next(position for position, node in enumerate(graph.graph.node) if node.name == "block4_pool")
         kept = list(graph.graph.node)[: last + 1]
@@ -70,39 +71,29 @@ def frozen_session(export: Path, with_features: bool):
     return session, outputs
 
 
-def frozen_block5(weights: str):
-    """Frozen ImageNet block 5 on block-4 maps of any shape (NHWC)."""
-    import keras
-
-    from model.network import check_weights, vgg16_base
-
-    base = vgg16_base(32, check_weights(weights), train_block5=False)
-    inputs = keras.Input((None, None, 512))
-    x = inputs
-    for name in ("block5_conv1", "block5_conv2", "block5_conv3"):
-        x = base.get_layer(name)(x)
-    return keras.Model(inputs, x)
-
-
-def pooled(maps: np.ndarray, axes: tuple[int, int]) -> np.ndarray:
-    return np.concatenate([maps.mean(axis=axes), maps.max(axis=axes)], axis=1).astype(np.float32)
-
-
 def read_posters(paths: list[Path], shape: tuple[int, int]) -> np.ndarray:
+    """The posters decoded as the app decodes them (model.images.decode_poster), squashed to `shape` (width,
+    height) as the app squashes them to its square."""
     from PIL import Image
 
-    from model.images import to_rgb
+    from model.images import decode_poster
 
     return np.stack(
-        [np.asarray(to_rgb(Image.open(path)).resize(shape, Image.Resampling.BILINEAR), np.uint8) for path in paths]
+        [np.asarray(decode_poster(path, shape).resize(shape, Image.Resampling.BILINEAR), np.uint8) for path in paths]
     )
 
 
-def pools_at(shape, paths: list[Path], export: Path, block5, with_features: bool) -> dict[str, np.ndarray]:
-    """Pools of blocks 3, 4 and 5 (and the feature vectors) of every poster of `paths` at `shape` (width, height),
-    the next batch read from disk while the network runs."""
+def nhwc(maps: np.ndarray) -> np.ndarray:
+    """ONNX Runtime's (n, c, h, w) -> Keras's (n, h, w, c)."""
+    return np.transpose(maps, (0, 2, 3, 1))
+
+
+def pools_at(shape, paths: list[Path], export, block5, with_features: bool) -> dict[str, np.ndarray]:
+    """Pools of blocks 3, 4 and 5 (model.frozen_heads.frozen_pool: mean, then maximum; and the feature vectors) of
+    every poster of `paths` at `shape` (width, height), the next batch read from disk while the network runs."""
     from tqdm import tqdm
 
+    from model.frozen_heads import frozen_pool
     from model.images import preprocess
 
     session, outputs = frozen_session(export, with_features)
@@ -115,10 +106,10 @@ def pools_at(shape, paths: list[Path], export: Path, block5, with_features: bool
             if number + 1 < len(batches):
                 upcoming = reader.submit(read_posters, batches[number + 1], shape)
             values = dict(zip(outputs, session.run(outputs, {"poster": preprocess(posters)}), strict=True))
-            found["block3"].append(pooled(values["block3_pool"], (2, 3)))
-            found["block4"].append(pooled(values["block4_pool"], (2, 3)))
-            block4 = np.transpose(values["block4_pool"], (0, 2, 3, 1))
-            found["block5"].append(pooled(np.asarray(block5(block4, training=False)), (1, 2)))
+            block4 = nhwc(values["block4_pool"])
+            found["block3"].append(frozen_pool(nhwc(values["block3_pool"])))
+            found["block4"].append(frozen_pool(block4))
+            found["block5"].append(frozen_pool(np.asarray(block5(block4, training=False))))
             if with_features:
                 found["features"].append(values["features"])
     return {name: np.concatenate(parts) for name, parts in found.items() if parts}
@@ -155,8 +146,11 @@ def main() -> None:
     import onnx
     from onnx import numpy_helper
 
+    from bench.frozen_pool_probes import frozen_block5
+    from bench.genre_ablation import platt_scaled
     from catalog import read_catalog
     from model.artifacts import read_description
+    from model.frozen_heads import stack_genres
     from model.metrics import genre_report, tune_thresholds
     from model.network import GENRES_LAYER
     from model.onnx_model import ONNX_FILE
@@ -171,28 +165,22 @@ def main() -> None:
     rows = {part: np.arange(starts[i], starts[i + 1]) for i, part in enumerate(SPLITS)}
     labels = catalog.labels(genres, ids).astype(int)
     paths = [catalog.poster_path(catalog.get(imdb_id)) for imdb_id in ids]
-    export = args.model / ONNX_FILE
+    export = onnx.load(str(args.model / ONNX_FILE), load_external_data=True)
     block5 = frozen_block5(args.weights)
 
     own = (description.preset.input_size, description.preset.input_size)
-    features = pools_at(own, paths, export, block5, with_features=True)["features"]
-    graph = onnx.load(str(export), load_external_data=True)
-    genre_node = next(node for node in graph.graph.node if node.name == f"{GENRES_LAYER}/gemm")
-    kernel = next(numpy_helper.to_array(t) for t in graph.graph.initializer if t.name == genre_node.input[1])
+    own_pools = pools_at(own, paths, export, block5, with_features=True)
+    genre_node = next(node for node in export.graph.node if node.name == f"{GENRES_LAYER}/gemm")
+    kernel = next(numpy_helper.to_array(t) for t in export.graph.initializer if t.name == genre_node.input[1])
+    features = own_pools["features"]
     tuned = features @ kernel[: features.shape[1]]  # the fine-tuned head's part of the stacked logits
 
-    def scored(logits: np.ndarray) -> dict[str, float]:
-        from sklearn.linear_model import LogisticRegression
-
-        probabilities = np.empty(logits.shape[1:] if logits.ndim == 3 else logits.shape)
-        stacked = logits if logits.ndim == 3 else logits[None]
-        for genre in range(len(genres)):
-            inputs = stacked[:, :, genre].T
-            stacking = LogisticRegression(C=1e4).fit(inputs[rows["validation"]], labels[rows["validation"], genre])
-            probabilities[:, genre] = stacking.predict_proba(inputs)[:, 1]
-        thresholds = tune_thresholds(labels[rows["validation"]], probabilities[rows["validation"]])
-        report = genre_report(labels[rows["test"]], probabilities[rows["test"]], thresholds, genres)
-        validation = genre_report(labels[rows["validation"]], probabilities[rows["validation"]], thresholds, genres)
+    def scored(probabilities: dict[str, np.ndarray]) -> dict[str, float]:
+        """Validation and test probabilities -> validation AUC, and test AUC and F1s at thresholds tuned on
+        validation."""
+        thresholds = tune_thresholds(labels[rows["validation"]], probabilities["validation"])
+        report = genre_report(labels[rows["test"]], probabilities["test"], thresholds, genres)
+        validation = genre_report(labels[rows["validation"]], probabilities["validation"], thresholds, genres)
         return {
             "validation_auc": round(validation["macro_roc_auc"], 4),
             "auc": round(report["macro_roc_auc"], 4),
@@ -200,13 +188,25 @@ def main() -> None:
             "macro_f1": round(report["macro_f1"], 4),
         }
 
-    summary = {"fine-tuned head alone": scored(tuned)}
+    def alone(logits: np.ndarray) -> dict[str, float]:  # Platt-scaled on validation
+        return scored(platt_scaled(logits[rows["validation"]], logits[rows["test"]], labels[rows["validation"]]))
+
+    def stacked(probe: np.ndarray) -> dict[str, float]:  # with the fine-tuned head, as training stacks its probe
+        a, b, c = stack_genres(tuned[rows["validation"]], probe[rows["validation"]], labels[rows["validation"]]).T
+        return scored(
+            {
+                part: 1 / (1 + np.exp(-(a * tuned[rows[part]] + b * probe[rows[part]] + c)))
+                for part in ("validation", "test")
+            }
+        )
+
+    summary = {"fine-tuned head alone": alone(tuned)}
     for shape in args.shapes:
-        pools = pools_at(shape, paths, export, block5, with_features=False)
+        pools = own_pools if shape == own else pools_at(shape, paths, export, block5, with_features=False)
         probe = probe_logits(np.concatenate([pools[block] for block in args.blocks], axis=1), rows, labels)
         name = f"{shape[0]}x{shape[1]}"
-        summary[f"{name} probe"] = scored(probe)
-        summary[f"{name} probe, stacked"] = scored(np.stack([tuned, probe]))
+        summary[f"{name} probe"] = alone(probe)
+        summary[f"{name} probe, stacked"] = stacked(probe)
 
     print(f"{args.model} on {len(split.test)} held-out posters of {args.catalog}; probes on {' + '.join(args.blocks)}")
     print("| genres from | validation macro ROC-AUC | test macro ROC-AUC | micro-F1 | macro-F1 |")

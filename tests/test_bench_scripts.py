@@ -22,22 +22,14 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def run_script(*args: str, fresh_process: bool = False) -> str:
+def run_script(*args: str) -> str:
     """Run bench/NAME.py with ARGS as the module bench.NAME, as `posterbench bench NAME ARGS` does, and return what it
     printed; a non-zero exit fails the test. It runs in this process, from the repository's root, so that each script
     reuses the imports the tests already paid for (TensorFlow's alone takes seconds of CPU in a fresh Python); the
-    working directory, sys.argv and os.environ are put back afterwards. A script that changes other process-wide
-    settings (bench/image_cost.py lifts Pillow's pixel limit) runs in a `fresh_process`."""
+    working directory, sys.argv and os.environ are put back afterwards, and a script that changes other process-wide
+    settings puts them back itself (bench/image_cost.py's builders_pillow)."""
     script, *arguments = args
     module = f"bench.{Path(script).stem}"
-    if fresh_process:
-        environment = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
-        done = subprocess.run(
-            [sys.executable, "-m", module, *arguments], cwd=ROOT, env=environment, capture_output=True, text=True,
-            timeout=600, check=False,
-        )  # fmt: skip
-        assert done.returncode == 0, done.stderr[-3000:]
-        return done.stdout
     saved_directory, saved_argv, saved_environment = Path.cwd(), sys.argv, dict(os.environ)
     printed = io.StringIO()
     sys.argv = [str(ROOT / script), *arguments]
@@ -297,15 +289,7 @@ def test_upload_profile_times_every_stage(demo_catalog_dir, onnx_model_dir, inde
 
 def test_image_cost_measures_an_accepted_and_a_refused_image() -> None:
     output = run_script(
-        "bench/image_cost.py",
-        "--runs",
-        "1",
-        "--scale",
-        "0.01",
-        "--only",
-        "PNG RGBA 8-bit",
-        "PNG 1 x 39999999",
-        fresh_process=True,
+        "bench/image_cost.py", "--runs", "1", "--scale", "0.01", "--only", "PNG RGBA 8-bit", "PNG 1 x 39999999"
     )
     last = json.loads(output.strip().splitlines()[-1])
     assert set(last) == {"PNG RGBA 8-bit", "PNG 1 x 39999999"}
