@@ -96,7 +96,7 @@ def imdb_query(resources: Resources, link: str, config: Mapping[str, object]) ->
 
 def image_query(resources: Resources, data: bytes, kind: str, imdb_id: str | None, what: str) -> Query:
     size = resources.model.input_size
-    at_least = (max(size, THUMBNAIL_SIZE[0]), max(size, THUMBNAIL_SIZE[1]))
+    at_least = (max(size[0], THUMBNAIL_SIZE[0]), max(size[1], THUMBNAIL_SIZE[1]))
     image = decode_query_image(data, at_least, what, 400 if kind == "upload" else 502)
     prediction = resources.model.predict(poster_array(image, size)[np.newaxis])
     return Query(kind, imdb_id, thumbnail(image), prediction, None)

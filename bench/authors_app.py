@@ -46,7 +46,7 @@ def create_app() -> Flask:
         from scipy.spatial import distance
 
         size = model.input_size
-        image = decode_poster(request.files["poster"].read(), (size, size))
+        image = decode_poster(request.files["poster"].read(), size)
         features_of = keras.Model(model.network.input, model.network.get_layer(FEATURES_LAYER).output)  # per request
         query = np.asarray(features_of(preprocess(poster_array(image, size)[np.newaxis]), training=False))[0]
         scored = [

@@ -53,7 +53,7 @@ def time_explanation(model, data: bytes, grid: int) -> dict[str, float]:
     from model.images import decode_poster, poster_array
 
     start = time.perf_counter()
-    image = decode_poster(data, (model.input_size, model.input_size))
+    image = decode_poster(data, model.input_size)
     decoded = time.perf_counter()
     genre = model.genres[int(np.argmax(model.predict(poster_array(image, model.input_size)[np.newaxis]).genres[0]))]
     chosen, cpu = time.perf_counter(), time.process_time()  # the job is told the genre; this pass is not counted
@@ -226,7 +226,7 @@ def main() -> None:
     stick, stick_cpu = yardstick(model, load_poster(posters[0], model.input_size), runs=5 if args.quick else 20)
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(
-        f"model {args.model} ({model.preset.name}, {model.input_size} px), {os.cpu_count()} CPUs, load average "
+        f"model {args.model} ({model.preset.name}, {model.preset.input_label}), {os.cpu_count()} CPUs, load average "
         f"{load:.2f}; one poster on one thread: {stick * 1000:.1f} ms ({stick * 1000 / YARDSTICK_MS:.1f} x the quiet "
         f"machine's {YARDSTICK_MS:.0f} ms for the default preset), {stick_cpu * 1000:.1f} ms of CPU time",
         flush=True,

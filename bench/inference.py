@@ -74,8 +74,9 @@ def compare_precisions(args: argparse.Namespace, precisions: list[str], posters:
 
     models = {precision: load_model(args.model, "onnx", args.threads, precision) for precision in precisions}
     size = next(iter(models.values())).input_size
+    label = next(iter(models.values())).preset.input_label
     print(
-        f"model {args.model} ({size} px, ONNX Runtime, {args.threads} thread(s)), {os.cpu_count()} CPUs; "
+        f"model {args.model} ({label}, ONNX Runtime, {args.threads} thread(s)), {os.cpu_count()} CPUs; "
         + ", ".join(f"{name}: serves {model.precision}" for name, model in models.items())
     )
     for data in posters[:3]:  # warm-up
@@ -173,7 +174,7 @@ def main() -> None:
     before = resident_mib()
     model = load_model(args.model, args.runtime, args.threads, precisions[0] if precisions else None)
     runtime = f"ONNX Runtime, {model.precision}, {args.threads} thread(s)" if args.runtime == "onnx" else "Keras"
-    print(f"model {args.model} ({model.preset.name}, {model.input_size} px, {runtime}), {os.cpu_count()} CPUs")
+    print(f"model {args.model} ({model.preset.name}, {model.preset.input_label}, {runtime}), {os.cpu_count()} CPUs")
 
     def one(data: bytes) -> None:
         model.predict(load_poster(data, model.input_size)[np.newaxis])

@@ -168,7 +168,7 @@ def main() -> None:
     export = onnx.load(str(args.model / ONNX_FILE), load_external_data=True)
     block5 = frozen_block5(args.weights)
 
-    own = (description.preset.input_size, description.preset.input_size)
+    own = description.preset.input_size
     own_pools = pools_at(own, paths, export, block5, with_features=True)
     genre_node = next(node for node in export.graph.node if node.name == f"{GENRES_LAYER}/gemm")
     kernel = next(numpy_helper.to_array(t) for t in export.graph.initializer if t.name == genre_node.input[1])

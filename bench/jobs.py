@@ -72,7 +72,7 @@ def yardstick(model_dir: str, poster: bytes, runs: int = 7) -> float:
     from model.images import decode_poster, poster_array
 
     model = load_model(model_dir, 1)
-    batch = poster_array(decode_poster(poster, (model.input_size, model.input_size)), model.input_size)[None]
+    batch = poster_array(decode_poster(poster, model.input_size), model.input_size)[None]
     model.predict(batch)
     times = []
     for _ in range(runs):

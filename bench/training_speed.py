@@ -72,9 +72,7 @@ def main() -> None:
     preset = get_preset(args.preset)
     ids = [movie.imdb_id for movie in with_target_genres(catalog.movies)][: args.posters]
     labels = catalog.labels(GENRES, ids).astype(np.float32)
-    print(
-        f"{len(ids)} posters from {args.catalog}, preset {preset.name} ({preset.input_size} px), {os.cpu_count()} CPUs"
-    )
+    print(f"{len(ids)} posters from {args.catalog}, preset {preset.name} ({preset.input_label}), {os.cpu_count()} CPUs")
 
     naive_timer = EpochTimer()
     fit_end_to_end(catalog, preset, args.weights, ids, epochs=args.epochs, callbacks=[naive_timer])

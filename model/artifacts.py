@@ -84,7 +84,8 @@ class DescribedModel:
         return self.description.thresholds
 
     @property
-    def input_size(self) -> int:
+    def input_size(self) -> tuple[int, int]:
+        """(width, height) of the posters the network takes."""
         return self.preset.input_size
 
 
@@ -97,7 +98,7 @@ class GenreModel(DescribedModel):
     detector: PosterDetector
 
     def predict(self, posters: np.ndarray, batch_size: int = 64) -> Prediction:
-        """uint8 RGB (n, s, s, 3) -> what each poster evokes."""
+        """uint8 RGB (n, height, width, 3) -> what each poster evokes."""
         inputs = preprocess(posters)
         if len(inputs) <= batch_size:  # one small batch: calling the model beats predict()'s set-up
             outputs = self.network(inputs, training=False)

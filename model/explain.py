@@ -18,7 +18,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
 from model.artifacts import Prediction
-from model.images import poster_array
+from model.images import InputSize, poster_array, width_height
 
 DEFAULT_GRID = 6
 """Cells a side: 36 occluded posters and the poster itself, in two batches. With the `default` preset's 27 ms a poster
@@ -51,7 +51,7 @@ class PredictsGenres(Protocol):
     def genres(self) -> Sequence[str]: ...
 
     @property
-    def input_size(self) -> int: ...
+    def input_size(self) -> int | InputSize: ...
 
     def predict(self, posters: np.ndarray) -> Prediction: ...
 
@@ -117,14 +117,15 @@ def genre_index(genres: Sequence[str], genre: str) -> int:
     return folded.index(genre.casefold())
 
 
-def as_poster(poster: np.ndarray | Image.Image, size: int) -> np.ndarray:
-    """A PIL image or an RGB array, as the (size, size, 3) uint8 array the model takes (squashed, as in the paper)."""
+def as_poster(poster: np.ndarray | Image.Image, size: InputSize) -> np.ndarray:
+    """A PIL image or an RGB array, as the (height, width, 3) uint8 array of `size` (width, height) that the model
+    takes (squashed, as in the paper)."""
     if isinstance(poster, Image.Image):
         return poster_array(poster.convert("RGB"), size)
     array = np.asarray(poster)
     if array.ndim != 3 or array.shape[2] != 3 or array.dtype != np.uint8:
         raise ValueError(f"a poster is a uint8 RGB array (height, width, 3), not {array.dtype} {array.shape}")
-    if array.shape[:2] != (size, size):
+    if array.shape[:2] != (size[1], size[0]):
         return poster_array(Image.fromarray(array), size)
     return array
 
@@ -144,7 +145,7 @@ def fill_image(poster: np.ndarray, fill: str, grid: int) -> np.ndarray:
     """What replaces an occluded patch: the poster blurred (a Gaussian of a cell's side: its colours stay, its shapes,
     faces and letters go) or the ImageNet mean colour."""
     if fill == "blur":
-        radius = poster.shape[0] / grid
+        radius = min(poster.shape[:2]) / grid
         return np.asarray(Image.fromarray(poster).filter(ImageFilter.GaussianBlur(radius)), dtype=np.uint8)
     if fill == "mean":
         return np.broadcast_to(np.array(IMAGENET_RGB_MEAN, np.uint8), poster.shape)
@@ -152,14 +153,13 @@ def fill_image(poster: np.ndarray, fill: str, grid: int) -> np.ndarray:
 
 
 def occluded_posters(poster: np.ndarray, grid: int, patch: float, fill: str) -> np.ndarray:
-    """(grid * grid + 1, size, size, 3): the poster itself, then the poster with each cell's patch occluded, row by
-    row from the top left."""
-    size = poster.shape[0]
+    """(grid * grid + 1, height, width, 3): the poster itself, then the poster with each cell's patch occluded, row
+    by row from the top left (a cell is a grid-th of the height by a grid-th of the width)."""
     filler = fill_image(poster, fill, grid)
-    bounds = patch_bounds(grid, size, patch)
+    rows, columns = patch_bounds(grid, poster.shape[0], patch), patch_bounds(grid, poster.shape[1], patch)
     batch = np.repeat(poster[np.newaxis], grid * grid + 1, axis=0)
-    for row, (top, bottom) in enumerate(bounds):
-        for column, (left, right) in enumerate(bounds):
+    for row, (top, bottom) in enumerate(rows):
+        for column, (left, right) in enumerate(columns):
             batch[1 + row * grid + column, top:bottom, left:right] = filler[top:bottom, left:right]
     return batch
 
@@ -194,9 +194,9 @@ def occlusion_map(
     column = genre_index(genres, genre)
     if space not in ("probability", "logit"):
         raise ValueError(f"unknown space {space!r}: probability or logit")
-    size = int(model.input_size)
-    if not 2 <= grid <= size:
-        raise ValueError(f"grid must be between 2 and {size} cells a side, not {grid}")
+    size = width_height(model.input_size)
+    if not 2 <= grid <= min(size):
+        raise ValueError(f"grid must be between 2 and {min(size)} cells a side, not {grid}")
     if not 0 < patch <= grid:
         raise ValueError(f"patch must be more than 0 and at most {grid} cells (the grid), not {patch}")
     batch = occluded_posters(as_poster(poster, size), grid, patch, fill)

@@ -73,9 +73,19 @@ class PosterImageError(ValueError):
     """The input is not an image we can read, or one that would cost too much to decode."""
 
 
-def load_poster(source: str | Path | bytes, size: int) -> np.ndarray:
-    """Decode an image file or its bytes into a (size, size, 3) uint8 RGB array (squashed, as in the paper)."""
-    return poster_array(decode_poster(source, (size, size)), size)
+InputSize = tuple[int, int]
+"""(width, height) in pixels of the network's input."""
+
+
+def width_height(size: int | InputSize) -> InputSize:
+    """`size` as (width, height): an int is a square."""
+    return (size, size) if isinstance(size, int) else (int(size[0]), int(size[1]))
+
+
+def load_poster(source: str | Path | bytes, size: int | InputSize) -> np.ndarray:
+    """Decode an image file or its bytes into a (height, width, 3) uint8 RGB array of `size` (width, height; an int
+    is a square), squashed to it, as in the paper."""
+    return poster_array(decode_poster(source, width_height(size)), size)
 
 
 def decode_poster(
@@ -301,9 +311,10 @@ def wide_grey_scale(image: Image.Image) -> float | None:
     return 65535.0 if float(image.getextrema()[1]) > 255 else 255.0
 
 
-def poster_array(image: Image.Image, size: int) -> np.ndarray:
-    """An RGB image squashed to (size, size, 3) uint8, the network's input before preprocessing."""
-    return np.asarray(image.resize((size, size), Image.Resampling.BILINEAR), dtype=np.uint8)
+def poster_array(image: Image.Image, size: int | InputSize) -> np.ndarray:
+    """An RGB image squashed to `size` (width, height; an int is a square): a (height, width, 3) uint8 array, the
+    network's input before preprocessing."""
+    return np.asarray(image.resize(width_height(size), Image.Resampling.BILINEAR), dtype=np.uint8)
 
 
 def to_rgb(image: Image.Image, full_scale: float | None = None) -> Image.Image:
@@ -321,9 +332,11 @@ def to_rgb(image: Image.Image, full_scale: float | None = None) -> Image.Image:
     return image.convert("RGB")
 
 
-def load_posters(paths: Sequence[Path], size: int, progress: bool = True) -> np.ndarray:
-    """Decode many poster files into one (n, size, size, 3) uint8 array, with a progress bar."""
-    batch = np.empty((len(paths), size, size, 3), dtype=np.uint8)
+def load_posters(paths: Sequence[Path], size: int | InputSize, progress: bool = True) -> np.ndarray:
+    """Decode many poster files into one (n, height, width, 3) uint8 array of `size` (width, height; an int is a
+    square), with a progress bar."""
+    width, height = width_height(size)
+    batch = np.empty((len(paths), height, width, 3), dtype=np.uint8)
     for row, path in enumerate(tqdm(paths, desc="reading posters", unit="poster", disable=not progress)):
         batch[row] = load_poster(path, size)
     return batch

@@ -150,7 +150,7 @@ def predict_catalog(
                 part.append(model.predict(posters))
             bar.update(len(posters))
     return [
-        Prediction.concatenate(part) if part else model.predict(np.zeros((0, size, size, 3), np.uint8))
+        Prediction.concatenate(part) if part else model.predict(np.zeros((0, size[1], size[0], 3), np.uint8))
         for part, model in zip(parts, models, strict=True)
     ]
 

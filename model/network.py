@@ -10,6 +10,7 @@ import keras
 import numpy as np
 from keras import layers
 
+from model.images import InputSize, width_height
 from model.presets import Preset
 
 IMAGENET = "imagenet"
@@ -32,6 +33,10 @@ SIGNATURE_LAYER = "signature"
 SIGNATURE_BLOCKS = ("block4_pool", "block5_conv3")
 BASE_NAME = "vgg16"
 BASE_OUTPUT = "block5_conv3"
+BLOCK5_CONVS = ("block5_conv1", "block5_conv2", "block5_conv3")
+IMAGENET_PREFIX = "imagenet_"
+"""Names the frozen copy of block 5 that keeps its ImageNet weights beside the fine-tuned one (imagenet_block5_conv1
+to 3): the frozen pool may read it (Preset.frozen_pool_blocks)."""
 
 
 class WeightsError(RuntimeError):
@@ -53,11 +58,13 @@ def check_weights(weights: str | Path | None) -> str:
     return str(path)
 
 
-def vgg16(inputs: keras.KerasTensor | None, input_size: int, weights: str | None) -> keras.Model:
-    """keras.applications.VGG16 without its top, on `inputs` when given (its layers then join the caller's graph)."""
+def vgg16(inputs: keras.KerasTensor | None, input_size: int | InputSize, weights: str | None) -> keras.Model:
+    """keras.applications.VGG16 without its top for posters of `input_size` (width, height; an int is a square), on
+    `inputs` when given (its layers then join the caller's graph)."""
+    width, height = width_height(input_size)
     try:
         return keras.applications.VGG16(
-            include_top=False, weights=weights, input_tensor=inputs, input_shape=(input_size, input_size, 3)
+            include_top=False, weights=weights, input_tensor=inputs, input_shape=(height, width, 3)
         )
     except Exception as error:  # Keras raises a bare Exception when its download fails
         if weights != IMAGENET:
@@ -68,8 +75,8 @@ def vgg16(inputs: keras.KerasTensor | None, input_size: int, weights: str | None
         ) from error
 
 
-def vgg16_base(input_size: int, weights: str | None, train_block5: bool) -> keras.Model:
-    """VGG-16's 13 conv layers without the final max-pool: (s, s, 3) -> (s/16, s/16, 512).
+def vgg16_base(input_size: int | InputSize, weights: str | None, train_block5: bool) -> keras.Model:
+    """VGG-16's 13 conv layers without the final max-pool: (h, w, 3) -> (h/16, w/16, 512).
 
     `weights=None` builds the architecture only; callers that load trained weights afterwards use it.
     """
@@ -109,14 +116,41 @@ def genre_head(inputs: keras.KerasTensor, n_genres: int) -> dict[str, keras.Kera
     return {GENRES_LAYER: layers.Dense(n_genres, activation="sigmoid", name=GENRES_LAYER)(inputs)}
 
 
-def pool_frozen(frozen: keras.KerasTensor) -> keras.KerasTensor:
-    """The frozen part's output (h, w, c) -> (2c,): its mean over the image, then its maximum."""
-    return layers.Concatenate(name=FROZEN_POOL_LAYER)(
-        [
-            layers.GlobalAveragePooling2D(name=f"{FROZEN_POOL_LAYER}_average")(frozen),
-            layers.GlobalMaxPooling2D(name=f"{FROZEN_POOL_LAYER}_max")(frozen),
+def frozen_pool_blocks(preset: Preset) -> tuple[str, ...]:
+    """The layers the frozen pool reads: the preset's, or the frozen part's output alone."""
+    return preset.frozen_pool_blocks or (frozen_output(preset),)
+
+
+def imagenet_block5(block4: keras.KerasTensor, base: keras.Model) -> keras.KerasTensor:
+    """A frozen copy of `base`'s block 5 convolutions on `block4` (its block4_pool output), named imagenet_block5_conv1
+    to 3, with `base`'s weights as they are now (ImageNet's, before any fine-tuning)."""
+    x = block4
+    for name in BLOCK5_CONVS:
+        conv = base.get_layer(name)
+        copy = layers.Conv2D.from_config({**conv.get_config(), "name": IMAGENET_PREFIX + name, "trainable": False})
+        x = copy(x)
+        copy.set_weights(conv.get_weights())
+    return x
+
+
+def pool_frozen(base: keras.Model, blocks: tuple[str, ...]) -> keras.KerasTensor:
+    """The frozen pool: each of `blocks`' outputs (h, w, c) of `base` -> its mean over the image, then its maximum,
+    concatenated block after block."""
+    pooled = []
+    for block in blocks:
+        if block == IMAGENET_PREFIX + BASE_OUTPUT:
+            output = imagenet_block5(base.get_layer("block4_pool").output, base)
+        elif block.startswith(IMAGENET_PREFIX):
+            raise ValueError(
+                f"unknown frozen pool block {block!r}: of ImageNet's copies, only {IMAGENET_PREFIX}{BASE_OUTPUT}"
+            )
+        else:
+            output = base.get_layer(block).output
+        pooled += [
+            layers.GlobalAveragePooling2D(name=f"{FROZEN_POOL_LAYER}_average_{block}")(output),
+            layers.GlobalMaxPooling2D(name=f"{FROZEN_POOL_LAYER}_max_{block}")(output),
         ]
-    )
+    return layers.Concatenate(name=FROZEN_POOL_LAYER)(pooled)
 
 
 def era_heads(pool: keras.KerasTensor, n_decades: int) -> dict[str, keras.KerasTensor]:
@@ -138,8 +172,10 @@ def pool(x: keras.KerasTensor, pooling: str) -> keras.KerasTensor:
 
 
 def build_network(preset: Preset, n_genres: int, n_decades: int, weights: str | None) -> keras.Model:
-    """Poster (s, s, 3), VGG-preprocessed -> a dict of the heads' outputs, the feature vector and the signature."""
-    inputs = keras.Input((preset.input_size, preset.input_size, 3), name="poster")
+    """Poster (height, width, 3), VGG-preprocessed -> a dict of the heads' outputs, the feature vector and the
+    signature."""
+    width, height = preset.input_size
+    inputs = keras.Input((height, width, 3), name="poster")
     base = vgg16(inputs, preset.input_size, weights)
     for layer in base.layers:
         layer.trainable = preset.train_block5 and layer.name.startswith("block5")
@@ -149,8 +185,8 @@ def build_network(preset: Preset, n_genres: int, n_decades: int, weights: str | 
             for block in SIGNATURE_BLOCKS
         ]
     )
+    pool = pool_frozen(base, frozen_pool_blocks(preset))  # before fine-tuning: the ImageNet copy of block 5 as is
     features = trunk(base.get_layer(BASE_OUTPUT).output, preset)
-    pool = pool_frozen(base.get_layer(frozen_output(preset)).output)
     outputs = {
         **genre_head(layers.Concatenate(name=GENRE_INPUTS_LAYER)([features, pool]), n_genres),
         **era_heads(pool, n_decades),
@@ -163,16 +199,20 @@ def build_network(preset: Preset, n_genres: int, n_decades: int, weights: str | 
 def split_network(preset: Preset, n_genres: int, weights: str) -> tuple[keras.Model, keras.Model]:
     """The network cut where training starts: (frozen part, trainable part).
 
-    With block 5 fine-tuned: poster -> block4_pool (s/16, s/16, 512) | block 5 convs + trunk + genre head.
-    Otherwise: poster -> block5_conv3 (s/16, s/16, 512) | trunk + genre head. The frozen part's output is what
-    training computes once and caches, and what the era heads are fitted on.
+    With block 5 fine-tuned: poster -> block4_pool (h/16, w/16, 512) | block 5 convs + trunk + genre head.
+    Otherwise: poster -> block5_conv3 (h/16, w/16, 512) | trunk + genre head. The frozen part answers a dict: its
+    output ("maps"), what training computes once, caches and trains on, and the frozen pool ("pool"), what the era
+    heads and the genre probe are fitted on.
     """
     base = vgg16_base(preset.input_size, weights, train_block5=False)
-    frozen = keras.Model(base.input, base.get_layer(frozen_output(preset)).output, name="frozen")
-    inputs = keras.Input(frozen.output_shape[1:], name="frozen_output")
+    maps = base.get_layer(frozen_output(preset)).output
+    frozen = keras.Model(
+        base.input, {"maps": maps, "pool": pool_frozen(base, frozen_pool_blocks(preset))}, name="frozen"
+    )
+    inputs = keras.Input(tuple(maps.shape[1:]), name="frozen_output")
     x = inputs
     if preset.train_block5:
-        for name in ("block5_conv1", "block5_conv2", "block5_conv3"):
+        for name in BLOCK5_CONVS:
             conv = base.get_layer(name)
             trainable_conv = layers.Conv2D.from_config({**conv.get_config(), "trainable": True})  # same name, shape
             x = trainable_conv(x)

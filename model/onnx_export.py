@@ -176,18 +176,21 @@ CONVERTERS: dict[str, Callable[[GraphBuilder, object, str], str]] = {
 
 
 def build_graph(model: GenreModel, weights: ExternalWeights) -> onnx.GraphProto:
-    """The Keras network as an ONNX graph: poster (n, s, s, 3) VGG-preprocessed -> OUTPUTS. The layers are walked
-    in the network's known shape: VGG-16's convolutions in order, the trunk in order, the genre head from the
-    feature vector and the frozen pool, the era heads from the pool, and the signature from blocks 4 and 5."""
+    """The Keras network as an ONNX graph: poster (n, height, width, 3) VGG-preprocessed -> OUTPUTS. The layers are
+    walked in the network's known shape: VGG-16's convolutions in order, the trunk in order, the frozen pool of the
+    preset's blocks (with the ImageNet copy of block 5 where it reads it), the genre head from the feature vector and
+    the frozen pool, the era heads from the pool, and the signature from blocks 4 and 5."""
     from model.network import (
         BASE_OUTPUT,
+        BLOCK5_CONVS,
         ERA_HEADS,
         FEATURES_LAYER,
         FROZEN_POOL_LAYER,
         GENRE_INPUTS_LAYER,
         GENRES_LAYER,
+        IMAGENET_PREFIX,
         SIGNATURE_BLOCKS,
-        frozen_output,
+        frozen_pool_blocks,
         trunk_layer_names,
     )
 
@@ -207,23 +210,27 @@ def build_graph(model: GenreModel, weights: ExternalWeights) -> onnx.GraphProto:
             named[name] = builder.node("Flatten", [builder.node(op, [named[block]], f"{block}/{op}")], name)
         return named[name]
 
-    frozen = frozen_output(model.preset)
-    pool = builder.node(
-        "Concat", [pooled(frozen, "GlobalAveragePool"), pooled(frozen, "GlobalMaxPool")], FROZEN_POOL_LAYER, axis=1
-    )
+    pool_inputs = []
+    for block in frozen_pool_blocks(model.preset):
+        if block.startswith(IMAGENET_PREFIX):  # the frozen copy of block 5, on block 4's output
+            x = named["block4_pool"]
+            for name in BLOCK5_CONVS:
+                x = named[IMAGENET_PREFIX + name] = convert(builder, network.get_layer(IMAGENET_PREFIX + name), x)
+        pool_inputs += [pooled(block, "GlobalAveragePool"), pooled(block, "GlobalMaxPool")]
+    pool = builder.node("Concat", pool_inputs, FROZEN_POOL_LAYER, axis=1)
     genre_inputs = builder.node("Concat", [named[FEATURES_LAYER], pool], GENRE_INPUTS_LAYER, axis=1)
     builder.node("Identity", [convert(builder, network.get_layer(GENRES_LAYER), genre_inputs)], GENRES_LAYER)
     builder.node("Identity", [named[FEATURES_LAYER]], "features")
     for head in ERA_HEADS:
         builder.node("Identity", [convert(builder, network.get_layer(head), pool)], head)
     builder.node("Concat", [pooled(block, "GlobalAveragePool") for block in SIGNATURE_BLOCKS], "signature", axis=1)
-    size = model.input_size
+    width, height = model.input_size
     signature_size = sum(network.get_layer(block).output.shape[-1] for block in SIGNATURE_BLOCKS)
     shapes = output_shapes(model.description, signature_size)
     return helper.make_graph(
         builder.nodes,
         f"posterbench_{model.preset.name}",
-        [helper.make_tensor_value_info(INPUT_NAME, TensorProto.FLOAT, ["batch", size, size, 3])],
+        [helper.make_tensor_value_info(INPUT_NAME, TensorProto.FLOAT, ["batch", height, width, 3])],
         [helper.make_tensor_value_info(name, TensorProto.FLOAT, ["batch", *shapes[name]]) for name in OUTPUTS],
         initializer=builder.initializers,
     )
@@ -263,11 +270,12 @@ class ExportCheck:
         return max(self.probabilities, self.features, self.evoked)
 
 
-def random_posters(size: int, count: int, seed: int = 0) -> np.ndarray:
-    return np.random.default_rng(seed).integers(0, 256, (count, size, size, 3), dtype=np.uint8)
+def random_posters(size: tuple[int, int], count: int, seed: int = 0) -> np.ndarray:
+    """`count` posters of random pixels, `size` (width, height)."""
+    return np.random.default_rng(seed).integers(0, 256, (count, size[1], size[0], 3), dtype=np.uint8)
 
 
-def catalog_posters(catalog_dir: Path, size: int, count: int) -> np.ndarray:
+def catalog_posters(catalog_dir: Path, size: tuple[int, int], count: int) -> np.ndarray:
     """`count` posters of the catalog, spread evenly over it."""
     from catalog import read_catalog
     from model.images import load_posters

@@ -56,7 +56,7 @@ PRECISIONS = ("auto", "float32", "int8")
 PRECISION_VARIABLE = "POSTERBENCH_PRECISION"
 """Which export `load` serves when not told: auto (int8 when its check passed, else float32), float32 or int8 (even
 when its check failed)."""
-INPUT_NAME = "poster"  # float32 (n, s, s, 3), VGG-preprocessed, as the Keras network takes it
+INPUT_NAME = "poster"  # float32 (n, height, width, 3), VGG-preprocessed, as the Keras network takes it
 INTRA_OP_THREADS = 1
 """Threads per inference unless told otherwise. gunicorn runs several workers of several threads, each request on its
 own thread, so one thread per inference keeps every core busy without the threads of concurrent inferences fighting
@@ -185,7 +185,10 @@ class OnnxGenreModel(DescribedModel):
     precision_reason: str = ""  # why, as logged at load ("check passed (...)", "int8 check failed: ...")
 
     def predict(self, posters: np.ndarray, batch_size: int = 64) -> Prediction:
-        """uint8 RGB (n, s, s, 3) -> what each poster evokes."""
+        """uint8 RGB (n, height, width, 3) -> what each poster evokes; ValueError for posters of another shape."""
+        width, height = self.input_size
+        if np.shape(posters)[1:] != (height, width, 3):
+            raise ValueError(f"this model takes posters of shape (n, {height}, {width}, 3), not {np.shape(posters)}")
         inputs = preprocess(posters)
         if len(inputs) == 0:
             shapes = output_shapes(self.description, len(self.detector.mean_))
@@ -360,10 +363,11 @@ def check_signature(
     """Refuse an export whose input or outputs do not fit model.json (a model.onnx of another model)."""
     inputs = {item.name: item.shape[1:] for item in session.get_inputs()}
     outputs = {item.name: item.shape[1:] for item in session.get_outputs()}
-    size = description.preset.input_size
+    width, height = description.preset.input_size
+    expected_inputs = {INPUT_NAME: [height, width, 3]}
     expected_outputs = output_shapes(description, signature_size)
-    if inputs != {INPUT_NAME: [size, size, 3]} or outputs != expected_outputs:
+    if inputs != expected_inputs or outputs != expected_outputs:
         raise OnnxExportError(
             f"{path} does not fit {directory / 'model.json'}: it takes {inputs} and gives {outputs}, not "
-            f"{ {INPUT_NAME: [size, size, 3]} } and {expected_outputs}: {export_command(directory)}"
+            f"{expected_inputs} and {expected_outputs}: {export_command(directory)}"
         )

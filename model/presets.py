@@ -11,7 +11,7 @@ class Preset:
 
     name: str
     description: str
-    input_size: int
+    input_size: tuple[int, int]  # (width, height) in pixels: posters are squashed to it, as in the paper
     pooling: str  # "flatten" (the paper) or "avg" (global average pooling)
     head_units: tuple[int, ...]  # dense layers after the base; the last is the feature vector
     dropout: float
@@ -23,6 +23,9 @@ class Preset:
     augmented_copies: int = 0  # augmented copies (the paper's augmentation) of each training poster, cached
     tune_thresholds: bool = False  # per-genre thresholds tuned for micro-F1 + macro-F1 on the validation split
     patience: int = 10  # epochs without a better validation loss before training stops
+    frozen_pool_blocks: tuple[str, ...] = ()
+    """The blocks whose outputs, averaged and maximised over the image, make the frozen pool that the genre probe and
+    the era heads read (model/network.py); empty: the frozen part's output alone."""
 
     @property
     def feature_size(self) -> int:
@@ -34,20 +37,28 @@ class Preset:
     def cache_key(self) -> dict:
         """What the cached outputs of the frozen layers depend on: the input size, where the network is cut, the
         augmented copies and the training movies."""
-        return {key: getattr(self, key) for key in ("input_size", "train_block5", "augmented_copies", "rebalance")}
+        keys = ("input_size", "train_block5", "augmented_copies", "rebalance", "frozen_pool_blocks")
+        return {key: getattr(self, key) for key in keys}
+
+    @property
+    def input_label(self) -> str:
+        """The input size as people read it: "128 x 192 px"."""
+        return f"{self.input_size[0]} x {self.input_size[1]} px"
 
     @classmethod
     def from_dict(cls, values: dict) -> Preset:
         known = {field.name for field in fields(cls)}
-        return cls(
-            **{key: tuple(value) if key == "head_units" else value for key, value in values.items() if key in known}
-        )
+        values = {key: value for key, value in values.items() if key in known}
+        if isinstance(values.get("input_size"), int):  # a square, as models before 128 x 192 recorded it
+            values["input_size"] = (values["input_size"], values["input_size"])
+        tuples = ("input_size", "head_units", "frozen_pool_blocks")
+        return cls(**{key: tuple(value) if key in tuples else value for key, value in values.items()})
 
 
 PAPER = Preset(
     name="paper",
     description="Chakraborti and Moore: flatten, dense 10000-2000-512-100, block 5 fine-tuned, Adam 1e-5, 30 epochs",
-    input_size=100,
+    input_size=(100, 100),
     pooling="flatten",
     head_units=(10000, 2000, 512, 100),
     dropout=0.5,
@@ -62,8 +73,11 @@ PAPER = Preset(
 
 DEFAULT = Preset(
     name="default",
-    description="128 px, block 5 fine-tuned, global average pooling, dense 256-100 head, thresholds tuned per genre",
-    input_size=128,
+    description=(
+        "128 x 192 px (the posters' shape), block 5 fine-tuned, global average pooling, dense 256-100 head, genre "
+        "probe on blocks 3, 4 and ImageNet block 5, thresholds tuned per genre"
+    ),
+    input_size=(128, 192),
     pooling="avg",
     head_units=(256, 100),
     dropout=0.5,
@@ -75,12 +89,13 @@ DEFAULT = Preset(
     augmented_copies=1,
     tune_thresholds=True,
     patience=4,
+    frozen_pool_blocks=("block3_pool", "block4_pool", "imagenet_block5_conv3"),
 )
 
 DEMO = Preset(
     name="demo",
     description="fast: frozen VGG-16 base computed once, global average pooling, dense 256-100 head",
-    input_size=100,
+    input_size=(100, 100),
     pooling="avg",
     head_units=(256, 100),
     dropout=0.3,

@@ -173,7 +173,7 @@ class PosterReader:
     """onnxruntime.quantization's CalibrationDataReader over catalog posters: batches of VGG-preprocessed posters,
     each batch decoded when it is asked for."""
 
-    def __init__(self, paths: list[Path], size: int, batch: int = CALIBRATION_BATCH) -> None:
+    def __init__(self, paths: list[Path], size: tuple[int, int], batch: int = CALIBRATION_BATCH) -> None:
         self.batches = iter([paths[start : start + batch] for start in range(0, len(paths), batch)])
         self.size = size
 
@@ -226,7 +226,12 @@ def quieter_quantizer() -> Iterator[None]:
 
 
 def quantize(
-    model_dir: Path, paths: list[Path], size: int, settings: QuantizationSettings, onnx_path: Path, data_path: Path
+    model_dir: Path,
+    paths: list[Path],
+    size: tuple[int, int],
+    settings: QuantizationSettings,
+    onnx_path: Path,
+    data_path: Path,
 ) -> int:
     """The float32 export of `model_dir` quantized (quantize_static, calibrated on the posters at `paths`) into
     `onnx_path` and `data_path`, its big tensors aligned as the float32 export's are; returns the bytes of the float32

@@ -25,7 +25,6 @@ from model.frozen_heads import (
     DenseWeights,
     fit_era_heads,
     fit_genre_probe,
-    frozen_pool,
     predict_era,
     stack_genres,
     stacked_genre_layer,
@@ -190,8 +189,8 @@ def train(
             keras.callbacks.EarlyStopping(monitor=monitor, mode="min", patience=preset.patience),
         ]
     trainable.fit(
-        CachedCopies(cached["train"], labels["train"], preset.batch_size, seed),
-        validation_data=(cached["validation"][0], labels["validation"]) if has_validation else None,
+        CachedCopies(cached["train"].maps, labels["train"], preset.batch_size, seed),
+        validation_data=(cached["validation"].maps[0], labels["validation"]) if has_validation else None,
         epochs=epochs,
         callbacks=callbacks,
         verbose=(1 if sys.stderr.isatty() else 2) if progress else 0,
@@ -200,7 +199,7 @@ def train(
         trainable.load_weights(work.best_weights)
     history = work.history()
 
-    heads, stacking, validation = fit_frozen_heads(trainable, catalog, split, decades, cached, labels, progress)
+    heads, stacking, validation = fit_frozen_heads(trainable, catalog, split, decades, cached, labels)
     validation_ids = split.validation if has_validation else split.train
     thresholds = np.full(len(GENRES), 0.5, dtype=np.float32)
     if preset.tune_thresholds and has_validation:
@@ -230,24 +229,23 @@ def fit_frozen_heads(
     catalog: Catalog,
     split: Split,
     decades: tuple[int, ...],
-    cached: dict[str, np.ndarray],
+    cached: dict[str, FrozenOutputs],
     labels: dict[str, dict[str, np.ndarray]],
-    progress: bool,
 ) -> tuple[dict[str, DenseWeights], np.ndarray, dict[str, np.ndarray]]:
     """The heads on the frozen pool, fitted on the training posters' pools (every cached copy: augmented ones too):
     the era heads, and the genre probe stacked with the trained genre head on the validation posters (which also
     calibrates the genres). Returns the weights of every head, the stacking weights (a, b, c) by genre, and the
     validation posters' genre probabilities and era predictions as the whole network will give them (the training
     posters' when there is no validation split)."""
-    copies = cached["train"]
-    pools = np.concatenate([frozen_pool(copy) for copy in tqdm(copies, desc="frozen pools", disable=not progress)])
-    years, ratings = (np.tile(values, len(copies)) for values in era_values(catalog, split.train))
+    copies = len(cached["train"].pools)
+    pools = np.asarray(cached["train"].pools).reshape(-1, cached["train"].pools.shape[-1])  # copy after copy
+    years, ratings = (np.tile(values, copies) for values in era_values(catalog, split.train))
     heads = fit_era_heads(pools, years, ratings, decades)
-    probe = fit_genre_probe(pools, np.tile(labels["train"][GENRES_LAYER], (len(copies), 1)))
+    probe = fit_genre_probe(pools, np.tile(labels["train"][GENRES_LAYER], (copies, 1)))
     has_validation = len(split.validation) > 0
-    validation_pools = frozen_pool(cached["validation"][0]) if has_validation else pools[: len(split.train)]
+    validation_pools = np.asarray(cached["validation"].pools[0]) if has_validation else pools[: len(split.train)]
     tuned_logits = logit(
-        trainable.predict(cached["validation" if has_validation else "train"][0], verbose=0)[GENRES_LAYER]
+        trainable.predict(cached["validation" if has_validation else "train"].maps[0], verbose=0)[GENRES_LAYER]
     )
     probe_logits = validation_pools @ probe[0] + probe[1]
     stacking = np.tile([1.0, 0.0, 0.0], (len(GENRES), 1))
@@ -330,6 +328,15 @@ def split_digest(split: Split) -> str:
     return hashlib.sha256(json.dumps([split.train, split.validation, split.test]).encode()).hexdigest()[:16]
 
 
+@dataclass(frozen=True)
+class FrozenOutputs:
+    """What the frozen part gives for a split's posters and their copies, cached: `maps` (copies, n, h, w, c), what
+    the trainable part trains on, and `pools` (copies, n, p), what the heads on the frozen pool are fitted on."""
+
+    maps: np.ndarray
+    pools: np.ndarray
+
+
 class WorkDirectory:
     """Where an unfinished training run keeps its cached frozen outputs and checkpoints. The cache outlives a change
     of the training settings (learning rate, epochs...); the checkpoints do not."""
@@ -365,14 +372,19 @@ class WorkDirectory:
         augmented_copies: int,
         seed: int,
         progress: bool,
-    ) -> np.ndarray:
-        """(1 + augmented_copies, n, h, w, c) float16 outputs of the frozen layers; copy 0 is unaugmented."""
-        path = self.path / f"frozen-{part}.npy"
-        if path.exists():
-            return np.load(path, mmap_mode="r")
-        shape = (1 + augmented_copies, len(ids), *frozen.output_shape[1:])
-        temporary = path.with_suffix(".partial.npy")
+    ) -> FrozenOutputs:
+        """The frozen part's outputs for every poster of `ids` and each of its copies (copy 0 unaugmented): its maps,
+        (1 + augmented_copies, n, h, w, c) float16, and the frozen pools, (1 + augmented_copies, n, p) float32."""
+        path, pools_path = self.path / f"frozen-{part}.npy", self.path / f"pools-{part}.npy"
+        if path.exists() and pools_path.exists():
+            return FrozenOutputs(np.load(path, mmap_mode="r"), np.load(pools_path, mmap_mode="r"))
+        shapes = {name: tuple(output.shape[1:]) for name, output in frozen.output.items()}
+        shape = (1 + augmented_copies, len(ids), *shapes["maps"])
+        temporary, pools_temporary = path.with_suffix(".partial.npy"), pools_path.with_suffix(".partial.npy")
         outputs = np.lib.format.open_memmap(temporary, mode="w+", dtype=np.float16, shape=shape)
+        pools = np.lib.format.open_memmap(
+            pools_temporary, mode="w+", dtype=np.float32, shape=(*shape[:2], *shapes["pool"])
+        )
         augment = augmentation(seed)
         movies = [catalog.get(imdb_id) for imdb_id in ids]
         with tqdm(total=len(ids) * shape[0], desc=f"frozen layers, {part}", unit="poster", disable=not progress) as bar:
@@ -381,12 +393,16 @@ class WorkDirectory:
                 posters = load_posters([catalog.poster_path(movie) for movie in chunk], preset.input_size, False)
                 for copy in range(shape[0]):
                     batch = posters if copy == 0 else np.asarray(augment(posters.astype(np.float32), training=True))
-                    outputs[copy, start : start + len(chunk)] = np.asarray(frozen(preprocess(batch), training=False))
+                    found = frozen(preprocess(batch), training=False)
+                    outputs[copy, start : start + len(chunk)] = np.asarray(found["maps"])
+                    pools[copy, start : start + len(chunk)] = np.asarray(found["pool"])
                     bar.update(len(chunk))
         outputs.flush()
-        del outputs
-        temporary.rename(path)
-        return np.load(path, mmap_mode="r")
+        pools.flush()
+        del outputs, pools
+        pools_temporary.rename(pools_path)
+        temporary.rename(path)  # last: the maps' file says that both are whole
+        return FrozenOutputs(np.load(path, mmap_mode="r"), np.load(pools_path, mmap_mode="r"))
 
     def history(self) -> dict[str, list[float]]:
         path = self.path / "history.csv"

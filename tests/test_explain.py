@@ -31,7 +31,7 @@ class QuadrantModel:
     """A stand-in for the network: Horror's probability is `score(red of the top-left quadrant)`, every other genre
     0.5. It records the batches it was given."""
 
-    def __init__(self, score, size: int = 64) -> None:
+    def __init__(self, score, size: int | tuple[int, int] = 64) -> None:
         self.score = score
         self.input_size = size
         self.genres = GENRES
@@ -39,9 +39,9 @@ class QuadrantModel:
 
     def predict(self, posters: np.ndarray) -> SimpleNamespace:
         self.batches.append(len(posters))
-        half = self.input_size // 2
+        top, left = posters.shape[1] // 2, posters.shape[2] // 2
         probabilities = np.full((len(posters), len(GENRES)), 0.5, np.float32)
-        probabilities[:, HORROR] = [self.score(poster[:half, :half, 0].astype(np.float64)) for poster in posters]
+        probabilities[:, HORROR] = [self.score(poster[:top, :left, 0].astype(np.float64)) for poster in posters]
         return SimpleNamespace(genres=probabilities)
 
 
@@ -76,6 +76,16 @@ def test_the_cells_of_what_raises_the_genre_are_positive_and_the_rest_zero(patch
         assert (heatmap[5:, :] == 0).all() and (heatmap[:, 5:] == 0).all()
     assert explanation.most_raising is not None and explanation.most_raising.row <= 3
     assert explanation.most_lowering is None  # nothing lowers it
+
+
+def test_a_model_that_takes_tall_posters_is_explained_on_a_grid_of_tall_cells() -> None:
+    model = QuadrantModel(mean_red, size=(64, 96))  # width 64, height 96: the posters' shape
+    explanation = occlusion_map(model, uniform_poster(255), "Horror", grid=8, patch=1.0, fill="mean")
+    assert explanation.heatmap.shape == (8, 8)
+    assert (explanation.heatmap[:4, :4] > 0).all()  # the top-left quadrant, whatever the cells' shape
+    assert (explanation.heatmap[4:, :] == 0).all() and (explanation.heatmap[:, 4:] == 0).all()
+    with pytest.raises(ValueError, match="between 2 and 64"):
+        occlusion_map(model, uniform_poster(255), "Horror", grid=65)
 
 
 def test_a_region_that_lowers_the_genre_is_negative() -> None:
@@ -202,12 +212,12 @@ def test_the_served_demo_model_explains_a_demo_poster(onnx_model_dir: Path, demo
 
     model = OnnxGenreModel.load(onnx_model_dir)
     movie = next(movie for movie in demo_catalog.movies if movie.genres)
-    image = decode_poster(demo_catalog.poster_path(movie), (model.input_size, model.input_size))
+    image = decode_poster(demo_catalog.poster_path(movie), model.input_size)
     genre = sorted(movie.genres)[0]
     calls: list[tuple[int, int]] = []
     explanation = occlusion_map(model, image, genre, progress=lambda *done: calls.append(done))
     assert explanation.heatmap.shape == (6, 6) and np.isfinite(explanation.heatmap).all()
-    whole = model.predict(np.asarray(image.resize((model.input_size,) * 2, Image.Resampling.BILINEAR))[np.newaxis])
+    whole = model.predict(np.asarray(image.resize(model.input_size, Image.Resampling.BILINEAR))[np.newaxis])
     assert explanation.probability == pytest.approx(float(whole.genres[0, model.genres.index(genre)]), abs=1e-5)
     assert np.abs(explanation.heatmap).max() > 0  # some region matters
     assert calls[-1] == (37, 37)

@@ -224,6 +224,15 @@ def test_fine_tuning_block5_with_augmentation_trains_and_saves(
     assert GenreModel.load(tmp_path / "paper").preset.head_units == (32, 100)
 
 
+def test_a_poster_is_squashed_to_width_by_height_and_old_square_models_still_load() -> None:
+    poster = load_poster(image_bytes(Image.new("RGB", (182, 268), (10, 200, 30)), "PNG"), (128, 192))
+    assert poster.shape == (192, 128, 3) and tuple(poster[100, 60]) == (10, 200, 30)
+    square = get_preset("demo").to_dict() | {"input_size": 128}  # model.json before width x height
+    assert type(get_preset("demo")).from_dict(square).input_size == (128, 128)
+    stored = json.loads(json.dumps(get_preset("default").to_dict()))  # lists, as model.json holds them
+    assert type(get_preset("default")).from_dict(stored) == get_preset("default")
+
+
 def test_load_poster_handles_every_kind_of_image_a_person_may_upload() -> None:
     red = (200, 30, 30)
     cmyk = load_poster(image_bytes(Image.new("CMYK", (40, 60), (0, 220, 220, 40)), "JPEG"), 32)

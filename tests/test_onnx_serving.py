@@ -27,7 +27,7 @@ from model.onnx_model import (
     StaleExportError,
     has_export,
 )
-from model.presets import PAPER
+from model.presets import DEFAULT, PAPER
 from tests.conftest import built_once, digest_files, untrained_model
 from tests.test_bench_scripts import run_script
 
@@ -81,7 +81,7 @@ def test_the_export_predicts_what_keras_predicts(pooling: str, request, posters:
     directory = request.getfixturevalue(f"{pooling}_model_dir")
     keras_model, onnx_model = GenreModel.load(directory), OnnxGenreModel.load(directory)
     assert onnx_model.preset == keras_model.preset and onnx_model.preset.pooling == pooling
-    assert onnx_model.genres == keras_model.genres and onnx_model.input_size == 100
+    assert onnx_model.genres == keras_model.genres and onnx_model.input_size == (100, 100)
     np.testing.assert_array_equal(onnx_model.thresholds, keras_model.thresholds)
     expected = keras_model.predict(posters)
     n_decades = len(keras_model.description.decades)
@@ -99,6 +99,41 @@ def test_the_export_predicts_what_keras_predicts(pooling: str, request, posters:
     assert found.features.std() > 0.01 and np.ptp(found.genres) > 0.01  # the comparison is not between constants
     empty = onnx_model.predict(posters[:0])
     assert empty.genres.shape == (0, 6) and empty.features.shape == (0, 100) and empty.decades.shape == (0, n_decades)
+
+
+def test_the_posters_shape_and_the_wide_frozen_pool_export_as_keras_computes_them(
+    training_weights: Path, demo_catalog, tmp_path: Path
+) -> None:
+    """The default preset's network: a poster taller than wide, block 5 fine-tuned beside a frozen ImageNet copy of it,
+    and the frozen pool of blocks 3, 4 and that copy (here untrained and small)."""
+    import keras
+
+    from model.network import build_network, check_weights
+
+    preset = replace(DEFAULT, input_size=(48, 80), head_units=(16, 100))
+    keras.utils.set_random_seed(4)
+    network = build_network(preset, len(GENRES), 3, weights=check_weights(training_weights))
+    for name in ("block5_conv1", "block5_conv3"):  # the copy starts as block 5's weights and never trains
+        copy = network.get_layer(f"imagenet_{name}")
+        np.testing.assert_array_equal(copy.get_weights()[0], network.get_layer(name).get_weights()[0])
+        assert not copy.trainable and network.get_layer(name).trainable
+    assert network.get_layer("frozen_pool").output.shape[-1] == 2 * (256 + 512 + 512)
+    for head in ("year", "rating"):  # random heads on 2,560 raw pooled values give ratings in the hundreds
+        kernel, bias = network.get_layer(head).get_weights()
+        network.get_layer(head).set_weights([kernel / 100, bias])
+    untrained_model(network, preset).save(tmp_path / "tall")
+    export_onnx(tmp_path / "tall")  # checked against Keras on random posters, or refused
+
+    onnx_model = OnnxGenreModel.load(tmp_path / "tall")
+    assert onnx_model.input_size == (48, 80)
+    posters = np.stack([load_poster(demo_catalog.poster_path(movie), (48, 80)) for movie in demo_catalog.movies[:4]])
+    assert posters.shape == (4, 80, 48, 3)
+    expected = GenreModel.load(tmp_path / "tall").predict(posters)
+    found = onnx_model.predict(posters)
+    np.testing.assert_allclose(found.genres, expected.genres, rtol=0, atol=TOLERANCE)
+    np.testing.assert_allclose(found.decades, expected.decades, rtol=0, atol=TOLERANCE)
+    with pytest.raises(ValueError):
+        onnx_model.predict(np.zeros((1, 48, 80, 3), np.uint8))  # the shape turned: refused, not guessed
 
 
 def test_the_weights_are_one_page_aligned_file_beside_a_small_graph(flatten_model_dir: Path) -> None:
