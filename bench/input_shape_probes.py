@@ -24,9 +24,6 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 BATCH = 32
 BLOCK_OUTPUTS = ("block3_pool", "block4_pool")
-PROBE_C = 3e-4
-"""The genre probes' inverse L2 penalty on standardised pools (model/frozen_heads.py's GENRE_C is 1e-3 for block 4
-alone; three blocks' 3,584 values want a little more)."""
 SPLITS = ("train", "validation", "test")
 
 
@@ -119,12 +116,12 @@ def probe_logits(pools: np.ndarray, rows: dict[str, np.ndarray], labels: np.ndar
     """Each genre's logistic regression on the standardised pools, fitted on the training rows; logits of every row."""
     from sklearn.linear_model import LogisticRegression
 
-    from model.frozen_heads import Standardisation
+    from model.frozen_heads import GENRE_C, Standardisation
 
     standardised = Standardisation.of(pools[rows["train"]])(pools)
     return np.column_stack(
         [
-            LogisticRegression(C=PROBE_C, max_iter=500)
+            LogisticRegression(C=GENRE_C, max_iter=500)
             .fit(standardised[rows["train"]], labels[rows["train"], genre])
             .decision_function(standardised)
             for genre in range(labels.shape[1])
