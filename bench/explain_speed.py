@@ -100,8 +100,9 @@ def shape_difference(first: np.ndarray, second: np.ndarray) -> float:
     return float(np.abs(first / max(np.abs(first).max(), 1e-12) - second / max(np.abs(second).max(), 1e-12)).mean())
 
 
-def upsampled(heatmap: np.ndarray, size: int) -> np.ndarray:
-    return np.asarray(Image.fromarray(heatmap.astype(np.float32), "F").resize((size, size), Image.Resampling.BILINEAR))
+def upsampled(heatmap: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """The heatmap stretched to `size` (width, height), bilinear."""
+    return np.asarray(Image.fromarray(heatmap.astype(np.float32), "F").resize(size, Image.Resampling.BILINEAR))
 
 
 def deletion_drops(model, poster: np.ndarray, explanation, rng: np.random.Generator) -> tuple[float, float]:
