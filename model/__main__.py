@@ -27,7 +27,7 @@ def cli() -> None:
     show_default=True,
     help="'imagenet' (Keras downloads them) or the path of vgg16_imagenet_notop.h5",
 )
-@click.option("--preset", default="demo", show_default=True, help="default, paper or demo")
+@click.option("--preset", default="demo", show_default=True, help="default, fast, paper or demo")
 @click.option("--epochs", type=int, default=None, help="override the preset's number of epochs")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--keep-cache", is_flag=True, help="keep the cached frozen-layer outputs, for another training run")

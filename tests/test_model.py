@@ -55,6 +55,8 @@ def test_presets_describe_the_papers_head_and_the_demo() -> None:
     assert PAPER.head_units == (10000, 2000, 512, 100) and PAPER.learning_rate == 1e-5 and PAPER.epochs == 30
     assert DEMO.feature_size == PAPER.feature_size == 100
     assert get_preset("demo") is DEMO
+    assert get_preset("default").input_size == (128, 192) and get_preset("fast").input_size == (128, 128)
+    assert get_preset("fast").frozen_pool_blocks == get_preset("default").frozen_pool_blocks  # only the shape differs
     with pytest.raises(ValueError, match="unknown preset 'huge'"):
         get_preset("huge")
 
