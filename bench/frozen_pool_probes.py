@@ -43,14 +43,11 @@ def frozen_block5(weights: str):
     """VGG-16's block 5 with its ImageNet weights from `weights`, on block-4 outputs (NHWC) of any height and width."""
     import keras
 
-    from model.network import check_weights, vgg16_base
+    from model.network import IMAGENET_PREFIX, block5_copy, check_weights, vgg16_base
 
     base = vgg16_base(32, check_weights(weights), train_block5=False)
     inputs = keras.Input((None, None, 512))
-    x = inputs
-    for name in ("block5_conv1", "block5_conv2", "block5_conv3"):
-        x = base.get_layer(name)(x)
-    return keras.Model(inputs, x)
+    return keras.Model(inputs, block5_copy(inputs, base, IMAGENET_PREFIX, trainable=False))
 
 
 def block5_pool(frozen_outputs: np.ndarray, weights: str) -> np.ndarray:

@@ -68,18 +68,6 @@ def frozen_session(export, with_features: bool):  # export: the loaded onnx.Mode
     return session, outputs
 
 
-def read_posters(paths: list[Path], shape: tuple[int, int]) -> np.ndarray:
-    """The posters decoded as the app decodes them (model.images.decode_poster), squashed to `shape` (width,
-    height) as the app squashes them to its square."""
-    from PIL import Image
-
-    from model.images import decode_poster
-
-    return np.stack(
-        [np.asarray(decode_poster(path, shape).resize(shape, Image.Resampling.BILINEAR), np.uint8) for path in paths]
-    )
-
-
 def nhwc(maps: np.ndarray) -> np.ndarray:
     """ONNX Runtime's (n, c, h, w) -> Keras's (n, h, w, c)."""
     return np.transpose(maps, (0, 2, 3, 1))
@@ -91,17 +79,17 @@ def pools_at(shape, paths: list[Path], export, block5, with_features: bool) -> d
     from tqdm import tqdm
 
     from model.frozen_heads import frozen_pool
-    from model.images import preprocess
+    from model.images import load_posters, preprocess
 
     session, outputs = frozen_session(export, with_features)
     batches = [paths[start : start + BATCH] for start in range(0, len(paths), BATCH)]
     found: dict[str, list[np.ndarray]] = {"block3": [], "block4": [], "block5": [], "features": []}
     with ThreadPoolExecutor(1) as reader:
-        upcoming = reader.submit(read_posters, batches[0], shape)
+        upcoming = reader.submit(load_posters, batches[0], shape, False)
         for number in tqdm(range(len(batches)), desc=f"posters at {shape[0]}x{shape[1]}", unit="batch"):
             posters = upcoming.result()
             if number + 1 < len(batches):
-                upcoming = reader.submit(read_posters, batches[number + 1], shape)
+                upcoming = reader.submit(load_posters, batches[number + 1], shape, False)
             values = dict(zip(outputs, session.run(outputs, {"poster": preprocess(posters)}), strict=True))
             block4 = nhwc(values["block4_pool"])
             found["block3"].append(frozen_pool(nhwc(values["block3_pool"])))

@@ -19,7 +19,8 @@ GENRE_C = 3e-4
 """Inverse L2 penalty of each genre's logistic regression on standardised pools (scikit-learn's C: a fixed prior on
 the weights, whatever the number of posters). On the real posters' validation split, the probe alone on the pool of
 blocks 3, 4 and ImageNet block 5 at 128 x 192 (2,560 values, training posters and their augmented copies): macro
-ROC-AUC 0.788 at 1e-3, 0.792 at 3e-4, 0.787 at 1e-4; on block 4 alone at 128 x 128: 0.771 at 1e-3, 0.770 at 3e-4."""
+ROC-AUC 0.788 at 1e-3, 0.792 at 3e-4, 0.787 at 1e-4 (a one-off on a training run's cached pools, bench/README.md); on
+block 4 alone at 128 x 128: 0.771 at 1e-3, 0.770 at 3e-4 (`posterbench bench frozen_pool_probes`)."""
 DECADE_C = 3e-4
 """The same for the decade's logistic regression: decade accuracy 0.496, 0.504 and 0.501 at 1e-3, 3e-4 and 1e-4
 (`posterbench bench frozen_pool_probes`)."""

@@ -121,13 +121,13 @@ def frozen_pool_blocks(preset: Preset) -> tuple[str, ...]:
     return preset.frozen_pool_blocks or (frozen_output(preset),)
 
 
-def imagenet_block5(block4: keras.KerasTensor, base: keras.Model) -> keras.KerasTensor:
-    """A frozen copy of `base`'s block 5 convolutions on `block4` (its block4_pool output), named imagenet_block5_conv1
-    to 3, with `base`'s weights as they are now (ImageNet's, before any fine-tuning)."""
+def block5_copy(block4: keras.KerasTensor, base: keras.Model, prefix: str, trainable: bool) -> keras.KerasTensor:
+    """Copies of `base`'s block 5 convolutions on `block4` (a block4_pool output), named `prefix` + their names, with
+    `base`'s weights as they are now: the trainable part's block 5, or the frozen ImageNet one (IMAGENET_PREFIX)."""
     x = block4
     for name in BLOCK5_CONVS:
         conv = base.get_layer(name)
-        copy = layers.Conv2D.from_config({**conv.get_config(), "name": IMAGENET_PREFIX + name, "trainable": False})
+        copy = layers.Conv2D.from_config({**conv.get_config(), "name": prefix + name, "trainable": trainable})
         x = copy(x)
         copy.set_weights(conv.get_weights())
     return x
@@ -139,7 +139,7 @@ def pool_frozen(base: keras.Model, blocks: tuple[str, ...]) -> keras.KerasTensor
     pooled = []
     for block in blocks:
         if block == IMAGENET_PREFIX + BASE_OUTPUT:
-            output = imagenet_block5(base.get_layer("block4_pool").output, base)
+            output = block5_copy(base.get_layer("block4_pool").output, base, IMAGENET_PREFIX, trainable=False)
         elif block.startswith(IMAGENET_PREFIX):
             raise ValueError(
                 f"unknown frozen pool block {block!r}: of ImageNet's copies, only {IMAGENET_PREFIX}{BASE_OUTPUT}"
@@ -212,11 +212,7 @@ def split_network(preset: Preset, n_genres: int, weights: str) -> tuple[keras.Mo
     inputs = keras.Input(tuple(maps.shape[1:]), name="frozen_output")
     x = inputs
     if preset.train_block5:
-        for name in BLOCK5_CONVS:
-            conv = base.get_layer(name)
-            trainable_conv = layers.Conv2D.from_config({**conv.get_config(), "trainable": True})  # same name, shape
-            x = trainable_conv(x)
-            trainable_conv.set_weights(conv.get_weights())
+        x = block5_copy(x, base, prefix="", trainable=True)  # the same names and shapes, trainable
     trainable = keras.Model(inputs, genre_head(trunk(x, preset), n_genres), name="trainable")
     return frozen, trainable
 
