@@ -179,12 +179,7 @@ def build_network(preset: Preset, n_genres: int, n_decades: int, weights: str | 
     base = vgg16(inputs, preset.input_size, weights)
     for layer in base.layers:
         layer.trainable = preset.train_block5 and layer.name.startswith("block5")
-    signature = layers.Concatenate(name=SIGNATURE_LAYER)(
-        [
-            layers.GlobalAveragePooling2D(name=f"{SIGNATURE_LAYER}_{block}")(base.get_layer(block).output)
-            for block in SIGNATURE_BLOCKS
-        ]
-    )
+    signature = signature_of(base, SIGNATURE_BLOCKS)
     pool = pool_frozen(base, frozen_pool_blocks(preset))  # before fine-tuning: the ImageNet copy of block 5 as is
     features = trunk(base.get_layer(BASE_OUTPUT).output, preset)
     outputs = {
@@ -196,19 +191,38 @@ def build_network(preset: Preset, n_genres: int, n_decades: int, weights: str | 
     return keras.Model(inputs, outputs, name=f"posterbench_{preset.name}")
 
 
+def signature_of(model: keras.Model, blocks: tuple[str, ...]) -> keras.KerasTensor:
+    """`blocks`' outputs of `model`, each averaged over the image, concatenated: the signature, or a part of it."""
+    averages = [
+        layers.GlobalAveragePooling2D(name=f"{SIGNATURE_LAYER}_{block}")(model.get_layer(block).output)
+        for block in blocks
+    ]
+    return layers.Concatenate(name=SIGNATURE_LAYER)(averages) if len(averages) > 1 else averages[0]
+
+
+def frozen_signature_blocks(preset: Preset) -> tuple[str, ...]:
+    """The signature's blocks that never train (the first ones): the frozen part gives their part of the signature,
+    the trainable part the rest (block 5 when it is fine-tuned)."""
+    return tuple(block for block in SIGNATURE_BLOCKS if not (preset.train_block5 and block.startswith("block5")))
+
+
 def split_network(preset: Preset, n_genres: int, weights: str) -> tuple[keras.Model, keras.Model]:
     """The network cut where training starts: (frozen part, trainable part).
 
     With block 5 fine-tuned: poster -> block4_pool (h/16, w/16, 512) | block 5 convs + trunk + genre head.
     Otherwise: poster -> block5_conv3 (h/16, w/16, 512) | trunk + genre head. The frozen part answers a dict: its
-    output ("maps"), what training computes once, caches and trains on, and the frozen pool ("pool"), what the era
-    heads and the genre probe are fitted on.
+    output ("maps"), what training computes once, caches and trains on, the frozen pool ("pool"), what the era
+    heads and the genre probe are fitted on, and the frozen blocks' part of the poster detector's signature
+    ("signature", frozen_signature_blocks).
     """
     base = vgg16_base(preset.input_size, weights, train_block5=False)
     maps = base.get_layer(frozen_output(preset)).output
-    frozen = keras.Model(
-        base.input, {"maps": maps, "pool": pool_frozen(base, frozen_pool_blocks(preset))}, name="frozen"
-    )
+    outputs = {
+        "maps": maps,
+        "pool": pool_frozen(base, frozen_pool_blocks(preset)),
+        "signature": signature_of(base, frozen_signature_blocks(preset)),
+    }
+    frozen = keras.Model(base.input, outputs, name="frozen")
     inputs = keras.Input(tuple(maps.shape[1:]), name="frozen_output")
     x = inputs
     if preset.train_block5:

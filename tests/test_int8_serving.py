@@ -31,20 +31,33 @@ from model.split import SPLIT_FILE, Split
 
 
 @pytest.fixture(scope="module")
-def int8_built(
-    request: pytest.FixtureRequest, trained, onnx_model_dir: Path, demo_catalog_dir: Path, index_dir: Path
-) -> Path:
-    """The trained demo model with its float32 and int8 exports (built once, as the model is); the int8 check reuses
-    the demo index, which Keras built in float32."""
-    from model.index import model_fingerprint
+def demo_preset_model(request: pytest.FixtureRequest, demo_catalog, training_weights: Path) -> Path:
+    """The demo preset trained as `make run` trains it (its own 100 px, not the other tests' TEST_INPUT_SIZE), for 15
+    epochs on the demo catalog: the int8 check is to pass on what the demo serves."""
+    from model.presets import DEMO
+    from tests.conftest import trained_model
+
+    return trained_model(request, "demo-preset-model", demo_catalog, replace(DEMO, epochs=15), training_weights)[1]
+
+
+@pytest.fixture(scope="module")
+def int8_built(request: pytest.FixtureRequest, demo_preset_model: Path, demo_catalog) -> Path:
+    """The demo preset's model with its float32 and int8 exports, and beside it ("index") the demo catalog's index
+    by its float32 export, which the int8 check reuses (built once, as the model is)."""
+    from model.index import build_index, model_fingerprint
+    from model.onnx_export import export_onnx
+    from model.onnx_model import OnnxGenreModel
     from model.quantization import export_int8
     from tests.conftest import built_once
 
     def build(out: Path) -> None:
-        shutil.copytree(onnx_model_dir, out / "model")
-        export_int8(out / "model", demo_catalog_dir, index_dir=index_dir, progress=False)
+        shutil.copytree(demo_preset_model, out / "model")
+        export_onnx(out / "model")
+        float32 = OnnxGenreModel.load(out / "model", precision="float32")
+        build_index(demo_catalog, float32, out / "model", out / "index", progress=False)
+        export_int8(out / "model", demo_catalog.directory, index_dir=out / "index", progress=False)
 
-    return built_once(request, "demo-int8", {"model": model_fingerprint(trained[1])}, build)[0] / "model"
+    return built_once(request, "demo-int8", {"model": model_fingerprint(demo_preset_model)}, build)[0] / "model"
 
 
 @pytest.fixture
@@ -239,9 +252,7 @@ def test_an_int8_export_with_dense_layers_too_big_to_pre_pack_is_not_served(int8
     assert forced.session.get_session_options().get_session_config_entry("session.disable_prepacking") == "1"
 
 
-def test_posterbench_index_runs_the_served_int8_model(
-    int8_built: Path, demo_catalog_dir: Path, index_dir: Path, tmp_path: Path
-) -> None:
+def test_posterbench_index_runs_the_served_int8_model(int8_built: Path, demo_catalog_dir: Path, tmp_path: Path) -> None:
     from click.testing import CliRunner
 
     from model.__main__ import cli
@@ -252,11 +263,11 @@ def test_posterbench_index_runs_the_served_int8_model(
     result = CliRunner().invoke(cli, arguments)
     assert result.exit_code == 0, result.output
     assert f"into {out} (ONNX Runtime, int8)" in result.output
-    built, keras = FeatureIndex.load(out), FeatureIndex.load(index_dir)
-    assert built.precision == "int8" and keras.precision == "float32"
+    built, float32 = FeatureIndex.load(out), FeatureIndex.load(int8_built.parent / "index")
+    assert built.precision == "int8" and float32.precision == "float32"
     assert json.loads((out / "index.json").read_text())["precision"] == "int8"
-    assert built.imdb_ids == keras.imdb_ids and built.features.shape == keras.features.shape
-    assert np.abs(built.probabilities - keras.probabilities).mean() < 0.02  # int8 moves them a little
+    assert built.imdb_ids == float32.imdb_ids and built.features.shape == float32.features.shape
+    assert np.abs(built.probabilities - float32.probabilities).mean() < 0.02  # int8 moves them a little
     assert served_model(int8_built, precision="float32").precision == "float32"  # --precision float32 indexes so
     result = CliRunner().invoke(cli, ["export-onnx", "--model", str(int8_built), "--int8-only"])
     assert result.exit_code != 0 and "--int8-only needs --catalog" in result.output

@@ -19,7 +19,7 @@ from model.index import FeatureIndex, FeatureIndexError
 from model.network import WeightsError, build_network, check_weights, vgg16_base
 from model.presets import DEMO, PAPER, get_preset
 from model.split import rebalance, split_movies, with_target_genres
-from tests.conftest import SHARED_WEIGHTS
+from tests.conftest import SHARED_WEIGHTS, TINY_INPUT_SIZE
 
 
 def test_refuses_to_go_on_without_imagenet_weights(tmp_path: Path) -> None:
@@ -123,7 +123,8 @@ def test_a_saved_model_predicts_exactly_as_before(trained, demo_catalog, tmp_pat
     """The model as training left it (or, when the trained model came from the tests' cache, as loaded) against the
     directory training saved and against a directory it saves now."""
     result, model_dir = trained
-    posters = np.stack([load_poster(demo_catalog.poster_path(m), 100) for m in demo_catalog.movies[:5]])
+    size = result.model.input_size
+    posters = np.stack([load_poster(demo_catalog.poster_path(m), size) for m in demo_catalog.movies[:5]])
     before = result.model.predict(posters)
     assert before.genres.shape == (5, 6) and before.features.shape == (5, 100)
     result.model.save(tmp_path / "saved")
@@ -185,8 +186,9 @@ def test_index_holds_every_catalog_poster(index_dir: Path, demo_catalog, trained
     assert index.imdb_ids == [movie.imdb_id for movie in demo_catalog]
     assert index.features.shape == (len(demo_catalog), 100) and index.features.dtype == np.float32
     assert index.probabilities.shape == (len(demo_catalog), 6)
-    first = load_poster(demo_catalog.poster_path(demo_catalog.movies[0]), 100)[np.newaxis]
-    predicted = trained[0].model.predict(first)
+    model = trained[0].model
+    first = load_poster(demo_catalog.poster_path(demo_catalog.movies[0]), model.input_size)[np.newaxis]
+    predicted = model.predict(first)
     np.testing.assert_allclose(predicted.features[0], index.features[0], atol=1e-4)
     stored = index.prediction([0])
     np.testing.assert_allclose(stored.decades, predicted.decades, atol=1e-4)
@@ -212,7 +214,7 @@ def test_fine_tuning_block5_with_augmentation_trains_and_saves(
 
     from model.train import train
 
-    preset = replace(PAPER, head_units=(32, 100), epochs=1, batch_size=16)
+    preset = replace(PAPER, head_units=(32, 100), epochs=1, batch_size=16, input_size=TINY_INPUT_SIZE)
     result = train(small_catalog, preset, vgg_weights_file, tmp_path / "paper", seed=0, progress=False)
     assert len(result.history["loss"]) == 1 and np.isfinite(result.history["loss"][0])
     base = result.model.network

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from catalog import GENRES
 from model.artifacts import WEIGHTS_FILE, GenreModel
@@ -61,9 +62,15 @@ def flatten_model_dir(training_weights: Path, request: pytest.FixtureRequest) ->
     return built_once(request, "flatten-onnx", inputs, build)[0] / "flatten"
 
 
-@pytest.fixture(scope="module")
-def posters(demo_catalog) -> np.ndarray:
-    return np.stack([load_poster(demo_catalog.poster_path(movie), 100) for movie in demo_catalog.movies[:10]])
+def demo_posters(demo_catalog, input_size: tuple[int, int], n: int = 10) -> np.ndarray:
+    """The demo catalog's first `n` posters as a model of `input_size` (width, height) takes them."""
+    return np.stack([load_poster(demo_catalog.poster_path(movie), input_size) for movie in demo_catalog.movies[:n]])
+
+
+def blank_posters(model_dir: Path, n: int = 1, grey: int = 90) -> np.ndarray:
+    """`n` grey posters of the shape the model in `model_dir` takes."""
+    width, height = GenreModel.load(model_dir).input_size
+    return np.full((n, height, width, 3), grey, np.uint8)
 
 
 def test_preprocessing_is_kerass_own_without_keras() -> None:
@@ -77,11 +84,12 @@ def test_preprocessing_is_kerass_own_without_keras() -> None:
 
 
 @pytest.mark.parametrize("pooling", ["avg", "flatten"])
-def test_the_export_predicts_what_keras_predicts(pooling: str, request, posters: np.ndarray) -> None:
+def test_the_export_predicts_what_keras_predicts(pooling: str, request, demo_catalog) -> None:
     directory = request.getfixturevalue(f"{pooling}_model_dir")
     keras_model, onnx_model = GenreModel.load(directory), OnnxGenreModel.load(directory)
     assert onnx_model.preset == keras_model.preset and onnx_model.preset.pooling == pooling
-    assert onnx_model.genres == keras_model.genres and onnx_model.input_size == (100, 100)
+    assert onnx_model.genres == keras_model.genres and onnx_model.input_size == keras_model.preset.input_size
+    posters = demo_posters(demo_catalog, onnx_model.input_size)
     np.testing.assert_array_equal(onnx_model.thresholds, keras_model.thresholds)
     expected = keras_model.predict(posters)
     n_decades = len(keras_model.description.decades)
@@ -178,10 +186,9 @@ def test_a_model_retrained_since_its_export_is_refused(avg_model_dir: Path, app_
     with pytest.raises(StaleExportError, match="export-onnx"):
         create_app({**app_settings, "MODEL": str(copy)})
     export_onnx(copy)
+    black = blank_posters(copy, grey=0)
     np.testing.assert_allclose(
-        OnnxGenreModel.load(copy).predict(np.zeros((1, 100, 100, 3), np.uint8)).genres,
-        keras_model.predict(np.zeros((1, 100, 100, 3), np.uint8)).genres,
-        atol=TOLERANCE,
+        OnnxGenreModel.load(copy).predict(black).genres, keras_model.predict(black).genres, atol=TOLERANCE
     )
 
 
@@ -231,17 +238,21 @@ def test_the_app_recommends_from_the_exports_predictions(avg_model_dir: Path, ap
     with client.session_transaction() as session:
         session["csrf_token"] = "t"
     movie = demo_catalog.movies[9]
-    poster = demo_catalog.poster_path(movie).read_bytes()
+    png = io.BytesIO()  # at the model's size, as a PNG: decoded and squashed alike by the app and load_poster below
+    size = GenreModel.load(avg_model_dir).input_size
+    Image.open(demo_catalog.poster_path(movie)).convert("RGB").resize(size).save(png, "PNG")
+    poster = png.getvalue()
     answer = client.post(
         "/recommend",
-        data={"csrf_token": "t", "poster": (io.BytesIO(poster), "p.jpg")},
+        data={"csrf_token": "t", "poster": (io.BytesIO(poster), "p.png")},
         content_type="multipart/form-data",
     )
     assert answer.status_code == 303
     with sqlite3.connect(config["DATABASE"]) as database:
         (genres,) = database.execute("SELECT genres FROM recommendations ORDER BY id DESC LIMIT 1").fetchone()
     shown = np.array([json.loads(genres)[genre] for genre in GENRES])
-    keras_probabilities = GenreModel.load(avg_model_dir).predict(load_poster(poster, 100)[np.newaxis]).genres[0]
+    keras_model = GenreModel.load(avg_model_dir)
+    keras_probabilities = keras_model.predict(load_poster(poster, keras_model.input_size)[np.newaxis]).genres[0]
     np.testing.assert_allclose(shown, keras_probabilities, atol=1e-4 + 5e-5)  # shown rounded to 4 decimals
 
 
@@ -271,7 +282,7 @@ def test_gunicorn_workers_serving_an_export_load_no_tensorflow_and_less_memory(
 def test_an_export_without_its_keras_weights_is_served_as_it_is(avg_model_dir: Path, tmp_path: Path) -> None:
     copy = shutil.copytree(avg_model_dir, tmp_path / "model")
     (copy / WEIGHTS_FILE).unlink()  # e.g. an image that ships only what serving needs
-    poster = np.full((1, 100, 100, 3), 90, np.uint8)
+    poster = blank_posters(avg_model_dir)
     np.testing.assert_array_equal(
         OnnxGenreModel.load(copy).predict(poster).features, OnnxGenreModel.load(avg_model_dir).predict(poster).features
     )

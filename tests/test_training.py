@@ -16,7 +16,16 @@ from model import train as train_module
 from model.evaluation import evaluate, summaries
 from model.metrics import constant_predictors, tune_thresholds
 from model.presets import DEMO
-from tests.conftest import demo_catalog_built_once, needs_imagenet, trained_model
+from tests.conftest import (
+    TEST_INPUT_SIZE,
+    TINY_INPUT_SIZE,
+    demo_catalog_built_once,
+    needs_imagenet,
+    trained_model,
+)
+
+TINY_DEMO = replace(DEMO, input_size=TINY_INPUT_SIZE)
+"""For tests of how training runs, not of what it learns."""
 
 
 @needs_imagenet
@@ -39,9 +48,11 @@ def test_beats_constant_answers_on_posters_it_never_saw(trained, request: pytest
 @pytest.fixture(scope="module")
 def era_model_dir(request: pytest.FixtureRequest, training_weights: Path) -> Path:
     """The demo preset trained on 300 demo posters (built once, as the shared demo model is): the era signal needs
-    more posters than the genres' 120."""
+    more posters than the genres' 120. The era heads are fitted in closed form on the frozen pool, whatever the
+    genre head's epochs: 3 of them are enough here."""
     catalog = read_catalog(demo_catalog_built_once(request, "era", 300, seed=1))
-    return trained_model(request, "era-model", catalog, replace(DEMO, epochs=20), training_weights)[1]
+    preset = replace(DEMO, epochs=3, input_size=TEST_INPUT_SIZE)
+    return trained_model(request, "era-model", catalog, preset, training_weights)[1]
 
 
 @needs_imagenet
@@ -78,7 +89,7 @@ def test_constant_baselines_from_genre_counts() -> None:
 def test_an_interrupted_training_resumes_where_it_stopped(
     small_catalog, vgg_weights_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    preset = replace(DEMO, epochs=4, patience=10)
+    preset = replace(TINY_DEMO, epochs=4, patience=10)
     original_epoch_end = keras.callbacks.CSVLogger.on_epoch_end
 
     def interrupt_after_two_epochs(self, epoch, logs=None):
@@ -110,7 +121,8 @@ def test_a_changed_configuration_does_not_reuse_the_cache(small_catalog, vgg_wei
     work.mkdir()
     (work / "manifest.json").write_text('{"preset": "something else"}')
     (work / "frozen-train.npy").write_bytes(b"stale")
-    train_module.train(small_catalog, replace(DEMO, epochs=1), vgg_weights_file, tmp_path / "model", progress=False)
+    preset = replace(TINY_DEMO, epochs=1)
+    train_module.train(small_catalog, preset, vgg_weights_file, tmp_path / "model", progress=False)
     assert not work.exists() and (tmp_path / "model" / "model.json").exists()
 
 
@@ -127,11 +139,11 @@ def test_new_training_settings_keep_the_cache_but_not_the_checkpoints(
 
     monkeypatch.setattr(keras.callbacks.CSVLogger, "on_epoch_end", interrupt_after_one_epoch)
     with pytest.raises(KeyboardInterrupt):
-        train_module.train(small_catalog, replace(DEMO, epochs=3), vgg_weights_file, out, progress=False)
+        train_module.train(small_catalog, replace(TINY_DEMO, epochs=3), vgg_weights_file, out, progress=False)
     monkeypatch.setattr(keras.callbacks.CSVLogger, "on_epoch_end", original_epoch_end)
     original_augmentation = train_module.augmentation
     monkeypatch.setattr(train_module, "augmentation", lambda seed: ran.append(seed) or original_augmentation(seed))
-    other = replace(DEMO, epochs=2, learning_rate=5e-4)  # what is trained changes, not the inputs
+    other = replace(TINY_DEMO, epochs=2, learning_rate=5e-4)  # what is trained changes, not the inputs
     result = train_module.train(small_catalog, other, vgg_weights_file, out, progress=False)
     assert ran == []  # the frozen outputs were reused
     assert len(result.history["loss"]) == 2  # both epochs trained anew: the old checkpoint was not resumed
@@ -184,3 +196,31 @@ def test_threshold_scores_are_scikit_learns_micro_plus_macro_f1() -> None:
         for row in candidates
     ]
     np.testing.assert_allclose(f1_sums(y_true.astype(bool), probabilities, candidates), expected, rtol=1e-12)
+
+
+@pytest.mark.parametrize("fine_tuned", [False, True], ids=["block 5 frozen", "block 5 fine-tuned"])
+def test_the_detector_signatures_from_the_cache_are_the_whole_networks(
+    fine_tuned: bool, small_catalog, vgg_weights_file: Path, tmp_path: Path
+) -> None:
+    """Training fits the poster detector on signatures from its cache (the frozen part's, the trainable part's on the
+    cached maps) rather than running the posters through the whole network again: they are what serving computes."""
+    from model.images import load_posters, preprocess
+    from model.network import HEADS, SIGNATURE_LAYER, build_network, join_network, split_network
+
+    preset = replace(DEMO, input_size=(64, 96), train_block5=fine_tuned)
+    frozen, trainable = split_network(preset, 6, str(vgg_weights_file))
+    if fine_tuned:  # as if trained: the fine-tuned block 5 no longer is ImageNet's
+        conv = trainable.get_layer("block5_conv3")
+        kernel, bias = conv.get_weights()
+        conv.set_weights([kernel * np.random.default_rng(0).uniform(0.5, 1.5, kernel.shape), bias + 0.1])
+    ids = [movie.imdb_id for movie in small_catalog.movies[:6]]
+    work = train_module.WorkDirectory.open(tmp_path / "model", {"test": 1})
+    cached = work.frozen_outputs("train", frozen, small_catalog, ids, preset, 1, 0, progress=False)
+    shapes = build_network(preset, 6, 3, weights=None)
+    heads = {head: [np.zeros_like(w) for w in shapes.get_layer(head).get_weights()] for head in HEADS}
+    network = join_network(preset, frozen, trainable, heads)
+    posters = load_posters([small_catalog.poster_path(small_catalog.get(i)) for i in ids], preset.input_size, False)
+    expected = np.asarray(network(preprocess(posters), training=False)[SIGNATURE_LAYER])
+    found = train_module.detector_signatures(trainable, preset, cached, len(ids))
+    assert found.shape == expected.shape == (len(ids), 1024)
+    np.testing.assert_allclose(found, expected, rtol=0.02, atol=0.02 * np.abs(expected).mean())
