@@ -328,7 +328,7 @@ def test_scrape_replica_reproduces_a_small_replica() -> None:
     """`make scrape-replica` on a small replica (needs Debian's chromium and chromedriver, as CI has)."""
     if not (shutil.which("chromium") and shutil.which("chromedriver")) and not os.environ.get("CI"):
         pytest.skip("Debian's chromium and chromium-driver are not installed (.ci/run installs them)")
-    output = run_script("bench/scrape_replica.py", "--movies", "60", "--result-cap", "30")
+    output = run_script("bench/scrape_replica.py", "--movies", "20", "--result-cap", "10")
     last = json.loads(output.strip().splitlines()[-1])
     assert last["differences"] == 0
     assert last["movies"] == last["posters"] > 0 and last["pages_per_second"] > 0

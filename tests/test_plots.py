@@ -218,8 +218,8 @@ def test_same_input_gives_the_same_bytes() -> None:
 
 def test_rendering_from_threads_gives_the_same_bytes() -> None:
     expected = all_plots()
-    with ThreadPoolExecutor(8) as pool:
-        results = list(pool.map(lambda _: all_plots(), range(8)))
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(lambda _: all_plots(), range(4)))
     assert all(result == expected for result in results)
 
 
