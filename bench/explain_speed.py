@@ -112,13 +112,13 @@ def deletion_drops(model, poster: np.ndarray, explanation, rng: np.random.Genera
 
     grid, column = explanation.grid, model.genres.index(explanation.genre)
     filler = fill_image(poster, explanation.fill, grid)
-    bounds = patch_bounds(grid, poster.shape[0], explanation.patch)
+    rows, columns = (patch_bounds(grid, side, explanation.patch) for side in poster.shape[:2])
     order = np.argsort(-explanation.heatmap.reshape(-1), kind="stable")[:DELETED_CELLS]
     chosen = [order] + [rng.choice(grid * grid, DELETED_CELLS, replace=False) for _ in range(RANDOM_DRAWS)]
     batch = np.repeat(poster[np.newaxis], len(chosen), axis=0)
     for row, cells in enumerate(chosen):
         for cell in cells:
-            (top, bottom), (left, right) = bounds[cell // grid], bounds[cell % grid]
+            (top, bottom), (left, right) = rows[cell // grid], columns[cell % grid]
             batch[row, top:bottom, left:right] = filler[top:bottom, left:right]
     drops = explanation.probability - model.predict(batch).genres[:, column]
     return float(drops[0]), float(drops[1:].mean())

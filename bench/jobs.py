@@ -32,6 +32,7 @@ import requests
 
 from bench.load import Timings, add_served_arguments, server_settings, summarize, timed_requests
 from catalog import read_catalog
+from model.explain import DEFAULT_GRID
 from tools.serving import gunicorn_server
 
 API = {"X-Requested-With": "bench"}
@@ -198,7 +199,7 @@ def main(argv: list[str] | None = None) -> None:
                 for r in range(args.rounds)
             ]
             database = state / "bench.sqlite"
-            heatmap = timed("heatmap (1 poster, 1 genre, 6 x 6 grid)", heatmaps, database)
+            heatmap = timed(f"heatmap (1 poster, 1 genre, {DEFAULT_GRID} x {DEFAULT_GRID} grid)", heatmaps, database)
             comparison = timed("comparison of 4 uploaded posters", comparisons, database)
 
             rounds: dict[str, list[Timings]] = {"without jobs": [], "with jobs": []}

@@ -20,10 +20,11 @@ from PIL import Image, ImageDraw, ImageFilter, ImageFont
 from model.artifacts import Prediction
 from model.images import InputSize, poster_array, width_height
 
-DEFAULT_GRID = 6
-"""Cells a side: 36 occluded posters and the poster itself, in two batches. With the `default` preset's 27 ms a poster
-on 2 threads (quiet machine) that is about 1.0 s, within the 1.2 s the map may take of the 2 s from submit to result;
-7 x 7 (50 passes) would take 1.35 s. bench/explain_speed.py measures it."""
+DEFAULT_GRID = 5
+"""Cells a side: 25 occluded posters and the poster itself, in two batches. The `default` preset reads 128 x 192
+posters: 54 ms a poster on 2 threads in float32 here (bench/explain_speed.py, 2026-12-07), so 5 x 5 takes 1.4 s of
+the 2 s from submit to result, where 6 x 6 (37 passes) took 2.0 s for the map alone. A request may ask for a finer
+grid (app/job_requests.py MAX_GRID)."""
 DEFAULT_PATCH = 2.0
 """The occluding patch's side in cells, centred on its cell: neighbouring patches overlap by half their side, so that
 an object that straddles two cells still disappears under one patch."""

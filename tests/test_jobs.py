@@ -138,12 +138,12 @@ def test_a_heatmap_for_a_sample_a_recommendation_and_a_compared_draft(jobs_app, 
         assert done["status"] == "done", done
         result = done["result"]
         assert result["genre"] == data["genre"].capitalize()
-        grid = int(data.get("grid", 6))
+        grid = int(data.get("grid", 5))  # model.explain.DEFAULT_GRID
         assert result["grid"] == grid and np.array(result["map"]).shape == (grid, grid)
         assert 0 <= result["probability"] <= 1
         heatmap = client.get(result["heatmap_url"].removeprefix("http://localhost"))
         assert heatmap.status_code == 200 and Image.open(io.BytesIO(heatmap.data)).format == "PNG"
-    assert jobs[0]["params"] == {"genre": "Drama", "grid": 6}
+    assert jobs[0]["params"] == {"genre": "Drama", "grid": 5}
     page = client.get(f"/jobs/{jobs[2]['job']}").get_data(as_text=True)
     assert "What makes this poster read as Thriller" in page and 'id="heatmap"' in page
 
