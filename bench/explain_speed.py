@@ -1,9 +1,10 @@
 """Explanation speed: the time from an uploaded poster to its heatmap for one genre (model/explain.py: decode,
 occlusion_map, overlay_png) with a model's ONNX export, on 1 and 2 threads, for a few grid sizes. The target is 2 s
 from submit to result, about 1.2 s of it for this, the rest for the job around it. A forward pass of one poster on one
-thread is timed in the same run, as a yardstick of how busy the machine is (49 ms for the `default` preset on the
-quiet 2-core Xeon, bench/README.md), and the map's CPU time is reported beside its wall-clock time: on a busy machine
-it is the better guess of the quiet machine's time (divided by the threads, where they scale).
+thread is timed in the same run, as a yardstick of how busy the machine is (49 ms for a 128 x 128 model, the `fast`
+preset's shape, on the quiet 2-core Xeon, bench/README.md; the `default` preset's 128 x 192 took 105-107 ms at load
+average 1-3), and the map's CPU time is reported beside its wall-clock time: on a busy machine it is the better
+guess of the quiet machine's time (divided by the threads, where they scale).
 
 --compare also measures the choices, for each poster's most probable genre: the blurred fill against the ImageNet
 mean (how much occluding anywhere shifts the genre, and the drop when the three strongest cells are occluded at once
@@ -26,7 +27,8 @@ import numpy as np
 from PIL import Image
 
 YARDSTICK_MS = 49.0
-"""One poster, one thread, `default` preset, ONNX Runtime, quiet machine (bench/README.md)."""
+"""One poster, one thread, a 128 x 128 model (the `default` preset before it took 128 x 192, the `fast` preset's
+shape), ONNX Runtime, quiet machine (bench/README.md)."""
 DELETED_CELLS = 3
 RANDOM_DRAWS = 5
 
@@ -229,7 +231,7 @@ def main() -> None:
     print(
         f"model {args.model} ({model.preset.name}, {model.preset.input_label}), {os.cpu_count()} CPUs, load average "
         f"{load:.2f}; one poster on one thread: {stick * 1000:.1f} ms ({stick * 1000 / YARDSTICK_MS:.1f} x the quiet "
-        f"machine's {YARDSTICK_MS:.0f} ms for the default preset), {stick_cpu * 1000:.1f} ms of CPU time",
+        f"machine's {YARDSTICK_MS:.0f} ms for a 128 x 128 model), {stick_cpu * 1000:.1f} ms of CPU time",
         flush=True,
     )
     del model

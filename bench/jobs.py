@@ -68,7 +68,7 @@ def compare_once(session: requests.Session, url: str, posters: list[tuple[str, b
 
 def yardstick(model_dir: str, poster: bytes, runs: int = 7) -> float:
     """Median seconds of one forward pass of one poster on one thread, in this process: how busy the machine is
-    (bench/explain_speed.py: 49 ms for the `default` preset on the quiet 2-core Xeon)."""
+    (bench/explain_speed.py: 49 ms for a 128 x 128 model on the quiet 2-core Xeon)."""
     from app.resources import load_model
     from model.images import decode_poster, poster_array
 
@@ -175,7 +175,8 @@ def main(argv: list[str] | None = None) -> None:
     movies = catalog.movies[::step][: args.posters]
     posters = [(movie.imdb_id, catalog.poster_path(movie).read_bytes()) for movie in movies]
     before = yardstick(args.model, posters[0][1])
-    print(f"one forward pass, one thread, before: {before * 1000:.0f} ms (49 ms on the quiet machine)", flush=True)
+    quiet = "49 ms for a 128 x 128 model on the quiet machine"
+    print(f"one forward pass, one thread, before: {before * 1000:.0f} ms ({quiet})", flush=True)
     with tempfile.TemporaryDirectory(prefix="posterbench-jobs-") as scratch:
         state = Path(scratch)
         settings = {
