@@ -382,7 +382,8 @@ class WorkDirectory:
         progress: bool,
     ) -> FrozenOutputs:
         """The frozen part's outputs for every poster of `ids` and each of its copies (copy 0 unaugmented): its maps,
-        (1 + augmented_copies, n, h, w, c) float16, and the frozen pools, (1 + augmented_copies, n, p) float32."""
+        (1 + augmented_copies, n, h, w, c) float16, the frozen pools, (1 + augmented_copies, n, p) float32, and the
+        frozen blocks' part of the posters' signatures, (n, s) float32, of copy 0 only."""
         path = self.path / f"frozen-{part}.npy"
         pools_path, signatures_path = self.path / f"pools-{part}.npy", self.path / f"signatures-{part}.npy"
         if path.exists() and pools_path.exists() and signatures_path.exists():
