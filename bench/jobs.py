@@ -30,6 +30,7 @@ from pathlib import Path
 
 import requests
 
+from bench.explain_speed import YARDSTICK_MS
 from bench.load import Timings, add_served_arguments, server_settings, summarize, timed_requests
 from catalog import read_catalog
 from model.explain import DEFAULT_GRID
@@ -68,7 +69,7 @@ def compare_once(session: requests.Session, url: str, posters: list[tuple[str, b
 
 def yardstick(model_dir: str, poster: bytes, runs: int = 7) -> float:
     """Median seconds of one forward pass of one poster on one thread, in this process: how busy the machine is
-    (bench/explain_speed.py: 49 ms for a 128 x 128 model on the quiet 2-core Xeon)."""
+    (bench/explain_speed.py's YARDSTICK_MS for a 128 x 128 model on the quiet 2-core Xeon)."""
     from app.resources import load_model
     from model.images import decode_poster, poster_array
 
@@ -175,7 +176,7 @@ def main(argv: list[str] | None = None) -> None:
     movies = catalog.movies[::step][: args.posters]
     posters = [(movie.imdb_id, catalog.poster_path(movie).read_bytes()) for movie in movies]
     before = yardstick(args.model, posters[0][1])
-    quiet = "49 ms for a 128 x 128 model on the quiet machine"
+    quiet = f"{YARDSTICK_MS:.0f} ms for a 128 x 128 model on the quiet machine"
     print(f"one forward pass, one thread, before: {before * 1000:.0f} ms ({quiet})", flush=True)
     with tempfile.TemporaryDirectory(prefix="posterbench-jobs-") as scratch:
         state = Path(scratch)
@@ -226,7 +227,7 @@ def main(argv: list[str] | None = None) -> None:
     after = yardstick(args.model, posters[0][1])
     print(f"one forward pass, one thread, after: {after * 1000:.0f} ms", flush=True)
     result = {
-        "yardstick_ms": {"before": round(before * 1000, 1), "after": round(after * 1000, 1), "quiet": 49.0},
+        "yardstick_ms": {"before": round(before * 1000, 1), "after": round(after * 1000, 1), "quiet": YARDSTICK_MS},
         "heatmap": heatmap,
         "comparison_4": comparison,
         "upload_load": {**load, "p95_ratio": round(ratio, 2), "jobs_during_load": busy_jobs},

@@ -200,10 +200,12 @@ def signature_of(model: keras.Model, blocks: tuple[str, ...]) -> keras.KerasTens
     return layers.Concatenate(name=SIGNATURE_LAYER)(averages) if len(averages) > 1 else averages[0]
 
 
-def frozen_signature_blocks(preset: Preset) -> tuple[str, ...]:
-    """The signature's blocks that never train (the first ones): the frozen part gives their part of the signature,
-    the trainable part the rest (block 5 when it is fine-tuned)."""
-    return tuple(block for block in SIGNATURE_BLOCKS if not (preset.train_block5 and block.startswith("block5")))
+def signature_parts(preset: Preset) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """SIGNATURE_BLOCKS cut where training starts: (the blocks that never train, whose part of the signature the
+    frozen part gives; the fine-tuned ones, block 5 when the preset fine-tunes it, whose part the trainable part
+    gives). Block 5 comes last, so the signature is the first part's averages, then the second's."""
+    tuned = tuple(block for block in SIGNATURE_BLOCKS if preset.train_block5 and block.startswith("block5"))
+    return SIGNATURE_BLOCKS[: len(SIGNATURE_BLOCKS) - len(tuned)], tuned
 
 
 def split_network(preset: Preset, n_genres: int, weights: str) -> tuple[keras.Model, keras.Model]:
@@ -213,14 +215,14 @@ def split_network(preset: Preset, n_genres: int, weights: str) -> tuple[keras.Mo
     Otherwise: poster -> block5_conv3 (h/16, w/16, 512) | trunk + genre head. The frozen part answers a dict: its
     output ("maps"), what training computes once, caches and trains on, the frozen pool ("pool"), what the era
     heads and the genre probe are fitted on, and the frozen blocks' part of the poster detector's signature
-    ("signature", frozen_signature_blocks).
+    ("signature", signature_parts).
     """
     base = vgg16_base(preset.input_size, weights, train_block5=False)
     maps = base.get_layer(frozen_output(preset)).output
     outputs = {
         "maps": maps,
         "pool": pool_frozen(base, frozen_pool_blocks(preset)),
-        "signature": signature_of(base, frozen_signature_blocks(preset)),
+        "signature": signature_of(base, signature_parts(preset)[0]),
     }
     frozen = keras.Model(base.input, outputs, name="frozen")
     inputs = keras.Input(tuple(maps.shape[1:]), name="frozen_output")

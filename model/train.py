@@ -34,12 +34,11 @@ from model.metrics import format_report, logit, tune_thresholds
 from model.network import (
     GENRES_LAYER,
     RATING_LAYER,
-    SIGNATURE_BLOCKS,
     build_network,
     check_weights,
-    frozen_signature_blocks,
     join_network,
     signature_of,
+    signature_parts,
     split_network,
 )
 from model.poster_detector import PosterDetector
@@ -202,7 +201,8 @@ def train(
     history = work.history()
 
     heads, stacking, validation = fit_frozen_heads(trainable, catalog, split, decades, cached, labels)
-    validation_ids = split.validation if has_validation else split.train
+    held_out = "validation" if has_validation else "train"  # what the rating interval and the detector are scaled on
+    validation_ids = getattr(split, held_out)
     thresholds = np.full(len(GENRES), 0.5, dtype=np.float32)
     if preset.tune_thresholds and has_validation:
         thresholds = tune_thresholds(labels["validation"][GENRES_LAYER], validation[GENRES_LAYER])
@@ -215,7 +215,7 @@ def train(
         rating_interval=rating_interval(rating_errors[~np.isnan(rating_errors)]),
     )
     network = join_network(preset, frozen, trainable, heads)
-    detector = fit_detector(trainable, preset, cached["train"], cached["validation" if has_validation else "train"])
+    detector = fit_detector(trainable, preset, cached["train"], cached[held_out])
     genre_model = GenreModel(network, description, detector)
     report = test_report(genre_model, catalog, split.test, progress)
     report["calibration"]["stacking"] = {
@@ -270,14 +270,20 @@ def rating_interval(errors: np.ndarray) -> tuple[float, float]:
     return (round(float(low), 3), round(float(high), 3))
 
 
-def detector_signatures(trainable: keras.Model, preset: Preset, cached: FrozenOutputs, n: int) -> np.ndarray:
+def tuned_signature_model(trainable: keras.Model, preset: Preset) -> keras.Model | None:
+    """The trainable part's share of the signature (its fine-tuned blocks' averages) from the cached maps, or None
+    when the preset fine-tunes none of the signature's blocks."""
+    tuned = signature_parts(preset)[1]
+    return keras.Model(trainable.input, signature_of(trainable, tuned)) if tuned else None
+
+
+def detector_signatures(cached: FrozenOutputs, n: int, tuned_part: keras.Model | None) -> np.ndarray:
     """The poster-detector signatures of a part's first `n` posters as the whole network gives them, from the cache:
-    the frozen blocks' part as cached, the fine-tuned blocks' part by the trainable part on the cached maps (rather
-    than every poster through the whole network again: 4 of the 59 minutes of the default preset's training)."""
+    the frozen blocks' share as cached, the fine-tuned blocks' by `tuned_part` (tuned_signature_model) on the cached
+    maps, rather than every poster through the whole network again (4 of the 59 minutes of the default preset's
+    training, bench/README.md)."""
     found = [np.asarray(cached.signatures[:n])]
-    tuned = SIGNATURE_BLOCKS[len(frozen_signature_blocks(preset)) :]
-    if tuned:
-        tuned_part = keras.Model(trainable.input, signature_of(trainable, tuned))
+    if tuned_part is not None:
         found.append(tuned_part.predict(np.asarray(cached.maps[0, :n], np.float32), ENCODE_BATCH, verbose=0))
     return np.concatenate(found, axis=1)
 
@@ -286,9 +292,10 @@ def fit_detector(
     trainable: keras.Model, preset: Preset, train: FrozenOutputs, held_out: FrozenOutputs
 ) -> PosterDetector:
     """The poster detector, fit on (at most DETECTOR_POSTERS) training posters and scaled on held-out ones."""
+    tuned_part = tuned_signature_model(trainable, preset)
     return PosterDetector().fit(
-        detector_signatures(trainable, preset, train, DETECTOR_POSTERS),
-        detector_signatures(trainable, preset, held_out, len(held_out.signatures)),
+        detector_signatures(train, DETECTOR_POSTERS, tuned_part),
+        detector_signatures(held_out, len(held_out.signatures), tuned_part),
     )
 
 

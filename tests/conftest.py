@@ -98,9 +98,9 @@ def demo_catalog(demo_catalog_dir: Path):
 
 SMALL_MOVIES = 40
 TEST_INPUT_SIZE = (64, 96)
-"""The input (width, height) of the models the tests train to learn something: the demo posters' genres and era
-read as well at 64 x 96 px as at the demo preset's 100 x 100, and each poster through VGG-16 costs 1.6 times less.
-Tall, as the default preset's posters are."""
+"""The input (width, height) of the models the tests train to learn something: the tests of what they learn (the
+genres, the era) pass at 64 x 96 as at the demo preset's 100 x 100, and each poster through VGG-16 costs 1.6 times
+less. Tall, as the default preset's posters are."""
 TINY_INPUT_SIZE = (32, 32)
 """The input of the models that tests train to see how training runs, not what it learns: VGG-16's smallest."""
 

@@ -44,16 +44,15 @@ def demo_preset_model(request: pytest.FixtureRequest, demo_catalog, training_wei
 def int8_built(request: pytest.FixtureRequest, demo_preset_model: Path, demo_catalog) -> Path:
     """The demo preset's model with its float32 and int8 exports, and beside it ("index") the demo catalog's index
     by its float32 export, which the int8 check reuses (built once, as the model is)."""
-    from model.index import build_index, model_fingerprint
+    from model.index import build_index, model_fingerprint, served_model
     from model.onnx_export import export_onnx
-    from model.onnx_model import OnnxGenreModel
     from model.quantization import export_int8
     from tests.conftest import built_once
 
     def build(out: Path) -> None:
         shutil.copytree(demo_preset_model, out / "model")
         export_onnx(out / "model")
-        float32 = OnnxGenreModel.load(out / "model", precision="float32")
+        float32 = served_model(out / "model", precision="float32")  # as `posterbench index --precision float32`
         build_index(demo_catalog, float32, out / "model", out / "index", progress=False)
         export_int8(out / "model", demo_catalog.directory, index_dir=out / "index", progress=False)
 

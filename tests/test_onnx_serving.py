@@ -67,9 +67,9 @@ def demo_posters(demo_catalog, input_size: tuple[int, int], n: int = 10) -> np.n
     return np.stack([load_poster(demo_catalog.poster_path(movie), input_size) for movie in demo_catalog.movies[:n]])
 
 
-def blank_posters(model_dir: Path, n: int = 1, grey: int = 90) -> np.ndarray:
-    """`n` grey posters of the shape the model in `model_dir` takes."""
-    width, height = GenreModel.load(model_dir).input_size
+def blank_posters(input_size: tuple[int, int], n: int = 1, grey: int = 90) -> np.ndarray:
+    """`n` grey posters of `input_size` (width, height)."""
+    width, height = input_size
     return np.full((n, height, width, 3), grey, np.uint8)
 
 
@@ -186,7 +186,7 @@ def test_a_model_retrained_since_its_export_is_refused(avg_model_dir: Path, app_
     with pytest.raises(StaleExportError, match="export-onnx"):
         create_app({**app_settings, "MODEL": str(copy)})
     export_onnx(copy)
-    black = blank_posters(copy, grey=0)
+    black = blank_posters(keras_model.input_size, grey=0)
     np.testing.assert_allclose(
         OnnxGenreModel.load(copy).predict(black).genres, keras_model.predict(black).genres, atol=TOLERANCE
     )
@@ -238,9 +238,9 @@ def test_the_app_recommends_from_the_exports_predictions(avg_model_dir: Path, ap
     with client.session_transaction() as session:
         session["csrf_token"] = "t"
     movie = demo_catalog.movies[9]
+    keras_model = GenreModel.load(avg_model_dir)
     png = io.BytesIO()  # at the model's size, as a PNG: decoded and squashed alike by the app and load_poster below
-    size = GenreModel.load(avg_model_dir).input_size
-    Image.open(demo_catalog.poster_path(movie)).convert("RGB").resize(size).save(png, "PNG")
+    Image.open(demo_catalog.poster_path(movie)).convert("RGB").resize(keras_model.input_size).save(png, "PNG")
     poster = png.getvalue()
     answer = client.post(
         "/recommend",
@@ -251,7 +251,6 @@ def test_the_app_recommends_from_the_exports_predictions(avg_model_dir: Path, ap
     with sqlite3.connect(config["DATABASE"]) as database:
         (genres,) = database.execute("SELECT genres FROM recommendations ORDER BY id DESC LIMIT 1").fetchone()
     shown = np.array([json.loads(genres)[genre] for genre in GENRES])
-    keras_model = GenreModel.load(avg_model_dir)
     keras_probabilities = keras_model.predict(load_poster(poster, keras_model.input_size)[np.newaxis]).genres[0]
     np.testing.assert_allclose(shown, keras_probabilities, atol=1e-4 + 5e-5)  # shown rounded to 4 decimals
 
@@ -282,7 +281,7 @@ def test_gunicorn_workers_serving_an_export_load_no_tensorflow_and_less_memory(
 def test_an_export_without_its_keras_weights_is_served_as_it_is(avg_model_dir: Path, tmp_path: Path) -> None:
     copy = shutil.copytree(avg_model_dir, tmp_path / "model")
     (copy / WEIGHTS_FILE).unlink()  # e.g. an image that ships only what serving needs
-    poster = blank_posters(avg_model_dir)
+    poster = blank_posters(OnnxGenreModel.load(avg_model_dir).input_size)
     np.testing.assert_array_equal(
         OnnxGenreModel.load(copy).predict(poster).features, OnnxGenreModel.load(avg_model_dir).predict(poster).features
     )

@@ -221,6 +221,6 @@ def test_the_detector_signatures_from_the_cache_are_the_whole_networks(
     network = join_network(preset, frozen, trainable, heads)
     posters = load_posters([small_catalog.poster_path(small_catalog.get(i)) for i in ids], preset.input_size, False)
     expected = np.asarray(network(preprocess(posters), training=False)[SIGNATURE_LAYER])
-    found = train_module.detector_signatures(trainable, preset, cached, len(ids))
+    found = train_module.detector_signatures(cached, len(ids), train_module.tuned_signature_model(trainable, preset))
     assert found.shape == expected.shape == (len(ids), 1024)
     np.testing.assert_allclose(found, expected, rtol=0.02, atol=0.02 * np.abs(expected).mean())
