@@ -33,6 +33,10 @@ MIN_STACKING_POSTERS = 20
 """Held-out posters needed with and without a genre before its two heads are stacked (else the fine-tuned head
 alone)."""
 
+BASE_RATE_INTERCEPTS = (-40.0, 40.0)
+"""Where the intercept that gives a stacked genre its base rate is searched for (logits; the mean probability goes
+from about 0 to about 1 across it)."""
+
 DenseWeights = tuple[np.ndarray, np.ndarray]
 """Kernel (inputs, outputs) and bias (outputs,) of a dense layer, as Keras holds them."""
 
@@ -128,10 +132,17 @@ def fit_genre_probe(pools: np.ndarray, labels: np.ndarray) -> DenseWeights:
     return standardisation.fold(kernel, bias)
 
 
-def stack_genres(tuned: np.ndarray, probe: np.ndarray, labels: np.ndarray) -> np.ndarray:
+def stack_genres(
+    tuned: np.ndarray, probe: np.ndarray, labels: np.ndarray, base_rates: np.ndarray | None = None
+) -> np.ndarray:
     """Per genre (a, b, c) of sigmoid(a * tuned + b * probe + c), fitted on held-out posters: the weights of the
     fine-tuned head's logits `tuned` and the probe's `probe` (both (n, n_genres)), which also calibrates the result.
-    A genre with too few held-out posters with (or without) it keeps the fine-tuned head alone: (1, 0, 0)."""
+    A genre with too few held-out posters with (or without) it keeps the fine-tuned head alone: (1, 0, 0).
+
+    With `base_rates` (each genre's share of a larger labelled sample, such as the training and held-out posters
+    together), each stacked genre's c is then set so that its mean probability over the held-out posters is that
+    share: a and b still come from the held-out posters, but the genre's base rate no longer rests on their few
+    hundred alone (bench/README.md, "Calibration")."""
     from sklearn.linear_model import LogisticRegression
 
     weights = np.tile([1.0, 0.0, 0.0], (labels.shape[1], 1))
@@ -141,7 +152,17 @@ def stack_genres(tuned: np.ndarray, probe: np.ndarray, labels: np.ndarray) -> np
         inputs = np.column_stack([tuned[:, genre], probe[:, genre]])
         stacking = LogisticRegression(C=1e4).fit(inputs, labels[:, genre])  # two weights: next to no penalty
         weights[genre] = [*stacking.coef_[0], stacking.intercept_[0]]
+        if base_rates is not None and 0 < base_rates[genre] < 1:
+            weights[genre, 2] = intercept_for_base_rate(inputs @ stacking.coef_[0], float(base_rates[genre]))
     return weights
+
+
+def intercept_for_base_rate(logits: np.ndarray, base_rate: float) -> float:
+    """The c for which sigmoid(logits + c) averages `base_rate` (strictly between 0 and 1) over the rows."""
+    from scipy.optimize import brentq
+    from scipy.special import expit
+
+    return float(brentq(lambda c: expit(logits + c).mean() - base_rate, *BASE_RATE_INTERCEPTS))
 
 
 def stacked_genre_layer(tuned: DenseWeights, probe: DenseWeights, stacking: np.ndarray) -> DenseWeights:

@@ -237,9 +237,10 @@ def fit_frozen_heads(
     """The heads on the frozen pool, fitted on the training posters' pools: the era heads on every cached copy
     (augmented ones too), and the genre probe on the posters as they are (copy 0: augmented copies lowered its
     validation AUC from 0.7987 to 0.7968, bench/README.md), stacked with the trained genre head on the validation
-    posters (which also calibrates the genres). Returns the weights of every head, the stacking weights (a, b, c) by
-    genre, and the validation posters' genre probabilities and era predictions as the whole network will give them
-    (the training posters' when there is no validation split)."""
+    posters (which also calibrates the genres), each genre's base rate taken from the training and validation posters
+    together. Returns the weights of every head, the stacking weights (a, b, c) by genre, and the validation posters'
+    genre probabilities and era predictions as the whole network will give them (the training posters' when there is
+    no validation split)."""
     copies = len(cached["train"].pools)
     pools = np.asarray(cached["train"].pools).reshape(-1, cached["train"].pools.shape[-1])  # copy after copy
     years, ratings = (np.tile(values, copies) for values in era_values(catalog, split.train))
@@ -253,7 +254,8 @@ def fit_frozen_heads(
     probe_logits = validation_pools @ probe[0] + probe[1]
     stacking = np.tile([1.0, 0.0, 0.0], (len(GENRES), 1))
     if has_validation:
-        stacking = stack_genres(tuned_logits, probe_logits, labels["validation"][GENRES_LAYER])
+        labelled = np.vstack([labels[part][GENRES_LAYER] for part in FITTING_PARTS])  # every poster but the test's
+        stacking = stack_genres(tuned_logits, probe_logits, labels["validation"][GENRES_LAYER], labelled.mean(axis=0))
     heads[GENRES_LAYER] = stacked_genre_layer(tuple(trainable.get_layer(GENRES_LAYER).get_weights()), probe, stacking)
     a, b, c = stacking.T
     validation = predict_era(validation_pools, heads)

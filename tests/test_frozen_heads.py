@@ -107,3 +107,20 @@ def test_stacking_weighs_the_better_head_more_and_folds_into_one_layer() -> None
     a, b, c = stacking.T
     expected = a * (features @ tuned_layer[0] + tuned_layer[1]) + b * (pools @ probe_layer[0] + probe_layer[1]) + c
     np.testing.assert_allclose(np.hstack([features, pools]) @ kernel + bias, expected, rtol=1e-4, atol=1e-4)
+
+
+def test_stacking_takes_each_genres_base_rate_from_the_larger_sample_when_given_one() -> None:
+    """The held-out posters have a genre 40 % of the time, the larger labelled sample 30 %: the stacked probabilities
+    average 30 % over those held-out posters, and the two heads keep the weights the held-out posters gave them."""
+    rng = np.random.default_rng(8)
+    labels = (rng.random((600, 2)) < [0.4, 0.1]).astype(np.uint8)
+    signal = labels * 2.0 - 1.0
+    tuned, probe = signal + rng.normal(0, 2.0, labels.shape), signal + rng.normal(0, 1.0, labels.shape)
+    as_held_out = stack_genres(tuned, probe, labels)
+    anchored = stack_genres(tuned, probe, labels, base_rates=np.array([0.3, 0.1]))
+    np.testing.assert_allclose(anchored[:, :2], as_held_out[:, :2])
+    a, b, c = anchored.T
+    mean_probability = sigmoid(a * tuned + b * probe + c).mean(axis=0)
+    np.testing.assert_allclose(mean_probability, [0.3, 0.1], atol=1e-6)
+    held_out_mean = sigmoid(as_held_out[:, 0] * tuned + as_held_out[:, 1] * probe + as_held_out[:, 2]).mean(axis=0)
+    assert abs(held_out_mean[0] - labels[:, 0].mean()) < 0.01  # without base rates: the held-out posters' own share
