@@ -8,20 +8,24 @@ import logging
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from flask import Flask, current_app
 
 from catalog import Catalog, read_catalog
-from embedding.clems import ARRAYS_FILE as CLEMS_ARRAYS_FILE
-from embedding.clems import CLEMS
-from embedding.clems import DESCRIPTION_FILE as CLEMS_DESCRIPTION_FILE
+from embedding import ARRAYS_FILE as CLEMS_ARRAYS_FILE
+from embedding import DESCRIPTION_FILE as CLEMS_DESCRIPTION_FILE
 from model.artifacts import GenreModel, ModelArtifactError
 from model.index import DESCRIPTION_FILE as INDEX_DESCRIPTION_FILE
 from model.index import EVOKED_FILE, FEATURES_FILE, PROBABILITIES_FILE, FeatureIndex, FeatureIndexError, precision_of
 from model.onnx_model import INTRA_OP_THREADS, OnnxExportError, OnnxGenreModel, PrecisionSettingError, has_export
 from recommend import NeighbourSearch
 from recommend.approximate import ApproximateSearch, ApproximateSearchError, load_search
+
+# embedding.clems imports scikit-learn and SciPy, a second of every worker's start: load_clems imports it when needed.
+if TYPE_CHECKING:
+    from embedding.clems import CLEMS
 
 EXTENSION = "posterbench"
 INDEX_FILES = (INDEX_DESCRIPTION_FILE, FEATURES_FILE, PROBABILITIES_FILE, EVOKED_FILE)
@@ -139,6 +143,8 @@ def load_approximate_or_exact(
 
 
 def load_clems(clems_dir: str) -> CLEMS:
+    from embedding.clems import CLEMS
+
     try:
         return CLEMS.load(clems_dir)
     except DAMAGED_FILE_ERRORS as error:

@@ -6,7 +6,11 @@ the cost between label vectors, random forests regressing features into that emb
 
 from __future__ import annotations
 
-__all__ = ["CLEMS"]
+__all__ = ["ARRAYS_FILE", "CLEMS", "DESCRIPTION_FILE"]
+
+DESCRIPTION_FILE = "clems.json"
+ARRAYS_FILE = "clems.npz"
+"""The files a saved CLEMS model is made of (CLEMS.save): named here, so that checking for one imports no SciPy."""
 
 
 def __getattr__(name: str):

@@ -27,14 +27,13 @@ from sklearn.tree import DecisionTreeRegressor
 from sklearn.utils import Tags, check_random_state
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
+from embedding import ARRAYS_FILE, DESCRIPTION_FILE
 from embedding.costs import COSTS, CostFunction, pairwise_cost
 from embedding.forest import PackedForest
 from embedding.smacof import weighted_smacof
 
 REGRESSORS = ("per_dimension", "multi_output")
 SAVE_FORMAT = 1
-DESCRIPTION_FILE = "clems.json"
-ARRAYS_FILE = "clems.npz"
 ROWS_PER_PROBA_CHUNK = 128
 
 

@@ -201,6 +201,8 @@ def test_serving_a_prediction_imports_no_training_or_scraping_library(
     assert outside == set(), f"loaded from outside the base install: {outside}"
     used = {canonicalize_name(name) for module in report["loaded"] for name in providers.get(module, [])}
     assert {"flask", "onnxruntime", "numpy", "posterbench"} <= used
+    # Without CLEMS configured, no scikit-learn and no SciPy: a second of each worker's start (bench/README.md).
+    assert not {"sklearn", "scipy"} & set(report["loaded"]), "the serving path loaded CLEMS's libraries"
 
 
 def test_the_app_finds_its_templates_and_static_files_in_a_checkout() -> None:
