@@ -9,7 +9,9 @@ in one run, interleaved: each poster, then each batch, goes through both models 
 time, so that whatever else the machine runs weighs on both alike; it prints each one's figures, the ratios (float32
 / int8: how many times faster int8 is), the resident memory of a process holding each model alone (measured in a
 fresh process per precision, after the same warm-up: anonymous memory is the process's own, file-backed the mapped
-weights, which the workers share), and the int8 export's recorded check. The last line is one JSON object.
+weights, which the workers share), the multiply-adds a poster's convolutions take and how many a second each
+precision runs (set against what the cores can do: bench/README.md), and the int8 export's recorded check. The last
+line is one JSON object.
 """
 
 from __future__ import annotations
@@ -65,6 +67,24 @@ def process_memory(model_dir: Path, precision: str, threads: int, posters: list[
     }
 
 
+def convolution_macs(model_dir: Path) -> int:
+    """The multiply-adds of one poster through the float32 export's convolutions (output pixels x output channels x
+    the kernel's inputs), from ONNX's shape inference: what a poster costs at the least, whatever runs it."""
+    import numpy as np
+    import onnx
+
+    from model.onnx_model import ONNX_FILE
+
+    graph = onnx.shape_inference.infer_shapes(onnx.load(model_dir / ONNX_FILE, load_external_data=False)).graph
+    shapes = {value.name: [dim.dim_value for dim in value.type.tensor_type.shape.dim] for value in graph.value_info}
+    kernels = {tensor.name: list(tensor.dims) for tensor in graph.initializer}
+    return sum(
+        int(np.prod(shapes[node.output[0]][2:]) * np.prod(kernels[node.input[1]]))
+        for node in graph.node
+        if node.op_type == "Conv"
+    )
+
+
 def compare_precisions(args: argparse.Namespace, precisions: list[str], posters: list[bytes]) -> None:
     """float32 against int8 (or any PRECISIONS), interleaved in one process; memory in a fresh process each."""
     import numpy as np
@@ -112,6 +132,15 @@ def compare_precisions(args: argparse.Namespace, precisions: list[str], posters:
             f"{figures[name]['one_p95_ms']:.1f} ms; batch of {BATCH}: "
             f"{figures[name]['batch_per_poster_ms']:.2f} ms per poster (median of {rounds} batches)"
         )
+    macs = convolution_macs(args.model)
+    figures["convolution_gmacs"] = round(macs / 1e9, 3)
+    for name in list(models):
+        figures[name]["gmacs_per_second"] = round(macs / 1e6 / figures[name]["batch_per_poster_ms"], 1)
+    print(
+        f"a poster is {macs / 1e9:.2f} G multiply-adds in the convolutions; in batches (decoding included) "
+        + ", ".join(f"{name} runs {figures[name]['gmacs_per_second']:.0f} G a second" for name in models)
+        + f" on {args.threads} thread(s)"
+    )
     names = list(models)
     models.clear()  # their memory is measured in fresh processes
     context = multiprocessing.get_context("spawn")  # a fresh process each: nothing of the other model in it

@@ -285,6 +285,22 @@ def test_the_inference_benchmark_times_float32_against_int8_in_one_run(int8_buil
         assert figures[name]["memory"]["served"] == name and figures[name]["memory"]["rss_mib"] > 50
     assert set(figures["ratio_float32_over_int8"]) == {"one_median_ms", "one_p95_ms", "batch_per_poster_ms"}
     assert figures["int8_check"]["passed"] is True and "int8 check (passed) on" in output
+    assert figures["convolution_gmacs"] == round(vgg16_convolution_macs(100, 100) / 1e9, 3)  # the demo's 100 px
+    for name in ("float32", "int8"):
+        rate = figures["convolution_gmacs"] * 1000 / figures[name]["batch_per_poster_ms"]
+        assert figures[name]["gmacs_per_second"] == pytest.approx(rate, abs=0.06)
+
+
+def vgg16_convolution_macs(width: int, height: int) -> int:
+    """VGG-16's 13 3 x 3 convolutions ("same" padding, each block's pooling halving the image, rounding down)."""
+    blocks = ((2, 64), (2, 128), (3, 256), (3, 512), (3, 512))
+    macs, channels = 0, 3
+    for convolutions, filters in blocks:
+        for _ in range(convolutions):
+            macs += width * height * filters * channels * 9
+            channels = filters
+        width, height = width // 2, height // 2
+    return macs
 
 
 def test_the_load_benchmark_takes_several_precisions(demo_catalog_dir, capsys: pytest.CaptureFixture) -> None:
