@@ -211,3 +211,19 @@ def test_the_app_finds_its_templates_and_static_files_in_a_checkout() -> None:
     assert (resource_folder("templates") / "results.html").is_file()
     assert (resource_folder("static") / "style.css").is_file()
     assert resource_folder("templates") == ROOT / "templates"  # the top-level folders of the project's layout
+
+
+MAX_MODULE_LINES = 500
+"""Issue 16's layout rule: no module outside tests/ longer than this; past it, a module holds more than one job."""
+
+
+def test_no_module_outside_the_tests_is_over_500_lines() -> None:
+    skipped = {"tests", "var", "node_modules"}
+    modules = [
+        path
+        for path in ROOT.rglob("*.py")
+        if not {part for part in path.relative_to(ROOT).parts[:-1] if part.startswith(".") or part in skipped}
+    ]
+    assert len(modules) > 50 and ROOT / "model" / "train.py" in modules
+    lengths = {str(path.relative_to(ROOT)): len(path.read_text().splitlines()) for path in modules}
+    assert {name: n for name, n in lengths.items() if n > MAX_MODULE_LINES} == {}

@@ -13,6 +13,7 @@ from sklearn.metrics import f1_score
 
 from catalog import read_catalog
 from model import train as train_module
+from model import work_directory
 from model.evaluation import evaluate, summaries
 from model.metrics import constant_predictors, tune_thresholds
 from model.presets import DEMO
@@ -106,9 +107,9 @@ def test_an_interrupted_training_resumes_where_it_stopped(
 
     monkeypatch.setattr(keras.callbacks.CSVLogger, "on_epoch_end", original_epoch_end)
     cache_computed = []  # augmentation is built only when frozen outputs are computed
-    original_augmentation = train_module.augmentation
+    original_augmentation = work_directory.augmentation
     monkeypatch.setattr(
-        train_module, "augmentation", lambda seed: cache_computed.append(seed) or original_augmentation(seed)
+        work_directory, "augmentation", lambda seed: cache_computed.append(seed) or original_augmentation(seed)
     )
     result = train_module.train(small_catalog, preset, vgg_weights_file, out, progress=False)
     assert cache_computed == []  # the cached frozen outputs were reused
@@ -141,8 +142,8 @@ def test_new_training_settings_keep_the_cache_but_not_the_checkpoints(
     with pytest.raises(KeyboardInterrupt):
         train_module.train(small_catalog, replace(TINY_DEMO, epochs=3), vgg_weights_file, out, progress=False)
     monkeypatch.setattr(keras.callbacks.CSVLogger, "on_epoch_end", original_epoch_end)
-    original_augmentation = train_module.augmentation
-    monkeypatch.setattr(train_module, "augmentation", lambda seed: ran.append(seed) or original_augmentation(seed))
+    original_augmentation = work_directory.augmentation
+    monkeypatch.setattr(work_directory, "augmentation", lambda seed: ran.append(seed) or original_augmentation(seed))
     other = replace(TINY_DEMO, epochs=2, learning_rate=5e-4)  # what is trained changes, not the inputs
     result = train_module.train(small_catalog, other, vgg_weights_file, out, progress=False)
     assert ran == []  # the frozen outputs were reused
@@ -214,7 +215,7 @@ def test_the_detector_signatures_from_the_cache_are_the_whole_networks(
         kernel, bias = conv.get_weights()
         conv.set_weights([kernel * np.random.default_rng(0).uniform(0.5, 1.5, kernel.shape), bias + 0.1])
     ids = [movie.imdb_id for movie in small_catalog.movies[:6]]
-    work = train_module.WorkDirectory.open(tmp_path / "model", {"test": 1})
+    work = work_directory.WorkDirectory.open(tmp_path / "model", {"test": 1})
     cached = work.frozen_outputs("train", frozen, small_catalog, ids, preset, 1, 0, progress=False)
     shapes = build_network(preset, 6, 3, weights=None)
     heads = {head: [np.zeros_like(w) for w in shapes.get_layer(head).get_weights()] for head in HEADS}

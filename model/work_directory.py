@@ -1,0 +1,169 @@
+"""Where a training run keeps what it resumes from, beside the model directory: the frozen part's outputs for each
+poster and its augmented copies (the paper's augmentation), cached on disk, and the checkpoints; and the batches the
+trainable part is fed from that cache."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import keras
+import numpy as np
+from tqdm import tqdm
+
+from catalog import Catalog
+from model.images import load_posters, preprocess
+from model.presets import Preset
+
+ENCODE_BATCH = 64
+
+
+def augmentation(seed: int) -> keras.Sequential:
+    """The paper's augmentation: flips, zoom up to 0.5, shifts up to 30 %, rotation up to 30 degrees."""
+    return keras.Sequential(
+        [
+            keras.layers.RandomFlip("horizontal", seed=seed),
+            keras.layers.RandomZoom((-0.5, 0.5), seed=seed),
+            keras.layers.RandomTranslation(0.3, 0.3, seed=seed),
+            keras.layers.RandomRotation(30 / 360, seed=seed),
+        ]
+    )
+
+
+@dataclass(frozen=True)
+class FrozenOutputs:
+    """What the frozen part gives for a split's posters and their copies, cached: `maps` (copies, n, h, w, c), what
+    the trainable part trains on, `pools` (copies, n, p), what the heads on the frozen pool are fitted on, and
+    `signatures` (n, s), the frozen blocks' part of the posters' (copy 0's) signatures, what the poster detector
+    is fitted on."""
+
+    maps: np.ndarray
+    pools: np.ndarray
+    signatures: np.ndarray
+
+
+class WorkDirectory:
+    """Where an unfinished training run keeps its cached frozen outputs and checkpoints. The cache outlives a change
+    of the training settings (learning rate, epochs...); the checkpoints do not."""
+
+    MANIFEST = "manifest.json"  # what the cached frozen outputs were computed for
+    TRAINING_MANIFEST = "training.json"  # what the checkpoints were trained with
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.best_weights = path / "best.weights.h5"
+
+    @classmethod
+    def open(cls, out_dir: Path, manifest: dict, training_manifest: dict | None = None) -> WorkDirectory:
+        """The work directory of `out_dir`: emptied first if its cache was computed for other inputs (`manifest`),
+        its checkpoints removed if they were trained with other settings (`training_manifest`)."""
+        path = out_dir.parent / f".{out_dir.name}.work"
+        for name, expected in ((cls.MANIFEST, manifest), (cls.TRAINING_MANIFEST, training_manifest or manifest)):
+            expected = json.loads(json.dumps(expected))  # compare as stored: tuples become lists
+            stored = path / name
+            if path.exists() and (not stored.exists() or json.loads(stored.read_text()) != expected):
+                cls(path).remove(keep_cache=name != cls.MANIFEST)
+            path.mkdir(parents=True, exist_ok=True)
+            stored.write_text(json.dumps(expected) + "\n")
+        return cls(path)
+
+    def frozen_outputs(
+        self,
+        part: str,
+        frozen: keras.Model,
+        catalog: Catalog,
+        ids: list[str],
+        preset: Preset,
+        augmented_copies: int,
+        seed: int,
+        progress: bool,
+    ) -> FrozenOutputs:
+        """The frozen part's outputs for every poster of `ids` and each of its copies (copy 0 unaugmented): its maps,
+        (1 + augmented_copies, n, h, w, c) float16, the frozen pools, (1 + augmented_copies, n, p) float32, and the
+        frozen blocks' part of the posters' signatures, (n, s) float32, of copy 0 only."""
+        path = self.path / f"frozen-{part}.npy"
+        pools_path, signatures_path = self.path / f"pools-{part}.npy", self.path / f"signatures-{part}.npy"
+        if path.exists() and pools_path.exists() and signatures_path.exists():
+            return FrozenOutputs(*(np.load(p, mmap_mode="r") for p in (path, pools_path, signatures_path)))
+        shapes = {name: tuple(output.shape[1:]) for name, output in frozen.output.items()}
+        shape = (1 + augmented_copies, len(ids), *shapes["maps"])
+        temporary = path.with_suffix(".partial.npy")
+        pools_temporary, signatures_temporary = (p.with_suffix(".partial.npy") for p in (pools_path, signatures_path))
+        outputs = np.lib.format.open_memmap(temporary, mode="w+", dtype=np.float16, shape=shape)
+        pools = np.lib.format.open_memmap(
+            pools_temporary, mode="w+", dtype=np.float32, shape=(*shape[:2], *shapes["pool"])
+        )
+        signatures = np.lib.format.open_memmap(
+            signatures_temporary, mode="w+", dtype=np.float32, shape=(len(ids), *shapes["signature"])
+        )
+        augment = augmentation(seed)
+        movies = [catalog.get(imdb_id) for imdb_id in ids]
+        with tqdm(total=len(ids) * shape[0], desc=f"frozen layers, {part}", unit="poster", disable=not progress) as bar:
+            for start in range(0, len(ids), ENCODE_BATCH):
+                chunk = movies[start : start + ENCODE_BATCH]
+                posters = load_posters([catalog.poster_path(movie) for movie in chunk], preset.input_size, False)
+                for copy in range(shape[0]):
+                    batch = posters if copy == 0 else np.asarray(augment(posters.astype(np.float32), training=True))
+                    found = frozen(preprocess(batch), training=False)
+                    outputs[copy, start : start + len(chunk)] = np.asarray(found["maps"])
+                    pools[copy, start : start + len(chunk)] = np.asarray(found["pool"])
+                    if copy == 0:
+                        signatures[start : start + len(chunk)] = np.asarray(found["signature"])
+                    bar.update(len(chunk))
+        for array in (outputs, pools, signatures):
+            array.flush()
+        del outputs, pools, signatures
+        pools_temporary.rename(pools_path)
+        signatures_temporary.rename(signatures_path)
+        temporary.rename(path)  # last: the maps' file says that all three are whole
+        return FrozenOutputs(*(np.load(p, mmap_mode="r") for p in (path, pools_path, signatures_path)))
+
+    def history(self) -> dict[str, list[float]]:
+        path = self.path / "history.csv"
+        if not path.exists():
+            return {}
+        rows = path.read_text().splitlines()
+        columns = rows[0].split(",")
+        values = [list(map(float, row.split(","))) for row in rows[1:] if row]
+        return {name: [row[i] for row in values] for i, name in enumerate(columns) if name != "epoch"}
+
+    def remove(self, keep_cache: bool = False) -> None:
+        """Remove the work directory, or with `keep_cache` only its checkpoints."""
+        if not keep_cache:
+            shutil.rmtree(self.path, ignore_errors=True)
+            return
+        for leftover in (self.path / "checkpoint", self.path / "history.csv", self.best_weights):
+            if leftover.is_dir():
+                shutil.rmtree(leftover)
+            else:
+                leftover.unlink(missing_ok=True)
+
+
+class CachedCopies(keras.utils.PyDataset):
+    """Batches of cached frozen outputs and their targets (by head): each epoch, every poster appears once, as one
+    of its copies."""
+
+    def __init__(self, outputs: np.ndarray, labels: dict[str, np.ndarray], batch_size: int, seed: int):
+        super().__init__()
+        self.outputs, self.labels, self.batch_size, self.seed = outputs, labels, batch_size, seed
+        self.epoch = 0
+        self._draw()
+
+    def _draw(self) -> None:
+        rng = np.random.default_rng([self.seed, self.epoch])
+        self.order = rng.permutation(self.outputs.shape[1])
+        self.copies = rng.integers(0, self.outputs.shape[0], size=self.outputs.shape[1])
+
+    def __len__(self) -> int:
+        return -(-self.outputs.shape[1] // self.batch_size)
+
+    def __getitem__(self, batch: int) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        rows = np.sort(self.order[batch * self.batch_size : (batch + 1) * self.batch_size])
+        copies = self.copies[rows]
+        return self.outputs[copies, rows].astype(np.float32), {name: y[rows] for name, y in self.labels.items()}
+
+    def on_epoch_end(self) -> None:
+        self.epoch += 1
+        self._draw()
