@@ -40,7 +40,7 @@ class EpochTimer(keras.callbacks.Callback):
 def genre_batches(outputs, labels, batch_size: int):
     """The training batches of model.train, with the genre targets alone (the naive way trains genres only)."""
     from model.network import GENRES_LAYER
-    from model.train import CachedCopies
+    from model.work_directory import CachedCopies
 
     class CachedGenres(CachedCopies):
         def __getitem__(self, batch: int):
@@ -65,8 +65,9 @@ def main() -> None:
     from model.network import GENRES_LAYER, split_network
     from model.presets import get_preset
     from model.split import with_target_genres
-    from model.train import WorkDirectory, fit_end_to_end, inverse_frequency_weights
+    from model.train import fit_end_to_end, inverse_frequency_weights
     from model.train import weighted_binary_crossentropy as weighted_bce
+    from model.work_directory import WorkDirectory
 
     catalog = read_catalog(args.catalog)
     preset = get_preset(args.preset)
@@ -92,7 +93,7 @@ def main() -> None:
         )
         cached_timer = EpochTimer()
         genres_only.fit(
-            genre_batches(cached, labels, preset.batch_size),
+            genre_batches(cached.maps, labels, preset.batch_size),
             epochs=args.epochs,
             verbose=0,
             callbacks=[cached_timer],

@@ -60,6 +60,35 @@ def test_posters_clems_compares_model_and_embedding(demo_catalog_dir, trained, i
     assert "the paper's Table II" in output and "hamming" in output
 
 
+def test_training_speed_times_the_naive_way_against_the_cached_one(small_catalog, training_weights: Path) -> None:
+    output = run_script(
+        *("bench/training_speed.py", "--catalog", str(small_catalog.directory), "--weights", str(training_weights)),
+        *("--preset", "demo", "--posters", "8", "--epochs", "2"),
+    )
+    assert "8 posters from" in output and "preset demo (100 x 100 px)" in output
+    naive = re.search(r"naive: ([\d.]+) s per epoch \(epochs: ([\d.]+), ([\d.]+) s\)", output)
+    cached = re.search(r"cached: frozen layers once for 1 copies in ([\d.]+) s, then ([\d.]+) s per epoch", output)
+    assert naive and cached, output
+    assert float(naive.group(1)) == pytest.approx(float(naive.group(3)), abs=0.051)  # the first, tracing epoch untimed
+    assert re.search(r"^\s+60 epochs: naive +[\d.]+ s +cached +[\d.]+ s +gain x[\d.]+$", output, re.MULTILINE)
+    assert re.search(r"per-epoch gain once cached: x\d+", output)
+
+
+def test_frozen_features_probe_scores_each_pooling_at_each_size(demo_catalog_dir, trained, training_weights) -> None:
+    output = run_script(
+        *("bench/frozen_features_probe.py", "--catalog", str(demo_catalog_dir), "--model", str(trained[1])),
+        *("--weights", str(training_weights), "--sizes", "32", "48", "--train", "40"),
+    )
+    assert re.search(r"^40 training and \d+ validation posters", output, re.MULTILINE), output
+    scores = re.findall(
+        r"^(\d+) px, (avg\+max|avg|max) +pooling: validation macro ROC-AUC ([\d.]+)", output, re.MULTILINE
+    )
+    assert [(size, pooling) for size, pooling, _ in scores] == [
+        (size, pooling) for size in ("32", "48") for pooling in ("avg", "max", "avg+max")
+    ]
+    assert all(0 <= float(auc) <= 1 for *_, auc in scores)
+
+
 def test_inference_benchmark_reports_latency_and_memory(demo_catalog_dir, trained) -> None:
     output = run_script(
         "bench/inference.py", "--model", str(trained[1]), "--catalog", str(demo_catalog_dir), "--runs", "5"
