@@ -357,4 +357,5 @@ def fit_end_to_end(
         .batch(preset.batch_size)
         .map(lambda images, y: (preprocess_input(augment(tf.cast(images, tf.float32), training=True)), y))
     )
-    return genres_only.fit(dataset, epochs=epochs, verbose=0, callbacks=callbacks)
+    # The dataset shuffles itself each epoch; Keras's own shuffle would only warn that it cannot.
+    return genres_only.fit(dataset, epochs=epochs, verbose=0, callbacks=callbacks, shuffle=False)
