@@ -27,12 +27,16 @@ def test_idle():
 """
 
 
-@pytest.mark.parametrize("processes", [[], ["-n", "2"]], ids=["one process", "two xdist processes"])
+@pytest.mark.parametrize(
+    "processes", [[], ["-p", "xdist.plugin", "-n", "2"]], ids=["one process", "two xdist processes"]
+)
 def test_the_summary_counts_each_files_cpu_busiest_first(
     pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, processes: list[str]
 ) -> None:
     monkeypatch.setenv("PYTHONPATH", str(ROOT))
     monkeypatch.delenv("PYTEST_ADDOPTS", raising=False)  # the outer run may carry the plugin too
+    # Only the plugins named: the installed ones (hypothesis, schemathesis...) cost each process seconds to load.
+    monkeypatch.setenv("PYTEST_DISABLE_PLUGIN_AUTOLOAD", "1")
     pytester.makepyfile(test_busy=BUSY, test_idle=IDLE)
     result = pytester.runpytest_subprocess("-p", "tools.test_cpu", "-p", "no:cacheprovider", *processes)
     result.assert_outcomes(passed=2)
