@@ -78,7 +78,7 @@ def start_job_worker(server: Any) -> subprocess.Popen | None:
     if not starts_job_worker():
         server.log.info("no job worker started here (%s=%s)", JOB_WORKER_VARIABLE, os.environ[JOB_WORKER_VARIABLE])
         return None
-    from posterbench.supervision import stop_with_parent
+    from app.supervision import stop_with_parent
 
     process = subprocess.Popen(JOB_WORKER_COMMAND, env=dict(os.environ), preexec_fn=stop_with_parent(os.getpid()))
     server.log.info(

@@ -1,5 +1,6 @@
 """The catalog format, the contract between the pipeline's stages: a directory holding
-`movies.csv` and the poster files it names, read with validation and written atomically."""
+`movies.csv` and the poster files it names, read with validation and written atomically; and the synthetic demo
+catalog (`catalog.demo`). It imports no other stage."""
 
 from catalog.movie import GENRES, Movie
 from catalog.read import Catalog, CatalogError, read_catalog

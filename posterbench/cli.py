@@ -202,7 +202,7 @@ def worker(
     )
     logging.basicConfig(level=logging.INFO, format="%(asctime)s [%(process)d] %(levelname)s %(name)s: %(message)s")
     if restart:
-        from posterbench.supervision import supervise
+        from app.supervision import supervise
 
         command = [sys.executable, "-m", "posterbench.cli", "worker", "--no-restart"]
         sys.exit(supervise(command, os.environ))

@@ -1,6 +1,7 @@
 """Recommendations: the five catalog posters nearest to a query poster, among movies of its predicted genres and of
-the decades it most likely evokes. Plain numpy (and faiss for large catalogs), no web code: the app, the bandit and
-the benchmarks import it.
+the decades it most likely evokes. Plain numpy on arrays (and faiss for large catalogs), importing no other stage, so
+every stage after the catalog may use it: the model's index builds its approximate search with it, the int8 check
+compares recommendations through it, the bandit's arms are its distances, and the app serves it.
 
 - `recommend.distances`: the distances' names (`DISTANCES`, the bandit's arms) and their exact values;
 - `recommend.search`: `NeighbourSearch`, the catalog's vectors with what each distance needs precomputed, so one

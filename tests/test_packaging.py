@@ -1,10 +1,12 @@
 """The installable package: the wheel carries every package the app serves from with its templates, static files,
 migrations and gunicorn settings (and no tests or benchmarks); the base install serves without the training or
 scraping stack (serving a prediction imports no TensorFlow, Keras, ONNX or Selenium, and every library it loads
-comes from the base dependencies); the two locks pin every dependency with hashes and agree with each other."""
+comes from the base dependencies); the two locks pin every dependency with hashes and agree with each other; each
+package imports only the packages before it in the pipeline, and no module is over 500 lines."""
 
 from __future__ import annotations
 
+import ast
 import json
 import re
 import shutil
@@ -226,3 +228,40 @@ def test_no_module_outside_the_tests_is_over_500_lines() -> None:
     assert len(modules) > 50 and ROOT / "model" / "train.py" in modules
     lengths = {str(path.relative_to(ROOT)): len(path.read_text().splitlines()) for path in modules}
     assert {name: n for name, n in lengths.items() if n > MAX_MODULE_LINES} == {}
+
+
+IMPORT_ORDER = {
+    "catalog": 0,
+    "recommend": 0,
+    "scraper": 1,
+    "model": 1,
+    "embedding": 2,
+    "bandit": 3,
+    "app": 4,
+    "posterbench": 5,
+}
+"""The README's import order ("The pipeline"): a product package imports only the packages of a lower rank."""
+
+
+def imported_packages(path: Path) -> set[str]:
+    """The project's packages that the module at `path` imports, at its top or inside functions."""
+    imported = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            imported |= {alias.name.split(".")[0] for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            imported.add(node.module.split(".")[0])
+    return imported & set(IMPORT_ORDER)
+
+
+def test_each_package_imports_only_the_packages_before_it() -> None:
+    assert set(IMPORT_ORDER) == set(PACKAGES)
+    against_the_flow = {
+        f"{path.relative_to(ROOT)} imports {other}"
+        for package, rank in IMPORT_ORDER.items()
+        for path in (ROOT / package).rglob("*.py")
+        for other in imported_packages(path)
+        if other != package and IMPORT_ORDER[other] >= rank
+    }
+    assert against_the_flow == set()
+    assert "catalog" in imported_packages(ROOT / "model" / "train.py")  # the walk sees the imports it must

@@ -1,4 +1,4 @@
-"""posterbench/supervision.py: the supervisor that `posterbench serve` runs the job worker under starts its child
+"""app/supervision.py: the supervisor that `posterbench serve` runs the job worker under starts its child
 again when a signal it did not send ends it, waiting longer after each quick death; passes SIGTERM on and exits with
 the child; does not restart a child that exits by itself; and its child does not outlive it. The children here are
 small Python programs: tests/test_jobs.py runs the real worker under it."""
@@ -14,12 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from posterbench.supervision import describe, supervise
+from app.supervision import describe, supervise
 from tools.serving import is_running, wait_until_gone
 
-SUPERVISOR = (
-    "import os, sys\nfrom posterbench.supervision import supervise\nsys.exit(supervise({command!r}, os.environ))\n"
-)
+SUPERVISOR = "import os, sys\nfrom app.supervision import supervise\nsys.exit(supervise({command!r}, os.environ))\n"
 
 
 def child_command(pids: Path, then: str = "import time; time.sleep(60)") -> list[str]:
