@@ -234,9 +234,17 @@ def exec_module(module: str, arguments: tuple[str, ...]) -> None:
     os.execv(sys.executable, [sys.executable, "-m", module, *arguments])
 
 
+def is_benchmark(script: Path) -> bool:
+    """A script of bench/ that runs by itself; the others (mulan.py, authors_app.py) are helpers the benchmarks
+    import."""
+    return 'if __name__ == "__main__":' in script.read_text(encoding="utf-8")
+
+
 def run_bench(name: str, arguments: tuple[str, ...]) -> None:
     """Run bench/NAME.py as the module bench.NAME (its imports of sibling scripts need that) in this process's place."""
     script = checkout_path(f"bench/{name.removesuffix('.py')}.py")
+    if not is_benchmark(script):
+        raise click.ClickException(f"bench/{script.name} is a helper that other benchmarks import, not a benchmark")
     exec_module(f"bench.{script.stem}", arguments)
 
 
@@ -256,7 +264,7 @@ def bench(context: click.Context, arguments: tuple[str, ...]) -> None:
     repository's root."""
     if not arguments or arguments[0] in {"-h", "--help"}:
         click.echo(context.get_help())
-        scripts = sorted(path.stem for path in (Path.cwd() / "bench").glob("*.py") if path.stem != "__init__")
+        scripts = sorted(path.stem for path in (Path.cwd() / "bench").glob("*.py") if is_benchmark(path))
         click.echo("\nBenchmarks here: " + (", ".join(scripts) if scripts else "none (not in the repository's root)"))
         return
     run_bench(arguments[0], arguments[1:])

@@ -86,6 +86,10 @@ def test_bench_lists_the_benchmarks_and_refuses_outside_the_checkout(tmp_path: P
     monkeypatch.chdir(ROOT)
     listed = CliRunner().invoke(cli.main, ["bench"])
     assert listed.exit_code == 0 and "inference" in listed.output and "recommend_quality" in listed.output
+    benchmarks = listed.output.split("Benchmarks here: ")[1]
+    assert "mulan" not in benchmarks and "authors_app" not in benchmarks and "__init__" not in benchmarks
+    helper = CliRunner().invoke(cli.main, ["bench", "mulan", "--help"])
+    assert helper.exit_code != 0 and "bench/mulan.py is a helper" in helper.output
     monkeypatch.chdir(tmp_path)
     refused = CliRunner().invoke(cli.main, ["recommend-eval", "--catalog", "x"])
     assert refused.exit_code != 0
