@@ -38,6 +38,12 @@ from app import db as app_db
 from tools.serving import DIRECT, gunicorn_server
 
 API = {"X-Requested-With": "pytest"}
+OPENAPI = json.loads((Path(__file__).resolve().parents[1] / "app" / "openapi.json").read_text())
+
+
+def assert_documented(path: str, method: str, answer) -> None:
+    """The API's document lists the status that `answer` came with among `method path`'s responses."""
+    assert str(answer.status_code) in OPENAPI["paths"][path][method]["responses"], (path, method, answer.status_code)
 RATINGS = ("good", "okay", "bad")
 REWARDS = {"good": 1, "okay": 0, "bad": -1}
 
@@ -231,9 +237,9 @@ def test_a_read_only_database_is_answered_503_and_reads_go_on(app, client, demo_
         assert_refused(
             client.post("/api/feedback", json={"id": recommendation_id, "rating": "good"}, headers=API), "read-only"
         )
-        assert_refused(
-            client.post("/api/recommend", data={"sample": demo_catalog.movies[5].imdb_id}, headers=API), "read-only"
-        )
+        refused = client.post("/api/recommend", data={"sample": demo_catalog.movies[5].imdb_id}, headers=API)
+        assert_refused(refused, "read-only")
+        assert_documented("/api/recommend", "post", refused)
         assert_refused(client.post("/recommend", data={"sample": demo_catalog.movies[5].imdb_id}), "read-only")
     logged = [record for record in caplog.records if record.levelno == logging.ERROR]
     assert len(logged) == 4 and all("read-only" in record.getMessage() for record in logged)
@@ -259,15 +265,18 @@ def test_an_unopenable_database_is_answered_503_and_healthz_says_so(app, client,
         file.rename(aside / file.name)
     database.mkdir()  # a directory where the database file was: no one can open it, root neither
     try:
-        assert_refused(
-            client.post("/api/feedback", json={"id": recommendation_id, "rating": "bad"}, headers=API),
-            "the database file cannot be opened",
-        )
+        vote = client.post("/api/feedback", json={"id": recommendation_id, "rating": "bad"}, headers=API)
+        assert_refused(vote, "the database file cannot be opened")
         assert_refused(
             client.post(f"/results/{recommendation_id}/feedback", data={"rating": "bad"}), "cannot be opened"
         )
+        bandit = client.get("/api/bandit")
+        assert_refused(bandit, "cannot be opened")
         health = client.get("/healthz", headers={"Accept": "application/json"})
         assert health.status_code == 503 and "cannot read its database" in health.get_json()["error"]
+        for path, method, answer in (("/api/feedback", "post", vote), ("/api/bandit", "get", bandit)):
+            assert_documented(path, method, answer)
+        assert_documented("/healthz", "get", health)
         assert client.get("/").status_code == 200  # the home page needs no database
     finally:
         database.rmdir()
