@@ -1,6 +1,7 @@
 """The web app: takes a poster (upload, IMDb link or sample), shows its predicted genres and the five most similar
-catalog movies, and learns from people's ratings which distance recommends best. Flask app factory, served by
-gunicorn (app/gunicorn_conf.py)."""
+catalog movies, and learns from people's ratings which distance recommends best: the pages, the JSON API, the
+background jobs (comparisons of drafts, heatmaps) and the database with its migrations. Flask app factory, served by
+gunicorn (app/gunicorn_conf.py), the job worker beside it under app/supervision.py."""
 
 from __future__ import annotations
 

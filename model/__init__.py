@@ -1,2 +1,3 @@
-"""Turns posters into genre probabilities and 100-dimensional feature vectors: a Keras VGG-16
-transfer model, how it is trained, saved and loaded, and the feature index of a catalog."""
+"""Turns posters into genre probabilities, an era (decade, year, rating) and 100-dimensional feature vectors: a Keras
+VGG-16 transfer model, how it is trained, evaluated, exported to ONNX (float32 and checked int8) and served with ONNX
+Runtime, the poster detector, occlusion maps, and the feature index of a catalog."""
