@@ -266,9 +266,15 @@ def gif_blocks(data: bytes) -> int:
     return blocks
 
 
+EXIF_ORIENTATIONS = range(1, 9)
+"""The values EXIF defines for its Orientation tag (a SHORT); any other value or type is ignored, as viewers do."""
+
+
 def orientation(image: Image.Image) -> int:
-    """An image's EXIF orientation (1: upright as stored); read from a JPEG's header, from others once loaded."""
-    return int(image.getexif().get(ExifTags.Base.Orientation, 1) or 1)
+    """An image's EXIF orientation (1: upright as stored); read from a JPEG's header, from others once loaded. A tag
+    of another type or value (a float, infinity, text) counts as 1: the pixels are fine, only the tag is not."""
+    value = image.getexif().get(ExifTags.Base.Orientation, 1)
+    return value if isinstance(value, int) and value in EXIF_ORIENTATIONS else 1
 
 
 def upright_size(size: tuple[int, int], turn: int) -> tuple[int, int]:

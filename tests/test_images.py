@@ -132,6 +132,40 @@ def test_the_exif_orientation_is_applied_to_the_reduced_image() -> None:
     )
 
 
+def exif_with_orientation(value_type: int, payload: bytes) -> bytes:
+    """A little-endian EXIF block whose one entry is the Orientation tag (0x0112) of `value_type` (TIFF: 3 SHORT, 5
+    RATIONAL, 11 FLOAT, 12 DOUBLE, 2 ASCII), its value `payload` stored after the directory."""
+    directory_end = 8 + 2 + 12 + 4
+    count = len(payload) // {2: 1, 3: 2, 5: 8, 11: 4, 12: 8}[value_type]
+    entry = struct.pack("<HHI", 0x0112, value_type, count)
+    entry += payload.ljust(4, b"\0") if len(payload) <= 4 else struct.pack("<I", directory_end)
+    data = b"II*\0" + struct.pack("<I", 8) + struct.pack("<H", 1) + entry + struct.pack("<I", 0)
+    return b"Exif\0\0" + data + (payload if len(payload) > 4 else b"")
+
+
+@pytest.mark.parametrize(
+    "value_type, payload",
+    [
+        (12, struct.pack("<d", float("inf"))),
+        (12, struct.pack("<d", float("nan"))),
+        (11, struct.pack("<f", 6.0)),
+        (3, struct.pack("<H", 9)),
+        (3, struct.pack("<H", 0)),
+        (2, b"six\0"),
+        (5, struct.pack("<II", 6, 0)),
+    ],
+    ids=["double-infinity", "double-nan", "float-six", "short-nine", "short-zero", "text", "rational-over-zero"],
+)
+def test_an_orientation_tag_of_another_type_or_value_is_ignored(value_type: int, payload: bytes) -> None:
+    """EXIF orientations are SHORTs from 1 to 8; any other (an infinite DOUBLE made int() overflow, a 500 on every
+    upload route) leaves the image as stored, as viewers do: its pixels are fine."""
+    landscape = Image.new("RGB", (300, 200), (0, 0, 255))
+    for image_format in ("JPEG", "PNG", "WEBP"):
+        data = encoded(landscape, image_format, exif=exif_with_orientation(value_type, payload))
+        assert images.orientation(Image.open(io.BytesIO(data))) == 1
+        assert decode_poster(data, (30, 20)).size[0] > decode_poster(data, (30, 20)).size[1]
+
+
 def test_progressive_jpegs_have_a_budget_for_their_coefficients(monkeypatch) -> None:
     """A progressive JPEG keeps all its coefficients (full size) until its last scan: its budget counts samples, so
     full-resolution colour (4:4:4, 3 samples a pixel) gets half the pixels of 4:2:0 (1.5)."""
