@@ -93,6 +93,7 @@ def create_app(test_config: dict | None = None, job_worker: bool = False) -> Fla
     limits.init_app(app)
     security.init_app(app)
     errors.init_app(app)
+    api.init_app(app)
     app.register_blueprint(views.bp)
     app.register_blueprint(dashboard.bp)
     app.register_blueprint(api.bp)

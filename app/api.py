@@ -10,7 +10,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from flask import Blueprint, Response, abort, current_app, request, url_for
+from flask import Blueprint, Flask, Response, abort, current_app, request, url_for
+from flask.json.provider import DefaultJSONProvider
 
 from app.dashboard import current_report
 from app.db import get_db
@@ -74,6 +75,21 @@ def recommend() -> tuple[dict, int]:
         "results_url": url_for("main.results", recommendation_id=shown.id, _external=True),
     }
     return answer, 201
+
+
+class RequestJSONProvider(DefaultJSONProvider):
+    """Flask's JSON, but a body nested too deeply for Python's decoder is a bad body (ValueError: a 400 wherever a
+    view reads JSON) rather than a RecursionError that would reach the crash handler (a 500)."""
+
+    def loads(self, s: str | bytes, **kwargs: Any) -> Any:
+        try:
+            return super().loads(s, **kwargs)
+        except RecursionError as error:
+            raise ValueError("the JSON is nested too deeply") from error
+
+
+def init_app(app: Flask) -> None:
+    app.json = RequestJSONProvider(app)
 
 
 @bp.post("/feedback")

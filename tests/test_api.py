@@ -143,6 +143,17 @@ def test_bad_feedback_is_refused_with_a_json_error(client, app, demo_catalog, bo
         assert database.execute("SELECT COUNT(*) FROM feedback").fetchone()[0] == 0
 
 
+def test_json_nested_past_the_decoders_depth_is_a_400(client, app, demo_catalog) -> None:
+    """Python's JSON decoder gives up on deep nesting with a RecursionError, which Flask's get_json(silent=True) did not
+    catch: 2 KB of brackets answered 500."""
+    recommend_sample(client, demo_catalog.movies[0].imdb_id)
+    for body in ("[" * 100_000 + "]" * 100_000, '{"id": ' * 5_000 + "1" + "}" * 5_000):
+        response = client.post("/api/feedback", data=body, content_type="application/json", headers=HEADERS)
+        assert response.status_code == 400 and "send a JSON object" in response.get_json()["error"]
+    with sqlite3.connect(app.config["DATABASE"]) as database:
+        assert database.execute("SELECT COUNT(*) FROM feedback").fetchone()[0] == 0
+
+
 def test_bad_recommend_requests_get_json_errors_and_save_nothing(client, app) -> None:
     cases = [
         ({}, 400, "send exactly one of a poster as the multipart field 'image'"),
@@ -190,3 +201,4 @@ def test_api_votes_are_rate_limited(client, app, demo_catalog) -> None:
     assert api.post("/api/feedback", json={"id": ids[0], "rating": "bad"}, headers=HEADERS).status_code == 200
     flood = api.post("/api/feedback", json={"id": ids[1], "rating": "bad"}, headers=HEADERS)
     assert flood.status_code == 429 and "please wait" in flood.get_json()["error"]
+    assert flood.headers["Retry-After"] == str(app.config["FEEDBACK_WINDOW_SECONDS"])
