@@ -57,7 +57,7 @@ def unexpected_error(error: Exception) -> tuple[object, ...]:
         return http_error(error)
     current_app.logger.exception("unexpected error on %s %s", request.method, request.path)
     return error_answer(
-        500, InternalServerError.name, "Something went wrong on our side. It has been logged; please try again."
+        500, InternalServerError().name, "Something went wrong on our side. It has been logged; please try again."
     )
 
 

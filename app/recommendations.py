@@ -7,6 +7,7 @@ restart, sees the same state."""
 from __future__ import annotations
 
 import json
+import math
 import reprlib
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -153,6 +154,7 @@ def check_rate(database: Database, client: str, limit: RateLimit) -> None:
             f"you have rated {recent} recommendations in the last {limit.seconds:g} seconds; please wait a little"
             " before rating more",
             429,
+            retry_after=math.ceil(limit.seconds),  # by then every vote counted here has left the window
         )
 
 

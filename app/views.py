@@ -112,7 +112,7 @@ def results(recommendation_id: int) -> str:
 
 
 @bp.post("/results/<int:recommendation_id>/feedback")
-def feedback(recommendation_id: int) -> Response | tuple[str, int]:
+def feedback(recommendation_id: int) -> Response | tuple[str, int] | tuple[str, int, dict[str, str]]:
     limit = RateLimit.from_config(current_app.config)
     try:
         reward = record_feedback(get_db(), recommendation_id, request.form.get("rating"), client_key(), limit)
@@ -120,7 +120,8 @@ def feedback(recommendation_id: int) -> Response | tuple[str, int]:
         flash(str(error), "error")
         if error.status == 404:
             return home_page(), 404
-        return results(recommendation_id), error.status
+        headers = {} if error.retry_after is None else {"Retry-After": str(error.retry_after)}
+        return results(recommendation_id), error.status, headers
     flash(f"Thank you! You rated these recommendations {RATING_OF_REWARD[reward]}.", "notice")
     return redirect(url_for("main.results", recommendation_id=recommendation_id), 303)
 

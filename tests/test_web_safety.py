@@ -160,6 +160,7 @@ def test_votes_are_rate_limited_per_client(app, client, demo_catalog) -> None:
     assert [voter.post(f"/results/{i}/feedback", data={"rating": "good"}).status_code for i in ids[:2]] == [303, 303]
     flood = voter.post(f"/results/{ids[2]}/feedback", data={"rating": "good"})
     assert flood.status_code == 429 and "please wait" in flood.get_data(as_text=True)
+    assert flood.headers["Retry-After"] == "600"  # the window: by then the two votes have left it
     assert table_sizes(app) == (4, 2)
     neighbour = limited.test_client()
     neighbour.environ_base["REMOTE_ADDR"] = "192.0.2.7"
@@ -191,6 +192,7 @@ def test_errors_are_friendly_pages_and_crashes_are_logged(app, client, caplog) -
     response = client.get("/crash")
     page = response.get_data(as_text=True)
     assert response.status_code == 500 and "Something went wrong on our side" in page
+    assert "<h1>Internal Server Error</h1>" in page and "property object" not in page
     assert "ZeroDivisionError" not in page and "Traceback" not in page
     logged = [record for record in caplog.records if record.exc_info and record.exc_info[0] is ZeroDivisionError]
     assert logged and "unexpected error on GET /crash" in logged[0].getMessage()
