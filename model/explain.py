@@ -246,6 +246,9 @@ def explanation_json(explanation: Explanation, strongest: int = 3) -> dict:
 
 MAX_SIDE = 512
 """The longest side of an overlay: a larger upload is reduced first (the overlay is for the page)."""
+MIN_WIDTH = 120
+"""The narrowest overlay: a narrower poster (the app takes a 1 x 1 upload) is enlarged, its pixels kept square, so
+that the map and the legend's caption and colour bar have room."""
 MIN_SCALE = {"probability": 0.05, "logit": 0.25}
 """The smallest value the colours span: a map whose cells all move the genre less than 5 points stays faint."""
 MAX_ALPHA = 0.65
@@ -281,10 +284,13 @@ def overlay_png(
     """The poster with the heatmap upsampled bilinearly over it: red where the region raises the genre, blue where it
     lowers it, transparent near zero; the colours span the map's strongest value (at least 5 points). With `legend`,
     a band under the poster (the poster is never covered) holds the caption and a colour bar; without it the PNG is
-    the poster's size. Posters larger than MAX_SIDE are reduced first."""
+    the poster's size. Posters larger than MAX_SIDE are reduced first, posters narrower than MIN_WIDTH enlarged."""
     poster = image.convert("RGB")
     if max(poster.size) > MAX_SIDE:
         poster.thumbnail((MAX_SIDE, MAX_SIDE), Image.Resampling.BILINEAR)
+    if poster.width < MIN_WIDTH:
+        enlarged = (MIN_WIDTH, max(1, round(poster.height * MIN_WIDTH / poster.width)))
+        poster = poster.resize(enlarged, Image.Resampling.NEAREST)
     width, height = poster.size
     span = max(float(np.abs(explanation.heatmap).max()), MIN_SCALE.get(explanation.space, 0.05))
     # Mode "F" keeps the sign and the fractions through the bilinear resize (cell centres on pixel centres).

@@ -14,6 +14,7 @@ from PIL import Image
 from catalog import GENRES
 from model.explain import (
     IMAGENET_RGB_MEAN,
+    MIN_WIDTH,
     RED_BLUE,
     Explanation,
     colour_table,
@@ -194,6 +195,17 @@ def test_a_large_upload_is_reduced_and_a_flat_map_stays_faint() -> None:
     bare = Image.open(io.BytesIO(overlay_png(poster, explanation, legend=False)))
     assert bare.size == (341, 512)
     assert np.abs(np.asarray(bare, np.int16) - 128).max() < 30
+
+
+@pytest.mark.parametrize("size", [(1, 1), (5, 1), (1, 5), (12, 40), (13, 40)])
+def test_a_tiny_poster_is_enlarged_so_that_the_legend_fits(size: tuple[int, int]) -> None:
+    """The app takes uploads down to 1 x 1; the legend's colour bar needed a poster wider than its two margins, and
+    its heatmap job failed after the upload had been accepted."""
+    poster = Image.new("RGB", size, (128, 128, 128))
+    with_legend = Image.open(io.BytesIO(overlay_png(poster, corner_explanation())))
+    assert with_legend.width == MIN_WIDTH and with_legend.height > round(size[1] * MIN_WIDTH / size[0])
+    bare = Image.open(io.BytesIO(overlay_png(poster, corner_explanation(), legend=False)))
+    assert bare.size == (MIN_WIDTH, round(size[1] * MIN_WIDTH / size[0]))
 
 
 def test_the_json_has_the_map_rounded_and_the_strongest_cells() -> None:
