@@ -44,6 +44,8 @@ OPENAPI = json.loads((Path(__file__).resolve().parents[1] / "app" / "openapi.jso
 def assert_documented(path: str, method: str, answer) -> None:
     """The API's document lists the status that `answer` came with among `method path`'s responses."""
     assert str(answer.status_code) in OPENAPI["paths"][path][method]["responses"], (path, method, answer.status_code)
+
+
 RATINGS = ("good", "okay", "bad")
 REWARDS = {"good": 1, "okay": 0, "bad": -1}
 
