@@ -2,11 +2,13 @@
 unexpected exception is logged and answered 500. A database that cannot be written or read (read-only, disk full,
 unopenable or unreachable, busy past the time-out, damaged: app.db.StorageUnavailableError) is answered 503 with a
 Retry-After header: the process keeps serving, and the transactions of app/recommendations.py have rolled back, so
-nothing was half-saved."""
+nothing was half-saved. A body that gunicorn finds malformed only when the app reads it (a bad chunk size or
+extension, a broken trailer) is answered 400."""
 
 from __future__ import annotations
 
 from flask import Flask, current_app, render_template, request
+from gunicorn.http.errors import ParseException
 from werkzeug.exceptions import HTTPException, InternalServerError, RequestEntityTooLarge
 from werkzeug.http import HTTP_STATUS_CODES
 
@@ -72,7 +74,15 @@ def database_error(error: StorageUnavailableError) -> tuple[object, int, dict[st
     return body, status, {"Retry-After": str(RETRY_AFTER_SECONDS)}
 
 
+def malformed_body(error: ParseException) -> tuple[object, int]:
+    """gunicorn parses a chunked body as the app reads it, so its framing errors surface in the view."""
+    current_app.logger.warning("malformed request body on %s %s: %r", request.method, request.path, error)
+    message = f"The request's body is malformed ({type(error).__name__}: {error}). Nothing was saved."
+    return error_answer(400, "Bad Request", message)
+
+
 def init_app(app: Flask) -> None:
+    app.register_error_handler(ParseException, malformed_body)
     app.register_error_handler(StorageUnavailableError, database_error)
     app.register_error_handler(HTTPException, http_error)
     app.register_error_handler(RequestError, request_error)

@@ -23,6 +23,7 @@ import logging
 import os
 import shutil
 import signal
+import socket
 import sqlite3
 import threading
 import time
@@ -185,6 +186,51 @@ def test_a_worker_killed_while_votes_are_written_loses_no_acknowledged_vote(
         bandit = json.load(response)
     assert bandit["n_rated"] == len(ids)
     assert {arm["arm"]: (arm["bad"], arm["okay"], arm["good"]) for arm in bandit["arms"]} == per_arm
+
+
+MALFORMED_CHUNKS = {
+    "a chunk size that is no number": b"zz\r\nabc\r\n0\r\n\r\n",
+    "a chunk extension with a NUL": b"2;\x00\r\nab\r\n0\r\n\r\n",
+    "a trailer line without a colon": b"2\r\nab\r\n0\r\nnot a header\r\n\r\n",
+}
+
+
+def raw_post(url: str, path: str, headers: dict[str, str], body: bytes) -> tuple[int, str]:
+    """(status, body) of one request written byte for byte on a socket: urllib cannot send a malformed body."""
+    host, port = urllib.parse.urlsplit(url).hostname, urllib.parse.urlsplit(url).port
+    lines = [f"POST {path} HTTP/1.1", f"Host: {host}:{port}", "Connection: close"]
+    lines += [f"{name}: {value}" for name, value in headers.items()]
+    with socket.create_connection((host, port), timeout=30) as connection:
+        connection.sendall(("\r\n".join(lines) + "\r\n\r\n").encode() + body)
+        answer = b""
+        while chunk := connection.recv(65536):
+            answer += chunk
+    head, _, content = answer.partition(b"\r\n\r\n")
+    return int(head.split()[1]), content.decode(errors="replace")
+
+
+def test_a_malformed_chunked_body_is_a_400_under_gunicorn(
+    demo_catalog, demo_catalog_dir, onnx_model_dir, index_dir, tmp_path: Path
+) -> None:
+    """gunicorn reads a chunked body only as the app reads it, so its framing errors used to reach the crash handler:
+    a 500 on every route that reads a body. A vote saved before stays saved."""
+    settings = served_settings(demo_catalog_dir, onnx_model_dir, index_dir, tmp_path / "posterbench.sqlite")
+    with gunicorn_server(settings, workers=1, log_dir=tmp_path) as url:
+        form = urllib.parse.urlencode({"sample": demo_catalog.movies[0].imdb_id}).encode()
+        status, shown = post(f"{url}/api/recommend", form, "application/x-www-form-urlencoded")
+        assert status == 201 and vote(url, shown["id"], "good")[0] == 200
+        chunked = {**API, "Transfer-Encoding": "chunked"}
+        for what, body in MALFORMED_CHUNKS.items():
+            for path, content_type in (("/api/feedback", "application/json"), ("/recommend", "multipart/form-data")):
+                headers = {
+                    **chunked,
+                    "Content-Type": content_type + ("; boundary=x" if "multipart" in content_type else ""),
+                }
+                status, answer = raw_post(url, path, headers, body)
+                assert status == 400 and "malformed" in answer, (what, path, status, answer[:300])
+        with DIRECT.open(f"{url}/api/bandit") as response:
+            assert json.load(response)["n_rated"] == 1
+    assert "Traceback" not in (tmp_path / "gunicorn.log").read_text()
 
 
 # ---------------------------------------------------------------- a database that cannot be written or opened
