@@ -246,7 +246,7 @@ def explanation_json(explanation: Explanation, strongest: int = 3) -> dict:
 
 MAX_SIDE = 512
 """The longest side of an overlay: a larger upload is reduced first (the overlay is for the page)."""
-MIN_WIDTH = 120
+MIN_WIDTH = 64
 """The narrowest overlay: a narrower poster (the app takes a 1 x 1 upload) is enlarged, its pixels kept square, so
 that the map and the legend's caption and colour bar have room."""
 MIN_SCALE = {"probability": 0.05, "logit": 0.25}
