@@ -709,12 +709,14 @@ def test_slow_see_more_answers_are_waited_for(catalog: Catalog, bare: str, tmp_p
 
 @browser_test
 def test_pages_slower_than_the_page_timeout_are_retried_then_the_run_stops(imdb: ReplicaServer, tmp_path: Path) -> None:
-    imdb.configure(delay=1.5)
+    imdb.configure(delay=4.0)
     with pytest.raises(ScrapeStoppedError, match="gave up on the War search for 1950-2020 .* after 2 tries") as got:
-        scrape(settings(tmp_path / "catalog", imdb, genres=("War",), page_timeout=0.5, retries=1))
+        scrape(settings(tmp_path / "catalog", imdb, genres=("War",), page_timeout=1.5, retries=1))
     assert "could not load it" in str(got.value) and "run the same command later to resume" in str(got.value)
-    # "after 2 tries" is the retry; on a loaded machine the second try may time out before Chromium sends its request
-    assert 1 <= imdb.request_counts["search"] <= 2
+    # "after 2 tries" is the retry. A page time-out of 1.5 s leaves Chromium time to send its first request on a
+    # loaded machine (at 0.5 s, with three test processes and a server on two cores, it once sent none); the second
+    # try may still time out before its request goes out.
+    assert 1 <= imdb.request_counts.get("search", 0) <= 2
 
 
 @browser_test
