@@ -19,7 +19,7 @@ from html import unescape
 from typing import Any
 
 from catalog.movie import IMDB_ID
-from scraper.title_scanner import _HERO_VOTES, _HeroScanner, _PageScanner
+from scraper.title_scanner import _HERO_VOTES, PageTooSlowError, _HeroScanner, _PageScanner
 
 _TITLE_URL_ID = re.compile(rf"/title/({IMDB_ID.pattern})(?![0-9])")
 _LOGO_IMAGE = re.compile(r"/imdb[^/]*\.png(?:$|[?#])")
@@ -31,6 +31,9 @@ _OG_TITLE_WITH_YEAR = re.compile(
 """og:title such as "Example Movie One (1994) ⭐ 9.3 | Drama, Crime" or "Show (TV Series 2013–2018) | Drama"."""
 _OG_TITLE_WITHOUT_YEAR = re.compile(r"^(?P<title>.+?)(?: ⭐ (?P<rating>\d+(?:\.\d+)?))?(?: \| (?P<genres>.+))?$")
 _PAGE_TITLE_SUFFIX = re.compile(r"\s+-\s+IMDb$")
+MAX_TITLE_TEXT = 1000
+"""The longest og:title or <title> read (IMDb's are under 300 characters): the patterns above backtrack, and on a
+hostile title their time grows with the square of its length, holding the interpreter."""
 _YEAR_RANGE = (1870, 2100)
 _JSON_LD_WORK_TYPES = frozenset(
     {"Movie", "TVSeries", "TVEpisode", "TVMiniSeries", "TVSpecial", "VideoGame", "CreativeWork", "VideoObject"}
@@ -101,8 +104,13 @@ def read_title_page(html: str, imdb_id: str | None = None) -> TitlePage:
     if not html.strip():
         raise TitlePageError("empty page: not an IMDb title page (IMDb's bot wall answers 202 with an empty body)")
     scanner = _PageScanner()
-    scanner.feed(html)
-    scanner.close()
+    try:
+        scanner.feed(html)
+        scanner.close()
+    except PageTooSlowError as error:
+        raise TitlePageError(f"{error}: not an IMDb title page") from None
+    except AssertionError as error:  # Python 3.11's html.parser asserts on some malformed declarations ("<![x")
+        raise TitlePageError(f"the page's HTML cannot be read ({error}): not an IMDb title page") from None
     _check_page_type(scanner)
     next_data = _load_json(scanner.next_data)
     json_ld = _json_ld_work(scanner.json_ld)
@@ -228,8 +236,10 @@ def _json_ld_year(date_published: Any) -> int | None:
 def _from_og_meta(scanner: _PageScanner) -> _Fields:
     """Fields from og:title ("Title (1994) ⭐ 9.3 | Drama") or <title>, and og:image unless it is IMDb's logo."""
     image = scanner.meta.get("og:image", "").strip()
-    title_text = scanner.meta.get("og:title") or _PAGE_TITLE_SUFFIX.sub("", scanner.page_title or "")
-    match = _OG_TITLE_WITH_YEAR.match(title_text.strip()) or _OG_TITLE_WITHOUT_YEAR.match(title_text.strip())
+    og_title, page_title = scanner.meta.get("og:title", ""), scanner.page_title or ""
+    title_text = og_title or (_PAGE_TITLE_SUFFIX.sub("", page_title) if len(page_title) <= MAX_TITLE_TEXT else "")
+    title_text = title_text.strip() if len(title_text) <= MAX_TITLE_TEXT else ""
+    match = _OG_TITLE_WITH_YEAR.match(title_text) or _OG_TITLE_WITHOUT_YEAR.match(title_text)
     parts = match.groupdict() if match else {}
     genres = parts.get("genres") or ""
     return _Fields(
@@ -303,7 +313,7 @@ def _json_ld_work(scripts: list[str]) -> dict[str, Any] | None:
         for item in _json_ld_items(_load_json(script)):
             kind = item.get("@type")
             kinds = kind if isinstance(kind, list) else [kind]
-            if any(name in _JSON_LD_WORK_TYPES for name in kinds):
+            if any(isinstance(name, str) and name in _JSON_LD_WORK_TYPES for name in kinds):
                 return item
     return None
 
@@ -355,7 +365,7 @@ def _number(value: Any, kind: type[int] | type[float]) -> Any:
         return None
     try:
         number = float(str(value).replace(",", "").strip()) if isinstance(value, str) else float(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: an int of hundreds of digits
         return None
     if number != number or number in (float("inf"), float("-inf")):
         return None

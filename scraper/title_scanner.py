@@ -1,10 +1,16 @@
 """The HTML scanning of a title page, on the standard library's html.parser: `_PageScanner` keeps the scripts,
 the meta tags and the page's title, and `_HeroScanner` the visible hero section's title, year, rating, votes,
-genres and poster (by their data-testid attributes), for scraper.title_page to read."""
+genres and poster (by their data-testid attributes), for scraper.title_page to read.
+
+The pages come from the network, so nothing here grows with a hostile page faster than the page: the elements
+followed nest at most MAX_DEPTH deep, at most MAX_OPEN_REGIONS regions collect text, each keeps at most
+MAX_REGION_TEXT characters, and the scan stops (PageTooSlowError) once it has taken PARSE_SECONDS, which also bounds
+html.parser's own slow paths (Python 3.11's close() on many unclosed comments is quadratic)."""
 
 from __future__ import annotations
 
 import re
+import time
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
 
@@ -20,6 +26,18 @@ _VOID_TAGS = frozenset(
 _RAW_TEXT_TAGS = frozenset({"script", "style", "template"})
 _GENRE_CHIP_LISTS = frozenset({"interests", "genres", "storyline-genres"})
 """data-testid of the hero's interest chips (2024+), of the legacy genre chips, and of the storyline's genres."""
+MAX_DEPTH = 256
+"""Elements nested deeper than this are not followed (IMDb's pages nest about 30 deep); their tags are counted only."""
+MAX_OPEN_REGIONS = 32
+"""Regions of interest open at once; a page that opens more (unclosed links, say) has the rest ignored."""
+MAX_REGION_TEXT = 4096
+"""Characters of text a region keeps: titles, years, ratings and genre chips are short."""
+PARSE_SECONDS = 2.0
+"""The longest a page's scan may take: a real title page (1-2 MB) takes a tenth of a second."""
+
+
+class PageTooSlowError(ValueError):
+    """The page took longer than PARSE_SECONDS to scan: built to be slow, not a title page."""
 
 
 @dataclass
@@ -29,6 +47,13 @@ class _Region:
     name: str
     depth: int
     text: list[str] = field(default_factory=list)
+    size: int = 0  # characters in `text`, at most MAX_REGION_TEXT
+
+    def add(self, text: str) -> None:
+        if self.size < MAX_REGION_TEXT:
+            kept = text[: MAX_REGION_TEXT - self.size]
+            self.text.append(kept)
+            self.size += len(kept)
 
 
 class _HeroScanner:
@@ -42,6 +67,7 @@ class _HeroScanner:
         self.votes_text: str | None = None
         self.linked_id: str | None = None
         self._stack: list[str] = []
+        self._beyond = 0  # elements open below MAX_DEPTH, not followed
         self._open: list[_Region] = []
         self._after_heading = False
         self._inline_list_seen = False
@@ -55,9 +81,13 @@ class _HeroScanner:
             self.linked_id = match.group(1)
         if tag in _VOID_TAGS:
             return
+        if len(self._stack) >= MAX_DEPTH:
+            self._beyond += 1
+            return
         names = self._regions_opened_by(tag, values)
         self._stack.append(tag)
-        self._open.extend(_Region(name, len(self._stack)) for name in names)
+        room = max(0, MAX_OPEN_REGIONS - len(self._open))
+        self._open.extend(_Region(name, len(self._stack)) for name in names[:room])
 
     def _regions_opened_by(self, tag: str, values: dict[str, str]) -> list[str]:
         testid, classes = values.get("data-testid", ""), values.get("class", "").split()
@@ -100,12 +130,15 @@ class _HeroScanner:
         if self._stack and self._stack[-1] in _RAW_TEXT_TAGS:
             return
         for region in self._open:
-            region.text.append(text)
+            region.add(text)
         if self._votes_until is not None and _HERO_VOTES.fullmatch(text.strip()):
             self.votes_text = text.strip()
             self._votes_until = None
 
     def end(self, tag: str) -> None:
+        if self._beyond:
+            self._beyond -= 1
+            return
         if tag not in self._stack:
             return
         while self._stack.pop() != tag:
@@ -131,8 +164,10 @@ class _HeroScanner:
 class _PageScanner(HTMLParser):
     """Collects the <meta>, <link rel=canonical>, <title> and <script> contents that hold a title's data."""
 
-    def __init__(self) -> None:
+    def __init__(self, seconds: float | None = None) -> None:
         super().__init__(convert_charrefs=True)
+        self._seconds = PARSE_SECONDS if seconds is None else seconds
+        self._ends_at = time.monotonic() + self._seconds
         self.meta: dict[str, str] = {}
         self.canonical: str | None = None
         self.page_title: str | None = None
@@ -142,7 +177,13 @@ class _PageScanner(HTMLParser):
         self._capture: str | None = None
         self._chunks: list[str] = []
 
+    def _check_time(self) -> None:
+        """Called on every token: html.parser calls back between the steps of its slow paths too."""
+        if time.monotonic() > self._ends_at:
+            raise PageTooSlowError(f"the page took more than {self._seconds:g} s to read")
+
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self._check_time()
         values = {name: value or "" for name, value in attrs}
         self.hero.start(tag, values)
         if tag == "meta":
@@ -163,11 +204,16 @@ class _PageScanner(HTMLParser):
         self._chunks = []
 
     def handle_data(self, data: str) -> None:
+        self._check_time()
         self.hero.data(data)
         if self._capture is not None:
             self._chunks.append(data)
 
+    def handle_comment(self, data: str) -> None:
+        self._check_time()
+
     def handle_endtag(self, tag: str) -> None:
+        self._check_time()
         self.hero.end(tag)
         if self._capture is None or tag not in ("title", "script"):
             return
