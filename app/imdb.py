@@ -1,9 +1,12 @@
 """A pasted IMDb title link to its poster: the link is checked, the title page read with the scraper's reader and
-the poster downloaded from IMDb's image hosts only, through scraper.fetch's guarded downloader."""
+the poster downloaded from IMDb's image hosts only, through scraper.fetch's guarded downloader. The page and the
+poster share one deadline (twice the IMDb time-out), which several links of one request may share too."""
 
 from __future__ import annotations
 
+import logging
 import re
+import time
 from collections.abc import Container, Mapping
 from dataclasses import dataclass
 
@@ -17,6 +20,15 @@ POSTER_WIDTH = 500  # wide enough for the model and the thumbnail, a fraction of
 REFUSALS = frozenset({202, 403, 405, 429})  # IMDb's bot wall (AWS WAF) answers 202 or 405, or a plain 403
 UPLOAD_INSTEAD = "Save the poster from IMDb and upload the image instead."
 USER_AGENT = "PosterBench/0.1 (+poster similarity; one title page and one poster per request)"
+DEADLINE_TIMEOUTS = 2
+"""A link's page and poster, together, get this many IMDb time-outs (each read may take one)."""
+
+log = logging.getLogger(__name__)
+
+
+def link_deadline(timeout: float) -> float:
+    """The time.monotonic() by which a link (or several links of one request) must have their posters."""
+    return time.monotonic() + DEADLINE_TIMEOUTS * timeout
 
 
 class ImdbError(RequestError):
@@ -31,17 +43,28 @@ class ImdbPoster:
 
 
 def fetch_imdb_poster(
-    link: str, *, overrides: Mapping[str, str], timeout: float, max_bytes: int, known: Container[str] = ()
+    link: str,
+    *,
+    overrides: Mapping[str, str],
+    timeout: float,
+    max_bytes: int,
+    known: Container[str] = (),
+    ends_at: float | None = None,
 ) -> ImdbPoster:
+    """The poster `link` names; its page and poster are fetched by `ends_at` (time.monotonic(); default: the link's
+    own deadline, `link_deadline`), else ImdbError 504."""
     try:
         imdb_id = imdb_id_from_link(link)
     except LinkError as error:
         raise ImdbError(str(error), 400) from None
     if imdb_id in known:
         return ImdbPoster(imdb_id, None)
+    ends_at = link_deadline(timeout) if ends_at is None else ends_at
     try:
-        poster_url = find_poster_url(imdb_id, fetcher(IMDB_PAGE_HOSTS, overrides, timeout, PAGE_MAX_BYTES))
-        image = fetcher(IMDB_IMAGE_HOSTS, overrides, timeout, max_bytes).get(smaller(poster_url), accept="image/*")
+        pages = fetcher(IMDB_PAGE_HOSTS, overrides, timeout, PAGE_MAX_BYTES, seconds_left(ends_at, imdb_id, timeout))
+        poster_url = find_poster_url(imdb_id, pages)
+        images = fetcher(IMDB_IMAGE_HOSTS, overrides, timeout, max_bytes, seconds_left(ends_at, imdb_id, timeout))
+        image = images.get(smaller(poster_url), accept="image/*")
     except FetchError as error:
         raise fetch_failure(imdb_id, error, timeout) from None
     if image.status != 200:
@@ -63,18 +86,31 @@ def find_poster_url(imdb_id: str, pages: SafeFetcher) -> str:
         title = read_title_page(page.body.decode("utf-8", errors="replace"), imdb_id)
     except TitlePageError as error:
         raise ImdbError(f"We could not read IMDb's page for {imdb_id} ({error}). {UPLOAD_INSTEAD}", 502) from None
+    except Exception as error:  # a page the reader has not met yet: it came from the network, so it is IMDb's fault
+        log.exception("reading IMDb's page for %s failed", imdb_id)
+        message = f"We could not read IMDb's page for {imdb_id} ({type(error).__name__}). {UPLOAD_INSTEAD}"
+        raise ImdbError(message, 502) from None
     if title.poster_url is None:
         name = f"{title.title} ({imdb_id})" if title.title else imdb_id
         raise ImdbError(f"IMDb has no poster for {name}. Upload a poster image instead.", 422)
     return title.poster_url
 
 
-def fetcher(hosts: frozenset[str], overrides: Mapping[str, str], timeout: float, max_bytes: int) -> SafeFetcher:
+def seconds_left(ends_at: float, imdb_id: str, timeout: float) -> float:
+    left = ends_at - time.monotonic()
+    if left <= 0:
+        raise fetch_failure(imdb_id, FetchError("the deadline passed", "timeout"), timeout)
+    return left
+
+
+def fetcher(
+    hosts: frozenset[str], overrides: Mapping[str, str], timeout: float, max_bytes: int, deadline: float
+) -> SafeFetcher:
     return SafeFetcher(
         hosts,
         connect_timeout=min(timeout, 5.0),
         read_timeout=timeout,
-        deadline=2 * timeout,
+        deadline=deadline,
         max_bytes=max_bytes,
         overrides=overrides,
         user_agent=USER_AGENT,
@@ -88,7 +124,9 @@ def smaller(poster_url: str) -> str:
 
 def fetch_failure(imdb_id: str, error: FetchError, timeout: float) -> ImdbError:
     if error.kind == "timeout":
-        return ImdbError(f"IMDb did not answer within {timeout:g} seconds for {imdb_id}. {UPLOAD_INSTEAD}", 504)
+        limit = DEADLINE_TIMEOUTS * timeout
+        message = f"IMDb did not send the page and poster of {imdb_id} within {limit:g} seconds. {UPLOAD_INSTEAD}"
+        return ImdbError(message, 504)
     if error.kind in ("dns", "connection"):
         return ImdbError(f"We could not reach IMDb ({error}). {UPLOAD_INSTEAD}", 502)
     return ImdbError(f"We did not download the poster of {imdb_id}: {error} {UPLOAD_INSTEAD}", 502)

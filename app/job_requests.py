@@ -12,6 +12,7 @@ from typing import Any
 from werkzeug.datastructures import FileStorage, MultiDict
 
 from app.db import get_db
+from app.imdb import link_deadline
 from app.job_store import JobPoster, read_job, read_posters
 from app.limits import poster_work
 from app.poster_pipeline import QueryError, imdb_poster, job_image, sample_poster, upload_poster
@@ -74,9 +75,10 @@ def compare_request(
         with poster_work("upload"):
             posters.append(upload_poster(data, filename))
     posters.extend(sample_poster(resources, imdb_id) for imdb_id in samples)
+    ends_at = link_deadline(float(config["IMDB_TIMEOUT_SECONDS"]))  # one deadline for all the links, as for one
     for link in links:
         with poster_work("imdb"):
-            posters.append(imdb_poster(resources, link, config))
+            posters.append(imdb_poster(resources, link, config, ends_at))
     return posters, {"targets": targets}
 
 

@@ -141,15 +141,19 @@ def uploaded_name(data: bytes, filename: str | None) -> str:
     return name
 
 
-def fetch_linked_poster(resources: Resources, link: str, config: Mapping[str, object]) -> ImdbPoster:
+def fetch_linked_poster(
+    resources: Resources, link: str, config: Mapping[str, object], ends_at: float | None = None
+) -> ImdbPoster:
     """The poster an IMDb title link names, fetched under the app's settings (app.imdb.fetch_imdb_poster: raises
-    ImdbError, a RequestError like QueryError); no image when the catalog has the movie."""
+    ImdbError, a RequestError like QueryError) by `ends_at` (default: the link's own deadline); no image when the
+    catalog has the movie."""
     return fetch_imdb_poster(
         link,
         overrides=config.get("IMDB_OVERRIDES") or {},
         timeout=float(config["IMDB_TIMEOUT_SECONDS"]),
         max_bytes=int(config["MAX_CONTENT_LENGTH"]),
         known=resources.catalog,
+        ends_at=ends_at,
     )
 
 
@@ -200,9 +204,12 @@ def sample_poster(resources: Resources, imdb_id: str, kind: str = "sample") -> J
     return JobPoster(kind, label, imdb_id, None)
 
 
-def imdb_poster(resources: Resources, link: str, config: Mapping[str, object]) -> JobPoster:
-    """An IMDb title link's poster for a job, fetched and checked as imdb_query does (the same 4xx and 5xx)."""
-    poster = fetch_linked_poster(resources, link, config)
+def imdb_poster(
+    resources: Resources, link: str, config: Mapping[str, object], ends_at: float | None = None
+) -> JobPoster:
+    """An IMDb title link's poster for a job, fetched and checked as imdb_query does (the same 4xx and 5xx), by
+    `ends_at` (a comparison's links share one deadline)."""
+    poster = fetch_linked_poster(resources, link, config, ends_at)
     if poster.image is None:
         return sample_poster(resources, poster.imdb_id, kind="imdb")
     what = f"IMDb's poster for {poster.imdb_id}"

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 import sqlite3
+import time
 from collections.abc import Iterator
 from dataclasses import replace
 
@@ -102,4 +103,52 @@ def test_without_overrides_a_link_never_reaches_the_replica(app, client, imdb, m
     assert response.status_code == 502
     assert "resolves to 127.0.0.1" in response.get_data(as_text=True)  # refused before connecting, not unreachable
     assert imdb.requests == []
+    assert saved_recommendations(app) == []
+
+
+def test_a_links_page_and_poster_share_one_deadline(imdb, demo_catalog) -> None:
+    """Each download used to get its own deadline, so a link took up to twice what the time-out promised."""
+    from app.imdb import ImdbError, fetch_imdb_poster
+
+    imdb.configure(delay=0.3)
+    overrides = {"www.imdb.com": imdb.url, "m.media-amazon.com": imdb.url}
+    link = f"https://www.imdb.com/title/{OUTSIDE[0]}/"
+    settings = {"overrides": overrides, "timeout": 5.0, "max_bytes": 10_000_000}
+    assert fetch_imdb_poster(link, **settings).image  # its own deadline: 10 s
+    with pytest.raises(ImdbError, match=f"did not send the page and poster of {OUTSIDE[0]}") as late:
+        fetch_imdb_poster(link, **settings, ends_at=time.monotonic() + 0.45)  # the page in 0.3 s, not the poster
+    assert late.value.status == 504
+    assert imdb.requests[-2:] == [f"/title/{OUTSIDE[0]}/", f"/images/M/{OUTSIDE[0]}.jpg"]
+
+
+def test_the_links_of_a_comparison_share_one_deadline(app, client, imdb) -> None:
+    """Three links, each in time alone (a page and a poster, 0.4 s each, against a 2 s deadline), are not in time
+    together: a comparison's links used to take a deadline each, a web thread for up to six times two time-outs."""
+    overrides = {"www.imdb.com": imdb.url, "m.media-amazon.com": imdb.url}
+    linked = create_app({**app.config, "IMDB_OVERRIDES": overrides, "IMDB_TIMEOUT_SECONDS": 1})
+    linked.test_client_class = type(client)
+    imdb.configure(delay=0.4)
+    links = [f"https://www.imdb.com/title/{imdb_id}/" for imdb_id in OUTSIDE[:2]]
+    headers = {"X-Requested-With": "pytest"}
+    assert linked.test_client().post("/api/compare", data={"imdb_url": links}, headers=headers).status_code == 202
+    answer = linked.test_client().post("/api/compare", data={"imdb_url": [*links, links[0]]}, headers=headers)
+    assert answer.status_code == 504 and "within 2 seconds" in answer.get_json()["error"]
+
+
+def test_a_page_the_reader_fails_on_in_an_unforeseen_way_is_a_502(linked_client, app, monkeypatch, caplog) -> None:
+    """The page comes from the network: whatever the reader raises about it is IMDb's answer we cannot use (502,
+    logged with its traceback), not our crash (500)."""
+    from app import imdb as app_imdb
+
+    def unforeseen(html: str, imdb_id: str | None = None):
+        raise KeyError("a case the reader has not met")
+
+    monkeypatch.setattr(app_imdb, "read_title_page", unforeseen)
+    response = linked_client.post(
+        "/api/recommend",
+        data={"imdb_url": f"https://www.imdb.com/title/{OUTSIDE[0]}/"},
+        headers={"X-Requested-With": "pytest"},
+    )
+    assert response.status_code == 502 and "could not read IMDb's page" in response.get_json()["error"]
+    assert any(record.exc_info and record.exc_info[0] is KeyError for record in caplog.records)
     assert saved_recommendations(app) == []
