@@ -4,13 +4,22 @@ catalog (`catalog.demo`). It imports no other stage."""
 
 from catalog.movie import GENRES, Movie
 from catalog.read import Catalog, CatalogError, read_catalog
-from catalog.write import staged_directory, write_catalog, write_movies_csv, write_poster
+from catalog.write import (
+    OutputInUseError,
+    check_replaceable,
+    staged_directory,
+    write_catalog,
+    write_movies_csv,
+    write_poster,
+)
 
 __all__ = [
     "GENRES",
     "Catalog",
     "CatalogError",
     "Movie",
+    "OutputInUseError",
+    "check_replaceable",
     "read_catalog",
     "staged_directory",
     "write_catalog",

@@ -37,6 +37,31 @@ def write_poster(directory: str | Path, relative_path: str, data: bytes) -> Path
     return target
 
 
+class OutputInUseError(ValueError):
+    """An output path that holds something else than an earlier output of the same kind: never replaced."""
+
+
+CATALOG_MARKER = "movies.csv"
+
+
+def check_replaceable(target: str | Path, marker: str) -> None:
+    """Raise OutputInUseError unless `target` is missing, an empty directory, or a directory holding `marker`: an
+    earlier output of the same kind (a catalog's movies.csv, a model's model.json, an index's index.json). Outputs
+    are replaced whole, so anything else there (a file, another kind of directory, one of the command's own inputs)
+    would be lost."""
+    target = Path(target)
+    if not target.exists() and not target.is_symlink():
+        return
+    if target.is_symlink() or not target.is_dir():
+        raise OutputInUseError(f"{target} exists and is not a directory: it is not replaced; choose another path")
+    if (target / marker).is_file() or next(target.iterdir(), None) is None:
+        return
+    raise OutputInUseError(
+        f"{target} holds other files and no {marker}, so it is not an earlier output of this kind and is not "
+        "replaced: choose another path, or remove it yourself"
+    )
+
+
 def write_catalog(
     directory: str | Path,
     movies: Sequence[Movie],
@@ -46,12 +71,14 @@ def write_catalog(
     """Write a whole catalog: built in a temporary sibling directory, then renamed into place.
 
     `posters` yields (relative poster path, bytes) pairs and is consumed once. An existing
-    `directory` is replaced only with `overwrite=True`, and only once the new one is complete.
+    `directory` is replaced only with `overwrite=True`, only if it is a catalog (check_replaceable), and only once
+    the new one is complete.
     """
     directory = Path(directory)
     if directory.exists() and not overwrite:
         raise FileExistsError(f"{directory} already exists; pass overwrite=True to replace it")
-    with staged_directory(directory) as staging:
+    check_replaceable(directory, CATALOG_MARKER)
+    with staged_directory(directory, CATALOG_MARKER) as staging:
         for relative_path, data in posters:
             write_poster(staging, relative_path, data)
         write_movies_csv(staging, movies)
@@ -59,14 +86,17 @@ def write_catalog(
 
 
 @contextmanager
-def staged_directory(target: str | Path) -> Iterator[Path]:
+def staged_directory(target: str | Path, marker: str) -> Iterator[Path]:
     """Yield an empty temporary sibling of `target`; if the block succeeds it replaces `target` whole,
-    otherwise it is removed and `target` stays as it was."""
+    otherwise it is removed and `target` stays as it was. `target` must be replaceable (check_replaceable with
+    `marker`, the file every output of this kind holds), checked before and again after the block."""
     target = Path(target)
+    check_replaceable(target, marker)
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent))
     try:
         yield staging
+        check_replaceable(target, marker)
         _replace_directory(staging, target)
     finally:
         shutil.rmtree(staging, ignore_errors=True)

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-from catalog import Catalog, staged_directory
+from catalog import Catalog, check_replaceable, staged_directory
+from embedding import DESCRIPTION_FILE
 from embedding.clems import CLEMS
 from model.evaluation import evaluate, evaluation_movies
 from model.index import FeatureIndex
@@ -31,10 +32,11 @@ def fit_clems(
     seed: int = 0,
 ) -> CLEMS:
     """Fit CLEMS on the index's features and the catalog's genres of the model's training split; save it."""
+    check_replaceable(out_dir, DESCRIPTION_FILE)  # before the forests, which take minutes
     train = Split.load(model_dir / SPLIT_FILE).train
     clems = CLEMS(cost, n_estimators=n_estimators, random_state=seed, n_jobs=-1)
     clems.fit(index.features[rows_of(catalog, train)], catalog.labels(index.genres, train))
-    with staged_directory(out_dir) as staging:
+    with staged_directory(out_dir, DESCRIPTION_FILE) as staging:
         clems.save(staging)
     return clems
 

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Union
 import numpy as np
 from tqdm import tqdm
 
-from catalog import Catalog, staged_directory
+from catalog import Catalog, check_replaceable, staged_directory
 from model.artifacts import WEIGHTS_FILE, GenreModel, Prediction
 from model.images import load_posters
 from recommend.approximate import save_search
@@ -160,6 +160,8 @@ def build_index(
 ) -> FeatureIndex:
     """Run `model` over every poster of `catalog` (in chunks, with a progress bar) and save the index; `model` is
     the Keras model or, as `posterbench index` gives it, the served ONNX export (served_model)."""
+    check_replaceable(out_dir, DESCRIPTION_FILE)  # before the pass over the catalog
+    model_fingerprint(model_dir)  # the same: a directory it cannot fingerprint fails now, not after the pass
     movies = catalog.movies
     (prediction,) = predict_catalog(catalog, [model], progress)
     index = FeatureIndex(
@@ -179,7 +181,7 @@ def build_index(
         "genres": list(index.genres),
         "imdb_ids": index.imdb_ids,
     }
-    with staged_directory(out_dir) as staging:
+    with staged_directory(out_dir, DESCRIPTION_FILE) as staging:
         np.save(staging / FEATURES_FILE, index.features)
         np.save(staging / PROBABILITIES_FILE, index.probabilities)
         with (staging / EVOKED_FILE).open("wb") as handle:

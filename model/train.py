@@ -17,8 +17,8 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from catalog import GENRES, Catalog, staged_directory
-from model.artifacts import RATING_INTERVAL_SHARE, Description, GenreModel
+from catalog import GENRES, Catalog, check_replaceable, staged_directory
+from model.artifacts import DESCRIPTION_FILE, RATING_INTERVAL_SHARE, Description, GenreModel
 from model.evaluation import full_report, known_values, predict_movies
 from model.frozen_heads import (
     DenseWeights,
@@ -139,6 +139,7 @@ def train(
     `out_dir` and is reused when the same command runs again after an interruption; `keep_cache` keeps the cached
     frozen outputs after training, for another run with other training settings.
     """
+    check_replaceable(out_dir, DESCRIPTION_FILE)  # an hour before it would be replaced
     imagenet = check_weights(weights)
     split = choose_movies(catalog, preset, seed)
     epochs = epochs or preset.epochs
@@ -306,7 +307,7 @@ def save_model_directory(
     train_labels: dict[str, np.ndarray],
 ) -> None:
     genres = train_labels[GENRES_LAYER]
-    with staged_directory(out_dir) as staging:
+    with staged_directory(out_dir, DESCRIPTION_FILE) as staging:
         split.save(staging / SPLIT_FILE)
         (staging / REPORT_FILE).write_text(json.dumps({"test": report, "history": history}, indent=2) + "\n")
         title = f"{model.preset.name} preset, held-out test split"

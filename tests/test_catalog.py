@@ -8,7 +8,17 @@ from pathlib import Path
 
 import pytest
 
-from catalog import GENRES, CatalogError, Movie, read_catalog, staged_directory, write_catalog, write_movies_csv
+from catalog import (
+    GENRES,
+    CatalogError,
+    Movie,
+    OutputInUseError,
+    check_replaceable,
+    read_catalog,
+    staged_directory,
+    write_catalog,
+    write_movies_csv,
+)
 
 HEADER = "imdb_id,title,year,genres,rating,votes,poster"
 GOOD_ROWS = [
@@ -152,10 +162,34 @@ def test_a_crash_while_writing_movies_csv_keeps_the_old_file(tmp_path: Path) -> 
 
 def test_staged_directory_replaces_whole_or_not_at_all(tmp_path: Path) -> None:
     target = tmp_path / "model"
-    with staged_directory(target) as staging:
+    with staged_directory(target, "a") as staging:
         (staging / "a").write_text("1")
-    with pytest.raises(ValueError), staged_directory(target) as staging:
+    with pytest.raises(ZeroDivisionError), staged_directory(target, "a") as staging:
         (staging / "b").write_text("2")
-        raise ValueError
+        raise ZeroDivisionError
     assert [path.name for path in target.iterdir()] == ["a"]
     assert sorted(path.name for path in tmp_path.iterdir()) == ["model"]
+    with staged_directory(target, "a") as staging:  # an earlier output of its kind (it holds "a"): replaced
+        (staging / "a").write_text("3")
+    assert (target / "a").read_text() == "3"
+
+
+def test_only_an_earlier_output_of_the_same_kind_is_replaced(tmp_path: Path) -> None:
+    """`posterbench demo-catalog /etc/passwd --force` replaced the system's file with a catalog, and `index --out`
+    naming the catalog or the model deleted it: an output replaces only a missing path, an empty directory or one
+    holding the file every output of its kind holds."""
+    precious = tmp_path / "precious"
+    precious.mkdir()
+    (precious / "keep.txt").write_text("mine")
+    a_file = tmp_path / "passwd"
+    a_file.write_text("root:x:0:0")
+    for target, message in ((precious, "holds other files and no index.json"), (a_file, "is not a directory")):
+        with pytest.raises(OutputInUseError, match=message), staged_directory(target, "index.json") as staging:
+            (staging / "index.json").write_text("{}")
+    with pytest.raises(OutputInUseError, match="no movies.csv"):
+        write_catalog(precious, [], [], overwrite=True)
+    assert (precious / "keep.txt").read_text() == "mine" and a_file.read_text() == "root:x:0:0"
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["passwd", "precious"]  # no staging left behind
+    (tmp_path / "empty").mkdir()
+    check_replaceable(tmp_path / "empty", "index.json")
+    check_replaceable(tmp_path / "missing", "index.json")

@@ -95,7 +95,7 @@ def write_replica_catalog(
     directory = Path(directory)
     if directory.exists() and not overwrite:
         raise FileExistsError(f"{directory} already exists; pass overwrite=True to replace it")
-    with staged_directory(directory) as staging:
+    with staged_directory(directory, "movies.csv") as staging:
         demo = generate_demo_catalog(staging / "demo", n_movies=n_movies, seed=seed, progress=False)
         (demo / "posters").rename(staging / "posters")
         shutil.rmtree(demo)
