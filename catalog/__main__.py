@@ -30,16 +30,20 @@ def check(directory: Path) -> None:
 
 @cli.command()
 @click.argument("directory", type=click.Path(path_type=Path))
-@click.option("--movies", "n_movies", type=int, default=600, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--force", is_flag=True, help="replace an existing directory")
+@click.option("--movies", "n_movies", type=click.IntRange(1, 999_999), default=600, show_default=True)
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
+@click.option("--force", is_flag=True, help="replace an existing catalog (never another kind of file or directory)")
 def demo(directory: Path, n_movies: int, seed: int, force: bool) -> None:
     """Generate the synthetic demo catalog (deterministic given the seed)."""
+    from catalog import OutputInUseError
     from catalog.demo import generate_demo_catalog
 
     if directory.exists() and not force:
         raise click.ClickException(f"{directory} already exists; use --force to replace it")
-    generate_demo_catalog(directory, n_movies=n_movies, seed=seed, overwrite=force)
+    try:
+        generate_demo_catalog(directory, n_movies=n_movies, seed=seed, overwrite=force)
+    except (OutputInUseError, OSError) as error:
+        raise click.ClickException(str(error)) from error
     click.echo(f"demo catalog of {n_movies} movies written to {directory}")
 
 

@@ -74,15 +74,27 @@ def read_catalog(directory: str | Path, check_posters: bool = True) -> Catalog:
     """
     directory = Path(directory)
     csv_path = directory / MOVIES_CSV
-    if not directory.is_dir():
+    if not directory.exists():
         raise CatalogError([f"{directory}: catalog directory does not exist"])
+    if not directory.is_dir():
+        raise CatalogError([f"{directory}: not a directory; a catalog is a directory holding a {MOVIES_CSV}"])
     if not csv_path.is_file():
-        raise CatalogError([f"{csv_path}: missing; a catalog directory needs a {MOVIES_CSV}"])
+        what = "not a file" if csv_path.exists() else "missing"
+        raise CatalogError([f"{csv_path}: {what}; a catalog directory needs a {MOVIES_CSV}"])
+    try:
+        return _read_rows(directory, csv_path, check_posters)
+    except UnicodeDecodeError as error:
+        raise CatalogError([f"{csv_path}: not UTF-8 text (byte {error.start}: {error.reason})"]) from None
+    except csv.Error as error:
+        raise CatalogError([f"{csv_path}: not a CSV file we can read ({error})"]) from None
+
+
+def _read_rows(directory: Path, csv_path: Path, check_posters: bool) -> Catalog:
 
     problems: list[str] = []
     movies: list[Movie] = []
     seen: dict[str, int] = {}
-    with csv_path.open(newline="", encoding="utf-8") as handle:
+    with csv_path.open(newline="", encoding="utf-8-sig") as handle:  # -sig: a byte-order mark is no part of a name
         reader = csv.DictReader(handle)
         header = reader.fieldnames or []
         missing = [column for column in COLUMNS if column not in header]

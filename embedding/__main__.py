@@ -23,14 +23,19 @@ def cli() -> None:
 @click.option("--index", "index_dir", required=True, envvar="POSTERBENCH_INDEX", type=PATH)
 @click.option("--out", "out_dir", required=True, type=PATH, help="CLEMS directory to write")
 @click.option("--cost", type=click.Choice(["hamming", "rank", "f1", "jaccard"]), default="hamming", show_default=True)
-@click.option("--trees", type=int, default=500, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--trees", type=click.IntRange(min=1), default=500, show_default=True)
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
 def fit(catalog_dir: Path, model_dir: Path, index_dir: Path, out_dir: Path, cost: str, trees: int, seed: int) -> None:
     """Fit CLEMS on the training split's feature vectors and save it."""
+    from catalog import OutputInUseError
     from embedding.pipeline import fit_clems
+    from model.artifacts import ModelArtifactError
 
     catalog, index = _load(catalog_dir, index_dir)
-    fit_clems(catalog, model_dir, index, out_dir, cost=cost, n_estimators=trees, seed=seed)
+    try:
+        fit_clems(catalog, model_dir, index, out_dir, cost=cost, n_estimators=trees, seed=seed)
+    except (OutputInUseError, ModelArtifactError, OSError) as error:
+        raise click.ClickException(str(error)) from error
     click.echo(f"CLEMS ({cost} cost, {trees} trees) saved in {out_dir}")
 
 

@@ -28,8 +28,8 @@ def cli() -> None:
     help="'imagenet' (Keras downloads them) or the path of vgg16_imagenet_notop.h5",
 )
 @click.option("--preset", default="demo", show_default=True, help="default, fast, paper or demo")
-@click.option("--epochs", type=int, default=None, help="override the preset's number of epochs")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--epochs", type=click.IntRange(min=1), default=None, help="override the preset's number of epochs")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
 @click.option("--keep-cache", is_flag=True, help="keep the cached frozen-layer outputs, for another training run")
 def train(
     catalog_dir: Path,
@@ -72,7 +72,7 @@ def train(
 def index(catalog_dir: Path, model_dir: Path, out_dir: Path, precision: str) -> None:
     """Compute every catalog poster's genre probabilities and feature vector with the model as the app serves it:
     its ONNX export (int8 when its check passed) on every core, or the Keras model when it has no export."""
-    from catalog import CatalogError, read_catalog
+    from catalog import CatalogError, OutputInUseError, read_catalog
     from model.artifacts import ModelArtifactError
     from model.images import PosterImageError
     from model.index import build_index, served_model
@@ -82,7 +82,7 @@ def index(catalog_dir: Path, model_dir: Path, out_dir: Path, precision: str) -> 
         catalog = read_catalog(catalog_dir)
         model = served_model(model_dir, precision=precision)
         built = build_index(catalog, model, model_dir, out_dir)
-    except (CatalogError, ModelArtifactError, PosterImageError, PrecisionSettingError) as error:
+    except (CatalogError, ModelArtifactError, PosterImageError, PrecisionSettingError, OutputInUseError) as error:
         raise click.ClickException(str(error)) from error
     runtime = f"ONNX Runtime, {built.precision}" if hasattr(model, "session") else "Keras"
     click.echo(f"indexed {len(built.imdb_ids)} posters into {out_dir} ({runtime})")
@@ -135,7 +135,13 @@ def tune_thresholds_command(catalog_dir: Path, model_dir: Path) -> None:
     type=click.Path(path_type=Path),
     help="check on its posters (default: random ones); the int8 export is calibrated and checked on it",
 )
-@click.option("--check-posters", type=int, default=16, show_default=True, help="posters the export is checked on")
+@click.option(
+    "--check-posters",
+    type=click.IntRange(min=1),
+    default=16,
+    show_default=True,
+    help="posters the export is checked on",
+)
 @click.option(
     "--int8/--no-int8",
     default=True,
@@ -151,7 +157,7 @@ def tune_thresholds_command(catalog_dir: Path, model_dir: Path) -> None:
 )
 @click.option(
     "--calibration-posters",
-    type=int,
+    type=click.IntRange(min=1),
     default=256,
     show_default=True,
     help="training and validation posters the int8 export is calibrated on",

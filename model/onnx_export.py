@@ -324,15 +324,15 @@ def export_onnx(
     model_dir = Path(model_dir)
     model = GenreModel.load(model_dir)  # says which file is missing or damaged
     source = weights_stamp(model_dir / WEIGHTS_FILE)
-    (model_dir / EXPORT_FILE).unlink(missing_ok=True)
-    write_whole(model_dir, (ONNX_FILE, ONNX_DATA_FILE), lambda graph, data: write_model(model, graph, data))
-    onnx.checker.check_model(str(model_dir / ONNX_FILE))  # by path: the data file is found beside it
-    session = ort.InferenceSession(str(model_dir / ONNX_FILE), session_options(), providers=["CPUExecutionProvider"])
-    if catalog_dir is None:
+    if catalog_dir is None:  # the posters first: a bad catalog leaves the export there was as it was
         posters, described = random_posters(model.input_size, check_posters), f"{check_posters} random posters"
     else:
         posters = catalog_posters(Path(catalog_dir), model.input_size, check_posters)
         described = f"{len(posters)} posters of {catalog_dir}"
+    (model_dir / EXPORT_FILE).unlink(missing_ok=True)
+    write_whole(model_dir, (ONNX_FILE, ONNX_DATA_FILE), lambda graph, data: write_model(model, graph, data))
+    onnx.checker.check_model(str(model_dir / ONNX_FILE))  # by path: the data file is found beside it
+    session = ort.InferenceSession(str(model_dir / ONNX_FILE), session_options(), providers=["CPUExecutionProvider"])
     check = compare(model, OnnxGenreModel(session, model.description, model.detector), posters, described)
     if not check.largest <= TOLERANCE:
         for name in (ONNX_FILE, ONNX_DATA_FILE):

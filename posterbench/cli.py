@@ -85,9 +85,13 @@ def init_db(database: Path | None, database_url: str | None) -> None:
     target = database_url or (str(database) if database else None)
     if not target:
         raise click.UsageError("give --database FILE or --database-url URL (or POSTERBENCH_DATABASE / DATABASE_URL)")
+    if database_url and "://" not in database_url:
+        raise click.UsageError(
+            f"--database-url {redacted(database_url)!r} is no URL: postgresql://... or sqlite:///path"
+        )
     try:
         applied = migrate(target)
-    except StorageUnavailableError as error:
+    except (StorageUnavailableError, ValueError, OSError) as error:
         raise click.ClickException(f"cannot prepare the database at {redacted(target)}: {error}") from error
     done = f"applied migration(s) {', '.join(map(str, applied))}" if applied else "it was up to date"
     click.echo(f"database ready at {redacted(target)}: schema version {latest_version()}, {done}")

@@ -1,0 +1,110 @@
+"""The command line on bad input: an output path that holds something else is refused before any work and left as
+it was, numbers out of range are usage errors, a damaged catalog file is named in one line, and a failed export
+keeps the export there was. Each case once destroyed data or ended in a traceback."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from posterbench import cli
+
+
+def run(*arguments: str):
+    return CliRunner().invoke(cli.main, [str(argument) for argument in arguments])
+
+
+def test_demo_catalog_never_replaces_a_file_or_another_kind_of_directory(tmp_path: Path) -> None:
+    a_file = tmp_path / "passwd"
+    a_file.write_text("root:x:0:0\n")
+    other = tmp_path / "notes"
+    other.mkdir()
+    (other / "keep.txt").write_text("mine")
+    for target, message in ((a_file, "is not a directory"), (other, "holds other files and no movies.csv")):
+        refused = run("demo-catalog", target, "--movies", "3", "--force")
+        assert refused.exit_code == 1 and message in refused.output and "Traceback" not in refused.output
+    assert a_file.read_text() == "root:x:0:0\n" and (other / "keep.txt").read_text() == "mine"
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["notes", "passwd"]  # nothing staged left behind
+    catalog = tmp_path / "catalog"
+    assert run("demo-catalog", catalog, "--movies", "3").exit_code == 0
+    assert run("demo-catalog", catalog, "--movies", "4", "--force").exit_code == 0  # a catalog: replaced
+    assert len((catalog / "movies.csv").read_text().splitlines()) == 5
+
+
+def test_numbers_out_of_range_are_usage_errors(tmp_path: Path) -> None:
+    for arguments in (
+        ("demo-catalog", tmp_path / "d", "--movies", "0"),
+        ("demo-catalog", tmp_path / "d", "--seed", "-1"),
+        ("train", "--catalog", tmp_path, "--out", tmp_path / "m", "--epochs", "0"),
+        (
+            "embed",
+            "fit",
+            "--catalog",
+            tmp_path,
+            "--model",
+            tmp_path,
+            "--index",
+            tmp_path,
+            "--out",
+            tmp_path,
+            "--trees",
+            "0",
+        ),
+        ("export-onnx", "--model", tmp_path, "--check-posters", "-1"),
+        ("export-onnx", "--model", tmp_path, "--int8-only", "--catalog", tmp_path, "--calibration-posters", "0"),
+    ):
+        answer = run(*arguments)
+        assert answer.exit_code == 2 and "Invalid value" in answer.output and "Traceback" not in answer.output, (
+            arguments
+        )
+    assert not (tmp_path / "d").exists()
+
+
+def test_index_refuses_to_write_over_its_own_catalog_or_model_before_it_starts(
+    demo_catalog_dir: Path, onnx_model_dir: Path, tmp_path: Path
+) -> None:
+    catalog = shutil.copytree(demo_catalog_dir, tmp_path / "catalog")
+    model = shutil.copytree(onnx_model_dir, tmp_path / "model")
+    for out, marker in ((catalog, "movies.csv"), (model, "model.json")):
+        before = sorted(path.name for path in out.iterdir())
+        refused = run("index", "--catalog", catalog, "--model", model, "--out", out)
+        assert refused.exit_code == 1 and "holds other files and no index.json" in refused.output, refused.output
+        assert sorted(path.name for path in out.iterdir()) == before and (out / marker).is_file()
+    assert run("index", "--catalog", catalog, "--model", model, "--out", tmp_path / "index").exit_code == 0
+
+
+def test_an_export_with_a_missing_catalog_keeps_the_export_there_was(onnx_model_dir: Path, tmp_path: Path) -> None:
+    model = shutil.copytree(onnx_model_dir, tmp_path / "model")
+    export = (model / "model.onnx.json").read_bytes()
+    refused = run("export-onnx", "--model", model, "--catalog", tmp_path / "nowhere", "--no-int8")
+    assert refused.exit_code == 1 and "does not exist" in refused.output
+    assert (model / "model.onnx.json").read_bytes() == export
+
+
+def test_a_catalog_file_that_is_not_utf8_csv_is_named_in_one_line(tmp_path: Path) -> None:
+    header = "imdb_id,title,year,genres,rating,votes,poster\n"
+    latin1 = tmp_path / "latin1"
+    latin1.mkdir()
+    (latin1 / "movies.csv").write_bytes((header + "tt0000001,Café,1990,Drama,7,10,p.jpg\n").encode("latin-1"))
+    answer = run("check", latin1)
+    assert answer.exit_code == 1 and "movies.csv: not UTF-8 text" in answer.output and "Traceback" not in answer.output
+    huge = tmp_path / "huge"
+    huge.mkdir()
+    (huge / "movies.csv").write_text(header + "tt0000001," + "x" * 200_000 + ",1990,Drama,7,10,p.jpg\n")
+    assert "not a CSV file we can read" in run("check", huge).output
+    with_bom = tmp_path / "bom"
+    with_bom.mkdir()
+    (with_bom / "p.jpg").write_bytes(b"")
+    (with_bom / "movies.csv").write_text("\ufeff" + header + "tt0000001,Film,1990,Drama,7,10,p.jpg\n")
+    answer = run("check", with_bom)
+    assert answer.exit_code == 0, answer.output  # a byte-order mark (Excel's UTF-8) is no part of the first name
+
+
+def test_init_db_wants_a_url_that_is_one(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    for url, code, message in (("not a url", 2, "is no URL"), ("mysql://x@y/z", 1, "unsupported database URL")):
+        answer = run("init-db", "--database-url", url)
+        assert answer.exit_code == code and message in answer.output and "Traceback" not in answer.output
+    assert list(tmp_path.iterdir()) == []  # no SQLite file named "not a url"
