@@ -64,7 +64,7 @@ def load(
     None: POSTERBENCH_PRECISION, else auto)."""
     catalog = read_catalog(catalog_dir)
     model = load_model(model_dir, inference_threads, precision)
-    index = load_index(index_dir, catalog)
+    index = load_index(index_dir, catalog, model_dir)
     if index.genres != model.genres:
         raise RuntimeError(f"{index_dir} was built for genres {index.genres}, the model predicts {model.genres}")
     if index.precision != precision_of(model):
@@ -118,9 +118,9 @@ def load_model(model_dir: str, threads: int | None = None, precision: str | None
         raise RuntimeError(f"{error}; train the model again with `make train`") from error
 
 
-def load_index(index_dir: str, catalog: Catalog) -> FeatureIndex:
+def load_index(index_dir: str, catalog: Catalog, model_dir: str | None = None) -> FeatureIndex:
     try:
-        return FeatureIndex.load(index_dir, catalog)
+        return FeatureIndex.load(index_dir, catalog, Path(model_dir) if model_dir else None)
     except (FeatureIndexError, *DAMAGED_FILE_ERRORS) as error:
         # A FeatureIndexError without a cause is missing, or built for another catalog, and says so and what to do;
         # valid JSON of the wrong shape gets through FeatureIndex.load as a plain error.

@@ -31,7 +31,7 @@ def fit(catalog_dir: Path, model_dir: Path, index_dir: Path, out_dir: Path, cost
     from embedding.pipeline import fit_clems
     from model.artifacts import ModelArtifactError
 
-    catalog, index = _load(catalog_dir, index_dir)
+    catalog, index = _load(catalog_dir, index_dir, model_dir)
     try:
         fit_clems(catalog, model_dir, index, out_dir, cost=cost, n_estimators=trees, seed=seed)
     except (OutputInUseError, ModelArtifactError, OSError) as error:
@@ -52,7 +52,7 @@ def evaluate(catalog_dir: Path, model_dir: Path, index_dir: Path, clems_dir: Pat
     from model.artifacts import ModelArtifactError
     from model.evaluation import publish
 
-    catalog, index = _load(catalog_dir, index_dir)
+    catalog, index = _load(catalog_dir, index_dir, model_dir)
     try:
         reports, text = evaluate_with_clems(catalog, model_dir, index, CLEMS.load(clems_dir))
     except (ModelArtifactError, ValueError, OSError) as error:
@@ -60,14 +60,15 @@ def evaluate(catalog_dir: Path, model_dir: Path, index_dir: Path, clems_dir: Pat
     click.echo(publish(reports, text, out_file or clems_dir / f"evaluation-{catalog.directory.resolve().name}.json"))
 
 
-def _load(catalog_dir: Path, index_dir: Path):
+def _load(catalog_dir: Path, index_dir: Path, model_dir: Path):
     from catalog import CatalogError, read_catalog
+    from model.artifacts import ModelArtifactError
     from model.index import FeatureIndex, FeatureIndexError
 
     try:
         catalog = read_catalog(catalog_dir)
-        return catalog, FeatureIndex.load(index_dir, catalog)
-    except (CatalogError, FeatureIndexError) as error:
+        return catalog, FeatureIndex.load(index_dir, catalog, model_dir)
+    except (CatalogError, FeatureIndexError, ModelArtifactError) as error:
         raise click.ClickException(str(error)) from error
 
 

@@ -19,7 +19,7 @@ import numpy as np
 from tqdm import tqdm
 
 from catalog import Catalog, check_replaceable, staged_directory
-from model.artifacts import WEIGHTS_FILE, GenreModel, Prediction
+from model.artifacts import WEIGHTS_FILE, GenreModel, ModelArtifactError, Prediction
 from model.images import load_posters
 from recommend.approximate import save_search
 
@@ -66,7 +66,9 @@ class FeatureIndex:
         self._rows = {imdb_id: row for row, imdb_id in enumerate(self.imdb_ids)}
 
     @classmethod
-    def load(cls, directory: str | Path, catalog: Catalog | None = None) -> FeatureIndex:
+    def load(cls, directory: str | Path, catalog: Catalog | None = None, model_dir: Path | None = None) -> FeatureIndex:
+        """The index in `directory`; with `catalog` and `model_dir`, refused (FeatureIndexError) unless it was built
+        for that catalog and by that model's weights."""
         directory = Path(directory)
         paths = [directory / name for name in (DESCRIPTION_FILE, FEATURES_FILE, PROBABILITIES_FILE, EVOKED_FILE)]
         for path in paths:
@@ -93,11 +95,26 @@ class FeatureIndex:
             raise FeatureIndexError(
                 f"{directory} was built for another catalog than {catalog.directory}; rebuild the index"
             )
+        built_by = description.get("model_fingerprint")
+        if model_dir is not None and built_by is not None and built_by != model_fingerprint(Path(model_dir)):
+            raise FeatureIndexError(
+                f"{directory} was built by other weights than {model_dir}'s (trained again since?): its vectors "
+                "and the queries' would not compare; rebuild the index (make index)"
+            )
         return index
 
 
 def model_fingerprint(model_dir: Path) -> str:
-    return hashlib.sha256((model_dir / WEIGHTS_FILE).read_bytes()).hexdigest()[:16]
+    """The start of the SHA-256 of the model's weights: the file's own, or, for a directory that holds only its ONNX
+    export (what a serving host needs), the one its model.onnx.json recorded of the weights it was made from."""
+    weights = model_dir / WEIGHTS_FILE
+    if weights.is_file():
+        return hashlib.sha256(weights.read_bytes()).hexdigest()[:16]
+    export = model_dir / "model.onnx.json"  # model.onnx_model.EXPORT_FILE, not imported: it loads ONNX Runtime
+    try:
+        return str(json.loads(export.read_text())["source"]["sha256"])[:16]
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise ModelArtifactError(f"{weights} is missing, and no model.onnx.json records the weights") from error
 
 
 def served_model(model_dir: str | Path, threads: int | None = None, precision: str | None = None) -> IndexingModel:

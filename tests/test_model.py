@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -204,6 +205,24 @@ def test_index_refuses_another_catalog_or_damage(index_dir: Path, demo_catalog, 
         FeatureIndex.load(index_dir, other)
     with pytest.raises(FeatureIndexError, match="is missing"):
         FeatureIndex.load(tmp_path)
+
+
+def test_index_refuses_a_model_whose_weights_did_not_build_it(
+    index_dir: Path, demo_catalog, trained, onnx_model_dir: Path, tmp_path: Path
+) -> None:
+    """An index built before the model was trained again compared its vectors with the new model's, silently."""
+    model_dir = trained[1]
+    assert FeatureIndex.load(index_dir, demo_catalog, model_dir).imdb_ids  # the weights that built it
+    serving = tmp_path / "serving"  # a serving host's copy: the ONNX export without the Keras weights
+    serving.mkdir()
+    for name in ("model.onnx", "model.onnx.data", "model.onnx.json", "model.json"):
+        shutil.copy(onnx_model_dir / name, serving / name)
+    assert FeatureIndex.load(index_dir, demo_catalog, serving).imdb_ids  # fingerprinted from model.onnx.json
+    retrained = shutil.copytree(model_dir, tmp_path / "retrained")
+    with (retrained / "model.weights.h5").open("ab") as weights:
+        weights.write(b"\0")  # other bytes: other weights
+    with pytest.raises(FeatureIndexError, match="built by other weights than"):
+        FeatureIndex.load(index_dir, demo_catalog, retrained)
 
 
 def test_fine_tuning_block5_with_augmentation_trains_and_saves(
