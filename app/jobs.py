@@ -392,6 +392,10 @@ def run_worker(app: Flask, workers: int | None = None, on_started: Callable[[], 
     queue: JobQueue = app.extensions[EXTENSION]
     if queue.huey.immediate:
         raise RuntimeError("POSTERBENCH_JOBS_URL runs jobs in the web request (immediate://): no worker is needed")
+    try:
+        queue.huey.pending_count()  # a broker that cannot be reached stops the worker now, with one line
+    except Exception as error:  # Redis's, psycopg's or sqlite3's own error: each library has its own
+        raise RuntimeError(f"the job queue at {redacted(queue.url)} cannot be reached: {error}") from error
     target = configured_target(app.config)
     sweep(app)
     stop = threading.Event()

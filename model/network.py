@@ -68,6 +68,8 @@ def vgg16(inputs: keras.KerasTensor | None, input_size: int | InputSize, weights
         )
     except Exception as error:  # Keras raises a bare Exception when its download fails
         if weights != IMAGENET:
+            if isinstance(error, (OSError, ValueError)):  # h5py's "truncated file", a file of other weights
+                raise WeightsError(f"VGG-16 weights file {weights} cannot be read: {error}") from error
             raise
         raise WeightsError(
             f"could not download VGG-16's ImageNet weights ({error}); without internet, set POSTERBENCH_WEIGHTS "

@@ -27,7 +27,13 @@ class Split:
 
     @classmethod
     def load(cls, path: Path) -> Split:
-        return cls(**json.loads(path.read_text()))
+        from model.artifacts import ModelArtifactError
+
+        try:
+            return cls(**json.loads(path.read_text()))
+        except (OSError, ValueError, TypeError) as error:
+            what = "missing" if isinstance(error, FileNotFoundError) else f"damaged ({error})"
+            raise ModelArtifactError(f"{path} is {what}: train the model again (make train)") from error
 
 
 def with_target_genres(movies: list[Movie], genres: tuple[str, ...] = GENRES) -> list[Movie]:

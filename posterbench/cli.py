@@ -13,6 +13,7 @@ import os
 import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
+from unittest.mock import patch
 
 import click
 
@@ -28,10 +29,18 @@ PASS_THROUGH = {"ignore_unknown_options": True, "allow_extra_args": True, "help_
 
 
 class Stages(click.Group):
-    """A group that lists its commands in the order they were added (the pipeline's), not alphabetically."""
+    """A group that lists its commands in the order they were added (the pipeline's), not alphabetically, and says
+    in one line what a file system refused (a path that cannot be written, a file where a directory belongs) where a
+    stage has no message of its own for it, instead of a traceback."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return list(self.commands)
+
+    def invoke(self, ctx: click.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except OSError as error:
+            raise click.ClickException(str(error)) from error
 
 
 @click.group(cls=Stages, context_settings={"help_option_names": ["-h", "--help"]})
@@ -161,9 +170,15 @@ def serve(
     the job worker beside it (`posterbench worker --restart`, unless --no-job-worker: another host runs it). The
     options set the app's POSTERBENCH_* settings; the rest (POSTERBENCH_SECRET_KEY, DATABASE_URL, ...) come from the
     environment. A model directory holding its ONNX export is served with ONNX Runtime, without TensorFlow."""
+    from app import create_app
     from app.gunicorn_conf import JOB_WORKER_VARIABLE
 
     environment = {**os.environ, **served_settings(locals()), JOB_WORKER_VARIABLE: "yes" if job_worker else "no"}
+    try:  # once here, so that a setting it cannot start with is one line, not a traceback from every worker
+        with patch.dict(os.environ, environment):
+            create_app()
+    except (RuntimeError, ValueError) as error:
+        raise click.ClickException(f"the app cannot start: {error}") from error
     bind = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
     command = [sys.executable, "-m", "gunicorn", "-c", GUNICORN_CONFIG, "--bind", bind, "--workers", str(workers)]
     sys.stdout.flush()
@@ -214,10 +229,9 @@ def worker(
     from app.jobs import run_worker
 
     try:
-        app = create_app(job_worker=True)
-    except RuntimeError as error:
+        run_worker(create_app(job_worker=True))
+    except (RuntimeError, ValueError) as error:  # a setting, a catalog, a model or an index it cannot serve
         raise click.ClickException(str(error)) from error
-    run_worker(app)
 
 
 def checkout_path(relative: str) -> Path:

@@ -76,7 +76,10 @@ def scrape(out_dir: Path, **options: object) -> None:
     from scraper.state import StateError
 
     progress = not options.pop("no_progress")
-    settings = ScrapeSettings(out=out_dir, progress=progress, **options)
+    try:
+        settings = ScrapeSettings(out=out_dir, progress=progress, **options)
+    except ValueError as error:
+        raise click.ClickException(str(error)) from error
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
     images = f" (images from {settings.image_host_override})" if settings.image_host_override else ""
     click.echo(

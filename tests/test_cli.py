@@ -109,27 +109,51 @@ def test_the_command_line_imports_no_training_or_scraping_library() -> None:
     assert json.loads(done.stdout.strip().splitlines()[-1]) == []
 
 
-def test_serve_hands_the_process_to_gunicorn_with_the_apps_settings(monkeypatch, tmp_path: Path) -> None:
+def test_serve_hands_the_process_to_gunicorn_with_the_apps_settings(
+    monkeypatch, tmp_path: Path, demo_catalog_dir: Path, onnx_model_dir: Path, index_dir: Path
+) -> None:
     calls = []
     monkeypatch.setattr(cli.os, "execve", lambda path, argv, environment: calls.append((path, argv, environment)))
     monkeypatch.delenv("POSTERBENCH_CLEMS", raising=False)
-    arguments = ["--catalog", "cat", "--model", "mod", "--index", "ind", "--database", str(tmp_path / "d.sqlite")]
+    monkeypatch.setenv("POSTERBENCH_SECRET_KEY", "test")
+    served = {"--catalog": demo_catalog_dir, "--model": onnx_model_dir, "--index": index_dir}
+    arguments = [*(str(part) for pair in served.items() for part in pair), "--database", str(tmp_path / "d.sqlite")]
     result = CliRunner().invoke(cli.main, ["serve", *arguments, "--port", "8123", "--workers", "3"])
     assert result.exit_code == 0, result.output
     ((path, argv, environment),) = calls
     assert path == sys.executable
     assert argv[1:5] == ["-m", "gunicorn", "-c", "python:app.gunicorn_conf"] and argv[-1] == "app:create_app()"
     assert argv[argv.index("--bind") + 1] == "127.0.0.1:8123" and argv[argv.index("--workers") + 1] == "3"
-    assert (environment["POSTERBENCH_CATALOG"], environment["POSTERBENCH_MODEL"]) == ("cat", "mod")
-    assert environment["POSTERBENCH_INDEX"] == "ind" and environment["POSTERBENCH_DATABASE"] == str(
+    assert (environment["POSTERBENCH_CATALOG"], environment["POSTERBENCH_MODEL"]) == (
+        str(demo_catalog_dir),
+        str(onnx_model_dir),
+    )
+    assert environment["POSTERBENCH_INDEX"] == str(index_dir) and environment["POSTERBENCH_DATABASE"] == str(
         tmp_path / "d.sqlite"
     )
     assert "POSTERBENCH_CLEMS" not in environment  # not given: the app serves the model's genres
     assert environment["GUNICORN_JOB_WORKER"] == "yes"  # gunicorn's master starts the job worker
     calls.clear()
-    CliRunner().invoke(cli.main, ["serve", "--host", "::1", "--clems", "", "--no-job-worker"])
+    CliRunner().invoke(cli.main, ["serve", *arguments, "--host", "::1", "--clems", "", "--no-job-worker"])
     assert calls[0][1][calls[0][1].index("--bind") + 1] == "[::1]:8000" and calls[0][2]["POSTERBENCH_CLEMS"] == ""
     assert calls[0][2]["GUNICORN_JOB_WORKER"] == "no"
+    assert "POSTERBENCH_CATALOG" not in os.environ  # the check of the settings left this process's as they were
+
+
+def test_serve_says_in_one_line_why_the_app_cannot_start(
+    monkeypatch, tmp_path: Path, demo_catalog_dir: Path, onnx_model_dir: Path, index_dir: Path
+) -> None:
+    """Every gunicorn worker used to print the same traceback, the reason buried in it, and the master exit."""
+    calls = []
+    monkeypatch.setattr(cli.os, "execve", lambda *arguments: calls.append(arguments))
+    served = ["--model", str(onnx_model_dir), "--index", str(index_dir), "--database", str(tmp_path / "d.sqlite")]
+    monkeypatch.delenv("POSTERBENCH_SECRET_KEY", raising=False)
+    unkeyed = CliRunner().invoke(cli.main, ["serve", "--catalog", str(demo_catalog_dir), *served])
+    assert unkeyed.exit_code == 1 and "the app cannot start: set POSTERBENCH_SECRET_KEY" in unkeyed.output
+    monkeypatch.setenv("POSTERBENCH_SECRET_KEY", "test")
+    nowhere = CliRunner().invoke(cli.main, ["serve", "--catalog", str(tmp_path / "nowhere"), *served])
+    assert nowhere.exit_code == 1 and "catalog directory does not exist" in nowhere.output
+    assert "Traceback" not in unkeyed.output + nowhere.output and calls == []
 
 
 @pytest.mark.parametrize(("setting", "starts"), [(None, True), ("yes", True), ("1", True), ("no", False), ("0", False)])

@@ -1,6 +1,7 @@
 """The command line on bad input: an output path that holds something else is refused before any work and left as
-it was, numbers out of range are usage errors, a damaged catalog file is named in one line, and a failed export
-keeps the export there was. Each case once destroyed data or ended in a traceback."""
+it was, numbers out of range are usage errors, a damaged catalog file, weights file or split is named in one line, a
+failed export keeps the export there was, and a worker whose queue is down stops at once. Each case once destroyed
+data, ended in a traceback, or looped."""
 
 from __future__ import annotations
 
@@ -108,3 +109,43 @@ def test_init_db_wants_a_url_that_is_one(tmp_path: Path, monkeypatch) -> None:
         answer = run("init-db", "--database-url", url)
         assert answer.exit_code == code and message in answer.output and "Traceback" not in answer.output
     assert list(tmp_path.iterdir()) == []  # no SQLite file named "not a url"
+
+
+def test_training_from_a_damaged_weights_file_says_so(small_catalog, tmp_path: Path) -> None:
+    truncated = tmp_path / "vgg16_notop.h5"
+    truncated.write_bytes(b"\x89HDF\r\n\x1a\n" + b"\0" * 1000)
+    answer = run("train", "--catalog", small_catalog.directory, "--out", tmp_path / "m", "--weights", truncated)
+    assert answer.exit_code == 1 and f"VGG-16 weights file {truncated} cannot be read" in answer.output
+    assert "Traceback" not in answer.output and not (tmp_path / "m").exists()
+
+
+def test_a_model_without_its_split_is_named_not_a_traceback(
+    demo_catalog_dir: Path, onnx_model_dir: Path, tmp_path: Path
+) -> None:
+    model = shutil.copytree(onnx_model_dir, tmp_path / "model")
+    (model / "split.json").unlink()
+    answer = run("tune-thresholds", "--catalog", demo_catalog_dir, "--model", model)
+    assert answer.exit_code == 1 and "split.json is missing: train the model again" in answer.output
+    (model / "split.json").write_text("{}")
+    answer = run("tune-thresholds", "--catalog", demo_catalog_dir, "--model", model)
+    assert answer.exit_code == 1 and "split.json is damaged" in answer.output
+
+
+def test_a_worker_whose_queue_cannot_be_reached_stops_at_once(
+    demo_catalog_dir: Path, onnx_model_dir: Path, index_dir: Path, tmp_path: Path, monkeypatch
+) -> None:
+    """A Redis broker that is down made the worker log a traceback ten times a second, forever."""
+    monkeypatch.setenv("POSTERBENCH_SECRET_KEY", "test")
+    monkeypatch.setenv("POSTERBENCH_JOBS_URL", "redis://127.0.0.1:1/0")
+    served = ["--catalog", demo_catalog_dir, "--model", onnx_model_dir, "--index", index_dir]
+    answer = run("worker", "--no-restart", *served, "--database", tmp_path / "d.sqlite")
+    assert answer.exit_code == 1 and "the job queue at redis://127.0.0.1:1/0 cannot be reached" in answer.output
+
+
+def test_scrape_and_replica_options_out_of_range_are_one_line(tmp_path: Path) -> None:
+    from tools.replica.__main__ import main as replica_main
+
+    answer = run("scrape", "--out", tmp_path / "c", "--base-url", "notaurl")
+    assert answer.exit_code == 1 and "base_url" in answer.output and "Traceback" not in answer.output
+    answer = CliRunner().invoke(replica_main, [str(tmp_path / "r"), "--port", "99999"])
+    assert answer.exit_code == 2 and "Invalid value for '--port'" in answer.output

@@ -11,7 +11,9 @@ import click
 
 @click.command()
 @click.argument("directory", type=click.Path(path_type=Path))
-@click.option("--port", type=int, default=8765, show_default=True, help="port on 127.0.0.1 (0 picks one)")
+@click.option(
+    "--port", type=click.IntRange(0, 65535), default=8765, show_default=True, help="port on 127.0.0.1 (0 picks one)"
+)
 @click.option("--movies", "n_movies", type=click.IntRange(1, 999_999), default=300, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--result-cap", type=click.IntRange(min=1), default=10_000, show_default=True)
