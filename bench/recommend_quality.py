@@ -316,16 +316,26 @@ def main() -> None:
 
     shortlist = GENRE_SHORTLIST if args.shortlist is None else args.shortlist
 
-    catalog = read_catalog(args.catalog, check_posters=False)
-    index = FeatureIndex.load(args.index, catalog)
-    clems = None
-    if args.clems is not None:
-        from embedding.clems import CLEMS
+    from catalog import CatalogError
+    from model.artifacts import ModelArtifactError
+    from model.index import FeatureIndexError
 
-        clems = CLEMS.load(args.clems)
+    try:  # what the options name, loaded here so that a wrong path is one line (parser.error), not a traceback
+        catalog = read_catalog(args.catalog, check_posters=False)
+        index = FeatureIndex.load(args.index, catalog, args.model)
+        clems = None
+        if args.clems is not None:
+            from embedding.clems import CLEMS
 
-    if args.queries is None:
-        split = Split.load(args.model / SPLIT_FILE)
+            clems = CLEMS.load(args.clems)
+        split = Split.load(args.model / SPLIT_FILE) if args.queries is None else None
+        if args.queries is not None:
+            query_catalog = read_catalog(args.queries, check_posters=False)
+            query_index = FeatureIndex.load(args.queries_index, query_catalog, args.model)
+    except (CatalogError, FeatureIndexError, ModelArtifactError, ValueError, OSError) as error:
+        parser.error(str(error))
+
+    if split is not None:
         if args.held_out == "validation":  # to choose an experiment's settings before the test split scores them
             catalog_ids, query_ids = split.train, split.validation
         else:
@@ -336,8 +346,6 @@ def main() -> None:
             f"{'training' if args.held_out == 'validation' else 'training and validation'} movies"
         )
     else:
-        query_catalog = read_catalog(args.queries, check_posters=False)
-        query_index = FeatureIndex.load(args.queries_index, query_catalog)
         if query_index.genres != index.genres:
             parser.error(f"{args.queries_index} has genres {query_index.genres}, {args.index} {index.genres}")
         catalog_ids, query_ids = [movie.imdb_id for movie in catalog], query_index.imdb_ids

@@ -15,6 +15,7 @@ copy, so predictions are always label vectors seen in training, and each cost ne
 from __future__ import annotations
 
 import json
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -365,8 +366,16 @@ class CLEMS(ClassifierMixin, BaseEstimator):
 
     @classmethod
     def load(cls, directory: str | Path) -> CLEMS:
-        """A fitted model from a directory written by save()."""
+        """A fitted model from a directory written by save(); ValueError naming the directory if it is missing or
+        damaged."""
         source = Path(directory)
+        try:
+            return cls._load(source)
+        except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile) as error:
+            raise ValueError(f"{source}: not a whole CLEMS directory ({error}); fit it again (make clems)") from error
+
+    @classmethod
+    def _load(cls, source: Path) -> CLEMS:
         description = json.loads((source / DESCRIPTION_FILE).read_text())
         if description.get("estimator") != "CLEMS" or description.get("format") != SAVE_FORMAT:
             raise ValueError(f"{source / DESCRIPTION_FILE} is not a CLEMS model of format {SAVE_FORMAT}")

@@ -8,6 +8,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from posterbench import cli
@@ -149,3 +150,31 @@ def test_scrape_and_replica_options_out_of_range_are_one_line(tmp_path: Path) ->
     assert answer.exit_code == 1 and "base_url" in answer.output and "Traceback" not in answer.output
     answer = CliRunner().invoke(replica_main, [str(tmp_path / "r"), "--port", "99999"])
     assert answer.exit_code == 2 and "Invalid value for '--port'" in answer.output
+
+
+def test_a_damaged_clems_directory_and_wrong_recommend_eval_paths_are_one_line(
+    demo_catalog_dir: Path, onnx_model_dir: Path, index_dir: Path, tmp_path: Path
+) -> None:
+    import subprocess
+    import sys
+
+    from embedding.clems import CLEMS
+
+    clems = tmp_path / "clems"
+    clems.mkdir()
+    (clems / "clems.json").write_text('{"estimator": "CLEMS", "format": 1}')
+    (clems / "clems.npz").write_bytes(b"PK\x03\x04 truncated")
+    with pytest.raises(ValueError, match="not a whole CLEMS directory"):
+        CLEMS.load(clems)
+    served = ["--catalog", demo_catalog_dir, "--model", onnx_model_dir, "--index", index_dir]
+    answer = run("embed", "evaluate", *served, "--clems", clems)
+    assert answer.exit_code == 1 and "not a whole CLEMS directory" in answer.output
+    root = Path(__file__).resolve().parents[1]
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.recommend_quality", *map(str, served), "--clems", str(tmp_path / "nowhere")],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 2 and "not a whole CLEMS directory" in done.stderr and "Traceback" not in done.stderr
