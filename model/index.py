@@ -121,9 +121,11 @@ def served_model(model_dir: str | Path, threads: int | None = None, precision: s
     """The model as the app serves it, to index with: its ONNX export (int8 when its check passed, see
     OnnxGenreModel.load; `precision` as there) on `threads` threads (None: every core this process may use), else
     (no export) the Keras model."""
-    from model.onnx_model import OnnxGenreModel, has_export
+    from model.onnx_model import OnnxGenreModel, PrecisionSettingError, has_export
 
     if not has_export(model_dir):
+        if precision == "int8":
+            raise PrecisionSettingError(f"{model_dir} has no ONNX export to quantize: export it first (make onnx)")
         return GenreModel.load(model_dir)
     return OnnxGenreModel.load(model_dir, threads=threads or available_cores(), precision=precision)
 

@@ -178,3 +178,21 @@ def test_a_damaged_clems_directory_and_wrong_recommend_eval_paths_are_one_line(
         timeout=120,
     )
     assert done.returncode == 2 and "not a whole CLEMS directory" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_index_in_int8_refuses_a_model_without_an_export(demo_catalog_dir: Path, trained, tmp_path: Path) -> None:
+    """It indexed with the Keras model, in float32, and said nothing."""
+    keras_only = shutil.copytree(trained[1], tmp_path / "model")
+    answer = run(
+        "index",
+        "--catalog",
+        demo_catalog_dir,
+        "--model",
+        keras_only,
+        "--out",
+        tmp_path / "index",
+        "--precision",
+        "int8",
+    )
+    assert answer.exit_code == 1 and "has no ONNX export to quantize" in answer.output
+    assert not (tmp_path / "index").exists()
