@@ -121,8 +121,15 @@ def test_calibration_posters_come_from_the_training_and_validation_splits(int8_b
     assert calibration_ids(demo_catalog, int8_built, 50)[0] == ids  # seeded
 
 
+@pytest.fixture
+def int8_app_settings(int8_built: Path, app_settings: dict) -> dict:
+    """The test app's settings with the index that the int8 module's own model built (float32): an index of other
+    weights is refused."""
+    return {**app_settings, "INDEX": str(int8_built.parent / "index")}
+
+
 def test_a_failing_check_makes_the_app_serve_float32_and_say_why(
-    int8_dir: Path, app_settings: dict, caplog: pytest.LogCaptureFixture
+    int8_dir: Path, int8_app_settings: dict, caplog: pytest.LogCaptureFixture
 ) -> None:
     described = recorded(int8_dir)
     check = described["check"]
@@ -148,7 +155,7 @@ def test_a_failing_check_makes_the_app_serve_float32_and_say_why(
     from app import create_app
 
     with caplog.at_level(logging.INFO, logger="model.onnx_model"):
-        app = create_app({**app_settings, "MODEL": str(int8_dir)})
+        app = create_app({**int8_app_settings, "MODEL": str(int8_dir)})
     with app.app_context():
         from app.resources import get_resources
 
@@ -178,10 +185,11 @@ def test_the_precision_setting_chooses_float32(
 
 
 def test_the_app_setting_chooses_the_precision_and_healthz_names_it(
-    int8_dir: Path, app_settings: dict, caplog: pytest.LogCaptureFixture
+    int8_dir: Path, int8_app_settings: dict, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """PRECISION (POSTERBENCH_PRECISION) reaches the model; the demo index, computed in float32 by Keras, gets a
+    """PRECISION (POSTERBENCH_PRECISION) reaches the model; the model's index, computed by its float32 export, gets a
     warning when the app serves int8; a setting that is no precision stops the app with what it may be."""
+    app_settings = int8_app_settings
     from app import create_app
 
     with caplog.at_level(logging.WARNING, logger="app.resources"):
@@ -288,7 +296,8 @@ def test_the_inference_benchmark_times_float32_against_int8_in_one_run(int8_buil
     assert figures["convolution_gmacs"] == round(vgg16_convolution_macs(100, 100) / 1e9, 3)  # the demo's 100 px
     for name in ("float32", "int8"):
         rate = figures["convolution_gmacs"] * 1000 / figures[name]["batch_per_poster_ms"]
-        assert figures[name]["gmacs_per_second"] == pytest.approx(rate, abs=0.06)
+        # the script rounds its rate to 0.1 G and the figure here starts from G multiply-adds rounded to 0.001 G
+        assert figures[name]["gmacs_per_second"] == pytest.approx(rate, rel=5e-4, abs=0.06)
 
 
 def vgg16_convolution_macs(width: int, height: int) -> int:
