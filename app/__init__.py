@@ -64,6 +64,7 @@ def create_app(test_config: dict | None = None, job_worker: bool = False) -> Fla
         JOB_STALE_SECONDS=30,  # a running job silent this long lost its worker: run it again, or fail it
         JOB_EXPIRE_SECONDS=3600,  # a finished job's result (JSON, sheet, heatmap) is kept this long, then 404
         JOB_POLL_SECONDS=0.1,  # the longest an idle worker waits before it looks at a SQLite queue again
+        JOB_QUEUE_WAIT_SECONDS=60,  # how long a starting worker waits for its queue's broker to answer, then stops
         JOBS_PER_CLIENT=4,  # jobs one client may have queued or running at once; 429 beyond
     )
     if test_config is None:

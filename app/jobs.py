@@ -85,6 +85,7 @@ def job_settings(config: Mapping[str, Any]) -> dict[str, float]:
         "JOB_ATTEMPTS": (1, int),
         "JOB_WORKERS": (1, int),
         "JOB_POLL_SECONDS": (0.01, float),
+        "JOB_QUEUE_WAIT_SECONDS": (0, float),
         "JOBS_PER_CLIENT": (1, int),
     }
     settings = {}
@@ -380,6 +381,25 @@ def give_back_interrupted(app: Flask) -> int:
     return len(jobs)
 
 
+def wait_for_queue(queue: JobQueue, seconds: float) -> None:
+    """Return once the queue's broker answers; try again, waiting longer each time, for up to `seconds` (a broker
+    that starts beside the worker, or restarts), then raise RuntimeError with one line: Huey's consumer would log a
+    traceback ten times a second, forever."""
+    gives_up_at, pause = time.monotonic() + seconds, 0.5
+    while True:
+        try:
+            queue.huey.pending_count()
+            return
+        except Exception as error:  # Redis's, psycopg's or sqlite3's own error: each library has its own
+            if time.monotonic() + pause > gives_up_at:
+                raise RuntimeError(f"the job queue at {redacted(queue.url)} cannot be reached: {error}") from error
+            logger.warning(
+                "the job queue at %s cannot be reached (%s); trying again in %g s", redacted(queue.url), error, pause
+            )
+            time.sleep(pause)
+            pause = min(pause * 2, 10.0)
+
+
 def run_worker(app: Flask, workers: int | None = None, on_started: Callable[[], None] | None = None) -> None:
     """Run the job worker in this process until SIGINT or SIGTERM: Huey's consumer, `workers` threads (default
     JOB_WORKERS), each running one job at a time inside `app`, whose model, index and catalog are loaded once."""
@@ -392,10 +412,7 @@ def run_worker(app: Flask, workers: int | None = None, on_started: Callable[[], 
     queue: JobQueue = app.extensions[EXTENSION]
     if queue.huey.immediate:
         raise RuntimeError("POSTERBENCH_JOBS_URL runs jobs in the web request (immediate://): no worker is needed")
-    try:
-        queue.huey.pending_count()  # a broker that cannot be reached stops the worker now, with one line
-    except Exception as error:  # Redis's, psycopg's or sqlite3's own error: each library has its own
-        raise RuntimeError(f"the job queue at {redacted(queue.url)} cannot be reached: {error}") from error
+    wait_for_queue(queue, settings["JOB_QUEUE_WAIT_SECONDS"])
     target = configured_target(app.config)
     sweep(app)
     stop = threading.Event()

@@ -138,6 +138,7 @@ def test_a_worker_whose_queue_cannot_be_reached_stops_at_once(
     """A Redis broker that is down made the worker log a traceback ten times a second, forever."""
     monkeypatch.setenv("POSTERBENCH_SECRET_KEY", "test")
     monkeypatch.setenv("POSTERBENCH_JOBS_URL", "redis://127.0.0.1:1/0")
+    monkeypatch.setenv("POSTERBENCH_JOB_QUEUE_WAIT_SECONDS", "1")  # tries at 0 and 0.5 s, then stops
     served = ["--catalog", demo_catalog_dir, "--model", onnx_model_dir, "--index", index_dir]
     answer = run("worker", "--no-restart", *served, "--database", tmp_path / "d.sqlite")
     assert answer.exit_code == 1 and "the job queue at redis://127.0.0.1:1/0 cannot be reached" in answer.output
@@ -196,3 +197,17 @@ def test_index_in_int8_refuses_a_model_without_an_export(demo_catalog_dir: Path,
     )
     assert answer.exit_code == 1 and "has no ONNX export to quantize" in answer.output
     assert not (tmp_path / "index").exists()
+
+
+def test_what_the_file_system_refuses_is_one_line(monkeypatch) -> None:
+    """Any stage: an OSError that the stage has no message of its own for is its message, not a traceback."""
+
+    def refused(*arguments, **options):
+        raise PermissionError(13, "Permission denied", "/srv/unwritable/catalog")
+
+    monkeypatch.setattr(cli.main.commands["check"], "callback", refused)
+    answer = run("check", "anywhere")
+    assert (
+        answer.exit_code == 1
+        and answer.output.strip() == "Error: [Errno 13] Permission denied: '/srv/unwritable/catalog'"
+    )
