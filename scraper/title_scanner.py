@@ -4,8 +4,8 @@ genres and poster (by their data-testid attributes), for scraper.title_page to r
 
 The pages come from the network, so nothing here grows with a hostile page faster than the page: the elements
 followed nest at most MAX_DEPTH deep, at most MAX_OPEN_REGIONS regions collect text, each keeps at most
-MAX_REGION_TEXT characters, and the scan stops (PageTooSlowError) once it has taken PARSE_SECONDS, which also bounds
-html.parser's own slow paths (Python 3.11's close() on many unclosed comments is quadratic)."""
+MAX_REGION_TEXT characters, and the scan stops (PageTooSlowError) once it has used PARSE_SECONDS of CPU, which also
+bounds html.parser's own slow paths (Python 3.11's close() on many unclosed comments is quadratic)."""
 
 from __future__ import annotations
 
@@ -33,7 +33,8 @@ MAX_OPEN_REGIONS = 32
 MAX_REGION_TEXT = 4096
 """Characters of text a region keeps: titles, years, ratings and genre chips are short."""
 PARSE_SECONDS = 2.0
-"""The longest a page's scan may take: a 2 MB page of dense markup (IMDb's are 1-2 MB) takes about 0.2 s here."""
+"""The most CPU a page's scan may take (the scanning thread's own, so neither other threads holding the interpreter
+nor other processes count): a 2 MB page of dense markup (IMDb's are 1-2 MB) takes about 0.2 s here."""
 
 
 class PageTooSlowError(ValueError):
@@ -136,6 +137,8 @@ class _HeroScanner:
             self._votes_until = None
 
     def end(self, tag: str) -> None:
+        if tag in _VOID_TAGS:  # html.parser ends <img/> and <br/> too; they were never counted nor followed
+            return
         if self._beyond:
             self._beyond -= 1
             return
@@ -167,7 +170,7 @@ class _PageScanner(HTMLParser):
     def __init__(self, seconds: float | None = None) -> None:
         super().__init__(convert_charrefs=True)
         self._seconds = PARSE_SECONDS if seconds is None else seconds
-        self._ends_at = time.monotonic() + self._seconds
+        self._ends_at = time.thread_time() + self._seconds
         self.meta: dict[str, str] = {}
         self.canonical: str | None = None
         self.page_title: str | None = None
@@ -179,7 +182,7 @@ class _PageScanner(HTMLParser):
 
     def _check_time(self) -> None:
         """Called on every token: html.parser calls back between the steps of its slow paths too."""
-        if time.monotonic() > self._ends_at:
+        if time.thread_time() > self._ends_at:
             raise PageTooSlowError(f"the page took more than {self._seconds:g} s to read")
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:

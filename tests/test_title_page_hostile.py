@@ -99,3 +99,10 @@ def test_a_page_slower_to_read_than_the_budget_is_refused(monkeypatch) -> None:
     with pytest.raises(TitlePageError, match="took more than 0.05 s to read"):
         read_title_page(page() + "<!--" * 20_000, FILM.imdb_id)
     assert read_title_page(page(), FILM.imdb_id).title == FILM.title  # a real page reads well within it
+
+
+def test_self_closing_tags_past_the_depth_bound_do_not_unwind_it() -> None:
+    """html.parser ends <img/> and <br/> as it starts them; past the bound those ends undid real elements' counts."""
+    scanner = _PageScanner()
+    scanner.feed("<div>" * (MAX_DEPTH + 2) + "<img/><img/>" + "<br/>" * 5 + "</div></div>")
+    assert len(scanner.hero._stack) == MAX_DEPTH
