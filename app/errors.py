@@ -3,12 +3,12 @@ unexpected exception is logged and answered 500. A database that cannot be writt
 unopenable or unreachable, busy past the time-out, damaged: app.db.StorageUnavailableError) is answered 503 with a
 Retry-After header: the process keeps serving, and the transactions of app/recommendations.py have rolled back, so
 nothing was half-saved. A body that gunicorn finds malformed only when the app reads it (a bad chunk size or
-extension, a broken trailer) is answered 400."""
+extension, a broken trailer, an end before the body's) is answered 400."""
 
 from __future__ import annotations
 
 from flask import Flask, current_app, render_template, request
-from gunicorn.http.errors import ParseException
+from gunicorn.http.errors import NoMoreData, ParseException
 from werkzeug.exceptions import HTTPException, InternalServerError, RequestEntityTooLarge
 from werkzeug.http import HTTP_STATUS_CODES
 
@@ -74,7 +74,7 @@ def database_error(error: StorageUnavailableError) -> tuple[object, int, dict[st
     return body, status, {"Retry-After": str(RETRY_AFTER_SECONDS)}
 
 
-def malformed_body(error: ParseException) -> tuple[object, int]:
+def malformed_body(error: ParseException | NoMoreData) -> tuple[object, int]:
     """gunicorn parses a chunked body as the app reads it, so its framing errors surface in the view."""
     current_app.logger.warning("malformed request body on %s %s: %r", request.method, request.path, error)
     message = f"The request's body is malformed ({type(error).__name__}: {error}). Nothing was saved."
@@ -83,6 +83,7 @@ def malformed_body(error: ParseException) -> tuple[object, int]:
 
 def init_app(app: Flask) -> None:
     app.register_error_handler(ParseException, malformed_body)
+    app.register_error_handler(NoMoreData, malformed_body)  # a body that ended before its length or last chunk
     app.register_error_handler(StorageUnavailableError, database_error)
     app.register_error_handler(HTTPException, http_error)
     app.register_error_handler(RequestError, request_error)

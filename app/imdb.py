@@ -125,7 +125,10 @@ def smaller(poster_url: str) -> str:
 def fetch_failure(imdb_id: str, error: FetchError, timeout: float) -> ImdbError:
     if error.kind == "timeout":
         limit = DEADLINE_TIMEOUTS * timeout
-        message = f"IMDb did not send the page and poster of {imdb_id} within {limit:g} seconds. {UPLOAD_INSTEAD}"
+        message = (
+            f"IMDb did not send the page and poster of {imdb_id} within {limit:g} seconds (the time a request gives "
+            f"IMDb, shared by its links). {UPLOAD_INSTEAD}"
+        )
         return ImdbError(message, 504)
     if error.kind in ("dns", "connection"):
         return ImdbError(f"We could not reach IMDb ({error}). {UPLOAD_INSTEAD}", 502)

@@ -189,6 +189,7 @@ def test_a_worker_killed_while_votes_are_written_loses_no_acknowledged_vote(
 
 
 MALFORMED_CHUNKS = {
+    "a chunk cut short, the client done sending": b"9\r\nabc",
     "a chunk size that is no number": b"zz\r\nabc\r\n0\r\n\r\n",
     "a chunk extension with a NUL": b"2;\x00\r\nab\r\n0\r\n\r\n",
     "a trailer line without a colon": b"2\r\nab\r\n0\r\nnot a header\r\n\r\n",
@@ -202,6 +203,7 @@ def raw_post(url: str, path: str, headers: dict[str, str], body: bytes) -> tuple
     lines += [f"{name}: {value}" for name, value in headers.items()]
     with socket.create_connection((host, port), timeout=30) as connection:
         connection.sendall(("\r\n".join(lines) + "\r\n\r\n").encode() + body)
+        connection.shutdown(socket.SHUT_WR)  # all of it sent: a body cut short ends here
         answer = b""
         while chunk := connection.recv(65536):
             answer += chunk
@@ -227,7 +229,8 @@ def test_a_malformed_chunked_body_is_a_400_under_gunicorn(
                     "Content-Type": content_type + ("; boundary=x" if "multipart" in content_type else ""),
                 }
                 status, answer = raw_post(url, path, headers, body)
-                assert status == 400 and "malformed" in answer, (what, path, status, answer[:300])
+                said = "malformed" in answer or "could not understand" in answer  # ours, or Werkzeug's own 400
+                assert status == 400 and said, (what, path, status, answer[:300])
         with DIRECT.open(f"{url}/api/bandit") as response:
             assert json.load(response)["n_rated"] == 1
     assert "Traceback" not in (tmp_path / "gunicorn.log").read_text()
