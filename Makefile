@@ -117,11 +117,13 @@ $(CLEMS_DIR)/clems.json: $(INDEX_DIR)/index.json | $(VENV)/.installed
 	$(BIN)/posterbench embed fit --catalog $(CATALOG_DIR) --model $(MODEL_DIR) --index $(INDEX_DIR) \
 		--cost $(CLEMS_COST) --out $(CLEMS_DIR)
 
-evaluate: | $(VENV)/.installed
+# With CLEMS fitted, the report reads the index, which must be the model's (built again after a training).
 ifneq ($(and $(wildcard $(CLEMS_DIR)/clems.json),$(if $(MODEL),,yes)),)
+evaluate: $(INDEX_DIR)/index.json | $(VENV)/.installed
 	$(BIN)/posterbench embed evaluate --catalog $(CATALOG_DIR) --model $(MODEL_DIR) --index $(INDEX_DIR) \
 		--clems $(CLEMS_DIR)
 else
+evaluate: | $(VENV)/.installed
 	$(BIN)/posterbench evaluate --catalog $(CATALOG_DIR) --model $(or $(MODEL),$(MODEL_DIR))
 endif
 

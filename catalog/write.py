@@ -52,7 +52,7 @@ def check_replaceable(target: str | Path, marker: str) -> None:
     target = Path(target)
     if not target.exists() and not target.is_symlink():
         return
-    if target.is_symlink() or not target.is_dir():
+    if not target.is_dir():  # a file, or a link to one or to nothing (a link to a directory is judged by it)
         raise OutputInUseError(f"{target} exists and is not a directory: it is not replaced; choose another path")
     if (target / marker).is_file() or next(target.iterdir(), None) is None:
         return

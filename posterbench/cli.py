@@ -13,7 +13,6 @@ import os
 import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from unittest.mock import patch
 
 import click
 
@@ -174,11 +173,15 @@ def serve(
     from app.gunicorn_conf import JOB_WORKER_VARIABLE
 
     environment = {**os.environ, **served_settings(locals()), JOB_WORKER_VARIABLE: "yes" if job_worker else "no"}
+    saved = dict(os.environ)
+    os.environ.update(environment)
     try:  # once here, so that a setting it cannot start with is one line, not a traceback from every worker
-        with patch.dict(os.environ, environment):
-            create_app()
+        create_app()
     except (RuntimeError, ValueError) as error:
         raise click.ClickException(f"the app cannot start: {error}") from error
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
     bind = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
     command = [sys.executable, "-m", "gunicorn", "-c", GUNICORN_CONFIG, "--bind", bind, "--workers", str(workers)]
     sys.stdout.flush()
