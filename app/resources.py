@@ -120,7 +120,7 @@ def load_model(model_dir: str, threads: int | None = None, precision: str | None
 
 def load_index(index_dir: str, catalog: Catalog, model_dir: str | None = None) -> FeatureIndex:
     try:
-        return FeatureIndex.load(index_dir, catalog, Path(model_dir) if model_dir else None)
+        return FeatureIndex.load(index_dir, catalog, model_dir)
     except (FeatureIndexError, *DAMAGED_FILE_ERRORS) as error:
         # A FeatureIndexError without a cause is missing, or built for another catalog, and says so and what to do;
         # valid JSON of the wrong shape gets through FeatureIndex.load as a plain error.

@@ -5,6 +5,7 @@ reads the description from here, never imports TensorFlow."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +18,8 @@ from model.presets import Preset
 
 WEIGHTS_FILE = "model.weights.h5"
 DESCRIPTION_FILE = "model.json"
+EXPORT_FILE = "model.onnx.json"
+"""The ONNX export's description (model.onnx_model), which records the weights it was made from."""
 RATING_INTERVAL_SHARE = 0.8
 """Share of held-out ratings that the rating interval (Description.rating_interval) holds."""
 OUTPUTS = ("genres", "features", "decades", "year", "rating", "signature")
@@ -25,6 +28,26 @@ OUTPUTS = ("genres", "features", "decades", "year", "rating", "signature")
 
 class ModelArtifactError(RuntimeError):
     """A model directory that is missing, incomplete or damaged."""
+
+
+def file_sha256(path: Path) -> str:
+    with path.open("rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()
+
+
+def weights_stamp(path: Path) -> dict[str, object]:
+    """What identifies the Keras weights an export is made from: size, modification time and content hash."""
+    stat = path.stat()
+    return {"file": path.name, "size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "sha256": file_sha256(path)}
+
+
+def is_same_weights(path: Path, stamp: dict) -> bool:
+    """Whether `path` still holds the weights of `stamp`: same size and time (cheap), else the same content hash
+    (a copy that did not keep the time)."""
+    stat = path.stat()
+    if stat.st_size != stamp["size"]:
+        return False
+    return stat.st_mtime_ns == stamp["mtime_ns"] or file_sha256(path) == stamp["sha256"]
 
 
 @dataclass(frozen=True)

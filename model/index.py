@@ -6,7 +6,6 @@ export), and index.json records which precision did."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from collections.abc import Sequence
@@ -19,7 +18,15 @@ import numpy as np
 from tqdm import tqdm
 
 from catalog import Catalog, check_replaceable, staged_directory
-from model.artifacts import WEIGHTS_FILE, GenreModel, ModelArtifactError, Prediction
+from model.artifacts import (
+    EXPORT_FILE,
+    WEIGHTS_FILE,
+    GenreModel,
+    ModelArtifactError,
+    Prediction,
+    file_sha256,
+    is_same_weights,
+)
 from model.images import load_posters
 from recommend.approximate import save_search
 
@@ -66,7 +73,9 @@ class FeatureIndex:
         self._rows = {imdb_id: row for row, imdb_id in enumerate(self.imdb_ids)}
 
     @classmethod
-    def load(cls, directory: str | Path, catalog: Catalog | None = None, model_dir: Path | None = None) -> FeatureIndex:
+    def load(
+        cls, directory: str | Path, catalog: Catalog | None = None, model_dir: str | Path | None = None
+    ) -> FeatureIndex:
         """The index in `directory`; with `catalog` and `model_dir`, refused (FeatureIndexError) unless it was built
         for that catalog and by that model's weights."""
         directory = Path(directory)
@@ -105,16 +114,19 @@ class FeatureIndex:
 
 
 def model_fingerprint(model_dir: Path) -> str:
-    """The start of the SHA-256 of the model's weights: the file's own, or, for a directory that holds only its ONNX
-    export (what a serving host needs), the one its model.onnx.json recorded of the weights it was made from."""
+    """The start of the SHA-256 of the model's weights, as its ONNX export recorded it when the weights are still
+    those (a serving host may hold the export alone), else hashed from the weights: every worker that starts asks."""
     weights = model_dir / WEIGHTS_FILE
-    if weights.is_file():
-        return hashlib.sha256(weights.read_bytes()).hexdigest()[:16]
-    export = model_dir / "model.onnx.json"  # model.onnx_model.EXPORT_FILE, not imported: it loads ONNX Runtime
     try:
-        return str(json.loads(export.read_text())["source"]["sha256"])[:16]
-    except (OSError, ValueError, KeyError, TypeError) as error:
-        raise ModelArtifactError(f"{weights} is missing, and no model.onnx.json records the weights") from error
+        recorded = json.loads((model_dir / EXPORT_FILE).read_text())["source"]
+        digest = str(recorded["sha256"])
+    except (OSError, ValueError, KeyError, TypeError):
+        recorded = None
+    if recorded is not None and (not weights.is_file() or is_same_weights(weights, recorded)):
+        return digest[:16]
+    if weights.is_file():
+        return file_sha256(weights)[:16]
+    raise ModelArtifactError(f"{weights} is missing, and no {EXPORT_FILE} records the weights")
 
 
 def served_model(model_dir: str | Path, threads: int | None = None, precision: str | None = None) -> IndexingModel:
@@ -180,7 +192,8 @@ def build_index(
     """Run `model` over every poster of `catalog` (in chunks, with a progress bar) and save the index; `model` is
     the Keras model or, as `posterbench index` gives it, the served ONNX export (served_model)."""
     check_replaceable(out_dir, DESCRIPTION_FILE)  # before the pass over the catalog
-    model_fingerprint(model_dir)  # the same: a directory it cannot fingerprint fails now, not after the pass
+    model_dir = Path(model_dir)
+    fingerprint = model_fingerprint(model_dir)  # the same: a directory it cannot fingerprint fails now
     movies = catalog.movies
     (prediction,) = predict_catalog(catalog, [model], progress)
     index = FeatureIndex(
@@ -191,11 +204,10 @@ def build_index(
         evoked={name: getattr(prediction, name) for name in EVOKED},
         precision=precision_of(model),
     )
-    model_dir = Path(model_dir)
     description = {
         "catalog": str(catalog.directory.resolve()),
         "model": str(model_dir.resolve()),
-        "model_fingerprint": model_fingerprint(model_dir),
+        "model_fingerprint": fingerprint,
         "precision": index.precision,
         "genres": list(index.genres),
         "imdb_ids": index.imdb_ids,

@@ -32,17 +32,14 @@ import onnx
 import onnxruntime as ort
 from onnx import TensorProto, helper
 
-from model.artifacts import OUTPUTS, WEIGHTS_FILE, GenreModel
+from model.artifacts import EXPORT_FILE, OUTPUTS, WEIGHTS_FILE, GenreModel, file_sha256, weights_stamp
 from model.onnx_model import (
-    EXPORT_FILE,
     INPUT_NAME,
     ONNX_DATA_FILE,
     ONNX_FILE,
     OnnxGenreModel,
-    file_sha256,
     output_shapes,
     session_options,
-    weights_stamp,
 )
 
 OPSET = 17

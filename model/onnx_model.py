@@ -16,7 +16,6 @@ int8) overrides the choice."""
 from __future__ import annotations
 
 import ctypes
-import hashlib
 import json
 import logging
 import os
@@ -27,12 +26,15 @@ import numpy as np
 import onnxruntime as ort
 
 from model.artifacts import (
+    EXPORT_FILE,
     OUTPUTS,
     WEIGHTS_FILE,
     DescribedModel,
     Description,
     ModelArtifactError,
     Prediction,
+    file_sha256,
+    is_same_weights,
     read_description,
     read_detector,
 )
@@ -41,7 +43,6 @@ from model.poster_detector import PosterDetector
 
 ONNX_FILE = "model.onnx"
 ONNX_DATA_FILE = "model.onnx.data"
-EXPORT_FILE = "model.onnx.json"
 EXPORT_FILES = (ONNX_FILE, ONNX_DATA_FILE, EXPORT_FILE)
 INT8_FILE = "model.int8.onnx"
 INT8_DATA_FILE = "model.int8.onnx.data"
@@ -87,26 +88,6 @@ def has_export(directory: str | Path) -> bool:
 def export_command(directory: Path) -> str:
     """What to do about a missing, damaged or stale export."""
     return f"export it again with `python -m model export-onnx --model {directory}` (make onnx)"
-
-
-def file_sha256(path: Path) -> str:
-    with path.open("rb") as handle:
-        return hashlib.file_digest(handle, "sha256").hexdigest()
-
-
-def weights_stamp(path: Path) -> dict[str, object]:
-    """What identifies the Keras weights an export is made from: size, modification time and content hash."""
-    stat = path.stat()
-    return {"file": path.name, "size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "sha256": file_sha256(path)}
-
-
-def is_same_weights(path: Path, stamp: dict) -> bool:
-    """Whether `path` still holds the weights of `stamp`: same size and time (cheap), else the same content hash
-    (a copy that did not keep the time)."""
-    stat = path.stat()
-    if stat.st_size != stamp["size"]:
-        return False
-    return stat.st_mtime_ns == stamp["mtime_ns"] or file_sha256(path) == stamp["sha256"]
 
 
 def require_files(directory: Path, names: tuple[str, ...], remedy: str) -> None:

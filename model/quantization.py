@@ -45,7 +45,7 @@ import onnx
 from onnx import TensorProto, numpy_helper
 
 from catalog import Catalog, read_catalog
-from model.artifacts import Description, Prediction
+from model.artifacts import Description, Prediction, file_sha256
 from model.images import load_posters, preprocess
 from model.index import DESCRIPTION_FILE as INDEX_DESCRIPTION_FILE
 from model.index import FeatureIndex, FeatureIndexError, available_cores, model_fingerprint, predict_catalog
@@ -59,7 +59,6 @@ from model.onnx_model import (
     ONNX_FILE,
     PREPACK_LIMIT,
     OnnxGenreModel,
-    file_sha256,
     read_export,
 )
 from model.split import SPLIT_FILE, Split
