@@ -77,7 +77,6 @@ def write_catalog(
     directory = Path(directory)
     if directory.exists() and not overwrite:
         raise FileExistsError(f"{directory} already exists; pass overwrite=True to replace it")
-    check_replaceable(directory, CATALOG_MARKER)
     with staged_directory(directory, CATALOG_MARKER) as staging:
         for relative_path, data in posters:
             write_poster(staging, relative_path, data)
