@@ -34,7 +34,7 @@ MAX_REGION_TEXT = 4096
 """Characters of text a region keeps: titles, years, ratings and genre chips are short."""
 PARSE_SECONDS = 2.0
 """The most CPU a page's scan may take (the scanning thread's own, so neither other threads holding the interpreter
-nor other processes count): a 2 MB page of dense markup (IMDb's are 1-2 MB) takes about 0.2 s here."""
+nor other processes count); the pages that reach it are built to be slow, as the scan is linear otherwise."""
 
 
 class PageTooSlowError(ValueError):
