@@ -328,14 +328,15 @@ def main() -> None:
             from embedding.clems import CLEMS
 
             clems = CLEMS.load(args.clems)
-        split = Split.load(args.model / SPLIT_FILE) if args.queries is None else None
-        if args.queries is not None:
+        if args.queries is None:
+            split = Split.load(args.model / SPLIT_FILE)
+        else:
             query_catalog = read_catalog(args.queries, check_posters=False)
             query_index = FeatureIndex.load(args.queries_index, query_catalog, args.model)
     except (CatalogError, FeatureIndexError, ModelArtifactError, ValueError, OSError) as error:
         parser.error(str(error))
 
-    if split is not None:
+    if args.queries is None:
         if args.held_out == "validation":  # to choose an experiment's settings before the test split scores them
             catalog_ids, query_ids = split.train, split.validation
         else:
