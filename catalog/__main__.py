@@ -18,7 +18,8 @@ def cli() -> None:
 @cli.command()
 @click.argument("directory", type=click.Path(path_type=Path))
 def check(directory: Path) -> None:
-    """Validate a catalog and summarise it."""
+    """Validate a catalog's rows and that its posters exist, and summarise it (`posterbench check` also decodes
+    every poster, with the model's reader)."""
     try:
         catalog = read_catalog(directory)
     except CatalogError as error:

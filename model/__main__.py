@@ -6,10 +6,25 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+if TYPE_CHECKING:
+    from catalog import Catalog
+
+
+def checked_catalog(catalog_dir: Path) -> Catalog:
+    """The catalog, read, with every poster decoded before a long job starts (`model.images.check_posters`: a few
+    seconds for 10,000 posters), so that all the damaged ones are named at once, not the first of them minutes in."""
+    from catalog import read_catalog
+    from model.images import check_posters
+
+    catalog = read_catalog(catalog_dir)
+    check_posters(catalog)
+    return catalog
 
 
 @click.group()
@@ -41,7 +56,7 @@ def train(
     keep_cache: bool,
 ) -> None:
     """Train a genre model on a catalog and report on its held-out test split."""
-    from catalog import CatalogError, read_catalog
+    from catalog import CatalogError
     from model.network import WeightsError
     from model.presets import get_preset
     from model.train import REPORT_TEXT_FILE
@@ -49,7 +64,7 @@ def train(
 
     try:
         chosen = get_preset(preset)
-        catalog = read_catalog(catalog_dir)
+        catalog = checked_catalog(catalog_dir)
         result = train_model(catalog, chosen, weights, out_dir, seed=seed, epochs=epochs, keep_cache=keep_cache)
     except (CatalogError, WeightsError, ValueError) as error:
         raise click.ClickException(str(error)) from error
@@ -72,14 +87,14 @@ def train(
 def index(catalog_dir: Path, model_dir: Path, out_dir: Path, precision: str) -> None:
     """Compute every catalog poster's genre probabilities and feature vector with the model as the app serves it:
     its ONNX export (int8 when its check passed) on every core, or the Keras model when it has no export."""
-    from catalog import CatalogError, OutputInUseError, read_catalog
+    from catalog import CatalogError, OutputInUseError
     from model.artifacts import ModelArtifactError
     from model.images import PosterImageError
     from model.index import build_index, served_model
     from model.onnx_model import PrecisionSettingError
 
     try:
-        catalog = read_catalog(catalog_dir)
+        catalog = checked_catalog(catalog_dir)
         model = served_model(model_dir, precision=precision)
         built = build_index(catalog, model, model_dir, out_dir)
     except (CatalogError, ModelArtifactError, PosterImageError, PrecisionSettingError, OutputInUseError) as error:
@@ -203,6 +218,8 @@ def export_onnx_command(
         click.echo("no --catalog: the int8 export, calibrated and checked on a catalog, is not written")
         int8 = False
     try:
+        if int8 or int8_only:
+            checked_catalog(catalog_dir)  # the int8 export is calibrated and checked on its posters
         if not int8_only:
             check = export_onnx(model_dir, catalog_dir, check_posters)
             click.echo(

@@ -17,6 +17,8 @@ from PIL import ExifTags, Image, UnidentifiedImageError
 from PIL.JpegImagePlugin import JpegImageFile
 from tqdm import tqdm
 
+from catalog import Catalog
+
 MAX_ASPECT = 5
 """At most 5 times as tall as wide, or as wide as tall: the real catalog's posters span 2.1:1 to 1:2.7."""
 MAX_SIDE = 12_000
@@ -346,6 +348,35 @@ def load_posters(paths: Sequence[Path], size: int | InputSize, progress: bool = 
     for row, path in enumerate(tqdm(paths, desc="reading posters", unit="poster", disable=not progress)):
         batch[row] = load_poster(path, size)
     return batch
+
+
+SHOWN_DAMAGED = 20
+"""How many unreadable posters `check_posters` names in its error; it counts the rest."""
+
+
+class DamagedPostersError(PosterImageError):
+    """Posters of a catalog that the reader refuses (`check_posters`): every one of them, so that one look at the
+    catalog finds them all."""
+
+    def __init__(self, problems: list[str], total: int):
+        self.problems = problems
+        shown = "\n".join(f"  {problem}" for problem in problems[:SHOWN_DAMAGED])
+        more = f"\n  ... and {len(problems) - SHOWN_DAMAGED} more" if len(problems) > SHOWN_DAMAGED else ""
+        super().__init__(f"{len(problems)} of {total} posters cannot be read:\n{shown}{more}")
+
+
+def check_posters(catalog: Catalog, progress: bool = True) -> None:
+    """Decode every poster of a catalog as training, indexing and the app read them, at the smallest scale the reader
+    allows (a real poster takes well under a millisecond), and raise DamagedPostersError naming each one that is
+    refused: before a long job starts rather than at the first bad poster, minutes into it."""
+    problems = []
+    for movie in tqdm(catalog.movies, desc="checking posters", unit="poster", disable=not progress):
+        try:
+            decode_poster(catalog.poster_path(movie), (1, 1))
+        except PosterImageError as error:
+            problems.append(str(error))
+    if problems:
+        raise DamagedPostersError(problems, len(catalog))
 
 
 def preprocess(batch: np.ndarray) -> np.ndarray:

@@ -71,7 +71,24 @@ def datasets(arguments: tuple[str, ...]) -> None:
 
 
 main.add_command(catalog_cli.commands["demo"], "demo-catalog")
-main.add_command(catalog_cli.commands["check"], "check")
+
+
+@main.command("check")
+@click.argument("directory", type=click.Path(path_type=Path))
+@click.pass_context
+def check(ctx: click.Context, directory: Path) -> None:
+    """Validate a catalog, decode every poster as training, indexing and the app read them, and summarise it."""
+    from catalog import read_catalog
+    from model.images import DamagedPostersError, check_posters
+
+    ctx.invoke(catalog_cli.commands["check"], directory=directory)
+    try:
+        check_posters(read_catalog(directory))
+    except DamagedPostersError as error:
+        raise click.ClickException(str(error)) from error
+    click.echo("  every poster decodes")
+
+
 for _name in ("train", "evaluate", "tune-thresholds", "index", "export-onnx"):
     main.add_command(model_cli.commands[_name], _name)
 main.add_command(embedding_cli, "embed")

@@ -1,7 +1,7 @@
 """The command line on bad input: an output path that holds something else is refused before any work and left as
-it was, numbers out of range are usage errors, a damaged catalog file, weights file or split is named in one line, a
-failed export keeps the export there was, and a worker whose queue is down stops at once. Each case once destroyed
-data, ended in a traceback, or looped."""
+it was, numbers out of range are usage errors, a damaged catalog file, weights file or split is named in one line,
+damaged posters are all named before a long job starts, a failed export keeps the export there was, and a worker
+whose queue is down stops at once. Each case once destroyed data, ended in a traceback, or looped."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from PIL import Image
 
 from posterbench import cli
 
@@ -98,10 +99,39 @@ def test_a_catalog_file_that_is_not_utf8_csv_is_named_in_one_line(tmp_path: Path
     assert "not a CSV file we can read" in run("check", huge).output
     with_bom = tmp_path / "bom"
     with_bom.mkdir()
-    (with_bom / "p.jpg").write_bytes(b"")
+    Image.new("RGB", (20, 30), "navy").save(with_bom / "p.jpg")
     (with_bom / "movies.csv").write_text("\ufeff" + header + "tt0000001,Film,1990,Drama,7,10,p.jpg\n")
     answer = run("check", with_bom)
     assert answer.exit_code == 0, answer.output  # a byte-order mark (Excel's UTF-8) is no part of the first name
+
+
+def test_damaged_posters_are_all_named_before_any_long_job_starts(
+    small_catalog, onnx_model_dir: Path, tmp_path: Path
+) -> None:
+    """`check` decodes every poster as training and the app read them; `train`, `index` and the int8 export do the
+    same before their first pass, so a catalog's damaged posters are named together, not the first one minutes in."""
+    catalog = shutil.copytree(small_catalog.directory, tmp_path / "catalog")
+    posters = sorted((catalog / "posters").iterdir())
+    posters[1].write_bytes(posters[1].read_bytes()[:300])  # a cut download
+    posters[4].write_text("<html>not found</html>")  # an error page saved as the poster
+    damaged = {str(posters[1]): "is damaged or truncated", str(posters[4]): "is not an image we can read"}
+    model = shutil.copytree(onnx_model_dir, tmp_path / "model")
+    for arguments in (
+        ("check", catalog),
+        ("train", "--catalog", catalog, "--out", tmp_path / "m", "--weights", tmp_path / "unused.h5"),
+        ("index", "--catalog", catalog, "--model", model, "--out", tmp_path / "index"),
+        ("export-onnx", "--model", model, "--catalog", catalog, "--int8-only"),
+    ):
+        answer = run(*arguments)
+        assert answer.exit_code == 1 and f"2 of {len(posters)} posters cannot be read" in answer.output, answer.output
+        assert all(f"{path} {reason}" in answer.output for path, reason in damaged.items()), answer.output
+        assert "Traceback" not in answer.output
+    assert not (tmp_path / "m").exists() and not (tmp_path / "index").exists()
+    assert sorted(path.name for path in model.iterdir()) == sorted(path.name for path in onnx_model_dir.iterdir())
+    for path in damaged:
+        shutil.copyfile(small_catalog.directory / "posters" / Path(path).name, path)
+    answer = run("check", catalog)
+    assert answer.exit_code == 0 and "every poster decodes" in answer.output
 
 
 def test_init_db_wants_a_url_that_is_one(tmp_path: Path, monkeypatch) -> None:
@@ -136,6 +166,9 @@ def test_a_worker_whose_queue_cannot_be_reached_stops_at_once(
     demo_catalog_dir: Path, onnx_model_dir: Path, index_dir: Path, tmp_path: Path, monkeypatch
 ) -> None:
     """A Redis broker that is down made the worker log a traceback ten times a second, forever."""
+    for setting in (*cli.SERVED_SETTINGS, "job_threads", "job_nice", "job_workers"):  # the worker sets its own
+        monkeypatch.setenv(f"POSTERBENCH_{setting.upper()}", "")  # process's settings: put back after the test
+        monkeypatch.delenv(f"POSTERBENCH_{setting.upper()}")
     monkeypatch.setenv("POSTERBENCH_SECRET_KEY", "test")
     monkeypatch.setenv("POSTERBENCH_JOBS_URL", "redis://127.0.0.1:1/0")
     monkeypatch.setenv("POSTERBENCH_JOB_QUEUE_WAIT_SECONDS", "1")  # tries at 0 and 0.5 s, then stops
