@@ -122,6 +122,10 @@ ifneq ($(and $(wildcard $(CLEMS_DIR)/clems.json),$(if $(MODEL),,yes)),)
 evaluate: $(INDEX_DIR)/index.json | $(VENV)/.installed
 	$(BIN)/posterbench embed evaluate --catalog $(CATALOG_DIR) --model $(MODEL_DIR) --index $(INDEX_DIR) \
 		--clems $(CLEMS_DIR)
+else ifneq ($(and $(wildcard $(INDEX_DIR)/index.json),$(if $(MODEL),,yes)),)
+# With an index, the report adds what the app serves (the index's probabilities: int8 once its check passed).
+evaluate: $(INDEX_DIR)/index.json | $(VENV)/.installed
+	$(BIN)/posterbench evaluate --catalog $(CATALOG_DIR) --model $(MODEL_DIR) --index $(INDEX_DIR)
 else
 evaluate: | $(VENV)/.installed
 	$(BIN)/posterbench evaluate --catalog $(CATALOG_DIR) --model $(or $(MODEL),$(MODEL_DIR))

@@ -109,19 +109,28 @@ def index(catalog_dir: Path, model_dir: Path, out_dir: Path, precision: str) -> 
 @click.option(
     "--out", "out_file", type=click.Path(path_type=Path), help="JSON report (default: in the model directory)"
 )
-def evaluate(catalog_dir: Path, model_dir: Path, out_file: Path | None) -> None:
-    """Score the model and two constant baselines on a catalog; the last line is one JSON object."""
+@click.option(
+    "--index",
+    "index_dir",
+    type=click.Path(path_type=Path),
+    help="the catalog's index by this model: also score what the app serves (its probabilities, int8 or float32)",
+)
+def evaluate(catalog_dir: Path, model_dir: Path, out_file: Path | None, index_dir: Path | None) -> None:
+    """Score the model and two constant baselines on a catalog (and, with --index, what the app serves); the last
+    line is one JSON object."""
 
     from catalog import CatalogError, read_catalog
     from model.artifacts import ModelArtifactError
     from model.evaluation import evaluate as evaluate_model
     from model.evaluation import publish
     from model.images import PosterImageError
+    from model.index import FeatureIndex, FeatureIndexError
 
     try:
         catalog = read_catalog(catalog_dir)
-        reports, text = evaluate_model(catalog, model_dir)
-    except (CatalogError, ModelArtifactError, PosterImageError, ValueError) as error:
+        index = None if index_dir is None else FeatureIndex.load(index_dir, catalog, model_dir)
+        reports, text = evaluate_model(catalog, model_dir, index=index)
+    except (CatalogError, ModelArtifactError, PosterImageError, FeatureIndexError, ValueError) as error:
         raise click.ClickException(str(error)) from error
     click.echo(publish(reports, text, out_file or model_dir / f"evaluation-{catalog.directory.resolve().name}.json"))
 

@@ -24,6 +24,8 @@ from model.metrics import (
 from model.split import SPLIT_FILE, Split, with_target_genres
 
 PREDICT_CHUNK = 256
+SERVED = "served"
+"""The report of what the app serves (the index's probabilities), beside the model's own."""
 
 
 def evaluation_movies(catalog: Catalog, model_dir: Path) -> tuple[list[str], str]:
@@ -92,23 +94,24 @@ def retune_thresholds(catalog: Catalog, model_dir: Path, progress: bool = True) 
 def evaluate(
     catalog: Catalog, model_dir: Path, progress: bool = True, index: FeatureIndex | None = None
 ) -> tuple[dict, str]:
-    """Reports for the model and the constant baselines, keyed by predictor, and a text rendering. With the
-    catalog's feature `index` (built by this model), its stored probabilities are used instead of running the
-    network over the posters again."""
+    """Reports for the model (its Keras network, as trained) and the constant baselines, keyed by predictor, and a
+    text rendering. With the catalog's feature `index` (built by this model, with what the app serves: the int8
+    export when its check passed), also `served`: the same report on the index's stored probabilities, which are
+    what the app answers for these posters, with the model's thresholds."""
     model = GenreModel.load(model_dir)
     ids, which = evaluation_movies(catalog, model_dir)
     y_true = catalog.labels(model.genres, ids).astype(int)
-    if index is None:
-        prediction = predict_movies(model, catalog, ids, progress)
-    else:
-        prediction = index.prediction([index.row(imdb_id) for imdb_id in ids])
-    reports = {"model": full_report(model, catalog, ids, prediction)}
+    reports = {"model": full_report(model, catalog, ids, predict_movies(model, catalog, ids, progress))}
+    names = {"model": "model"}
+    if index is not None:
+        reports[SERVED] = full_report(model, catalog, ids, index.prediction([index.row(imdb_id) for imdb_id in ids]))
+        names[SERVED] = f"{SERVED}: the index's probabilities, by the {index.precision} model the app serves"
     for name, (scores, decisions) in constant_predictors(*training_counts(model_dir)).items():
         reports[name] = genre_report(
             y_true, np.tile(scores, (len(ids), 1)), model.thresholds, model.genres, np.tile(decisions, (len(ids), 1))
         )
     title = f"{catalog.directory}: {len(ids)} movies, {which}"
-    text = "\n\n".join(format_report(report, f"{name} ({title})") for name, report in reports.items())
+    text = "\n\n".join(format_report(report, f"{names.get(name, name)} ({title})") for name, report in reports.items())
     return reports, text
 
 

@@ -22,7 +22,13 @@ def test_fit_then_evaluate_model_and_clems_in_one_report(demo_catalog_dir, train
     evaluated = runner.invoke(cli, ["evaluate", *common, "--clems", str(clems_dir)])
     assert evaluated.exit_code == 0, evaluated.output
     summary = json.loads(evaluated.output.strip().splitlines()[-1])
-    assert set(summary) == {"model", "model+clems", "most_frequent", "all_six"}
+    assert set(summary) == {
+        "model",
+        "served",
+        "model+clems",
+        "most_frequent",
+        "all_six",
+    }  # CLEMS reads the served features
     assert summary["model+clems"]["n"] == summary["model"]["n"] == len(trained[0].split.test)
     # it learnt something: it ranks genres far better than a constant (AUC 0.5) and beats the best constant answer
     assert summary["model+clems"]["macro_auc"] > 0.7

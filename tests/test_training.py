@@ -79,6 +79,19 @@ def test_evaluates_on_its_own_held_out_split(trained, demo_catalog) -> None:
     assert reports["model"]["micro_f1"] == pytest.approx(result.report["micro_f1"], abs=1e-6)
 
 
+def test_with_an_index_the_report_adds_what_the_app_serves(trained, demo_catalog, index_dir: Path) -> None:
+    """The index's probabilities are what the app answers for catalog posters: `served` scores them beside the
+    network's own; this index was computed by the same Keras model, so the two agree."""
+    from model.index import FeatureIndex
+
+    reports, text = evaluate(demo_catalog, trained[1], progress=False, index=FeatureIndex.load(index_dir))
+    assert list(reports) == ["model", "served", "most_frequent", "all_six"]
+    assert "served: the index's probabilities, by the float32 model the app serves" in text
+    for figure in ("micro_f1", "macro_f1", "macro_roc_auc"):
+        assert reports["served"][figure] == pytest.approx(reports["model"][figure], abs=1e-3), figure
+    assert reports["served"]["n"] == reports["model"]["n"] and "calibration" in reports["served"]
+
+
 def test_constant_baselines_from_genre_counts() -> None:
     predictors = constant_predictors(np.array([10, 45, 40, 5, 20, 10]), n_movies=100)
     scores, decisions = predictors["most_frequent"]
