@@ -27,7 +27,7 @@ MAX_GRID = 12
 EXPLAIN_FIELDS = ("image", "sample", "imdb_url", "recommendation", "job_poster")
 EXPLAIN_CHOICE = (
     "a poster as the multipart field 'image', a catalog movie's id as 'sample', an IMDb title link as 'imdb_url', a "
-    "recommendation's id as 'recommendation', or a poster of a comparison as 'job_poster' (JOB_ID/POSITION)"
+    "recommendation's id as 'recommendation', or a poster of a comparison or heatmap as 'job_poster' (JOB_ID/POSITION)"
 )
 
 
@@ -138,14 +138,15 @@ def recommended_poster(resources: Resources, recommendation_id: int) -> JobPoste
 
 
 def compared_poster(reference: str, expire_seconds: float) -> JobPoster:
-    """Poster POSITION (from 1) of the comparison JOB_ID ('JOB_ID/POSITION'), as that job keeps it."""
+    """Poster POSITION (from 1) of the comparison or heatmap JOB_ID ('JOB_ID/POSITION'), as that job keeps it: a
+    heatmap's page asks for another genre's heatmap of its one poster that way."""
     job_id, _, position = reference.partition("/")
     database = get_db()
     job = read_job(database, job_id, expire_seconds)
-    if job is None or job.kind != "compare":
-        raise QueryError(f"no comparison {job_id[:40]!r} (unknown, or its result has expired)", 404)
+    if job is None or job.kind not in ("compare", "explain"):
+        raise QueryError(f"no comparison or heatmap {job_id[:40]!r} (unknown, or its result has expired)", 404)
     posters = read_posters(database, job.id)
     number = whole_number(position, "the position in job_poster (JOB_ID/POSITION)")
     if not 1 <= number <= len(posters):
-        raise QueryError(f"the comparison {job.id} has posters 1 to {len(posters)}, not {number}", 404)
+        raise QueryError(f"the job {job.id} has posters 1 to {len(posters)}, not {number}", 404)
     return posters[number - 1]

@@ -5,6 +5,7 @@ all, the bandit's distance and the five recommended catalog movies. Shared by th
 from __future__ import annotations
 
 import io
+import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -165,11 +166,22 @@ def decode_query_image(data: bytes, at_least: tuple[int, int], what: str, status
         raise QueryError(f"{what}: {error}", status) from None
 
 
+def shrunk_size(size: tuple[int, int], box: tuple[int, int]) -> tuple[int, int]:
+    """`size` (width, height) scaled to fit `box`, never enlarged, and rounded so that it is never more elongated than
+    `size`: the app decodes its own stored images with the upload checks, and rounding the short side down took a
+    poster at the aspect limit past it (1000 x 200 to 182 x 36)."""
+    width, height = size
+    scale = min(1.0, box[0] / width, box[1] / height)
+    new_width, new_height = max(1, round(width * scale)), max(1, round(height * scale))
+    if width >= height:
+        return max(1, min(new_width, new_height * width // height)), new_height
+    return new_width, max(1, min(new_height, new_width * height // width))
+
+
 def thumbnail(image: Image.Image) -> bytes:
     """A small JPEG of a decoded RGB poster (never enlarged), kept with the recommendation to show it again; resized
     straight from `image`, which is left as it is, without a copy of it."""
-    scale = min(1.0, THUMBNAIL_SIZE[0] / image.width, THUMBNAIL_SIZE[1] / image.height)
-    size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
+    size = shrunk_size(image.size, THUMBNAIL_SIZE)
     small = image if size == image.size else image.resize(size, Image.Resampling.LANCZOS, reducing_gap=2.0)
     buffer = io.BytesIO()
     small.save(buffer, "JPEG", quality=85)
@@ -177,8 +189,10 @@ def thumbnail(image: Image.Image) -> bytes:
 
 
 def shown_name(filename: str | None) -> str:
-    """The client's file name, only ever shown (escaped), never used as a path; shortened."""
-    name = (filename or "").strip() or "the file"
+    """The client's file name, only ever shown (escaped), never used as a path; shortened, and without control,
+    format or surrogate characters (a NUL, which PostgreSQL's text refuses; a right-to-left override)."""
+    name = "".join(character for character in filename or "" if unicodedata.category(character)[0] != "C")
+    name = name.strip() or "the file"
     return name if len(name) <= SHOWN_NAME_LENGTH else name[: SHOWN_NAME_LENGTH - 1] + "…"
 
 
@@ -220,7 +234,8 @@ def job_image(data: bytes, what: str, status: int) -> bytes:
     """`data` decoded as image_query decodes a poster (refused with `status`), as a JPEG of at most JOB_IMAGE_SIDE
     pixels a side."""
     image = decode_query_image(data, (JOB_IMAGE_SIDE, JOB_IMAGE_SIDE), what, status)
-    image.thumbnail((JOB_IMAGE_SIDE, JOB_IMAGE_SIDE), Image.Resampling.LANCZOS)
+    size = shrunk_size(image.size, (JOB_IMAGE_SIDE, JOB_IMAGE_SIDE))
+    image = image if size == image.size else image.resize(size, Image.Resampling.LANCZOS)
     buffer = io.BytesIO()
     image.save(buffer, "JPEG", quality=JOB_IMAGE_QUALITY)
     return buffer.getvalue()

@@ -24,7 +24,7 @@ from urllib3.response import BaseHTTPResponse
 from urllib3.util.ssl_match_hostname import CertificateError
 
 from scraper.addresses import _connectable, is_public_address
-from scraper.links import _DEFAULT_PORTS, _UNSAFE_URL_CHARS, _authority_problem
+from scraper.links import _DEFAULT_PORTS, _authority_problem, has_unsafe_characters
 
 __all__ = ["FETCH_ERROR_KINDS", "FetchError", "Response", "SafeFetcher"]
 
@@ -206,7 +206,7 @@ class SafeFetcher:
     # -- checks ------------------------------------------------------------------------------------------------------
 
     def _check_url(self, url: str) -> _Target:
-        if not isinstance(url, str) or _UNSAFE_URL_CHARS.search(url):
+        if not isinstance(url, str) or has_unsafe_characters(url):
             raise FetchError(
                 f"Refusing to download {url!r}: web addresses may not contain spaces, control characters or "
                 "backslashes.",

@@ -3,17 +3,25 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 from urllib.parse import urlsplit
 
 IMDB_PAGE_HOSTS = frozenset({"www.imdb.com", "m.imdb.com", "imdb.com"})
 IMDB_IMAGE_HOSTS = frozenset({"m.media-amazon.com", "ia.media-imdb.com", "images-na.ssl-images-amazon.com"})
 EXAMPLE_LINK = "https://www.imdb.com/title/tt0111161/"
 _DEFAULT_PORTS = {"http": "80", "https": "443"}
-_UNSAFE_URL_CHARS = re.compile(r"[\x00-\x20\x7f\\]")  # control characters, whitespace and backslashes
+UNSAFE_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Zs", "Zl", "Zp"})
+"""Unicode categories no IMDb link holds: control and format characters (a right-to-left override), surrogates and
+spaces of any kind."""
 _TITLE_PATH = re.compile(r"/(?:[a-z]{2}/)?title/(tt[0-9]{7,8})(?:/.*)?", re.DOTALL)  # optional language: /de/title/
 _BARE_ID = re.compile(r"tt[0-9]{7,8}")
 _WEB_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
 _OTHER_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:(?![0-9])")  # javascript:, mailto:, data: (not host:port)
+
+
+def has_unsafe_characters(text: str) -> bool:
+    """Whether `text` holds a backslash or a character of UNSAFE_CATEGORIES, which no web address we fetch has."""
+    return any(character == "\\" or unicodedata.category(character) in UNSAFE_CATEGORIES for character in text)
 
 
 class LinkError(ValueError):
@@ -32,7 +40,7 @@ def imdb_id_from_link(text: str) -> str:
         raise LinkError(
             f"{link} is an IMDb ID, not a link; paste the link to its title page: https://www.imdb.com/title/{link}/"
         )
-    if _UNSAFE_URL_CHARS.search(link):
+    if has_unsafe_characters(link):
         raise LinkError(
             "That link contains spaces, backslashes or control characters, which IMDb links never have; "
             f"paste a link to an IMDb title page such as {EXAMPLE_LINK}"

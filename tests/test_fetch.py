@@ -832,6 +832,9 @@ def test_imdb_title_links_give_their_id(link: str, imdb_id: str) -> None:
         ("https://www.imdb.com /title/tt0111161/", "spaces"),
         ("https://www.imdb.com/title/tt0111161/\nhttps://evil.com/", "spaces"),
         ("https://www.imdb.com/title/tt0111161/\x00", "control characters"),
+        ("https://www.imdb.com/title/tt0111161/\u202e", "control characters"),  # right-to-left override
+        ("https://www.imdb.com/title/\u200btt0111161/", "control characters"),  # zero-width space
+        ("https://www.imdb.com/title/tt0111161/?q=\u3000x", "spaces"),  # an ideographic space
     ],
 )
 def test_other_links_are_refused_with_a_reason(link: str, says: str) -> None:

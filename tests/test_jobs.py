@@ -148,6 +148,46 @@ def test_a_heatmap_for_a_sample_a_recommendation_and_a_compared_draft(jobs_app, 
     assert "What makes this poster read as Thriller" in page and 'id="heatmap"' in page
 
 
+def test_a_poster_at_the_aspect_limit_and_a_heatmaps_own_poster_can_be_explained(jobs_app, demo_catalog) -> None:
+    """A 5:1 upload's kept thumbnail (1000 x 200 became 182 x 36, 5.06:1) was refused when its recommendation was
+    explained (500); a heatmap page's form, which asks for another genre of the same poster by `job_poster`, got 404."""
+    client = jobs_app.test_client()
+    wide = io.BytesIO()
+    Image.open(demo_catalog.poster_path(demo_catalog.movies[5])).convert("RGB").resize((1000, 200)).save(wide, "PNG")
+    wide.seek(0)
+    shown = client.post("/api/recommend", data={"image": (wide, "banner.png")}, headers=HEADERS)
+    assert shown.status_code == 201, shown.get_json()
+    first = job_of(
+        client,
+        client.post(
+            "/api/explain", data={"recommendation": str(shown.get_json()["id"]), "genre": "Drama"}, headers=HEADERS
+        ),
+    )
+    again = {"job_poster": f"{first['job']}/1", "genre": "Horror", "grid": "2"}
+    second = job_of(client, client.post("/api/explain", data=again, headers=HEADERS))
+    assert drain(jobs_app) == 2
+    for job in (first, second):
+        done = client.get(f"/api/jobs/{job['job']}").get_json()
+        assert done["status"] == "done", done
+    page = client.get(f"/jobs/{first['job']}").get_data(as_text=True)
+    assert f'name="job_poster" value="{first["job"]}/1"' in page  # the form that now works
+
+
+def test_a_file_name_with_control_characters_is_shown_without_them(
+    settings: dict, database_target: str, demo_catalog
+) -> None:
+    """A NUL in an upload's file name made PostgreSQL refuse the job (500); names are only shown, so such characters
+    (and a right-to-left override) are dropped."""
+    key = "DATABASE_URL" if "://" in database_target else "DATABASE"
+    app = create_app({**settings, key: database_target})
+    client = app.test_client()
+    drafts = [poster_file(demo_catalog, 3, "a\x00b\u202egpj.exe"), poster_file(demo_catalog, 4, "\x01\x02")]
+    job = job_of(client, client.post("/api/compare", data={"image": drafts}, headers=HEADERS))
+    assert drain(app) == 1
+    done = client.get(f"/api/jobs/{job['job']}").get_json()
+    assert [draft["label"] for draft in done["result"]["posters"]] == ["abgpj.exe", "the file"], done
+
+
 def bad_inputs(catalog) -> list[tuple[str, dict, int, str]]:
     """(operation, form, status, words of the error) that /api/recommend answers alike where it takes the same."""
 
