@@ -4,6 +4,7 @@ test split when the catalog is the one it was trained on, else on every movie wi
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -131,6 +132,18 @@ def summaries(reports: dict) -> dict:
 
 
 def publish(reports: dict, text: str, out_file: Path) -> str:
-    """Write the reports as JSON to `out_file`; the text to print, ending in the one-line JSON summary."""
-    out_file.write_text(json.dumps(reports, indent=2) + "\n")
-    return f"{text}\nreport written to {out_file}\n{json.dumps(summaries(reports))}"
+    """Write the reports as JSON to `out_file`; the text to print, ending in the one-line JSON summary. A figure that
+    cannot be computed (NaN: no movie has a rating) is null, which every JSON parser reads."""
+    out_file.write_text(json.dumps(without_nan(reports), indent=2, allow_nan=False) + "\n")
+    return f"{text}\nreport written to {out_file}\n{json.dumps(without_nan(summaries(reports)), allow_nan=False)}"
+
+
+def without_nan(value: object) -> object:
+    """`value` (dicts, lists, numbers) with each NaN or infinite float replaced by None."""
+    if isinstance(value, dict):
+        return {key: without_nan(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [without_nan(item) for item in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value

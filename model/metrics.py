@@ -184,21 +184,32 @@ def era_report(
     known_year, known_rating = ~np.isnan(years), ~np.isnan(ratings)
     true_decades = (years[known_year] // 10 * 10).astype(int)
     predicted_decades = np.asarray(decades)[np.argmax(decade_probabilities[known_year], axis=1)]
+    decade_counts = np.unique(true_decades, return_counts=True)[1]
     rating_errors = ratings[known_rating] - expected_ratings[known_rating]
+    known = ratings[known_rating]
     low, high = rating_interval
     return {
-        "decade_accuracy": float(np.mean(predicted_decades == true_decades)),
-        "decade_majority": float(np.max(np.unique(true_decades, return_counts=True)[1]) / len(true_decades)),
-        "year_mae": float(np.mean(np.abs(years[known_year] - expected_years[known_year]))),
-        "year_mae_median_baseline": float(np.mean(np.abs(years[known_year] - np.median(years[known_year])))),
-        "rating_mae": float(np.mean(np.abs(rating_errors))),
-        "rating_mae_median_baseline": float(np.mean(np.abs(ratings[known_rating] - np.median(ratings[known_rating])))),
-        "rating_spearman": float(spearmanr(ratings[known_rating], expected_ratings[known_rating]).statistic),
+        "decade_accuracy": mean_or_nan(predicted_decades == true_decades),
+        "decade_majority": float(decade_counts.max() / len(true_decades)) if len(true_decades) else float("nan"),
+        "year_mae": mean_or_nan(np.abs(years[known_year] - expected_years[known_year])),
+        "year_mae_median_baseline": mean_or_nan(np.abs(years[known_year] - np.median(years[known_year])))
+        if known_year.any()
+        else float("nan"),
+        "rating_mae": mean_or_nan(np.abs(rating_errors)),
+        "rating_mae_median_baseline": mean_or_nan(np.abs(known - np.median(known))) if len(known) else float("nan"),
+        "rating_spearman": float(spearmanr(known, expected_ratings[known_rating]).statistic)
+        if len(known) > 1
+        else float("nan"),
         "rating_interval": [float(low), float(high)],
-        "rating_interval_coverage": float(np.mean((rating_errors >= low) & (rating_errors <= high))),
+        "rating_interval_coverage": mean_or_nan((rating_errors >= low) & (rating_errors <= high)),
         "n_years": int(known_year.sum()),
         "n_ratings": int(known_rating.sum()),
     }
+
+
+def mean_or_nan(values: np.ndarray) -> float:
+    """The mean, or NaN for no values (a figure of movies none of which has a year, or a rating)."""
+    return float(np.mean(values)) if np.size(values) else float("nan")
 
 
 def format_era(era: dict, calibration: dict) -> str:

@@ -18,7 +18,7 @@ import keras
 import numpy as np
 
 from catalog import GENRES, Catalog, check_replaceable, staged_directory
-from model.artifacts import DESCRIPTION_FILE, RATING_INTERVAL_SHARE, Description, GenreModel
+from model.artifacts import DESCRIPTION_FILE, RATING_INTERVAL_SHARE, Description, GenreModel, file_sha256
 from model.evaluation import full_report, known_values, predict_movies
 from model.frozen_heads import (
     DenseWeights,
@@ -32,6 +32,7 @@ from model.images import load_posters
 from model.metrics import format_report, logit, tune_thresholds
 from model.network import (
     GENRES_LAYER,
+    IMAGENET,
     RATING_LAYER,
     build_network,
     check_weights,
@@ -44,7 +45,15 @@ from model.poster_detector import PosterDetector
 from model.presets import Preset
 from model.report_plots import save_learning_curves, save_reliability_plot
 from model.split import SPLIT_FILE, Split, rebalance, split_movies, with_target_genres
-from model.work_directory import ENCODE_BATCH, CachedCopies, FrozenOutputs, WorkDirectory, augmentation
+from model.work_directory import (
+    ENCODE_BATCH,
+    CachedCopies,
+    FrozenOutputs,
+    ResumedEarlyStopping,
+    WorkDirectory,
+    augmentation,
+    posters_digest,
+)
 
 REPORT_FILE = "report.json"
 REPORT_TEXT_FILE = "report.txt"
@@ -143,8 +152,14 @@ def train(
     imagenet = check_weights(weights)
     split = choose_movies(catalog, preset, seed)
     epochs = epochs or preset.epochs
-    cached_inputs = {"preset": preset.cache_key(), "seed": seed, "split": split_digest(split)}
-    work = WorkDirectory.open(out_dir, cached_inputs, {**cached_inputs, "preset": preset.to_dict()})
+    cached_inputs = {
+        "preset": preset.cache_key(),
+        "seed": seed,
+        "split": split_digest(split),
+        "posters": posters_digest(catalog, [*split.train, *split.validation]),
+        "weights": imagenet if imagenet == IMAGENET else file_sha256(Path(imagenet)),
+    }
+    work = WorkDirectory.open(out_dir, cached_inputs, {**cached_inputs, "preset": preset.to_dict(), "epochs": epochs})
     keras.utils.set_random_seed(seed)
 
     decades = decade_classes(catalog, split.train)
@@ -169,16 +184,30 @@ def train(
         keras.callbacks.BackupAndRestore(str(work.path / "checkpoint")),
         keras.callbacks.CSVLogger(str(work.path / "history.csv"), append=True),
     ]
+    done = work.history()  # the epochs an interrupted run of these settings completed, which the backup restores
     if has_validation:  # the validation loss (the genres') chooses the epoch kept
         monitor = "val_loss"
+        losses = done.get(monitor, []) if work.best_weights.exists() else []
+        best = min(losses) if losses else None  # else the first epoch after a resume was kept, whatever its loss
         callbacks += [
             keras.callbacks.ModelCheckpoint(
-                str(work.best_weights), monitor=monitor, mode="min", save_best_only=True, save_weights_only=True
+                str(work.best_weights),
+                monitor=monitor,
+                mode="min",
+                save_best_only=True,
+                save_weights_only=True,
+                initial_value_threshold=best,
             ),
-            keras.callbacks.EarlyStopping(monitor=monitor, mode="min", patience=preset.patience),
+            ResumedEarlyStopping(
+                best,
+                len(losses) - 1 - int(np.argmin(losses)) if losses else 0,
+                monitor=monitor,
+                mode="min",
+                patience=preset.patience,
+            ),
         ]
     trainable.fit(
-        CachedCopies(cached["train"].maps, labels["train"], preset.batch_size, seed),
+        CachedCopies(cached["train"].maps, labels["train"], preset.batch_size, seed, len(done.get("loss", []))),
         validation_data=(cached["validation"].maps[0], labels["validation"]) if has_validation else None,
         epochs=epochs,
         callbacks=callbacks,

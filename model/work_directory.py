@@ -4,6 +4,7 @@ trainable part is fed from that cache."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 from dataclasses import dataclass
@@ -141,14 +142,41 @@ class WorkDirectory:
                 leftover.unlink(missing_ok=True)
 
 
+def posters_digest(catalog: Catalog, ids: list[str]) -> str:
+    """What the listed posters are, for the cache's key: each poster's size and modification time (a re-scraped,
+    replaced or another catalog's poster under the same id changes them; hashing every poster's bytes would add
+    minutes to a run on the real catalog)."""
+    digest = hashlib.sha256()
+    for imdb_id in ids:
+        status = catalog.poster_path(catalog.get(imdb_id)).stat()
+        digest.update(f"{imdb_id} {status.st_size} {status.st_mtime_ns}\n".encode())
+    return digest.hexdigest()[:16]
+
+
+class ResumedEarlyStopping(keras.callbacks.EarlyStopping):
+    """Keras's EarlyStopping, going on from an interrupted run's best value and the epochs it had waited since it
+    (Keras starts both again at every fit, so a resumed run waited `patience` epochs more than it should)."""
+
+    def __init__(self, best: float | None, waited: int, **settings: object):
+        super().__init__(**settings)
+        self.resumed_best, self.resumed_wait = best, waited
+
+    def on_train_begin(self, logs: dict | None = None) -> None:
+        super().on_train_begin(logs)
+        if self.resumed_best is not None:
+            self.best, self.wait = self.resumed_best, self.resumed_wait
+
+
 class CachedCopies(keras.utils.PyDataset):
     """Batches of cached frozen outputs and their targets (by head): each epoch, every poster appears once, as one
     of its copies."""
 
-    def __init__(self, outputs: np.ndarray, labels: dict[str, np.ndarray], batch_size: int, seed: int):
+    def __init__(
+        self, outputs: np.ndarray, labels: dict[str, np.ndarray], batch_size: int, seed: int, first_epoch: int = 0
+    ):
         super().__init__()
         self.outputs, self.labels, self.batch_size, self.seed = outputs, labels, batch_size, seed
-        self.epoch = 0
+        self.epoch = first_epoch  # a resumed run draws the copies and order its next epoch would have drawn
         self._draw()
 
     def _draw(self) -> None:

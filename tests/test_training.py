@@ -3,6 +3,7 @@ posters it has never seen, and an interrupted run resumes without recomputing it
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import replace
 from pathlib import Path
 
@@ -92,6 +93,34 @@ def test_with_an_index_the_report_adds_what_the_app_serves(trained, demo_catalog
     assert reports["served"]["n"] == reports["model"]["n"] and "calibration" in reports["served"]
 
 
+def test_a_catalog_without_years_or_ratings_is_evaluated_with_null_figures(trained, demo_catalog, tmp_path) -> None:
+    """Movies without a year or rating are left out of those figures: with none left, the figure is null (the report
+    crashed on the decades of no movie, and the last line carried a bare NaN, which strict JSON parsers refuse)."""
+    import csv
+    import json
+
+    from click.testing import CliRunner
+
+    from posterbench.cli import main
+
+    catalog_dir = shutil.copytree(demo_catalog.directory, tmp_path / "catalog")
+    with (catalog_dir / "movies.csv").open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    with (catalog_dir / "movies.csv").open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows({**row, "year": "", "rating": ""} for row in rows)
+    answer = CliRunner().invoke(
+        main, ["evaluate", "--catalog", str(catalog_dir), "--model", str(trained[1]), "--out", str(tmp_path / "e.json")]
+    )
+    assert answer.exit_code == 0, answer.output
+    last = json.loads(answer.output.strip().splitlines()[-1], parse_constant=lambda name: pytest.fail(name))
+    assert last["model"]["year_mae"] is None and last["model"]["rating_spearman"] is None
+    assert (
+        last["model"]["micro_f1"] > 0 and json.loads((tmp_path / "e.json").read_text())["model"]["era"]["n_years"] == 0
+    )
+
+
 def test_constant_baselines_from_genre_counts() -> None:
     predictors = constant_predictors(np.array([10, 45, 40, 5, 20, 10]), n_movies=100)
     scores, decisions = predictors["most_frequent"]
@@ -130,6 +159,63 @@ def test_an_interrupted_training_resumes_where_it_stopped(
     assert (out / "model.json").exists() and not work.exists()
 
 
+def test_a_resumed_training_keeps_its_best_epoch_and_its_patience(
+    small_catalog, vgg_weights_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Keras starts ModelCheckpoint's best and EarlyStopping's count again at every fit: a resumed run kept its
+    first epoch as the best whatever its loss, and waited its whole patience again."""
+    preset = replace(TINY_DEMO, epochs=4, patience=2)
+    original_epoch_end = keras.callbacks.CSVLogger.on_epoch_end
+
+    def interrupt_after_two_epochs(self, epoch, logs=None):
+        original_epoch_end(self, epoch, logs)
+        if epoch == 1:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(keras.callbacks.CSVLogger, "on_epoch_end", interrupt_after_two_epochs)
+    out = tmp_path / "model"
+    with pytest.raises(KeyboardInterrupt):
+        train_module.train(small_catalog, preset, vgg_weights_file, out, progress=False)
+    monkeypatch.setattr(keras.callbacks.CSVLogger, "on_epoch_end", original_epoch_end)
+    work = tmp_path / ".model.work"
+    history = (work / "history.csv").read_text().splitlines()
+    column = history[0].split(",").index("val_loss")
+    first = history[1].split(",")
+    first[column] = "0.0"  # as if epoch 1 had been unbeatable: no later epoch may replace its weights
+    (work / "history.csv").write_text("\n".join([history[0], ",".join(first), *history[2:]]) + "\n")
+    best_before = (work / "best.weights.h5").read_bytes()
+    kept = []
+    original_remove = work_directory.WorkDirectory.remove
+    monkeypatch.setattr(
+        work_directory.WorkDirectory,
+        "remove",
+        lambda self, keep_cache=False: kept.append(self.best_weights.read_bytes()) or original_remove(self, keep_cache),
+    )
+    result = train_module.train(small_catalog, preset, vgg_weights_file, out, progress=False)
+    assert kept == [best_before]  # the best epoch's weights were kept
+    assert len(result.history["loss"]) == 3  # 2 epochs since the best after epoch 3: patience 2 stopped it there
+
+
+def test_a_cache_of_other_posters_is_computed_again(
+    small_catalog, vgg_weights_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The cache's key held the split's ids but not the posters: a catalog whose posters changed under the same ids
+    (scraped again, or another catalog) trained its labels on the old posters' frozen outputs."""
+    catalog_dir = shutil.copytree(small_catalog.directory, tmp_path / "catalog")
+    preset = replace(TINY_DEMO, epochs=1)
+    train_module.train(read_catalog(catalog_dir), preset, vgg_weights_file, tmp_path / "model", keep_cache=True)
+    posters = sorted((catalog_dir / "posters").iterdir())
+    posters[0].write_bytes(posters[1].read_bytes())  # one poster replaced
+    computed = []
+    original_augmentation = work_directory.augmentation
+    monkeypatch.setattr(
+        work_directory, "augmentation", lambda seed: computed.append(seed) or original_augmentation(seed)
+    )
+    shutil.rmtree(tmp_path / "model")
+    train_module.train(read_catalog(catalog_dir), preset, vgg_weights_file, tmp_path / "model", progress=False)
+    assert computed  # the frozen outputs were computed again
+
+
 def test_a_changed_configuration_does_not_reuse_the_cache(small_catalog, vgg_weights_file: Path, tmp_path) -> None:
     work = tmp_path / ".model.work"
     work.mkdir()
@@ -161,6 +247,19 @@ def test_new_training_settings_keep_the_cache_but_not_the_checkpoints(
     result = train_module.train(small_catalog, other, vgg_weights_file, out, progress=False)
     assert ran == []  # the frozen outputs were reused
     assert len(result.history["loss"]) == 2  # both epochs trained anew: the old checkpoint was not resumed
+    shutil.rmtree(out)
+    monkeypatch.setattr(keras.callbacks.CSVLogger, "on_epoch_end", interrupt_after_one_epoch)
+    with pytest.raises(KeyboardInterrupt):
+        train_module.train(small_catalog, replace(TINY_DEMO, epochs=3), vgg_weights_file, out, progress=False)
+    epochs_run = []
+
+    def count_epochs(self, epoch, logs=None):
+        epochs_run.append(epoch)
+        original_epoch_end(self, epoch, logs)
+
+    monkeypatch.setattr(keras.callbacks.CSVLogger, "on_epoch_end", count_epochs)
+    train_module.train(small_catalog, replace(TINY_DEMO, epochs=3), vgg_weights_file, out, epochs=1, progress=False)
+    assert epochs_run == [0]  # --epochs alone is a new setting too: its epoch ran anew, none was resumed
 
 
 def test_thresholds_tuned_for_micro_and_macro_f1_beat_one_half() -> None:
