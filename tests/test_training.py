@@ -129,25 +129,29 @@ def test_constant_baselines_from_genre_counts() -> None:
     assert predictors["all_six"][1].tolist() == [1] * 6
 
 
-def test_an_interrupted_training_resumes_where_it_stopped(
-    small_catalog, vgg_weights_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    preset = replace(TINY_DEMO, epochs=4, patience=10)
+def interrupt_after_two_epochs(catalog, preset, weights: Path, out: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Train `preset` into `out` and stop it as Ctrl-C would, once its second epoch is logged."""
     original_epoch_end = keras.callbacks.CSVLogger.on_epoch_end
 
-    def interrupt_after_two_epochs(self, epoch, logs=None):
+    def interrupt(self, epoch, logs=None):
         original_epoch_end(self, epoch, logs)
         if epoch == 1:
             raise KeyboardInterrupt
 
-    monkeypatch.setattr(keras.callbacks.CSVLogger, "on_epoch_end", interrupt_after_two_epochs)
+    with monkeypatch.context() as patched:
+        patched.setattr(keras.callbacks.CSVLogger, "on_epoch_end", interrupt)
+        with pytest.raises(KeyboardInterrupt):
+            train_module.train(catalog, preset, weights, out, progress=False)
+
+
+def test_an_interrupted_training_resumes_where_it_stopped(
+    small_catalog, vgg_weights_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    preset = replace(TINY_DEMO, epochs=4, patience=10)
     out = tmp_path / "model"
-    with pytest.raises(KeyboardInterrupt):
-        train_module.train(small_catalog, preset, vgg_weights_file, out, progress=False)
+    interrupt_after_two_epochs(small_catalog, preset, vgg_weights_file, out, monkeypatch)
     work = tmp_path / ".model.work"
     assert not out.exists() and (work / "frozen-train.npy").exists() and (work / "checkpoint").exists()
-
-    monkeypatch.setattr(keras.callbacks.CSVLogger, "on_epoch_end", original_epoch_end)
     cache_computed = []  # augmentation is built only when frozen outputs are computed
     original_augmentation = work_directory.augmentation
     monkeypatch.setattr(
@@ -165,18 +169,8 @@ def test_a_resumed_training_keeps_its_best_epoch_and_its_patience(
     """Keras starts ModelCheckpoint's best and EarlyStopping's count again at every fit: a resumed run kept its
     first epoch as the best whatever its loss, and waited its whole patience again."""
     preset = replace(TINY_DEMO, epochs=4, patience=2)
-    original_epoch_end = keras.callbacks.CSVLogger.on_epoch_end
-
-    def interrupt_after_two_epochs(self, epoch, logs=None):
-        original_epoch_end(self, epoch, logs)
-        if epoch == 1:
-            raise KeyboardInterrupt
-
-    monkeypatch.setattr(keras.callbacks.CSVLogger, "on_epoch_end", interrupt_after_two_epochs)
     out = tmp_path / "model"
-    with pytest.raises(KeyboardInterrupt):
-        train_module.train(small_catalog, preset, vgg_weights_file, out, progress=False)
-    monkeypatch.setattr(keras.callbacks.CSVLogger, "on_epoch_end", original_epoch_end)
+    interrupt_after_two_epochs(small_catalog, preset, vgg_weights_file, out, monkeypatch)
     work = tmp_path / ".model.work"
     history = (work / "history.csv").read_text().splitlines()
     column = history[0].split(",").index("val_loss")
