@@ -96,10 +96,15 @@ def imdb_query(resources: Resources, link: str, config: Mapping[str, object]) ->
 
 
 def image_query(resources: Resources, data: bytes, kind: str, imdb_id: str | None, what: str) -> Query:
+    """The poster decoded for the network exactly as training and indexing decode one (model.images.load_poster: a
+    large JPEG at the reduced scale its input size allows), so that an upload of a catalog poster is the vector the
+    index holds; decoded a second time for the thumbnail only when that decoding was smaller than it."""
     size = resources.model.input_size
-    at_least = (max(size[0], THUMBNAIL_SIZE[0]), max(size[1], THUMBNAIL_SIZE[1]))
-    image = decode_query_image(data, at_least, what, 400 if kind == "upload" else 502)
+    status = 400 if kind == "upload" else 502
+    image = decode_query_image(data, size, what, status)
     prediction = resources.model.predict(poster_array(image, size)[np.newaxis])
+    if image.width < THUMBNAIL_SIZE[0] and image.height < THUMBNAIL_SIZE[1]:
+        image = decode_query_image(data, THUMBNAIL_SIZE, what, status)
     return Query(kind, imdb_id, thumbnail(image), prediction, None)
 
 

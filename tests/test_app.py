@@ -184,3 +184,24 @@ def test_the_app_uses_the_clems_genres_when_configured(
 def test_a_missing_clems_directory_stops_the_app_at_start(app, tmp_path) -> None:
     with pytest.raises(RuntimeError, match="holds no CLEMS model"):
         create_app({**app.config, "CLEMS": str(tmp_path / "nowhere")})
+
+
+def test_an_upload_is_decoded_for_the_network_as_the_index_decodes_it(app, demo_catalog) -> None:
+    """A large JPEG is decoded at a reduced scale; the app decoded uploads at the thumbnail's scale, the index at the
+    network's, so an upload of a catalog poster at 900 x 1350 gave another vector than the index holds for it."""
+    import numpy as np
+
+    from app.poster_pipeline import THUMBNAIL_SIZE, image_query
+    from app.resources import get_resources
+    from model.images import load_poster
+
+    buffer = io.BytesIO()
+    poster = Image.open(demo_catalog.poster_path(demo_catalog.movies[0])).convert("RGB")
+    poster.resize((900, 1350), Image.Resampling.LANCZOS).save(buffer, "JPEG", quality=95)
+    with app.app_context():
+        model = get_resources().model
+        query = image_query(get_resources(), buffer.getvalue(), "upload", None, "the file")
+        indexed = model.predict(load_poster(buffer.getvalue(), model.input_size)[np.newaxis])
+    np.testing.assert_array_equal(query.prediction.features, indexed.features)
+    shown = Image.open(io.BytesIO(query.thumbnail))
+    assert THUMBNAIL_SIZE[1] - 1 <= shown.height <= THUMBNAIL_SIZE[1]  # the thumbnail still at full size
