@@ -17,7 +17,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from recommend.distances import check_distance, distances
-from recommend.search import NeighbourSearch
+from recommend.search import NeighbourSearch, smallest
 
 APPROXIMATE_ABOVE = 50_000
 """Catalogs of more movies than this are searched approximately: exact Manhattan search passes 2 ms per query at about
@@ -177,9 +177,8 @@ class ApproximateSearch:
         else:
             np.subtract(vectors, point, out=vectors)
             fast = np.abs(vectors, out=vectors).sum(axis=1)
-        margin = min(len(rows), k + 16)  # a few more than k, so that rounding cannot drop one of the exact k nearest
-        shortlist = np.argpartition(fast, margin - 1)[:margin] if margin < len(rows) else np.arange(len(rows))
-        return self._order(point, metric, k, rows[shortlist])
+        # a few more than k, so that rounding cannot drop one of the exact k nearest
+        return self._order(point, metric, k, rows[smallest(fast, k + 16)])
 
     def _order(self, point: NDArray[np.float32], metric: str, k: int, rows: NDArray[np.intp]) -> NDArray[np.intp]:
         """The `k` nearest of `rows` by the exact float64 distance, ties to the lower row."""

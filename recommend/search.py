@@ -14,6 +14,16 @@ from recommend.distances import check_distance, distances
 CHUNK_ROWS = 2048  # rows per pass of the Manhattan distance: 2048 x 100 float32 = 800 KiB stays in cache
 
 
+def smallest(values: NDArray[np.floating], count: int) -> NDArray[np.intp]:
+    """Positions of the `count` smallest `values` and of every value tied with the largest of them, in position order:
+    a selection that keeps only `count` would choose among tied rows at random, and the ties are to go to the lower
+    row (duplicate posters give tied vectors)."""
+    if count >= len(values):
+        return np.arange(len(values))
+    bound = np.partition(values, count - 1)[count - 1]
+    return np.flatnonzero(values <= bound)
+
+
 class NeighbourSearch:
     """Exact k-nearest-neighbour search over a fixed matrix of feature vectors (n, d), for each of DISTANCES.
 
@@ -93,8 +103,7 @@ class NeighbourSearch:
         if k == 0:
             return np.empty(0, np.intp)
         # a few more than k by the fast distance, so that rounding cannot drop one of the exact k nearest
-        margin = min(len(found), k + 16)
-        shortlist = np.argpartition(found, margin - 1)[:margin] if margin < len(found) else np.arange(len(found))
+        shortlist = smallest(found, k + 16)
         shortlist = shortlist[np.isfinite(found[shortlist])]
         exact = distances(query, self.features[shortlist], metric)
         order = np.lexsort((shortlist, exact))

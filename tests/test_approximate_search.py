@@ -165,3 +165,17 @@ def test_the_app_serves_the_search_its_index_holds(tmp_path, features) -> None:
     assert isinstance(load_approximate_or_exact(str(tmp_path), features[:400]), ApproximateSearch)
     with pytest.raises(RuntimeError, match="built for other feature vectors; rebuild the index"):
         load_approximate_or_exact(str(tmp_path), features[400:800])
+
+
+@pytest.mark.parametrize("metric", DISTANCES)
+def test_ties_go_to_the_lower_rows_exactly_and_in_a_small_mask(metric: str) -> None:
+    """Duplicate posters give tied vectors: a selection of k + 16 chose among the tied rows at random."""
+    rng = np.random.default_rng(3)
+    features = np.ones((1000, 8), np.float32)
+    other = rng.random(1000) < 0.3
+    features[other] = rng.random((int(other.sum()), 8)).astype(np.float32) * 5
+    expected = np.flatnonzero(~other)[:5].tolist()
+    assert NeighbourSearch(features).nearest(np.ones(8), metric, 5).tolist() == expected
+    allowed = np.ones(1000, bool)  # all 1,000 rows, under exact_rows: the approximate search's exact pass
+    search = ApproximateSearch(exact_rows=2000, threads=1).fit(features)
+    assert search.nearest(np.ones(8, np.float32), metric, 5, allowed).tolist() == expected
