@@ -19,7 +19,14 @@ from app.job_requests import compare_request, explain_request
 from app.job_store import Job, read_file, read_job, read_posters
 from app.jobs import current_job, job_settings, submit
 from app.limits import poster_work
-from app.poster_pipeline import QueryError, imdb_query, recommend_for, sample_query, upload_query
+from app.poster_pipeline import (
+    QueryError,
+    imdb_query,
+    recommend_for,
+    refuse_text_sent_as_files,
+    sample_query,
+    upload_query,
+)
 from app.recommendations import RATING_OF_REWARD, RateLimit, record_feedback
 from app.resources import get_resources
 from app.security import client_key
@@ -50,6 +57,7 @@ def movie_json(movie: Movie) -> dict[str, object]:
 def recommend() -> tuple[dict, int]:
     resources = get_resources()
     # A QueryError, or an ImdbError from a link, is answered by errors.request_error.
+    refuse_text_sent_as_files(request.files)
     sent = [name for name in QUERY_FIELDS if name in request.files or name in request.form]
     if len(sent) != 1:
         raise QueryError(f"send exactly one of {QUERY_CHOICE}; this request sent {len(sent)}", 400)

@@ -42,8 +42,15 @@ def http_error(error: HTTPException) -> tuple[object, int, list[tuple[str, str]]
     WWW-Authenticate on a 401) but its content type."""
     headers = [(name, value) for name, value in error.get_headers() if name.lower() != "content-type"]
     if isinstance(error, RequestEntityTooLarge):
-        limit = current_app.config["MAX_CONTENT_LENGTH"] / MEGABYTE
-        message = f"That file is too large: posters up to {limit:g} MB, please."
+        limit = current_app.config["MAX_CONTENT_LENGTH"]
+        if request.content_length is not None and request.content_length <= limit:  # the form's limits, not the size
+            parts, memory = current_app.config["MAX_FORM_PARTS"], current_app.config["MAX_FORM_MEMORY_SIZE"]
+            message = (
+                f"That form has too many fields or too long a field: at most {parts:,} fields, each text field "
+                f"under {memory / 1000:g} KB."
+            )
+            return (*error_answer(413, "Form too large", message), headers)
+        message = f"That file is too large: posters up to {limit / MEGABYTE:g} MB, please."
         return (*error_answer(413, "File too large", message), headers)
     return (*error_answer(error.code or 500, error.name, error.description or error.name), headers)
 

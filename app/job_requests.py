@@ -15,7 +15,14 @@ from app.db import get_db
 from app.imdb import link_deadline
 from app.job_store import JobPoster, read_job, read_posters
 from app.limits import poster_work
-from app.poster_pipeline import QueryError, imdb_poster, job_image, sample_poster, upload_poster
+from app.poster_pipeline import (
+    QueryError,
+    imdb_poster,
+    job_image,
+    refuse_text_sent_as_files,
+    sample_poster,
+    upload_poster,
+)
 from app.recommendations import find_recommendation
 from app.resources import Resources
 from model.explain import DEFAULT_GRID, genre_index
@@ -59,6 +66,7 @@ def compare_request(
     genres ('target', optional) of a comparison; QueryError (or ImdbError) with the status /api/recommend gives."""
     if "image" in form:
         raise QueryError("send each poster as a file: the multipart field 'image' with a filename", 400)
+    refuse_text_sent_as_files(files)
     uploads = sent_files(files, "image")
     samples = [value.strip() for value in form.getlist("sample") if value.strip()]
     links = [value.strip() for value in form.getlist("imdb_url") if value.strip()]
@@ -87,6 +95,7 @@ def explain_request(
 ) -> tuple[list[JobPoster], dict[str, Any]]:
     """The poster (exactly one of EXPLAIN_FIELDS), the genre to explain ('genre') and the grid ('grid', optional,
     2 to MAX_GRID cells a side) of a heatmap; QueryError (or ImdbError) with the status /api/recommend gives."""
+    refuse_text_sent_as_files(files)
     sent = [name for name in EXPLAIN_FIELDS if name in files or name in form]
     if len(sent) != 1:
         raise QueryError(f"send exactly one of {EXPLAIN_CHOICE}; this request sent {len(sent)}", 400)

@@ -35,6 +35,18 @@ class QueryError(RequestError):
     """A poster we cannot recommend for; `status` is the HTTP status that says why."""
 
 
+TEXT_FIELDS = ("sample", "imdb_url", "recommendation", "job_poster", "target", "genre", "grid")
+"""The form fields the poster routes read as text: one sent as a file part is refused (form_field)."""
+
+
+def refuse_text_sent_as_files(files: Mapping[str, object]) -> None:
+    """QueryError (400) naming a text field that came as a file part, which a view would otherwise not see at all
+    (Werkzeug keeps file parts apart), or see missing with a message about something else."""
+    for name in TEXT_FIELDS:
+        if name in files:
+            raise QueryError(f"send '{name}' as a form field, not as a file", 400)
+
+
 @dataclass(frozen=True)
 class Query:
     kind: str  # upload, sample or imdb

@@ -39,6 +39,8 @@ def test_the_openapi_document_describes_every_api_route(app, openapi) -> None:
     }
     documented = {(path, method) for path, item in openapi["paths"].items() for method in item}
     assert documented == routes
+    # any request's declared body beyond the limit is refused before it is read (app/limits.py)
+    assert all("413" in operation["responses"] for item in openapi["paths"].values() for operation in item.values())
     assert openapi["servers"] == [{"url": "http://localhost"}]
 
 
@@ -162,6 +164,9 @@ def test_bad_recommend_requests_get_json_errors_and_save_nothing(client, app) ->
         ({"image": (io.BytesIO(b"not an image"), "x.png")}, 400, "not an image we can read"),
         ({"imdb_url": "https://example.org/title/tt0111161/"}, 400, "That is a link to example.org"),
         ({"sample": "tt0000001"}, 404, "no movie tt0000001 in the catalog"),
+        ({"sample": (io.BytesIO(b"tt0000001"), "id.txt")}, 400, "send 'sample' as a form field, not as a file"),
+        ({"imdb_url": (io.BytesIO(b"https://www.imdb.com/title/tt0111161/"), "")}, 400, "send 'imdb_url' as a form"),
+        ({"sample": "tt0000001", **{f"f{n}": "x" for n in range(1500)}}, 413, "too many fields"),
     ]
     for data, status, message in cases:
         response = client.post("/api/recommend", data=data, headers=HEADERS, content_type="multipart/form-data")
