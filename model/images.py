@@ -305,8 +305,9 @@ def reduced_rgb(image: Image.Image, at_least: tuple[int, int]) -> Image.Image:
 
 
 def transparent(image: Image.Image) -> bool:
-    """Whether an image has an alpha band or a transparent palette colour (flattened onto white by to_rgb)."""
-    return image.mode in TRANSPARENT_MODES or (image.mode == "P" and "transparency" in image.info)
+    """Whether an image has an alpha band, a transparent palette colour or a transparent colour key (a PNG's tRNS
+    chunk on an RGB or greyscale image): flattened onto white by to_rgb."""
+    return image.mode in TRANSPARENT_MODES or (image.mode in ("P", "RGB", "L") and "transparency" in image.info)
 
 
 def wide_grey_scale(image: Image.Image) -> float | None:

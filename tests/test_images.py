@@ -284,3 +284,15 @@ def test_the_thumbnail_fits_the_box_without_copying_or_enlarging() -> None:
         with Image.open(io.BytesIO(thumbnail(image))) as shown:
             assert shown.size == expected and shown.format == "JPEG"
         assert image.size == size
+
+
+@pytest.mark.parametrize("mode, key", [("RGB", (0, 0, 0)), ("L", 0)])
+def test_a_transparent_colour_key_is_flattened_onto_white_like_any_transparency(mode: str, key) -> None:
+    """A PNG's tRNS colour key on an RGB or greyscale image makes that colour transparent, as an alpha band does."""
+    image = Image.new(mode, (40, 60), key)
+    image.paste(Image.new(mode, (20, 60), "white" if mode == "RGB" else 128), (20, 0))
+    buffer = io.BytesIO()
+    image.save(buffer, "PNG", transparency=key)
+    decoded = images.load_poster(buffer.getvalue(), (40, 60))
+    assert (decoded[:, :18] == 255).all()  # the keyed (black) half is white, as on a page
+    assert not (decoded[:, 22:] == 0).any()
