@@ -24,7 +24,7 @@ from catalog import Movie
 from model.artifacts import RATING_INTERVAL_SHARE, Description, Prediction
 from model.images import PosterImageError, decode_poster, poster_array
 from model.poster_detector import PosterDetector
-from recommend import decade_mask, recommend
+from recommend import candidate_decades, decade_mask, recommend
 
 THUMBNAIL_SIZE = (182, 268)
 UPLOAD_FORMATS = ("JPEG", "PNG", "WEBP", "GIF")
@@ -35,6 +35,8 @@ class QueryError(RequestError):
     """A poster we cannot recommend for; `status` is the HTTP status that says why."""
 
 
+YEAR_DECADE_MASS = 0.9
+"""The shown year stays within the most probable decades that together hold this much of the decade probability."""
 TEXT_FIELDS = ("sample", "imdb_url", "recommendation", "job_poster", "target", "genre", "grid")
 """The form fields the poster routes read as text: one sent as a file part is refused (form_field)."""
 
@@ -68,18 +70,24 @@ class Recommendation:
 def evoked_json(prediction: Prediction, description: Description, detector: PosterDetector) -> dict[str, object]:
     """What one poster evokes besides its genres, as JSON: the probability of each decade, the expected year, the
     expected IMDb rating with the range that held RATING_INTERVAL_SHARE of held-out movies' ratings, and whether it
-    looks like a movie poster (its score is the share of real held-out posters that look less like one)."""
+    looks like a movie poster (its score is the share of real held-out posters that look less like one).
+
+    The year and rating heads are linear, so a picture unlike the catalog's posters can take them far out (a year 989,
+    a rating 14): the year is kept within the decades that hold YEAR_DECADE_MASS of the decade probabilities, which
+    the page shows beside it, and the rating within 1 to 10 before its range is added."""
     low, high = description.rating_interval
-    expected = float(prediction.rating[0])
+    expected = min(max(float(prediction.rating[0]), 1.0), 10.0)
+    evoked = np.asarray(description.decades)[candidate_decades(prediction.decades[0], YEAR_DECADE_MASS)]
+    year = min(max(float(prediction.year[0]), float(evoked.min())), float(evoked.max()) + 9)
     score = float(prediction.poster_score[0])
     return {
         "decade": {
             f"{decade}s": round(float(p), 4)
             for decade, p in zip(description.decades, prediction.decades[0], strict=True)
         },
-        "year": round(float(prediction.year[0]), 1),
+        "year": round(year, 1),
         "rating": {
-            "expected": round(min(max(expected, 1.0), 10.0), 2),
+            "expected": round(expected, 2),
             "low": round(min(max(expected + low, 1.0), 10.0), 2),
             "high": round(min(max(expected + high, 1.0), 10.0), 2),
             "coverage": RATING_INTERVAL_SHARE,
@@ -206,8 +214,9 @@ def thumbnail(image: Image.Image) -> bytes:
 
 
 def shown_name(filename: str | None) -> str:
-    """The client's file name, only ever shown (escaped), never used as a path; shortened, and without control,
-    format or surrogate characters (a NUL, which PostgreSQL's text refuses; a right-to-left override)."""
+    """The client's file name, only ever shown (escaped), never used as a path; shortened, and without any character
+    of Unicode's "other" categories: control (a NUL, which PostgreSQL's text refuses), format (a right-to-left
+    override), surrogate, private-use and unassigned."""
     name = "".join(character for character in filename or "" if unicodedata.category(character)[0] != "C")
     name = name.strip() or "the file"
     return name if len(name) <= SHOWN_NAME_LENGTH else name[: SHOWN_NAME_LENGTH - 1] + "…"

@@ -205,3 +205,32 @@ def test_an_upload_is_decoded_for_the_network_as_the_index_decodes_it(app, demo_
     np.testing.assert_array_equal(query.prediction.features, indexed.features)
     shown = Image.open(io.BytesIO(query.thumbnail))
     assert THUMBNAIL_SIZE[1] - 1 <= shown.height <= THUMBNAIL_SIZE[1]  # the thumbnail still at full size
+
+
+def test_what_a_picture_unlike_the_posters_evokes_stays_within_what_the_page_shows() -> None:
+    """The year and rating heads are linear: a picture far from the catalog's posters gave "about 989" under bars
+    that said 1980s at 100 %, and an IMDb rating "10.0 (80 % within 10.0 to 10.0)"."""
+    from dataclasses import replace
+
+    import numpy as np
+
+    from app.poster_pipeline import evoked_json
+    from model.artifacts import Description, Prediction
+    from model.poster_detector import PosterDetector
+    from model.presets import DEMO
+
+    description = Description(DEMO, ("Drama",), np.array([0.5]), (1970, 1980, 1990, 2000), (-1.5, 1.3))
+    far = Prediction(
+        genres=np.array([[0.5]]),
+        features=np.zeros((1, 4)),
+        decades=np.array([[0.0, 1.0, 0.0, 0.0]]),
+        year=np.array([989.0]),
+        rating=np.array([14.2]),
+        poster_score=np.array([0.0]),
+    )
+    evoked = evoked_json(far, description, PosterDetector())
+    assert evoked["year"] == 1980 and evoked["rating"] == {"expected": 10.0, "low": 8.5, "high": 10.0, "coverage": 0.8}
+    two_decades = replace(far, decades=np.array([[0.0, 0.5, 0.45, 0.05]]), year=np.array([2031.0]))
+    assert evoked_json(two_decades, description, PosterDetector())["year"] == 1999  # the 1980s and 1990s hold 95 %
+    usual = replace(far, year=np.array([1984.3]), rating=np.array([6.1]))
+    assert evoked_json(usual, description, PosterDetector())["year"] == 1984.3  # a year within them is as it was
