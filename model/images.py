@@ -306,7 +306,8 @@ def reduced_rgb(image: Image.Image, at_least: tuple[int, int]) -> Image.Image:
 
 def transparent(image: Image.Image) -> bool:
     """Whether an image has an alpha band, a transparent palette colour or a transparent colour key (a PNG's tRNS
-    chunk on an RGB or greyscale image): flattened onto white by to_rgb."""
+    chunk on an 8-bit greyscale or an RGB image; not on 1-, 2-, 4- or 16-bit greyscale, whose key Pillow does not
+    apply): flattened onto white by to_rgb."""
     return image.mode in TRANSPARENT_MODES or (image.mode in ("P", "RGB", "L") and "transparency" in image.info)
 
 

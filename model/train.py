@@ -19,7 +19,7 @@ import numpy as np
 
 from catalog import GENRES, Catalog, check_replaceable, staged_directory
 from model.artifacts import DESCRIPTION_FILE, RATING_INTERVAL_SHARE, Description, GenreModel, file_sha256
-from model.evaluation import full_report, known_values, predict_movies
+from model.evaluation import full_report, known_values, predict_movies, without_nan
 from model.frozen_heads import (
     DenseWeights,
     fit_era_heads,
@@ -47,6 +47,7 @@ from model.report_plots import save_learning_curves, save_reliability_plot
 from model.split import SPLIT_FILE, Split, rebalance, split_movies, with_target_genres
 from model.work_directory import (
     ENCODE_BATCH,
+    BestEpochRecord,
     CachedCopies,
     FrozenOutputs,
     ResumedEarlyStopping,
@@ -184,30 +185,24 @@ def train(
         keras.callbacks.BackupAndRestore(str(work.path / "checkpoint")),
         keras.callbacks.CSVLogger(str(work.path / "history.csv"), append=True),
     ]
-    done = work.history()  # the epochs an interrupted run of these settings completed, which the backup restores
+    resumed = work.resumed()  # what an interrupted run of these settings had done, which the backup restores
     if has_validation:  # the validation loss (the genres') chooses the epoch kept
         monitor = "val_loss"
-        losses = done.get(monitor, []) if work.best_weights.exists() else []
-        best = min(losses) if losses else None  # else the first epoch after a resume was kept, whatever its loss
+        checkpoint = keras.callbacks.ModelCheckpoint(
+            str(work.best_weights),
+            monitor=monitor,
+            mode="min",
+            save_best_only=True,
+            save_weights_only=True,
+            initial_value_threshold=resumed.best,  # else a resumed run's first epoch is kept, whatever its loss
+        )
         callbacks += [
-            keras.callbacks.ModelCheckpoint(
-                str(work.best_weights),
-                monitor=monitor,
-                mode="min",
-                save_best_only=True,
-                save_weights_only=True,
-                initial_value_threshold=best,
-            ),
-            ResumedEarlyStopping(
-                best,
-                len(losses) - 1 - int(np.argmin(losses)) if losses else 0,
-                monitor=monitor,
-                mode="min",
-                patience=preset.patience,
-            ),
+            checkpoint,
+            BestEpochRecord(checkpoint, work.best_record, work.best_weights),
+            ResumedEarlyStopping(resumed.best, resumed.waited, monitor=monitor, mode="min", patience=preset.patience),
         ]
     trainable.fit(
-        CachedCopies(cached["train"].maps, labels["train"], preset.batch_size, seed, len(done.get("loss", []))),
+        CachedCopies(cached["train"].maps, labels["train"], preset.batch_size, seed, resumed.epochs),
         validation_data=(cached["validation"].maps[0], labels["validation"]) if has_validation else None,
         epochs=epochs,
         callbacks=callbacks,
@@ -338,7 +333,8 @@ def save_model_directory(
     genres = train_labels[GENRES_LAYER]
     with staged_directory(out_dir, DESCRIPTION_FILE) as staging:
         split.save(staging / SPLIT_FILE)
-        (staging / REPORT_FILE).write_text(json.dumps({"test": report, "history": history}, indent=2) + "\n")
+        described = without_nan({"test": report, "history": history})  # null where no movie had a year or rating
+        (staging / REPORT_FILE).write_text(json.dumps(described, indent=2, allow_nan=False) + "\n")
         title = f"{model.preset.name} preset, held-out test split"
         (staging / REPORT_TEXT_FILE).write_text(format_report(report, title) + "\n")
         save_learning_curves(history, staging / CURVES_FILE)

@@ -45,6 +45,20 @@ class FrozenOutputs:
     signatures: np.ndarray
 
 
+@dataclass(frozen=True)
+class Resumed:
+    """What an interrupted run had done: its completed epochs, and its best epoch's value and number (None: none)."""
+
+    epochs: int
+    best: float | None
+    best_epoch: int | None
+
+    @property
+    def waited(self) -> int:
+        """Epochs since the best one, which the early stop had counted."""
+        return 0 if self.best_epoch is None else self.epochs - 1 - self.best_epoch
+
+
 class WorkDirectory:
     """Where an unfinished training run keeps its cached frozen outputs and checkpoints. The cache outlives a change
     of the training settings (learning rate, epochs...); the checkpoints do not."""
@@ -55,6 +69,39 @@ class WorkDirectory:
     def __init__(self, path: Path):
         self.path = path
         self.best_weights = path / "best.weights.h5"
+        self.best_record = path / "best.json"  # BestEpochRecord's: the epoch whose weights best_weights holds
+
+    def resumed(self) -> Resumed:
+        """Where an interrupted run of these settings stands, as its backup (Keras's BackupAndRestore, which restores
+        the weights and the epoch) says. Without a backup (none made yet, or `fit` ended and removed it) nothing is
+        resumed: the history and the best weights of a run before are removed. The history is cut to the backup's
+        epochs; the best weights are trusted only while best.json describes them (an interruption while they were
+        written leaves them unreadable, and they are then dropped)."""
+        metadata = self.path / "checkpoint" / "training_metadata.json"
+        try:
+            completed = int(json.loads(metadata.read_text())["epoch"])
+        except (OSError, ValueError, KeyError, TypeError):
+            completed = 0
+        history = self.path / "history.csv"
+        if completed == 0:
+            for stale in (history, self.best_weights, self.best_record):
+                stale.unlink(missing_ok=True)
+            return Resumed(0, None, None)
+        if history.exists():
+            rows = history.read_text().splitlines()
+            history.write_text("\n".join(rows[: completed + 1]) + "\n")
+        try:
+            record = json.loads(self.best_record.read_text())
+            status = self.best_weights.stat()
+            if (record["size"], record["mtime_ns"]) == (status.st_size, status.st_mtime_ns) and record[
+                "epoch"
+            ] < completed:
+                return Resumed(completed, float(record["value"]), int(record["epoch"]))
+        except (OSError, ValueError, KeyError, TypeError):
+            pass
+        self.best_weights.unlink(missing_ok=True)
+        self.best_record.unlink(missing_ok=True)
+        return Resumed(completed, None, None)
 
     @classmethod
     def open(cls, out_dir: Path, manifest: dict, training_manifest: dict | None = None) -> WorkDirectory:
@@ -135,7 +182,7 @@ class WorkDirectory:
         if not keep_cache:
             shutil.rmtree(self.path, ignore_errors=True)
             return
-        for leftover in (self.path / "checkpoint", self.path / "history.csv", self.best_weights):
+        for leftover in (self.path / "checkpoint", self.path / "history.csv", self.best_weights, self.best_record):
             if leftover.is_dir():
                 shutil.rmtree(leftover)
             else:
@@ -151,6 +198,32 @@ def posters_digest(catalog: Catalog, ids: list[str]) -> str:
         status = catalog.poster_path(catalog.get(imdb_id)).stat()
         digest.update(f"{imdb_id} {status.st_size} {status.st_mtime_ns}\n".encode())
     return digest.hexdigest()[:16]
+
+
+class BestEpochRecord(keras.callbacks.Callback):
+    """After a ModelCheckpoint that saves the best epoch only: each time it has saved one, records that epoch, its
+    value and the weights file's size and time in `record` (written to a new file, then renamed), so that a resumed
+    run knows what the saved weights are (WorkDirectory.resumed)."""
+
+    def __init__(self, checkpoint: keras.callbacks.ModelCheckpoint, record: Path, weights: Path):
+        super().__init__()
+        self.checkpoint, self.record, self.weights = checkpoint, record, weights
+        self.recorded = checkpoint.best
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        if self.checkpoint.best == self.recorded or not self.weights.exists():
+            return
+        self.recorded = self.checkpoint.best
+        status = self.weights.stat()
+        described = {
+            "epoch": epoch,
+            "value": float(self.recorded),
+            "size": status.st_size,
+            "mtime_ns": status.st_mtime_ns,
+        }
+        written = self.record.with_name(f".{self.record.name}.tmp")
+        written.write_text(json.dumps(described) + "\n")
+        written.replace(self.record)
 
 
 class ResumedEarlyStopping(keras.callbacks.EarlyStopping):

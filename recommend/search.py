@@ -21,6 +21,8 @@ def smallest(values: NDArray[np.floating], count: int) -> NDArray[np.intp]:
     if count >= len(values):
         return np.arange(len(values))
     bound = np.partition(values, count - 1)[count - 1]
+    if np.isnan(bound):  # fewer than `count` values are numbers (NaN sorts last): all of those
+        return np.flatnonzero(~np.isnan(values))
     return np.flatnonzero(values <= bound)
 
 

@@ -19,6 +19,11 @@ _WEB_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
 _OTHER_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:(?![0-9])")  # javascript:, mailto:, data: (not host:port)
 
 
+INVISIBLE_MARKS = "\u200b\u200c\u200d\u200e\u200f\u2060\ufeff"
+"""Zero-width spaces and joiners, direction marks, the word joiner and the byte-order mark: taken off a pasted link's
+ends (anywhere else they make it refused)."""
+
+
 def has_unsafe_characters(text: str) -> bool:
     """Whether `text` holds a backslash or a character of UNSAFE_CATEGORIES, which no web address we fetch has."""
     return any(character == "\\" or unicodedata.category(character) in UNSAFE_CATEGORIES for character in text)
@@ -33,7 +38,7 @@ def imdb_id_from_link(text: str) -> str:
 
     Accepts www., m. or no subdomain, http or https or no scheme, sub-pages (/reference), a language prefix (/de/),
     queries and fragments. Raises LinkError, with a message for a person, for anything else."""
-    link = text.strip()
+    link = text.strip().strip(INVISIBLE_MARKS).strip()  # marks a copy from a web page or a chat may bring along
     if not link:
         raise LinkError(f"Paste a link to an IMDb title page, such as {EXAMPLE_LINK}")
     if _BARE_ID.fullmatch(link):

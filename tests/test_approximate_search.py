@@ -179,3 +179,9 @@ def test_ties_go_to_the_lower_rows_exactly_and_in_a_small_mask(metric: str) -> N
     allowed = np.ones(1000, bool)  # all 1,000 rows, under exact_rows: the approximate search's exact pass
     search = ApproximateSearch(exact_rows=2000, threads=1).fit(features)
     assert search.nearest(np.ones(8, np.float32), metric, 5, allowed).tolist() == expected
+
+
+def test_rows_whose_distance_is_not_a_number_never_crowd_out_the_others() -> None:
+    """NaN sorts last: when the shortlist's last place held one, no row was at or below it and nothing came back."""
+    features = np.vstack([np.full((30, 4), np.nan, np.float32), np.arange(12, dtype=np.float32).reshape(3, 4)])
+    assert NeighbourSearch(features).nearest(np.zeros(4), "manhattan", 3).tolist() == [30, 31, 32]

@@ -754,6 +754,7 @@ def test_tls_refuses_a_certificate_from_an_unknown_authority(imdb_tls: Loopback)
     ("link", "imdb_id"),
     [
         ("https://www.imdb.com/title/tt0111161/", "tt0111161"),
+        ("\u200ehttps://www.imdb.com/title/tt0111161/\u200b\ufeff ", "tt0111161"),  # marks a paste brings along
         ("https://www.imdb.com/title/tt0111161", "tt0111161"),
         ("http://www.imdb.com/title/tt0111161/", "tt0111161"),
         ("https://m.imdb.com/title/tt0111161/", "tt0111161"),

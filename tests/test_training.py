@@ -168,15 +168,15 @@ def test_a_resumed_training_keeps_its_best_epoch_and_its_patience(
 ) -> None:
     """Keras starts ModelCheckpoint's best and EarlyStopping's count again at every fit: a resumed run kept its
     first epoch as the best whatever its loss, and waited its whole patience again."""
+    import json
+
     preset = replace(TINY_DEMO, epochs=4, patience=2)
     out = tmp_path / "model"
     interrupt_after_two_epochs(small_catalog, preset, vgg_weights_file, out, monkeypatch)
     work = tmp_path / ".model.work"
-    history = (work / "history.csv").read_text().splitlines()
-    column = history[0].split(",").index("val_loss")
-    first = history[1].split(",")
-    first[column] = "0.0"  # as if epoch 1 had been unbeatable: no later epoch may replace its weights
-    (work / "history.csv").write_text("\n".join([history[0], ",".join(first), *history[2:]]) + "\n")
+    record = json.loads((work / "best.json").read_text())
+    assert record["epoch"] == 0  # stopped after epoch 2's history row, before its checkpoint: epoch 1 is saved
+    (work / "best.json").write_text(json.dumps({**record, "value": 0.0}))  # as if unbeatable: nothing may replace it
     best_before = (work / "best.weights.h5").read_bytes()
     kept = []
     original_remove = work_directory.WorkDirectory.remove
@@ -188,6 +188,26 @@ def test_a_resumed_training_keeps_its_best_epoch_and_its_patience(
     result = train_module.train(small_catalog, preset, vgg_weights_file, out, progress=False)
     assert kept == [best_before]  # the best epoch's weights were kept
     assert len(result.history["loss"]) == 3  # 2 epochs since the best after epoch 3: patience 2 stopped it there
+
+
+def test_best_weights_cut_short_or_left_by_a_finished_fit_are_not_resumed(
+    small_catalog, vgg_weights_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Best weights interrupted while written are dropped, not loaded at the end; a run that failed after its epochs
+    (its backup gone) starts them again rather than mixing in the last run's best weights and history."""
+    preset = replace(TINY_DEMO, epochs=3, patience=10)
+    out = tmp_path / "model"
+    interrupt_after_two_epochs(small_catalog, preset, vgg_weights_file, out, monkeypatch)
+    work = tmp_path / ".model.work"
+    best = work / "best.weights.h5"
+    best.write_bytes(best.read_bytes()[:1000])  # as if killed while ModelCheckpoint wrote it
+    with monkeypatch.context() as patched:
+        patched.setattr(train_module, "fit_frozen_heads", lambda *arguments: (_ for _ in ()).throw(MemoryError()))
+        with pytest.raises(MemoryError):  # fails after fit: the weights cut short were not loaded
+            train_module.train(small_catalog, preset, vgg_weights_file, out, progress=False)
+    assert not (work / "checkpoint").exists() and len((work / "history.csv").read_text().splitlines()) == 1 + 3
+    result = train_module.train(small_catalog, preset, vgg_weights_file, out, progress=False)
+    assert len(result.history["loss"]) == 3  # three epochs again, not six rows of two runs
 
 
 def test_a_cache_of_other_posters_is_computed_again(
