@@ -138,7 +138,7 @@ def recommended_poster(resources: Resources, recommendation_id: int) -> JobPoste
     if shown is None:
         raise QueryError(f"no recommendation {recommendation_id}", 404)
     if shown["query_image"] is not None:
-        label = shown["query_imdb_id"] or f"the poster of recommendation {recommendation_id}"
+        label = shown["query_imdb_id"] or "the poster you uploaded"
         image = job_image(bytes(shown["query_image"]), f"the poster of recommendation {recommendation_id}", 500)
         return JobPoster(shown["query_kind"], label, shown["query_imdb_id"], image)
     if shown["query_imdb_id"] in resources.catalog:

@@ -24,7 +24,8 @@ def compare_page() -> str:
     return compare_form()
 
 
-def compare_form(links: str = "", targets: list[str] | None = None) -> str:
+def compare_form(links: str = "", targets: list[str] | None = None, chosen: list[str] | None = None) -> str:
+    """The page, with the links, intended genres and ticked catalog posters of a refused submission kept."""
     resources = get_resources()
     movies = resources.catalog.movies
     count = min(current_app.config["SAMPLE_COUNT"], len(movies))
@@ -34,6 +35,7 @@ def compare_form(links: str = "", targets: list[str] | None = None) -> str:
         samples=samples,
         genres=resources.model.genres,
         targets=targets or [],
+        chosen=chosen or [],
         links=links,
         least=MIN_DRAFTS,
         most=MAX_DRAFTS,
@@ -48,12 +50,23 @@ def compare_submit() -> Response | tuple[str, int]:
     for line in links.splitlines():  # the page's one box of links, one per line
         if line.strip():
             form.add("imdb_url", line.strip())
+    chosen = [imdb_id for imdb_id in request.form.getlist("sample") if imdb_id.strip()]
+    files = [upload for upload in request.files.getlist("image") if upload.filename]
+    again = " Choose your files again: a browser does not keep them." if files else ""
+    count = len(files) + len(chosen) + len(form.getlist("imdb_url"))
+    if not MIN_DRAFTS <= count <= MAX_DRAFTS:  # said in the page's words, not the API's field names
+        flash(
+            f"Choose {MIN_DRAFTS} to {MAX_DRAFTS} posters to compare (files, catalog posters or IMDb links); you chose "
+            f"{count}.{again}",
+            "error",
+        )
+        return compare_form(links, request.form.getlist("target"), chosen), 400
     try:
         posters, params = compare_request(get_resources(), form, request.files, current_app.config)
         job_id = submit("compare", params, posters, client_key())
     except RequestError as error:  # QueryError, ImdbError, a client's limit
-        flash(str(error), "error")
-        return compare_form(links, request.form.getlist("target")), error.status
+        flash(f"{str(error)[:1].upper()}{str(error)[1:]}{again}", "error")
+        return compare_form(links, request.form.getlist("target"), chosen), error.status
     return redirect(url_for("jobs.page", job_id=job_id), 303)
 
 

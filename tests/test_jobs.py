@@ -12,6 +12,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import signal
 import sqlite3
 import subprocess
@@ -474,3 +475,33 @@ def test_the_worker_that_serve_starts_is_started_again_when_killed(
         if supervisor.poll() is None:
             supervisor.kill()
             supervisor.wait(timeout=30)
+
+
+def test_the_pages_speak_the_designers_words_and_keep_their_choices(jobs_app, demo_catalog) -> None:
+    """A refused comparison said "send 2 to 6 posters ... files 'image', catalog ids 'sample'" and unticked every
+    catalog poster; a heatmap of an upload was "the poster of recommendation 1", under the Compare tab; the rankings
+    numbered each draft twice ("1. #2 ...")."""
+    client = jobs_app.test_client()
+    with client.session_transaction() as session:
+        session["csrf_token"] = "token"
+    ticked = demo_catalog.movies[0].imdb_id
+    refused = client.post("/compare", data={"sample": ticked, "csrf_token": "token"})
+    page = refused.get_data(as_text=True)
+    assert refused.status_code == 400 and "Choose 2 to 6 posters to compare" in page and "you chose 1." in page
+    assert f'value="{ticked}" checked' in page and "'sample'" not in page
+    shown = client.post("/api/recommend", data={"image": poster_file(demo_catalog, 5, "mine.jpg")}, headers=HEADERS)
+    heatmap = job_of(
+        client,
+        client.post(
+            "/api/explain", data={"recommendation": str(shown.get_json()["id"]), "genre": "Drama"}, headers=HEADERS
+        ),
+    )
+    compared = job_of(client, compare(client, demo_catalog, target="Drama"))
+    assert drain(jobs_app) == 2
+    heatmap_page = client.get(f"/jobs/{heatmap['job']}").get_data(as_text=True)
+    assert "the poster you uploaded" in heatmap_page and "recommendation 1" not in heatmap_page
+    assert 'aria-current="page">Compare' not in heatmap_page
+    compared_page = client.get(f"/jobs/{compared['job']}").get_data(as_text=True)
+    assert 'aria-current="page">Compare' in compared_page and "(draft 1)" in compared_page
+    assert re.search(r'<li data-position="\d">[^<]*<span class="draft-number">\(draft \d\)', compared_page)
+    assert '<li data-position="1">#' not in compared_page
