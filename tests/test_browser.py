@@ -147,6 +147,24 @@ def test_paste_an_imdb_link(browser, base_url, imdb, screenshots) -> None:
     full_page_screenshot(browser, screenshots / "imdb-link-results.png")
 
 
+def test_a_form_being_sent_says_so_and_cannot_be_sent_twice(browser, base_url) -> None:
+    """Choosing a file sends the form at once; nothing on the page changed until the results came."""
+    from selenium.webdriver.common.by import By
+
+    browser.get(base_url + "/")
+    browser.execute_script(  # held here: the form is marked as it is sent, then kept from leaving the page
+        "const form = document.getElementById('link-form');"
+        "form.addEventListener('submit', (event) => event.preventDefault());"
+        "document.getElementById('imdb-url').value = 'https://www.imdb.com/title/tt0111161/';"
+        "form.requestSubmit();"
+    )
+    button = browser.find_element(By.ID, "link-button")
+    assert button.text == "Fetching the poster…" and not button.is_enabled()
+    assert browser.find_element(By.ID, "link-form").get_attribute("aria-busy") == "true"
+    browser.execute_script("window.dispatchEvent(new PageTransitionEvent('pageshow', {persisted: true}))")  # Back
+    assert button.text == "Go" and button.is_enabled()
+
+
 def test_a_broken_file_gets_a_readable_message(browser, base_url, tmp_path, screenshots) -> None:
     from selenium.webdriver.common.by import By
 
