@@ -163,6 +163,23 @@ def _label_on_right(
     return room_right >= room_left
 
 
+def label_sides(plotted: Sequence[ScatterPoint], xlim: tuple[float, float], ylim: tuple[float, float]) -> list[bool]:
+    """Each point's label side (True: right), as _label_on_right chooses it, except that a point at about the same
+    place as one labelled before it (two films of one year and about one rating) takes the other side, where the
+    two labels would otherwise be drawn over each other."""
+    sides: list[bool] = []
+    for number, point in enumerate(plotted):
+        on_right = _label_on_right(point, plotted, xlim, ylim)
+        x, y = _fraction(point.year, xlim), _fraction(point.rating, ylim)
+        for other, side in zip(plotted[:number], sides, strict=True):
+            near = abs(_fraction(other.year, xlim) - x) < 0.05 and abs(_fraction(other.rating, ylim) - y) < 0.1
+            if near and side == on_right:
+                on_right = not on_right
+                break
+        sides.append(on_right)
+    return sides
+
+
 def _draw_thumbnail(axes: Axes, point: ScatterPoint) -> float:
     """The poster at the point; returns its drawn half width in points."""
     image = point.thumbnail.convert("RGBA")
@@ -214,8 +231,7 @@ def scatter_svg(points: Sequence[ScatterPoint]) -> bytes:
     axes.grid(alpha=0.3)
     if plotted:
         axes.scatter([p.year for p in plotted], [p.rating for p in plotted], color="0.25", zorder=3)
-        for point in plotted:
-            on_right = _label_on_right(point, plotted, xlim, ylim)
+        for point, on_right in zip(plotted, label_sides(plotted, xlim, ylim), strict=True):
             _label_point(axes, point, on_right, _fraction(point.rating, ylim) > 0.85)
     else:
         _empty(axes, "Nothing to plot" if points else NO_RECOMMENDATIONS)

@@ -235,3 +235,16 @@ def test_importing_and_rendering_loads_neither_pyplot_nor_a_gui_backend() -> Non
     )
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     assert result.stdout.split() == ["False", "False", "[]"]
+
+
+def test_two_films_of_one_year_and_about_one_rating_are_labelled_on_either_side() -> None:
+    """Their labels were both put on the same side, one over the other: the title under it could not be read."""
+    points = [
+        ScatterPoint("Country of the Silence", 2013, 5.7),
+        ScatterPoint("Woods of the Curse", 2013, 5.6),
+        ScatterPoint("The Curse in Tokyo", 1990, 7.5),
+    ]
+    xlim, ylim = plots.axis_limits([1990, 2013], min_pad=2.0), (0.5, 11.0)
+    sides = plots.label_sides(points, xlim, ylim)
+    assert sides[0] != sides[1]
+    assert sides[2] == plots._label_on_right(points[2], points, xlim, ylim)  # a point alone keeps its side
