@@ -238,16 +238,17 @@ def job_file(job_id: str, name: str) -> Response:
     return Response(data, mimetype=content_type, headers=headers)
 
 
-@bp.get("/jobs/<job_id>/posters/<int:position>.jpg")
+@bp.get("/jobs/<job_id>/posters/<int:position>.png")
 def job_poster(job_id: str, position: int) -> Response:
-    """Poster `position` (from 1) of a job, as the job keeps it (JPEG); catalog movies have none here."""
+    """Poster `position` (from 1) of a job, as the job keeps it (PNG; a JPEG for a job kept before PNGs); catalog
+    movies have none here."""
     job = live_job(job_id)
     posters = read_posters(get_db(), job.id)
     if not 1 <= position <= len(posters) or posters[position - 1].image is None:
         abort(404, f"job {job.id} keeps no poster {position}")
-    return Response(
-        posters[position - 1].image, mimetype="image/jpeg", headers={"Cache-Control": "private, max-age=3600"}
-    )
+    image = posters[position - 1].image
+    mimetype = "image/png" if image.startswith(b"\x89PNG") else "image/jpeg"
+    return Response(image, mimetype=mimetype, headers={"Cache-Control": "private, max-age=3600"})
 
 
 @bp.get("/openapi.json")

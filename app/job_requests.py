@@ -81,7 +81,7 @@ def compare_request(
     posters = []
     for filename, data in uploads:
         with poster_work("upload"):
-            posters.append(upload_poster(data, filename))
+            posters.append(upload_poster(resources, data, filename))
     posters.extend(sample_poster(resources, imdb_id) for imdb_id in samples)
     ends_at = link_deadline(float(config["IMDB_TIMEOUT_SECONDS"]))  # one deadline for all the links, as for one
     for link in links:
@@ -112,7 +112,7 @@ def explain_request(
         if image is None:
             raise QueryError("send the poster as a file: the multipart field 'image' with a filename", 400)
         with poster_work("upload"):
-            poster = upload_poster(image.read(), image.filename)
+            poster = upload_poster(resources, image.read(), image.filename)
     elif field == "sample":
         poster = sample_poster(resources, form["sample"].strip())
     elif field == "imdb_url":
@@ -139,7 +139,9 @@ def recommended_poster(resources: Resources, recommendation_id: int) -> JobPoste
         raise QueryError(f"no recommendation {recommendation_id}", 404)
     if shown["query_image"] is not None:
         label = shown["query_imdb_id"] or "the poster you uploaded"
-        image = job_image(bytes(shown["query_image"]), f"the poster of recommendation {recommendation_id}", 500)
+        image = job_image(
+            resources, bytes(shown["query_image"]), f"the poster of recommendation {recommendation_id}", 500
+        )
         return JobPoster(shown["query_kind"], label, shown["query_imdb_id"], image)
     if shown["query_imdb_id"] in resources.catalog:
         return sample_poster(resources, shown["query_imdb_id"], kind=shown["query_kind"])

@@ -225,15 +225,14 @@ def shown_name(filename: str | None) -> str:
 # ---------------------------------------------------------------- posters for background jobs (app/jobs.py)
 
 JOB_IMAGE_SIDE = 512
-"""A job's posters are kept as JPEGs of at most this many pixels a side, re-encoded by the web request that checked
-them: the job worker never decodes an upload as it was sent."""
-JOB_IMAGE_QUALITY = 90
+"""The largest side of a job's kept poster (a catalog poster's, or an upload's in the rare case its decoding for the
+network is larger)."""
 
 
-def upload_poster(data: bytes, filename: str | None) -> JobPoster:
+def upload_poster(resources: Resources, data: bytes, filename: str | None) -> JobPoster:
     """An uploaded poster for a job, checked exactly as upload_query checks one (the same 400s)."""
     name = uploaded_name(data, filename)
-    return JobPoster("upload", name, None, job_image(data, f"We could not read {name}", 400))
+    return JobPoster("upload", name, None, job_image(resources, data, f"We could not read {name}", 400))
 
 
 def sample_poster(resources: Resources, imdb_id: str, kind: str = "sample") -> JobPoster:
@@ -253,15 +252,16 @@ def imdb_poster(
     if poster.image is None:
         return sample_poster(resources, poster.imdb_id, kind="imdb")
     what = f"IMDb's poster for {poster.imdb_id}"
-    return JobPoster("imdb", poster.imdb_id, poster.imdb_id, job_image(poster.image, what, 502))
+    return JobPoster("imdb", poster.imdb_id, poster.imdb_id, job_image(resources, poster.image, what, 502))
 
 
-def job_image(data: bytes, what: str, status: int) -> bytes:
-    """`data` decoded as image_query decodes a poster (refused with `status`), as a JPEG of at most JOB_IMAGE_SIDE
-    pixels a side."""
-    image = decode_query_image(data, (JOB_IMAGE_SIDE, JOB_IMAGE_SIDE), what, status)
+def job_image(resources: Resources, data: bytes, what: str, status: int) -> bytes:
+    """`data` decoded exactly as image_query decodes a poster for the network (refused with `status`), kept as a PNG:
+    the worker reads back the very pixels the web request's network saw, so a draft's genres on a comparison or a
+    heatmap are those of /recommend for the same file (a JPEG of it at 512 px moved them by up to 3 points)."""
+    image = decode_query_image(data, resources.model.input_size, what, status)
     size = shrunk_size(image.size, (JOB_IMAGE_SIDE, JOB_IMAGE_SIDE))
     image = image if size == image.size else image.resize(size, Image.Resampling.LANCZOS)
     buffer = io.BytesIO()
-    image.save(buffer, "JPEG", quality=JOB_IMAGE_QUALITY)
+    image.save(buffer, "PNG")
     return buffer.getvalue()

@@ -246,9 +246,12 @@ def explanation_json(explanation: Explanation, strongest: int = 3) -> dict:
 
 MAX_SIDE = 512
 """The longest side of an overlay: a larger upload is reduced first (the overlay is for the page)."""
-MIN_WIDTH = 64
-"""The narrowest overlay: a narrower poster (the app takes a 1 x 1 upload) is enlarged, its pixels kept square, so
-that the map and the legend's caption and colour bar have room."""
+MIN_WIDTH = 128
+"""The narrowest overlay, the default network's input width: a narrower poster (a job keeps an upload as the network
+reads it, which may be a reduced decoding; the app takes a 1 x 1 upload) is enlarged, so that the map can be seen
+and the legend's caption and colour bar have room (at 64 px its labels ran together). Enlarged smoothly, or with
+square pixels from under PIXELATED_BELOW pixels wide."""
+PIXELATED_BELOW = 32
 MIN_SCALE = {"probability": 0.05, "logit": 0.25}
 """The smallest value the colours span: a map whose cells all move the genre less than 5 points stays faint."""
 MAX_ALPHA = 0.65
@@ -290,7 +293,8 @@ def overlay_png(
         poster.thumbnail((MAX_SIDE, MAX_SIDE), Image.Resampling.BILINEAR)
     if poster.width < MIN_WIDTH:
         enlarged = (MIN_WIDTH, max(1, round(poster.height * MIN_WIDTH / poster.width)))
-        poster = poster.resize(enlarged, Image.Resampling.NEAREST)
+        smooth = poster.width >= PIXELATED_BELOW
+        poster = poster.resize(enlarged, Image.Resampling.LANCZOS if smooth else Image.Resampling.NEAREST)
     width, height = poster.size
     span = max(float(np.abs(explanation.heatmap).max()), MIN_SCALE.get(explanation.space, 0.05))
     # Mode "F" keeps the sign and the fractions through the bilinear resize (cell centres on pixel centres).

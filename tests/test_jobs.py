@@ -113,9 +113,9 @@ def test_a_comparison_is_queued_run_and_answered(jobs_app, demo_catalog) -> None
     sheet = client.get(result["sheet_url"].removeprefix("http://localhost"))
     assert sheet.status_code == 200 and sheet.mimetype == "image/png"
     assert Image.open(io.BytesIO(sheet.data)).width >= 700
-    kept = client.get(f"/api/jobs/{job['job']}/posters/1.jpg")
-    assert kept.mimetype == "image/jpeg" and max(Image.open(io.BytesIO(kept.data)).size) <= 512
-    assert client.get(f"/api/jobs/{job['job']}/posters/3.jpg").status_code == 404  # a catalog movie's: /posters/
+    kept = client.get(f"/api/jobs/{job['job']}/posters/1.png")
+    assert kept.mimetype == "image/png" and max(Image.open(io.BytesIO(kept.data)).size) <= 512
+    assert client.get(f"/api/jobs/{job['job']}/posters/3.png").status_code == 404  # a catalog movie's: /posters/
     assert client.get(f"/api/jobs/{job['job']}/heatmap.png").status_code == 404
     assert counts(jobs_app) == (1, 3, 1, 0)  # a comparison logs no recommendation
     page = client.get(f"/jobs/{job['job']}").get_data(as_text=True)
@@ -263,7 +263,7 @@ def test_an_expired_job_answers_404_and_is_deleted(jobs_app, demo_catalog) -> No
     drain(jobs_app)
     with sqlite3.connect(jobs_app.config["DATABASE"]) as database:
         database.execute("UPDATE jobs SET finished = '2000-01-01T00:00:00.000Z'")  # finished long ago
-    for path in ("", "/sheet.png", "/posters/1.jpg"):
+    for path in ("", "/sheet.png", "/posters/1.png"):
         assert client.get(f"/api/jobs/{job['job']}{path}").status_code == 404
     assert client.get(f"/jobs/{job['job']}").status_code == 404
     gone = client.post("/api/explain", data={"job_poster": f"{job['job']}/1", "genre": "Drama"}, headers=HEADERS)
@@ -505,3 +505,31 @@ def test_the_pages_speak_the_designers_words_and_keep_their_choices(jobs_app, de
     assert 'aria-current="page">Compare' in compared_page and "(draft 1)" in compared_page
     assert re.search(r'<li data-position="\d">[^<]*<span class="draft-number">\(draft \d\)', compared_page)
     assert '<li data-position="1">#' not in compared_page
+
+
+def test_one_poster_gets_one_set_of_genres_on_every_page(jobs_app, demo_catalog) -> None:
+    """A comparison's worker read a 512-px JPEG of the upload, the results page the upload itself: the same file's
+    Thriller read 21 % on one and 23 % on the other."""
+    client = jobs_app.test_client()
+    large = io.BytesIO()
+    poster = Image.open(demo_catalog.poster_path(demo_catalog.movies[9])).convert("RGB")
+    poster.resize((900, 1350), Image.Resampling.LANCZOS).save(large, "JPEG", quality=92)
+    files = {"big": large.getvalue(), "plain": demo_catalog.poster_path(demo_catalog.movies[4]).read_bytes()}
+    shown = {
+        name: client.post("/api/recommend", data={"image": (io.BytesIO(data), f"{name}.jpg")}, headers=HEADERS)
+        for name, data in files.items()
+    }
+    drafts = [(io.BytesIO(data), f"{name}.jpg") for name, data in files.items()]
+    compared = job_of(client, client.post("/api/compare", data={"image": drafts}, headers=HEADERS))
+    heatmap = job_of(
+        client,
+        client.post(
+            "/api/explain", data={"image": (io.BytesIO(files["big"]), "big.jpg"), "genre": "Drama"}, headers=HEADERS
+        ),
+    )
+    assert drain(jobs_app) == 2
+    result = client.get(f"/api/jobs/{compared['job']}").get_json()["result"]
+    for draft, name in zip(result["posters"], files, strict=True):
+        assert draft["genres"] == pytest.approx(shown[name].get_json()["genres"], abs=1e-4), name
+    explained = client.get(f"/api/jobs/{heatmap['job']}").get_json()["result"]
+    assert explained["probability"] == pytest.approx(shown["big"].get_json()["genres"]["Drama"], abs=1e-4)
