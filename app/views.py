@@ -117,12 +117,12 @@ def feedback(recommendation_id: int) -> Response | tuple[str, int] | tuple[str, 
     try:
         reward = record_feedback(get_db(), recommendation_id, request.form.get("rating"), client_key(), limit)
     except FeedbackError as error:
-        flash(str(error), "error")
+        flash(f"{str(error)[:1].upper()}{str(error)[1:]}.", "error")  # the API's message, as a sentence
         if error.status == 404:
             return home_page(), 404
         headers = {} if error.retry_after is None else {"Retry-After": str(error.retry_after)}
         return results(recommendation_id), error.status, headers
-    flash(f"Thank you! You rated these recommendations {RATING_OF_REWARD[reward]}.", "notice")
+    flash(f"Thank you! You rated these suggestions {RATING_OF_REWARD[reward]}.", "notice")
     return redirect(url_for("main.results", recommendation_id=recommendation_id), 303)
 
 

@@ -130,10 +130,13 @@ def test_feedback_is_taken_once_and_teaches_the_bandit(client, app, demo_catalog
     response = client.post(f"/results/{recommendation_id}/feedback", data={"rating": "good"})
     assert response.status_code == 303 and response.headers["Location"] == f"/results/{recommendation_id}"
     page = client.get(f"/results/{recommendation_id}").get_data(as_text=True)
-    assert "you rated these recommendations good" in page.lower() and 'name="rating"' not in page
+    assert "you rated these suggestions good" in page.lower() and 'name="rating"' not in page
 
     again = client.post(f"/results/{recommendation_id}/feedback", data={"rating": "bad"})
-    assert again.status_code == 409 and "already been rated" in again.get_data(as_text=True)
+    assert (
+        again.status_code == 409
+        and f"Recommendation {recommendation_id} has already been rated; one vote each." in again.get_data(as_text=True)
+    )
     assert client.post(f"/results/{recommendation_id}/feedback", data={"rating": "meh"}).status_code == 400
     missing = client.post("/results/9999/feedback", data={"rating": "good"})
     assert missing.status_code == 404 and "no recommendation 9999" in missing.get_data(as_text=True)

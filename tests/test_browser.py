@@ -106,7 +106,7 @@ def test_upload_see_recommendations_and_plot_vote_and_see_the_bandit(browser, ba
 
     browser.find_element(By.CSS_SELECTOR, 'button[name="rating"][value="good"]').click()
     notice = wait_for(browser, ".notice")[0].text
-    assert "Thank you! You rated these recommendations good." in notice
+    assert "Thank you! You rated these suggestions good." in notice
     assert not browser.find_elements(By.CSS_SELECTOR, 'button[name="rating"]')  # one vote each
 
     browser.find_element(By.LINK_TEXT, "Bandit").click()

@@ -175,7 +175,7 @@ def test_a_second_vote_is_refused_politely(client, demo_catalog) -> None:
     results = response.headers["Location"]
     thanks = client.post(results + "/feedback", data={"rating": "okay"}, follow_redirects=True)
     page = thanks.get_data(as_text=True)
-    assert "Thank you! You rated these recommendations okay." in page and "Try another poster" in page
+    assert "Thank you! You rated these suggestions okay." in page and "Try another poster" in page
     again = client.post(results + "/feedback", data={"rating": "good"})
     assert again.status_code == 409 and "already been rated; one vote each" in again.get_data(as_text=True)
 
