@@ -34,7 +34,8 @@ correlate 0.91 with the ImageNet mean's; occluding anywhere shifts the genre les
 less of the map is the grey square's own effect), and the three strongest cells occluded together drop the genre 3.7
 times as much as three random cells (3.3 with the mean). A near tie: blurring keeps the colours, so a genre carried
 by colour alone shows less than with the mean fill."""
-DEFAULT_BATCHES = 2
+DEFAULT_BATCHES = 5
+"""Forward batches of a heatmap: each ends with a progress report (2 left the bar at about half for half the run)."""
 IMAGENET_RGB_MEAN = (124, 117, 104)
 """VGG-16's ImageNet mean colour, rounded: about zero once preprocessed (what the network sees as 'nothing')."""
 EPSILON = 1e-6

@@ -128,8 +128,8 @@ def test_the_batches_are_few_and_progress_reaches_the_total() -> None:
     calls: list[tuple[int, int]] = []
     explanation = occlusion_map(model, uniform_poster(255), "horror", grid=6, progress=lambda *done: calls.append(done))
     assert explanation.genre == "Horror" and explanation.passes == 37
-    assert model.batches == [18, 19] and sum(model.batches) == explanation.passes
-    assert calls == [(0, 37), (18, 37), (37, 37)]
+    assert model.batches == [7, 8, 7, 8, 7] and sum(model.batches) == explanation.passes  # DEFAULT_BATCHES
+    assert calls == [(0, 37), (7, 37), (15, 37), (22, 37), (30, 37), (37, 37)]  # the bar moves a fifth at a time
     occlusion_map(model, uniform_poster(255), "Horror", grid=6, batches=1)
     assert model.batches[-1] == 37
 
