@@ -16,7 +16,7 @@ from flask.json.provider import DefaultJSONProvider
 from app.dashboard import current_report
 from app.db import get_db
 from app.job_requests import compare_request, explain_request
-from app.job_store import Job, read_file, read_job, read_posters
+from app.job_store import Job, jobs_ahead, read_file, read_job, read_posters
 from app.jobs import current_job, job_settings, submit
 from app.limits import poster_work
 from app.poster_pipeline import (
@@ -180,6 +180,8 @@ def job_json(job: Job) -> dict[str, Any]:
         "progress": round(job.progress, 3),
         "params": job.params,
     }
+    if job.status == "queued":
+        answer["ahead"] = jobs_ahead(get_db(), job.id)
     if job.status == "done" and job.result is not None:
         answer["result"] = public_result(job)
     if job.status == "failed":

@@ -114,6 +114,16 @@ def read_job(database: Database, job_id: str, expire_seconds: float | None) -> J
     )
 
 
+def jobs_ahead(database: Database, job_id: str) -> int:
+    """How many jobs submitted before `job_id` are still queued or running: what a queued job waits for."""
+    row = database.execute(
+        "SELECT COUNT(*) FROM jobs WHERE status IN ('queued', 'running')"
+        " AND created < (SELECT created FROM jobs WHERE id = ?)",
+        (job_id,),
+    ).fetchone()
+    return int(row[0])
+
+
 def read_posters(database: Database, job_id: str) -> list[JobPoster]:
     rows = database.execute(
         "SELECT kind, label, imdb_id, image FROM job_posters WHERE job_id = ? ORDER BY position", (job_id,)

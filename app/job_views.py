@@ -87,6 +87,7 @@ def page(job_id: str) -> str:
     return render_template(
         "job.html",
         job=job,
+        ahead=answer.get("ahead", 0),
         result=answer.get("result"),
         genres=get_resources().model.genres,
         status_url=url_for("api.job", job_id=job.id),

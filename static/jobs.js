@@ -11,7 +11,8 @@
     const percent = Math.round(job.progress * 100);
     bar.value = percent;
     bar.textContent = percent + "%";
-    line.textContent = job.status === "queued" ? "Waiting for a worker…" : "Working… " + percent + "%";
+    const ahead = job.ahead ? " (" + job.ahead + (job.ahead === 1 ? " job" : " jobs") + " ahead of it)" : "";
+    line.textContent = job.status === "queued" ? "Waiting for a worker…" + ahead : "Working… " + percent + "%";
   }
   function poll() {
     fetch(url, { headers: { Accept: "application/json" }, cache: "no-store", credentials: "same-origin" })

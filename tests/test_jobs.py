@@ -533,3 +533,17 @@ def test_one_poster_gets_one_set_of_genres_on_every_page(jobs_app, demo_catalog)
         assert draft["genres"] == pytest.approx(shown[name].get_json()["genres"], abs=1e-4), name
     explained = client.get(f"/api/jobs/{heatmap['job']}").get_json()["result"]
     assert explained["probability"] == pytest.approx(shown["big"].get_json()["genres"]["Drama"], abs=1e-4)
+
+
+def test_a_queued_job_says_how_many_jobs_are_ahead_of_it(jobs_app, demo_catalog) -> None:
+    """A queued job showed "Waiting for a worker…" at 0 % with nothing to say how long."""
+    client = jobs_app.test_client()
+    sample = demo_catalog.movies[2].imdb_id
+    jobs = [
+        job_of(client, client.post("/api/explain", data={"sample": sample, "genre": genre}, headers=HEADERS))
+        for genre in ("Drama", "Horror", "Comedy")
+    ]
+    assert [job["ahead"] for job in jobs] == [0, 1, 2]
+    assert "(2 jobs ahead of it)" in client.get(f"/jobs/{jobs[2]['job']}").get_data(as_text=True)
+    assert drain(jobs_app) == 3
+    assert "ahead" not in client.get(f"/api/jobs/{jobs[2]['job']}").get_json()  # done: nothing ahead to say
