@@ -15,6 +15,7 @@ import numpy as np
 from tqdm import tqdm
 
 from catalog import Catalog
+from model.artifacts import is_same_weights, weights_stamp
 from model.images import load_posters, preprocess
 from model.presets import Preset
 
@@ -92,10 +93,7 @@ class WorkDirectory:
             history.write_text("\n".join(rows[: completed + 1]) + "\n")
         try:
             record = json.loads(self.best_record.read_text())
-            status = self.best_weights.stat()
-            if (record["size"], record["mtime_ns"]) == (status.st_size, status.st_mtime_ns) and record[
-                "epoch"
-            ] < completed:
+            if record["epoch"] < completed and is_same_weights(self.best_weights, record["weights"]):
                 return Resumed(completed, float(record["value"]), int(record["epoch"]))
         except (OSError, ValueError, KeyError, TypeError):
             pass
@@ -202,8 +200,8 @@ def posters_digest(catalog: Catalog, ids: list[str]) -> str:
 
 class BestEpochRecord(keras.callbacks.Callback):
     """After a ModelCheckpoint that saves the best epoch only: each time it has saved one, records that epoch, its
-    value and the weights file's size and time in `record` (written to a new file, then renamed), so that a resumed
-    run knows what the saved weights are (WorkDirectory.resumed)."""
+    value and the weights file's stamp (model.artifacts.weights_stamp) in `record` (written to a new file, then
+    renamed), so that a resumed run knows what the saved weights are (WorkDirectory.resumed)."""
 
     def __init__(self, checkpoint: keras.callbacks.ModelCheckpoint, record: Path, weights: Path):
         super().__init__()
@@ -214,13 +212,7 @@ class BestEpochRecord(keras.callbacks.Callback):
         if self.checkpoint.best == self.recorded or not self.weights.exists():
             return
         self.recorded = self.checkpoint.best
-        status = self.weights.stat()
-        described = {
-            "epoch": epoch,
-            "value": float(self.recorded),
-            "size": status.st_size,
-            "mtime_ns": status.st_mtime_ns,
-        }
+        described = {"epoch": epoch, "value": float(self.recorded), "weights": weights_stamp(self.weights)}
         written = self.record.with_name(f".{self.record.name}.tmp")
         written.write_text(json.dumps(described) + "\n")
         written.replace(self.record)
