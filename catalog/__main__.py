@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from catalog import GENRES, CatalogError, read_catalog
+from catalog import GENRES, Catalog, CatalogError, read_catalog
 
 
 @click.group()
@@ -20,6 +20,11 @@ def cli() -> None:
 def check(directory: Path) -> None:
     """Validate a catalog's rows and that its posters exist, and summarise it (`posterbench check` also decodes
     every poster, with the model's reader)."""
+    read_and_summarise(directory)
+
+
+def read_and_summarise(directory: Path) -> Catalog:
+    """The catalog in `directory`, its summary printed (ClickException listing its problems if it is invalid)."""
     try:
         catalog = read_catalog(directory)
     except CatalogError as error:
@@ -27,6 +32,7 @@ def check(directory: Path) -> None:
     counts = Counter(genre for movie in catalog for genre in movie.genres if genre in GENRES)
     click.echo(f"{directory}: {len(catalog)} movies, all posters present")
     click.echo("  " + ", ".join(f"{genre} {counts[genre]}" for genre in GENRES))
+    return catalog
 
 
 @cli.command()

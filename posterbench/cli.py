@@ -75,15 +75,13 @@ main.add_command(catalog_cli.commands["demo"], "demo-catalog")
 
 @main.command("check")
 @click.argument("directory", type=click.Path(path_type=Path))
-@click.pass_context
-def check(ctx: click.Context, directory: Path) -> None:
+def check(directory: Path) -> None:
     """Validate a catalog, decode every poster as training, indexing and the app read them, and summarise it."""
-    from catalog import read_catalog
+    from catalog.__main__ import read_and_summarise
     from model.images import DamagedPostersError, check_posters
 
-    ctx.invoke(catalog_cli.commands["check"], directory=directory)
     try:
-        check_posters(read_catalog(directory))
+        check_posters(read_and_summarise(directory))
     except DamagedPostersError as error:
         raise click.ClickException(str(error)) from error
     click.echo("  every poster decodes")
