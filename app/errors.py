@@ -27,6 +27,11 @@ class RequestError(Exception):
         self.retry_after = retry_after  # seconds, sent as Retry-After when set
 
 
+def as_sentence(message: str) -> str:
+    """An error's message, which the API gives as it is, begun with a capital for a page."""
+    return message[:1].upper() + message[1:]
+
+
 def wants_json() -> bool:
     return request.path.startswith("/api/") or request.accept_mimetypes.best == "application/json"
 

@@ -59,6 +59,19 @@ def sent_files(files: MultiDict[str, FileStorage], name: str) -> list[tuple[str 
     return [(filename, data) for filename, data in sent if filename or data]
 
 
+class DraftCountError(QueryError):
+    """A comparison of fewer than MIN_DRAFTS or more than MAX_DRAFTS posters; `count` is how many were sent (the
+    page says it in its own words)."""
+
+    def __init__(self, count: int) -> None:
+        super().__init__(
+            f"send {MIN_DRAFTS} to {MAX_DRAFTS} posters to compare (files 'image', catalog ids 'sample', IMDb links "
+            f"'imdb_url'); this request sent {count}",
+            400,
+        )
+        self.count = count
+
+
 def compare_request(
     resources: Resources, form: MultiDict[str, str], files: MultiDict[str, FileStorage], config: Mapping[str, Any]
 ) -> tuple[list[JobPoster], dict[str, Any]]:
@@ -72,11 +85,7 @@ def compare_request(
     links = [value.strip() for value in form.getlist("imdb_url") if value.strip()]
     count = len(uploads) + len(samples) + len(links)
     if not MIN_DRAFTS <= count <= MAX_DRAFTS:
-        raise QueryError(
-            f"send {MIN_DRAFTS} to {MAX_DRAFTS} posters to compare (files 'image', catalog ids 'sample', IMDb links "
-            f"'imdb_url'); this request sent {count}",
-            400,
-        )
+        raise DraftCountError(count)
     targets = genre_names(resources, [value for value in form.getlist("target") if value.strip()], "genre")
     posters = []
     for filename, data in uploads:

@@ -10,8 +10,8 @@ from werkzeug.datastructures import MultiDict
 
 from app import MEGABYTE
 from app.api import job_json
-from app.errors import RequestError
-from app.job_requests import MAX_DRAFTS, MIN_DRAFTS, compare_request, explain_request
+from app.errors import RequestError, as_sentence
+from app.job_requests import MAX_DRAFTS, MIN_DRAFTS, DraftCountError, compare_request, explain_request
 from app.jobs import current_job, submit
 from app.resources import get_resources
 from app.security import client_key
@@ -51,21 +51,19 @@ def compare_submit() -> Response | tuple[str, int]:
         if line.strip():
             form.add("imdb_url", line.strip())
     chosen = [imdb_id for imdb_id in request.form.getlist("sample") if imdb_id.strip()]
-    files = [upload for upload in request.files.getlist("image") if upload.filename]
-    again = " Choose your files again: a browser does not keep them." if files else ""
-    count = len(files) + len(chosen) + len(form.getlist("imdb_url"))
-    if not MIN_DRAFTS <= count <= MAX_DRAFTS:  # said in the page's words, not the API's field names
-        flash(
-            f"Choose {MIN_DRAFTS} to {MAX_DRAFTS} posters to compare (files, catalog posters or IMDb links); you chose "
-            f"{count}.{again}",
-            "error",
-        )
-        return compare_form(links, request.form.getlist("target"), chosen), 400
+    again = " Choose your files again: a browser does not keep them." if any(request.files.getlist("image")) else ""
     try:
         posters, params = compare_request(get_resources(), form, request.files, current_app.config)
         job_id = submit("compare", params, posters, client_key())
+    except DraftCountError as error:  # said in the page's words, not the API's field names
+        flash(
+            f"Choose {MIN_DRAFTS} to {MAX_DRAFTS} posters to compare (files, catalog posters or IMDb links); you chose "
+            f"{error.count}.{again}",
+            "error",
+        )
+        return compare_form(links, request.form.getlist("target"), chosen), error.status
     except RequestError as error:  # QueryError, ImdbError, a client's limit
-        flash(f"{str(error)[:1].upper()}{str(error)[1:]}{again}", "error")
+        flash(as_sentence(str(error)) + again, "error")
         return compare_form(links, request.form.getlist("target"), chosen), error.status
     return redirect(url_for("jobs.page", job_id=job_id), 303)
 

@@ -22,7 +22,7 @@ from PIL import Image
 
 from app import MEGABYTE
 from app.db import Row, get_db
-from app.errors import RequestError
+from app.errors import RequestError, as_sentence
 from app.limits import poster_work
 from app.plots import THUMBNAIL_PIXELS, ScatterPoint, scatter_svg
 from app.poster_pipeline import QueryError, imdb_query, recommend_for, sample_query, upload_query
@@ -117,7 +117,7 @@ def feedback(recommendation_id: int) -> Response | tuple[str, int] | tuple[str, 
     try:
         reward = record_feedback(get_db(), recommendation_id, request.form.get("rating"), client_key(), limit)
     except FeedbackError as error:
-        flash(f"{str(error)[:1].upper()}{str(error)[1:]}.", "error")  # the API's message, as a sentence
+        flash(as_sentence(str(error)) + ".", "error")
         if error.status == 404:
             return home_page(), 404
         headers = {} if error.retry_after is None else {"Retry-After": str(error.retry_after)}
