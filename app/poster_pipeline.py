@@ -42,7 +42,7 @@ class QueryError(RequestError):
 YEAR_DECADE_MASS = 0.9
 """The shown year stays within the most probable decades that together hold this much of the decade probability."""
 TEXT_FIELDS = ("sample", "imdb_url", "recommendation", "job_poster", "target", "genre", "grid")
-"""The form fields the poster routes read as text: one sent as a file part is refused (form_field)."""
+"""The form fields the poster routes read as text: one sent as a file part is refused (refuse_text_sent_as_files)."""
 
 
 def refuse_text_sent_as_files(files: Mapping[str, object]) -> None:

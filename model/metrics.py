@@ -192,11 +192,9 @@ def era_report(
         "decade_accuracy": mean_or_nan(predicted_decades == true_decades),
         "decade_majority": float(decade_counts.max() / len(true_decades)) if len(true_decades) else float("nan"),
         "year_mae": mean_or_nan(np.abs(years[known_year] - expected_years[known_year])),
-        "year_mae_median_baseline": mean_or_nan(np.abs(years[known_year] - np.median(years[known_year])))
-        if known_year.any()
-        else float("nan"),
+        "year_mae_median_baseline": median_baseline_error(years[known_year]),
         "rating_mae": mean_or_nan(np.abs(rating_errors)),
-        "rating_mae_median_baseline": mean_or_nan(np.abs(known - np.median(known))) if len(known) else float("nan"),
+        "rating_mae_median_baseline": median_baseline_error(known),
         "rating_spearman": float(spearmanr(known, expected_ratings[known_rating]).statistic)
         if len(known) > 1
         else float("nan"),
@@ -210,6 +208,11 @@ def era_report(
 def mean_or_nan(values: np.ndarray) -> float:
     """The mean, or NaN for no values (a figure of movies none of which has a year, or a rating)."""
     return float(np.mean(values)) if np.size(values) else float("nan")
+
+
+def median_baseline_error(values: np.ndarray) -> float:
+    """The mean absolute error of always answering the values' median, or NaN for no values."""
+    return mean_or_nan(np.abs(values - np.median(values))) if np.size(values) else float("nan")
 
 
 def format_era(era: dict, calibration: dict) -> str:
