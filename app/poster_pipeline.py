@@ -29,8 +29,8 @@ from recommend import candidate_decades, decade_mask, recommend
 THUMBNAIL_SIZE = (182, 268)
 THUMBNAIL_QUALITY = 95
 """The kept thumbnail's JPEG quality, its colours at full resolution: a heatmap of a recommendation's upload reads the
-thumbnail, and at 95 its genres stay within 1.2 points of the results page's on 60 real posters (at 85 with halved
-colour resolution, 2.5; 27 KB a thumbnail against 15)."""
+thumbnail, whose genres then stay closer to the results page's than at 85 with halved colour resolution, at about
+twice the bytes (`posterbench bench kept_images`, bench/README.md)."""
 UPLOAD_FORMATS = ("JPEG", "PNG", "WEBP", "GIF")
 SHOWN_NAME_LENGTH = 60
 
@@ -207,13 +207,14 @@ def shrunk_size(size: tuple[int, int], box: tuple[int, int]) -> tuple[int, int]:
     return new_width, max(1, min(new_height, new_width * height // width))
 
 
-def thumbnail(image: Image.Image) -> bytes:
+def thumbnail(image: Image.Image, quality: int = THUMBNAIL_QUALITY, full_colour: bool = True) -> bytes:
     """A small JPEG of a decoded RGB poster (never enlarged), kept with the recommendation to show it again; resized
-    straight from `image`, which is left as it is, without a copy of it."""
+    straight from `image`, which is left as it is, without a copy of it. `full_colour`: no halved colour resolution
+    (JPEG's 4:2:0 subsampling)."""
     size = shrunk_size(image.size, THUMBNAIL_SIZE)
     small = image if size == image.size else image.resize(size, Image.Resampling.LANCZOS, reducing_gap=2.0)
     buffer = io.BytesIO()
-    small.save(buffer, "JPEG", quality=THUMBNAIL_QUALITY, subsampling=0)
+    small.save(buffer, "JPEG", quality=quality, subsampling=0 if full_colour else 2)
     return buffer.getvalue()
 
 
@@ -262,7 +263,7 @@ def imdb_poster(
 def job_image(resources: Resources, data: bytes, what: str, status: int) -> bytes:
     """`data` decoded exactly as image_query decodes a poster for the network (refused with `status`), kept as a PNG:
     the worker reads back the very pixels the web request's network saw, so a draft's genres on a comparison or a
-    heatmap are those of /recommend for the same file (a JPEG of it at 512 px moved them by up to 3 points)."""
+    heatmap are those of /recommend for the same file (`posterbench bench kept_images` checks it)."""
     image = decode_query_image(data, resources.model.input_size, what, status)
     size = shrunk_size(image.size, (JOB_IMAGE_SIDE, JOB_IMAGE_SIDE))
     image = image if size == image.size else image.resize(size, Image.Resampling.LANCZOS)

@@ -494,3 +494,14 @@ def test_jobs_benchmark_times_both_jobs_and_the_uploads_beside_them(
     assert load["without jobs"]["failed"] == load["with jobs"]["failed"] == 0 and load["p95_ratio"] > 0
     assert load["jobs_during_load"] >= 1 and last["yardstick_ms"]["before"] > 0
     assert "p95 with jobs / without" in output
+
+
+def test_kept_images_compares_each_kept_image_with_the_upload(demo_catalog_dir, onnx_model_dir) -> None:
+    output = run_script(
+        "bench/kept_images.py", "--model", str(onnx_model_dir), "--catalog", str(demo_catalog_dir), "--posters", "4"
+    )
+    last = json.loads(output.strip().splitlines()[-1])
+    assert len(last) == 3 and last["job poster (PNG)"]["max_points"] == 0  # the very pixels the network read
+    for figures in last.values():
+        assert 0 <= figures["median_points"] <= figures["max_points"] and figures["mean_kb"] > 0
+    assert "4 posters of" in output and "genres within" in output
