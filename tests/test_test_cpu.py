@@ -1,5 +1,5 @@
 """tools/test_cpu.py, the plugin that says where the suite's CPU goes: run on a small generated suite, in one process
-and spread over two by pytest-xdist, it counts the CPU each file's tests spent, busiest first."""
+and spread over two by pytest-xdist, it counts the CPU each file's tests spent, and each test's, busiest first."""
 
 from __future__ import annotations
 
@@ -40,8 +40,11 @@ def test_the_summary_counts_each_files_cpu_busiest_first(
     pytester.makepyfile(test_busy=BUSY, test_idle=IDLE)
     result = pytester.runpytest_subprocess("-p", "tools.test_cpu", "-p", "no:cacheprovider", *processes)
     result.assert_outcomes(passed=2)
-    summary = result.stdout.str().split("CPU seconds by test file")[1]
-    rows = re.findall(r"^\s*([\d.]+)  (\S+)$", summary, re.MULTILINE)
+    by_file, by_test = result.stdout.str().split("CPU seconds by test file")[1].split("CPU seconds by test (")
+    rows = re.findall(r"^\s*([\d.]+)  (\S+)$", by_file, re.MULTILINE)
     assert [file for _, file in rows] == ["test_busy.py", "test_idle.py"]
     assert float(rows[0][0]) >= 0.35 and float(rows[1][0]) < 0.2
-    assert re.search(r"^\s*[\d.]+  all 2 files$", summary, re.MULTILINE)
+    assert re.search(r"^\s*[\d.]+  all 2 files$", by_file, re.MULTILINE)
+    tests = re.findall(r"^\s*([\d.]+)  (\S+)$", by_test, re.MULTILINE)
+    assert [test for _, test in tests] == ["test_busy.py::test_busy", "test_idle.py::test_idle"]
+    assert float(tests[0][0]) >= 0.35 and float(tests[1][0]) < 0.2

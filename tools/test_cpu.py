@@ -1,5 +1,6 @@
 """A pytest plugin that counts the CPU seconds each test file takes (its tests' setup, call and teardown, in the
-test process and the children it has waited for) and prints them, largest first, at the end of the run. Each phase's
+test process and the children it has waited for) and prints them, largest first, at the end of the run, then the
+busiest tests. Each phase's
 count rides on its test's report as a user property, which pytest-xdist carries from the workers to the controller,
 where they are added up. Where the suite's time goes (bench/README.md, "Test suite time"):
 
@@ -18,7 +19,9 @@ import pytest
 
 PROPERTY = "cpu_seconds"
 SHOWN_FILES = 15
+SHOWN_TESTS = 30
 totals: Counter = Counter()  # the CPU seconds by test file, in the process that prints the summary
+test_totals: Counter = Counter()  # the same by test
 
 
 def cpu_seconds() -> float:
@@ -51,7 +54,9 @@ def pytest_runtest_teardown(item: pytest.Item) -> Iterator[None]:
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
     """The teardown report carries all three phases' counts (the workers' reports reach the controller here too)."""
     if report.when == "teardown":
-        totals[report.nodeid.split("::")[0]] += sum(value for name, value in report.user_properties if name == PROPERTY)
+        seconds = sum(value for name, value in report.user_properties if name == PROPERTY)
+        totals[report.nodeid.split("::")[0]] += seconds
+        test_totals[report.nodeid] += seconds
 
 
 def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:
@@ -61,3 +66,6 @@ def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:
     terminalreporter.write_line(f"{sum(totals.values()):8.1f}  all {len(totals)} files")
     for file, seconds in totals.most_common(SHOWN_FILES):
         terminalreporter.write_line(f"{seconds:8.1f}  {file}")
+    terminalreporter.section("CPU seconds by test (setup and teardown included)")
+    for nodeid, seconds in test_totals.most_common(SHOWN_TESTS):
+        terminalreporter.write_line(f"{seconds:8.1f}  {nodeid}")
