@@ -376,6 +376,36 @@ def test_non_posters_are_flagged_and_demo_posters_are_not(demo_catalog_dir, trai
     assert "(detection)" in output and "(false alarms)" in output
 
 
+def test_genre_noise_measures_how_far_the_served_figures_move_by_chance(demo_catalog_dir, trained, index_dir) -> None:
+    output = run_script(
+        "bench/genre_noise.py",
+        *("--catalog", str(demo_catalog_dir), "--model", str(trained[1]), "--index", str(index_dir)),
+        *("--draws", "200", "--tunings", "5", "--micro-f1-target", "0.99"),
+    )
+    last = json.loads(output.strip().splitlines()[-1])
+    evaluated = json.loads((trained[1] / "report.json").read_text())["test"]
+    assert last["n_test"] == len(trained[0].split.test) and last["n_validation"] == len(trained[0].split.validation)
+    assert last["served"]["macro_auc"] == pytest.approx(evaluated["macro_roc_auc"], abs=0.02)
+    for name, figures in last["test_posters_drawn_again"].items():
+        assert figures["sd"] > 0 and figures["p5"] <= last["served"][name] <= figures["p95"], (name, figures)
+    gap = last["micro_f1_gap"]
+    assert gap["gap"] == pytest.approx(0.99 - last["served"]["micro_f1"], abs=1e-4) and gap["in_sds"] > 0
+    assert "micro-F1 target 0.99: short by" in output
+
+
+def test_genre_noise_counts_f1_as_scikit_learn_does() -> None:
+    from sklearn.metrics import f1_score
+
+    from bench.genre_noise import f1_scores
+
+    rng = np.random.default_rng(3)
+    truth, decisions = rng.random((300, 6)) < 0.3, rng.random((300, 6)) < 0.4
+    truth[:, 5] = decisions[:, 5] = False  # a genre nobody has and nobody is given: F1 0, as zero_division=0 says
+    micro, macro = f1_scores(truth, decisions)
+    assert micro == pytest.approx(f1_score(truth, decisions, average="micro", zero_division=0))
+    assert macro == pytest.approx(f1_score(truth, decisions, average="macro", zero_division=0))
+
+
 def test_genre_ablation_scores_every_way_with_validation_tuned_thresholds(demo_catalog_dir, trained, index_dir) -> None:
     output = run_script(
         "bench/genre_ablation.py",
