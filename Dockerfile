@@ -3,19 +3,18 @@
 #
 # Build:
 #   docker build -t posterbench .
-# Run (a catalog, the `make train index clems` outputs under /srv/runs/<catalog>-<hash>/, and a database dir), its
+# Run (a catalog, the `make train onnx index` outputs under /srv/runs/<catalog>-<hash>/, and a database dir), its
 # port published on the host's loopback only, for the one reverse proxy in front of it (see TRUSTED_PROXIES below):
 #   docker run -d -p 127.0.0.1:8000:8000 \
 #     -v /srv/catalog:/data/catalog:ro -v /srv/runs:/data/runs:ro -v posterbench-db:/data/db \
 #     -e POSTERBENCH_SECRET_KEY="$(cat secret_key)" \
 #     -e POSTERBENCH_MODEL=/data/runs/<catalog>-<hash>/model-default \
 #     -e POSTERBENCH_INDEX=/data/runs/<catalog>-<hash>/index-default \
-#     -e POSTERBENCH_CLEMS=/data/runs/<catalog>-<hash>/clems-hamming-default \
 #     posterbench
 # gunicorn's master also starts the job worker (app/gunicorn_conf.py); GUNICORN_JOB_WORKER=no leaves it to other
 # containers of this image run with the command `posterbench worker --restart`.
 # Required at run time: POSTERBENCH_SECRET_KEY (never put in the image), POSTERBENCH_MODEL, POSTERBENCH_INDEX.
-# Optional: POSTERBENCH_CLEMS, any other POSTERBENCH_<SETTING> of app/__init__.py (e.g. POSTERBENCH_API_TOKEN),
+# Optional: POSTERBENCH_CLEMS (CLEMS's genres, `make clems`; the model's scored better), any other POSTERBENCH_<SETTING> of app/__init__.py (e.g. POSTERBENCH_API_TOKEN),
 # and GUNICORN_BIND / GUNICORN_WORKERS / GUNICORN_THREADS / GUNICORN_TIMEOUT / ... of app/gunicorn_conf.py.
 # A host directory mounted on /data/db must be writable by uid 10001.
 

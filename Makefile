@@ -213,10 +213,11 @@ PYTEST_WORKERS ?= 3
 test: $(VENV)/.installed
 	$(BIN)/python -m pytest --numprocesses $(PYTEST_WORKERS)
 
-# The database tests on Debian's PostgreSQL server, which .ci/postgres installs and starts (needs root); `make test`
-# skips them when POSTERBENCH_TEST_DATABASE_URL is not set, except in CI.
+# The whole suite with Debian's PostgreSQL server, which .ci/postgres installs and starts (needs root): `make test`
+# skips the PostgreSQL cases (tests/test_postgres.py, the [postgresql] ones of the migrations, votes, jobs and the
+# load benchmark) when POSTERBENCH_TEST_DATABASE_URL is not set, except in CI.
 test-postgres: $(VENV)/.installed
-	eval "$$(.ci/postgres)" && $(BIN)/python -m pytest tests/test_postgres.py tests/test_migrations.py tests/test_feedback.py
+	eval "$$(.ci/postgres)" && $(BIN)/python -m pytest --numprocesses $(PYTEST_WORKERS)
 
 lint: lint-docker
 	$(BIN)/ruff check .

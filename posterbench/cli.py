@@ -87,7 +87,7 @@ def check(directory: Path) -> None:
     click.echo("  every poster decodes")
 
 
-for _name in ("train", "evaluate", "tune-thresholds", "index", "export-onnx"):
+for _name in ("train", "evaluate", "tune-thresholds", "export-onnx", "index"):
     main.add_command(model_cli.commands[_name], _name)
 main.add_command(embedding_cli, "embed")
 
