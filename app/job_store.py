@@ -208,10 +208,12 @@ def fail(database: Database, job_id: str, attempt: int, message: str) -> bool:
 
 
 def give_back(database: Database, job_id: str, attempt: int) -> bool:
-    """A run interrupted by its worker's shutdown: the job is queued again, and the run does not count."""
+    """A run interrupted by its worker's shutdown: the job is queued again, from the start, and the run does not
+    count."""
     return (
         database.execute(
-            f"UPDATE jobs SET status = 'queued', attempts = attempts - 1, heartbeat = NULL WHERE {RUN_OF}",
+            "UPDATE jobs SET status = 'queued', attempts = attempts - 1, heartbeat = NULL, progress = 0"
+            f" WHERE {RUN_OF}",
             (job_id, attempt),
         ).rowcount
         == 1
@@ -243,6 +245,15 @@ def recover_stale(
             if database.execute(sql, (WORKER_STOPPED, stale_id, runs, stale_seconds)).rowcount == 1:
                 failed.append(stale_id)
     return again, failed
+
+
+def queued_jobs(database: Database, submitted_seconds_ago: float) -> list[str]:
+    """The ids of the jobs queued (waiting for a worker) that were submitted at least `submitted_seconds_ago`."""
+    rows = database.execute(
+        f"SELECT id FROM jobs WHERE status = 'queued' AND created < {database.dialect.seconds_ago} ORDER BY created",
+        (submitted_seconds_ago,),
+    )
+    return [row["id"] for row in rows]
 
 
 def delete_expired(database: Database, expire_seconds: float) -> int:

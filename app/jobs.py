@@ -17,6 +17,11 @@ runs in a job worker (`posterbench worker`), not in gunicorn's workers.
   the current attempt may write the job.
 - **Results expire** JOB_EXPIRE_SECONDS after the job finished (or, for a job no worker ever took, after it was
   submitted): they then answer 404, and the worker (or the next submission) deletes them.
+- **The database is the truth, the queue a wake-up call.** A job can be `queued` with no message in the broker: the
+  broker restarted empty (Redis without persistence) or could not be reached when the job was queued again. Every
+  sweep puts such a job's id in the queue again, once it is JOB_STALE_SECONDS old; a duplicate message is harmless
+  (only one run can claim a queued job). So a broker that is down while a job is queued again delays the job, and
+  the request that found it stale still answers.
 
 The web side creates jobs (app.job_requests) and reads them (app.api, app.job_views); the worker runs them
 (app.job_work) through `run_job` here."""
@@ -48,6 +53,7 @@ from app.job_store import (
     fail,
     finish,
     give_back,
+    queued_jobs,
     read_job,
     read_posters,
     recover_stale,
@@ -206,7 +212,29 @@ class JobQueue:
         self.task = self.huey.task(name="run_job")(task)
 
     def enqueue(self, job_id: str) -> None:
-        self.task(job_id)
+        """Put `job_id` in the queue; tried twice, as a broker's connection that broke since its last use (a
+        PostgreSQL server restarted) fails once before the library opens a new one."""
+        try:
+            self.task(job_id)
+        except Exception as error:  # Redis's, psycopg's or sqlite3's own error: each library has its own
+            logger.warning(
+                "the job queue at %s refused job %s (%s); trying once more", redacted(self.url), job_id, error
+            )
+            self.task(job_id)
+
+    def enqueue_or_leave(self, job_id: str) -> bool:
+        """Put a job that is already `queued` in the database in the queue; when the broker cannot be reached, leave
+        it to the sweep (see sweep) and return False."""
+        try:
+            self.enqueue(job_id)
+            return True
+        except Exception:
+            logger.exception("job %s stays queued: the job queue at %s cannot be reached", job_id, redacted(self.url))
+            return False
+
+    def waiting_ids(self) -> set[str]:
+        """The job ids whose messages are in the broker, waiting for a worker."""
+        return {str(task.args[0]) for task in self.huey.pending() if task.args}
 
     def drain(self) -> int:
         """Run every job waiting in the queue, here and now, as a worker would (tests); returns how many."""
@@ -246,7 +274,7 @@ def current_job(job_id: str) -> Job | None:
         return None
     again, _ = recover_stale(database, settings["JOB_STALE_SECONDS"], int(settings["JOB_ATTEMPTS"]), job_id=job_id)
     for stale_id in again:
-        get_queue().enqueue(stale_id)
+        get_queue().enqueue_or_leave(stale_id)
     return read_job(database, job_id, settings["JOB_EXPIRE_SECONDS"])
 
 
@@ -340,21 +368,39 @@ def heartbeats(target: str, interval: float, stop: threading.Event) -> None:
 
 
 def sweep(app: Flask) -> None:
-    """Queue again or fail the jobs whose worker stopped, and delete the expired ones."""
+    """Queue again or fail the jobs whose worker stopped, delete the expired ones, and put in the queue again the
+    queued jobs whose message the broker does not hold (lost, or never sent: see the module's docstring)."""
     settings = job_settings(app.config)
     with closing(open_database(configured_target(app.config))) as database:
         again, failed = recover_stale(database, settings["JOB_STALE_SECONDS"], int(settings["JOB_ATTEMPTS"]))
         deleted = delete_expired(database, settings["JOB_EXPIRE_SECONDS"])
-    queue: JobQueue = app.extensions[EXTENSION]
-    for job_id in again:
-        queue.enqueue(job_id)
-    if again or failed or deleted:
+        queue: JobQueue = app.extensions[EXTENSION]
+        for job_id in again:
+            queue.enqueue_or_leave(job_id)
+        lost = requeue_lost(database, queue, settings["JOB_STALE_SECONDS"])
+    if again or failed or deleted or lost:
         logger.info(
-            "jobs whose worker stopped: %d queued again, %d failed; %d expired jobs deleted",
+            "jobs whose worker stopped: %d queued again, %d failed; %d expired jobs deleted; %d queued jobs whose "
+            "message the queue had lost sent again",
             len(again),
             len(failed),
             deleted,
+            lost,
         )
+
+
+def requeue_lost(database: Database, queue: JobQueue, older_than_seconds: float) -> int:
+    """Put in the queue again each job queued in the database at least `older_than_seconds` ago whose id the broker
+    does not hold; returns how many. A worker between taking a message and claiming its job may get a second one,
+    which it drops."""
+    queued = queued_jobs(database, older_than_seconds)
+    if not queued:
+        return 0
+    waiting = queue.waiting_ids()
+    lost = [job_id for job_id in queued if job_id not in waiting]
+    for job_id in lost:
+        queue.enqueue(job_id)
+    return len(lost)
 
 
 def sweeper(app: Flask, interval: float, stop: threading.Event) -> None:
@@ -375,8 +421,7 @@ def give_back_interrupted(app: Flask) -> int:
     queue: JobQueue = app.extensions[EXTENSION]
     with closing(open_database(configured_target(app.config))) as database:
         for job_id, attempt in jobs.items():
-            if give_back(database, job_id, attempt):
-                queue.enqueue(job_id)
+            if give_back(database, job_id, attempt) and queue.enqueue_or_leave(job_id):
                 logger.info("job %s given back to the queue", job_id)
     return len(jobs)
 

@@ -18,6 +18,7 @@ import sqlite3
 import subprocess
 import time
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -25,8 +26,8 @@ import pytest
 from PIL import Image
 
 from app import create_app
-from app.job_store import WORKER_STOPPED, beat, claim, finish, recover_stale
-from app.jobs import EXTENSION
+from app.job_store import WORKER_STOPPED, beat, claim, finish, give_back, read_job, recover_stale
+from app.jobs import EXTENSION, sweep
 from tools.serving import start_job_worker, wait_until_gone, wait_until_ready
 
 HEADERS = {"X-Requested-With": "pytest"}
@@ -309,6 +310,98 @@ def test_a_job_whose_worker_stopped_is_run_again_once_then_failed(jobs_app, demo
     assert counts(jobs_app)[2] == 0
 
 
+def submitted_seconds_ago(app, job_id: str, seconds: float) -> None:
+    """Move the job's submission `seconds` into the past (the sweep sends again only jobs queued for a while), in
+    the app's database, SQLite or PostgreSQL."""
+    from app.db import get_db
+
+    when = datetime.now(UTC) - timedelta(seconds=seconds)
+    stamp = when.strftime("%Y-%m-%dT%H:%M:%S.") + f"{when.microsecond // 1000:03d}Z"  # as SQLite's, PostgreSQL reads it
+    with app.app_context():
+        get_db().execute("UPDATE jobs SET created = ? WHERE id = ?", (stamp, job_id))
+
+
+def test_a_queued_job_whose_message_the_queue_lost_is_sent_again_by_the_sweep(jobs_app, demo_catalog) -> None:
+    """A broker that restarts empty (Redis without persistence) loses the waiting jobs' messages; the database still
+    has them queued, and the workers' sweep sends each again, once it has waited JOB_STALE_SECONDS, and only once."""
+    client = jobs_app.test_client()
+    queue = jobs_app.extensions[EXTENSION]
+    lost = job_of(client, compare(client, demo_catalog))["job"]
+    queue.huey.flush()
+    sweep(jobs_app)  # just submitted: its message may still be on its way
+    assert drain(jobs_app) == 0
+    submitted_seconds_ago(jobs_app, lost, 5)
+    waiting = job_of(client, compare(client, demo_catalog))["job"]  # its message is in the queue
+    submitted_seconds_ago(jobs_app, waiting, 5)
+    sweep(jobs_app)
+    assert sorted(queue.waiting_ids()) == sorted([lost, waiting]) and queue.huey.pending_count() == 2
+    sweep(jobs_app)  # both messages are there now: nothing is sent twice
+    assert queue.huey.pending_count() == 2
+    assert drain(jobs_app) == 2
+    for job_id in (lost, waiting):
+        assert client.get(f"/api/jobs/{job_id}").get_json()["status"] == "done"
+
+
+def test_a_stale_job_read_while_the_queue_is_down_answers_and_runs_once_it_is_back(
+    jobs_app, demo_catalog, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Reading a job whose worker died queues it again; when the broker cannot take its message then, the reader
+    still gets the job's state (not a 500) and the job is not stranded: the sweep sends it once the broker is back."""
+    client = jobs_app.test_client()
+    queue = jobs_app.extensions[EXTENSION]
+    job_id = job_of(client, compare(client, demo_catalog))["job"]
+    queue.huey.flush()  # the dead worker had taken the job's message
+    run_stops_mid_job(jobs_app, job_id)
+
+    def broker_down(*args: object) -> None:
+        raise ConnectionError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(queue, "task", broker_down)
+        answer = client.get(f"/api/jobs/{job_id}")
+    assert answer.status_code == 200 and answer.get_json()["status"] == "queued", answer.get_data(as_text=True)
+    assert queue.huey.pending_count() == 0
+    submitted_seconds_ago(jobs_app, job_id, 5)
+    sweep(jobs_app)
+    assert drain(jobs_app) == 1
+    assert client.get(f"/api/jobs/{job_id}").get_json()["status"] == "done"
+
+
+def test_a_broker_connection_that_broke_since_its_last_use_is_tried_again(
+    jobs_app, demo_catalog, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After a PostgreSQL restart each thread's first use of its old connection fails once: a submission tries the
+    queue twice before it answers 503."""
+    client = jobs_app.test_client()
+    queue = jobs_app.extensions[EXTENSION]
+    send, calls = queue.task, []
+
+    def fails_once(job_id: str) -> object:
+        calls.append(job_id)
+        if len(calls) == 1:
+            raise ConnectionError("the connection is lost")
+        return send(job_id)
+
+    monkeypatch.setattr(queue, "task", fails_once)
+    job_id = job_of(client, compare(client, demo_catalog))["job"]
+    assert calls == [job_id, job_id] and queue.waiting_ids() == {job_id}
+
+
+def test_a_job_given_back_by_a_stopping_worker_waits_from_the_start(jobs_app, demo_catalog) -> None:
+    client = jobs_app.test_client()
+    job_id = job_of(client, compare(client, demo_catalog))["job"]
+    with jobs_app.app_context():
+        from app.db import get_db
+
+        database = get_db()
+        attempt = claim(database, job_id)
+        assert beat(database, job_id, attempt, 0.4)
+        assert give_back(database, job_id, attempt)
+        job = read_job(database, job_id, None)
+    assert (job.status, job.progress, job.attempts) == ("queued", 0.0, 0)
+    assert client.get(f"/api/jobs/{job_id}").get_json()["progress"] == 0
+
+
 # ---------------------------------------------------------------- other brokers
 
 REDIS_URL = os.environ.get("POSTERBENCH_TEST_REDIS_URL")
@@ -323,6 +416,11 @@ def test_jobs_on_postgresql_queued_in_the_same_database(settings: dict, postgres
     assert drain(app) == 1
     done = client.get(f"/api/jobs/{job_id}").get_json()
     assert done["status"] == "done" and done["result"]["rankings"][0]["genre"] == "Drama", done
+    lost = job_of(client, compare(client, demo_catalog))["job"]  # a message lost: the sweep finds it in PostgreSQL
+    app.extensions[EXTENSION].huey.flush()
+    submitted_seconds_ago(app, lost, 5)
+    sweep(app)
+    assert drain(app) == 1 and client.get(f"/api/jobs/{lost}").get_json()["status"] == "done"
     assert client.get(done["result"]["sheet_url"].removeprefix("http://localhost")).mimetype == "image/png"
     stale = job_of(
         client, client.post("/api/explain", data={"job_poster": f"{job_id}/1", "genre": "Drama"}, headers=HEADERS)
@@ -357,6 +455,9 @@ def test_jobs_queued_in_redis(settings: dict, demo_catalog) -> None:
     app.extensions[EXTENSION].huey.flush()
     client = app.test_client()
     job_id = job_of(client, compare(client, demo_catalog))["job"]
+    app.extensions[EXTENSION].huey.flush()  # Redis restarted without persistence: the message is gone
+    submitted_seconds_ago(app, job_id, 5)
+    sweep(app)
     assert drain(app) == 1
     assert client.get(f"/api/jobs/{job_id}").get_json()["status"] == "done"
 
