@@ -27,10 +27,15 @@ APP_TARGET = "app:create_app()"
 PASS_THROUGH = {"ignore_unknown_options": True, "allow_extra_args": True, "help_option_names": []}
 
 
+EXTRA_OF_MODULE = {"keras": "train", "tensorflow": "train", "onnx": "train", "selenium": "scrape", "redis": "redis"}
+"""The top-level modules that only an extra of the package installs (pyproject.toml), and that extra."""
+
+
 class Stages(click.Group):
     """A group that lists its commands in the order they were added (the pipeline's), not alphabetically, and says
-    in one line what a file system refused (a path that cannot be written, a file where a directory belongs) where a
-    stage has no message of its own for it, instead of a traceback."""
+    in one line, instead of a traceback, what a file system refused (a path that cannot be written, a file where a
+    directory belongs) where a stage has no message of its own for it, and which extra a stage needs that this
+    install lacks."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return list(self.commands)
@@ -38,6 +43,14 @@ class Stages(click.Group):
     def invoke(self, ctx: click.Context) -> object:
         try:
             return super().invoke(ctx)
+        except ModuleNotFoundError as error:
+            extra = EXTRA_OF_MODULE.get((error.name or "").split(".")[0])
+            if extra is None:
+                raise
+            raise click.ClickException(
+                f"this command needs {error.name}, which the serving install leaves out: pip install "
+                f"'posterbench[{extra}]' (or `make venv` for a checkout's full environment)"
+            ) from error
         except OSError as error:
             raise click.ClickException(str(error)) from error
 
@@ -54,9 +67,12 @@ main.add_command(scraper_cli.commands["scrape"], "scrape")
 
 @main.command("replica", context_settings=PASS_THROUGH, add_help_option=False)
 @click.argument("arguments", nargs=-1, type=click.UNPROCESSED)
-def replica(arguments: tuple[str, ...]) -> None:
+@click.pass_context
+def replica(context: click.Context, arguments: tuple[str, ...]) -> None:
     """DIRECTORY [--port N] [--movies N]: write (if missing) and serve the offline IMDb replica to scrape
     (tools/replica, a test tool: run from the repository's root)."""
+    if asks_help_outside_checkout(context, arguments, "tools/replica"):
+        return
     checkout_path("tools/replica")
     exec_module("tools.replica", arguments)
 
@@ -276,8 +292,24 @@ def is_benchmark(script: Path) -> bool:
     return 'if __name__ == "__main__":' in script.read_text(encoding="utf-8")
 
 
+def asks_help_outside_checkout(context: click.Context, arguments: tuple[str, ...], relative: str) -> bool:
+    """Whether `arguments` only ask for help where `relative` (tools/NAME, bench/NAME.py) is not at hand: then the
+    command's own help is shown, which says where to run it (the tool's full --help needs the checkout)."""
+    if set(arguments) & {"-h", "--help"} and len(arguments) == 1 and not (Path.cwd() / relative).exists():
+        click.echo(context.get_help())
+        return True
+    return False
+
+
+def benchmarks() -> list[str]:
+    """The benchmark names of bench/ in the working directory (none outside the checkout's root)."""
+    return sorted(path.stem for path in (Path.cwd() / "bench").glob("*.py") if is_benchmark(path))
+
+
 def run_bench(name: str, arguments: tuple[str, ...]) -> None:
     """Run bench/NAME.py as the module bench.NAME (its imports of sibling scripts need that) in this process's place."""
+    if (Path.cwd() / "bench").is_dir() and not (Path.cwd() / f"bench/{name.removesuffix('.py')}.py").exists():
+        raise click.ClickException(f"no benchmark {name!r}; the benchmarks are: {', '.join(benchmarks())}")
     script = checkout_path(f"bench/{name.removesuffix('.py')}.py")
     if not is_benchmark(script):
         raise click.ClickException(f"bench/{script.name} is a helper that other benchmarks import, not a benchmark")
@@ -286,9 +318,12 @@ def run_bench(name: str, arguments: tuple[str, ...]) -> None:
 
 @main.command("recommend-eval", context_settings=PASS_THROUGH, add_help_option=False)
 @click.argument("arguments", nargs=-1, type=click.UNPROCESSED)
-def recommend_eval(arguments: tuple[str, ...]) -> None:
+@click.pass_context
+def recommend_eval(context: click.Context, arguments: tuple[str, ...]) -> None:
     """Offline quality of the recommendations per distance (bench/recommend_quality.py; its --help lists the
     options). Run from the repository's root."""
+    if asks_help_outside_checkout(context, arguments, "bench/recommend_quality.py"):
+        return
     run_bench("recommend_quality", arguments)
 
 
@@ -300,7 +335,7 @@ def bench(context: click.Context, arguments: tuple[str, ...]) -> None:
     repository's root."""
     if not arguments or arguments[0] in {"-h", "--help"}:
         click.echo(context.get_help())
-        scripts = sorted(path.stem for path in (Path.cwd() / "bench").glob("*.py") if is_benchmark(path))
+        scripts = benchmarks()
         click.echo("\nBenchmarks here: " + (", ".join(scripts) if scripts else "none (not in the repository's root)"))
         return
     run_bench(arguments[0], arguments[1:])

@@ -90,7 +90,14 @@ def test_bench_lists_the_benchmarks_and_refuses_outside_the_checkout(tmp_path: P
     assert "mulan" not in benchmarks and "authors_app" not in benchmarks and "__init__" not in benchmarks
     helper = CliRunner().invoke(cli.main, ["bench", "mulan", "--help"])
     assert helper.exit_code != 0 and "bench/mulan.py is a helper" in helper.output
+    unknown = CliRunner().invoke(cli.main, ["bench", "no_such_bench"])
+    assert unknown.exit_code != 0 and "no benchmark 'no_such_bench'; the benchmarks are: " in unknown.output
+    assert "inference" in unknown.output and "repository's root" not in unknown.output
     monkeypatch.chdir(tmp_path)
+    for command in ("replica", "recommend-eval"):  # their help is at hand anywhere, and says where to run them
+        helped = CliRunner().invoke(cli.main, [command, "--help"])
+        assert helped.exit_code == 0 and f"Usage: main {command}" in helped.output, helped.output
+        assert "repository's root" in " ".join(helped.output.split())
     refused = CliRunner().invoke(cli.main, ["recommend-eval", "--catalog", "x"])
     assert refused.exit_code != 0
     assert "bench/recommend_quality.py not found" in refused.output and "repository's root" in refused.output
@@ -209,3 +216,22 @@ def test_init_db_prepares_a_database_once(tmp_path: Path, monkeypatch) -> None:
     assert again.exit_code == 0 and "it was up to date" in again.output
     missing = CliRunner().invoke(cli.main, ["init-db"])
     assert missing.exit_code != 0 and "--database" in missing.output
+
+
+@pytest.mark.parametrize(
+    ("missing", "arguments", "extra"),
+    [
+        ("keras", ["train", "--catalog", "CATALOG", "--out", "OUT", "--preset", "demo"], "train"),
+        ("selenium", ["scrape", "--out", "OUT", "--per-genre", "1"], "scrape"),
+    ],
+)
+def test_a_stage_whose_extra_is_not_installed_names_the_extra(
+    missing: str, arguments: list[str], extra: str, demo_catalog_dir: Path, tmp_path: Path
+) -> None:
+    """On the serving install (no `train` or `scrape` extra) a stage that needs one says which, in one line."""
+    arguments = [{"CATALOG": str(demo_catalog_dir), "OUT": str(tmp_path / "out")}.get(a, a) for a in arguments]
+    hide = f"import sys; sys.modules[{missing!r}] = None; from posterbench.cli import main; main({arguments!r})"
+    done = subprocess.run([sys.executable, "-c", hide], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1, done.stderr
+    assert f"pip install 'posterbench[{extra}]'" in done.stderr and "Traceback" not in done.stderr, done.stderr
+    assert not (tmp_path / "out").exists()
