@@ -5,7 +5,7 @@ runs in a job worker (`posterbench worker`), not in gunicorn's workers.
   3; app.job_store owns them), so that any web worker, a restarted one, or another host sharing the PostgreSQL
   database, answers GET /api/jobs/<id> alike. A job is `queued`, `running` (with a heartbeat the worker writes every
   JOB_HEARTBEAT_SECONDS), `done` (with its result) or `failed` (with a message).
-- **The queue** is Huey's (https://huey.readthedocs.io): it carries job ids only, from the web request that submits
+- **The queue** is Huey's (app.job_queue): it carries job ids only, from the web request that submits
   a job to a worker. Its broker is chosen by JOBS_URL: a SQLite file (the embedded default, beside the app's SQLite
   database: no extra server), PostgreSQL (the default when the app's database is PostgreSQL: the same server), or
   Redis (`redis://`, the `redis` extra).
@@ -40,7 +40,8 @@ from typing import Any
 
 from flask import Flask, current_app
 
-from app.db import Database, StorageUnavailableError, configured_target, get_db, is_postgres, open_database, redacted
+from app.db import Database, StorageUnavailableError, configured_target, get_db, open_database, redacted
+from app.job_queue import JobQueue, default_queue_url, wait_for_queue
 from app.job_store import (
     JOB_ID,
     Job,
@@ -61,8 +62,6 @@ from app.job_store import (
 
 EXTENSION = "posterbench.jobs"
 UNEXPECTED = "the job failed on our side (it has been logged); please submit it again"
-QUEUE_NAME = "posterbench"
-QUEUE_TABLE_PREFIX = "posterbench_queue"  # Huey's tables in a PostgreSQL broker: posterbench_queue_task, ...
 PROGRESS_INTERVAL_SECONDS = 0.2
 """A running job writes its progress at most this often (and always its last value)."""
 STATUS_RETRY_AFTER_SECONDS = 1
@@ -137,112 +136,6 @@ def lower_priority(niceness: int) -> None:
             os.setpriority(os.PRIO_PROCESS, thread, min(19, os.getpriority(os.PRIO_PROCESS, thread) + niceness))
         except (ValueError, OSError):
             continue  # a thread that just ended
-
-
-# ---------------------------------------------------------------- the queue: Huey
-
-
-def default_queue_url(config: Mapping[str, Any]) -> str:
-    """The broker when JOBS_URL is not set: the app's PostgreSQL database, or a SQLite file beside its SQLite one."""
-    target = configured_target(config)
-    if is_postgres(target):
-        return target
-    from app.db import sqlite_path
-
-    database = Path(sqlite_path(target))
-    return f"sqlite:///{database.with_name(database.stem + '-queue.sqlite')}"
-
-
-def make_huey(url: str) -> Any:
-    """A Huey on the broker `url`: sqlite:///path (a file; the embedded default), postgresql://... (PostgreSQL,
-    tables posterbench_queue_*), redis://... or rediss://... (Redis, the `redis` extra), immediate:// (jobs run in
-    the request that submits them: tests and one-process trials) or memory:// (nothing runs them: tests)."""
-    import huey
-
-    scheme = url.split("://", 1)[0].lower() if "://" in url else ""
-    common = {"results": False, "utc": True}
-    if scheme == "sqlite":
-        path = Path(url[len("sqlite:///") :])
-        path.parent.mkdir(parents=True, exist_ok=True)
-        return huey.SqliteHuey(QUEUE_NAME, filename=str(path), timeout=10, **common)
-    if scheme in ("postgresql", "postgres"):
-        queue = huey.PostgresHuey(QUEUE_NAME, dsn=url, table_prefix=QUEUE_TABLE_PREFIX, create_tables=False, **common)
-        create_postgres_tables(url, queue.storage.ddl)
-        return queue
-    if scheme in ("redis", "rediss", "unix"):
-        try:
-            import redis  # noqa: F401
-        except ImportError as error:
-            raise RuntimeError(
-                "POSTERBENCH_JOBS_URL is a Redis URL, but the redis client is not installed: pip install "
-                "'posterbench[redis]' (or use the default, SQLite or PostgreSQL)"
-            ) from error
-        return huey.RedisHuey(QUEUE_NAME, url=url, **common)
-    if scheme == "immediate":
-        return huey.MemoryHuey(QUEUE_NAME, immediate=True, **common)
-    if scheme == "memory":
-        return huey.MemoryHuey(QUEUE_NAME, **common)
-    raise RuntimeError(
-        f"unsupported POSTERBENCH_JOBS_URL {redacted(url)!r}: use sqlite:///path, postgresql://..., redis://... "
-        "(or leave it empty for the default)"
-    )
-
-
-def create_postgres_tables(url: str, ddl: Sequence[str]) -> None:
-    """Huey's tables in a PostgreSQL broker, created if missing by one process at a time: workers and hosts that start
-    together would otherwise race in CREATE TABLE IF NOT EXISTS (a duplicate key in PostgreSQL's catalog)."""
-    import psycopg
-
-    with psycopg.connect(url, autocommit=True, connect_timeout=10) as connection, connection.transaction():
-        connection.execute("SELECT pg_advisory_xact_lock(hashtextextended('posterbench queue tables', 0))")
-        for statement in ddl:
-            connection.execute(statement)
-
-
-class JobQueue:
-    """The app's Huey and its one task, `run_job(job_id)`, which runs the job inside this app."""
-
-    def __init__(self, app: Flask, url: str) -> None:
-        self.url = url
-        self.huey = make_huey(url)
-
-        def task(job_id: str) -> None:
-            run_job(app, job_id)
-
-        self.task = self.huey.task(name="run_job")(task)
-
-    def enqueue(self, job_id: str) -> None:
-        """Put `job_id` in the queue; tried twice, as a broker's connection that broke since its last use (a
-        PostgreSQL server restarted) fails once before the library opens a new one."""
-        try:
-            self.task(job_id)
-        except Exception as error:  # Redis's, psycopg's or sqlite3's own error: each library has its own
-            logger.warning(
-                "the job queue at %s refused job %s (%s); trying once more", redacted(self.url), job_id, error
-            )
-            self.task(job_id)
-
-    def enqueue_or_leave(self, job_id: str) -> bool:
-        """Put a job that is already `queued` in the database in the queue; when the broker cannot be reached, leave
-        it to the sweep (see sweep) and return False."""
-        try:
-            self.enqueue(job_id)
-            return True
-        except Exception:
-            logger.exception("job %s stays queued: the job queue at %s cannot be reached", job_id, redacted(self.url))
-            return False
-
-    def waiting_ids(self) -> set[str]:
-        """The job ids whose messages are in the broker, waiting for a worker."""
-        return {str(task.args[0]) for task in self.huey.pending() if task.args}
-
-    def drain(self) -> int:
-        """Run every job waiting in the queue, here and now, as a worker would (tests); returns how many."""
-        count = 0
-        while (task := self.huey.dequeue()) is not None:
-            self.huey.execute(task)
-            count += 1
-        return count
 
 
 def get_queue() -> JobQueue:
@@ -426,25 +319,6 @@ def give_back_interrupted(app: Flask) -> int:
     return len(jobs)
 
 
-def wait_for_queue(queue: JobQueue, seconds: float) -> None:
-    """Return once the queue's broker answers; try again, waiting longer each time, for up to `seconds` (a broker
-    that starts beside the worker, or restarts), then raise RuntimeError with one line: Huey's consumer would log a
-    traceback ten times a second, forever."""
-    gives_up_at, pause = time.monotonic() + seconds, 0.5
-    while True:
-        try:
-            queue.huey.pending_count()
-            return
-        except Exception as error:  # Redis's, psycopg's or sqlite3's own error: each library has its own
-            if time.monotonic() + pause > gives_up_at:
-                raise RuntimeError(f"the job queue at {redacted(queue.url)} cannot be reached: {error}") from error
-            logger.warning(
-                "the job queue at %s cannot be reached (%s); trying again in %g s", redacted(queue.url), error, pause
-            )
-            time.sleep(pause)
-            pause = min(pause * 2, 10.0)
-
-
 def run_worker(app: Flask, workers: int | None = None, on_started: Callable[[], None] | None = None) -> None:
     """Run the job worker in this process until SIGINT or SIGTERM: Huey's consumer, `workers` threads (default
     JOB_WORKERS), each running one job at a time inside `app`, whose model, index and catalog are loaded once."""
@@ -501,7 +375,7 @@ def init_app(app: Flask) -> None:
     job_settings(app.config)  # a bad setting stops the app here
     url = app.config.get("JOBS_URL") or default_queue_url(app.config)
     try:
-        app.extensions[EXTENSION] = JobQueue(app, url)
+        app.extensions[EXTENSION] = JobQueue(url, lambda job_id: run_job(app, job_id))
     except Exception as error:
         if isinstance(error, RuntimeError) and "POSTERBENCH_JOBS_URL" in str(error):
             raise
