@@ -27,9 +27,16 @@ from app.poster_pipeline import (
     sample_query,
     upload_query,
 )
-from app.recommendations import RATING_OF_REWARD, RateLimit, record_feedback
+from app.recommendations import (
+    RATING_OF_REWARD,
+    RateLimit,
+    is_recommendation_key,
+    recommendation_key,
+    record_feedback,
+)
 from app.resources import get_resources
 from app.security import client_key
+from app.views import results_url
 from catalog import Movie
 
 bp = Blueprint("api", __name__, url_prefix="/api")
@@ -75,12 +82,13 @@ def recommend() -> tuple[dict, int]:
     shown = recommend_for(get_db(), resources, current_app.config, query)
     answer = {
         "id": shown.id,
+        "key": recommendation_key(current_app.config["SECRET_KEY"], shown.id),
         "arm": shown.choice.arm,
         "explored": shown.choice.explored,
         "genres": shown.genres,
         **shown.evoked,
         "recommendations": [movie_json(movie) for movie in shown.movies],
-        "results_url": url_for("main.results", recommendation_id=shown.id, _external=True),
+        "results_url": results_url(shown.id, _external=True),
     }
     return answer, 201
 
@@ -104,8 +112,14 @@ def init_app(app: Flask) -> None:
 def feedback() -> dict:
     body = request.get_json(silent=True)
     recommendation_id = json_integer(body.get("id")) if isinstance(body, dict) else None
-    if recommendation_id is None:
-        abort(400, 'send a JSON object {"id": <recommendation id>, "rating": "good" | "okay" | "bad"}')
+    if recommendation_id is None or "key" not in body:
+        abort(
+            400,
+            'send a JSON object {"id": <recommendation id>, "key": <its key>, "rating": "good" | "okay" | "bad"}, the'
+            " id and key as /api/recommend answered them",
+        )
+    if not is_recommendation_key(current_app.config["SECRET_KEY"], recommendation_id, body["key"]):
+        abort(404, f"there is no recommendation {recommendation_id} with that key to rate")
     limit = RateLimit.from_config(current_app.config)
     reward = record_feedback(get_db(), recommendation_id, body.get("rating"), client_key(), limit)  # errors.py
     return {"id": recommendation_id, "rating": RATING_OF_REWARD[reward], "reward": reward}

@@ -23,7 +23,7 @@ from app.poster_pipeline import (
     sample_poster,
     upload_poster,
 )
-from app.recommendations import find_recommendation
+from app.recommendations import find_recommendation, is_recommendation_key
 from app.resources import Resources
 from model.explain import DEFAULT_GRID, genre_index
 
@@ -34,7 +34,8 @@ MAX_GRID = 12
 EXPLAIN_FIELDS = ("image", "sample", "imdb_url", "recommendation", "job_poster")
 EXPLAIN_CHOICE = (
     "a poster as the multipart field 'image', a catalog movie's id as 'sample', an IMDb title link as 'imdb_url', a "
-    "recommendation's id as 'recommendation', or a poster of a comparison or heatmap as 'job_poster' (JOB_ID/POSITION)"
+    "recommendation's id as 'recommendation' (with its key as 'recommendation_key'), or a poster of a comparison or "
+    "heatmap as 'job_poster' (JOB_ID/POSITION)"
 )
 
 
@@ -128,7 +129,9 @@ def explain_request(
         with poster_work("imdb"):
             poster = imdb_poster(resources, form["imdb_url"].strip(), config)
     elif field == "recommendation":
-        poster = recommended_poster(resources, whole_number(form["recommendation"], "recommendation"))
+        recommendation_id = whole_number(form["recommendation"], "recommendation")
+        key = form.get("recommendation_key")
+        poster = recommended_poster(resources, recommendation_id, key, config["SECRET_KEY"])
     else:
         poster = compared_poster(form["job_poster"].strip(), float(config["JOB_EXPIRE_SECONDS"]))
     return [poster], {"genre": genre, "grid": grid}
@@ -141,11 +144,16 @@ def whole_number(text: str, name: str) -> int:
     return int(text)
 
 
-def recommended_poster(resources: Resources, recommendation_id: int) -> JobPoster:
-    """The query poster of a recommendation already shown: its kept thumbnail, or its catalog movie."""
+def recommended_poster(resources: Resources, recommendation_id: int, key: object, secret: str) -> JobPoster:
+    """The query poster of a recommendation already shown, named with its key (app.recommendations
+    .recommendation_key): its kept thumbnail, or its catalog movie. 404 alike for an unknown one and a wrong key."""
+    if key is None:
+        raise QueryError(
+            "send the recommendation's key as 'recommendation_key' (its results page's address has it)", 400
+        )
     shown = find_recommendation(get_db(), recommendation_id)
-    if shown is None:
-        raise QueryError(f"no recommendation {recommendation_id}", 404)
+    if shown is None or not is_recommendation_key(secret, recommendation_id, key):
+        raise QueryError(f"no recommendation {recommendation_id} with that key", 404)
     if shown["query_image"] is not None:
         label = shown["query_imdb_id"] or "the poster you uploaded"
         image = job_image(

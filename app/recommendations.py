@@ -6,6 +6,9 @@ restart, sees the same state."""
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import json
 import math
 import reprlib
@@ -57,6 +60,27 @@ def record_recommendation(database: Database, policy_name: str, choice: Choice, 
             json.dumps(shown.results),
         ),
     )
+
+
+KEY_LENGTH = 22
+"""Characters of a recommendation's key: 16 bytes (128 bits) of a keyed hash, URL-safe base64."""
+
+
+def recommendation_key(secret: str | bytes, recommendation_id: int) -> str:
+    """The key of recommendation `recommendation_id`: a keyed hash of its id that only the app (its SECRET_KEY) can
+    make. The results page's address and the API's answer carry it, and seeing the poster that was sent, its plot,
+    a heatmap of it, or voting on it needs it: the ids count up, so without a key anyone could see anyone's upload
+    and take their vote. Derived, not stored, so that every recommendation has one, those saved before keys too."""
+    secret_bytes = secret if isinstance(secret, bytes) else str(secret).encode()
+    digest = hmac.new(secret_bytes, f"recommendation {recommendation_id}".encode(), hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(digest[:16]).decode()[:KEY_LENGTH]
+
+
+def is_recommendation_key(secret: str | bytes, recommendation_id: int, key: object) -> bool:
+    """Whether `key` (as sent: any JSON value or form text, or None) is recommendation `recommendation_id`'s."""
+    if not isinstance(key, str) or not key.isascii():
+        return False
+    return hmac.compare_digest(key.encode(), recommendation_key(secret, recommendation_id).encode())
 
 
 def find_recommendation(database: Database, recommendation_id: int) -> Row | None:

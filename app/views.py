@@ -32,7 +32,9 @@ from app.recommendations import (
     FeedbackError,
     RateLimit,
     find_recommendation,
+    is_recommendation_key,
     rating_for,
+    recommendation_key,
     record_feedback,
 )
 from app.resources import get_resources
@@ -83,7 +85,7 @@ def recommend_view() -> Response | tuple[str, int]:
     except RequestError as error:  # QueryError, or ImdbError from a link
         return home_with_error(str(error), error.status, link)
     shown = recommend_for(get_db(), resources, current_app.config, query)
-    return redirect(url_for("main.results", recommendation_id=shown.id), 303)
+    return redirect(results_url(shown.id), 303)
 
 
 @bp.get("/results/<int:recommendation_id>")
@@ -108,11 +110,13 @@ def results(recommendation_id: int) -> str:
         query_movie=query_movie,
         ratings=RATINGS,
         rated=rating_for(get_db(), recommendation_id),
+        key=request.args["key"],
     )
 
 
 @bp.post("/results/<int:recommendation_id>/feedback")
 def feedback(recommendation_id: int) -> Response | tuple[str, int] | tuple[str, int, dict[str, str]]:
+    load_recommendation(recommendation_id)  # its key, before anything is written
     limit = RateLimit.from_config(current_app.config)
     try:
         reward = record_feedback(get_db(), recommendation_id, request.form.get("rating"), client_key(), limit)
@@ -123,7 +127,7 @@ def feedback(recommendation_id: int) -> Response | tuple[str, int] | tuple[str, 
         headers = {} if error.retry_after is None else {"Retry-After": str(error.retry_after)}
         return results(recommendation_id), error.status, headers
     flash(f"Thank you! You rated these suggestions {RATING_OF_REWARD[reward]}.", "notice")
-    return redirect(url_for("main.results", recommendation_id=recommendation_id), 303)
+    return redirect(results_url(recommendation_id), 303)
 
 
 @bp.get("/results/<int:recommendation_id>/query.jpg")
@@ -160,10 +164,19 @@ def healthz() -> dict:
     return {"status": "ok", "movies": len(resources.catalog), "precision": precision_of(resources.model)}
 
 
+def results_url(recommendation_id: int, **options: object) -> str:
+    """The results page of a recommendation, its key in the address (app.recommendations.recommendation_key)."""
+    key = recommendation_key(current_app.config["SECRET_KEY"], recommendation_id)
+    return url_for("main.results", recommendation_id=recommendation_id, key=key, **options)
+
+
 def load_recommendation(recommendation_id: int) -> Row:
+    """The recommendation the request's address names, with its key (`?key=`); 404 alike for an unknown one and a
+    wrong or missing key, so that the ids cannot be probed."""
+    key = request.args.get("key")
     shown = find_recommendation(get_db(), recommendation_id)
-    if shown is None:
-        abort(404, f"no recommendation {recommendation_id}")
+    if shown is None or not is_recommendation_key(current_app.config["SECRET_KEY"], recommendation_id, key):
+        abort(404, f"no recommendation {recommendation_id} with that key: open it from the whole link you were given")
     return shown
 
 

@@ -153,13 +153,11 @@ class Client:
         )
         return time.perf_counter() - start, response.status_code == 303, response.status_code
 
-    def vote(self, recommendation_id: int) -> tuple[float, bool, int]:
-        """POST /results/<id>/feedback, a good vote (without following the 303)."""
+    def vote(self, feedback_path: str) -> tuple[float, bool, int]:
+        """POST /results/<id>/feedback?key=<key>, a good vote (without following the 303)."""
         data = {"csrf_token": self.token, "rating": "good"}
         start = time.perf_counter()
-        response = self.session.post(
-            f"{self.url}/results/{recommendation_id}/feedback", data=data, allow_redirects=False, timeout=120
-        )
+        response = self.session.post(f"{self.url}{feedback_path}", data=data, allow_redirects=False, timeout=120)
         return time.perf_counter() - start, response.status_code == 303, response.status_code
 
     def bandit_page(self) -> tuple[float, bool, int]:
@@ -169,9 +167,10 @@ class Client:
         return time.perf_counter() - start, response.status_code == 200, response.status_code
 
 
-def unrated_recommendations(client: Client, count: int, posters: list[tuple[str, bytes]]) -> list[int]:
-    """Recommendations made for the feedback runs (sample clicks, not timed)."""
-    ids = []
+def unrated_recommendations(client: Client, count: int, posters: list[tuple[str, bytes]]) -> list[str]:
+    """Recommendations made for the feedback runs (sample clicks, not timed): the addresses their votes go to,
+    /results/<id>/feedback?key=<key> (the results page's address, which carries the key)."""
+    paths = []
     for number in range(count):
         response = client.session.post(
             client.url + "/recommend",
@@ -179,8 +178,9 @@ def unrated_recommendations(client: Client, count: int, posters: list[tuple[str,
             allow_redirects=False,
             timeout=120,
         )
-        ids.append(int(response.headers["Location"].rsplit("/", 1)[1]))
-    return ids
+        page, _, key = response.headers["Location"].partition("?")
+        paths.append(f"{page}/feedback?{key}")
+    return paths
 
 
 @dataclass
@@ -277,7 +277,7 @@ def run_wrk(
         (folder / "posters.txt").write_text("\n".join(str(folder / f"{imdb_id}.jpg") for imdb_id, _ in posters))
         (folder / "samples.txt").write_text("\n".join(imdb_id for imdb_id, _ in posters))
         to_rate = unrated_recommendations(visitor, n_requests + clients, posters) if kind == "feedback" else []
-        (folder / "ids.txt").write_text("\n".join(map(str, to_rate[clients:])))
+        (folder / "votes.txt").write_text("\n".join(to_rate[clients:]))
         for number in range(clients):  # warm-up, not counted, as in `run`
             if kind == "feedback":
                 visitor.vote(to_rate[number])
@@ -292,7 +292,7 @@ def run_wrk(
             "WRK_TOKEN": visitor.token,
             "WRK_POSTERS": str(folder / "posters.txt"),
             "WRK_SAMPLES": str(folder / "samples.txt"),
-            "WRK_IDS": str(folder / "ids.txt"),
+            "WRK_VOTES": str(folder / "votes.txt"),
             "WRK_THREADS": str(clients),
             "WRK_REQUESTS": str(math.ceil(n_requests / clients)),
             "WRK_OUT": str(folder / "figures.json"),

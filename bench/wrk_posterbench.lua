@@ -4,7 +4,8 @@
 --   WRK_COOKIE    the session's Cookie header; WRK_TOKEN its CSRF token
 --   WRK_POSTERS   upload: files of posters to send, one path per line in this file
 --   WRK_SAMPLES   sample: catalog ids to click, one per line in this file
---   WRK_IDS       feedback: ids of unrated recommendations, one per line in this file (each voted on once)
+--   WRK_VOTES     feedback: the vote addresses of unrated recommendations (/results/ID/feedback?key=KEY), one per
+--                 line in this file (each voted on once)
 --   WRK_REQUESTS  the most requests each thread sends (then it stops): the run is bounded in count and time
 --   WRK_OUT       where done() writes its figures as JSON
 -- Succeeded means the status a browser expects: 303 for the POSTs (a redirect to the results), 200 for the page.
@@ -73,12 +74,11 @@ function init(_args)
       prepared[#prepared + 1] = wrk.format("POST", "/recommend", headers, body)
     end
   elseif kind == "feedback" then
-    local ids = lines(os.getenv("WRK_IDS"))
+    local paths = lines(os.getenv("WRK_VOTES"))
     local stride = tonumber(os.getenv("WRK_THREADS"))
-    for position = number + 1, #ids, stride do  -- this thread's share: every stride-th id
+    for position = number + 1, #paths, stride do  -- this thread's share: every stride-th vote
       local headers = {Cookie = base.Cookie, ["Content-Type"] = "application/x-www-form-urlencoded"}
-      local path = "/results/" .. ids[position] .. "/feedback"
-      prepared[#prepared + 1] = wrk.format("POST", path, headers, "csrf_token=" .. token .. "&rating=good")
+      prepared[#prepared + 1] = wrk.format("POST", paths[position], headers, "csrf_token=" .. token .. "&rating=good")
     end
   else
     error("WRK_KIND must be upload, sample, feedback or bandit, not " .. tostring(kind))

@@ -391,3 +391,37 @@ def database_target(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return str(tmp_path / "state.sqlite")
     return request.getfixturevalue("postgres_url")
+
+
+# ---------------------------------------------------------------- a recommendation's key
+
+
+def results_path(app, recommendation_id: int, suffix: str = "") -> str:
+    """/results/ID[SUFFIX]?key=KEY: a recommendation's page (or its feedback, query.jpg, scatter.svg), with the key
+    that the app (its SECRET_KEY) gives it and that its address needs (app.recommendations.recommendation_key)."""
+    from app.recommendations import recommendation_key
+
+    return f"/results/{recommendation_id}{suffix}?key={recommendation_key(app.config['SECRET_KEY'], recommendation_id)}"
+
+
+def vote_body(app, recommendation_id: int, rating: object) -> dict:
+    """The JSON body of POST /api/feedback: the recommendation's id and key, and the rating."""
+    from app.recommendations import recommendation_key
+
+    return {
+        "id": recommendation_id,
+        "key": recommendation_key(app.config["SECRET_KEY"], recommendation_id),
+        "rating": rating,
+    }
+
+
+def under_results(location: str, suffix: str) -> str:
+    """A results page's address (/results/ID?key=KEY, as a redirect gives it) with `suffix` (/feedback, /query.jpg,
+    /scatter.svg) after the id, its key kept."""
+    path, _, query = location.partition("?")
+    return f"{path}{suffix}?{query}"
+
+
+def recommendation_id_of(location: str) -> int:
+    """The id in a results page's address."""
+    return int(location.split("?", 1)[0].rsplit("/", 1)[1])

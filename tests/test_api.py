@@ -18,6 +18,11 @@ def recommend_sample(client, imdb_id: str, headers: dict = HEADERS):
     return client.post("/api/recommend", data={"sample": imdb_id}, headers=headers)
 
 
+def vote_of(shown: dict, rating: str) -> dict:
+    """The body of POST /api/feedback for a recommendation as /api/recommend answered it (its id and key)."""
+    return {"id": shown["id"], "key": shown["key"], "rating": rating}
+
+
 def required_keys(document: dict, schema: str) -> set[str]:
     return set(document["components"]["schemas"][schema]["required"])
 
@@ -102,9 +107,9 @@ def test_a_picture_that_is_no_poster_is_flagged(client, openapi) -> None:
 
 def test_feedback_is_taken_once_and_shows_in_the_bandit(client, openapi, demo_catalog) -> None:
     shown = recommend_sample(client, demo_catalog.movies[0].imdb_id).get_json()
-    vote = client.post("/api/feedback", json={"id": shown["id"], "rating": "good"}, headers=HEADERS)
+    vote = client.post("/api/feedback", json=vote_of(shown, "good"), headers=HEADERS)
     assert vote.status_code == 200 and vote.get_json() == {"id": shown["id"], "rating": "good", "reward": 1}
-    again = client.post("/api/feedback", json={"id": shown["id"], "rating": "bad"}, headers=HEADERS)
+    again = client.post("/api/feedback", json=vote_of(shown, "bad"), headers=HEADERS)
     assert again.status_code == 409 and "already been rated" in again.get_json()["error"]
 
     bandit = client.get("/api/bandit").get_json()
@@ -129,15 +134,21 @@ def test_feedback_is_taken_once_and_shows_in_the_bandit(client, openapi, demo_ca
 @pytest.mark.parametrize(
     ("body", "status", "message"),
     [
-        ({"id": 999, "rating": "good"}, 404, "no recommendation 999"),
-        ({"id": 1, "rating": "great"}, 400, "unknown rating 'great'"),
-        ({"id": "1", "rating": "good"}, 400, "send a JSON object"),
-        ({"rating": "good"}, 400, "send a JSON object"),
+        ({"id": 999, "key": "KEY", "rating": "good"}, 404, "no recommendation 999"),
+        ({"id": 1, "key": "KEY", "rating": "great"}, 400, "unknown rating 'great'"),
+        ({"id": "1", "key": "KEY", "rating": "good"}, 400, "send a JSON object"),
+        ({"key": "KEY", "rating": "good"}, 400, "send a JSON object"),
+        ({"id": 1, "rating": "good"}, 400, "send a JSON object"),
+        ({"id": 1, "key": "a" * 22, "rating": "good"}, 404, "no recommendation 1 with that key"),
+        ({"id": 1, "key": ["KEY"], "rating": "good"}, 404, "no recommendation 1 with that key"),
         ([1, "good"], 400, "send a JSON object"),
     ],
 )
 def test_bad_feedback_is_refused_with_a_json_error(client, app, demo_catalog, body, status, message) -> None:
-    recommend_sample(client, demo_catalog.movies[0].imdb_id)
+    shown = recommend_sample(client, demo_catalog.movies[0].imdb_id).get_json()
+    assert shown["id"] == 1
+    if isinstance(body, dict) and body.get("key") == "KEY":  # the right key: only the id or the rating is wrong
+        body = {**body, "key": shown["key"]}
     response = client.post("/api/feedback", json=body, headers=HEADERS)
     assert response.status_code == status
     assert message in response.get_json()["error"] and response.get_json()["status"] == status
@@ -202,8 +213,45 @@ def test_state_changing_calls_need_the_header_or_the_token(client, app, demo_cat
 def test_api_votes_are_rate_limited(client, app, demo_catalog) -> None:
     limited = create_app({**app.config, "FEEDBACK_LIMIT": 1})
     api = limited.test_client()
-    ids = [recommend_sample(api, movie.imdb_id).get_json()["id"] for movie in demo_catalog.movies[:2]]
-    assert api.post("/api/feedback", json={"id": ids[0], "rating": "bad"}, headers=HEADERS).status_code == 200
-    flood = api.post("/api/feedback", json={"id": ids[1], "rating": "bad"}, headers=HEADERS)
+    shown = [recommend_sample(api, movie.imdb_id).get_json() for movie in demo_catalog.movies[:2]]
+    assert api.post("/api/feedback", json=vote_of(shown[0], "bad"), headers=HEADERS).status_code == 200
+    flood = api.post("/api/feedback", json=vote_of(shown[1], "bad"), headers=HEADERS)
     assert flood.status_code == 429 and "please wait" in flood.get_json()["error"]
     assert flood.headers["Retry-After"] == str(app.config["FEEDBACK_WINDOW_SECONDS"])
+
+
+def test_a_recommendation_is_seen_rated_and_explained_only_with_its_key(app, client, demo_catalog) -> None:
+    """The ids count up: without the key that /api/recommend answers (and the results page's address carries),
+    nobody can see another person's upload, its plot or a heatmap of it, or take their vote."""
+    poster = demo_catalog.poster_path(demo_catalog.movies[5]).read_bytes()
+    answer = client.post(
+        "/api/recommend",
+        data={"image": (io.BytesIO(poster), "draft.jpg")},
+        headers=HEADERS,
+        content_type="multipart/form-data",
+    )
+    shown = answer.get_json()
+    assert answer.status_code == 201 and re.fullmatch(r"[A-Za-z0-9_-]{22}", shown["key"])
+    assert shown["results_url"] == f"http://localhost/results/{shown['id']}?key={shown['key']}"
+    stranger = app.test_client()  # no cookie, no key: the id alone
+    page = f"/results/{shown['id']}"
+    for path in (page, f"{page}/query.jpg", f"{page}/scatter.svg", f"{page}?key={'A' * 22}", f"{page}?key="):
+        refused = stranger.get(path)
+        assert refused.status_code == 404 and b"draft.jpg" not in refused.data, path
+    for path in (page, f"{page}/query.jpg", f"{page}/scatter.svg"):
+        assert stranger.get(f"{path}?key={shown['key']}").status_code == 200, path
+    assert stranger.post("/api/feedback", json={"id": shown["id"], "rating": "bad"}, headers=HEADERS).status_code == 400
+    wrong = stranger.post("/api/feedback", json={**vote_of(shown, "bad"), "key": "B" * 22}, headers=HEADERS)
+    assert wrong.status_code == 404 and "with that key" in wrong.get_json()["error"]
+    explain = {"recommendation": str(shown["id"]), "genre": "Drama"}
+    assert stranger.post("/api/explain", data=explain, headers=HEADERS).status_code == 400
+    assert (
+        stranger.post("/api/explain", data={**explain, "recommendation_key": "C" * 22}, headers=HEADERS).status_code
+        == 404
+    )
+    with sqlite3.connect(app.config["DATABASE"]) as database:
+        assert database.execute("SELECT COUNT(*) FROM feedback").fetchone()[0] == 0
+        assert database.execute("SELECT COUNT(*) FROM jobs").fetchone()[0] == 0
+    assert client.post("/api/feedback", json=vote_of(shown, "good"), headers=HEADERS).status_code == 200
+    other = create_app({**app.config, "SECRET_KEY": "another secret"}).test_client()  # keys come from the secret
+    assert other.get(f"{page}?key={shown['key']}").status_code == 404

@@ -13,13 +13,14 @@ import pytest
 from PIL import Image
 
 from app import create_app
+from tests.conftest import results_path
 
 
 def results_page_for(client, data: dict) -> tuple[str, int]:
     response = client.post("/recommend", data=data, content_type="multipart/form-data")
     assert response.status_code == 303, response.get_data(as_text=True)
     location = response.headers["Location"]
-    recommendation_id = int(re.fullmatch(r"/results/(\d+)", location).group(1))
+    recommendation_id = int(re.fullmatch(r"/results/(\d+)\?key=[A-Za-z0-9_-]{22}", location).group(1))
     return client.get(location).get_data(as_text=True), recommendation_id
 
 
@@ -38,8 +39,8 @@ def test_uploading_a_poster_shows_genres_and_five_catalog_movies(client, app, de
     assert len(shown) == 5 and len(set(shown)) == 5 and set(shown) <= {m.imdb_id for m in demo_catalog}
     for genre in ("Action", "Comedy", "Drama", "Horror", "Romance", "Thriller"):
         assert f'<span class="name">{genre}</span>' in page
-    assert f"/results/{recommendation_id}/query.jpg" in page
-    thumbnail = client.get(f"/results/{recommendation_id}/query.jpg")
+    assert results_path(app, recommendation_id, "/query.jpg") in page.replace("&amp;", "&")
+    thumbnail = client.get(results_path(app, recommendation_id, "/query.jpg"))
     assert thumbnail.mimetype == "image/jpeg" and Image.open(io.BytesIO(thumbnail.data)).size[1] <= 268
 
     with sqlite3.connect(app.config["DATABASE"]) as database:
@@ -88,8 +89,8 @@ def test_bad_input_gets_a_clear_answer_and_saves_nothing(client, app, data, stat
         assert database.execute("SELECT COUNT(*) FROM recommendations").fetchone()[0] == 0
 
 
-def test_unknown_results_are_404(client) -> None:
-    assert client.get("/results/999").status_code == 404
+def test_unknown_results_are_404(client, app) -> None:
+    assert client.get(results_path(app, 999)).status_code == 404
 
 
 def test_healthz_reports_the_catalog(client, demo_catalog) -> None:
@@ -127,18 +128,18 @@ def test_feedback_is_taken_once_and_teaches_the_bandit(client, app, demo_catalog
         ).fetchone()
     assert (probability, epsilon) == (pytest.approx(1 / 3), 1.0)  # nothing rated yet: a uniformly random arm
 
-    response = client.post(f"/results/{recommendation_id}/feedback", data={"rating": "good"})
-    assert response.status_code == 303 and response.headers["Location"] == f"/results/{recommendation_id}"
-    page = client.get(f"/results/{recommendation_id}").get_data(as_text=True)
+    response = client.post(results_path(app, recommendation_id, "/feedback"), data={"rating": "good"})
+    assert response.status_code == 303 and response.headers["Location"] == results_path(app, recommendation_id)
+    page = client.get(results_path(app, recommendation_id)).get_data(as_text=True)
     assert "you rated these suggestions good" in page.lower() and 'name="rating"' not in page
 
-    again = client.post(f"/results/{recommendation_id}/feedback", data={"rating": "bad"})
+    again = client.post(results_path(app, recommendation_id, "/feedback"), data={"rating": "bad"})
     assert (
         again.status_code == 409
         and f"Recommendation {recommendation_id} has already been rated; one vote each." in again.get_data(as_text=True)
     )
-    assert client.post(f"/results/{recommendation_id}/feedback", data={"rating": "meh"}).status_code == 400
-    missing = client.post("/results/9999/feedback", data={"rating": "good"})
+    assert client.post(results_path(app, recommendation_id, "/feedback"), data={"rating": "meh"}).status_code == 400
+    missing = client.post(results_path(app, 9999, "/feedback"), data={"rating": "good"})
     assert missing.status_code == 404 and "no recommendation 9999" in missing.get_data(as_text=True)
     with sqlite3.connect(app.config["DATABASE"]) as database:
         assert database.execute("SELECT recommendation_id, reward FROM feedback").fetchall() == [(recommendation_id, 1)]

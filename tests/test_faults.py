@@ -36,6 +36,8 @@ import pytest
 
 from app import create_app
 from app import db as app_db
+from app.recommendations import recommendation_key
+from tests.conftest import results_path, vote_body
 from tools.serving import DIRECT, gunicorn_server
 
 API = {"X-Requested-With": "pytest"}
@@ -47,6 +49,7 @@ def assert_documented(path: str, method: str, answer) -> None:
     assert str(answer.status_code) in OPENAPI["paths"][path][method]["responses"], (path, method, answer.status_code)
 
 
+SERVED_SECRET = "faults-test-secret"
 RATINGS = ("good", "okay", "bad")
 REWARDS = {"good": 1, "okay": 0, "bad": -1}
 
@@ -79,8 +82,10 @@ def post(url: str, body: bytes, content_type: str) -> tuple[int, dict] | None:
         return None
 
 
-def vote(url: str, recommendation_id: int, rating: str) -> tuple[int, dict] | None:
-    body = json.dumps({"id": recommendation_id, "rating": rating}).encode()
+def vote(url: str, recommendation_id: int, rating: str, secret: str | None = None) -> tuple[int, dict] | None:
+    """A vote over HTTP, with the key the server's `secret` gives the recommendation (default: served_settings')."""
+    key = recommendation_key(secret or SERVED_SECRET, recommendation_id)
+    body = json.dumps({"id": recommendation_id, "key": key, "rating": rating}).encode()
     return post(f"{url}/api/feedback", body, "application/json")
 
 
@@ -94,7 +99,7 @@ def served_settings(demo_catalog_dir: Path, model_dir: Path, index_dir: Path, da
         "MODEL": str(model_dir),
         "INDEX": str(index_dir),
         "DATABASE": str(database),
-        "SECRET_KEY": "faults-test-secret",
+        "SECRET_KEY": SERVED_SECRET,
         "FEEDBACK_LIMIT": "1000000",  # every vote comes from 127.0.0.1
     }
 
@@ -284,9 +289,10 @@ def test_a_read_only_database_is_answered_503_and_reads_go_on(app, client, demo_
     before = counts(database)
     monkeypatch.setattr(app_db, "connect", read_only_connect)
     with caplog.at_level(logging.ERROR):
-        assert_refused(client.post(f"/results/{recommendation_id}/feedback", data={"rating": "good"}), "read-only")
+        page_vote = client.post(results_path(app, recommendation_id, "/feedback"), data={"rating": "good"})
+        assert_refused(page_vote, "read-only")
         assert_refused(
-            client.post("/api/feedback", json={"id": recommendation_id, "rating": "good"}, headers=API), "read-only"
+            client.post("/api/feedback", json=vote_body(app, recommendation_id, "good"), headers=API), "read-only"
         )
         refused = client.post("/api/recommend", data={"sample": demo_catalog.movies[5].imdb_id}, headers=API)
         assert_refused(refused, "read-only")
@@ -297,14 +303,12 @@ def test_a_read_only_database_is_answered_503_and_reads_go_on(app, client, demo_
     assert all("readonly database" in record.getMessage() for record in logged), "the log names SQLite's cause"
     # Reads still work: the home page, the results page, the API's bandit and the health check.
     assert client.get("/").status_code == 200
-    assert client.get(f"/results/{recommendation_id}").status_code == 200
+    assert client.get(results_path(app, recommendation_id)).status_code == 200
     assert client.get("/api/bandit").get_json()["n_rated"] == 0
     assert client.get("/healthz").status_code == 200
     monkeypatch.undo()
     assert counts(database) == before, "a refused write saved something"
-    assert (
-        client.post("/api/feedback", json={"id": recommendation_id, "rating": "good"}, headers=API).status_code == 200
-    )
+    assert client.post("/api/feedback", json=vote_body(app, recommendation_id, "good"), headers=API).status_code == 200
 
 
 def test_an_unopenable_database_is_answered_503_and_healthz_says_so(app, client, demo_catalog) -> None:
@@ -316,10 +320,10 @@ def test_an_unopenable_database_is_answered_503_and_healthz_says_so(app, client,
         file.rename(aside / file.name)
     database.mkdir()  # a directory where the database file was: no one can open it, root neither
     try:
-        vote = client.post("/api/feedback", json={"id": recommendation_id, "rating": "bad"}, headers=API)
+        vote = client.post("/api/feedback", json=vote_body(app, recommendation_id, "bad"), headers=API)
         assert_refused(vote, "the database file cannot be opened")
         assert_refused(
-            client.post(f"/results/{recommendation_id}/feedback", data={"rating": "bad"}), "cannot be opened"
+            client.post(results_path(app, recommendation_id, "/feedback"), data={"rating": "bad"}), "cannot be opened"
         )
         bandit = client.get("/api/bandit")
         assert_refused(bandit, "cannot be opened")
@@ -344,7 +348,7 @@ def test_a_database_locked_past_the_busy_timeout_is_answered_503(app, client, de
     holder = sqlite3.connect(database, isolation_level=None)
     holder.execute("BEGIN EXCLUSIVE")
     try:
-        answer = client.post("/api/feedback", json={"id": recommendation_id, "rating": "okay"}, headers=API)
+        answer = client.post("/api/feedback", json=vote_body(app, recommendation_id, "okay"), headers=API)
         assert_refused(answer, "the database is busy")
     finally:
         holder.execute("ROLLBACK")
@@ -374,7 +378,7 @@ def test_a_full_disk_is_answered_503_and_keeps_what_was_acknowledged(app, client
     monkeypatch.setattr(app_db, "connect", full_disk_connect)
     answers = []
     for recommendation_id in range(first, first + 400):
-        answer = client.post("/api/feedback", json={"id": recommendation_id, "rating": "good"}, headers=API)
+        answer = client.post("/api/feedback", json=vote_body(app, recommendation_id, "good"), headers=API)
         answers.append(answer.status_code)
         if answer.status_code != 200:
             assert_refused(answer, "the disk is full")

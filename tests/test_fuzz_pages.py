@@ -109,11 +109,22 @@ def path_part(value: int | str) -> str:
     return quote(str(value), safe="")
 
 
+def key_query(app, recommendation_id: int | str, with_key: bool) -> str:
+    """?key=KEY, the recommendation's key as its page's address carries it, when `with_key` and the id is a number;
+    else nothing (an address without its key is refused like an unknown id)."""
+    if not with_key or not isinstance(recommendation_id, int):
+        return ""
+    from app.recommendations import recommendation_key
+
+    return "?key=" + recommendation_key(app.config["SECRET_KEY"], recommendation_id)
+
+
 @FUZZ
-@given(recommendation_id=ids, suffix=st.sampled_from(["", "/query.jpg", "/scatter.svg"]))
-def test_result_paths_of_any_id_answer_without_a_5xx(fuzzed, recommendation_id, suffix) -> None:
+@given(recommendation_id=ids, suffix=st.sampled_from(["", "/query.jpg", "/scatter.svg"]), with_key=st.booleans())
+def test_result_paths_of_any_id_answer_without_a_5xx(fuzzed, recommendation_id, suffix, with_key) -> None:
     app, client = fuzzed
-    response = client.get(f"/results/{path_part(recommendation_id)}{suffix}")
+    key = key_query(app, recommendation_id, with_key)
+    response = client.get(f"/results/{path_part(recommendation_id)}{suffix}{key}")
     assert response.status_code < 500, response.get_data(as_text=True)[:300]
     assert response.status_code in (200, 308, 404, 405), response.status_code  # 405: the id "1/feedback"
 
@@ -134,14 +145,16 @@ def test_poster_and_bandit_plot_paths_answer_without_a_5xx(fuzzed, name, imdb_id
         st.tuples(st.sampled_from(["rating", "csrf_token", "other"]) | form_names, form_values), max_size=5
     ),
     with_token=st.booleans(),
+    with_key=st.booleans(),
 )
 def test_page_votes_of_any_shape_answer_without_a_5xx_and_save_whole(
-    fuzzed, recommendation_id, fields, with_token
+    fuzzed, recommendation_id, fields, with_token, with_key
 ) -> None:
     app, client = fuzzed
     form = page_form(fields, with_token)
     before = saved(app)
-    response = client.post(f"/results/{path_part(recommendation_id)}/feedback", data=form)
+    key = key_query(app, recommendation_id, with_key)
+    response = client.post(f"/results/{path_part(recommendation_id)}/feedback{key}", data=form)
     after = saved(app)
     assert response.status_code < 500, response.get_data(as_text=True)[:300]
     thanked = response.status_code == 303
@@ -187,9 +200,13 @@ def test_bodies_beyond_the_limit_are_refused_with_413(fuzzed, size, where) -> No
 
 
 @FUZZ
-@given(body=feedback_bodies, content_type=content_types, raw=st.booleans())
-def test_api_votes_of_any_json_answer_without_a_5xx_and_save_whole(fuzzed, body, content_type, raw) -> None:
+@given(body=feedback_bodies, content_type=content_types, raw=st.booleans(), with_key=st.booleans())
+def test_api_votes_of_any_json_answer_without_a_5xx_and_save_whole(fuzzed, body, content_type, raw, with_key) -> None:
     app, client = fuzzed
+    if with_key and isinstance(body, dict) and isinstance(body.get("id"), int) and not isinstance(body["id"], bool):
+        from app.recommendations import recommendation_key
+
+        body = {**body, "key": recommendation_key(app.config["SECRET_KEY"], body["id"])}
     before = saved(app)
     data = json.dumps(body, allow_nan=True) if not raw else json.dumps(body, allow_nan=True).encode("utf-16")
     response = client.post("/api/feedback", data=data, content_type=content_type, headers=API)

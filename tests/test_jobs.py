@@ -75,6 +75,12 @@ def drain(app) -> int:
     return app.extensions[EXTENSION].drain()
 
 
+def explained(shown) -> dict[str, str]:
+    """The fields that ask for a heatmap of a recommendation /api/recommend answered: its id and its key."""
+    body = shown.get_json()
+    return {"recommendation": str(body["id"]), "recommendation_key": body["key"]}
+
+
 def job_of(client, answer) -> dict:
     assert answer.status_code == 202, answer.get_data(as_text=True)
     body = answer.get_json()
@@ -130,7 +136,7 @@ def test_a_heatmap_for_a_sample_a_recommendation_and_a_compared_draft(jobs_app, 
     drain(jobs_app)
     asked = [
         {"sample": demo_catalog.movies[2].imdb_id, "genre": "drama"},
-        {"recommendation": str(shown.get_json()["id"]), "genre": "Action", "grid": "3"},
+        {**explained(shown), "genre": "Action", "grid": "3"},
         {"job_poster": f"{compared['job']}/2", "genre": "Thriller", "grid": "2"},
     ]
     jobs = [job_of(client, client.post("/api/explain", data=data, headers=HEADERS)) for data in asked]
@@ -161,9 +167,7 @@ def test_a_poster_at_the_aspect_limit_and_a_heatmaps_own_poster_can_be_explained
     assert shown.status_code == 201, shown.get_json()
     first = job_of(
         client,
-        client.post(
-            "/api/explain", data={"recommendation": str(shown.get_json()["id"]), "genre": "Drama"}, headers=HEADERS
-        ),
+        client.post("/api/explain", data={**explained(shown), "genre": "Drama"}, headers=HEADERS),
     )
     again = {"job_poster": f"{first['job']}/1", "genre": "Horror", "grid": "2"}
     second = job_of(client, client.post("/api/explain", data=again, headers=HEADERS))
@@ -209,7 +213,8 @@ def bad_inputs(catalog) -> list[tuple[str, dict, int, str]]:
         ("explain", {"sample": sample}, 400, "send the genre to explain"),
         ("explain", {"sample": "tt0000001", "genre": "Drama"}, 404, "no movie tt0000001 in the catalog"),
         ("explain", {"sample": sample, "recommendation": "1", "genre": "Drama"}, 400, "this request sent 2"),
-        ("explain", {"recommendation": "12345", "genre": "Drama"}, 404, "no recommendation 12345"),
+        ("explain", {"recommendation": "12345", "recommendation_key": "k", "genre": "Drama"}, 404, "no recommendation"),
+        ("explain", {"recommendation": "1", "genre": "Drama"}, 400, "send the recommendation's key"),
         ("explain", {"recommendation": "-1", "genre": "Drama"}, 400, "must be a whole number"),
         ("explain", {"sample": sample, "genre": "Drama", "grid": "40"}, 400, "grid must be 2 to 12"),
         ("explain", {"job_poster": "AAAAAAAAAAAAAAAA/1", "genre": "Drama"}, 404, "no comparison"),
@@ -599,9 +604,7 @@ def test_the_pages_speak_the_designers_words_and_keep_their_choices(jobs_app, de
     shown = client.post("/api/recommend", data={"image": poster_file(demo_catalog, 5, "mine.jpg")}, headers=HEADERS)
     heatmap = job_of(
         client,
-        client.post(
-            "/api/explain", data={"recommendation": str(shown.get_json()["id"]), "genre": "Drama"}, headers=HEADERS
-        ),
+        client.post("/api/explain", data={**explained(shown), "genre": "Drama"}, headers=HEADERS),
     )
     compared = job_of(client, compare(client, demo_catalog, target="Drama"))
     assert drain(jobs_app) == 2

@@ -15,6 +15,7 @@ from PIL import Image
 from app import create_app
 from app.limits import EXTENSION, BusyError, InProgress
 from catalog import Catalog
+from tests.conftest import vote_body
 from tools.replica import ReplicaServer
 from tools.replica.search import FailureModes
 
@@ -127,11 +128,11 @@ def test_a_forged_x_forwarded_for_does_not_dodge_the_vote_limit(app_settings: di
         forged = f"203.0.113.{number}"
         chain = f"{forged}, 198.51.100.7" if proxies else forged
         vote = sender.post(
-            "/api/feedback", json={"id": recommendation_id, "rating": "good"}, headers={**API, "X-Forwarded-For": chain}
+            "/api/feedback", json=vote_body(app, recommendation_id, "good"), headers={**API, "X-Forwarded-For": chain}
         )
         statuses.append(vote.status_code)
     assert statuses == [200, 200, 429]
     # Another real client behind the same proxy (or at its own address) still votes.
     other = client_at(app, "10.0.0.2" if proxies else "198.51.100.8")
     headers = {**API, "X-Forwarded-For": "198.51.100.8"} if proxies else API
-    assert other.post("/api/feedback", json={"id": ids[3], "rating": "bad"}, headers=headers).status_code == 200
+    assert other.post("/api/feedback", json=vote_body(app, ids[3], "bad"), headers=headers).status_code == 200

@@ -20,6 +20,7 @@ from app import create_app
 from app.db import open_database, redacted
 from app.migrations import latest_version
 from recommend import DISTANCES
+from tests.conftest import results_path, vote_body
 from tests.test_faults import API, REWARDS, assert_refused, post, rating_for, vote, worker_pids
 from tools.serving import DIRECT, gunicorn_server
 
@@ -30,7 +31,7 @@ def pg_app(app_settings: dict, postgres_url: str):
 
 
 def rate(client, recommendation_id: int, rating: str):
-    return client.post("/api/feedback", json={"id": recommendation_id, "rating": rating}, headers=API)
+    return client.post("/api/feedback", json=vote_body(client.application, recommendation_id, rating), headers=API)
 
 
 def table_counts(target: str) -> tuple[int, int]:
@@ -46,12 +47,12 @@ def test_the_app_keeps_its_state_in_postgres(pg_app, demo_catalog, postgres_url:
     assert shown.status_code == 201, shown.get_json()
     recommendation_id = shown.get_json()["id"]
     assert (
-        client.post("/api/feedback", json={"id": recommendation_id, "rating": "good"}, headers=API).status_code == 200
+        client.post("/api/feedback", json=vote_body(pg_app, recommendation_id, "good"), headers=API).status_code == 200
     )
-    second = client.post("/api/feedback", json={"id": recommendation_id, "rating": "bad"}, headers=API)
+    second = client.post("/api/feedback", json=vote_body(client.application, recommendation_id, "bad"), headers=API)
     assert second.status_code == 409 and "already been rated" in second.get_json()["error"]
     assert client.get("/api/bandit").get_json()["n_rated"] == 1
-    assert client.get(f"/results/{recommendation_id}").status_code == 200
+    assert client.get(results_path(client.application, recommendation_id)).status_code == 200
     assert table_counts(postgres_url) == (1, 1)
     with open_database(postgres_url) as database:
         arm, reward = database.execute(
@@ -66,7 +67,7 @@ def test_an_uploaded_poster_round_trips_through_bytea(pg_app, demo_catalog) -> N
     poster = demo_catalog.poster_path(demo_catalog.movies[4]).read_bytes()
     shown = client.post("/api/recommend", data={"image": (io.BytesIO(poster), "p.jpg")}, headers=API)
     assert shown.status_code == 201, shown.get_json()
-    image = client.get(f"/results/{shown.get_json()['id']}/query.jpg")
+    image = client.get(results_path(client.application, shown.get_json()["id"], "/query.jpg"))
     assert image.status_code == 200 and image.data[:3] == b"\xff\xd8\xff" and len(image.data) > 500
 
 
@@ -78,7 +79,7 @@ def test_an_unreachable_server_is_answered_503(pg_app, demo_catalog, postgres_ur
     parts = urllib.parse.urlsplit(postgres_url)
     closed_port = parts._replace(netloc=parts.netloc.replace(f":{parts.port}", ":9"))  # discard: nothing listens
     pg_app.config["DATABASE_URL"] = urllib.parse.urlunsplit(closed_port)
-    answer = client.post("/api/feedback", json={"id": recommendation_id, "rating": "good"}, headers=API)
+    answer = client.post("/api/feedback", json=vote_body(client.application, recommendation_id, "good"), headers=API)
     assert_refused(answer, "the database server cannot be reached")
     health = client.get("/healthz", headers={"Accept": "application/json"})
     assert health.status_code == 503 and "cannot read its database" in health.get_json()["error"]
@@ -86,7 +87,7 @@ def test_an_unreachable_server_is_answered_503(pg_app, demo_catalog, postgres_ur
     pg_app.config["DATABASE_URL"] = postgres_url
     assert table_counts(postgres_url) == (1, 0)
     assert (
-        client.post("/api/feedback", json={"id": recommendation_id, "rating": "good"}, headers=API).status_code == 200
+        client.post("/api/feedback", json=vote_body(pg_app, recommendation_id, "good"), headers=API).status_code == 200
     )
 
 
@@ -98,12 +99,12 @@ def test_a_read_only_server_is_answered_503_and_reads_go_on(pg_app, demo_catalog
     read_only = urllib.parse.quote(" -cdefault_transaction_read_only=on")
     pg_app.config["DATABASE_URL"] = postgres_url + read_only  # appended to the search_path option
     assert_refused(
-        client.post("/api/feedback", json={"id": recommendation_id, "rating": "good"}, headers=API), "read-only"
+        client.post("/api/feedback", json=vote_body(pg_app, recommendation_id, "good"), headers=API), "read-only"
     )
     assert_refused(
         client.post("/api/recommend", data={"sample": demo_catalog.movies[3].imdb_id}, headers=API), "read-only"
     )
-    assert client.get(f"/results/{recommendation_id}").status_code == 200
+    assert client.get(results_path(client.application, recommendation_id)).status_code == 200
     assert client.get("/api/bandit").get_json()["n_rated"] == 0
     pg_app.config["DATABASE_URL"] = postgres_url
     assert table_counts(postgres_url) == (1, 0)
@@ -136,6 +137,9 @@ def test_init_db_applies_the_migrations_on_postgres(pg_app, postgres_url: str) -
     assert password and password not in result.output
 
 
+TWO_HOSTS_SECRET = "two-hosts-secret"
+
+
 @pytest.mark.skipif(not Path("/proc/self/stat").is_file(), reason="finds gunicorn's workers in Linux's /proc")
 def test_two_hosts_share_one_vote_per_recommendation_and_the_bandit_through_a_worker_kill(
     demo_catalog, demo_catalog_dir: Path, onnx_model_dir: Path, index_dir: Path, tmp_path: Path, postgres_url: str
@@ -145,7 +149,7 @@ def test_two_hosts_share_one_vote_per_recommendation_and_the_bandit_through_a_wo
         "MODEL": str(onnx_model_dir),  # as make serve serves it: no TensorFlow to start in each worker
         "INDEX": str(index_dir),
         "DATABASE_URL": postgres_url,
-        "SECRET_KEY": "two-hosts-secret",
+        "SECRET_KEY": TWO_HOSTS_SECRET,
         "FEEDBACK_LIMIT": "1000000",  # every vote comes from 127.0.0.1
     }
     (tmp_path / "a").mkdir()
@@ -157,7 +161,7 @@ def test_two_hosts_share_one_vote_per_recommendation_and_the_bandit_through_a_wo
 
     def voter(url: str, ids: list[int]) -> None:
         for recommendation_id in ids:
-            answer = vote(url, recommendation_id, rating_for(recommendation_id))
+            answer = vote(url, recommendation_id, rating_for(recommendation_id), TWO_HOSTS_SECRET)
             with lock:
                 if answer is None:
                     unanswered.append(recommendation_id)

@@ -13,6 +13,7 @@ import pytest
 from PIL import Image
 
 from app import create_app
+from tests.conftest import results_path, under_results, vote_body
 
 
 def table_sizes(app) -> tuple[int, int]:
@@ -108,7 +109,7 @@ def test_exif_orientation_is_applied(client, poster_bytes) -> None:
     response = client.post(
         "/recommend", data={"poster": (io.BytesIO(data), "phone.jpg")}, content_type="multipart/form-data"
     )
-    thumbnail = Image.open(io.BytesIO(client.get(response.headers["Location"] + "/query.jpg").data))
+    thumbnail = Image.open(io.BytesIO(client.get(under_results(response.headers["Location"], "/query.jpg")).data))
     assert thumbnail.height > thumbnail.width  # portrait again, as the poster is
 
 
@@ -122,8 +123,7 @@ def test_forms_without_the_csrf_token_are_refused(app, client, demo_catalog) -> 
     assert table_sizes(app) == (0, 0)
 
     response = client.post("/recommend", data={"sample": sample})
-    recommendation_id = int(response.headers["Location"].rsplit("/", 1)[1])
-    vote = forger.post(f"/results/{recommendation_id}/feedback", data={"rating": "good"})
+    vote = forger.post(under_results(response.headers["Location"], "/feedback"), data={"rating": "good"})
     assert vote.status_code == 400 and table_sizes(app) == (1, 0)
 
 
@@ -156,15 +156,18 @@ def test_votes_are_rate_limited_per_client(app, client, demo_catalog) -> None:
     ids = []
     for movie in demo_catalog.movies[:4]:
         response = voter.post("/recommend", data={"sample": movie.imdb_id})
-        ids.append(int(response.headers["Location"].rsplit("/", 1)[1]))
-    assert [voter.post(f"/results/{i}/feedback", data={"rating": "good"}).status_code for i in ids[:2]] == [303, 303]
-    flood = voter.post(f"/results/{ids[2]}/feedback", data={"rating": "good"})
+        ids.append(response.headers["Location"])
+    assert [voter.post(under_results(i, "/feedback"), data={"rating": "good"}).status_code for i in ids[:2]] == [
+        303,
+        303,
+    ]
+    flood = voter.post(under_results(ids[2], "/feedback"), data={"rating": "good"})
     assert flood.status_code == 429 and "please wait" in flood.get_data(as_text=True)
     assert flood.headers["Retry-After"] == "600"  # the window: by then the two votes have left it
     assert table_sizes(app) == (4, 2)
     neighbour = limited.test_client()
     neighbour.environ_base["REMOTE_ADDR"] = "192.0.2.7"
-    assert neighbour.post(f"/results/{ids[3]}/feedback", data={"rating": "okay"}).status_code == 303
+    assert neighbour.post(under_results(ids[3], "/feedback"), data={"rating": "okay"}).status_code == 303
     with sqlite3.connect(app.config["DATABASE"]) as database:
         clients = {client for (client,) in database.execute("SELECT client FROM feedback")}
     assert len(clients) == 2 and not any("127.0.0.1" in key or "192.0.2.7" in key for key in clients)
@@ -173,10 +176,10 @@ def test_votes_are_rate_limited_per_client(app, client, demo_catalog) -> None:
 def test_a_second_vote_is_refused_politely(client, demo_catalog) -> None:
     response = client.post("/recommend", data={"sample": demo_catalog.movies[1].imdb_id})
     results = response.headers["Location"]
-    thanks = client.post(results + "/feedback", data={"rating": "okay"}, follow_redirects=True)
+    thanks = client.post(under_results(results, "/feedback"), data={"rating": "okay"}, follow_redirects=True)
     page = thanks.get_data(as_text=True)
     assert "Thank you! You rated these suggestions okay." in page and "Try another poster" in page
-    again = client.post(results + "/feedback", data={"rating": "good"})
+    again = client.post(under_results(results, "/feedback"), data={"rating": "good"})
     assert again.status_code == 409 and "already been rated; one vote each" in again.get_data(as_text=True)
 
 
@@ -185,7 +188,7 @@ def test_errors_are_friendly_pages_and_crashes_are_logged(app, client, caplog) -
         raise ZeroDivisionError("a bug of ours")
 
     app.add_url_rule("/crash", view_func=crash)  # before the app's first request
-    missing = client.get("/results/424242")
+    missing = client.get(results_path(app, 424242))
     assert missing.status_code == 404 and "no recommendation 424242" in missing.get_data(as_text=True)
     assert "Back to the posters" in missing.get_data(as_text=True)
 
@@ -201,7 +204,7 @@ def test_errors_are_friendly_pages_and_crashes_are_logged(app, client, caplog) -
 def test_the_bandit_tab_shows_counts_and_four_plots(client, demo_catalog) -> None:
     response = client.post("/recommend", data={"sample": demo_catalog.movies[1].imdb_id})
     results = response.headers["Location"]
-    client.post(results + "/feedback", data={"rating": "good"})
+    client.post(under_results(results, "/feedback"), data={"rating": "good"})
     arm = re.search(r"Compared by <strong>(\w+)</strong>", client.get(results).get_data(as_text=True)).group(1)
     page = client.get("/bandit").get_data(as_text=True)
     assert "1 recommendation so far, 1 rated" in page
@@ -219,7 +222,7 @@ def test_the_results_scatter_plot_labels_the_five_movies(client, demo_catalog) -
     response = client.post("/recommend", data={"sample": demo_catalog.movies[8].imdb_id})
     page = client.get(response.headers["Location"]).get_data(as_text=True)
     titles = re.findall(r'<h3><a href="[^"]+" target="_blank" rel="noopener">([^<]+)</a></h3>', page)
-    plot = client.get(response.headers["Location"] + "/scatter.svg")
+    plot = client.get(under_results(response.headers["Location"], "/scatter.svg"))
     assert plot.mimetype == "image/svg+xml"
     svg = plot.get_data(as_text=True)
     assert len(titles) == 5
@@ -232,15 +235,18 @@ def test_ids_beyond_any_row_and_ratings_of_other_types_get_4xx(app, client, demo
     """Ids past SQLite's and PostgreSQL's 64-bit integers (2**70) used to reach the driver and answer 500."""
     huge = 2**70
     api = {"X-Requested-With": "pytest"}
-    assert client.post("/api/feedback", json={"id": huge, "rating": "good"}, headers=api).status_code == 404
-    assert client.post(f"/results/{huge}/feedback", data={"rating": "good"}).status_code == 404
-    assert client.get(f"/results/{huge}").status_code == 404
-    assert client.get(f"/results/{huge}/scatter.svg").status_code == 404
-    assert client.get(f"/results/{huge}/query.jpg").status_code == 404
+    assert client.post("/api/feedback", json=vote_body(app, huge, "good"), headers=api).status_code == 404
+    assert client.post(results_path(app, huge, "/feedback"), data={"rating": "good"}).status_code == 404
+    for suffix in ("", "/scatter.svg", "/query.jpg"):
+        assert client.get(results_path(app, huge, suffix)).status_code == 404, suffix
     shown = client.post("/api/recommend", data={"sample": demo_catalog.movies[0].imdb_id}, headers=api).get_json()
     for rating in (["good"], {"good": 1}, 1, None, "x" * 100_000):
-        answer = client.post("/api/feedback", json={"id": shown["id"], "rating": rating}, headers=api)
+        answer = client.post(
+            "/api/feedback", json={**vote_body(app, shown["id"], "good"), "rating": rating}, headers=api
+        )
         assert answer.status_code == 400 and len(answer.get_json()["error"]) < 200, rating
     assert table_sizes(app) == (1, 0)
-    as_float = client.post("/api/feedback", json={"id": float(shown["id"]), "rating": "good"}, headers=api)
+    as_float = client.post(
+        "/api/feedback", json={**vote_body(app, shown["id"], "good"), "id": float(shown["id"])}, headers=api
+    )
     assert as_float.status_code == 200 and as_float.get_json()["id"] == shown["id"]
