@@ -18,6 +18,11 @@ def recommend_sample(client, imdb_id: str, headers: dict = HEADERS):
     return client.post("/api/recommend", data={"sample": imdb_id}, headers=headers)
 
 
+def recommend_upload(client, poster: bytes, name: str):
+    data = {"image": (io.BytesIO(poster), name)}
+    return client.post("/api/recommend", data=data, headers=HEADERS, content_type="multipart/form-data")
+
+
 def vote_of(shown: dict, rating: str) -> dict:
     """The body of POST /api/feedback for a recommendation as /api/recommend answered it (its id and key)."""
     return {"id": shown["id"], "key": shown["key"], "rating": rating}
@@ -50,13 +55,7 @@ def test_the_openapi_document_describes_every_api_route(app, openapi) -> None:
 
 
 def test_recommend_by_upload_answers_as_documented(client, app, openapi, demo_catalog) -> None:
-    poster = demo_catalog.poster_path(demo_catalog.movies[9]).read_bytes()
-    response = client.post(
-        "/api/recommend",
-        data={"image": (io.BytesIO(poster), "p.jpg")},
-        headers=HEADERS,
-        content_type="multipart/form-data",
-    )
+    response = recommend_upload(client, demo_catalog.poster_path(demo_catalog.movies[9]).read_bytes(), "p.jpg")
     assert response.status_code == 201, response.get_data(as_text=True)
     body = response.get_json()
     assert required_keys(openapi, "Recommendation") <= set(body)
@@ -223,13 +222,7 @@ def test_api_votes_are_rate_limited(client, app, demo_catalog) -> None:
 def test_a_recommendation_is_seen_rated_and_explained_only_with_its_key(app, client, demo_catalog) -> None:
     """The ids count up: without the key that /api/recommend answers (and the results page's address carries),
     nobody can see another person's upload, its plot or a heatmap of it, or take their vote."""
-    poster = demo_catalog.poster_path(demo_catalog.movies[5]).read_bytes()
-    answer = client.post(
-        "/api/recommend",
-        data={"image": (io.BytesIO(poster), "draft.jpg")},
-        headers=HEADERS,
-        content_type="multipart/form-data",
-    )
+    answer = recommend_upload(client, demo_catalog.poster_path(demo_catalog.movies[5]).read_bytes(), "draft.jpg")
     shown = answer.get_json()
     assert answer.status_code == 201 and re.fullmatch(r"[A-Za-z0-9_-]{22}", shown["key"])
     assert shown["results_url"] == f"http://localhost/results/{shown['id']}?key={shown['key']}"
