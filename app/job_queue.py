@@ -5,6 +5,7 @@ them."""
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -135,3 +136,42 @@ def wait_for_queue(queue: JobQueue, seconds: float) -> None:
             )
             time.sleep(pause)
             pause = min(pause * 2, 10.0)
+
+
+class RepeatedBrokerErrors(logging.Filter):
+    """A log handler's filter that lets each of Huey's consumer errors about an unreachable broker through once per
+    `seconds`: while the broker is down, each of its workers logs "Error reading from queue" with its traceback at
+    every poll (ten times a second or more) and its scheduler "Error reading schedule." every second, which buries the
+    rest of the log. The one let through says how many it stands for."""
+
+    MESSAGES = ("Error reading from queue", "Error reading schedule.")
+
+    def __init__(self, seconds: float = 60.0, clock: Callable[[], float] = time.monotonic) -> None:
+        super().__init__()
+        self.seconds, self.clock = seconds, clock
+        self.shown_at: dict[str, float] = {}
+        self.hidden: dict[str, int] = dict.fromkeys(self.MESSAGES, 0)
+        self.lock = threading.Lock()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.msg
+        if not record.name.startswith("huey.consumer") or message not in self.MESSAGES:
+            return True
+        with self.lock:
+            now = self.clock()
+            if message in self.shown_at and now - self.shown_at[message] < self.seconds:
+                self.hidden[message] += 1
+                return False
+            self.shown_at[message] = now
+            if self.hidden[message]:
+                record.msg = f"{message} (and {self.hidden[message]} times in the {self.seconds:g} s before, not shown)"
+                self.hidden[message] = 0
+        return True
+
+
+def quiet_broker_errors(seconds: float = 60.0) -> None:
+    """Put RepeatedBrokerErrors on the handlers of the root logger (the worker's log)."""
+    shared = RepeatedBrokerErrors(seconds)
+    for handler in logging.getLogger().handlers:
+        if not any(isinstance(existing, RepeatedBrokerErrors) for existing in handler.filters):
+            handler.addFilter(shared)

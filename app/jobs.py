@@ -41,7 +41,7 @@ from typing import Any
 from flask import Flask, current_app
 
 from app.db import Database, StorageUnavailableError, configured_target, get_db, open_database, redacted
-from app.job_queue import JobQueue, default_queue_url, wait_for_queue
+from app.job_queue import JobQueue, default_queue_url, quiet_broker_errors, wait_for_queue
 from app.job_store import (
     JOB_ID,
     Job,
@@ -332,6 +332,7 @@ def run_worker(app: Flask, workers: int | None = None, on_started: Callable[[], 
     if queue.huey.immediate:
         raise RuntimeError("POSTERBENCH_JOBS_URL runs jobs in the web request (immediate://): no worker is needed")
     wait_for_queue(queue, settings["JOB_QUEUE_WAIT_SECONDS"])
+    quiet_broker_errors()
     target = configured_target(app.config)
     sweep(app)
     stop = threading.Event()

@@ -657,3 +657,36 @@ def test_a_queued_job_says_how_many_jobs_are_ahead_of_it(jobs_app, demo_catalog)
     assert "(2 jobs ahead of it)" in client.get(f"/jobs/{jobs[2]['job']}").get_data(as_text=True)
     assert drain(jobs_app) == 3
     assert "ahead" not in client.get(f"/api/jobs/{jobs[2]['job']}").get_json()  # done: nothing ahead to say
+
+
+def test_a_broker_that_is_down_is_logged_once_a_minute_not_at_every_poll() -> None:
+    """Huey's consumer logs "Error reading from queue" with a traceback at every poll while the broker is down; the
+    worker's log shows one a minute, which says how many it stands for, and everything else as it comes."""
+    import logging
+
+    from app.job_queue import RepeatedBrokerErrors
+
+    now = [0.0]
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler()
+    handler.emit = records.append
+    handler.addFilter(RepeatedBrokerErrors(60, clock=lambda: now[0]))
+    worker_log = logging.getLogger("huey.consumer.Worker-1")
+    worker_log.addHandler(handler)
+    logging.getLogger("huey.consumer.Scheduler").addHandler(handler)
+    try:
+        for _ in range(120):  # twelve seconds of polls, ten a second
+            worker_log.error("Error reading from queue")
+            worker_log.error("Unhandled error during execution of task abc.")  # another error: always shown
+            logging.getLogger("huey.consumer.Scheduler").error("Error reading schedule.")
+            now[0] += 0.1
+        now[0] = 61.0
+        worker_log.error("Error reading from queue")
+    finally:
+        worker_log.removeHandler(handler)
+        logging.getLogger("huey.consumer.Scheduler").removeHandler(handler)
+    assert sum("schedule" in record.getMessage() for record in records) == 1
+    errors = [record.getMessage() for record in records if "reading from queue" in record.getMessage()]
+    repeated = "Error reading from queue (and 119 times in the 60 s before, not shown)"
+    assert errors == ["Error reading from queue", repeated]
+    assert sum("during execution" in record.getMessage() for record in records) == 120
