@@ -30,13 +30,13 @@ from app.poster_pipeline import (
 from app.recommendations import (
     RATING_OF_REWARD,
     RateLimit,
+    find_recommendation,
     is_recommendation_key,
-    recommendation_key,
     record_feedback,
 )
 from app.resources import get_resources
 from app.security import client_key
-from app.views import results_url
+from app.views import results_url, saved_key
 from catalog import Movie
 
 bp = Blueprint("api", __name__, url_prefix="/api")
@@ -82,7 +82,7 @@ def recommend() -> tuple[dict, int]:
     shown = recommend_for(get_db(), resources, current_app.config, query)
     answer = {
         "id": shown.id,
-        "key": recommendation_key(current_app.config["SECRET_KEY"], shown.id),
+        "key": saved_key(shown.id),
         "arm": shown.choice.arm,
         "explored": shown.choice.explored,
         "genres": shown.genres,
@@ -118,7 +118,8 @@ def feedback() -> dict:
             'send a JSON object {"id": <recommendation id>, "key": <its key>, "rating": "good" | "okay" | "bad"}, the'
             " id and key as /api/recommend answered them",
         )
-    if not is_recommendation_key(current_app.config["SECRET_KEY"], recommendation_id, body["key"]):
+    shown = find_recommendation(get_db(), recommendation_id)
+    if not is_recommendation_key(current_app.config["SECRET_KEY"], shown, body["key"]):
         abort(404, f"there is no recommendation {recommendation_id} with that key to rate")
     limit = RateLimit.from_config(current_app.config)
     reward = record_feedback(get_db(), recommendation_id, body.get("rating"), client_key(), limit)  # errors.py

@@ -28,6 +28,9 @@ max_requests = int(os.environ.get("GUNICORN_MAX_REQUESTS", "2000"))
 max_requests_jitter = 200
 limit_request_line = 8190
 accesslog = os.environ.get("GUNICORN_ACCESS_LOG", "-")
+# gunicorn's default line, less the query string and the Referer: a results page's address carries its key
+# (app.recommendations.recommendation_key), and whoever reads the log must not be able to open the upload.
+access_log_format = '%(h)s %(l)s %(u)s %(t)s "%(m)s %(U)s %(H)s" %(s)s %(b)s "%(a)s"'
 errorlog = "-"
 loglevel = os.environ.get("GUNICORN_LOG_LEVEL", "info")
 

@@ -152,7 +152,7 @@ def recommended_poster(resources: Resources, recommendation_id: int, key: object
             "send the recommendation's key as 'recommendation_key' (its results page's address has it)", 400
         )
     shown = find_recommendation(get_db(), recommendation_id)
-    if shown is None or not is_recommendation_key(secret, recommendation_id, key):
+    if not is_recommendation_key(secret, shown, key):
         raise QueryError(f"no recommendation {recommendation_id} with that key", 404)
     if shown["query_image"] is not None:
         label = shown["query_imdb_id"] or "the poster you uploaded"

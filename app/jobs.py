@@ -260,9 +260,10 @@ def heartbeats(target: str, interval: float, stop: threading.Event) -> None:
             logger.warning("cannot write the heartbeat of %s: %s", ", ".join(jobs), error)
 
 
-def sweep(app: Flask) -> None:
-    """Queue again or fail the jobs whose worker stopped, delete the expired ones, and put in the queue again the
-    queued jobs whose message the broker does not hold (lost, or never sent: see the module's docstring)."""
+def sweep(app: Flask, check_lost: bool = True) -> None:
+    """Queue again or fail the jobs whose worker stopped, delete the expired ones, and (with `check_lost`) put in the
+    queue again the queued jobs whose message the broker does not hold (lost, or never sent: see the module's
+    docstring)."""
     settings = job_settings(app.config)
     with closing(open_database(configured_target(app.config))) as database:
         again, failed = recover_stale(database, settings["JOB_STALE_SECONDS"], int(settings["JOB_ATTEMPTS"]))
@@ -270,7 +271,7 @@ def sweep(app: Flask) -> None:
         queue: JobQueue = app.extensions[EXTENSION]
         for job_id in again:
             queue.enqueue_or_leave(job_id)
-        lost = requeue_lost(database, queue, settings["JOB_STALE_SECONDS"])
+        lost = requeue_lost(database, queue, settings["JOB_STALE_SECONDS"]) if check_lost else 0
     if again or failed or deleted or lost:
         logger.info(
             "jobs whose worker stopped: %d queued again, %d failed; %d expired jobs deleted; %d queued jobs whose "
@@ -289,17 +290,28 @@ def requeue_lost(database: Database, queue: JobQueue, older_than_seconds: float)
     queued = queued_jobs(database, older_than_seconds)
     if not queued:
         return 0
-    waiting = queue.waiting_ids()
-    lost = [job_id for job_id in queued if job_id not in waiting]
-    for job_id in lost:
-        queue.enqueue(job_id)
+    try:
+        waiting = queue.waiting_ids()
+        lost = [job_id for job_id in queued if job_id not in waiting]
+        for job_id in lost:
+            queue.enqueue(job_id)
+    except Exception as error:  # the broker is down: the next check sends them (Huey's consumer logs the outage)
+        logger.warning("cannot check the job queue at %s for lost jobs: %s", redacted(queue.url), error)
+        return 0
     return len(lost)
 
 
 def sweeper(app: Flask, interval: float, stop: threading.Event) -> None:
+    """Sweep every `interval` seconds; look for lost messages once every JOB_STALE_SECONDS (it reads every message
+    the broker holds), the first time JOB_STALE_SECONDS after the start-up sweep."""
+    stale_seconds = job_settings(app.config)["JOB_STALE_SECONDS"]
+    lost_checked = time.monotonic()
     while not stop.wait(interval):
+        check_lost = time.monotonic() - lost_checked >= stale_seconds
+        if check_lost:
+            lost_checked = time.monotonic()
         try:
-            sweep(app)
+            sweep(app, check_lost)
         except Exception:
             logger.exception("the sweep of stale and expired jobs failed; trying again in %g s", interval)
 

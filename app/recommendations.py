@@ -12,6 +12,7 @@ import hmac
 import json
 import math
 import reprlib
+import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -42,10 +43,11 @@ class Shown:
 
 
 def record_recommendation(database: Database, policy_name: str, choice: Choice, shown: Shown) -> int:
-    """Log a recommendation with the arm that made it and the probability of that arm; returns its id."""
+    """Log a recommendation with the arm that made it and the probability of that arm, and the random salt of its
+    key (recommendation_key); returns its id."""
     return database.insert(
         "INSERT INTO recommendations (policy, arm, epsilon, explored, arm_probability, query_kind, query_imdb_id,"
-        " query_image, genres, evoked, results) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        " query_image, genres, evoked, results, key_salt) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (
             policy_name,
             choice.arm,
@@ -58,6 +60,7 @@ def record_recommendation(database: Database, policy_name: str, choice: Choice, 
             json.dumps(dict(shown.genres)),
             json.dumps(dict(shown.evoked)),
             json.dumps(shown.results),
+            secrets.token_urlsafe(12),
         ),
     )
 
@@ -66,21 +69,31 @@ KEY_LENGTH = 22
 """Characters of a recommendation's key: 16 bytes (128 bits) of a keyed hash, URL-safe base64."""
 
 
-def recommendation_key(secret: str | bytes, recommendation_id: int) -> str:
-    """The key of recommendation `recommendation_id`: a keyed hash of its id that only the app (its SECRET_KEY) can
-    make. The results page's address and the API's answer carry it, and seeing the poster that was sent, its plot,
-    a heatmap of it, or voting on it needs it: the ids count up, so without a key anyone could see anyone's upload
-    and take their vote. Derived, not stored, so that every recommendation has one, those saved before keys too."""
+def recommendation_key(secret: str | bytes, recommendation_id: int, salt: str | None) -> str:
+    """The key of recommendation `recommendation_id`: a keyed hash of its id and its row's random `salt` (None for
+    rows from before migration 4: the id alone) that only the app can make, with a key of its own derived from its
+    SECRET_KEY. The results page's address and the API's answer carry it, and seeing the poster that was sent, its
+    plot, a heatmap of it, or voting on it needs it: the ids count up, so without a key anyone could see anyone's
+    upload and take their vote. The salt keeps an old link to id N from opening another database's row N."""
     secret_bytes = secret if isinstance(secret, bytes) else str(secret).encode()
-    digest = hmac.new(secret_bytes, f"recommendation {recommendation_id}".encode(), hashlib.sha256).digest()
+    keys_secret = hmac.new(secret_bytes, b"posterbench recommendation keys", hashlib.sha256).digest()
+    named = f"recommendation {recommendation_id}" + ("" if salt is None else f" {salt}")
+    digest = hmac.new(keys_secret, named.encode(), hashlib.sha256).digest()
     return base64.urlsafe_b64encode(digest[:16]).decode()[:KEY_LENGTH]
 
 
-def is_recommendation_key(secret: str | bytes, recommendation_id: int, key: object) -> bool:
-    """Whether `key` (as sent: any JSON value or form text, or None) is recommendation `recommendation_id`'s."""
-    if not isinstance(key, str) or not key.isascii():
+def is_recommendation_key(secret: str | bytes, shown: Row | None, key: object) -> bool:
+    """Whether `key` (as sent: any JSON value or form text, or None) is the key of the recommendation row `shown`
+    (find_recommendation's; None, an unknown id, has none)."""
+    if shown is None or not isinstance(key, str) or not key.isascii():
         return False
-    return hmac.compare_digest(key.encode(), recommendation_key(secret, recommendation_id).encode())
+    expected = recommendation_key(secret, int(shown["id"]), shown["key_salt"])
+    return hmac.compare_digest(key.encode(), expected.encode())
+
+
+def key_of(secret: str | bytes, shown: Row) -> str:
+    """The key of the recommendation row `shown`."""
+    return recommendation_key(secret, int(shown["id"]), shown["key_salt"])
 
 
 def find_recommendation(database: Database, recommendation_id: int) -> Row | None:

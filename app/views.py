@@ -33,8 +33,8 @@ from app.recommendations import (
     RateLimit,
     find_recommendation,
     is_recommendation_key,
+    key_of,
     rating_for,
-    recommendation_key,
     record_feedback,
 )
 from app.resources import get_resources
@@ -135,7 +135,8 @@ def query_image(recommendation_id: int) -> Response:
     shown = load_recommendation(recommendation_id)
     if shown["query_image"] is None:
         abort(404)
-    return Response(shown["query_image"], mimetype="image/jpeg")
+    # A person's upload: no shared cache keeps it.
+    return Response(shown["query_image"], mimetype="image/jpeg", headers={"Cache-Control": "private, no-store"})
 
 
 @bp.get("/results/<int:recommendation_id>/scatter.svg")
@@ -146,7 +147,8 @@ def scatter(recommendation_id: int) -> Response:
         ScatterPoint(movie.title, movie.year, movie.rating, plot_thumbnail(catalog.poster_path(movie)))
         for movie in shown_movies(load_recommendation(recommendation_id))
     ]
-    return Response(scatter_svg(points), mimetype="image/svg+xml", headers={"Cache-Control": "max-age=3600"})
+    headers = {"Cache-Control": "private, max-age=3600"}  # what was recommended to one person
+    return Response(scatter_svg(points), mimetype="image/svg+xml", headers=headers)
 
 
 @bp.get("/posters/<imdb_id>.jpg")
@@ -164,9 +166,14 @@ def healthz() -> dict:
     return {"status": "ok", "movies": len(resources.catalog), "precision": precision_of(resources.model)}
 
 
+def saved_key(recommendation_id: int) -> str:
+    """The key of a recommendation just saved (app.recommendations.recommendation_key)."""
+    return key_of(current_app.config["SECRET_KEY"], find_recommendation(get_db(), recommendation_id))
+
+
 def results_url(recommendation_id: int, **options: object) -> str:
-    """The results page of a recommendation, its key in the address (app.recommendations.recommendation_key)."""
-    key = recommendation_key(current_app.config["SECRET_KEY"], recommendation_id)
+    """The results page of a recommendation, its key in the address."""
+    key = saved_key(recommendation_id)
     return url_for("main.results", recommendation_id=recommendation_id, key=key, **options)
 
 
@@ -175,7 +182,7 @@ def load_recommendation(recommendation_id: int) -> Row:
     wrong or missing key, so that the ids cannot be probed."""
     key = request.args.get("key")
     shown = find_recommendation(get_db(), recommendation_id)
-    if shown is None or not is_recommendation_key(current_app.config["SECRET_KEY"], recommendation_id, key):
+    if not is_recommendation_key(current_app.config["SECRET_KEY"], shown, key):
         abort(404, f"no recommendation {recommendation_id} with that key: open it from the whole link you were given")
     return shown
 

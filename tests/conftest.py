@@ -396,23 +396,25 @@ def database_target(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 # ---------------------------------------------------------------- a recommendation's key
 
 
-def results_path(app, recommendation_id: int, suffix: str = "") -> str:
-    """/results/ID[SUFFIX]?key=KEY: a recommendation's page (or its feedback, query.jpg, scatter.svg), with the key
-    that the app (its SECRET_KEY) gives it and that its address needs (app.recommendations.recommendation_key)."""
-    from app.recommendations import recommendation_key
+def key_for(app, recommendation_id: int) -> str:
+    """The key the app gives a saved recommendation (app.recommendations.recommendation_key: its id and its row's
+    salt, by the app's SECRET_KEY); for an id with no row, a key of the right shape."""
+    from app.db import get_db
+    from app.recommendations import find_recommendation, key_of
 
-    return f"/results/{recommendation_id}{suffix}?key={recommendation_key(app.config['SECRET_KEY'], recommendation_id)}"
+    with app.app_context():
+        shown = find_recommendation(get_db(), recommendation_id)
+        return "A" * 22 if shown is None else key_of(app.config["SECRET_KEY"], shown)
+
+
+def results_path(app, recommendation_id: int, suffix: str = "") -> str:
+    """/results/ID[SUFFIX]?key=KEY: a recommendation's page (or its feedback, query.jpg, scatter.svg), with its key."""
+    return f"/results/{recommendation_id}{suffix}?key={key_for(app, recommendation_id)}"
 
 
 def vote_body(app, recommendation_id: int, rating: object) -> dict:
     """The JSON body of POST /api/feedback: the recommendation's id and key, and the rating."""
-    from app.recommendations import recommendation_key
-
-    return {
-        "id": recommendation_id,
-        "key": recommendation_key(app.config["SECRET_KEY"], recommendation_id),
-        "rating": rating,
-    }
+    return {"id": recommendation_id, "key": key_for(app, recommendation_id), "rating": rating}
 
 
 def under_results(location: str, suffix: str) -> str:

@@ -219,7 +219,7 @@ def test_api_votes_are_rate_limited(client, app, demo_catalog) -> None:
     assert flood.headers["Retry-After"] == str(app.config["FEEDBACK_WINDOW_SECONDS"])
 
 
-def test_a_recommendation_is_seen_rated_and_explained_only_with_its_key(app, client, demo_catalog) -> None:
+def test_a_recommendation_is_seen_rated_and_explained_only_with_its_key(app, client, demo_catalog, tmp_path) -> None:
     """The ids count up: without the key that /api/recommend answers (and the results page's address carries),
     nobody can see another person's upload, its plot or a heatmap of it, or take their vote."""
     answer = recommend_upload(client, demo_catalog.poster_path(demo_catalog.movies[5]).read_bytes(), "draft.jpg")
@@ -248,3 +248,19 @@ def test_a_recommendation_is_seen_rated_and_explained_only_with_its_key(app, cli
     assert client.post("/api/feedback", json=vote_of(shown, "good"), headers=HEADERS).status_code == 200
     other = create_app({**app.config, "SECRET_KEY": "another secret"}).test_client()  # keys come from the secret
     assert other.get(f"{page}?key={shown['key']}").status_code == 404
+    fresh = create_app({**app.config, "DATABASE": str(tmp_path / "fresh.sqlite")})  # the same secret, a new database
+    again = fresh.test_client().post("/api/recommend", data={"sample": demo_catalog.movies[1].imdb_id}, headers=HEADERS)
+    assert again.get_json()["id"] == shown["id"] and again.get_json()["key"] != shown["key"]
+    assert fresh.test_client().get(f"{page}?key={shown['key']}").status_code == 404  # an old link opens no new row
+
+
+def test_a_recommendation_saved_before_keys_had_salts_keeps_the_key_of_its_id(app, client, demo_catalog) -> None:
+    from app.recommendations import recommendation_key
+
+    shown = recommend_sample(client, demo_catalog.movies[0].imdb_id).get_json()
+    with sqlite3.connect(app.config["DATABASE"]) as database:
+        database.execute("UPDATE recommendations SET key_salt = NULL")  # as migration 4 leaves the rows before it
+    old_key = recommendation_key(app.config["SECRET_KEY"], shown["id"], None)
+    assert old_key != shown["key"]
+    assert client.get(f"/results/{shown['id']}?key={old_key}").status_code == 200
+    assert client.get(f"/results/{shown['id']}?key={shown['key']}").status_code == 404

@@ -42,6 +42,7 @@ def test_uploading_a_poster_shows_genres_and_five_catalog_movies(client, app, de
     assert results_path(app, recommendation_id, "/query.jpg") in page.replace("&amp;", "&")
     thumbnail = client.get(results_path(app, recommendation_id, "/query.jpg"))
     assert thumbnail.mimetype == "image/jpeg" and Image.open(io.BytesIO(thumbnail.data)).size[1] <= 268
+    assert thumbnail.headers["Cache-Control"] == "private, no-store"  # a person's upload: no shared cache keeps it
 
     with sqlite3.connect(app.config["DATABASE"]) as database:
         arm, kind, results, genres = database.execute(

@@ -31,10 +31,15 @@ def imdb(demo_catalog) -> Iterator[ReplicaServer]:
 
 
 @pytest.fixture(scope="module")
-def base_url(demo_catalog_dir, onnx_model_dir, index_dir, imdb, tmp_path_factory) -> Iterator[str]:
+def state(tmp_path_factory) -> Path:
+    """The served app's database and gunicorn's logs (access.log, gunicorn.log)."""
+    return tmp_path_factory.mktemp("gunicorn")
+
+
+@pytest.fixture(scope="module")
+def base_url(demo_catalog_dir, onnx_model_dir, index_dir, imdb, state: Path) -> Iterator[str]:
     """The app under gunicorn (app/gunicorn_conf.py, two workers) on a free loopback port, configured by environment
     variables exactly as `make serve` does, serving the model's ONNX export as `make serve` does."""
-    state = tmp_path_factory.mktemp("gunicorn")
     settings = {
         "CATALOG": str(demo_catalog_dir),
         "MODEL": str(onnx_model_dir),
@@ -84,7 +89,9 @@ def full_page_screenshot(browser, path: Path) -> None:
     browser.save_screenshot(str(path))
 
 
-def test_upload_see_recommendations_and_plot_vote_and_see_the_bandit(browser, base_url, demo_catalog, screenshots):
+def test_upload_see_recommendations_and_plot_vote_and_see_the_bandit(
+    browser, base_url, demo_catalog, screenshots, state: Path
+) -> None:
     from selenium.webdriver.common.by import By
 
     browser.get(base_url + "/")
@@ -115,6 +122,11 @@ def test_upload_see_recommendations_and_plot_vote_and_see_the_bandit(browser, ba
     assert re.search(r"\d+ recommendations? so far, [1-9]\d* rated", browser.page_source)
     assert len(wait_for_images(browser, ".plots img.plot")) == 4
     full_page_screenshot(browser, screenshots / "bandit.png")
+    # The results page's key is in its address, its poster's and its plot's, and in their Referer: the access log
+    # keeps neither the query string nor the Referer, so whoever reads the log cannot open the upload.
+    logged = (state / "access.log").read_text()
+    assert re.search(r'"GET /results/\d+ HTTP', logged) and '"POST /results/' in logged and "/query.jpg" in logged
+    assert "key=" not in logged and "?" not in logged, logged[-2000:]
 
 
 def test_click_a_sample_poster(browser, base_url, demo_catalog, screenshots) -> None:

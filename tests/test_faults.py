@@ -36,7 +36,6 @@ import pytest
 
 from app import create_app
 from app import db as app_db
-from app.recommendations import recommendation_key
 from tests.conftest import results_path, vote_body
 from tools.serving import DIRECT, gunicorn_server
 
@@ -49,7 +48,6 @@ def assert_documented(path: str, method: str, answer) -> None:
     assert str(answer.status_code) in OPENAPI["paths"][path][method]["responses"], (path, method, answer.status_code)
 
 
-SERVED_SECRET = "faults-test-secret"
 RATINGS = ("good", "okay", "bad")
 REWARDS = {"good": 1, "okay": 0, "bad": -1}
 
@@ -82,9 +80,8 @@ def post(url: str, body: bytes, content_type: str) -> tuple[int, dict] | None:
         return None
 
 
-def vote(url: str, recommendation_id: int, rating: str, secret: str | None = None) -> tuple[int, dict] | None:
-    """A vote over HTTP, with the key the server's `secret` gives the recommendation (default: served_settings')."""
-    key = recommendation_key(secret or SERVED_SECRET, recommendation_id)
+def vote(url: str, recommendation_id: int, key: str, rating: str) -> tuple[int, dict] | None:
+    """A vote over HTTP on the recommendation with that id and key (as /api/recommend answered them)."""
     body = json.dumps({"id": recommendation_id, "key": key, "rating": rating}).encode()
     return post(f"{url}/api/feedback", body, "application/json")
 
@@ -99,7 +96,7 @@ def served_settings(demo_catalog_dir: Path, model_dir: Path, index_dir: Path, da
         "MODEL": str(model_dir),
         "INDEX": str(index_dir),
         "DATABASE": str(database),
-        "SECRET_KEY": SERVED_SECRET,
+        "SECRET_KEY": "faults-test-secret",
         "FEEDBACK_LIMIT": "1000000",  # every vote comes from 127.0.0.1
     }
 
@@ -111,12 +108,13 @@ def test_a_worker_killed_while_votes_are_written_loses_no_acknowledged_vote(
     database = tmp_path / "posterbench.sqlite"
     settings = served_settings(demo_catalog_dir, onnx_model_dir, index_dir, database)
     acknowledged: dict[int, str] = {}  # id -> rating, answered 200
+    keys: dict[int, str] = {}  # id -> key, as /api/recommend answered them
     unanswered: list[int] = []  # the connection broke: saved or not, never half
     lock = threading.Lock()
 
     def voter(ids: list[int]) -> None:
         for recommendation_id in ids:
-            answer = vote(url, recommendation_id, rating_for(recommendation_id))
+            answer = vote(url, recommendation_id, keys[recommendation_id], rating_for(recommendation_id))
             with lock:
                 if answer is None:
                     unanswered.append(recommendation_id)
@@ -137,6 +135,7 @@ def test_a_worker_killed_while_votes_are_written_loses_no_acknowledged_vote(
             status, shown = post(f"{url}/api/recommend", form, "application/x-www-form-urlencoded")
             assert status == 201, shown
             ids.append(shown["id"])
+            keys[shown["id"]] = shown["key"]
         workers = worker_pids(url.pid)
         assert len(workers) == 2, workers
 
@@ -162,7 +161,8 @@ def test_a_worker_killed_while_votes_are_written_loses_no_acknowledged_vote(
             thread.join()
         assert not unanswered, "votes failed with no worker being killed"
         retried = {
-            recommendation_id: vote(url, recommendation_id, rating_for(recommendation_id)) for recommendation_id in lost
+            recommendation_id: vote(url, recommendation_id, keys[recommendation_id], rating_for(recommendation_id))
+            for recommendation_id in lost
         }
         assert all(answer is not None and answer[0] in (200, 409) for answer in retried.values()), retried
     assert len(acknowledged) >= 10
@@ -225,7 +225,7 @@ def test_a_malformed_chunked_body_is_a_400_under_gunicorn(
     with gunicorn_server(settings, workers=1, log_dir=tmp_path) as url:
         form = urllib.parse.urlencode({"sample": demo_catalog.movies[0].imdb_id}).encode()
         status, shown = post(f"{url}/api/recommend", form, "application/x-www-form-urlencoded")
-        assert status == 201 and vote(url, shown["id"], "good")[0] == 200
+        assert status == 201 and vote(url, shown["id"], shown["key"], "good")[0] == 200
         chunked = {**API, "Transfer-Encoding": "chunked"}
         for what, body in MALFORMED_CHUNKS.items():
             for path, content_type in (("/api/feedback", "application/json"), ("/recommend", "multipart/form-data")):
@@ -314,17 +314,16 @@ def test_a_read_only_database_is_answered_503_and_reads_go_on(app, client, demo_
 def test_an_unopenable_database_is_answered_503_and_healthz_says_so(app, client, demo_catalog) -> None:
     database = Path(app.config["DATABASE"])
     recommendation_id = recommend(client, demo_catalog.movies[3].imdb_id)
+    body, page_vote = vote_body(app, recommendation_id, "bad"), results_path(app, recommendation_id, "/feedback")
     aside = database.with_name("aside")
     aside.mkdir()
     for file in database.parent.glob(database.name + "*"):
         file.rename(aside / file.name)
     database.mkdir()  # a directory where the database file was: no one can open it, root neither
     try:
-        vote = client.post("/api/feedback", json=vote_body(app, recommendation_id, "bad"), headers=API)
+        vote = client.post("/api/feedback", json=body, headers=API)
         assert_refused(vote, "the database file cannot be opened")
-        assert_refused(
-            client.post(results_path(app, recommendation_id, "/feedback"), data={"rating": "bad"}), "cannot be opened"
-        )
+        assert_refused(client.post(page_vote, data={"rating": "bad"}), "cannot be opened")
         bandit = client.get("/api/bandit")
         assert_refused(bandit, "cannot be opened")
         health = client.get("/healthz", headers={"Accept": "application/json"})

@@ -19,6 +19,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from werkzeug.datastructures import MultiDict
 
+from tests.conftest import key_for
+
 EXAMPLES = int(os.environ.get("POSTERBENCH_FUZZ_EXAMPLES", "40"))
 UPLOAD_LIMIT = 64 * 1024  # the fuzzed app's MAX_CONTENT_LENGTH: small, so that a body beyond it is cheap to send
 SEEDED = 3
@@ -114,9 +116,7 @@ def key_query(app, recommendation_id: int | str, with_key: bool) -> str:
     else nothing (an address without its key is refused like an unknown id)."""
     if not with_key or not isinstance(recommendation_id, int):
         return ""
-    from app.recommendations import recommendation_key
-
-    return "?key=" + recommendation_key(app.config["SECRET_KEY"], recommendation_id)
+    return "?key=" + key_for(app, recommendation_id)
 
 
 @FUZZ
@@ -204,9 +204,7 @@ def test_bodies_beyond_the_limit_are_refused_with_413(fuzzed, size, where) -> No
 def test_api_votes_of_any_json_answer_without_a_5xx_and_save_whole(fuzzed, body, content_type, raw, with_key) -> None:
     app, client = fuzzed
     if with_key and isinstance(body, dict) and isinstance(body.get("id"), int) and not isinstance(body["id"], bool):
-        from app.recommendations import recommendation_key
-
-        body = {**body, "key": recommendation_key(app.config["SECRET_KEY"], body["id"])}
+        body = {**body, "key": key_for(app, body["id"])}
     before = saved(app)
     data = json.dumps(body, allow_nan=True) if not raw else json.dumps(body, allow_nan=True).encode("utf-16")
     response = client.post("/api/feedback", data=data, content_type=content_type, headers=API)

@@ -76,10 +76,11 @@ def test_an_unreachable_server_is_answered_503(pg_app, demo_catalog, postgres_ur
     recommendation_id = client.post(
         "/api/recommend", data={"sample": demo_catalog.movies[2].imdb_id}, headers=API
     ).get_json()["id"]
+    body = vote_body(pg_app, recommendation_id, "good")
     parts = urllib.parse.urlsplit(postgres_url)
     closed_port = parts._replace(netloc=parts.netloc.replace(f":{parts.port}", ":9"))  # discard: nothing listens
     pg_app.config["DATABASE_URL"] = urllib.parse.urlunsplit(closed_port)
-    answer = client.post("/api/feedback", json=vote_body(client.application, recommendation_id, "good"), headers=API)
+    answer = client.post("/api/feedback", json=body, headers=API)
     assert_refused(answer, "the database server cannot be reached")
     health = client.get("/healthz", headers={"Accept": "application/json"})
     assert health.status_code == 503 and "cannot read its database" in health.get_json()["error"]
@@ -137,9 +138,6 @@ def test_init_db_applies_the_migrations_on_postgres(pg_app, postgres_url: str) -
     assert password and password not in result.output
 
 
-TWO_HOSTS_SECRET = "two-hosts-secret"
-
-
 @pytest.mark.skipif(not Path("/proc/self/stat").is_file(), reason="finds gunicorn's workers in Linux's /proc")
 def test_two_hosts_share_one_vote_per_recommendation_and_the_bandit_through_a_worker_kill(
     demo_catalog, demo_catalog_dir: Path, onnx_model_dir: Path, index_dir: Path, tmp_path: Path, postgres_url: str
@@ -149,19 +147,20 @@ def test_two_hosts_share_one_vote_per_recommendation_and_the_bandit_through_a_wo
         "MODEL": str(onnx_model_dir),  # as make serve serves it: no TensorFlow to start in each worker
         "INDEX": str(index_dir),
         "DATABASE_URL": postgres_url,
-        "SECRET_KEY": TWO_HOSTS_SECRET,
+        "SECRET_KEY": "two-hosts-secret",
         "FEEDBACK_LIMIT": "1000000",  # every vote comes from 127.0.0.1
     }
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
     acknowledged: dict[int, str] = {}
+    keys: dict[int, str] = {}  # id -> key, as /api/recommend answered them
     refused_twice: list[int] = []
     unanswered: list[int] = []
     lock = threading.Lock()
 
     def voter(url: str, ids: list[int]) -> None:
         for recommendation_id in ids:
-            answer = vote(url, recommendation_id, rating_for(recommendation_id), TWO_HOSTS_SECRET)
+            answer = vote(url, recommendation_id, keys[recommendation_id], rating_for(recommendation_id))
             with lock:
                 if answer is None:
                     unanswered.append(recommendation_id)
@@ -182,6 +181,7 @@ def test_two_hosts_share_one_vote_per_recommendation_and_the_bandit_through_a_wo
             status, shown = post(f"{(host_a, host_b)[k % 2]}/api/recommend", form, "application/x-www-form-urlencoded")
             assert status == 201, shown
             ids.append(shown["id"])
+            keys[shown["id"]] = shown["key"]
         assert len(set(ids)) == 90, "the hosts share one sequence of recommendation ids"
         # Every recommendation is voted on by both hosts at once: exactly one vote on each may win.
         threads = [
