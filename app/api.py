@@ -36,7 +36,7 @@ from app.recommendations import (
 )
 from app.resources import get_resources
 from app.security import client_key
-from app.views import results_url, saved_key
+from app.views import key_of, results_url
 from catalog import Movie
 
 bp = Blueprint("api", __name__, url_prefix="/api")
@@ -82,13 +82,13 @@ def recommend() -> tuple[dict, int]:
     shown = recommend_for(get_db(), resources, current_app.config, query)
     answer = {
         "id": shown.id,
-        "key": saved_key(shown.id),
+        "key": key_of(shown),
         "arm": shown.choice.arm,
         "explored": shown.choice.explored,
         "genres": shown.genres,
         **shown.evoked,
         "recommendations": [movie_json(movie) for movie in shown.movies],
-        "results_url": results_url(shown.id, _external=True),
+        "results_url": results_url(shown.id, key_of(shown), _external=True),
     }
     return answer, 201
 

@@ -6,7 +6,9 @@ MKL_NUM_THREADS and POSTERBENCH_INFERENCE_THREADS (default: the request's share 
 
 from __future__ import annotations
 
+import logging
 import os
+import re
 import subprocess
 import sys
 from typing import Any
@@ -31,6 +33,25 @@ accesslog = os.environ.get("GUNICORN_ACCESS_LOG", "-")
 # gunicorn's default line, less the query string and the Referer: a results page's address carries its key
 # (app.recommendations.recommendation_key), and whoever reads the log must not be able to open the upload.
 access_log_format = '%(h)s %(l)s %(u)s %(t)s "%(m)s %(U)s %(H)s" %(s)s %(b)s "%(a)s"'
+KEY_IN_QUERY = re.compile(r"(?<=[?&]key=)[^&#\s\"']+")
+
+
+class WithoutKeys(logging.Filter):
+    """Blanks the `key=` of a query string in a log record: gunicorn's error log names a request by its whole URI
+    when an error escapes the app ("Error handling request GET /results/1?key=..."), and no setting changes that."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.msg, str):
+            record.msg = KEY_IN_QUERY.sub("(hidden)", record.msg)
+        if isinstance(record.args, tuple):
+            record.args = tuple(
+                KEY_IN_QUERY.sub("(hidden)", value) if isinstance(value, str) else value for value in record.args
+            )
+        return True
+
+
+if not any(isinstance(existing, WithoutKeys) for existing in logging.getLogger("gunicorn.error").filters):
+    logging.getLogger("gunicorn.error").addFilter(WithoutKeys())  # the master's, and so every forked worker's
 errorlog = "-"
 loglevel = os.environ.get("GUNICORN_LOG_LEVEL", "info")
 

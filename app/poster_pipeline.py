@@ -69,6 +69,7 @@ class Recommendation:
     genres: dict[str, float]
     evoked: dict[str, object]  # see evoked_json
     movies: list[Movie]
+    key_salt: str  # its key's salt (app.recommendations.recommendation_key)
 
 
 def evoked_json(prediction: Prediction, description: Description, detector: PosterDetector) -> dict[str, object]:
@@ -155,7 +156,7 @@ def recommend_for(
     movies = [resources.catalog.movies[row] for row in rows]
     shown = Shown(query.kind, query.imdb_id, query.thumbnail, genres, evoked, [movie.imdb_id for movie in movies])
     recommendation_id = record_recommendation(database, policy_name, choice, shown)
-    return Recommendation(recommendation_id, choice, genres, evoked, movies)
+    return Recommendation(recommendation_id, choice, genres, evoked, movies, shown.key_salt)
 
 
 def require_catalog_movie(resources: Resources, imdb_id: str) -> None:

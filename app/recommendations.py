@@ -14,7 +14,7 @@ import math
 import reprlib
 import secrets
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from app.db import MAX_ROW_ID, Database, DuplicateRowError, Row
@@ -40,11 +40,13 @@ class Shown:
     genres: Mapping[str, float]
     evoked: Mapping[str, object]  # decade, year, rating, looks_like_poster (app.poster_pipeline.evoked_json)
     results: list[str]
+    key_salt: str = field(default_factory=lambda: secrets.token_urlsafe(12))  # see recommendation_key
 
 
 def record_recommendation(database: Database, policy_name: str, choice: Choice, shown: Shown) -> int:
     """Log a recommendation with the arm that made it and the probability of that arm, and the random salt of its
-    key (recommendation_key); returns its id."""
+    key (recommendation_key); returns its id. Its key is recommendation_key(secret, id, shown.key_salt): no need to
+    read the row again."""
     return database.insert(
         "INSERT INTO recommendations (policy, arm, epsilon, explored, arm_probability, query_kind, query_imdb_id,"
         " query_image, genres, evoked, results, key_salt) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -60,7 +62,7 @@ def record_recommendation(database: Database, policy_name: str, choice: Choice, 
             json.dumps(dict(shown.genres)),
             json.dumps(dict(shown.evoked)),
             json.dumps(shown.results),
-            secrets.token_urlsafe(12),
+            shown.key_salt,
         ),
     )
 
@@ -76,9 +78,11 @@ def recommendation_key(secret: str | bytes, recommendation_id: int, salt: str | 
     plot, a heatmap of it, or voting on it needs it: the ids count up, so without a key anyone could see anyone's
     upload and take their vote. The salt keeps an old link to id N from opening another database's row N."""
     secret_bytes = secret if isinstance(secret, bytes) else str(secret).encode()
-    keys_secret = hmac.new(secret_bytes, b"posterbench recommendation keys", hashlib.sha256).digest()
-    named = f"recommendation {recommendation_id}" + ("" if salt is None else f" {salt}")
-    digest = hmac.new(keys_secret, named.encode(), hashlib.sha256).digest()
+    if salt is None:  # a row from before the salts: the key its links were given then, by the secret itself
+        digest = hmac.new(secret_bytes, f"recommendation {recommendation_id}".encode(), hashlib.sha256).digest()
+    else:
+        keys_secret = hmac.new(secret_bytes, b"posterbench recommendation keys", hashlib.sha256).digest()
+        digest = hmac.new(keys_secret, f"recommendation {recommendation_id} {salt}".encode(), hashlib.sha256).digest()
     return base64.urlsafe_b64encode(digest[:16]).decode()[:KEY_LENGTH]
 
 
@@ -87,11 +91,10 @@ def is_recommendation_key(secret: str | bytes, shown: Row | None, key: object) -
     (find_recommendation's; None, an unknown id, has none)."""
     if shown is None or not isinstance(key, str) or not key.isascii():
         return False
-    expected = recommendation_key(secret, int(shown["id"]), shown["key_salt"])
-    return hmac.compare_digest(key.encode(), expected.encode())
+    return hmac.compare_digest(key.encode(), row_key(secret, shown).encode())
 
 
-def key_of(secret: str | bytes, shown: Row) -> str:
+def row_key(secret: str | bytes, shown: Row) -> str:
     """The key of the recommendation row `shown`."""
     return recommendation_key(secret, int(shown["id"]), shown["key_salt"])
 

@@ -71,6 +71,10 @@ def client_key() -> str:
     return hmac.new(secret, address, hashlib.sha256).hexdigest()[:32]
 
 
+PRIVATE_ENDPOINTS = frozenset({"main.results", "main.feedback", "main.query_image"})
+"""A person's results page and the poster they sent (their address carries its key): kept by no shared cache."""
+
+
 def add_security_headers(response: Response) -> Response:
     is_svg = response.mimetype == "image/svg+xml"
     response.headers.setdefault("Content-Security-Policy", SVG_POLICY if is_svg else PAGE_POLICY)
@@ -78,6 +82,8 @@ def add_security_headers(response: Response) -> Response:
     response.headers.setdefault("X-Frame-Options", "DENY" if not is_svg else "SAMEORIGIN")
     response.headers.setdefault("Referrer-Policy", "same-origin")
     response.headers.setdefault("Cross-Origin-Opener-Policy", "same-origin")
+    if request.endpoint in PRIVATE_ENDPOINTS:
+        response.headers.setdefault("Cache-Control", "private, no-store")
     return response
 
 

@@ -25,7 +25,7 @@ from app.db import Row, get_db
 from app.errors import RequestError, as_sentence
 from app.limits import poster_work
 from app.plots import THUMBNAIL_PIXELS, ScatterPoint, scatter_svg
-from app.poster_pipeline import QueryError, imdb_query, recommend_for, sample_query, upload_query
+from app.poster_pipeline import QueryError, Recommendation, imdb_query, recommend_for, sample_query, upload_query
 from app.recommendations import (
     RATING_OF_REWARD,
     RATINGS,
@@ -33,8 +33,8 @@ from app.recommendations import (
     RateLimit,
     find_recommendation,
     is_recommendation_key,
-    key_of,
     rating_for,
+    recommendation_key,
     record_feedback,
 )
 from app.resources import get_resources
@@ -85,7 +85,7 @@ def recommend_view() -> Response | tuple[str, int]:
     except RequestError as error:  # QueryError, or ImdbError from a link
         return home_with_error(str(error), error.status, link)
     shown = recommend_for(get_db(), resources, current_app.config, query)
-    return redirect(results_url(shown.id), 303)
+    return redirect(results_url(shown.id, key_of(shown)), 303)
 
 
 @bp.get("/results/<int:recommendation_id>")
@@ -127,7 +127,7 @@ def feedback(recommendation_id: int) -> Response | tuple[str, int] | tuple[str, 
         headers = {} if error.retry_after is None else {"Retry-After": str(error.retry_after)}
         return results(recommendation_id), error.status, headers
     flash(f"Thank you! You rated these suggestions {RATING_OF_REWARD[reward]}.", "notice")
-    return redirect(results_url(recommendation_id), 303)
+    return redirect(results_url(recommendation_id, request.args["key"]), 303)  # the key load_recommendation checked
 
 
 @bp.get("/results/<int:recommendation_id>/query.jpg")
@@ -135,8 +135,7 @@ def query_image(recommendation_id: int) -> Response:
     shown = load_recommendation(recommendation_id)
     if shown["query_image"] is None:
         abort(404)
-    # A person's upload: no shared cache keeps it.
-    return Response(shown["query_image"], mimetype="image/jpeg", headers={"Cache-Control": "private, no-store"})
+    return Response(shown["query_image"], mimetype="image/jpeg")  # private, no-store: security.PRIVATE_ENDPOINTS
 
 
 @bp.get("/results/<int:recommendation_id>/scatter.svg")
@@ -166,14 +165,13 @@ def healthz() -> dict:
     return {"status": "ok", "movies": len(resources.catalog), "precision": precision_of(resources.model)}
 
 
-def saved_key(recommendation_id: int) -> str:
-    """The key of a recommendation just saved (app.recommendations.recommendation_key)."""
-    return key_of(current_app.config["SECRET_KEY"], find_recommendation(get_db(), recommendation_id))
+def key_of(shown: Recommendation) -> str:
+    """The key of a recommendation just made (app.recommendations.recommendation_key), without reading it back."""
+    return recommendation_key(current_app.config["SECRET_KEY"], shown.id, shown.key_salt)
 
 
-def results_url(recommendation_id: int, **options: object) -> str:
+def results_url(recommendation_id: int, key: str, **options: object) -> str:
     """The results page of a recommendation, its key in the address."""
-    key = saved_key(recommendation_id)
     return url_for("main.results", recommendation_id=recommendation_id, key=key, **options)
 
 

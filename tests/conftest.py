@@ -400,11 +400,11 @@ def key_for(app, recommendation_id: int) -> str:
     """The key the app gives a saved recommendation (app.recommendations.recommendation_key: its id and its row's
     salt, by the app's SECRET_KEY); for an id with no row, a key of the right shape."""
     from app.db import get_db
-    from app.recommendations import find_recommendation, key_of
+    from app.recommendations import find_recommendation, row_key
 
     with app.app_context():
         shown = find_recommendation(get_db(), recommendation_id)
-        return "A" * 22 if shown is None else key_of(app.config["SECRET_KEY"], shown)
+        return "A" * 22 if shown is None else row_key(app.config["SECRET_KEY"], shown)
 
 
 def results_path(app, recommendation_id: int, suffix: str = "") -> str:

@@ -3,6 +3,9 @@ OpenAPI document that describes every route and the answers' shapes."""
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import io
 import re
 import sqlite3
@@ -254,13 +257,16 @@ def test_a_recommendation_is_seen_rated_and_explained_only_with_its_key(app, cli
     assert fresh.test_client().get(f"{page}?key={shown['key']}").status_code == 404  # an old link opens no new row
 
 
-def test_a_recommendation_saved_before_keys_had_salts_keeps_the_key_of_its_id(app, client, demo_catalog) -> None:
-    from app.recommendations import recommendation_key
-
+def test_a_recommendation_saved_before_keys_had_salts_keeps_the_key_its_links_were_given(app, client, demo_catalog):
+    """Rows from before migration 4 have no salt: their key stays the one the code before gave them, a keyed hash of
+    the id alone by SECRET_KEY itself (computed here as that code did), so the links people kept still open."""
     shown = recommend_sample(client, demo_catalog.movies[0].imdb_id).get_json()
     with sqlite3.connect(app.config["DATABASE"]) as database:
         database.execute("UPDATE recommendations SET key_salt = NULL")  # as migration 4 leaves the rows before it
-    old_key = recommendation_key(app.config["SECRET_KEY"], shown["id"], None)
+    digest = hmac.new(app.config["SECRET_KEY"].encode(), f"recommendation {shown['id']}".encode(), hashlib.sha256)
+    old_key = base64.urlsafe_b64encode(digest.digest()[:16]).decode()[:22]
     assert old_key != shown["key"]
     assert client.get(f"/results/{shown['id']}?key={old_key}").status_code == 200
     assert client.get(f"/results/{shown['id']}?key={shown['key']}").status_code == 404
+    vote = client.post("/api/feedback", json={"id": shown["id"], "key": old_key, "rating": "good"}, headers=HEADERS)
+    assert vote.status_code == 200

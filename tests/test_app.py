@@ -43,6 +43,7 @@ def test_uploading_a_poster_shows_genres_and_five_catalog_movies(client, app, de
     thumbnail = client.get(results_path(app, recommendation_id, "/query.jpg"))
     assert thumbnail.mimetype == "image/jpeg" and Image.open(io.BytesIO(thumbnail.data)).size[1] <= 268
     assert thumbnail.headers["Cache-Control"] == "private, no-store"  # a person's upload: no shared cache keeps it
+    assert client.get(results_path(app, recommendation_id)).headers["Cache-Control"] == "private, no-store"
 
     with sqlite3.connect(app.config["DATABASE"]) as database:
         arm, kind, results, genres = database.execute(

@@ -250,3 +250,27 @@ def test_ids_beyond_any_row_and_ratings_of_other_types_get_4xx(app, client, demo
         "/api/feedback", json={**vote_body(app, shown["id"], "good"), "id": float(shown["id"])}, headers=api
     )
     assert as_float.status_code == 200 and as_float.get_json()["id"] == shown["id"]
+
+
+def test_gunicorns_error_log_hides_a_recommendation_key() -> None:
+    """gunicorn names a request whose error escapes the app by its whole URI: the key in it is blanked (the access
+    log leaves query strings out altogether, tests/test_browser.py)."""
+    import logging
+
+    from app import gunicorn_conf  # installs the filter on gunicorn's error log, in the master and so every worker
+
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler()
+    handler.emit = records.append
+    error_log = logging.getLogger("gunicorn.error")
+    error_log.addHandler(handler)
+    try:
+        error_log.error("Error handling request %s %s", "GET", "/results/7/query.jpg?key=Tt-9Y1LjiTfbtEPrrhyGiw&x=1")
+        error_log.error("Error handling request /results/7?key=Tt-9Y1LjiTfbtEPrrhyGiw")
+    finally:
+        error_log.removeHandler(handler)
+    assert [record.getMessage() for record in records] == [
+        "Error handling request GET /results/7/query.jpg?key=(hidden)&x=1",
+        "Error handling request /results/7?key=(hidden)",
+    ]
+    assert any(isinstance(found, gunicorn_conf.WithoutKeys) for found in error_log.filters)
