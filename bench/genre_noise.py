@@ -21,11 +21,10 @@ FIGURES = ("micro_f1", "macro_f1", "macro_auc")
 
 def f1_scores(truth: np.ndarray, decisions: np.ndarray) -> tuple[float, float]:
     """micro-F1 and macro-F1 (scikit-learn's, zero_division=0) of boolean (n, n_genres) arrays."""
-    true_positives = (decisions & truth).sum(axis=0)
-    denominators = decisions.sum(axis=0) + truth.sum(axis=0)  # 2 TP + FP + FN
-    per_genre = np.divide(2 * true_positives, denominators, out=np.zeros(len(denominators)), where=denominators > 0)
-    micro = 2 * true_positives.sum() / denominators.sum() if denominators.sum() else 0.0
-    return float(micro), float(per_genre.mean())
+    from model.metrics import micro_and_macro_f1
+
+    micro, macro = micro_and_macro_f1(truth, decisions)
+    return float(micro), float(macro)
 
 
 def figures(truth: np.ndarray, probabilities: np.ndarray, thresholds: np.ndarray) -> dict[str, float]:

@@ -89,17 +89,24 @@ def tune_thresholds(y_true: np.ndarray, probabilities: np.ndarray, rounds: int =
 def f1_sums(truth: np.ndarray, probabilities: np.ndarray, candidates: np.ndarray) -> np.ndarray:
     """micro-F1 + macro-F1 (scikit-learn's, zero_division=0) of each row of `candidates` (m, n_genres) used as
     thresholds, all at once: tune_thresholds scores about 1,700 of them (8-20 s with one f1_score call each)."""
-    decisions = probabilities[None] >= candidates[:, None, :]  # (m, n, n_genres)
-    true_positives = (decisions & truth).sum(axis=1)
-    false_positives = (decisions & ~truth).sum(axis=1)
-    false_negatives = (~decisions & truth).sum(axis=1)
-    denominators = 2 * true_positives + false_positives + false_negatives
+    micro, macro = micro_and_macro_f1(truth, probabilities[None] >= candidates[:, None, :])
+    return micro + macro
+
+
+def micro_and_macro_f1(truth: np.ndarray, decisions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """micro-F1 and macro-F1 (scikit-learn's, zero_division=0) of boolean `decisions` (..., n, n_genres) against
+    boolean `truth` (n, n_genres), for every leading index at once."""
+    true_positives = (decisions & truth).sum(axis=-2)
+    denominators = decisions.sum(axis=-2) + truth.sum(axis=0)  # 2 TP + FP + FN
     per_genre = np.divide(2 * true_positives, denominators, out=np.zeros(denominators.shape), where=denominators > 0)
-    micro_denominators = denominators.sum(axis=1)
+    micro_denominators = denominators.sum(axis=-1)
     micro = np.divide(
-        2 * true_positives.sum(axis=1), micro_denominators, out=np.zeros(len(candidates)), where=micro_denominators > 0
+        2 * true_positives.sum(axis=-1),
+        micro_denominators,
+        out=np.zeros(micro_denominators.shape),
+        where=micro_denominators > 0,
     )
-    return micro + per_genre.mean(axis=1)
+    return micro, per_genre.mean(axis=-1)
 
 
 def constant_predictors(genre_counts: np.ndarray, n_movies: int) -> dict[str, tuple[np.ndarray, np.ndarray]]:
