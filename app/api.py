@@ -80,15 +80,16 @@ def recommend() -> tuple[dict, int]:
     else:
         query = sample_query(resources, request.form["sample"].strip())
     shown = recommend_for(get_db(), resources, current_app.config, query)
+    key = key_of(shown)
     answer = {
         "id": shown.id,
-        "key": key_of(shown),
+        "key": key,
         "arm": shown.choice.arm,
         "explored": shown.choice.explored,
         "genres": shown.genres,
         **shown.evoked,
         "recommendations": [movie_json(movie) for movie in shown.movies],
-        "results_url": results_url(shown.id, key_of(shown), _external=True),
+        "results_url": results_url(shown.id, key, _external=True),
     }
     return answer, 201
 

@@ -308,9 +308,10 @@ def benchmarks() -> list[str]:
 
 def run_bench(name: str, arguments: tuple[str, ...]) -> None:
     """Run bench/NAME.py as the module bench.NAME (its imports of sibling scripts need that) in this process's place."""
-    if (Path.cwd() / "bench").is_dir() and not (Path.cwd() / f"bench/{name.removesuffix('.py')}.py").exists():
+    relative = f"bench/{name.removesuffix('.py')}.py"
+    if (Path.cwd() / "bench").is_dir() and not (Path.cwd() / relative).exists():
         raise click.ClickException(f"no benchmark {name!r}; the benchmarks are: {', '.join(benchmarks())}")
-    script = checkout_path(f"bench/{name.removesuffix('.py')}.py")
+    script = checkout_path(relative)
     if not is_benchmark(script):
         raise click.ClickException(f"bench/{script.name} is a helper that other benchmarks import, not a benchmark")
     exec_module(f"bench.{script.stem}", arguments)
