@@ -36,7 +36,7 @@ from app.recommendations import (
 )
 from app.resources import get_resources
 from app.security import client_key
-from app.views import key_of, results_url
+from app.views import results_url
 from catalog import Movie
 
 bp = Blueprint("api", __name__, url_prefix="/api")
@@ -80,16 +80,15 @@ def recommend() -> tuple[dict, int]:
     else:
         query = sample_query(resources, request.form["sample"].strip())
     shown = recommend_for(get_db(), resources, current_app.config, query)
-    key = key_of(shown)
     answer = {
         "id": shown.id,
-        "key": key,
+        "key": shown.key,
         "arm": shown.choice.arm,
         "explored": shown.choice.explored,
         "genres": shown.genres,
         **shown.evoked,
         "recommendations": [movie_json(movie) for movie in shown.movies],
-        "results_url": results_url(shown.id, key, _external=True),
+        "results_url": results_url(shown.id, shown.key, _external=True),
     }
     return answer, 201
 

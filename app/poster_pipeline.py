@@ -17,7 +17,7 @@ from app.db import Database
 from app.errors import RequestError
 from app.imdb import ImdbPoster, fetch_imdb_poster
 from app.job_store import JobPoster
-from app.recommendations import Shown, record_recommendation
+from app.recommendations import Shown, recommendation_key, record_recommendation
 from app.resources import Resources
 from bandit import Choice
 from catalog import Movie
@@ -69,7 +69,7 @@ class Recommendation:
     genres: dict[str, float]
     evoked: dict[str, object]  # see evoked_json
     movies: list[Movie]
-    key_salt: str  # its key's salt (app.recommendations.recommendation_key)
+    key: str  # what its addresses carry and voting needs (app.recommendations.recommendation_key)
 
 
 def evoked_json(prediction: Prediction, description: Description, detector: PosterDetector) -> dict[str, object]:
@@ -156,7 +156,8 @@ def recommend_for(
     movies = [resources.catalog.movies[row] for row in rows]
     shown = Shown(query.kind, query.imdb_id, query.thumbnail, genres, evoked, [movie.imdb_id for movie in movies])
     recommendation_id = record_recommendation(database, policy_name, choice, shown)
-    return Recommendation(recommendation_id, choice, genres, evoked, movies, shown.key_salt)
+    key = recommendation_key(str(config["SECRET_KEY"]), recommendation_id, shown.key_salt)
+    return Recommendation(recommendation_id, choice, genres, evoked, movies, key)
 
 
 def require_catalog_movie(resources: Resources, imdb_id: str) -> None:

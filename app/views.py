@@ -25,7 +25,7 @@ from app.db import Row, get_db
 from app.errors import RequestError, as_sentence
 from app.limits import poster_work
 from app.plots import THUMBNAIL_PIXELS, ScatterPoint, scatter_svg
-from app.poster_pipeline import QueryError, Recommendation, imdb_query, recommend_for, sample_query, upload_query
+from app.poster_pipeline import QueryError, imdb_query, recommend_for, sample_query, upload_query
 from app.recommendations import (
     RATING_OF_REWARD,
     RATINGS,
@@ -34,7 +34,6 @@ from app.recommendations import (
     find_recommendation,
     is_recommendation_key,
     rating_for,
-    recommendation_key,
     record_feedback,
 )
 from app.resources import get_resources
@@ -85,7 +84,7 @@ def recommend_view() -> Response | tuple[str, int]:
     except RequestError as error:  # QueryError, or ImdbError from a link
         return home_with_error(str(error), error.status, link)
     shown = recommend_for(get_db(), resources, current_app.config, query)
-    return redirect(results_url(shown.id, key_of(shown)), 303)
+    return redirect(results_url(shown.id, shown.key), 303)
 
 
 @bp.get("/results/<int:recommendation_id>")
@@ -163,11 +162,6 @@ def healthz() -> dict:
     get_db().execute("SELECT 1").fetchone()
     resources = get_resources()
     return {"status": "ok", "movies": len(resources.catalog), "precision": precision_of(resources.model)}
-
-
-def key_of(shown: Recommendation) -> str:
-    """The key of a recommendation just made (app.recommendations.recommendation_key), without reading it back."""
-    return recommendation_key(current_app.config["SECRET_KEY"], shown.id, shown.key_salt)
 
 
 def results_url(recommendation_id: int, key: str, **options: object) -> str:
