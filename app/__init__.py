@@ -10,6 +10,8 @@ from pathlib import Path
 
 from flask import Flask
 
+from app.settings import APP_NUMBERS, checked_numbers, keep_text
+
 MEGABYTE = 1024 * 1024
 
 
@@ -70,10 +72,12 @@ def create_app(test_config: dict | None = None, job_worker: bool = False) -> Fla
     if test_config is None:
         app.config.from_pyfile("config.py", silent=True)
         app.config.from_prefixed_env("POSTERBENCH")
+        keep_text(app.config)
         app.config["DATABASE_URL"] = app.config["DATABASE_URL"] or os.environ.get("DATABASE_URL") or None
     else:
         app.config.from_mapping(test_config)
     app.config["JOB_WORKER"] = job_worker
+    app.config.update(checked_numbers(app.config, APP_NUMBERS))
     if not app.config["SECRET_KEY"]:
         raise RuntimeError("set POSTERBENCH_SECRET_KEY (or SECRET_KEY in instance/config.py); `make run` makes one")
 

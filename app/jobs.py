@@ -59,6 +59,7 @@ from app.job_store import (
     read_posters,
     recover_stale,
 )
+from app.settings import checked_numbers
 
 EXTENSION = "posterbench.jobs"
 UNEXPECTED = "the job failed on our side (it has been logged); please submit it again"
@@ -80,29 +81,22 @@ class SupersededError(Exception):
 # ---------------------------------------------------------------- settings
 
 
+JOB_NUMBERS = {  # name: (least, type)
+    "JOB_NICE": (0, int),
+    "JOB_STALE_SECONDS": (0.5, float),
+    "JOB_HEARTBEAT_SECONDS": (0.1, float),
+    "JOB_EXPIRE_SECONDS": (1, float),
+    "JOB_ATTEMPTS": (1, int),
+    "JOB_WORKERS": (1, int),
+    "JOB_POLL_SECONDS": (0.01, float),
+    "JOB_QUEUE_WAIT_SECONDS": (0, float),
+    "JOBS_PER_CLIENT": (1, int),
+}
+
+
 def job_settings(config: Mapping[str, Any]) -> dict[str, float]:
     """The numeric job settings, checked: RuntimeError names a bad one (the app refuses to start with it)."""
-    names = {
-        "JOB_NICE": (0, int),
-        "JOB_STALE_SECONDS": (0.5, float),
-        "JOB_HEARTBEAT_SECONDS": (0.1, float),
-        "JOB_EXPIRE_SECONDS": (1, float),
-        "JOB_ATTEMPTS": (1, int),
-        "JOB_WORKERS": (1, int),
-        "JOB_POLL_SECONDS": (0.01, float),
-        "JOB_QUEUE_WAIT_SECONDS": (0, float),
-        "JOBS_PER_CLIENT": (1, int),
-    }
-    settings = {}
-    for name, (least, kind) in names.items():
-        value = config.get(name)
-        try:
-            number = kind(value)
-        except (TypeError, ValueError):
-            number = None
-        if number is None or number < least or isinstance(value, bool):
-            raise RuntimeError(f"POSTERBENCH_{name} must be a number of at least {least}: {value!r}")
-        settings[name] = number
+    settings = checked_numbers(config, JOB_NUMBERS)
     settings["JOB_THREADS"] = job_threads(config)
     if settings["JOB_HEARTBEAT_SECONDS"] * 2 > settings["JOB_STALE_SECONDS"]:
         raise RuntimeError("POSTERBENCH_JOB_STALE_SECONDS must be at least twice POSTERBENCH_JOB_HEARTBEAT_SECONDS")

@@ -150,7 +150,7 @@ def check_header(image: Image.Image, data: bytes, name: str) -> None:
     if jpeg is not None and jpeg[0] not in READ_CODINGS:
         coding = OTHER_CODINGS.get(jpeg[0], "arithmetic-coded" if jpeg[0] >= 0xC9 else "hierarchical")
         raise PosterImageError(f"{name} is a {coding} JPEG, which we do not read: please save it as an ordinary JPEG")
-    limit, kind = pixel_budget(image, data, jpeg)
+    limit, kind = pixel_budget(image, data, jpeg, name)
     if width * height > limit:
         beside = "" if limit == MAX_PIXELS else f", and {limit:,} for {kind}"
         raise PosterImageError(
@@ -166,12 +166,14 @@ def check_header(image: Image.Image, data: bytes, name: str) -> None:
         )
 
 
-def pixel_budget(image: Image.Image, data: bytes, jpeg: tuple[int, int] | None) -> tuple[int, str]:
+def pixel_budget(image: Image.Image, data: bytes, jpeg: tuple[int, int] | None, name: str) -> tuple[int, str]:
     """The most pixels an image of this kind may have, and the kind's name; `jpeg` is a JPEG's (coding, scans)."""
     if jpeg is not None:
         if jpeg[0] != 0xC2 and jpeg[1] <= 1:
             return MAX_PIXELS, "a JPEG"
         layers = getattr(image, "layer", None) or [(0, 1, 1, 0)] * len(image.getbands())
+        if any(not layer[1] or not layer[2] for layer in layers):
+            raise PosterImageError(f"{name} is damaged: a JPEG whose frame header gives a sampling factor of 0")
         widest, tallest = max(layer[1] for layer in layers), max(layer[2] for layer in layers)
         samples = sum(layer[1] * layer[2] for layer in layers) / (widest * tallest)
         kind = "a progressive JPEG" if jpeg[0] == 0xC2 else "a JPEG of several scans"

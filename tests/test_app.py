@@ -168,6 +168,42 @@ def test_a_bad_bandit_setting_stops_the_app_at_start(demo_catalog_dir, trained, 
         create_app({**settings, "BANDIT_POLICY": "greedy"})
 
 
+def test_settings_from_the_environment_keep_text_as_text_and_check_numbers(
+    monkeypatch, demo_catalog, demo_catalog_dir, trained, index_dir, tmp_path
+) -> None:
+    """Flask reads each POSTERBENCH_ variable as JSON where it can: a secret key of digits became a number, and every
+    page with a form answered 500. Numbers out of their bounds once started the app and failed later."""
+    for name, value in {
+        "SECRET_KEY": "12345678901234567890",
+        "CATALOG": str(demo_catalog_dir),
+        "MODEL": str(trained[1]),
+        "INDEX": str(index_dir),
+        "DATABASE": str(tmp_path / "0123"),
+        "FEEDBACK_LIMIT": "7",
+    }.items():
+        monkeypatch.setenv(f"POSTERBENCH_{name}", value)
+    for name in ("POSTERBENCH_DATABASE_URL", "DATABASE_URL", "POSTERBENCH_JOBS_URL", "POSTERBENCH_CLEMS"):
+        monkeypatch.delenv(name, raising=False)
+    app = create_app()
+    assert app.config["SECRET_KEY"] == "12345678901234567890" and app.config["DATABASE"] == str(tmp_path / "0123")
+    assert app.config["FEEDBACK_LIMIT"] == 7
+    response = app.test_client().get("/")
+    assert response.status_code == 200 and 'name="csrf_token"' in response.get_data(as_text=True)
+    for name, value, message in [
+        ("FEEDBACK_LIMIT", "many", "POSTERBENCH_FEEDBACK_LIMIT must be a whole number of at least 1: 'many'"),
+        ("SAMPLE_COUNT", "-3", "POSTERBENCH_SAMPLE_COUNT must be a whole number of at least 1: -3"),
+        ("MAX_CONTENT_LENGTH", "2.5", "POSTERBENCH_MAX_CONTENT_LENGTH must be a whole number of at least 1: 2.5"),
+        ("IMDB_TIMEOUT_SECONDS", "[1]", "POSTERBENCH_IMDB_TIMEOUT_SECONDS must be a number of at least 0.1: [1]"),
+        ("TRUSTED_PROXIES", "true", "POSTERBENCH_TRUSTED_PROXIES must be a whole number of at least 0: True"),
+        ("JOB_ATTEMPTS", "0", "POSTERBENCH_JOB_ATTEMPTS must be a whole number of at least 1: 0"),
+    ]:
+        with monkeypatch.context() as bad:
+            bad.setenv(f"POSTERBENCH_{name}", value)
+            with pytest.raises(RuntimeError) as refused:
+                create_app()
+            assert str(refused.value) == message
+
+
 def test_the_app_uses_the_clems_genres_when_configured(
     app, client, demo_catalog, demo_catalog_dir, trained, index_dir
 ) -> None:

@@ -181,6 +181,19 @@ def test_progressive_jpegs_have_a_budget_for_their_coefficients(monkeypatch) -> 
     assert decode_poster(encoded(noisy, "JPEG"), AT_LEAST).size == (200, 300)  # a baseline one of the same size
 
 
+def test_a_progressive_jpeg_with_a_sampling_factor_of_zero_is_damaged_not_a_crash() -> None:
+    """Its frame header's sampling factors size the coefficient budget; zero in each component (against the JPEG
+    standard's 1 to 4) once divided by zero."""
+    progressive = bytearray(encoded(Image.new("RGB", (64, 96), "grey"), "JPEG", progressive=True))
+    frame = progressive.find(b"\xff\xc2")
+    for sampling in (0x00, 0x10, 0x01):
+        broken = bytearray(progressive)
+        for component in range(3):
+            broken[frame + 11 + 3 * component] = sampling
+        with pytest.raises(PosterImageError, match="damaged"):
+            decode_poster(bytes(broken), AT_LEAST)
+
+
 def test_a_jpeg_of_too_many_scans_or_an_unusual_coding_is_refused() -> None:
     progressive = encoded(Image.new("RGB", (200, 300), "grey"), "JPEG", progressive=True)
     coding, scans = jpeg_layout(progressive)
