@@ -23,6 +23,7 @@ from bandit import (
     rebuild,
     snips_estimate,
 )
+from bandit.policies import thompson_win_probabilities
 from recommend import DISTANCES
 
 CHI_SQUARE_999 = {1: 10.83, 2: 13.82}  # 0.999 quantiles of the chi-square distribution by degrees of freedom
@@ -150,6 +151,20 @@ def test_thompson_probabilities_are_deterministic_and_symmetric() -> None:
     assert 0 < hopeless.probabilities()["manhattan"] < 1e-3
     untried_arm_still_has_a_chance = from_counts(ThompsonSampling(), hopeless.counts()).probabilities()["cosine"]
     assert 0.01 < untried_arm_still_has_a_chance < 0.1
+
+
+def test_thompson_estimates_once_per_state_though_the_app_rebuilds_the_policy_per_request() -> None:
+    """The app rebuilds its policy from the log for every request; the estimate (about 80 ms, more when contended)
+    was cached on the policy object, so every recommendation paid it."""
+    thompson_win_probabilities.cache_clear()
+    counts = {"manhattan": (4, 1, 6), "euclidean": (3, 2, 5), "cosine": (5, 2, 3)}
+    first = from_counts(ThompsonSampling(), counts).probabilities()
+    assert from_counts(ThompsonSampling(), counts).probabilities() == first
+    assert thompson_win_probabilities.cache_info()[:2] == (1, 1)  # (hits, misses)
+    voted = {**counts, "cosine": (5, 2, 4)}
+    assert from_counts(ThompsonSampling(), voted).probabilities() != first
+    assert from_counts(ThompsonSampling(draws=200_000), counts).probabilities() != first
+    assert thompson_win_probabilities.cache_info()[:2] == (1, 3)
 
 
 def test_thompson_probabilities_agree_with_brute_force_sampling() -> None:
