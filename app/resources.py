@@ -16,6 +16,7 @@ from flask import Flask, current_app
 from catalog import Catalog, read_catalog
 from embedding import ARRAYS_FILE as CLEMS_ARRAYS_FILE
 from embedding import DESCRIPTION_FILE as CLEMS_DESCRIPTION_FILE
+from embedding import EmbeddingMismatchError, check_fitted_for
 from model.artifacts import GenreModel, ModelArtifactError
 from model.index import DESCRIPTION_FILE as INDEX_DESCRIPTION_FILE
 from model.index import EVOKED_FILE, FEATURES_FILE, PROBABILITIES_FILE, FeatureIndex, FeatureIndexError, precision_of
@@ -80,6 +81,10 @@ def load(
     if clems_dir:
         if not (Path(clems_dir) / CLEMS_DESCRIPTION_FILE).is_file():
             raise RuntimeError(f"{clems_dir} holds no CLEMS model: fit one (make clems) or unset POSTERBENCH_CLEMS")
+        try:
+            check_fitted_for(clems_dir, model_dir)
+        except EmbeddingMismatchError as error:
+            raise RuntimeError(str(error)) from error
         clems = load_clems(clems_dir)
         if clems.n_labels_ != len(model.genres):
             raise RuntimeError(f"{clems_dir} predicts {clems.n_labels_} genres, the model {len(model.genres)}")

@@ -47,6 +47,7 @@ def fit(catalog_dir: Path, model_dir: Path, index_dir: Path, out_dir: Path, cost
 @click.option("--out", "out_file", type=PATH, help="JSON report (default: in the CLEMS directory)")
 def evaluate(catalog_dir: Path, model_dir: Path, index_dir: Path, clems_dir: Path, out_file: Path | None) -> None:
     """Score the model, model + CLEMS and two constant baselines; the last line is one JSON object."""
+    from embedding import check_fitted_for
     from embedding.clems import CLEMS
     from embedding.pipeline import evaluate_with_clems
     from model.artifacts import ModelArtifactError
@@ -54,6 +55,7 @@ def evaluate(catalog_dir: Path, model_dir: Path, index_dir: Path, clems_dir: Pat
 
     catalog, index = _load(catalog_dir, index_dir, model_dir)
     try:
+        check_fitted_for(clems_dir, model_dir)
         reports, text = evaluate_with_clems(catalog, model_dir, index, CLEMS.load(clems_dir))
     except (ModelArtifactError, ValueError, OSError) as error:
         raise click.ClickException(str(error)) from error

@@ -3,15 +3,16 @@ the catalog's index), saved beside the model, and evaluated in the same report a
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
 
 from catalog import Catalog, check_replaceable, staged_directory
-from embedding import DESCRIPTION_FILE
+from embedding import DESCRIPTION_FILE, SOURCE_FILE
 from embedding.clems import CLEMS
 from model.evaluation import evaluate, evaluation_movies
-from model.index import FeatureIndex
+from model.index import FeatureIndex, model_fingerprint
 from model.metrics import calibration_report, format_table, genre_report
 from model.split import SPLIT_FILE, Split
 
@@ -31,13 +32,16 @@ def fit_clems(
     n_estimators: int = 500,
     seed: int = 0,
 ) -> CLEMS:
-    """Fit CLEMS on the index's features and the catalog's genres of the model's training split; save it."""
+    """Fit CLEMS on the index's features and the catalog's genres of the model's training split; save it, with the
+    model's fingerprint (SOURCE_FILE), which the app checks against the model it serves."""
     check_replaceable(out_dir, DESCRIPTION_FILE)  # before the forests, which take minutes
+    fingerprint = model_fingerprint(model_dir)
     train = Split.load(model_dir / SPLIT_FILE).train
     clems = CLEMS(cost, n_estimators=n_estimators, random_state=seed, n_jobs=-1)
     clems.fit(index.features[rows_of(catalog, train)], catalog.labels(index.genres, train))
     with staged_directory(out_dir, DESCRIPTION_FILE) as staging:
         clems.save(staging)
+        (staging / SOURCE_FILE).write_text(json.dumps({"model_fingerprint": fingerprint}) + "\n", encoding="utf-8")
     return clems
 
 

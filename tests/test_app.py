@@ -208,7 +208,7 @@ def test_the_app_uses_the_clems_genres_when_configured(
     app, client, demo_catalog, demo_catalog_dir, trained, index_dir
 ) -> None:
     from embedding.pipeline import fit_clems
-    from model.index import FeatureIndex
+    from model.index import FeatureIndex, model_fingerprint
 
     clems_dir = Path(app.config["DATABASE"]).parent / "clems"
     index = FeatureIndex.load(index_dir, demo_catalog)
@@ -221,6 +221,12 @@ def test_the_app_uses_the_clems_genres_when_configured(
         (genres,) = database.execute("SELECT genres FROM recommendations WHERE id = ?", (recommendation_id,)).fetchone()
     expected = clems.predict_proba(index.features[[demo_catalog.position(sample.imdb_id)]])[0]
     assert list(json.loads(genres).values()) == pytest.approx(expected.tolist(), abs=1e-4)
+
+    source = clems_dir / "source.json"  # the model it was fitted for, which the app checks at start
+    assert json.loads(source.read_text()) == {"model_fingerprint": model_fingerprint(trained[1])}
+    source.write_text(json.dumps({"model_fingerprint": "0123456789abcdef"}))  # as if the model were trained again
+    with pytest.raises(RuntimeError, match="fitted on the feature vectors of other weights .* fit it again"):
+        create_app({**app.config, "CLEMS": str(clems_dir)})
 
 
 def test_a_missing_clems_directory_stops_the_app_at_start(app, tmp_path) -> None:
