@@ -7,6 +7,7 @@ from catalog.read import Catalog, CatalogError, read_catalog
 from catalog.write import (
     OutputInUseError,
     check_replaceable,
+    refusal,
     staged_directory,
     write_catalog,
     write_movies_csv,
@@ -21,6 +22,7 @@ __all__ = [
     "OutputInUseError",
     "check_replaceable",
     "read_catalog",
+    "refusal",
     "staged_directory",
     "write_catalog",
     "write_movies_csv",

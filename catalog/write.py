@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import IO
 
 from catalog.movie import COLUMNS, Movie
-from catalog.read import MOVIES_CSV
+from catalog.read import MOVIES_CSV, _parse_row
 
 
 def write_movies_csv(directory: str | Path, movies: Sequence[Movie]) -> Path:
@@ -26,6 +26,15 @@ def write_movies_csv(directory: str | Path, movies: Sequence[Movie]) -> Path:
         for movie in movies:
             writer.writerow(_row(movie))
     return directory / MOVIES_CSV
+
+
+def refusal(movie: Movie) -> str | None:
+    """Why read_catalog would refuse `movie` as write_movies_csv writes it (its first bad field), else None."""
+    try:
+        _parse_row(dict(zip(COLUMNS, _row(movie), strict=True)))
+    except ValueError as error:
+        return str(error)
+    return None
 
 
 def write_poster(directory: str | Path, relative_path: str, data: bytes) -> Path:

@@ -16,7 +16,7 @@ from typing import IO, Any
 
 from tqdm import tqdm
 
-from catalog import Catalog, CatalogError, Movie, read_catalog, write_movies_csv
+from catalog import Catalog, CatalogError, Movie, read_catalog, refusal, write_movies_csv
 
 BASICS_COLUMNS: tuple[str, ...] = (
     "tconst",
@@ -244,24 +244,43 @@ def _same_rating(first: float | None, second: float | None) -> bool:
     return abs(first - second) <= RATING_TOLERANCE + 1e-9
 
 
-def fill_catalog(catalog: Catalog, records: Mapping[str, TitleRecord], overwrite: bool = False) -> list[Movie]:
+@dataclass(frozen=True)
+class Filling:
+    """A catalog's movies filled from the datasets, and the dataset values left out because the catalog format does
+    not take them (a year past next few years' announced films, a rating out of 1-10): `refused` as Differences."""
+
+    movies: list[Movie]
+    refused: list[Difference]
+
+
+def fill_catalog(catalog: Catalog, records: Mapping[str, TitleRecord], overwrite: bool = False) -> Filling:
     """Every catalog movie, in order, with its empty year, genres, rating and votes filled from the datasets.
 
     With `overwrite`, each of those four fields the datasets have replaces the catalog's value; a field the datasets
-    lack (`\\N`, no ratings row) keeps it. Titles, posters and movies the datasets lack are never changed.
+    lack (`\\N`, no ratings row) keeps it. Titles, posters and movies the datasets lack are never changed, and a value
+    that read_catalog would refuse is left out (listed in `refused`), so the catalog written stays readable.
     """
-    return [_filled(movie, records.get(movie.imdb_id), overwrite) for movie in catalog]
+    movies, refused = [], []
+    for movie in catalog:
+        filled, left_out = _filled(movie, records.get(movie.imdb_id), overwrite)
+        movies.append(filled)
+        refused.extend(left_out)
+    return Filling(movies, refused)
 
 
-def _filled(movie: Movie, record: TitleRecord | None, overwrite: bool) -> Movie:
+def _filled(movie: Movie, record: TitleRecord | None, overwrite: bool) -> tuple[Movie, list[Difference]]:
     if record is None:
-        return movie
-    changes = {}
+        return movie, []
+    refused = []
     for name in ("year", "genres", "rating", "votes"):
         current, new = getattr(movie, name), getattr(record, name)
         if new not in (None, ()) and (overwrite or current in (None, ())):
-            changes[name] = new
-    return replace(movie, **changes)
+            candidate = replace(movie, **{name: new})
+            if refusal(candidate) is None:
+                movie = candidate
+            else:
+                refused.append(Difference(movie.imdb_id, name, current, new))
+    return movie, refused
 
 
 def _show(value: object) -> str:
@@ -307,7 +326,10 @@ def _check_command(catalog: Catalog, records: Mapping[str, TitleRecord]) -> int:
 
 
 def _fill_command(catalog: Catalog, records: Mapping[str, TitleRecord], overwrite: bool) -> int:
-    movies = fill_catalog(catalog, records, overwrite=overwrite)
+    filling = fill_catalog(catalog, records, overwrite=overwrite)
+    for left_out in filling.refused:
+        print(f"left out, not a value a catalog takes: {left_out.describe()}", file=sys.stderr)
+    movies = filling.movies
     changed = sum(new != old for new, old in zip(movies, catalog, strict=True))
     if changed:
         path = write_movies_csv(catalog.directory, movies)

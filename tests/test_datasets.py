@@ -247,7 +247,7 @@ def test_difference_lines_read_well() -> None:
 
 def test_fill_only_fills_empty_fields(catalog, files) -> None:
     records = read_datasets(*files, progress=False)
-    filled = fill_catalog(catalog, records)
+    filled = fill_catalog(catalog, records).movies
     assert [m.imdb_id for m in filled] == [m.imdb_id for m in catalog]
     assert filled[0] == catalog.get("tt0111161")  # nothing empty: untouched, even the wrong year
     assert filled[1] == replace(catalog.get("tt0133093"), votes=2_100_000)
@@ -259,7 +259,7 @@ def test_fill_only_fills_empty_fields(catalog, files) -> None:
 
 def test_fill_with_overwrite_replaces_every_field_the_datasets_have(catalog, files) -> None:
     records = read_datasets(*files, progress=False)
-    filled = fill_catalog(catalog, records, overwrite=True)
+    filled = fill_catalog(catalog, records, overwrite=True).movies
     assert filled[0] == replace(catalog.get("tt0111161"), year=1994, genres=("Drama",))
     assert filled[1] == replace(
         catalog.get("tt0133093"), genres=("Action", "Adventure", "Sci-Fi"), rating=8.7, votes=2_100_000
@@ -267,6 +267,37 @@ def test_fill_with_overwrite_replaces_every_field_the_datasets_have(catalog, fil
     assert filled[2] == replace(catalog.get("tt1234567"), rating=6.1)  # year \N: the catalog's 2001 stays
     assert filled[3] == replace(catalog.get("tt12345678"), year=2024)  # no ratings row: rating, votes stay empty
     assert filled[4] == catalog.get("tt7777777")
+
+
+def test_fill_leaves_out_values_the_catalog_format_refuses_and_the_catalog_stays_readable(tmp_path) -> None:
+    """The datasets list announced films years ahead and may hold any number: a year past read_catalog's range, a
+    NaN or out-of-range rating, negative votes were written, and the whole rewritten movies.csv could not be read."""
+    directory = tmp_path / "catalog"
+    catalog = make_catalog(directory, [movie("tt0000001"), movie("tt0000002", rating=7.0)])
+    basics = [
+        ("tt0000001", "movie", "A", "A", "0", "2099", "\\N", "90", "Drama"),
+        ("tt0000002", "movie", "B", "B", "0", "1999", "\\N", "90", "Comedy"),
+    ]
+    ratings = [("tt0000001", "nan", "-5"), ("tt0000002", "11.5", "300")]
+    files = (
+        write_tsv(tmp_path / "title.basics.tsv.gz", BASICS_COLUMNS, basics),
+        write_tsv(tmp_path / "title.ratings.tsv.gz", RATINGS_COLUMNS, ratings),
+    )
+    filling = fill_catalog(catalog, read_datasets(*files, progress=False), overwrite=True)
+    assert filling.movies == [
+        replace(catalog.get("tt0000001"), genres=("Drama",)),
+        replace(catalog.get("tt0000002"), year=1999, genres=("Comedy",), votes=300),
+    ]
+    assert [(refused.imdb_id, refused.field) for refused in filling.refused] == [
+        ("tt0000001", "year"),
+        ("tt0000001", "rating"),
+        ("tt0000001", "votes"),
+        ("tt0000002", "rating"),
+    ]
+    result = run_cli("fill", directory, "--basics", files[0], "--ratings", files[1], "--no-progress", "--overwrite")
+    assert result.returncode == 0, result.stderr
+    assert "left out, not a value a catalog takes: tt0000001: year catalog (none), datasets 2099" in result.stderr
+    assert read_catalog(directory, check_posters=False).movies == filling.movies
 
 
 def run_cli(*arguments: str | Path) -> subprocess.CompletedProcess[str]:
@@ -299,7 +330,7 @@ def test_cli_fill_rewrites_movies_csv(catalog, files) -> None:
     assert result.stdout.startswith("2 of 5 movies changed; wrote ")
     assert result.stderr == ""
     after = read_catalog(catalog.directory, check_posters=False)
-    assert after.movies == fill_catalog(catalog, read_datasets(*files, progress=False))
+    assert after.movies == fill_catalog(catalog, read_datasets(*files, progress=False)).movies
     assert (catalog.directory / "movies.csv").read_text() != before
     assert [p.name for p in catalog.directory.iterdir()] == ["movies.csv"]  # no temporary file left
 
