@@ -150,6 +150,8 @@ def recommend_for(
         exclude_rows=[] if query.catalog_row is None else [query.catalog_row],
         era=decade_mask(query.prediction.decades[0], resources.model.description.decades, resources.decades),
     )
+    if not rows:  # a catalog of one movie, and the query is that movie: nothing to show, nothing to rate
+        raise QueryError("the catalog holds no other movie to recommend for this poster", 422)
     genres = {genre: round(float(p), 4) for genre, p in zip(resources.model.genres, probabilities, strict=True)}
     model = resources.model
     evoked = evoked_json(query.prediction, model.description, model.detector)

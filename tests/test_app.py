@@ -229,6 +229,28 @@ def test_the_app_uses_the_clems_genres_when_configured(
         create_app({**app.config, "CLEMS": str(clems_dir)})
 
 
+def test_a_catalog_with_nothing_else_to_recommend_answers_422_and_logs_nothing(
+    app_settings, demo_catalog, trained, tmp_path
+) -> None:
+    """A one-movie catalog and a click on its sample: no movie is left to recommend. The empty recommendation was
+    logged, and could be voted on, teaching the bandit about a distance that chose nothing."""
+    from app import create_app
+    from catalog import read_catalog, write_catalog
+    from model.index import build_index
+
+    only = demo_catalog.movies[0]
+    write_catalog(tmp_path / "one", [only], [(only.poster, demo_catalog.poster_path(only).read_bytes())])
+    one = read_catalog(tmp_path / "one")
+    build_index(one, trained[0].model, trained[1], tmp_path / "one-index", progress=False)
+    settings = {**app_settings, "CATALOG": str(tmp_path / "one"), "INDEX": str(tmp_path / "one-index")}
+    client = create_app(settings).test_client()
+    response = client.post("/api/recommend", data={"sample": only.imdb_id}, headers={"X-Requested-With": "test"})
+    assert response.status_code == 422
+    assert response.get_json()["error"] == "the catalog holds no other movie to recommend for this poster"
+    with sqlite3.connect(settings["DATABASE"]) as database:
+        assert database.execute("SELECT COUNT(*) FROM recommendations").fetchone() == (0,)
+
+
 def test_a_missing_clems_directory_stops_the_app_at_start(app, tmp_path) -> None:
     with pytest.raises(RuntimeError, match="holds no CLEMS model"):
         create_app({**app.config, "CLEMS": str(tmp_path / "nowhere")})
