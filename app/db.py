@@ -41,6 +41,7 @@ class DuplicateRowError(Exception):
 
 # What SQLite says (lower case) when its storage fails, and how to say it to a person. Any other sqlite3 error is a
 # bug (a missing table, bad SQL, a broken constraint) and is left as it is.
+LOST_TABLES = "the database has lost its tables (deleted or replaced while the app ran; restart the app to create them)"
 SQLITE_FAULTS = (
     ("readonly database", "the database is read-only"),
     ("disk is full", "the disk is full"),
@@ -49,6 +50,7 @@ SQLITE_FAULTS = (
     ("disk i/o error", "the disk failed to read or write"),
     ("malformed", "the database file is damaged"),
     ("file is not a database", "the database file is damaged"),
+    ("no such table", LOST_TABLES),
 )
 # PostgreSQL's SQLSTATE codes (exact, then by class) that are storage faults, and how to say them.
 POSTGRES_FAULTS = {
@@ -62,6 +64,7 @@ POSTGRES_FAULTS = {
     "40P01": "the database is busy",
     "55P03": "the database is busy",
     "57014": "the database is busy",
+    "42P01": LOST_TABLES,  # undefined_table
 }
 
 

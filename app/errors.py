@@ -32,8 +32,11 @@ def as_sentence(message: str) -> str:
     return message[:1].upper() + message[1:]
 
 
+JSON_PATHS = ("/api/", "/healthz")  # answered in JSON whatever the client accepts, errors included
+
+
 def wants_json() -> bool:
-    return request.path.startswith("/api/") or request.accept_mimetypes.best == "application/json"
+    return request.path.startswith(JSON_PATHS) or request.accept_mimetypes.best == "application/json"
 
 
 def error_answer(status: int, title: str, message: str) -> tuple[object, int]:
@@ -55,6 +58,9 @@ def http_error(error: HTTPException) -> tuple[object, int, list[tuple[str, str]]
                 f"under {memory / 1000:g} KB."
             )
             return (*error_answer(413, "Form too large", message), headers)
+        if request.method in ("GET", "HEAD"):
+            message = f"That request's body is too large: {limit / MEGABYTE:g} MB at most, and this address reads none."
+            return (*error_answer(413, "Request too large", message), headers)
         message = f"That file is too large: posters up to {limit / MEGABYTE:g} MB, please."
         return (*error_answer(413, "File too large", message), headers)
     return (*error_answer(error.code or 500, error.name, error.description or error.name), headers)

@@ -159,7 +159,10 @@ def poster(imdb_id: str) -> Response:
 
 @bp.get("/healthz")
 def healthz() -> dict:
-    get_db().execute("SELECT 1").fetchone()
+    """200 when the database reads (its tables, not only the connection) and the model is loaded; 503 otherwise."""
+    database = get_db()
+    database.execute("SELECT MAX(version) FROM schema_migrations").fetchone()
+    database.execute("SELECT id FROM recommendations ORDER BY id DESC LIMIT 1").fetchone()
     resources = get_resources()
     return {"status": "ok", "movies": len(resources.catalog), "precision": precision_of(resources.model)}
 

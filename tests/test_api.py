@@ -57,6 +57,16 @@ def test_the_openapi_document_describes_every_api_route(app, openapi) -> None:
     assert openapi["servers"] == [{"url": "http://localhost"}]
 
 
+def test_the_health_check_answers_its_errors_in_json_and_a_body_it_does_not_read_is_not_a_file(app, client) -> None:
+    """/healthz's errors were HTML pages (its document says JSON), and a large body on it was "That file is too
+    large: posters up to 10 MB"."""
+    limit = app.config["MAX_CONTENT_LENGTH"]
+    answer = client.get("/healthz", data=b"x" * (limit + 1))
+    assert answer.status_code == 413 and answer.is_json
+    assert answer.get_json()["error"] == "That request's body is too large: 10 MB at most, and this address reads none."
+    assert client.post("/healthz").get_json()["status"] == 405
+
+
 def test_recommend_by_upload_answers_as_documented(client, app, openapi, demo_catalog) -> None:
     response = recommend_upload(client, demo_catalog.poster_path(demo_catalog.movies[9]).read_bytes(), "p.jpg")
     assert response.status_code == 201, response.get_data(as_text=True)

@@ -340,6 +340,44 @@ def test_an_unopenable_database_is_answered_503_and_healthz_says_so(app, client,
     assert client.get("/healthz").status_code == 200
 
 
+@pytest.mark.parametrize(
+    ("replacement", "reason"),
+    [
+        (b"not a database, only garbage " * 200, "the database file is damaged"),
+        (b"", "the database has lost its tables"),  # deleted while the app ran: SQLite makes an empty file
+    ],
+)
+def test_a_database_replaced_while_the_app_runs_is_answered_503_and_healthz_says_so(
+    app, client, demo_catalog, replacement, reason
+) -> None:
+    """The health check ran SELECT 1, which reads no page of the file: a damaged database answered 200 "ok"; a
+    deleted one ("no such table") answered 500 on every route. Both are JSON on /healthz, as its document says."""
+    database = Path(app.config["DATABASE"])
+    vote = vote_body(app, recommendation_id=recommend(client, demo_catalog.movies[3].imdb_id), rating="good")
+    aside = database.with_name("aside")
+    aside.mkdir()
+    for file in database.parent.glob(database.name + "*"):
+        file.rename(aside / file.name)
+    database.write_bytes(replacement)
+    try:
+        health = client.get("/healthz")
+        assert health.status_code == 503 and reason in health.get_json()["error"]
+        assert_documented("/healthz", "get", health)
+        assert_refused(client.get("/api/bandit"), reason)
+        assert_refused(
+            client.post("/api/recommend", data={"sample": demo_catalog.movies[5].imdb_id}, headers=API), reason
+        )
+        assert_refused(client.post("/api/feedback", json=vote, headers=API), reason)
+    finally:
+        for file in database.parent.glob(database.name + "*"):
+            file.unlink()
+        for file in aside.iterdir():
+            file.rename(database.parent / file.name)
+        aside.rmdir()
+    assert counts(str(database)) == (1, 0)
+    assert client.get("/healthz").status_code == 200
+
+
 def test_a_database_locked_past_the_busy_timeout_is_answered_503(app, client, demo_catalog, monkeypatch) -> None:
     database = app.config["DATABASE"]
     recommendation_id = recommend(client, demo_catalog.movies[3].imdb_id)
