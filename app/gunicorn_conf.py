@@ -50,8 +50,27 @@ class WithoutKeys(logging.Filter):
         return True
 
 
-if not any(isinstance(existing, WithoutKeys) for existing in logging.getLogger("gunicorn.error").filters):
-    logging.getLogger("gunicorn.error").addFilter(WithoutKeys())  # the master's, and so every forked worker's
+CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+class PrintableFields(logging.Filter):
+    """Escapes control characters (as \\xNN) in the access log's fields: %(U)s is the path as decoded, so a %0A in
+    an address wrote a line of its own, a forged entry, and a %00 a NUL byte. gunicorn escapes only double quotes."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, dict):  # gunicorn's atoms, a dict subclass kept as it is
+            for name, value in list(record.args.items()):
+                if isinstance(value, str) and CONTROL_CHARACTERS.search(value):
+                    record.args[name] = CONTROL_CHARACTERS.sub(lambda match: f"\\x{ord(match[0]):02x}", value)
+        return True
+
+
+for logger_name, log_filter in (("gunicorn.error", WithoutKeys), ("gunicorn.access", PrintableFields)):
+    if not any(isinstance(existing, log_filter) for existing in logging.getLogger(logger_name).filters):
+        logging.getLogger(logger_name).addFilter(log_filter())  # the master's, and so every forked worker's
+# gunicorn 25's control socket (gunicornc) is not used; its fixed default path ($HOME/.gunicorn/gunicorn.ctl) would be
+# taken over by a second server on the host and deleted when either stops.
+control_socket_disable = True
 errorlog = "-"
 loglevel = os.environ.get("GUNICORN_LOG_LEVEL", "info")
 

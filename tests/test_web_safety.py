@@ -274,3 +274,32 @@ def test_gunicorns_error_log_hides_a_recommendation_key() -> None:
         "Error handling request /results/7?key=(hidden)",
     ]
     assert any(isinstance(found, gunicorn_conf.WithoutKeys) for found in error_log.filters)
+
+
+def test_gunicorns_access_log_escapes_control_characters_so_no_line_can_be_forged() -> None:
+    """The access line holds the path as decoded (%(U)s, kept because the query string holds keys): a %0A in an
+    address wrote a forged line of its own, a %00 a NUL. The line is made as gunicorn makes it (glogging.access)."""
+    import logging
+
+    from gunicorn.glogging import SafeAtoms
+
+    from app import gunicorn_conf
+
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler()
+    handler.emit = records.append
+    access_log = logging.getLogger("gunicorn.access")
+    access_log.addHandler(handler)
+    level, access_log.level = access_log.level, logging.INFO  # gunicorn sets it so when it logs
+    forged = '/posters/x\n127.0.0.1 - - [07/Dec/2026:00:00:00 +0000] "POST /api/feedback HTTP/1.1" 200 42\x00.jpg'
+    atoms = {"h": "10.0.0.1", "l": "-", "u": "-", "t": "[07/Dec/2026:12:00:00 +0000]", "m": "GET", "U": forged}
+    try:
+        access_log.info(gunicorn_conf.access_log_format, SafeAtoms({**atoms, "H": "HTTP/1.1", "s": 404, "b": "9"}))
+    finally:
+        access_log.removeHandler(handler)
+        access_log.setLevel(level)
+    (line,) = [record.getMessage() for record in records]
+    assert "\n" not in line and "\x00" not in line
+    assert line.startswith('10.0.0.1 - - [07/Dec/2026:12:00:00 +0000] "GET /posters/x\\x0a127.0.0.1 - - ')
+    assert line.endswith('200 42\\x00.jpg HTTP/1.1" 404 9 "-"')
+
