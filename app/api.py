@@ -23,6 +23,7 @@ from app.poster_pipeline import (
     QueryError,
     imdb_query,
     recommend_for,
+    refuse_repeated,
     refuse_text_sent_as_files,
     sample_query,
     upload_query,
@@ -65,6 +66,7 @@ def recommend() -> tuple[dict, int]:
     resources = get_resources()
     # A QueryError, or an ImdbError from a link, is answered by errors.request_error.
     refuse_text_sent_as_files(request.files)
+    refuse_repeated(request.form, request.files, QUERY_FIELDS)
     sent = [name for name in QUERY_FIELDS if name in request.files or name in request.form]
     if len(sent) != 1:
         raise QueryError(f"send exactly one of {QUERY_CHOICE}; this request sent {len(sent)}", 400)

@@ -19,6 +19,7 @@ from app.poster_pipeline import (
     QueryError,
     imdb_poster,
     job_image,
+    refuse_repeated,
     refuse_text_sent_as_files,
     sample_poster,
     upload_poster,
@@ -106,6 +107,7 @@ def explain_request(
     """The poster (exactly one of EXPLAIN_FIELDS), the genre to explain ('genre') and the grid ('grid', optional,
     2 to MAX_GRID cells a side) of a heatmap; QueryError (or ImdbError) with the status /api/recommend gives."""
     refuse_text_sent_as_files(files)
+    refuse_repeated(form, files, (*EXPLAIN_FIELDS, "recommendation_key", "genre", "grid"))
     sent = [name for name in EXPLAIN_FIELDS if name in files or name in form]
     if len(sent) != 1:
         raise QueryError(f"send exactly one of {EXPLAIN_CHOICE}; this request sent {len(sent)}", 400)

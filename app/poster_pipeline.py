@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import io
 import unicodedata
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image
+from werkzeug.datastructures import MultiDict
 
 from app.bandit_state import choose, current_policy
 from app.db import Database
@@ -41,7 +42,7 @@ class QueryError(RequestError):
 
 YEAR_DECADE_MASS = 0.9
 """The shown year stays within the most probable decades that together hold this much of the decade probability."""
-TEXT_FIELDS = ("sample", "imdb_url", "recommendation", "job_poster", "target", "genre", "grid")
+TEXT_FIELDS = ("sample", "imdb_url", "recommendation", "recommendation_key", "job_poster", "target", "genre", "grid")
 """The form fields the poster routes read as text: one sent as a file part is refused (refuse_text_sent_as_files)."""
 
 
@@ -51,6 +52,15 @@ def refuse_text_sent_as_files(files: Mapping[str, object]) -> None:
     for name in TEXT_FIELDS:
         if name in files:
             raise QueryError(f"send '{name}' as a form field, not as a file", 400)
+
+
+def refuse_repeated(form: MultiDict, files: MultiDict, names: Sequence[str]) -> None:
+    """QueryError (400) naming a field of `names` sent more than once (as fields, files or both): only the first
+    was read, silently, where the request asks for exactly one."""
+    for name in names:
+        times = len(form.getlist(name)) + len(files.getlist(name))
+        if times > 1:
+            raise QueryError(f"send '{name}' once; this request sent it {times} times", 400)
 
 
 @dataclass(frozen=True)
@@ -163,8 +173,11 @@ def recommend_for(
 
 
 def require_catalog_movie(resources: Resources, imdb_id: str) -> None:
+    if not imdb_id:
+        raise QueryError("send a catalog movie's IMDb id as 'sample' (tt and 7 or 8 digits); this one is empty", 400)
     if imdb_id not in resources.catalog:
-        raise QueryError(f"no movie {imdb_id} in the catalog", 404)
+        shown = imdb_id if len(imdb_id) <= 40 else repr(imdb_id[:40] + "…")
+        raise QueryError(f"no movie {shown} in the catalog", 404)
 
 
 def uploaded_name(data: bytes, filename: str | None) -> str:

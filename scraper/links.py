@@ -33,6 +33,10 @@ class LinkError(ValueError):
     """A pasted text that is not a link to an IMDb title page; the message tells the person what to paste instead."""
 
 
+MAX_LINK_LENGTH = 2_000
+"""IMDb title links are under 200 characters even with a query string; longer text is refused unread (and unechoed)."""
+
+
 def imdb_id_from_link(text: str) -> str:
     """The title ID ("tt0111161") of a pasted IMDb title link such as https://www.imdb.com/title/tt0111161/.
 
@@ -41,6 +45,11 @@ def imdb_id_from_link(text: str) -> str:
     link = text.strip().strip(INVISIBLE_MARKS).strip()  # marks a copy from a web page or a chat may bring along
     if not link:
         raise LinkError(f"Paste a link to an IMDb title page, such as {EXAMPLE_LINK}")
+    if len(link) > MAX_LINK_LENGTH:
+        raise LinkError(
+            f"That text is {len(link):,} characters long, too long for an IMDb link; paste a link to an IMDb title "
+            f"page such as {EXAMPLE_LINK}"
+        )
     if _BARE_ID.fullmatch(link):
         raise LinkError(
             f"{link} is an IMDb ID, not a link; paste the link to its title page: https://www.imdb.com/title/{link}/"
@@ -54,6 +63,9 @@ def imdb_id_from_link(text: str) -> str:
         if _OTHER_SCHEME.match(link) or link.startswith("/"):
             raise LinkError(f"That is not a web link; paste a link to an IMDb title page such as {EXAMPLE_LINK}")
         link = "https://" + link
+        site_name_guessed = True
+    else:
+        site_name_guessed = False
     try:
         parts = urlsplit(link)
     except ValueError:  # a malformed [IPv6] host, or one that turns into other characters under NFKC
@@ -72,7 +84,11 @@ def imdb_id_from_link(text: str) -> str:
             "port": f"That link names a port ({parts.netloc}), which IMDb links never do",
             "empty": "That link has no site name in it",
             "look_alike": f"The site name in that link ({host}) uses letters that only look like ordinary ones",
-            "not_allowed": f"That is a link to {host}",
+            "not_allowed": (
+                "That is not a link to a web site"
+                if site_name_guessed and "." not in host and not host.startswith("[")  # "a", "javascript:1"
+                else f"That is a link to {host}"
+            ),
         }[problem]
         raise LinkError(f"{reason}; paste a link to an IMDb title page such as {EXAMPLE_LINK}")
     match = _TITLE_PATH.fullmatch(parts.path)

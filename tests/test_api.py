@@ -7,6 +7,7 @@ import base64
 import hashlib
 import hmac
 import io
+import math
 import re
 import sqlite3
 
@@ -190,6 +191,10 @@ def test_bad_recommend_requests_get_json_errors_and_save_nothing(client, app) ->
         ({"sample": (io.BytesIO(b"tt0000001"), "id.txt")}, 400, "send 'sample' as a form field, not as a file"),
         ({"imdb_url": (io.BytesIO(b"https://www.imdb.com/title/tt0111161/"), "")}, 400, "send 'imdb_url' as a form"),
         ({"sample": "tt0000001", **{f"f{n}": "x" for n in range(1500)}}, 413, "too many fields"),
+        ({"sample": ""}, 400, "send a catalog movie's IMDb id as 'sample' (tt and 7 or 8 digits); this one is empty"),
+        ({"sample": "tt" + "9" * 100_000}, 404, "no movie 'tt99999999999999999999999999999999999999…' in the catalog"),
+        ({"sample": ["tt0000001", "tt0000002"]}, 400, "send 'sample' once; this request sent it 2 times"),
+        ({"image": [(io.BytesIO(b"a"), "a.jpg"), (io.BytesIO(b"b"), "b.jpg")]}, 400, "send 'image' once; this"),
     ]
     for data, status, message in cases:
         response = client.post("/api/recommend", data=data, headers=HEADERS, content_type="multipart/form-data")
@@ -229,7 +234,7 @@ def test_api_votes_are_rate_limited(client, app, demo_catalog) -> None:
     assert api.post("/api/feedback", json=vote_of(shown[0], "bad"), headers=HEADERS).status_code == 200
     flood = api.post("/api/feedback", json=vote_of(shown[1], "bad"), headers=HEADERS)
     assert flood.status_code == 429 and "please wait" in flood.get_json()["error"]
-    assert flood.headers["Retry-After"] == str(app.config["FEEDBACK_WINDOW_SECONDS"])
+    assert flood.headers["Retry-After"] == str(math.ceil(app.config["FEEDBACK_WINDOW_SECONDS"]))
 
 
 def test_a_recommendation_is_seen_rated_and_explained_only_with_its_key(app, client, demo_catalog, tmp_path) -> None:

@@ -828,6 +828,9 @@ def test_imdb_title_links_give_their_id(link: str, imdb_id: str) -> None:
         ("file:///etc/passwd", "That is a file: link"),
         ("javascript:alert(1)//www.imdb.com/title/tt0111161/", "not a web link"),
         ("data:text/html,https://www.imdb.com/title/tt0111161/", "not a web link"),
+        ("javascript:1", "That is not a link to a web site;"),  # read as the site "javascript", port 1
+        ("a", "That is not a link to a web site;"),
+        ("www.imdb.com/title/tt0111161/" + "x" * 2_000, "2,029 characters long, too long for an IMDb link"),
         ("mailto:someone@www.imdb.com", "not a web link"),
         ("//www.imdb.com/title/tt0111161/", "not a web link"),
         ("https://www.imdb.com /title/tt0111161/", "spaces"),
