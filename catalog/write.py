@@ -1,12 +1,14 @@
 """Write catalogs atomically: every file goes to a temporary name first and is renamed into
-place, so a crash never leaves a half-written `movies.csv`, poster or catalog."""
+place, so a crash never leaves a half-written `movies.csv`, poster or catalog. What they create gets the mode an
+ordinary mkdir or open gives (0777 or 0666 less the process's umask), not tempfile's private 0700 and 0600: a
+catalog, model or index written here is readable by whoever the umask lets read it (the Docker image's user)."""
 
 from __future__ import annotations
 
 import csv
 import os
+import secrets
 import shutil
-import tempfile
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -101,7 +103,7 @@ def staged_directory(target: str | Path, marker: str) -> Iterator[Path]:
     target = Path(target)
     check_replaceable(target, marker)
     target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent))
+    staging = _new_directory(target.parent, f".{target.name}.", ".partial")
     try:
         yield staging
         check_replaceable(target, marker)
@@ -135,8 +137,7 @@ def _row(movie: Movie) -> list[str]:
 @contextmanager
 def _atomic_file(target: Path, mode: str, **open_args: str) -> Iterator[IO]:
     """A temporary file beside `target`, renamed over it only if the block succeeds."""
-    descriptor, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    temporary = Path(name)
+    descriptor, temporary = _new_file(target.parent, f".{target.name}.", ".tmp")
     try:
         with os.fdopen(descriptor, mode, **open_args) as handle:
             yield handle
@@ -145,3 +146,37 @@ def _atomic_file(target: Path, mode: str, **open_args: str) -> Iterator[IO]:
         os.replace(temporary, target)
     finally:
         temporary.unlink(missing_ok=True)
+
+
+_NAME_ATTEMPTS = 100
+_NEW_FILE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+
+
+def _new_directory(parent: Path, prefix: str, suffix: str) -> Path:
+    """A new empty directory in `parent` under an unused name, made as mkdir makes one: mode 0777 less the umask
+    (tempfile.mkdtemp's 0700 would become the final output's mode once the directory is renamed into place)."""
+    for path in _candidate_names(parent, prefix, suffix):
+        try:
+            path.mkdir(mode=0o777)
+        except FileExistsError:
+            continue
+        return path
+    raise FileExistsError(f"no unused temporary name for a directory in {parent}")
+
+
+def _new_file(parent: Path, prefix: str, suffix: str) -> tuple[int, Path]:
+    """A new empty file in `parent` under an unused name, open for writing, made as open makes one: mode 0666 less
+    the umask (tempfile.mkstemp's 0600 would stay on the file it is renamed to). Its descriptor and path."""
+    for path in _candidate_names(parent, prefix, suffix):
+        try:
+            return os.open(path, _NEW_FILE_FLAGS, 0o666), path
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"no unused temporary name for a file in {parent}")
+
+
+def _candidate_names(parent: Path, prefix: str, suffix: str) -> Iterator[Path]:
+    """Random names to create exclusively (O_EXCL, mkdir): the kernel applies the umask, as to any new file, so the
+    process-wide umask is never read or changed (os.umask(0) would race with other threads creating files)."""
+    for _ in range(_NAME_ATTEMPTS):
+        yield parent / f"{prefix}{secrets.token_hex(6)}{suffix}"

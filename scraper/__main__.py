@@ -71,14 +71,22 @@ def cli() -> None:
 def scrape(out_dir: Path, **options: object) -> None:
     """Scrape IMDb's advanced title search into a catalog; run the same command again to resume."""
     from scraper.browser import BrowserError
-    from scraper.scrape import BotWall, ScrapeBusyError, ScrapeSettings, ScrapeStoppedError
+    from scraper.scrape import (
+        BotWall,
+        OutputInUseError,
+        ScrapeBusyError,
+        ScrapeSettings,
+        ScrapeStoppedError,
+        check_out_directory,
+    )
     from scraper.scrape import scrape as run_scrape
     from scraper.state import StateError
 
     progress = not options.pop("no_progress")
     try:
         settings = ScrapeSettings(out=out_dir, progress=progress, **options)
-    except ValueError as error:
+        check_out_directory(settings)  # refused before anything is written, started or fetched
+    except ValueError as error:  # OutputInUseError too
         raise click.ClickException(str(error)) from error
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
     images = f" (images from {settings.image_host_override})" if settings.image_host_override else ""
@@ -96,7 +104,7 @@ def scrape(out_dir: Path, **options: object) -> None:
         message = f"Interrupted: progress is saved in {settings.state_path}; run the same command to resume."
         click.echo("\n" + message, err=True)
         sys.exit(EXIT_INTERRUPTED)
-    except (BrowserError, StateError, ScrapeBusyError) as error:
+    except (BrowserError, StateError, ScrapeBusyError, OutputInUseError) as error:
         raise click.ClickException(str(error)) from error
     click.echo(
         f"Done in {report.seconds:.1f} s: {report.movies} movies with their posters in {out_dir} "

@@ -20,7 +20,7 @@ from selenium.common.exceptions import WebDriverException
 from selenium.webdriver.remote.webdriver import WebDriver
 from tqdm import tqdm
 
-from catalog import Movie, read_catalog, write_movies_csv, write_poster
+from catalog import Movie, OutputInUseError, read_catalog, write_movies_csv, write_poster
 from scraper.browser import USER_AGENT, Pacer, browser_session, first_line, page_html
 from scraper.fetch import FetchError, SafeFetcher
 from scraper.links import IMDB_IMAGE_HOSTS
@@ -34,7 +34,7 @@ from scraper.search import (
     detect_wall,
     search_url,
 )
-from scraper.settings import ScrapeReport, ScrapeSettings
+from scraper.settings import STATE_FILE, ScrapeReport, ScrapeSettings
 from scraper.state import (
     POSTER_DIRECTORY,
     TITLE_PAGE,
@@ -48,11 +48,13 @@ from scraper.title_page import TitlePage, TitlePageError, read_title_page, sized
 __all__ = [
     "PAPER_GENRES",
     "BotWall",
+    "OutputInUseError",
     "ScrapeBusyError",
     "ScrapeReport",
     "ScrapeSettings",
     "ScrapeStoppedError",
     "allocate_quotas",
+    "check_out_directory",
     "remove_stale_temporaries",
     "scrape",
 ]
@@ -120,6 +122,36 @@ def remove_stale_temporaries(directory: Path) -> int:
     return removed
 
 
+def check_out_directory(settings: ScrapeSettings) -> None:
+    """Raise OutputInUseError unless `settings.out` is missing, an empty directory, or an earlier scrape's catalog:
+    one with its progress file (`.scrape.sqlite`, or the `--state` file given, which must exist, beside the
+    `.scrape.lock` every scrape leaves). movies.csv is rewritten from the progress file, so a directory without it (a
+    catalog this scrape did not write, or other files) would lose its movies.csv; it is refused before anything is
+    created in it or fetched."""
+    out = settings.out
+    if not out.exists() and not out.is_symlink():
+        return
+    if not out.is_dir():  # a file, or a link to one or to nothing (a link to a directory is judged by it)
+        raise OutputInUseError(f"{out} exists and is not a directory: choose a new or empty directory for the catalog")
+    names = {path.name for path in out.iterdir()}
+    if not names - {LOCK_FILE}:  # empty, or only the lock of a scrape that stopped before writing anything
+        return
+    if settings.state is None:
+        if settings.state_path.is_file():
+            return
+        why = f"no {STATE_FILE}"
+    elif not settings.state_path.is_file():
+        why = f"its progress file {settings.state_path} does not exist"
+    elif LOCK_FILE in names:
+        return
+    else:
+        why = f"no {LOCK_FILE}"
+    raise OutputInUseError(
+        f"{out} holds files and is not an earlier scrape's catalog ({why}), so it is not written to (a scrape "
+        "rewrites movies.csv from its progress): choose a new or empty directory, or remove it yourself"
+    )
+
+
 @contextlib.contextmanager
 def _exclusive(directory: Path) -> Iterator[None]:
     """Hold `directory/.scrape.lock` (released by the system even when the process is killed)."""
@@ -138,9 +170,11 @@ def _exclusive(directory: Path) -> Iterator[None]:
 def scrape(settings: ScrapeSettings) -> ScrapeReport:
     """Scrape IMDb (or a replica) into the catalog directory `settings.out`, resuming any earlier run recorded in
     the progress file. Raises BotWall or ScrapeStoppedError (progress saved: run again later), ScrapeBusyError,
-    StateError, BrowserError; KeyboardInterrupt passes through after the progress and the catalog are saved."""
+    StateError, BrowserError, OutputInUseError (`out` is not an earlier scrape's catalog: check_out_directory);
+    KeyboardInterrupt passes through after the progress and the catalog are saved."""
     started = time.monotonic()
     out = settings.out
+    check_out_directory(settings)  # before the lock file, the progress file or the browser touch anything
     with _exclusive(out), ScrapeState(settings.state_path) as state:
         state.check_years(settings.years)
         if removed := remove_stale_temporaries(out):

@@ -4,6 +4,9 @@ the writer never leaves a half-written catalog."""
 from __future__ import annotations
 
 import csv
+import os
+import stat
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,6 +21,7 @@ from catalog import (
     staged_directory,
     write_catalog,
     write_movies_csv,
+    write_poster,
 )
 
 HEADER = "imdb_id,title,year,genres,rating,votes,poster"
@@ -193,3 +197,55 @@ def test_only_an_earlier_output_of_the_same_kind_is_replaced(tmp_path: Path) -> 
     (tmp_path / "empty").mkdir()
     check_replaceable(tmp_path / "empty", "index.json")
     check_replaceable(tmp_path / "missing", "index.json")
+
+
+# -- modes: what the writers create is readable as an ordinary mkdir or open would make it ---------------------------
+
+
+@pytest.fixture(params=[0o022, 0o077, 0o002], ids=lambda umask: f"umask {umask:03o}")
+def umask(request: pytest.FixtureRequest) -> Iterator[int]:
+    """The process's umask set for the test (and put back): the writers' modes must follow it."""
+    earlier = os.umask(request.param)
+    try:
+        yield request.param
+    finally:
+        os.umask(earlier)
+
+
+def mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+def test_a_written_catalog_gets_the_modes_the_umask_gives(tmp_path: Path, umask: int) -> None:
+    """tempfile's private modes (a 0700 catalog directory, a 0600 movies.csv) became the outputs' modes once renamed
+    into place, whatever the umask: the Docker image's user could not read a mounted catalog, model or index."""
+    directory, file = 0o777 & ~umask, 0o666 & ~umask
+    target = write_catalog(tmp_path / "catalog", MOVIES, [(m.poster, b"x") for m in MOVIES])
+    assert mode(target) == mode(target / "posters") == directory
+    assert mode(target / "movies.csv") == mode(target / MOVIES[0].poster) == mode(target / MOVIES[1].poster) == file
+    replaced = write_catalog(target, MOVIES[:1], [(MOVIES[0].poster, b"y")], overwrite=True)
+    assert (mode(replaced), mode(replaced / "movies.csv")) == (directory, file)
+
+
+def test_rewritten_files_get_the_modes_the_umask_gives(tmp_path: Path, umask: int) -> None:
+    """`datasets fill` and the scraper rewrite movies.csv in place (write_movies_csv) and write posters one by one
+    (write_poster): a 0644 movies.csv came back 0600. A file an older version left 0600 is given the umask's mode."""
+    (tmp_path / "movies.csv").write_text("old")
+    os.chmod(tmp_path / "movies.csv", 0o600)
+    write_movies_csv(tmp_path, MOVIES)
+    write_poster(tmp_path, "posters/tt0000001.jpg", b"x")
+    assert mode(tmp_path / "movies.csv") == mode(tmp_path / "posters/tt0000001.jpg") == 0o666 & ~umask
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["movies.csv", "posters"]  # no temporary left
+
+
+def test_a_staged_directory_output_gets_the_mode_the_umask_gives(tmp_path: Path, umask: int) -> None:
+    """Models, indexes and CLEMS directories are staged_directory outputs: they came out 0700."""
+    target = tmp_path / "model"
+    with staged_directory(target, "model.json") as staging:
+        assert mode(staging) == 0o777 & ~umask  # what is renamed into place
+        (staging / "model.json").write_text("{}")
+    assert mode(target) == 0o777 & ~umask
+    with staged_directory(target, "model.json") as staging:  # replacing an earlier output: the same
+        (staging / "model.json").write_text("{}")
+    assert mode(target) == 0o777 & ~umask
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["model"]

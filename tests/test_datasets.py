@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
+import stat
 import subprocess
 import sys
 import tracemalloc
@@ -339,6 +341,20 @@ def test_cli_fill_rewrites_movies_csv(catalog, files) -> None:
     overwrite = run_cli("fill", catalog.directory, "--basics", files[0], "--ratings", files[1], "--overwrite")
     assert overwrite.stdout.startswith("3 of 5 movies changed")
     assert read_catalog(catalog.directory, check_posters=False).get("tt0111161").year == 1994
+
+
+def test_cli_fill_keeps_movies_csv_readable_under_the_umask(catalog, files) -> None:
+    """fill turned a 0644 movies.csv into 0600 (the writer's tempfile.mkstemp mode), which the Docker image's user
+    then could not read: the rewritten file gets the mode an ordinary open gives under the umask."""
+    path = catalog.directory / "movies.csv"
+    os.chmod(path, 0o644)
+    earlier = os.umask(0o022)  # the command inherits it
+    try:
+        result = run_cli("fill", catalog.directory, "--basics", files[0], "--ratings", files[1], "--no-progress")
+    finally:
+        os.umask(earlier)
+    assert result.returncode == 0 and result.stdout.startswith("2 of 5 movies changed; wrote "), result.stderr
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644
 
 
 def test_cli_title_types_and_errors(catalog, files, tmp_path: Path) -> None:

@@ -266,7 +266,10 @@ def test_write_replica_catalog(tmp_path: Path) -> None:
         write_replica_catalog(tmp_path / "replica", n_movies=12)
 
 
-def test_the_replica_command_writes_and_serves_a_catalog(tmp_path: Path) -> None:
+@pytest.mark.parametrize("empty", [False, True], ids=["new directory", "empty directory"])
+def test_the_replica_command_writes_and_serves_a_catalog(tmp_path: Path, empty: bool) -> None:
+    if empty:
+        (tmp_path / "imdb").mkdir()
     command = [sys.executable, "-m", "tools.replica", str(tmp_path / "imdb"), "--port", "0", "--movies", "15"]
     process = popen_interruptible(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
@@ -283,6 +286,25 @@ def test_the_replica_command_writes_and_serves_a_catalog(tmp_path: Path) -> None
             process.communicate()
             raise
     assert len(read_catalog(tmp_path / "imdb")) == 15
+
+
+def test_the_replica_command_says_what_to_give_it_instead_of_a_python_keyword(tmp_path: Path) -> None:
+    """`posterbench replica FILE` answered "pass overwrite=True to replace it", a Python keyword on a command line."""
+    a_file = tmp_path / "afile"
+    a_file.write_text("mine")
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "notes.txt").write_text("mine")
+    for target, problem in ((a_file, "exists and is not a directory"), (other, "holds files but no catalog")):
+        command = [sys.executable, "-m", "tools.replica", str(target), "--port", "0", "--movies", "3"]
+        result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=60)
+        assert result.returncode == 1 and "overwrite" not in result.stderr
+        assert result.stderr == (
+            f"Error: {target} {problem}{' (movies.csv)' if target == other else ''}: give a new or empty directory "
+            "for the replica to write its catalog in, or the directory of a catalog to serve\n"
+        )
+    assert a_file.read_text() == "mine" and [path.name for path in other.iterdir()] == ["notes.txt"]
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["afile", "other"]
 
 
 # -- "50 more" in a real browser -------------------------------------------------------------------------------------

@@ -27,7 +27,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from PIL import Image
 
-from catalog import Catalog, Movie, read_catalog
+from catalog import Catalog, Movie, OutputInUseError, read_catalog, write_catalog
 from scraper.browser import Pacer, page_html
 from scraper.scrape import (
     BotWall,
@@ -35,6 +35,7 @@ from scraper.scrape import (
     ScrapeSettings,
     ScrapeStoppedError,
     allocate_quotas,
+    check_out_directory,
     jpeg_bytes,
     remove_stale_temporaries,
     scrape,
@@ -664,6 +665,88 @@ def test_two_scrapes_cannot_write_the_same_catalog(tmp_path: Path) -> None:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         with pytest.raises(ScrapeBusyError, match=f"another scrape is writing to {out}"):
             scrape(ScrapeSettings(out=out))
+
+
+def snapshot(directory: Path) -> dict[str, bytes]:
+    """Every file under `directory` (hidden ones too) and its bytes."""
+    return {str(path.relative_to(directory)): path.read_bytes() for path in directory.rglob("*") if path.is_file()}
+
+
+def test_a_scrape_refuses_a_catalog_it_did_not_write(imdb: ReplicaServer, catalog: Catalog, tmp_path: Path) -> None:
+    """`scrape --out` naming a catalog with no progress file (the demo catalog, a copy of the real one) rewrote its
+    movies.csv from an empty progress file: a scrape that stopped at its first page left only the header. It is
+    refused before anything is written there, a browser started or a page asked for; no browser is needed here."""
+    out = tmp_path / "catalog"
+    movies = catalog.movies[:3]
+    write_catalog(out, movies, [(movie.poster, catalog.poster_path(movie).read_bytes()) for movie in movies])
+    before = snapshot(out)
+    refused = f"{out} holds files and is not an earlier scrape's catalog (no .scrape.sqlite)"
+    with pytest.raises(OutputInUseError, match=re.escape(refused)):
+        scrape(settings(out, imdb, genres=("Drama",)))
+    result = subprocess.run(cli(out, imdb, "--genres", "Drama", "--no-progress"), cwd=ROOT, capture_output=True,
+                            text=True, timeout=60)  # fmt: skip
+    assert result.returncode == 1 and result.stdout == ""  # not even "Scraping ..."
+    assert result.stderr.startswith(f"Error: {refused}") and result.stderr.count("\n") == 1  # one line
+    assert snapshot(out) == before  # movies.csv byte for byte, the posters, and no .scrape.lock or .scrape.sqlite
+    assert imdb.request_counts == {}
+
+
+def test_the_command_line_refuses_a_file_as_the_catalog_directory(tmp_path: Path) -> None:
+    a_file = tmp_path / "afile"
+    a_file.write_text("mine")
+    result = subprocess.run([sys.executable, "-m", "scraper", "scrape", "--out", str(a_file), "--no-progress"],
+                            cwd=ROOT, capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert result.returncode == 1 and "Errno" not in result.stderr
+    assert (
+        result.stderr
+        == f"Error: {a_file} exists and is not a directory: choose a new or empty directory for the catalog\n"
+    )
+    assert a_file.read_text() == "mine"
+
+
+def make_tree(root: Path, names: tuple[str, ...]) -> None:
+    for name in names:
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_bytes(b"")
+
+
+@pytest.mark.parametrize(
+    ("files", "state", "refused"),
+    [
+        (None, None, None),  # a new directory
+        ((), None, None),  # an empty one
+        ((".scrape.lock",), None, None),  # a scrape that stopped before it wrote anything
+        ((".scrape.lock", ".scrape.sqlite", "movies.csv", "posters/tt0000001.jpg"), None, None),  # resumed
+        ((".scrape.lock", "movies.csv", "elsewhere/progress.sqlite"), "elsewhere/progress.sqlite", None),  # --state
+        (("movies.csv", "posters/tt0000001.jpg"), None, "(no .scrape.sqlite)"),  # a catalog it did not write
+        (("notes.txt",), None, "(no .scrape.sqlite)"),  # anything else
+        ((".scrape.lock", "movies.csv"), None, "(no .scrape.sqlite)"),  # its progress file deleted: all would go
+        ((".scrape.lock", "movies.csv"), "progress.sqlite", "progress.sqlite does not exist)"),
+        (("movies.csv", "elsewhere/progress.sqlite"), "elsewhere/progress.sqlite", "(no .scrape.lock)"),
+    ],
+)
+def test_a_scrape_writes_only_a_new_or_empty_directory_or_its_own(
+    tmp_path: Path, files: tuple[str, ...] | None, state: str | None, refused: str | None
+) -> None:
+    out = tmp_path / "catalog"
+    if files is not None:
+        out.mkdir()
+        make_tree(out, files)
+    wanted = ScrapeSettings(out=out, state=out / state if state else None)
+    if refused is None:
+        check_out_directory(wanted)
+    else:
+        with pytest.raises(OutputInUseError, match=re.escape(refused) + ", so it is not written to"):
+            check_out_directory(wanted)
+
+
+def test_a_file_or_a_dangling_link_is_no_catalog_directory(tmp_path: Path) -> None:
+    (tmp_path / "afile").write_text("mine")
+    (tmp_path / "dangling").symlink_to(tmp_path / "nowhere")
+    for out in (tmp_path / "afile", tmp_path / "dangling"):
+        with pytest.raises(OutputInUseError, match=f"{out} exists and is not a directory"):
+            scrape(ScrapeSettings(out=out))
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["afile", "dangling"]
 
 
 @browser_test

@@ -24,17 +24,25 @@ import click
 def main(
     directory: Path, port: int, n_movies: int, seed: int, result_cap: int, page_size: int, image_base: str | None
 ) -> None:
-    """Write the replica's catalog in DIRECTORY (unless there is one) and serve it as IMDb until Ctrl-C."""
-    from catalog import CatalogError, read_catalog
+    """Write the replica's catalog in DIRECTORY (a new or empty directory; one holding a catalog is served as it is)
+    and serve it as IMDb until Ctrl-C."""
+    from catalog import CatalogError, OutputInUseError, read_catalog
     from tools.replica import ReplicaServer, write_replica_catalog
 
     try:
         if (directory / "movies.csv").is_file():
             catalog = read_catalog(directory)
-        else:
-            catalog = write_replica_catalog(directory, n_movies=n_movies, seed=seed)
-    except (CatalogError, FileExistsError) as error:
+        else:  # a missing or empty directory gets the catalog; anything else is refused (the API's FileExistsError)
+            empty = directory.is_dir() and next(directory.iterdir(), None) is None
+            catalog = write_replica_catalog(directory, n_movies=n_movies, seed=seed, overwrite=empty)
+    except CatalogError as error:
         raise click.ClickException(str(error)) from error
+    except (FileExistsError, OutputInUseError) as error:
+        kind = "holds files but no catalog (movies.csv)" if directory.is_dir() else "exists and is not a directory"
+        raise click.ClickException(
+            f"{directory} {kind}: give a new or empty directory for the replica to write its catalog in, or the "
+            "directory of a catalog to serve"
+        ) from error
     base = None if image_base == "self" else image_base
     with ReplicaServer(catalog, port=port, result_cap=result_cap, page_size=page_size, image_base=base) as server:
         if image_base == "self":
