@@ -3,6 +3,7 @@ label embedding, loaded once per worker process and checked against each other a
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import logging
 import zipfile
@@ -17,7 +18,8 @@ from catalog import Catalog, read_catalog
 from embedding import ARRAYS_FILE as CLEMS_ARRAYS_FILE
 from embedding import DESCRIPTION_FILE as CLEMS_DESCRIPTION_FILE
 from embedding import EmbeddingMismatchError, check_fitted_for
-from model.artifacts import GenreModel, ModelArtifactError
+from model.artifacts import DESCRIPTION_FILE as MODEL_DESCRIPTION_FILE
+from model.artifacts import EXPORT_FILE, GenreModel, ModelArtifactError
 from model.index import DESCRIPTION_FILE as INDEX_DESCRIPTION_FILE
 from model.index import EVOKED_FILE, FEATURES_FILE, PROBABILITIES_FILE, FeatureIndex, FeatureIndexError, precision_of
 from model.onnx_model import INTRA_OP_THREADS, OnnxExportError, OnnxGenreModel, PrecisionSettingError, has_export
@@ -112,6 +114,7 @@ def load_model(model_dir: str, threads: int | None = None, precision: str | None
         if has_export(model_dir):
             threads = INTRA_OP_THREADS if threads is None else threads
             return OnnxGenreModel.load(model_dir, threads=threads, precision=precision or None)
+        require_keras_model(Path(model_dir))
         return GenreModel.load(model_dir)
     except PrecisionSettingError as error:
         raise RuntimeError(str(error)) from error
@@ -121,6 +124,18 @@ def load_model(model_dir: str, threads: int | None = None, precision: str | None
         if "is missing" in str(error):
             raise
         raise RuntimeError(f"{error}; train the model again with `make train`") from error
+
+
+def require_keras_model(model_dir: Path) -> None:
+    """RuntimeError, before Keras is imported, when a directory without an ONNX export holds no model or the install
+    has no Keras to serve one with (the serving install, the Docker image): the error says which, not "no keras"."""
+    if not (model_dir / MODEL_DESCRIPTION_FILE).is_file():
+        raise RuntimeError(f"{model_dir / MODEL_DESCRIPTION_FILE} is missing: no trained model in {model_dir}")
+    if importlib.util.find_spec("keras") is None:
+        raise RuntimeError(
+            f"{model_dir} has no ONNX export ({EXPORT_FILE}), which this install serves: write it with `posterbench "
+            "export-onnx` (make onnx) where the model was trained"
+        )
 
 
 def load_index(index_dir: str, catalog: Catalog, model_dir: str | None = None) -> FeatureIndex:

@@ -226,6 +226,24 @@ def test_without_an_export_the_app_serves_keras(app_settings: dict, trained) -> 
         assert isinstance(get_resources().model, GenreModel)
 
 
+def test_without_an_export_or_a_model_the_app_says_which_not_that_keras_is_missing(
+    app_settings: dict, trained, tmp_path: Path, monkeypatch
+) -> None:
+    """On the serving install (no Keras), a model directory without its export, or with no model at all, stopped the
+    app with "No module named keras" (a traceback in gunicorn's workers) or the command line's "pip install
+    'posterbench[train]'"."""
+    import importlib.util
+
+    from app import create_app
+
+    with pytest.raises(RuntimeError, match=r"nowhere/model.json is missing: no trained model in .*nowhere$"):
+        create_app({**app_settings, "MODEL": str(tmp_path / "nowhere")})
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *rest: None if name == "keras" else find_spec(name))
+    with pytest.raises(RuntimeError, match=r"has no ONNX export \(model.onnx.json\), which this install serves"):
+        create_app({**app_settings, "MODEL": str(trained[1])})
+
+
 def test_the_app_recommends_from_the_exports_predictions(avg_model_dir: Path, app_settings: dict, demo_catalog) -> None:
     import io
     import sqlite3
