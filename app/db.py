@@ -220,8 +220,12 @@ def sqlite_path(target: str | Path) -> str:
 def connect(path: str | Path) -> sqlite3.Connection:
     """A connection to the SQLite file at `path`."""
     connection = sqlite3.connect(path, timeout=BUSY_TIMEOUT_SECONDS, detect_types=sqlite3.PARSE_DECLTYPES)
-    connection.row_factory = sqlite3.Row
-    connection.execute("PRAGMA foreign_keys = ON")
+    try:
+        connection.row_factory = sqlite3.Row
+        connection.execute("PRAGMA foreign_keys = ON")
+    except BaseException:
+        connection.close()
+        raise
     return connection
 
 

@@ -252,6 +252,8 @@ def heartbeats(target: str, interval: float, stop: threading.Event) -> None:
                     beat(database, job_id, attempt)
         except StorageUnavailableError as error:
             logger.warning("cannot write the heartbeat of %s: %s", ", ".join(jobs), error)
+        except Exception:  # the thread must outlive any one failure: without it every running job would go stale
+            logger.exception("cannot write the heartbeat of %s", ", ".join(jobs))
 
 
 def sweep(app: Flask, check_lost: bool = True) -> None:

@@ -4,6 +4,7 @@ posters, health check."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 from flask import (
@@ -38,6 +39,7 @@ from app.recommendations import (
 )
 from app.resources import get_resources
 from app.security import client_key
+from model.images import PosterImageError, decode_poster
 from model.index import precision_of
 from recommend import candidate_genres
 from scraper.links import EXAMPLE_LINK
@@ -187,13 +189,13 @@ def shown_movies(shown: Row) -> list:
     return [catalog.get(imdb_id) for imdb_id in json.loads(shown["results"]) if imdb_id in catalog]
 
 
-def plot_thumbnail(path) -> Image.Image | None:
+def plot_thumbnail(path: Path) -> Image.Image | None:
+    """A catalog poster small enough for the plot, decoded with the uploads' guards (upright, no bomb); None when it
+    cannot be read (missing, damaged, refused), and the point is drawn without its poster."""
     try:
-        with Image.open(path) as image:
-            image.draft("RGB", PLOT_THUMBNAIL_SIZE)
-            small = image.convert("RGB")
-    except OSError:
-        return None  # the point is drawn without its poster
+        small = decode_poster(path, PLOT_THUMBNAIL_SIZE)
+    except PosterImageError:
+        return None
     small.thumbnail(PLOT_THUMBNAIL_SIZE)
     return small
 

@@ -251,6 +251,37 @@ def test_a_catalog_with_nothing_else_to_recommend_answers_422_and_logs_nothing(
         assert database.execute("SELECT COUNT(*) FROM recommendations").fetchone() == (0,)
 
 
+def test_the_scatter_plot_draws_a_point_without_a_poster_it_cannot_read(app_settings, demo_catalog, tmp_path) -> None:
+    """The plot read catalog posters with Image.open and caught only OSError: a poster file replaced by a
+    decompression bomb (or anything Pillow refuses otherwise) made scatter.svg answer 500."""
+    import shutil
+    import struct
+    import zlib
+
+    from app import create_app
+
+    shutil.copytree(demo_catalog.directory, tmp_path / "catalog")
+    client = create_app({**app_settings, "CATALOG": str(tmp_path / "catalog")}).test_client()
+    answer = client.post(
+        "/api/recommend", data={"sample": demo_catalog.movies[2].imdb_id}, headers={"X-Requested-With": "t"}
+    )
+    assert answer.status_code == 201
+    header = struct.pack(">IIBBBBB", 30_000, 30_000, 8, 2, 0, 0, 0)  # 900 million pixels: a bomb to Pillow
+    bomb = b"\x89PNG\r\n\x1a\n" + struct.pack(">I", 13) + b"IHDR" + header
+    bomb += (
+        struct.pack(">I", zlib.crc32(b"IHDR" + header))
+        + struct.pack(">I", 0)
+        + b"IEND"
+        + struct.pack(">I", zlib.crc32(b"IEND"))
+    )
+    recommended = [movie["imdb_id"] for movie in answer.get_json()["recommendations"]]
+    (tmp_path / "catalog" / demo_catalog.get(recommended[0]).poster).write_bytes(bomb)
+    (tmp_path / "catalog" / demo_catalog.get(recommended[1]).poster).write_bytes(b"GIF89a" + b"\0" * 20)
+    plot = client.get(answer.get_json()["results_url"].replace("?key=", "/scatter.svg?key="))
+    assert plot.status_code == 200 and plot.mimetype == "image/svg+xml"
+    assert plot.get_data(as_text=True).count("<image") == 3  # five points, three with their posters
+
+
 def test_a_missing_clems_directory_stops_the_app_at_start(app, tmp_path) -> None:
     with pytest.raises(RuntimeError, match="holds no CLEMS model"):
         create_app({**app.config, "CLEMS": str(tmp_path / "nowhere")})

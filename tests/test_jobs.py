@@ -693,3 +693,31 @@ def test_a_broker_that_is_down_is_logged_once_a_minute_not_at_every_poll() -> No
     repeated = "Error reading from queue (and 119 times in the 60 s before, not shown)"
     assert errors == ["Error reading from queue", repeated]
     assert sum("during execution" in record.getMessage() for record in records) == 120
+
+
+def test_the_heartbeat_thread_outlives_an_unexpected_error(monkeypatch, tmp_path, caplog) -> None:
+    """It caught only StorageUnavailableError: any other error (an untranslated driver error) ended the thread
+    silently, and every job the worker was running then went stale and was run again elsewhere."""
+    import threading
+
+    from app import jobs
+
+    beats: list[tuple[str, int]] = []
+
+    def flaky_beat(database, job_id: str, attempt: int) -> None:
+        beats.append((job_id, attempt))
+        if len(beats) == 1:
+            raise RuntimeError("an error nobody translated")
+
+    monkeypatch.setattr(jobs, "beat", flaky_beat)
+    monkeypatch.setitem(jobs.RUNNING, "job-1", 1)
+    stop = threading.Event()
+    thread = threading.Thread(target=jobs.heartbeats, args=(str(tmp_path / "jobs.sqlite"), 0.01, stop), daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while len(beats) < 3 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    stop.set()
+    thread.join(5)
+    assert len(beats) >= 3 and not thread.is_alive()
+    assert "cannot write the heartbeat of job-1" in caplog.text and "an error nobody translated" in caplog.text
