@@ -181,6 +181,7 @@ def served_settings(values: Mapping[str, object | None]) -> dict[str, str]:
 @click.option("--workers", envvar="GUNICORN_WORKERS", type=click.IntRange(min=1), default=2, show_default=True)
 @click.option(
     "--job-worker/--no-job-worker",
+    envvar="GUNICORN_JOB_WORKER",
     default=True,
     show_default=True,
     help="also start the job worker (comparisons, heatmaps; GUNICORN_JOB_WORKER), stopped with the server",

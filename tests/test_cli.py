@@ -144,6 +144,9 @@ def test_serve_hands_the_process_to_gunicorn_with_the_apps_settings(
     CliRunner().invoke(cli.main, ["serve", *arguments, "--host", "::1", "--clems", "", "--no-job-worker"])
     assert calls[0][1][calls[0][1].index("--bind") + 1] == "[::1]:8000" and calls[0][2]["POSTERBENCH_CLEMS"] == ""
     assert calls[0][2]["GUNICORN_JOB_WORKER"] == "no"
+    calls.clear()
+    CliRunner().invoke(cli.main, ["serve", *arguments], env={"GUNICORN_JOB_WORKER": "no"})  # as its --help says
+    assert calls[0][2]["GUNICORN_JOB_WORKER"] == "no"
     assert "POSTERBENCH_CATALOG" not in os.environ  # the check of the settings left this process's as they were
 
 
