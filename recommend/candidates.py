@@ -85,19 +85,41 @@ def recommend(
 ) -> list[int]:
     """Row numbers of `k` catalog posters of the predicted genres (above 0.5) and, given an `era` mask
     (decade_mask), of the query's likely decades, never one of `exclude_rows` (the query itself when it is a catalog
-    movie): the `shortlist` nearest ordered again by genre agreement (genre_rerank; the query's own poster, when it
-    is among them, first), or the `k` nearest when `shortlist` is at most `k`. When fewer than `k` movies are left,
-    the decades are dropped, then the genres (the whole catalog is searched)."""
+    movie): the `shortlist` nearest ordered again by genre agreement (genre_rerank), or the `k` nearest when
+    `shortlist` is at most `k`. When fewer than `k` movies are left, the decades are dropped, then the genres (the
+    whole catalog is searched). The query's own poster (an upload of a catalog poster: `own_poster`) comes first,
+    whatever its genres and decade."""
     excluded = np.asarray(exclude_rows, dtype=np.intp)
     genres = candidate_mask(probabilities, labels)
     everything = np.ones(len(search), dtype=bool)
-    for allowed in ([genres & era] if era is not None else []) + [genres, everything]:
+    everything[excluded] = False
+    for allowed in ([genres & era] if era is not None else []) + [genres, everything.copy()]:
         allowed[excluded] = False
         if np.count_nonzero(allowed) >= k:
             break
     nearest = search.nearest(features, metric, max(k, shortlist), allowed)
-    if len(nearest) <= k:
-        return nearest.tolist()
-    gaps = distances(features, search.vectors(nearest[[0, len(nearest) // 2]]), metric)
-    same_poster = bool(gaps[0] <= SAME_POSTER * gaps[1])
-    return genre_rerank(nearest, probabilities, labels, k, keep_first=same_poster).tolist()
+    own = own_poster(search, features, metric, nearest, everything)
+    if own is not None:
+        nearest = nearest[nearest != own]
+        k -= 1
+    chosen = nearest[:k] if len(nearest) <= k else genre_rerank(nearest, probabilities, labels, k)
+    return ([] if own is None else [own]) + chosen.tolist()
+
+
+def own_poster(
+    search: NeighbourSearch | ApproximateSearch,
+    features: ArrayLike,
+    metric: str,
+    shortlist: NDArray[np.intp],
+    anywhere: NDArray[np.bool_],
+) -> int | None:
+    """The catalog row whose poster the query is (the nearest of all `anywhere`, nearer than SAME_POSTER of the
+    distance to the shortlist's median movie), or None. Searched apart from the candidates: an upload of a catalog
+    poster whose predicted genres or decade miss its movie's own still finds it."""
+    if not len(shortlist):
+        return None
+    closest = search.nearest(features, metric, 1, anywhere)
+    if not len(closest):
+        return None
+    gaps = distances(features, search.vectors(np.array([closest[0], shortlist[len(shortlist) // 2]])), metric)
+    return int(closest[0]) if gaps[0] <= SAME_POSTER * gaps[1] else None

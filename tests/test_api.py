@@ -180,6 +180,14 @@ def test_json_nested_past_the_decoders_depth_is_a_400(client, app, demo_catalog)
         assert database.execute("SELECT COUNT(*) FROM feedback").fetchone()[0] == 0
 
 
+def test_an_upload_of_a_catalog_poster_is_recommended_its_own_movie_first(client, demo_catalog) -> None:
+    """As the README says, whether or not the model's genres and decades for it match its movie's own."""
+    for movie in demo_catalog.movies[:12]:
+        answer = recommend_upload(client, demo_catalog.poster_path(movie).read_bytes(), "copy.jpg")
+        assert answer.status_code == 201
+        assert answer.get_json()["recommendations"][0]["imdb_id"] == movie.imdb_id, movie
+
+
 def test_bad_recommend_requests_get_json_errors_and_save_nothing(client, app) -> None:
     cases = [
         ({}, 400, "send exactly one of a poster as the multipart field 'image'"),
