@@ -259,6 +259,7 @@ def evaluate_distance(
                 if query.evoked_decades is None
                 else decade_mask(query.evoked_decades[row], decades, catalog_decades),
                 shortlist=shortlist,
+                own_first=not isinstance(search, RandomPicks),  # random picks from the pool, none of them the query
             )
         else:
             allowed = np.ones(len(catalog.ids), dtype=bool)

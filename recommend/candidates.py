@@ -19,8 +19,8 @@ GENRE_SHORTLIST = 25
 validation split, where 15, 25 and 50 gave genre shares 0.770, 0.794 and 0.825 against 0.741 for the nearest five,
 25 keeping the same-decade share (bench/README.md)."""
 SAME_POSTER = 0.01
-"""A shortlisted movie nearer than this share of the shortlist's median distance is the query's own poster (an
-upload of a catalog poster): it stays first whatever its genres."""
+"""The nearest catalog movie, nearer than this share of the distance to the median of the query's neighbourhood, is the
+query's own poster (an upload of a catalog poster): it comes first whatever its genres and decade (`own_poster`)."""
 
 
 def candidate_genres(probabilities: ArrayLike, thresholds: ArrayLike | float = GENRE_THRESHOLD) -> NDArray[np.bool_]:
@@ -82,13 +82,14 @@ def recommend(
     exclude_rows: ArrayLike = (),
     era: NDArray[np.bool_] | None = None,
     shortlist: int = GENRE_SHORTLIST,
+    own_first: bool = True,
 ) -> list[int]:
     """Row numbers of `k` catalog posters of the predicted genres (above 0.5) and, given an `era` mask
     (decade_mask), of the query's likely decades, never one of `exclude_rows` (the query itself when it is a catalog
     movie): the `shortlist` nearest ordered again by genre agreement (genre_rerank), or the `k` nearest when
     `shortlist` is at most `k`. When fewer than `k` movies are left, the decades are dropped, then the genres (the
-    whole catalog is searched). The query's own poster (an upload of a catalog poster: `own_poster`) comes first,
-    whatever its genres and decade."""
+    whole catalog is searched). With `own_first`, the query's own poster (an upload of a catalog poster: `own_poster`)
+    comes first, whatever its genres and decade (a baseline of random picks from the pool has none)."""
     excluded = np.asarray(exclude_rows, dtype=np.intp)
     genres = candidate_mask(probabilities, labels)
     everything = np.ones(len(search), dtype=bool)
@@ -98,7 +99,7 @@ def recommend(
         if np.count_nonzero(allowed) >= k:
             break
     nearest = search.nearest(features, metric, max(k, shortlist), allowed)
-    own = own_poster(search, features, metric, nearest, everything)
+    own = own_poster(search, features, metric, everything, max(k, shortlist)) if own_first else None
     if own is not None:
         nearest = nearest[nearest != own]
         k -= 1
@@ -110,16 +111,15 @@ def own_poster(
     search: NeighbourSearch | ApproximateSearch,
     features: ArrayLike,
     metric: str,
-    shortlist: NDArray[np.intp],
     anywhere: NDArray[np.bool_],
+    neighbourhood: int = GENRE_SHORTLIST,
 ) -> int | None:
-    """The catalog row whose poster the query is (the nearest of all `anywhere`, nearer than SAME_POSTER of the
-    distance to the shortlist's median movie), or None. Searched apart from the candidates: an upload of a catalog
-    poster whose predicted genres or decade miss its movie's own still finds it."""
-    if not len(shortlist):
+    """The catalog row whose poster the query is, or None: the nearest of all `anywhere`, when it is nearer than
+    SAME_POSTER of the distance to the median of the `neighbourhood` nearest (an exact copy is at distance 0; a poster
+    like it, at about the others' distance). Searched apart from the candidates of the predicted genres and decades:
+    an upload of a catalog poster whose predictions miss its own movie's still finds it."""
+    nearest = search.nearest(features, metric, neighbourhood, anywhere)
+    if not len(nearest):
         return None
-    closest = search.nearest(features, metric, 1, anywhere)
-    if not len(closest):
-        return None
-    gaps = distances(features, search.vectors(np.array([closest[0], shortlist[len(shortlist) // 2]])), metric)
-    return int(closest[0]) if gaps[0] <= SAME_POSTER * gaps[1] else None
+    gaps = distances(features, search.vectors(nearest[[0, len(nearest) // 2]]), metric)
+    return int(nearest[0]) if gaps[0] <= SAME_POSTER * gaps[1] else None
