@@ -6,7 +6,10 @@ from catalog.movie import GENRES, Movie
 from catalog.read import Catalog, CatalogError, read_catalog
 from catalog.write import (
     OutputInUseError,
+    OutputNotWritableError,
+    check_output,
     check_replaceable,
+    check_writable,
     refusal,
     staged_directory,
     write_catalog,
@@ -20,7 +23,10 @@ __all__ = [
     "CatalogError",
     "Movie",
     "OutputInUseError",
+    "OutputNotWritableError",
+    "check_output",
     "check_replaceable",
+    "check_writable",
     "read_catalog",
     "refusal",
     "staged_directory",

@@ -9,6 +9,7 @@ import csv
 import os
 import secrets
 import shutil
+import tempfile
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -28,6 +29,37 @@ def write_movies_csv(directory: str | Path, movies: Sequence[Movie]) -> Path:
         for movie in movies:
             writer.writerow(_row(movie))
     return directory / MOVIES_CSV
+
+
+class OutputNotWritableError(OSError):
+    """An output path whose directory cannot be written (read-only, or a file where a directory belongs), found
+    before the work that would fill it; its message names that directory, in one line."""
+
+
+def check_writable(target: str | Path) -> None:
+    """Raise OutputNotWritableError unless `target` (a file or directory to write) can be made: the nearest of its
+    ancestors that exists must be a directory that takes a new entry. That is proved by making a temporary directory
+    there and removing it, as the staged output (catalog.staged_directory) will, so that it holds for root, ACLs and
+    read-only file systems alike, where permission bits would not; nothing is left behind."""
+    target = Path(target)
+    directory = target.parent
+    while not os.path.lexists(directory) and directory != directory.parent:
+        directory = directory.parent
+    if not directory.is_dir():
+        raise OutputNotWritableError(f"cannot write {target}: {directory} is not a directory")
+    try:
+        os.rmdir(tempfile.mkdtemp(prefix=".writable.", dir=directory))
+    except OSError as error:
+        reason = error.strerror or str(error)
+        raise OutputNotWritableError(f"cannot write {target}: {directory} is not writable ({reason})") from error
+
+
+def check_output(target: str | Path, marker: str) -> None:
+    """Refuse now, before any work, an output directory that would be refused once the work is done: one that holds
+    something else than an earlier output of its kind (check_replaceable: OutputInUseError), or whose directory
+    cannot be written (check_writable: OutputNotWritableError)."""
+    check_replaceable(target, marker)
+    check_writable(target)
 
 
 def refusal(movie: Movie) -> str | None:

@@ -7,12 +7,14 @@ from pathlib import Path
 
 import click
 
+from model.command_checks import Stage, check_keras_model, import_tensorflow
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 PATH = click.Path(path_type=Path)
 
 
-@click.group()
+@click.group(cls=Stage)
 def cli() -> None:
     """Fit CLEMS on a genre model's feature vectors and evaluate model + CLEMS."""
 
@@ -27,10 +29,15 @@ def cli() -> None:
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
 def fit(catalog_dir: Path, model_dir: Path, index_dir: Path, out_dir: Path, cost: str, trees: int, seed: int) -> None:
     """Fit CLEMS on the training split's feature vectors and save it."""
-    from catalog import OutputInUseError
+    from catalog import OutputInUseError, check_output
+    from embedding import DESCRIPTION_FILE
     from embedding.pipeline import fit_clems
     from model.artifacts import ModelArtifactError
 
+    try:
+        check_output(out_dir, DESCRIPTION_FILE)  # before the index is read (fit_clems checks again before the forests)
+    except (OutputInUseError, OSError) as error:
+        raise click.ClickException(str(error)) from error
     catalog, index = _load(catalog_dir, index_dir, model_dir)
     try:
         fit_clems(catalog, model_dir, index, out_dir, cost=cost, n_estimators=trees, seed=seed)
@@ -51,15 +58,20 @@ def evaluate(catalog_dir: Path, model_dir: Path, index_dir: Path, clems_dir: Pat
     from embedding.clems import CLEMS
     from embedding.pipeline import evaluate_with_clems
     from model.artifacts import ModelArtifactError
-    from model.evaluation import publish
+    from model.evaluation import check_report_path, publish
 
     catalog, index = _load(catalog_dir, index_dir, model_dir)
     try:
+        out_file = out_file or clems_dir / f"evaluation-{catalog.directory.resolve().name}.json"
+        check_report_path(out_file)  # before the evaluation, which a report that cannot be written would lose
         check_fitted_for(clems_dir, model_dir)
-        reports, text = evaluate_with_clems(catalog, model_dir, index, CLEMS.load(clems_dir))
+        clems = CLEMS.load(clems_dir)
+        check_keras_model(model_dir)
+        import_tensorflow()
+        reports, text = evaluate_with_clems(catalog, model_dir, index, clems)
     except (ModelArtifactError, ValueError, OSError) as error:
         raise click.ClickException(str(error)) from error
-    click.echo(publish(reports, text, out_file or clems_dir / f"evaluation-{catalog.directory.resolve().name}.json"))
+    click.echo(publish(reports, text, out_file))
 
 
 def _load(catalog_dir: Path, index_dir: Path, model_dir: Path):

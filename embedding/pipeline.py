@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from catalog import Catalog, check_replaceable, staged_directory
+from catalog import Catalog, check_output, staged_directory
 from embedding import DESCRIPTION_FILE, SOURCE_FILE
 from embedding.clems import CLEMS
 from model.evaluation import evaluate, evaluation_movies
@@ -34,7 +34,7 @@ def fit_clems(
 ) -> CLEMS:
     """Fit CLEMS on the index's features and the catalog's genres of the model's training split; save it, with the
     model's fingerprint (SOURCE_FILE), which the app checks against the model it serves."""
-    check_replaceable(out_dir, DESCRIPTION_FILE)  # before the forests, which take minutes
+    check_output(out_dir, DESCRIPTION_FILE)  # replaceable and writable, before the forests, which take minutes
     fingerprint = model_fingerprint(model_dir)
     train = Split.load(model_dir / SPLIT_FILE).train
     clems = CLEMS(cost, n_estimators=n_estimators, random_state=seed, n_jobs=-1)

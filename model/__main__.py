@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING
 
 import click
 
+from model.command_checks import Stage, check_keras_model, check_weights_file, import_tensorflow
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 if TYPE_CHECKING:
@@ -27,7 +29,7 @@ def checked_catalog(catalog_dir: Path) -> Catalog:
     return catalog
 
 
-@click.group()
+@click.group(cls=Stage)
 def cli() -> None:
     """Train the genre model, index a catalog's posters, and export the model to ONNX for serving."""
 
@@ -56,15 +58,23 @@ def train(
     keep_cache: bool,
 ) -> None:
     """Train a genre model on a catalog and report on its held-out test split."""
-    from catalog import CatalogError
-    from model.network import WeightsError
+    from catalog import CatalogError, OutputNotWritableError, check_output
+    from model.artifacts import DESCRIPTION_FILE
     from model.presets import get_preset
+
+    try:  # all that can be checked without TensorFlow, whose import alone takes seconds
+        chosen = get_preset(preset)
+        check_output(out_dir, DESCRIPTION_FILE)
+        catalog = checked_catalog(catalog_dir)
+        check_weights_file(weights)
+    except (CatalogError, OutputNotWritableError, ValueError) as error:
+        raise click.ClickException(str(error)) from error
+    import_tensorflow()
+    from model.network import WeightsError
     from model.train import REPORT_TEXT_FILE
     from model.train import train as train_model
 
     try:
-        chosen = get_preset(preset)
-        catalog = checked_catalog(catalog_dir)
         result = train_model(catalog, chosen, weights, out_dir, seed=seed, epochs=epochs, keep_cache=keep_cache)
     except (CatalogError, WeightsError, ValueError) as error:
         raise click.ClickException(str(error)) from error
@@ -87,17 +97,29 @@ def train(
 def index(catalog_dir: Path, model_dir: Path, out_dir: Path, precision: str) -> None:
     """Compute every catalog poster's genre probabilities and feature vector with the model as the app serves it:
     its ONNX export (int8 when its check passed) on every core, or the Keras model when it has no export."""
-    from catalog import CatalogError, OutputInUseError
+    from catalog import CatalogError, OutputInUseError, OutputNotWritableError, check_output
     from model.artifacts import ModelArtifactError
     from model.images import PosterImageError
-    from model.index import build_index, served_model
-    from model.onnx_model import PrecisionSettingError
+    from model.index import DESCRIPTION_FILE, build_index, served_model
+    from model.onnx_model import PrecisionSettingError, has_export
 
+    refused = (
+        CatalogError,
+        ModelArtifactError,
+        PosterImageError,
+        PrecisionSettingError,
+        OutputInUseError,
+        OutputNotWritableError,
+    )
     try:
+        check_output(out_dir, DESCRIPTION_FILE)  # before the posters are checked, the model loaded and all indexed
         catalog = checked_catalog(catalog_dir)
+        if precision != "int8" and not has_export(model_dir):  # served_model loads the Keras model
+            check_keras_model(model_dir)
+            import_tensorflow()
         model = served_model(model_dir, precision=precision)
         built = build_index(catalog, model, model_dir, out_dir)
-    except (CatalogError, ModelArtifactError, PosterImageError, PrecisionSettingError, OutputInUseError) as error:
+    except refused as error:
         raise click.ClickException(str(error)) from error
     runtime = f"ONNX Runtime, {built.precision}" if hasattr(model, "session") else "Keras"
     click.echo(f"indexed {len(built.imdb_ids)} posters into {out_dir} ({runtime})")
@@ -119,20 +141,32 @@ def evaluate(catalog_dir: Path, model_dir: Path, out_file: Path | None, index_di
     """Score the model and two constant baselines on a catalog (and, with --index, what the app serves); the last
     line is one JSON object."""
 
-    from catalog import CatalogError, read_catalog
+    from catalog import CatalogError, OutputNotWritableError, read_catalog
     from model.artifacts import ModelArtifactError
+    from model.evaluation import check_report_path, publish
     from model.evaluation import evaluate as evaluate_model
-    from model.evaluation import publish
     from model.images import PosterImageError
     from model.index import FeatureIndex, FeatureIndexError
 
+    refused = (
+        CatalogError,
+        ModelArtifactError,
+        PosterImageError,
+        FeatureIndexError,
+        OutputNotWritableError,
+        ValueError,
+    )
     try:
         catalog = read_catalog(catalog_dir)
+        out_file = out_file or model_dir / f"evaluation-{catalog.directory.resolve().name}.json"
+        check_report_path(out_file)  # before the evaluation, which a report that cannot be written would lose
         index = None if index_dir is None else FeatureIndex.load(index_dir, catalog, model_dir)
+        check_keras_model(model_dir)
+        import_tensorflow()
         reports, text = evaluate_model(catalog, model_dir, index=index)
-    except (CatalogError, ModelArtifactError, PosterImageError, FeatureIndexError, ValueError) as error:
+    except refused as error:
         raise click.ClickException(str(error)) from error
-    click.echo(publish(reports, text, out_file or model_dir / f"evaluation-{catalog.directory.resolve().name}.json"))
+    click.echo(publish(reports, text, out_file))
 
 
 @cli.command("tune-thresholds")
@@ -145,7 +179,10 @@ def tune_thresholds_command(catalog_dir: Path, model_dir: Path) -> None:
     from model.evaluation import retune_thresholds
 
     try:
-        thresholds = retune_thresholds(read_catalog(catalog_dir), model_dir)
+        catalog = read_catalog(catalog_dir)
+        check_keras_model(model_dir)
+        import_tensorflow()
+        thresholds = retune_thresholds(catalog, model_dir)
     except (CatalogError, ModelArtifactError, ValueError) as error:
         raise click.ClickException(str(error)) from error
     click.echo("thresholds: " + ", ".join(f"{t:.2f}" for t in thresholds) + f" (saved in {model_dir}/model.json)")
@@ -230,6 +267,8 @@ def export_onnx_command(
         if int8 or int8_only:
             checked_catalog(catalog_dir)  # the int8 export is calibrated and checked on its posters
         if not int8_only:
+            check_keras_model(model_dir)
+            import_tensorflow()  # the Keras model is exported (the int8 export needs ONNX Runtime alone)
             check = export_onnx(model_dir, catalog_dir, check_posters)
             click.echo(
                 f"exported {model_dir}/model.onnx; largest difference from Keras on {check.posters}: "

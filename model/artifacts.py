@@ -144,7 +144,7 @@ class GenreModel(DescribedModel):
         description = read_description(directory)
         if not weights_path.is_file():
             raise ModelArtifactError(
-                f"{weights_path} is missing: train a model first (make train / python -m model train)"
+                f"{weights_path} is missing: train a model first (make train / posterbench train)"
             )
         preset = description.preset
         network = build_network(preset, len(description.genres), len(description.decades), weights=None)
@@ -172,7 +172,7 @@ def read_description(directory: Path) -> Description:
     description_path = directory / DESCRIPTION_FILE
     if not description_path.is_file():
         raise ModelArtifactError(
-            f"{description_path} is missing: train a model first (make train / python -m model train)"
+            f"{description_path} is missing: train a model first (make train / posterbench train)"
         )
     try:
         values = json.loads(description_path.read_text())
@@ -181,12 +181,12 @@ def read_description(directory: Path) -> Description:
     if isinstance(values, dict) and "preset" in values and "decades" not in values:
         raise ModelArtifactError(
             f"{description_path} is a genre-only model from an earlier PosterBench, without the decade, year and "
-            "rating heads: train it again (make train / python -m model train)"
+            "rating heads: train it again (make train / posterbench train)"
         )
     if isinstance(values, dict) and "era_weight" in values.get("preset", {}):
         raise ModelArtifactError(
             f"{description_path} is a model from an earlier PosterBench, whose era heads read the feature vector: "
-            "train it again (make train / python -m model train)"
+            "train it again (make train / posterbench train)"
         )
     try:
         low, high = (float(t) for t in values["rating_interval"])
@@ -204,7 +204,7 @@ def read_description(directory: Path) -> Description:
 def read_detector(directory: Path) -> PosterDetector:
     path = directory / DETECTOR_FILE
     if not path.is_file():
-        raise ModelArtifactError(f"{path} is missing: train the model again (make train / python -m model train)")
+        raise ModelArtifactError(f"{path} is missing: train the model again (make train / posterbench train)")
     try:
         return PosterDetector.load(path)
     except (ValueError, KeyError, OSError) as error:

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from pathlib import Path
 
 import numpy as np
 
-from catalog import Catalog
+from catalog import Catalog, OutputNotWritableError, check_writable
 from model.artifacts import DESCRIPTION_FILE, GenreModel, Prediction
 from model.images import load_posters
 from model.index import FeatureIndex
@@ -131,9 +132,22 @@ def summaries(reports: dict) -> dict:
     return {name: summary(report) for name, report in reports.items()}
 
 
+def check_report_path(out_file: Path) -> None:
+    """Raise OutputNotWritableError unless the report can be written to `out_file`: not a directory, not a file that
+    cannot be written, and in a directory that can be (check_writable). Called before the evaluation, which a report
+    that cannot be written would lose."""
+    if out_file.is_dir():
+        raise OutputNotWritableError(f"cannot write the report to {out_file}: it is a directory; name a file")
+    if out_file.exists() and not os.access(out_file, os.W_OK):
+        raise OutputNotWritableError(f"cannot write the report to {out_file}: the file is not writable")
+    check_writable(out_file)
+
+
 def publish(reports: dict, text: str, out_file: Path) -> str:
-    """Write the reports as JSON to `out_file`; the text to print, ending in the one-line JSON summary. A figure that
-    cannot be computed (NaN: no movie has a rating) is null, which every JSON parser reads."""
+    """Write the reports as JSON to `out_file` (and the directories it needs); the text to print, ending in the
+    one-line JSON summary. A figure that cannot be computed (NaN: no movie has a rating) is null, which every JSON
+    parser reads."""
+    out_file.parent.mkdir(parents=True, exist_ok=True)
     out_file.write_text(json.dumps(without_nan(reports), indent=2, allow_nan=False) + "\n")
     return f"{text}\nreport written to {out_file}\n{json.dumps(without_nan(summaries(reports)), allow_nan=False)}"
 

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Union
 import numpy as np
 from tqdm import tqdm
 
-from catalog import Catalog, check_replaceable, staged_directory
+from catalog import Catalog, check_output, staged_directory
 from model.artifacts import (
     EXPORT_FILE,
     WEIGHTS_FILE,
@@ -82,9 +82,7 @@ class FeatureIndex:
         paths = [directory / name for name in (DESCRIPTION_FILE, FEATURES_FILE, PROBABILITIES_FILE, EVOKED_FILE)]
         for path in paths:
             if not path.is_file():
-                raise FeatureIndexError(
-                    f"{path} is missing: build the index first (make index / python -m model index)"
-                )
+                raise FeatureIndexError(f"{path} is missing: build the index first (make index / posterbench index)")
         try:
             description = json.loads(paths[0].read_text())
             features = np.load(paths[1], allow_pickle=False)
@@ -191,7 +189,7 @@ def build_index(
 ) -> FeatureIndex:
     """Run `model` over every poster of `catalog` (in chunks, with a progress bar) and save the index; `model` is
     the Keras model or, as `posterbench index` gives it, the served ONNX export (served_model)."""
-    check_replaceable(out_dir, DESCRIPTION_FILE)  # before the pass over the catalog
+    check_output(out_dir, DESCRIPTION_FILE)  # before the pass over the catalog
     model_dir = Path(model_dir)
     fingerprint = model_fingerprint(model_dir)  # the same: a directory it cannot fingerprint fails now
     movies = catalog.movies

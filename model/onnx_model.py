@@ -87,7 +87,7 @@ def has_export(directory: str | Path) -> bool:
 
 def export_command(directory: Path) -> str:
     """What to do about a missing, damaged or stale export."""
-    return f"export it again with `python -m model export-onnx --model {directory}` (make onnx)"
+    return f"export it again with `posterbench export-onnx --model {directory}` (make onnx)"
 
 
 def require_files(directory: Path, names: tuple[str, ...], remedy: str) -> None:
@@ -285,7 +285,7 @@ def failure(check: dict) -> str:
 
 
 def int8_command(directory: Path) -> str:
-    command = f"python -m model export-onnx --int8-only --model {directory} --catalog CATALOG"
+    command = f"posterbench export-onnx --int8-only --model {directory} --catalog CATALOG"
     return f"write it again with `{command}` (make onnx)"
 
 

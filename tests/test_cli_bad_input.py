@@ -1,11 +1,16 @@
-"""The command line on bad input: an output path that holds something else is refused before any work and left as
-it was, numbers out of range are usage errors, a damaged catalog file, weights file or split is named in one line,
-damaged posters are all named before a long job starts, a failed export keeps the export there was, and a worker
-whose queue is down stops at once. Each case once destroyed data, ended in a traceback, or looped."""
+"""The command line on bad input: an output path that holds something else, or that cannot be written, is refused
+before any work and left as it was (by `posterbench` and `python -m model|embedding` alike, in one line), `train`
+checks its arguments before it imports TensorFlow, numbers out of range are usage errors, a damaged catalog file,
+weights file or split is named in one line, damaged posters are all named before a long job starts, a failed export
+keeps the export there was, and a worker whose queue is down stops at once. Each case once destroyed data, ended in a
+traceback, or looped."""
 
 from __future__ import annotations
 
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -189,9 +194,6 @@ def test_scrape_and_replica_options_out_of_range_are_one_line(tmp_path: Path) ->
 def test_a_damaged_clems_directory_and_wrong_recommend_eval_paths_are_one_line(
     demo_catalog_dir: Path, onnx_model_dir: Path, index_dir: Path, tmp_path: Path
 ) -> None:
-    import subprocess
-    import sys
-
     from embedding.clems import CLEMS
 
     clems = tmp_path / "clems"
@@ -244,3 +246,177 @@ def test_what_the_file_system_refuses_is_one_line(monkeypatch) -> None:
         answer.exit_code == 1
         and answer.output.strip() == "Error: [Errno 13] Permission denied: '/srv/unwritable/catalog'"
     )
+
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def the_work_must_not_start(monkeypatch, *targets: str) -> None:
+    """Make each of `targets` (module.attribute) fail the test if it is called."""
+
+    def started(*arguments, **options):
+        raise AssertionError("the work started before the output was found unwritable")
+
+    for target in targets:
+        monkeypatch.setattr(target, started)
+
+
+def one_line(output: str) -> str:
+    lines = output.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in output, output
+    return lines[0]
+
+
+def unwritable_outputs(tmp_path: Path) -> list[tuple[Path, Path, str]]:
+    """(output, the directory to name, why) for outputs that cannot be written, also as root: below a regular file;
+    and, for other users only (root writes anywhere), below a read-only directory."""
+    a_file = tmp_path / "a-file"
+    a_file.write_text("mine\n")
+    cases = [(a_file / "out", a_file, "is not a directory"), (a_file / "deeper" / "out", a_file, "is not a directory")]
+    if os.geteuid() != 0:
+        read_only = tmp_path / "read-only"
+        read_only.mkdir()
+        read_only.chmod(0o555)
+        cases.append((read_only / "out", read_only, "is not writable (Permission denied)"))
+    return cases
+
+
+def test_index_and_embed_fit_refuse_an_unwritable_output_before_their_work(
+    demo_catalog_dir: Path, onnx_model_dir: Path, index_dir: Path, tmp_path: Path, monkeypatch
+) -> None:
+    """`index` ran the whole pass over the catalog (minutes on the real one) before it made its staging directory,
+    then failed naming that temporary directory ('ro/.i.ideehf8m.partial'); `embed fit` fitted its forests first."""
+    the_work_must_not_start(
+        monkeypatch,
+        "model.__main__.checked_catalog",
+        "model.index.predict_catalog",
+        "embedding.clems.CLEMS.fit",
+    )
+    served = ["--catalog", demo_catalog_dir, "--model", onnx_model_dir]
+    for out, directory, why in unwritable_outputs(tmp_path):
+        for arguments in (("index", *served), ("embed", "fit", *served, "--index", index_dir)):
+            answer = run(*arguments, "--out", out)
+            assert answer.exit_code == 1, answer.output
+            assert one_line(answer.output) == f"Error: cannot write {out}: {directory} {why}"
+    assert {path.name for path in tmp_path.iterdir()} <= {"a-file", "read-only"}  # nothing staged left behind
+
+
+def test_evaluate_refuses_a_report_it_cannot_write_before_evaluating(
+    demo_catalog_dir: Path, onnx_model_dir: Path, index_dir: Path, tmp_path: Path, monkeypatch
+) -> None:
+    """The report was written last: a directory or an unwritable path as --out lost the whole evaluation, with an
+    errno as its message."""
+    the_work_must_not_start(monkeypatch, "model.evaluation.evaluate", "embedding.pipeline.evaluate_with_clems")
+    served = ["--catalog", demo_catalog_dir, "--model", onnx_model_dir]
+    refusals = [(tmp_path, f"cannot write the report to {tmp_path}: it is a directory; name a file")]
+    refusals += [
+        (out, f"cannot write {out}: {directory} {why}") for out, directory, why in unwritable_outputs(tmp_path)
+    ]
+    for out, message in refusals:
+        for arguments in (("evaluate", *served), ("embed", "evaluate", *served, "--index", index_dir, "--clems", out)):
+            answer = run(*arguments, "--out", out)
+            assert answer.exit_code == 1 and one_line(answer.output) == f"Error: {message}", answer.output
+
+
+def test_python_m_model_says_what_the_file_system_refuses_in_one_line(
+    demo_catalog_dir: Path, onnx_model_dir: Path, tmp_path: Path, monkeypatch
+) -> None:
+    """`python -m model` and `python -m embedding` still work (README): an OSError ended them in a traceback, where
+    `posterbench` said it in one line."""
+    a_file = tmp_path / "a-file"
+    a_file.write_text("mine\n")
+    served = ["--catalog", str(demo_catalog_dir), "--model", str(onnx_model_dir)]
+    for arguments, message in (
+        (["index", *served, "--out", str(a_file / "index")], f"cannot write {a_file / 'index'}: {a_file} is not a"),
+        (["evaluate", *served, "--out", str(tmp_path)], f"cannot write the report to {tmp_path}: it is a directory"),
+    ):
+        done = subprocess.run(
+            [sys.executable, "-m", "model", *arguments], cwd=ROOT, capture_output=True, text=True, timeout=300
+        )
+        assert done.returncode == 1 and one_line(done.stderr).startswith(f"Error: {message}"), done.stderr
+
+    from embedding.__main__ import cli as embedding_cli
+    from model.__main__ import cli as model_cli
+
+    def refused(*arguments, **options):
+        raise PermissionError(13, "Permission denied", "/srv/unwritable/report.json")
+
+    for group, arguments in (
+        (model_cli, ["tune-thresholds", "--catalog", "c", "--model", "m"]),
+        (embedding_cli, ["fit", "--catalog", "c", "--model", "m", "--index", "i", "--out", "o"]),
+    ):
+        monkeypatch.setattr(group.commands[arguments[0]], "callback", refused)
+        answer = CliRunner().invoke(group, arguments)
+        assert answer.exit_code == 1, answer.output
+        assert one_line(answer.output) == "Error: [Errno 13] Permission denied: '/srv/unwritable/report.json'"
+
+
+@pytest.mark.parametrize("case", ["no catalog", "unwritable output", "no weights file"])
+def test_train_checks_its_arguments_before_importing_tensorflow(case: str, demo_catalog_dir: Path, tmp_path: Path):
+    """Importing TensorFlow took 5 s of CPU and printed absl's and oneDNN's log lines before `train` found that its
+    catalog did not exist."""
+    a_file = tmp_path / "a-file"
+    a_file.write_text("mine\n")
+    catalog, out, weights = demo_catalog_dir, tmp_path / "model", "imagenet"
+    if case == "no catalog":
+        catalog, message = tmp_path / "nowhere", "catalog directory does not exist"
+    elif case == "unwritable output":
+        out, message = a_file / "model", f"cannot write {a_file / 'model'}: {a_file} is not a directory"
+    else:
+        weights, message = str(tmp_path / "missing.h5"), "missing.h5 does not exist"
+    arguments = ["train", "--catalog", str(catalog), "--out", str(out), "--weights", weights]
+    code = (
+        "import atexit, sys\n"
+        "atexit.register(lambda: print(sorted(m for m in ('tensorflow', 'keras') if m in sys.modules)))\n"
+        "from posterbench.cli import main\n"
+        f"main({arguments!r})\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1 and done.stdout.strip().splitlines()[-1] == "[]", (done.stdout, done.stderr)
+    error = [line for line in done.stderr.splitlines() if line.startswith("Error: ")]
+    assert len(error) == 1 and message in error[0] and "Traceback" not in done.stderr, done.stderr
+    assert "absl" not in done.stderr and "oneDNN" not in done.stderr
+    assert not out.exists()
+
+
+def test_tensorflow_start_up_log_stays_off_stderr(monkeypatch) -> None:
+    """TensorFlow 2.19 and later log "oneDNN custom operations are on" (twice) and absl's "All log messages before
+    absl::InitializeLog()" line on import, whatever TF_CPP_MIN_LOG_LEVEL says; the model commands keep them off
+    stderr, and keep what else is written there."""
+    from model.command_checks import without_start_up_log
+
+    code = (
+        "from model.command_checks import import_tensorflow\n"
+        "import_tensorflow()\n"
+        "import tensorflow\n"
+        "print(tensorflow.constant(1).numpy())\n"
+    )
+    monkeypatch.delenv("TF_CPP_MIN_LOG_LEVEL", raising=False)  # the commands' own default: 2
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0 and done.stdout.strip() == "1", done.stderr
+    assert "absl" not in done.stderr and "oneDNN" not in done.stderr, done.stderr
+    logged = (
+        "WARNING: All log messages before absl::InitializeLog() is called are written to STDERR\n"
+        "I0000 00:00:1796655876.861406    5092 port.cc:153] oneDNN custom operations are on.\n"
+        "I0000 00:00:1796655876.914066    5092 cpu_feature_guard.cc:227] This TensorFlow binary is optimized\n"
+        "To enable the following instructions: AVX2 FMA, in other operations, rebuild TensorFlow.\n"
+        "2025-09-17 14:44:05.157831: W external/local_xla/xla/tsl/cuda/cudart_stub.cc:32] Could not find cuda\n"
+        "/usr/lib/python3/site-packages/x.py:3: UserWarning: kept\n"
+        "  warnings.warn(message)\n"
+        "E0000 00:00:1758131045.203198 3722035 cuda_dnn.cc:8579] Unable to register cuDNN factory\n"
+    )
+    monkeypatch.setenv("TF_CPP_MIN_LOG_LEVEL", "2")
+    assert without_start_up_log(logged) == (
+        "/usr/lib/python3/site-packages/x.py:3: UserWarning: kept\n"
+        "  warnings.warn(message)\n"
+        "E0000 00:00:1758131045.203198 3722035 cuda_dnn.cc:8579] Unable to register cuDNN factory\n"
+    )
+
+
+def test_hints_name_the_posterbench_commands(demo_catalog_dir: Path, onnx_model_dir: Path, tmp_path: Path) -> None:
+    answer = run("evaluate", "--catalog", demo_catalog_dir, "--model", tmp_path / "no-model")
+    assert answer.exit_code == 1 and "train a model first (make train / posterbench train)" in answer.output
+    served = ["--catalog", demo_catalog_dir, "--model", onnx_model_dir, "--index", tmp_path / "no-index"]
+    answer = run("embed", "fit", *served, "--out", tmp_path / "clems")
+    assert answer.exit_code == 1 and "build the index first (make index / posterbench index)" in answer.output
+    assert "python -m" not in answer.output

@@ -237,7 +237,7 @@ def test_an_unusable_int8_export_gives_float32_with_the_reason(
     assert model.precision == "float32" and expected in model.precision_reason, model.precision_reason
     assert f"serving float32: {model.precision_reason}" in caplog.text
     if damage != "missing json":
-        assert "python -m model export-onnx" in model.precision_reason or "make onnx" in model.precision_reason
+        assert "posterbench export-onnx" in model.precision_reason or "make onnx" in model.precision_reason
     if damage in ("truncated data", "json not JSON"):
         with pytest.raises(OnnxExportError, match="is damaged"):
             OnnxGenreModel.load(int8_dir, precision="int8")  # asked for, it must be whole

@@ -180,7 +180,7 @@ def test_a_model_retrained_since_its_export_is_refused(avg_model_dir: Path, app_
         OnnxGenreModel.load(copy)
     message = str(raised.value)
     assert f"{copy / ONNX_FILE} was exported from other weights than {copy / WEIGHTS_FILE}" in message
-    assert f"python -m model export-onnx --model {copy}" in message and "make onnx" in message
+    assert f"posterbench export-onnx --model {copy}" in message and "make onnx" in message
     from app import create_app
 
     with pytest.raises(StaleExportError, match="export-onnx"):
