@@ -219,7 +219,7 @@ class RandomPicks:
     def __len__(self) -> int:
         return self.n_rows
 
-    def nearest(self, query, metric: str, k: int = K, allowed: np.ndarray | None = None) -> np.ndarray:
+    def nearest(self, query, distance: str, k: int = K, allowed: np.ndarray | None = None) -> np.ndarray:
         pool = np.arange(self.n_rows) if allowed is None else np.flatnonzero(allowed)
         return self.rng.choice(pool, size=min(k, len(pool)), replace=False)
 
@@ -228,7 +228,7 @@ def evaluate_distance(
     query: Side,
     catalog: Side,
     search,
-    metric: str,
+    distance: str,
     use_genres: bool = True,
     decades: tuple[int, ...] = (),
     shortlist: int = 0,
@@ -252,7 +252,7 @@ def evaluate_distance(
                 catalog.labels,
                 query.features[row],
                 query.probabilities[row],
-                metric,
+                distance,
                 K,
                 exclude_rows=itself,
                 era=None
@@ -264,7 +264,7 @@ def evaluate_distance(
         else:
             allowed = np.ones(len(catalog.ids), dtype=bool)
             allowed[itself] = False
-            picks = search.nearest(query.features[row], metric, K, allowed).tolist()
+            picks = search.nearest(query.features[row], distance, K, allowed).tolist()
         scores.append(pick_scores(query, row, catalog, picks))
     return summary(scores)
 
@@ -392,18 +392,18 @@ def main() -> None:
             print(table_row(f"random, {name} pool", scores, f"{time.perf_counter() - started:.1f}"))
             if name == used:
                 results["random"] = scores
-        for metric in DISTANCES:
+        for distance in DISTANCES:
             started = time.perf_counter()
             scores = evaluate_distance(
-                query_side, catalog_side, search, metric, use_genres, description.decades, shortlist
+                query_side, catalog_side, search, distance, use_genres, description.decades, shortlist
             )
-            print(table_row(f"{metric}, {name}", scores, f"{time.perf_counter() - started:.1f}"))
+            print(table_row(f"{distance}, {name}", scores, f"{time.perf_counter() - started:.1f}"))
             if name == used:
-                results[metric] = scores
+                results[distance] = scores
             if shortlist > K and use_genres and name == used:  # what the re-ranking adds
                 started = time.perf_counter()
-                nearest = evaluate_distance(query_side, catalog_side, search, metric, use_genres, description.decades)
-                print(table_row(f"{metric}, {name}, nearest five", nearest, f"{time.perf_counter() - started:.1f}"))
+                nearest = evaluate_distance(query_side, catalog_side, search, distance, use_genres, description.decades)
+                print(table_row(f"{distance}, {name}, nearest five", nearest, f"{time.perf_counter() - started:.1f}"))
     results["random"] = results.pop("random")  # after the distances
     print(json.dumps({key: json_ready(scores) for key, scores in results.items()}))
 

@@ -73,11 +73,15 @@ def vectors_of(source: str, rows: int, dim: int, seed: int) -> np.ndarray:
     return sampled_features(np.load(Path(source) / FEATURES_FILE, mmap_mode="r"), rows, seed)
 
 
-def authors_nearest(frame, query: np.ndarray, metric: str, k: int = 5) -> list[int]:
+def authors_nearest(frame, query: np.ndarray, distance: str, k: int = 5) -> list[int]:
     """The original way: walk the data frame row by row, one scipy distance call per row, then sort."""
-    from scipy.spatial import distance
+    from scipy.spatial import distance as scipy_distance
 
-    measure = {"manhattan": distance.cityblock, "euclidean": distance.euclidean, "cosine": distance.cosine}[metric]
+    measure = {
+        "manhattan": scipy_distance.cityblock,
+        "euclidean": scipy_distance.euclidean,
+        "cosine": scipy_distance.cosine,
+    }[distance]
     found = [(measure(query, row.to_numpy()), position) for position, (_, row) in enumerate(frame.iterrows())]
     found.sort()
     return [position for _, position in found[:k]]
@@ -122,17 +126,18 @@ def compare_authors(args: argparse.Namespace) -> None:
     print(f"\n{args.rows:,} vectors: ms per query (median / p95), same five as the authors' way")
     print("| distance | PosterBench | authors' way (iterrows + scipy) | speed-up | same five |")
     print("|---|---|---|---|---|")
-    for metric in DISTANCES:
-        ours = time_queries(lambda query, metric=metric: search.nearest(query, metric), queries)
+    for distance in DISTANCES:
+        ours = time_queries(lambda query, distance=distance: search.nearest(query, distance), queries)
         theirs = time_queries(
-            lambda query, metric=metric: authors_nearest(frame, query, metric), queries[: args.baseline_queries + 1]
+            lambda query, distance=distance: authors_nearest(frame, query, distance),
+            queries[: args.baseline_queries + 1],
         )
         agree = all(
-            search.nearest(query, metric).tolist() == authors_nearest(frame, query, metric)
+            search.nearest(query, distance).tolist() == authors_nearest(frame, query, distance)
             for query in queries[: args.baseline_queries]
         )
         print(
-            f"| {metric} | {statistics.median(ours):.2f} / {percentile(ours, 0.95):.2f} "
+            f"| {distance} | {statistics.median(ours):.2f} / {percentile(ours, 0.95):.2f} "
             f"| {statistics.median(theirs):,.0f} | x{statistics.median(theirs) / statistics.median(ours):,.0f} "
             f"| {'yes' if agree else 'NO'} |"
         )
@@ -164,18 +169,18 @@ def compare_approximate(size: int, args: argparse.Namespace, summary: dict[str, 
         before = anonymous_mb()
         approximate = ApproximateSearch.load(directory, exact.features)  # as a worker does: graphs memory-mapped
         cells = {}
-        for metric in DISTANCES:
+        for distance in DISTANCES:
             cell = {}
             for kind, allowed_of in (("", lambda _: None), ("filtered_", lambda number: masks[number])):
-                exact.nearest(queries[0], metric, k, allowed_of(0))  # warm-up
-                approximate.nearest(queries[0], metric, k, allowed_of(0))
+                exact.nearest(queries[0], distance, k, allowed_of(0))  # warm-up
+                approximate.nearest(queries[0], distance, k, allowed_of(0))
                 exact_ms, approximate_ms, recall, shortlist_recall = [], [], [], []
                 for number, query in enumerate(queries[1:], start=1):
                     allowed = allowed_of(number)
                     started = time.perf_counter()
-                    truth = exact.nearest(query, metric, k, allowed)
+                    truth = exact.nearest(query, distance, k, allowed)
                     middle = time.perf_counter()
-                    found = approximate.nearest(query, metric, k, allowed)
+                    found = approximate.nearest(query, distance, k, allowed)
                     exact_ms.append((middle - started) * 1000)
                     approximate_ms.append((time.perf_counter() - middle) * 1000)
                     recall.append(share_found(truth[:5], found[:5]))
@@ -187,7 +192,7 @@ def compare_approximate(size: int, args: argparse.Namespace, summary: dict[str, 
                     f"{kind}recall_at_5": round(statistics.fmean(recall), 4),
                     f"{kind}recall_at_shortlist": round(statistics.fmean(shortlist_recall), 4),
                 }
-            cells[metric] = cell
+            cells[distance] = cell
         worker_mb = anonymous_mb() - before
         del approximate
     index = {"build_s": round(build_s, 1), "disk_mb": round(disk_mb, 1), "worker_mb": round(worker_mb, 1)}
@@ -200,15 +205,16 @@ def compare_approximate(size: int, args: argparse.Namespace, summary: dict[str, 
         f"the exact five | recall of the exact {k} |"
     )
     print("|---|---|---|---|---|---|---|")
-    for metric, cell in cells.items():
+    for distance, cell in cells.items():
         for kind, rows in (("", "all"), ("filtered_", "2-40 %")):
             exact_ms, approximate_ms = cell[kind + "exact_ms"], cell[kind + "approximate_ms"]
             print(
-                f"| {metric} | {rows} | {exact_ms:.2f} | {approximate_ms:.2f} / {cell[kind + 'approximate_p95_ms']:.2f}"
+                f"| {distance} | {rows} | {exact_ms:.2f} | {approximate_ms:.2f}"
+                f" / {cell[kind + 'approximate_p95_ms']:.2f}"
                 f" | x{exact_ms / approximate_ms:.1f} | {cell[kind + 'recall_at_5']:.3f}"
                 f" | {cell[kind + 'recall_at_shortlist']:.3f} |"
             )
-        summary[metric][str(size)] = cell
+        summary[distance][str(size)] = cell
     summary["index"][str(size)] = index
 
 
@@ -236,7 +242,7 @@ def main() -> None:
         f"load average {os.getloadavg()[0]:.2f} at start"
     )
     compare_authors(args)
-    summary: dict[str, dict] = {metric: {} for metric in DISTANCES} | {"index": {}}
+    summary: dict[str, dict] = {distance: {} for distance in DISTANCES} | {"index": {}}
     for size in [int(size) for size in args.sizes.split(",") if size]:
         compare_approximate(size, args, summary)
     print(f"\nload average {os.getloadavg()[0]:.2f} at the end")

@@ -312,7 +312,7 @@ def recommendations(
     catalog_decades: np.ndarray,
     decades: tuple[int, ...],
     search_features: np.ndarray,
-    metric: str,
+    distance: str,
 ) -> list[set[int]]:
     """The app's five recommendations (recommend.recommend, with its genre and decade filters) for each catalog row
     in `rows`, its own row left out, its query read from `prediction`, searched among `search_features`."""
@@ -326,7 +326,7 @@ def recommendations(
                 labels,
                 prediction.features[row],
                 prediction.genres[row],
-                metric,
+                distance,
                 k=RECOMMENDATIONS,
                 exclude_rows=[row],
                 era=decade_mask(prediction.decades[row], decades, catalog_decades),
@@ -364,14 +364,14 @@ def compare(
     labels = catalog.labels(genres)
     catalog_decades = np.array([-1 if movie.year is None else movie.year // 10 * 10 for movie in catalog.movies])
     overlap, mixed = {}, {}
-    for metric in DISTANCES:
+    for distance in DISTANCES:
 
-        def shown(query: Prediction, among: Prediction, metric: str = metric) -> list[set[int]]:
-            return recommendations(query, rows, labels, catalog_decades, description.decades, among.features, metric)
+        def shown(query: Prediction, among: Prediction, distance: str = distance) -> list[set[int]]:
+            return recommendations(query, rows, labels, catalog_decades, description.decades, among.features, distance)
 
         reference = shown(float32, float32)
-        overlap[metric] = mean_overlap(reference, shown(int8, int8))
-        mixed[metric] = mean_overlap(reference, shown(int8, float32))
+        overlap[distance] = mean_overlap(reference, shown(int8, int8))
+        mixed[distance] = mean_overlap(reference, shown(int8, float32))
     return Int8Check(
         held_out=f"{len(rows)} posters: {which}",
         searched=f"the {len(catalog):,} movies of {catalog.directory}, each poster's own left out",

@@ -89,11 +89,11 @@ class ApproximateSearch:
         faiss.omp_set_num_threads(max(1, self.threads or os.cpu_count() or 1))
         try:
             graphs = {}
-            for name, vectors, metric in (
+            for name, vectors, distance in (
                 ("l2", self.features_, faiss.METRIC_L2),
                 ("cosine", unit_rows(self.features_), faiss.METRIC_INNER_PRODUCT),
             ):
-                graph = faiss.IndexHNSWFlat(vectors.shape[1], self.m, metric)
+                graph = faiss.IndexHNSWFlat(vectors.shape[1], self.m, distance)
                 graph.hnsw.efConstruction = self.ef_construction
                 graph.add(vectors)
                 graphs[name] = graph
@@ -117,11 +117,11 @@ class ApproximateSearch:
         return self.features_[np.asarray(rows, dtype=np.intp)]
 
     def nearest(
-        self, query: ArrayLike, metric: str, k: int = 5, allowed: NDArray[np.bool_] | None = None
+        self, query: ArrayLike, distance: str, k: int = 5, allowed: NDArray[np.bool_] | None = None
     ) -> NDArray[np.intp]:
         """Rows of the `k` nearest vectors found (among the `allowed` rows, a boolean mask, if given), nearest first
         by the exact distance; fewer when fewer rows are allowed. Ties go to the lower row."""
-        check_distance(metric)
+        check_distance(distance)
         if k < 1:
             raise ValueError(f"k must be at least 1, got {k}")
         point = np.asarray(query, dtype=np.float32).reshape(-1)
@@ -132,22 +132,22 @@ class ApproximateSearch:
             allowed = np.asarray(allowed, dtype=bool)
             count = int(np.count_nonzero(allowed))
             if count <= max(self.exact_rows, k):
-                return self._exact(point, metric, k, np.flatnonzero(allowed))
+                return self._exact(point, distance, k, np.flatnonzero(allowed))
             share = count / len(self.features_)
-        found = self._graph_search(point, metric, max(self.shortlist, CANDIDATES_PER_RESULT * k), share, allowed)
+        found = self._graph_search(point, distance, max(self.shortlist, CANDIDATES_PER_RESULT * k), share, allowed)
         if len(found) < min(k, len(self.features_)):  # the graph search ran out of allowed rows: search them all
             rows = np.flatnonzero(allowed) if allowed is not None else np.arange(len(self.features_))
-            return self._exact(point, metric, k, rows)
-        return self._order(point, metric, k, found)
+            return self._exact(point, distance, k, rows)
+        return self._order(point, distance, k, found)
 
     def _graph_search(
-        self, point: NDArray[np.float32], metric: str, count: int, share: float, allowed: NDArray[np.bool_] | None
+        self, point: NDArray[np.float32], distance: str, count: int, share: float, allowed: NDArray[np.bool_] | None
     ) -> NDArray[np.intp]:
-        """Up to `count` candidate rows from the metric's graph, only allowed ones."""
+        """Up to `count` candidate rows from the distance's graph, only allowed ones."""
         faiss = _faiss()
-        graph = self.graphs_[GRAPH_OF[metric]]
+        graph = self.graphs_[GRAPH_OF[distance]]
         vector = point
-        if metric == "cosine":
+        if distance == "cosine":
             norm = float(np.linalg.norm(point))
             vector = point / (norm if norm > 0 else 1.0)
         # a filter leaves fewer allowed rows near the query; a wider search finds them: the width grows as the share
@@ -164,25 +164,25 @@ class ApproximateSearch:
         found = labels[0]
         return found[found >= 0].astype(np.intp)
 
-    def _exact(self, point: NDArray[np.float32], metric: str, k: int, rows: NDArray[np.intp]) -> NDArray[np.intp]:
+    def _exact(self, point: NDArray[np.float32], distance: str, k: int, rows: NDArray[np.intp]) -> NDArray[np.intp]:
         """The `k` nearest of `rows` by a fast float32 distance (euclidean: squared), then ordered exactly."""
         if len(rows) == 0:
             return np.empty(0, np.intp)
         vectors = self.features_[rows]
-        if metric == "euclidean":
+        if distance == "euclidean":
             fast = self.squared_norms_[rows] - 2.0 * (vectors @ point) + point @ point
-        elif metric == "cosine":
+        elif distance == "cosine":
             norm = float(np.linalg.norm(point))
             fast = 1.0 - (vectors @ point) / (np.where(self.norms_[rows] == 0, 1.0, self.norms_[rows]) * (norm or 1.0))
         else:
             np.subtract(vectors, point, out=vectors)
             fast = np.abs(vectors, out=vectors).sum(axis=1)
         # a few more than k, so that rounding cannot drop one of the exact k nearest
-        return self._order(point, metric, k, rows[smallest(fast, k + 16)])
+        return self._order(point, distance, k, rows[smallest(fast, k + 16)])
 
-    def _order(self, point: NDArray[np.float32], metric: str, k: int, rows: NDArray[np.intp]) -> NDArray[np.intp]:
+    def _order(self, point: NDArray[np.float32], distance: str, k: int, rows: NDArray[np.intp]) -> NDArray[np.intp]:
         """The `k` nearest of `rows` by the exact float64 distance, ties to the lower row."""
-        exact = distances(point, self.features_[rows], metric)
+        exact = distances(point, self.features_[rows], distance)
         return rows[np.lexsort((rows, exact))[:k]]
 
     def save(self, directory: str | Path) -> None:

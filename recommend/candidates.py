@@ -77,7 +77,7 @@ def recommend(
     labels: ArrayLike,
     features: ArrayLike,
     probabilities: ArrayLike,
-    metric: str,
+    distance: str,
     k: int = 5,
     exclude_rows: ArrayLike = (),
     era: NDArray[np.bool_] | None = None,
@@ -98,8 +98,8 @@ def recommend(
         allowed[excluded] = False
         if np.count_nonzero(allowed) >= k:
             break
-    nearest = search.nearest(features, metric, max(k, shortlist), allowed)
-    own = own_poster(search, features, metric, everything, max(k, shortlist)) if own_first else None
+    nearest = search.nearest(features, distance, max(k, shortlist), allowed)
+    own = own_poster(search, features, distance, everything, max(k, shortlist)) if own_first else None
     if own is not None:
         nearest = nearest[nearest != own]
         k -= 1
@@ -110,7 +110,7 @@ def recommend(
 def own_poster(
     search: NeighbourSearch | ApproximateSearch,
     features: ArrayLike,
-    metric: str,
+    distance: str,
     anywhere: NDArray[np.bool_],
     neighbourhood: int = GENRE_SHORTLIST,
 ) -> int | None:
@@ -118,8 +118,8 @@ def own_poster(
     SAME_POSTER of the distance to the median of the `neighbourhood` nearest (an exact copy is at distance 0; a poster
     like it, at about the others' distance). Searched apart from the candidates of the predicted genres and decades:
     an upload of a catalog poster whose predictions miss its own movie's still finds it."""
-    nearest = search.nearest(features, metric, neighbourhood, anywhere)
+    nearest = search.nearest(features, distance, neighbourhood, anywhere)
     if not len(nearest):
         return None
-    gaps = distances(features, search.vectors(nearest[[0, len(nearest) // 2]]), metric)
+    gaps = distances(features, search.vectors(nearest[[0, len(nearest) // 2]]), distance)
     return int(nearest[0]) if gaps[0] <= SAME_POSTER * gaps[1] else None

@@ -52,16 +52,16 @@ class NeighbourSearch:
         """The feature vectors of catalog `rows`."""
         return self.features[np.asarray(rows, dtype=np.intp)]
 
-    def approximate_distances(self, query: ArrayLike, metric: str) -> NDArray[np.float32]:
+    def approximate_distances(self, query: ArrayLike, distance: str) -> NDArray[np.float32]:
         """(n,) float32 distances from `query` to every row: monotone in the exact distance up to rounding
         (euclidean: the squared distance)."""
-        check_distance(metric)
+        check_distance(distance)
         point = np.asarray(query, dtype=np.float32).reshape(-1)
         if point.shape[0] != self.features.shape[1]:
             raise ValueError(f"query has {point.shape[0]} features, the catalog {self.features.shape[1]}")
-        if metric == "euclidean":
+        if distance == "euclidean":
             return self.squared_norms - 2.0 * (self.features @ point) + point @ point
-        if metric == "cosine":
+        if distance == "cosine":
             norm = np.linalg.norm(point)
             return 1.0 - self.unit_vectors @ (point / (norm if norm > 0 else 1.0))
         found = np.empty(len(self.features), np.float32)
@@ -91,13 +91,13 @@ class NeighbourSearch:
             part.sum(axis=1, out=out[first:last])
 
     def nearest(
-        self, query: ArrayLike, metric: str, k: int = 5, allowed: NDArray[np.bool_] | None = None
+        self, query: ArrayLike, distance: str, k: int = 5, allowed: NDArray[np.bool_] | None = None
     ) -> NDArray[np.intp]:
         """Rows of the `k` nearest vectors (among the `allowed` rows, a boolean mask, if given), nearest first;
         fewer when fewer rows are allowed. Ties go to the lower row."""
         if k < 1:
             raise ValueError(f"k must be at least 1, got {k}")
-        found = self.approximate_distances(query, metric)
+        found = self.approximate_distances(query, distance)
         if allowed is not None:
             found = np.where(allowed, found, np.inf)
             k = min(k, int(np.count_nonzero(allowed)))
@@ -107,6 +107,6 @@ class NeighbourSearch:
         # a few more than k by the fast distance, so that rounding cannot drop one of the exact k nearest
         shortlist = smallest(found, k + 16)
         shortlist = shortlist[np.isfinite(found[shortlist])]
-        exact = distances(query, self.features[shortlist], metric)
+        exact = distances(query, self.features[shortlist], distance)
         order = np.lexsort((shortlist, exact))
         return shortlist[order[:k]]

@@ -52,29 +52,29 @@ def approximate(features) -> ApproximateSearch:
     return ApproximateSearch(exact_rows=0, threads=1).fit(features)
 
 
-@pytest.mark.parametrize("metric", DISTANCES)
-def test_approximate_search_finds_the_exact_five(features, queries, approximate, metric: str) -> None:
+@pytest.mark.parametrize("distance", DISTANCES)
+def test_approximate_search_finds_the_exact_five(features, queries, approximate, distance: str) -> None:
     exact = NeighbourSearch(features)
     for query in queries:
-        assert approximate.nearest(query, metric).tolist() == exact.nearest(query, metric).tolist()
-    assert approximate.nearest(features[7], metric, k=1).tolist() == [7]
+        assert approximate.nearest(query, distance).tolist() == exact.nearest(query, distance).tolist()
+    assert approximate.nearest(features[7], distance, k=1).tolist() == [7]
 
 
-@pytest.mark.parametrize("metric", DISTANCES)
-def test_approximate_search_keeps_to_the_allowed_rows(features, queries, approximate, metric: str) -> None:
+@pytest.mark.parametrize("distance", DISTANCES)
+def test_approximate_search_keeps_to_the_allowed_rows(features, queries, approximate, distance: str) -> None:
     exact = NeighbourSearch(features)
     rng = np.random.default_rng(4)
     for share in (0.5, 0.1, 0.02):
         for query in queries[:6]:
             allowed = rng.random(ROWS) < share
-            found = approximate.nearest(query, metric, 5, allowed)
+            found = approximate.nearest(query, distance, 5, allowed)
             assert len(found) == 5 and allowed[found].all()
             if share >= 0.1:  # a few allowed rows in the query's cluster; at 2 %, the five may lie in five clusters
-                assert found.tolist() == exact.nearest(query, metric, 5, allowed).tolist()
+                assert found.tolist() == exact.nearest(query, distance, 5, allowed).tolist()
     few = np.zeros(ROWS, bool)
     few[[5, 900, 2999]] = True
-    assert sorted(approximate.nearest(queries[0], metric, 5, few).tolist()) == [5, 900, 2999]
-    assert approximate.nearest(queries[0], metric, 5, np.zeros(ROWS, bool)).tolist() == []
+    assert sorted(approximate.nearest(queries[0], distance, 5, few).tolist()) == [5, 900, 2999]
+    assert approximate.nearest(queries[0], distance, 5, np.zeros(ROWS, bool)).tolist() == []
 
 
 def test_recommendations_keep_to_the_genres_and_decades(features, queries, approximate) -> None:
@@ -98,10 +98,10 @@ def test_few_allowed_rows_are_searched_exactly(features, queries) -> None:
     allowed = np.zeros(500, bool)
     allowed[::7] = True  # 72 rows, under exact_rows
     exact = NeighbourSearch(features[:500])
-    for metric in DISTANCES:
+    for distance in DISTANCES:
         assert (
-            search.nearest(queries[0], metric, 5, allowed).tolist()
-            == exact.nearest(queries[0], metric, 5, allowed).tolist()
+            search.nearest(queries[0], distance, 5, allowed).tolist()
+            == exact.nearest(queries[0], distance, 5, allowed).tolist()
         )
 
 
@@ -128,11 +128,11 @@ def test_saved_search_gives_the_same_answers_in_a_fresh_process(tmp_path, featur
     )
     assert done.returncode == 0, done.stderr[-2000:]
     expected = {
-        metric: [
-            approximate.nearest(query, metric).tolist() + approximate.nearest(query, metric, 5, allowed).tolist()
+        distance: [
+            approximate.nearest(query, distance).tolist() + approximate.nearest(query, distance, 5, allowed).tolist()
             for query in queries
         ]
-        for metric in DISTANCES
+        for distance in DISTANCES
     }
     assert json.loads(done.stdout) == expected
 
@@ -167,18 +167,18 @@ def test_the_app_serves_the_search_its_index_holds(tmp_path, features) -> None:
         load_approximate_or_exact(str(tmp_path), features[400:800])
 
 
-@pytest.mark.parametrize("metric", DISTANCES)
-def test_ties_go_to_the_lower_rows_exactly_and_in_a_small_mask(metric: str) -> None:
+@pytest.mark.parametrize("distance", DISTANCES)
+def test_ties_go_to_the_lower_rows_exactly_and_in_a_small_mask(distance: str) -> None:
     """Duplicate posters give tied vectors: a selection of k + 16 chose among the tied rows at random."""
     rng = np.random.default_rng(3)
     features = np.ones((1000, 8), np.float32)
     other = rng.random(1000) < 0.3
     features[other] = rng.random((int(other.sum()), 8)).astype(np.float32) * 5
     expected = np.flatnonzero(~other)[:5].tolist()
-    assert NeighbourSearch(features).nearest(np.ones(8), metric, 5).tolist() == expected
+    assert NeighbourSearch(features).nearest(np.ones(8), distance, 5).tolist() == expected
     allowed = np.ones(1000, bool)  # all 1,000 rows, under exact_rows: the approximate search's exact pass
     search = ApproximateSearch(exact_rows=2000, threads=1).fit(features)
-    assert search.nearest(np.ones(8, np.float32), metric, 5, allowed).tolist() == expected
+    assert search.nearest(np.ones(8, np.float32), distance, 5, allowed).tolist() == expected
 
 
 def test_rows_whose_distance_is_not_a_number_never_crowd_out_the_others() -> None:

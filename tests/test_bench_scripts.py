@@ -101,9 +101,9 @@ def test_search_benchmark_compares_exact_and_approximate_search() -> None:
     assert output.count("| yes |") == 3 and "| NO |" not in output
     last = json.loads(output.strip().splitlines()[-1])
     assert set(last) == {"manhattan", "euclidean", "cosine", "index"}
-    for metric in ("manhattan", "euclidean", "cosine"):
-        assert set(last[metric]) == {"1500", "3000"}
-        for cell in last[metric].values():
+    for distance in ("manhattan", "euclidean", "cosine"):
+        assert set(last[distance]) == {"1500", "3000"}
+        for cell in last[distance].values():
             assert cell["exact_ms"] > 0 and cell["approximate_ms"] > 0 and cell["filtered_approximate_ms"] > 0
             assert 0.8 <= cell["recall_at_5"] <= 1 and 0.8 <= cell["filtered_recall_at_5"] <= 1
             assert 0.8 <= cell["recall_at_shortlist"] <= 1 and 0.8 <= cell["filtered_recall_at_shortlist"] <= 1
@@ -139,8 +139,8 @@ def test_recommendation_quality_beats_random_picks(demo_catalog_dir, trained, in
     last = json.loads(output.strip().splitlines()[-1])
     check_recommendation_scores(last)
     assert last["random"]["n"] == last["manhattan"]["n"]  # the same queries
-    for metric in ("manhattan", "euclidean", "cosine"):
-        assert last[metric]["genre_share"] > random_share + 0.1
+    for distance in ("manhattan", "euclidean", "cosine"):
+        assert last[distance]["genre_share"] > random_share + 0.1
     validation = run_script(
         "bench/recommend_quality.py",
         *("--catalog", str(demo_catalog_dir), "--model", str(trained[1]), "--index", str(index_dir)),
@@ -156,10 +156,10 @@ def test_recommendation_quality_beats_random_picks(demo_catalog_dir, trained, in
     )
     plain = json.loads(nearest.strip().splitlines()[-1])
     assert "nearest five |" not in nearest and plain["random"] == last["random"]  # seeded
-    for metric in ("manhattan", "euclidean", "cosine"):
-        (row,) = [line for line in lines if line.startswith(f"| {metric}, model, nearest five |")]
-        assert float(row.split("|")[2]) == plain[metric]["genre_share"]
-        assert float(row.split("|")[4]) == plain[metric]["same_decade"]
+    for distance in ("manhattan", "euclidean", "cosine"):
+        (row,) = [line for line in lines if line.startswith(f"| {distance}, model, nearest five |")]
+        assert float(row.split("|")[2]) == plain[distance]["genre_share"]
+        assert float(row.split("|")[4]) == plain[distance]["same_decade"]
 
 
 def test_recommendation_quality_takes_a_second_catalog_as_queries(demo_catalog_dir, trained, index_dir) -> None:
@@ -230,8 +230,8 @@ def test_recommendation_quality_random_picks_come_from_the_search_pool() -> None
     picked: list[list[int]] = []
 
     class Recording(RandomPicks):
-        def nearest(self, query_features, metric, k=5, allowed=None):
-            rows = super().nearest(query_features, metric, k, allowed)
+        def nearest(self, query_features, distance, k=5, allowed=None):
+            rows = super().nearest(query_features, distance, k, allowed)
             picked.append(rows.tolist())
             return rows
 

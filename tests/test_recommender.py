@@ -22,13 +22,13 @@ from recommend import (
 SCIPY_NAMES = {"manhattan": "cityblock", "euclidean": "euclidean", "cosine": "cosine"}
 
 
-@pytest.mark.parametrize("metric", DISTANCES)
-def test_distances_agree_with_scipy(metric: str) -> None:
+@pytest.mark.parametrize("distance", DISTANCES)
+def test_distances_agree_with_scipy(distance: str) -> None:
     rng = np.random.default_rng(0)
     candidates = rng.random((200, 100), dtype=np.float32)
     query = rng.random(100, dtype=np.float32)
-    expected = cdist(query[np.newaxis], candidates, SCIPY_NAMES[metric])[0]
-    np.testing.assert_allclose(distances(query, candidates, metric), expected, rtol=1e-4, atol=1e-5)
+    expected = cdist(query[np.newaxis], candidates, SCIPY_NAMES[distance])[0]
+    np.testing.assert_allclose(distances(query, candidates, distance), expected, rtol=1e-4, atol=1e-5)
 
 
 def test_cosine_distance_of_a_zero_vector_is_defined() -> None:
@@ -63,15 +63,15 @@ def test_candidates_follow_the_models_own_thresholds() -> None:
     assert candidate_mask(probabilities, LABELS).tolist() == [1, 0, 1, 0, 0]  # none above 0.5: Action only
 
 
-@pytest.mark.parametrize("metric", DISTANCES)
+@pytest.mark.parametrize("distance", DISTANCES)
 @pytest.mark.parametrize("threads", [1, 2, 3])
-def test_search_finds_exactly_the_nearest_rows(metric: str, threads: int) -> None:
+def test_search_finds_exactly_the_nearest_rows(distance: str, threads: int) -> None:
     rng = np.random.default_rng(2)
     features = np.maximum(rng.standard_normal((5000, 100), dtype=np.float32), 0)
     search = NeighbourSearch(features, threads=threads)
     for query in features[:5] + rng.normal(0, 0.05, (5, 100)).astype(np.float32):
-        expected = np.argsort(cdist(query[np.newaxis], features, SCIPY_NAMES[metric])[0], kind="stable")[:7]
-        assert search.nearest(query, metric, k=7).tolist() == expected.tolist()
+        expected = np.argsort(cdist(query[np.newaxis], features, SCIPY_NAMES[distance])[0], kind="stable")[:7]
+        assert search.nearest(query, distance, k=7).tolist() == expected.tolist()
 
 
 def test_search_distances_match_the_reference_for_every_row() -> None:
@@ -118,10 +118,10 @@ def test_recommend_returns_the_nearest_of_the_predicted_genres_without_the_query
     query_row = 10
     probabilities = np.array([0.8, 0.1, 0, 0, 0, 0])
     search = NeighbourSearch(features)
-    for metric in DISTANCES:
-        rows = recommend(search, labels, features[query_row], probabilities, metric, exclude_rows=[query_row])
+    for distance in DISTANCES:
+        rows = recommend(search, labels, features[query_row], probabilities, distance, exclude_rows=[query_row])
         assert len(rows) == 5 and query_row not in rows and all(row < 150 for row in rows)
-        found = distances(features[query_row], features, metric)
+        found = distances(features[query_row], features, distance)
         others = [row for row in range(150) if row != query_row]
         assert rows == sorted(others, key=lambda row: found[row])[:5]
 
@@ -203,8 +203,8 @@ def test_an_upload_of_a_catalog_poster_shows_its_own_movie_first_whatever_its_ge
     search = NeighbourSearch(features)
     action = np.array([0.9, 0, 0, 0, 0, 0])
     nineties = decade_mask([0.8, 0.2], (1990, 2000), catalog_decades)
-    for metric in ("manhattan", "euclidean"):  # on one-dimensional vectors every cosine distance is 0
-        own_decade_missed = recommend(search, labels, np.array([21.0]), action, metric, era=nineties)
+    for distance in ("manhattan", "euclidean"):  # on one-dimensional vectors every cosine distance is 0
+        own_decade_missed = recommend(search, labels, np.array([21.0]), action, distance, era=nineties)
         assert own_decade_missed[0] == 21 and len(own_decade_missed) == 5
         assert all(row % 2 == 0 and row < 30 for row in own_decade_missed[1:])  # the rest as before
     assert recommend(search, labels, np.array([35.0]), action, "euclidean", era=nineties) == [35, 28, 26, 24, 22]
