@@ -1,5 +1,5 @@
 """The Bandit tab: how the bandit has learned which distance recommends best, as plots and a table, all read from
-the feedback log in SQLite."""
+the feedback log in the database (SQLite or PostgreSQL)."""
 
 from __future__ import annotations
 

@@ -16,7 +16,6 @@ from app.db import Database
 from app.errors import RequestError
 
 KINDS = ("compare", "explain")
-STATUSES = ("queued", "running", "done", "failed")
 JOB_ID = re.compile(r"^[A-Za-z0-9_-]{16}$")
 """A job id: 12 random bytes, URL-safe base64 (secrets.token_urlsafe(12)); the job's URL is its only key."""
 WORKER_STOPPED = "the worker stopped while running this job; please submit it again"

@@ -65,7 +65,6 @@ EXTENSION = "posterbench.jobs"
 UNEXPECTED = "the job failed on our side (it has been logged); please submit it again"
 PROGRESS_INTERVAL_SECONDS = 0.2
 """A running job writes its progress at most this often (and always its last value)."""
-STATUS_RETRY_AFTER_SECONDS = 1
 
 logger = logging.getLogger(__name__)
 

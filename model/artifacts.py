@@ -143,9 +143,7 @@ class GenreModel(DescribedModel):
         weights_path = directory / WEIGHTS_FILE
         description = read_description(directory)
         if not weights_path.is_file():
-            raise ModelArtifactError(
-                f"{weights_path} is missing: train a model first (make train / posterbench train)"
-            )
+            raise ModelArtifactError(f"{weights_path} is missing: train a model first (make train / posterbench train)")
         preset = description.preset
         network = build_network(preset, len(description.genres), len(description.decades), weights=None)
         try:
@@ -171,9 +169,7 @@ def read_description(directory: Path) -> Description:
     """The preset, genre order, thresholds, decades and rating interval in a model directory's model.json."""
     description_path = directory / DESCRIPTION_FILE
     if not description_path.is_file():
-        raise ModelArtifactError(
-            f"{description_path} is missing: train a model first (make train / posterbench train)"
-        )
+        raise ModelArtifactError(f"{description_path} is missing: train a model first (make train / posterbench train)")
     try:
         values = json.loads(description_path.read_text())
     except ValueError as error:

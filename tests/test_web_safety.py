@@ -302,4 +302,3 @@ def test_gunicorns_access_log_escapes_control_characters_so_no_line_can_be_forge
     assert "\n" not in line and "\x00" not in line
     assert line.startswith('10.0.0.1 - - [07/Dec/2026:12:00:00 +0000] "GET /posters/x\\x0a127.0.0.1 - - ')
     assert line.endswith('200 42\\x00.jpg HTTP/1.1" 404 9 "-"')
-

@@ -195,7 +195,6 @@ def _paint_romance(layer: Image.Image, box: _Box, rng: np.random.Generator) -> I
 
 
 _SHADOW: RGB = (8, 10, 14)
-_COLD_LIGHT: tuple[RGB, ...] = ((200, 205, 212), (150, 160, 172))
 _CROSSHAIR: tuple[RGB, ...] = ((205, 25, 25), (225, 230, 235))
 
 
