@@ -32,6 +32,13 @@ def as_sentence(message: str) -> str:
     return message[:1].upper() + message[1:]
 
 
+def full_sentence(message: str) -> str:
+    """An error's message as a page shows it: begun with a capital and ended with a full stop (unless it ends with
+    one already, or with ! or ?), so that another sentence may follow it."""
+    sentence = as_sentence(message.strip())
+    return sentence if sentence.endswith((".", "!", "?")) else sentence + "."
+
+
 JSON_PATHS = ("/api/", "/healthz")  # answered in JSON whatever the client accepts, errors included
 
 

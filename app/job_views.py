@@ -10,7 +10,7 @@ from werkzeug.datastructures import MultiDict
 
 from app import MEGABYTE
 from app.api import job_json
-from app.errors import RequestError, as_sentence
+from app.errors import RequestError, full_sentence
 from app.job_requests import MAX_DRAFTS, MIN_DRAFTS, DraftCountError, compare_request, explain_request
 from app.jobs import current_job, submit
 from app.resources import get_resources
@@ -63,7 +63,7 @@ def compare_submit() -> Response | tuple[str, int]:
         )
         return compare_form(links, request.form.getlist("target"), chosen), error.status
     except RequestError as error:  # QueryError, ImdbError, a client's limit
-        flash(as_sentence(str(error)) + again, "error")
+        flash(full_sentence(str(error)) + again, "error")
         return compare_form(links, request.form.getlist("target"), chosen), error.status
     return redirect(url_for("jobs.page", job_id=job_id), 303)
 

@@ -132,6 +132,8 @@ def is_row_id(value: int) -> bool:
 def reward_of(rating: object) -> int:
     """+1, 0 or -1 for "good", "okay" or "bad"; anything else (a list, a number, null) is refused."""
     if not isinstance(rating, str) or rating not in RATINGS:
+        if rating is None:
+            raise FeedbackError("send a rating: rate a recommendation good, okay or bad", 400)
         raise FeedbackError(f"unknown rating {reprlib.repr(rating)}: rate a recommendation good, okay or bad", 400)
     return RATINGS[rating]
 

@@ -61,7 +61,7 @@ def check_api_request() -> None:
                 "this API needs the header Authorization: Bearer <token>", www_authenticate=WWWAuthenticate("bearer")
             )
     elif not request.headers.get(API_HEADER):
-        abort(403, f"API requests that change state need the header {API_HEADER} (any value, e.g. posterbench)")
+        abort(403, f"API requests that change state need the header {API_HEADER} (any value but empty: posterbench)")
 
 
 def client_key() -> str:

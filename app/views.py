@@ -23,7 +23,7 @@ from PIL import Image
 
 from app import MEGABYTE
 from app.db import Row, get_db
-from app.errors import RequestError, as_sentence
+from app.errors import RequestError, full_sentence
 from app.limits import poster_work
 from app.plots import THUMBNAIL_PIXELS, ScatterPoint, scatter_svg
 from app.poster_pipeline import QueryError, imdb_query, recommend_for, sample_query, upload_query
@@ -122,7 +122,7 @@ def feedback(recommendation_id: int) -> Response | tuple[str, int] | tuple[str, 
     try:
         reward = record_feedback(get_db(), recommendation_id, request.form.get("rating"), client_key(), limit)
     except FeedbackError as error:
-        flash(as_sentence(str(error)) + ".", "error")
+        flash(full_sentence(str(error)), "error")
         if error.status == 404:
             return home_page(), 404
         headers = {} if error.retry_after is None else {"Retry-After": str(error.retry_after)}
@@ -201,5 +201,5 @@ def plot_thumbnail(path: Path) -> Image.Image | None:
 
 
 def home_with_error(message: str, status: int, link: str = "") -> tuple[str, int]:
-    flash(message, "error")
+    flash(full_sentence(message), "error")
     return home_page(link), status

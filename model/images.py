@@ -137,9 +137,11 @@ def check_header(image: Image.Image, data: bytes, name: str) -> None:
     size = f"{width} x {height} pixels"
     if max(width, height) > MAX_ASPECT * min(width, height):
         long, short = ("tall", "wide") if height > width else ("wide", "tall")
-        ratio = f"{max(width, height) / max(min(width, height), 1):,.2f}".rstrip("0").rstrip(".")
+        ratio = max(width, height) / max(min(width, height), 1)
+        shown = f"{ratio:,.2f}".rstrip("0").rstrip(".")
+        shown = shown if float(shown.replace(",", "")) > MAX_ASPECT else f"more than {MAX_ASPECT:g}"  # 1001 x 200
         raise PosterImageError(
-            f"{name} is {size}, {ratio} times as {long} as it is {short}: posters up to {MAX_ASPECT} times as "
+            f"{name} is {size}, {shown} times as {long} as it is {short}: posters up to {MAX_ASPECT} times as "
             "tall as wide, or as wide as tall, please"
         )
     if max(width, height) > MAX_SIDE:

@@ -62,7 +62,7 @@ def test_a_vote_is_stored_with_its_reward(database) -> None:
     ("rating", "target", "status", "message"),
     [
         ("great", "existing", 400, "unknown rating 'great'"),
-        (None, "existing", 400, "unknown rating None"),
+        (None, "existing", 400, "send a rating: rate a recommendation good, okay or bad"),
         ("good", "missing", 404, "no recommendation 999"),
         ("bad", "rated", 409, "already been rated"),
     ],

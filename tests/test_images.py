@@ -181,6 +181,16 @@ def test_progressive_jpegs_have_a_budget_for_their_coefficients(monkeypatch) -> 
     assert decode_poster(encoded(noisy, "JPEG"), AT_LEAST).size == (200, 300)  # a baseline one of the same size
 
 
+def test_a_shape_just_past_the_limit_is_not_said_to_be_within_it() -> None:
+    """1001 x 200 is 5.005 times as wide as tall: the message rounded it to "5 times ... posters up to 5 times"."""
+    with pytest.raises(
+        PosterImageError, match=r"1001 x 200 pixels, more than 5 times as wide as it is tall: posters up"
+    ):
+        decode_poster(encoded(Image.new("RGB", (1001, 200), "grey"), "PNG"), AT_LEAST)
+    with pytest.raises(PosterImageError, match=r"1100 x 200 pixels, 5.5 times as wide as it is tall"):
+        decode_poster(encoded(Image.new("RGB", (1100, 200), "grey"), "PNG"), AT_LEAST)
+
+
 def test_a_progressive_jpeg_with_a_sampling_factor_of_zero_is_damaged_not_a_crash() -> None:
     """Its frame header's sampling factors size the coefficient budget; zero in each component (against the JPEG
     standard's 1 to 4) once divided by zero."""

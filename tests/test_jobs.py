@@ -604,6 +604,11 @@ def test_the_pages_speak_the_designers_words_and_keep_their_choices(jobs_app, de
     page = refused.get_data(as_text=True)
     assert refused.status_code == 400 and "Choose 2 to 6 posters to compare" in page and "you chose 1." in page
     assert f'value="{ticked}" checked' in page and "'sample'" not in page
+    broken = [(io.BytesIO(b"not an image"), "a.jpg"), (io.BytesIO(b"nor this"), "b.jpg")]
+    page = client.post("/compare", data={"image": broken, "csrf_token": "token"}).get_data(as_text=True)
+    assert re.search(r"We could not read a\.jpg[^<]*\. Choose your files again: a browser does not keep them\.", page)
+    home = client.post("/recommend", data={"sample": "tt0000001", "csrf_token": "token"}).get_data(as_text=True)
+    assert "No movie tt0000001 in the catalog." in home
     shown = client.post("/api/recommend", data={"image": poster_file(demo_catalog, 5, "mine.jpg")}, headers=HEADERS)
     heatmap = job_of(
         client,
