@@ -7,9 +7,10 @@ extension, a broken trailer, an end before the body's) is answered 400."""
 
 from __future__ import annotations
 
-from flask import Flask, current_app, render_template, request
+from flask import Flask, Request, current_app, render_template, request
 from gunicorn.http.errors import NoMoreData, ParseException
-from werkzeug.exceptions import HTTPException, InternalServerError, RequestEntityTooLarge
+from werkzeug.exceptions import BadRequest, HTTPException, InternalServerError, RequestEntityTooLarge
+from werkzeug.formparser import FormDataParser
 from werkzeug.http import HTTP_STATUS_CODES
 
 from app import MEGABYTE
@@ -28,8 +29,10 @@ class RequestError(Exception):
 
 
 def as_sentence(message: str) -> str:
-    """An error's message, which the API gives as it is, begun with a capital for a page."""
-    return message[:1].upper() + message[1:]
+    """An error's message, which the API gives as it is, begun with a capital for a page, unless it begins with a
+    name that is not a word (a file name such as empty.jpg, an id): that is shown as it was given."""
+    first = message.split(maxsplit=1)[0] if message.strip() else ""
+    return message[:1].upper() + message[1:] if first.isalpha() else message
 
 
 def full_sentence(message: str) -> str:
@@ -106,7 +109,28 @@ def malformed_body(error: ParseException | NoMoreData) -> tuple[object, int]:
     return error_answer(400, "Bad Request", message)
 
 
+class StrictFormRequest(Request):
+    """A request whose form body (multipart or URL-encoded) Werkzeug cannot parse is refused with 400 naming why:
+    Werkzeug's parser reads it, silently, as an empty form, and the views then said "this request sent 0" of a
+    request that sent a file (a part whose name is not UTF-8, a body without its closing boundary)."""
+
+    def make_form_data_parser(self) -> FormDataParser:
+        parser = super().make_form_data_parser()
+        parser.silent = False
+        return parser
+
+    def _load_form_data(self) -> None:
+        try:
+            super()._load_form_data()
+        except ValueError as error:
+            raise BadRequest(
+                f"The request's form could not be read ({error}); nothing was read from it. Send it as "
+                "multipart/form-data with UTF-8 field and file names, ended by its closing boundary."
+            ) from error
+
+
 def init_app(app: Flask) -> None:
+    app.request_class = StrictFormRequest
     app.register_error_handler(ParseException, malformed_body)
     app.register_error_handler(NoMoreData, malformed_body)  # a body that ended before its length or last chunk
     app.register_error_handler(StorageUnavailableError, database_error)

@@ -219,6 +219,24 @@ def test_bad_recommend_requests_get_json_errors_and_save_nothing(client, app) ->
         assert database.execute("SELECT COUNT(*) FROM recommendations").fetchone()[0] == 0
 
 
+def test_a_form_that_cannot_be_parsed_is_refused_for_what_it_is(client, app, demo_catalog) -> None:
+    """Werkzeug reads a malformed form as an empty one: the answer was "this request sent 0" to a request that sent
+    a poster (a file name that is not UTF-8) or a sample (a body without its closing boundary)."""
+    poster = demo_catalog.poster_path(demo_catalog.movies[0]).read_bytes()
+    part = b'--XyZ\r\nContent-Disposition: form-data; name="image"; filename="\xff\xfe.jpg"\r\n\r\n'
+    unclosed = (
+        b'--XyZ\r\nContent-Disposition: form-data; name="sample"\r\n\r\n' + demo_catalog.movies[0].imdb_id.encode()
+    )
+    for body, why in ((part + poster + b"\r\n--XyZ--\r\n", "'utf-8' codec can't decode"), (unclosed, "cannot parse")):
+        for path in ("/api/recommend", "/api/compare", "/api/explain"):
+            answer = client.post(path, data=body, content_type="multipart/form-data; boundary=XyZ", headers=HEADERS)
+            message = answer.get_json()["error"]
+            assert answer.status_code == 400 and message.startswith("The request's form could not be read (")
+            assert why in message and "sent 0" not in message
+    with sqlite3.connect(app.config["DATABASE"]) as database:
+        assert database.execute("SELECT COUNT(*) FROM recommendations").fetchone()[0] == 0
+
+
 def test_state_changing_calls_need_the_header_or_the_token(client, app, demo_catalog) -> None:
     sample = demo_catalog.movies[0].imdb_id
     bare = recommend_sample(client, sample, headers={})
