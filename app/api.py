@@ -12,6 +12,7 @@ from typing import Any
 
 from flask import Blueprint, Flask, Response, abort, current_app, request, url_for
 from flask.json.provider import DefaultJSONProvider
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from app.dashboard import current_report
 from app.db import get_db
@@ -110,9 +111,18 @@ def init_app(app: Flask) -> None:
     app.json = RequestJSONProvider(app)
 
 
+def json_body() -> object:
+    """The request's JSON (None when it is none), refusing with 413 a body that reached MAX_CONTENT_LENGTH: Werkzeug
+    stops a chunked body (no Content-Length) at the limit without saying so, and the cut JSON read as a bad one."""
+    limit = current_app.config["MAX_CONTENT_LENGTH"]
+    if limit is not None and len(request.get_data(cache=True)) >= limit:
+        raise RequestEntityTooLarge()
+    return request.get_json(silent=True)
+
+
 @bp.post("/feedback")
 def feedback() -> dict:
-    body = request.get_json(silent=True)
+    body = json_body()
     recommendation_id = json_integer(body.get("id")) if isinstance(body, dict) else None
     if recommendation_id is None or "key" not in body:
         abort(

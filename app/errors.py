@@ -68,8 +68,9 @@ def http_error(error: HTTPException) -> tuple[object, int, list[tuple[str, str]]
                 f"under {memory / 1000:g} KB."
             )
             return (*error_answer(413, "Form too large", message), headers)
-        if request.method in ("GET", "HEAD"):
-            message = f"That request's body is too large: {limit / MEGABYTE:g} MB at most, and this address reads none."
+        if request.mimetype != "multipart/form-data":  # a vote's JSON, or a body where none is read
+            reads_none = ", and this address reads none" if request.method in ("GET", "HEAD") else ""
+            message = f"That request's body is too large: {limit / MEGABYTE:g} MB at most{reads_none}."
             return (*error_answer(413, "Request too large", message), headers)
         message = f"That file is too large: posters up to {limit / MEGABYTE:g} MB, please."
         return (*error_answer(413, "File too large", message), headers)

@@ -219,6 +219,29 @@ def test_bad_recommend_requests_get_json_errors_and_save_nothing(client, app) ->
         assert database.execute("SELECT COUNT(*) FROM recommendations").fetchone()[0] == 0
 
 
+def test_a_chunked_vote_over_the_limit_is_413_not_a_bad_body(client, app) -> None:
+    """Werkzeug stops a chunked body (no Content-Length; gunicorn marks it terminated) at MAX_CONTENT_LENGTH without
+    saying so: the cut JSON answered 400 "send a JSON object", where the document declares 413."""
+    from werkzeug.test import EnvironBuilder
+
+    limit = app.config["MAX_CONTENT_LENGTH"]
+    for size, status in ((limit + 1000, 413), (200, 404)):
+        body = b'{"id": 999, "key": "' + b"k" * (size - 40) + b'", "rating": "good"}'
+        environ = EnvironBuilder("/api/feedback", method="POST", data=body, headers=HEADERS).get_environ()
+        environ.update({"CONTENT_TYPE": "application/json", "wsgi.input_terminated": True})
+        del environ["CONTENT_LENGTH"]
+        answer = client.open(environ)
+        assert answer.status_code == status, answer.get_json()
+    assert answer.get_json()["error"] == "there is no recommendation 999 with that key to rate"
+    environ = EnvironBuilder("/api/feedback", method="POST", data=b"[" * (limit + 5), headers=HEADERS).get_environ()
+    environ.update({"CONTENT_TYPE": "application/json", "wsgi.input_terminated": True})
+    del environ["CONTENT_LENGTH"]
+    refused = client.open(environ)
+    assert (
+        refused.status_code == 413 and refused.get_json()["error"] == "That request's body is too large: 10 MB at most."
+    )
+
+
 def test_a_form_that_cannot_be_parsed_is_refused_for_what_it_is(client, app, demo_catalog) -> None:
     """Werkzeug reads a malformed form as an empty one: the answer was "this request sent 0" to a request that sent
     a poster (a file name that is not UTF-8) or a sample (a body without its closing boundary)."""
