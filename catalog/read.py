@@ -106,15 +106,17 @@ def _read_rows(directory: Path, csv_path: Path, check_posters: bool) -> Catalog:
             where = f"{csv_path}:{line}"
             try:
                 movie = _parse_row(row)
-            except ValueError as error:
-                problems.append(f"{where}: {error}")
+            except RowError as error:
+                problems.extend(f"{where}: {problem}" for problem in error.problems)
+                if check_posters and error.poster is not None and (problem := _poster_problem(directory, error.poster)):
+                    problems.append(f"{where}: {problem}")
                 continue
             if movie.imdb_id in seen:
                 problems.append(f"{where}: duplicate imdb_id {movie.imdb_id} (first on line {seen[movie.imdb_id]})")
                 continue
             seen[movie.imdb_id] = line
-            if check_posters and not (directory / movie.poster).is_file():
-                problems.append(f"{where}: poster file {directory / movie.poster} does not exist")
+            if check_posters and (problem := _poster_problem(directory, movie.poster)):
+                problems.append(f"{where}: {problem}")
                 continue
             movies.append(movie)
     if problems:
@@ -124,26 +126,52 @@ def _read_rows(directory: Path, csv_path: Path, check_posters: bool) -> Catalog:
     return Catalog(directory=directory, movies=movies)
 
 
+class RowError(ValueError):
+    """Every problem of one movies.csv row (its fields are all read, so that `check` names them all at once), and
+    its poster path when that field itself was fine (the file is checked too)."""
+
+    def __init__(self, problems: list[str], poster: str | None) -> None:
+        super().__init__("; ".join(problems))
+        self.problems = problems
+        self.poster = poster
+
+
 def _parse_row(row: dict[str, str | None]) -> Movie:
     if None in row:
-        raise ValueError("more fields than columns (an unquoted comma?)")
+        raise RowError(["more fields than columns (an unquoted comma?)"], None)
     if any(row[column] is None for column in COLUMNS):
-        raise ValueError("fewer fields than columns")
-    imdb_id = row["imdb_id"].strip()
+        raise RowError(["fewer fields than columns"], None)
+    problems: list[str] = []
+    fields: dict[str, object] = {}
+    for column, parse in FIELD_PARSERS.items():
+        try:
+            fields[column] = parse(row[column])
+        except ValueError as error:
+            problems.append(str(error))
+    if problems:
+        raise RowError(problems, fields.get("poster"))
+    return Movie(**fields)
+
+
+def _parse_imdb_id(text: str) -> str:
+    imdb_id = text.strip()
     if not IMDB_ID.fullmatch(imdb_id):
         raise ValueError(f"bad imdb_id {imdb_id!r}: expected 'tt' followed by 7 or 8 digits")
-    title = row["title"].strip()
+    return imdb_id
+
+
+def _parse_title(text: str) -> str:
+    title = text.strip()
     if not title:
-        raise ValueError(f"{imdb_id}: empty title")
-    return Movie(
-        imdb_id=imdb_id,
-        title=title,
-        year=_parse_year(row["year"]),
-        genres=_parse_genres(row["genres"]),
-        rating=_parse_rating(row["rating"]),
-        votes=_parse_votes(row["votes"]),
-        poster=_parse_poster(row["poster"]),
-    )
+        raise ValueError("empty title")
+    return title
+
+
+def _poster_problem(directory: Path, poster: str) -> str | None:
+    path = directory / poster
+    if path.is_file():
+        return None
+    return f"poster file {path} is not a file" if path.exists() else f"poster file {path} does not exist"
 
 
 def _parse_year(text: str) -> int | None:
@@ -205,3 +233,15 @@ def _parse_poster(text: str) -> str:
     if path.is_absolute() or ".." in path.parts:
         raise ValueError(f"poster path {text!r} must be relative and stay inside the catalog directory")
     return text
+
+
+FIELD_PARSERS = {
+    "imdb_id": _parse_imdb_id,
+    "title": _parse_title,
+    "year": _parse_year,
+    "genres": _parse_genres,
+    "rating": _parse_rating,
+    "votes": _parse_votes,
+    "poster": _parse_poster,
+}
+"""Each movies.csv column's reader, in Movie's field order."""

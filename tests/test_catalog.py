@@ -83,6 +83,24 @@ def test_rejects_a_bad_row_naming_file_and_line(tmp_path: Path, row: str, line: 
     assert message in str(raised.value)
 
 
+def test_every_problem_of_a_row_is_named_not_only_the_first(tmp_path: Path) -> None:
+    """`check` said one problem a row: a row wrong in four fields took four rounds of fixing and checking."""
+    make_catalog(tmp_path, [GOOD_ROWS[0], "tt0000009,Many Faults,19x4,Drama,11.5,-3,posters/nowhere.jpg"])
+    (tmp_path / "posters" / "folder.jpg").mkdir()
+    with pytest.raises(CatalogError) as raised:
+        read_catalog(tmp_path)
+    where = f"{tmp_path / 'movies.csv'}:3: "
+    assert raised.value.problems == [
+        where + "year '19x4' is not a whole number",
+        where + "rating 11.5 out of range 1.0-10.0",
+        where + "votes -3 is negative",
+        where + f"poster file {tmp_path / 'posters/nowhere.jpg'} does not exist",
+    ]
+    make_catalog(tmp_path, [GOOD_ROWS[0], "tt0000009,A Folder,1999,Drama,5.0,3,posters/folder.jpg"])
+    with pytest.raises(CatalogError, match=r"movies\.csv:3: poster file .*folder\.jpg is not a file"):
+        read_catalog(tmp_path)
+
+
 def test_rejects_a_missing_column(tmp_path: Path) -> None:
     make_catalog(
         tmp_path, ["tt0111161,Shawshank,1994,Drama,9.3,posters/tt0111161.jpg"], header=HEADER.replace(",votes", "")
