@@ -37,7 +37,8 @@ run: serve
 venv: $(VENV)/.installed
 
 # The full lock (every extra: train, scrape, dev) with its hashes checked, then the project itself, editable, built
-# by the locked setuptools: the `posterbench` command, and the packages importable from anywhere (bench/ included).
+# by the locked setuptools: the `posterbench` command and the product packages, importable from anywhere (bench/ and
+# tools/ from the checkout's root, where `posterbench bench` and the tests run them).
 $(VENV)/.installed: pyproject.toml requirements.txt requirements-dev.txt
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else "PosterBench needs Python 3.11; set PYTHON=/path/to/python3.11")'
 	$(PYTHON) -m venv $(VENV)
@@ -62,6 +63,13 @@ demo-catalog: $(DEMO_CATALOG)/movies.csv
 
 $(DEMO_CATALOG)/movies.csv: $(wildcard catalog/demo/*.py) | $(VENV)/.installed
 	$(BIN)/posterbench demo-catalog $(DEMO_CATALOG) --seed $(SEED) --force
+
+# A CATALOG without its movies.csv: said in one line, not as make's "No rule to make target".
+ifneq ($(CATALOG),)
+$(CATALOG_DIR)/movies.csv:
+	@echo "CATALOG=$(CATALOG) holds no movies.csv: give a catalog directory (README, Catalogs), or no CATALOG for the demo" >&2
+	@exit 2
+endif
 
 check-catalog: $(CATALOG_DIR)/movies.csv | $(VENV)/.installed
 	$(BIN)/posterbench check $(CATALOG_DIR)
