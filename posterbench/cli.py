@@ -74,7 +74,7 @@ def replica(context: click.Context, arguments: tuple[str, ...]) -> None:
     if asks_help_outside_checkout(context, arguments, "tools/replica"):
         return
     checkout_path("tools/replica")
-    exec_module("tools.replica", arguments)
+    exec_module("tools.replica", arguments, "posterbench replica")
 
 
 @main.command("datasets", context_settings=PASS_THROUGH, add_help_option=False)
@@ -83,7 +83,7 @@ def datasets(arguments: tuple[str, ...]) -> None:
     """check|fill CATALOG --basics F [--ratings F]: compare a catalog with IMDb's datasets, or fill its gaps."""
     from scraper.datasets import main as datasets_main
 
-    sys.exit(datasets_main(list(arguments)))
+    sys.exit(datasets_main(list(arguments), prog="posterbench datasets"))
 
 
 main.add_command(catalog_cli.commands["demo"], "demo-catalog")
@@ -281,10 +281,15 @@ def checkout_path(relative: str) -> Path:
     return path
 
 
-def exec_module(module: str, arguments: tuple[str, ...]) -> None:
-    """Run `python -m MODULE ARGUMENTS` in this process's place."""
+PROG_VARIABLE = "POSTERBENCH_PROG"
+"""Names the command in the usage line of a tool run through `posterbench` (tools.replica reads it)."""
+
+
+def exec_module(module: str, arguments: tuple[str, ...], prog: str | None = None) -> None:
+    """Run `python -m MODULE ARGUMENTS` in this process's place; a click tool's usage line names `prog`."""
     sys.stdout.flush()
-    os.execv(sys.executable, [sys.executable, "-m", module, *arguments])
+    environment = os.environ if prog is None else {**os.environ, PROG_VARIABLE: prog}
+    os.execve(sys.executable, [sys.executable, "-m", module, *arguments], environment)
 
 
 def is_benchmark(script: Path) -> bool:
@@ -308,7 +313,8 @@ def benchmarks() -> list[str]:
 
 
 def run_bench(name: str, arguments: tuple[str, ...]) -> None:
-    """Run bench/NAME.py as the module bench.NAME (its imports of sibling scripts need that) in this process's place."""
+    """Run bench/NAME.py as the module bench.NAME (its imports of sibling scripts need that) in this process's place
+    (its usage line names the script: `python -m` sets the script's path as the program's name)."""
     relative = f"bench/{name.removesuffix('.py')}.py"
     if (Path.cwd() / "bench").is_dir() and not (Path.cwd() / relative).exists():
         raise click.ClickException(f"no benchmark {name!r}; the benchmarks are: {', '.join(benchmarks())}")

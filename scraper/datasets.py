@@ -291,9 +291,10 @@ def _show(value: object) -> str:
     return f"{value:g}" if isinstance(value, float) else str(value)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """`check CATALOG --basics F [--ratings F]` or `fill CATALOG --basics F [--ratings F] [--overwrite]`."""
-    arguments = _parser().parse_args(argv)
+def main(argv: Sequence[str] | None = None, prog: str = "python -m scraper.datasets") -> int:
+    """`check CATALOG --basics F [--ratings F]` or `fill CATALOG --basics F [--ratings F] [--overwrite]`; `prog` is
+    the command its usage names (`posterbench datasets`)."""
+    arguments = _parser(prog).parse_args(argv)
     try:
         catalog = read_catalog(arguments.catalog, check_posters=False)
         records = read_datasets(
@@ -339,9 +340,9 @@ def _fill_command(catalog: Catalog, records: Mapping[str, TitleRecord], overwrit
     return 0
 
 
-def _parser() -> argparse.ArgumentParser:
+def _parser(prog: str) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m scraper.datasets",
+        prog=prog,
         description="Check or fill a catalog's year, genres, rating and votes from IMDb's non-commercial datasets.",
     )
     commands = parser.add_subparsers(dest="command", required=True)

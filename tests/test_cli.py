@@ -70,8 +70,9 @@ def test_the_pass_through_stages_show_their_scripts_help() -> None:
     """replica, datasets, recommend-eval and bench hand --help to the tool or script they run, from the checkout's
     root."""
     for arguments, expected in (
+        (["replica", "--help"], "Usage: posterbench replica [OPTIONS] DIRECTORY"),  # not python -m tools.replica
         (["replica", "--help"], "--result-cap"),
-        (["datasets", "--help"], "{check,fill}"),
+        (["datasets", "--help"], "usage: posterbench datasets [-h] {check,fill}"),
         (["recommend-eval", "--help"], "--queries-index"),
         (["bench", "bandit_simulation", "--help"], "--rounds"),
     ):

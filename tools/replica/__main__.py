@@ -3,6 +3,7 @@ catalog in DIRECTORY unless there is one, and serve it as IMDb on 127.0.0.1 unti
 
 from __future__ import annotations
 
+import os
 import threading
 from pathlib import Path
 
@@ -57,4 +58,4 @@ def main(
 
 
 if __name__ == "__main__":
-    main()
+    main(prog_name=os.environ.pop("POSTERBENCH_PROG", None))  # `posterbench replica` names itself in the usage
