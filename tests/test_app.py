@@ -80,7 +80,7 @@ def test_catalog_posters_are_served_locally(client, demo_catalog) -> None:
         ({"poster": (io.BytesIO(b"GIF89a broken"), "broken.gif")}, 400, "We could not read broken.gif"),
         ({"poster": (io.BytesIO(b""), "")}, 400, "Choose a poster image to upload"),
         ({}, 400, "Choose a poster image to upload"),
-        ({"sample": "tt0000000"}, 404, "no movie tt0000000"),
+        ({"sample": "tt0000000"}, 404, "No movie tt0000000 in the catalog."),  # a sentence on the page
     ],
 )
 def test_bad_input_gets_a_clear_answer_and_saves_nothing(client, app, data, status, message) -> None:
