@@ -124,7 +124,7 @@ def json_body() -> object:
 def feedback() -> dict:
     body = json_body()
     recommendation_id = json_integer(body.get("id")) if isinstance(body, dict) else None
-    if recommendation_id is None or "key" not in body:
+    if recommendation_id is None or not isinstance(body.get("key"), str):
         abort(
             400,
             'send a JSON object {"id": <recommendation id>, "key": <its key>, "rating": "good" | "okay" | "bad"}, the'

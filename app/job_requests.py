@@ -132,6 +132,8 @@ def explain_request(
             poster = imdb_poster(resources, form["imdb_url"].strip(), config)
     elif field == "recommendation":
         recommendation_id = whole_number(form["recommendation"], "recommendation")
+        if recommendation_id < 1:
+            raise QueryError("recommendation must be a recommendation's id, 1 or more", 400)
         key = form.get("recommendation_key")
         poster = recommended_poster(resources, recommendation_id, key, config["SECRET_KEY"])
     else:

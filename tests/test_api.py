@@ -153,7 +153,8 @@ def test_feedback_is_taken_once_and_shows_in_the_bandit(client, openapi, demo_ca
         ({"key": "KEY", "rating": "good"}, 400, "send a JSON object"),
         ({"id": 1, "rating": "good"}, 400, "send a JSON object"),
         ({"id": 1, "key": "a" * 22, "rating": "good"}, 404, "no recommendation 1 with that key"),
-        ({"id": 1, "key": ["KEY"], "rating": "good"}, 404, "no recommendation 1 with that key"),
+        ({"id": 1, "key": ["KEY"], "rating": "good"}, 400, "send a JSON object"),  # a key is a string
+        ({"id": 1, "key": None, "rating": "good"}, 400, "send a JSON object"),
         ([1, "good"], 400, "send a JSON object"),
     ],
 )

@@ -216,6 +216,7 @@ def bad_inputs(catalog) -> list[tuple[str, dict, int, str]]:
         ("explain", {"recommendation": "12345", "recommendation_key": "k", "genre": "Drama"}, 404, "no recommendation"),
         ("explain", {"recommendation": "1", "genre": "Drama"}, 400, "send the recommendation's key"),
         ("explain", {"recommendation": "-1", "genre": "Drama"}, 400, "must be a whole number"),
+        ("explain", {"recommendation": "0", "recommendation_key": "k", "genre": "Drama"}, 400, "1 or more"),
         ("explain", {"sample": sample, "genre": "Drama", "grid": "40"}, 400, "grid must be 2 to 12"),
         ("explain", {"sample": sample, "genre": ["Drama", "Horror"]}, 400, "send 'genre' once; this request sent it 2"),
         ("explain", {"job_poster": "AAAAAAAAAAAAAAAA/1", "genre": "Drama"}, 404, "no comparison"),
