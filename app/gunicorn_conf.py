@@ -84,7 +84,9 @@ JOB_WORKER_COMMAND = (sys.executable, "-m", "posterbench.cli", "worker", "--rest
 
 
 def available_cores() -> int:
-    """The cores this process may run on (its CPU affinity: a container's or taskset's share), else all of them."""
+    """The cores this process may run on (its CPU affinity: a container's or taskset's share), else all of them.
+    model.index.available_cores's twin, kept here so that gunicorn's master reads its settings without importing the
+    model's packages (NumPy, ONNX Runtime) before it forks."""
     try:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # no sched_getaffinity (macOS)

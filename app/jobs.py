@@ -60,6 +60,7 @@ from app.job_store import (
     recover_stale,
 )
 from app.settings import checked_numbers
+from model.index import available_cores
 
 EXTENSION = "posterbench.jobs"
 UNEXPECTED = "the job failed on our side (it has been logged); please submit it again"
@@ -106,7 +107,7 @@ def job_threads(config: Mapping[str, Any]) -> int:
     """The job worker's threads per inference: JOB_THREADS, or every core this process may use when it is empty."""
     value = config.get("JOB_THREADS")
     if value is None or value == "":
-        return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+        return available_cores()
     if isinstance(value, str) and value.strip().isdigit():
         value = int(value)
     if not isinstance(value, int) or isinstance(value, bool) or value < 1:

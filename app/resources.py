@@ -96,7 +96,7 @@ def load(
         model=model,
         clems=clems,
         labels=catalog.labels(model.genres),
-        decades=np.array([-1 if movie.year is None else movie.year // 10 * 10 for movie in catalog.movies]),
+        decades=catalog.decades(),
         search=load_approximate_or_exact(index_dir, index.features, inference_threads),
     )
 

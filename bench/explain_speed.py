@@ -129,8 +129,9 @@ def deletion_drops(model, poster: np.ndarray, explanation, rng: np.random.Genera
 def compare(args: argparse.Namespace, posters: list[bytes]) -> dict:
     """The fills (on the default grid, or the reference grid where it is smaller) and the grids, on the model with the
     most threads timed."""
-    from model.explain import DEFAULT_GRID, EPSILON, occlusion_map
+    from model.explain import DEFAULT_GRID, occlusion_map
     from model.images import load_poster
+    from model.metrics import logit
     from model.onnx_model import OnnxGenreModel
 
     model = OnnxGenreModel.load(args.model, threads=max(args.threads))
@@ -159,9 +160,8 @@ def compare(args: argparse.Namespace, posters: list[bytes]) -> dict:
         fills["blur"].setdefault("correlation_with_mean", []).append(
             float(np.corrcoef(maps["blur"].ravel(), maps["mean"].ravel())[0, 1])
         )
-        p = np.clip(explained["blur"].probability, EPSILON, 1 - EPSILON)
-        occluded = np.clip(p - maps["blur"].astype(np.float64), EPSILON, 1 - EPSILON)
-        logit_map = np.log(p / (1 - p)) - np.log(occluded / (1 - occluded))
+        p = float(explained["blur"].probability)
+        logit_map = logit(np.float64(p)) - logit(p - maps["blur"].astype(np.float64))
         spaces.append(shape_difference(maps["blur"], logit_map))
         reference = upsampled(occlusion_map(model, poster, genre, grid=args.compare_grids[-1]).heatmap, size)
         for grid, found in grids.items():

@@ -59,6 +59,10 @@ class Catalog:
     def poster_path(self, movie: Movie) -> Path:
         return self.directory / movie.poster
 
+    def decades(self) -> np.ndarray:
+        """Each movie's decade (1990 for 1994), in catalog order; -1 where its year is unknown."""
+        return np.array([-1 if movie.year is None else movie.year // 10 * 10 for movie in self.movies], dtype=int)
+
     def labels(self, genres: tuple[str, ...] = GENRES, ids: list[str] | None = None) -> np.ndarray:
         """(n, len(genres)) uint8 matrix of genre tags of the movies `ids` (default: all, in file order)."""
         movies = self.movies if ids is None else [self.get(imdb_id) for imdb_id in ids]

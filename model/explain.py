@@ -19,6 +19,7 @@ from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
 from model.artifacts import Prediction
 from model.images import InputSize, poster_array, width_height
+from model.metrics import logit
 
 DEFAULT_GRID = 5
 """Cells a side: 25 occluded posters and the poster itself, in two batches. The `default` preset reads 128 x 192
@@ -38,8 +39,6 @@ DEFAULT_BATCHES = 5
 """Forward batches of a heatmap: each ends with a progress report (2 left the bar at about half for half the run)."""
 IMAGENET_RGB_MEAN = (124, 117, 104)
 """VGG-16's ImageNet mean colour, rounded: about zero once preprocessed (what the network sees as 'nothing')."""
-EPSILON = 1e-6
-"""Probabilities are kept in [EPSILON, 1 - EPSILON] before taking logits."""
 
 Fill = Literal["blur", "mean"]
 Space = Literal["probability", "logit"]
@@ -169,8 +168,7 @@ def occluded_posters(poster: np.ndarray, grid: int, patch: float, fill: str) -> 
 def scores(probabilities: np.ndarray, space: str) -> np.ndarray:
     if space == "probability":
         return probabilities.astype(np.float64)
-    clipped = np.clip(probabilities.astype(np.float64), EPSILON, 1 - EPSILON)
-    return np.log(clipped) - np.log1p(-clipped)
+    return logit(probabilities.astype(np.float64))
 
 
 def occlusion_map(

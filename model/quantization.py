@@ -362,7 +362,7 @@ def compare(
 
     same = (float32.genres[rows] >= cutoffs) == (int8.genres[rows] >= cutoffs)
     labels = catalog.labels(genres)
-    catalog_decades = np.array([-1 if movie.year is None else movie.year // 10 * 10 for movie in catalog.movies])
+    catalog_decades = catalog.decades()
     overlap, mixed = {}, {}
     for distance in DISTANCES:
 

@@ -51,6 +51,7 @@ def test_reads_a_valid_catalog(tmp_path: Path) -> None:
     assert godfather.year == 1972 and godfather.rating == 9.2 and godfather.votes == 2000000
     assert catalog.get("tt0000003").year is None and catalog.get("tt0000003").rating is None
     assert catalog.poster_path(godfather) == tmp_path / "posters/tt0068646.jpg"
+    assert catalog.decades().tolist() == [1990, 1970, -1]  # the decade filter's; -1: no year
     assert catalog.labels().tolist() == [[0, 0, 1, 0, 0, 0], [0, 0, 1, 0, 0, 0], [0, 1, 0, 0, 0, 0]]
     assert GENRES == ("Action", "Comedy", "Drama", "Horror", "Romance", "Thriller")
 
