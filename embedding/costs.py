@@ -20,6 +20,8 @@ from collections.abc import Callable
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from model.metrics import micro_and_macro_f1
+
 CostFunction = Callable[[ArrayLike, ArrayLike], "NDArray[np.float64] | float"]
 
 
@@ -105,17 +107,12 @@ def multilabel_scores(y_true: ArrayLike, y_pred: ArrayLike) -> dict[str, float]:
     truth, predicted = _as_bool(y_true), _as_bool(y_pred)
     if truth.shape != predicted.shape or truth.ndim != 2:
         raise ValueError(f"expected two (n, K) matrices of the same shape, got {truth.shape} and {predicted.shape}")
-    true_positives = (truth & predicted).sum(axis=0)
-    false_positives = (~truth & predicted).sum(axis=0)
-    false_negatives = (truth & ~predicted).sum(axis=0)
-    micro_denominator = 2 * true_positives.sum() + false_positives.sum() + false_negatives.sum()
-    label_denominators = 2 * true_positives + false_positives + false_negatives
-    per_label_f1 = np.where(label_denominators > 0, 2 * true_positives / np.maximum(label_denominators, 1), 0.0)
+    micro_f1, macro_f1 = micro_and_macro_f1(truth, predicted)  # the genre model's own, one definition
     return {
         "hamming": float(np.mean(hamming_cost(truth, predicted))),
         "rank_loss": float(np.mean(rank_cost(truth, predicted))),
         "example_f1": float(1.0 - np.mean(f1_cost(truth, predicted))),
         "accuracy": float(1.0 - np.mean(jaccard_cost(truth, predicted))),
-        "micro_f1": float(2 * true_positives.sum() / micro_denominator) if micro_denominator else 0.0,
-        "macro_f1": float(per_label_f1.mean()),
+        "micro_f1": float(micro_f1),
+        "macro_f1": float(macro_f1),
     }

@@ -146,7 +146,8 @@ ERA_KEYS = ("decade_accuracy", "year_mae", "rating_mae", "rating_spearman", "rat
 
 def calibration_curve(y_true: np.ndarray, probabilities: np.ndarray, bins: int = CALIBRATION_BINS) -> list[dict]:
     """One label's reliability: per equal-width probability bin with members, its count, mean probability and the
-    share of positives."""
+    share of positives. Our own because scikit-learn's calibration_curve gives no bin counts, which the expected
+    calibration error weighs the bins by and the reliability plot prints."""
     edges = np.minimum((probabilities * bins).astype(int), bins - 1)
     return [
         {
