@@ -65,7 +65,7 @@ $(DEMO_CATALOG)/movies.csv: $(wildcard catalog/demo/*.py) | $(VENV)/.installed
 	$(BIN)/posterbench demo-catalog $(DEMO_CATALOG) --seed $(SEED) --force
 
 # A CATALOG without its movies.csv: said in one line, not as make's "No rule to make target".
-ifneq ($(CATALOG),)
+ifneq ($(abspath $(CATALOG_DIR)),$(abspath $(DEMO_CATALOG)))
 $(CATALOG_DIR)/movies.csv:
 	@echo "CATALOG=$(CATALOG) holds no movies.csv: give a catalog directory (README, Catalogs), or no CATALOG for the demo" >&2
 	@exit 2

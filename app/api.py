@@ -112,10 +112,11 @@ def init_app(app: Flask) -> None:
 
 
 def json_body() -> object:
-    """The request's JSON (None when it is none), refusing with 413 a body that reached MAX_CONTENT_LENGTH: Werkzeug
-    stops a chunked body (no Content-Length) at the limit without saying so, and the cut JSON read as a bad one."""
+    """The request's JSON (None when it is none), refusing with 413 a chunked body (no Content-Length) that reached
+    MAX_CONTENT_LENGTH: Werkzeug stops it at the limit without saying so, and the cut JSON read as a bad one. A
+    declared length is Werkzeug's to judge (app.limits refuses one above the limit before it is read)."""
     limit = current_app.config["MAX_CONTENT_LENGTH"]
-    if limit is not None and len(request.get_data(cache=True)) >= limit:
+    if request.content_length is None and limit is not None and len(request.get_data(cache=True)) >= limit:
         raise RequestEntityTooLarge()
     return request.get_json(silent=True)
 

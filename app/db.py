@@ -40,7 +40,9 @@ class DuplicateRowError(Exception):
 
 
 # What SQLite says (lower case) when its storage fails, and how to say it to a person. Any other sqlite3 error is a
-# bug (a missing table, bad SQL, a broken constraint) and is left as it is.
+# bug (bad SQL, a broken constraint) and is left as it is. A missing table is taken for a database file deleted or
+# replaced while the app ran (the app creates every table at start); its 503 is logged with the traceback, so that a
+# mistyped table name in new code still shows where it is.
 LOST_TABLES = "the database has lost its tables (deleted or replaced while the app ran; restart the app to create them)"
 SQLITE_FAULTS = (
     ("readonly database", "the database is read-only"),

@@ -14,7 +14,7 @@ from werkzeug.formparser import FormDataParser
 from werkzeug.http import HTTP_STATUS_CODES
 
 from app import MEGABYTE
-from app.db import StorageUnavailableError
+from app.db import LOST_TABLES, StorageUnavailableError
 
 RETRY_AFTER_SECONDS = 30
 
@@ -52,7 +52,7 @@ def wants_json() -> bool:
 def error_answer(status: int, title: str, message: str) -> tuple[object, int]:
     if wants_json():
         return {"error": message, "status": status}, status
-    return render_template("error.html", status=status, title=title, message=message), status
+    return render_template("error.html", status=status, title=title, message=full_sentence(message)), status
 
 
 def http_error(error: HTTPException) -> tuple[object, int, list[tuple[str, str]]]:
@@ -93,7 +93,10 @@ def unexpected_error(error: Exception) -> tuple[object, ...]:
 
 
 def database_error(error: StorageUnavailableError) -> tuple[object, int, dict[str, str]]:
-    current_app.logger.error("database unavailable on %s %s: %s", request.method, request.path, error)
+    traceback = error if error.reason == LOST_TABLES else None  # or a table name mistyped: say where
+    current_app.logger.error(
+        "database unavailable on %s %s: %s", request.method, request.path, error, exc_info=traceback
+    )
     doing = "read its database" if request.method in ("GET", "HEAD") else "save"
     body, status = error_answer(
         503,
@@ -124,10 +127,12 @@ class StrictFormRequest(Request):
         try:
             super()._load_form_data()
         except ValueError as error:
-            raise BadRequest(
-                f"The request's form could not be read ({error}); nothing was read from it. Send it as "
-                "multipart/form-data with UTF-8 field and file names, ended by its closing boundary."
-            ) from error
+            current_app.logger.info("unreadable %s body on %s %s: %s", self.mimetype, self.method, self.path, error)
+            if self.mimetype == "multipart/form-data":
+                why = "its field or file names are not UTF-8, or its body is cut short or lacks its closing boundary"
+            else:
+                why = "it is not URL-encoded UTF-8 text"
+            raise BadRequest(f"The request's form could not be read: {why}. Nothing was read from it.") from error
 
 
 def init_app(app: Flask) -> None:

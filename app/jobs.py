@@ -108,11 +108,7 @@ def job_threads(config: Mapping[str, Any]) -> int:
     value = config.get("JOB_THREADS")
     if value is None or value == "":
         return available_cores()
-    if isinstance(value, str) and value.strip().isdigit():
-        value = int(value)
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise RuntimeError(f"POSTERBENCH_JOB_THREADS must be a whole number of threads, 1 or more: {value!r}")
-    return value
+    return int(checked_numbers({"JOB_THREADS": value}, {"JOB_THREADS": (1, int)})["JOB_THREADS"])
 
 
 def lower_priority(niceness: int) -> None:

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from flask import Flask, current_app
 
+from app.settings import checked_numbers
 from catalog import Catalog, read_catalog
 from embedding import ARRAYS_FILE as CLEMS_ARRAYS_FILE
 from embedding import DESCRIPTION_FILE as CLEMS_DESCRIPTION_FILE
@@ -130,7 +131,10 @@ def require_keras_model(model_dir: Path) -> None:
     """RuntimeError, before Keras is imported, when a directory without an ONNX export holds no model or the install
     has no Keras to serve one with (the serving install, the Docker image): the error says which, not "no keras"."""
     if not (model_dir / MODEL_DESCRIPTION_FILE).is_file():
-        raise RuntimeError(f"{model_dir / MODEL_DESCRIPTION_FILE} is missing: no trained model in {model_dir}")
+        raise RuntimeError(
+            f"{model_dir / MODEL_DESCRIPTION_FILE} is missing: no trained model in {model_dir} (make train / "
+            "posterbench train)"
+        )
     if importlib.util.find_spec("keras") is None:
         raise RuntimeError(
             f"{model_dir} has no ONNX export ({EXPORT_FILE}), which this install serves: write it with `posterbench "
@@ -222,11 +226,7 @@ def inference_threads(setting: object) -> int | None:
     of at least 1."""
     if setting is None or setting == "":
         return None
-    if isinstance(setting, str) and setting.strip().isdigit():
-        setting = int(setting)
-    if not isinstance(setting, int) or isinstance(setting, bool) or setting < 1:
-        raise RuntimeError(f"POSTERBENCH_INFERENCE_THREADS must be a whole number of threads, 1 or more: {setting!r}")
-    return setting
+    return int(checked_numbers({"INFERENCE_THREADS": setting}, {"INFERENCE_THREADS": (1, int)})["INFERENCE_THREADS"])
 
 
 def get_resources() -> Resources:

@@ -3,6 +3,7 @@ text settings stay text, numbers are numbers within their bounds, and a bad one 
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping, MutableMapping
 from typing import Any
@@ -48,17 +49,29 @@ def keep_text(config: MutableMapping[str, Any], environ: Mapping[str, str] = os.
 
 
 def checked_numbers(config: Mapping[str, Any], names: Mapping[str, tuple[float, type]]) -> dict[str, float]:
-    """The settings `names` lists ({name: (least, int or float)}) as numbers; RuntimeError names a bad one."""
+    """The settings `names` lists ({name: (least, int or float)}) as numbers; RuntimeError names a bad one. A whole
+    number may be written as a float (2e7) or as text (" 30"); NaN, infinities and booleans are refused."""
     numbers = {}
     for name, (least, kind) in names.items():
         value = config.get(name)
-        try:
-            number = kind(value)
-        except (TypeError, ValueError):
-            number = None
-        whole = kind is not int or isinstance(value, int) or (isinstance(value, str) and value.strip().isdigit())
-        if number is None or number < least or isinstance(value, bool) or not whole:
+        number = as_number(value, kind)
+        if number is None or number < least:
             wanted = "a whole number" if kind is int else "a number"
             raise RuntimeError(f"{PREFIX}{name} must be {wanted} of at least {least:g}: {value!r}")
         numbers[name] = number
     return numbers
+
+
+def as_number(value: object, kind: type) -> float | None:
+    """`value` as a finite `kind` (int or float), or None when it is not one."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        return None
+    try:
+        number = float(value)
+    except ValueError:
+        return None
+    if not math.isfinite(number):
+        return None
+    if kind is int:
+        return int(number) if number.is_integer() else None
+    return number

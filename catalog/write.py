@@ -9,7 +9,6 @@ import csv
 import os
 import secrets
 import shutil
-import tempfile
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -48,7 +47,7 @@ def check_writable(target: str | Path) -> None:
     if not directory.is_dir():
         raise OutputNotWritableError(f"cannot write {target}: {directory} is not a directory")
     try:
-        os.rmdir(tempfile.mkdtemp(prefix=".writable.", dir=directory))
+        os.rmdir(_new_directory(directory, ".writable.", ""))
     except OSError as error:
         reason = error.strerror or str(error)
         raise OutputNotWritableError(f"cannot write {target}: {directory} is not writable ({reason})") from error
@@ -63,7 +62,8 @@ def check_output(target: str | Path, marker: str) -> None:
 
 
 def refusal(movie: Movie) -> str | None:
-    """Why read_catalog would refuse `movie` as write_movies_csv writes it (its first bad field), else None."""
+    """Why read_catalog would refuse `movie` as write_movies_csv writes it (every bad field, joined by "; "), else
+    None."""
     try:
         _parse_row(dict(zip(COLUMNS, _row(movie), strict=True)))
     except ValueError as error:

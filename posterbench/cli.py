@@ -19,6 +19,7 @@ import click
 from catalog.__main__ import cli as catalog_cli
 from embedding.__main__ import cli as embedding_cli
 from model.__main__ import cli as model_cli
+from model.command_checks import Stage
 from scraper.__main__ import cli as scraper_cli
 
 # What `serve` runs: the same gunicorn settings module and app factory as the Docker image and tools/serving.py.
@@ -31,11 +32,10 @@ EXTRA_OF_MODULE = {"keras": "train", "tensorflow": "train", "onnx": "train", "se
 """The top-level modules that only an extra of the package installs (pyproject.toml), and that extra."""
 
 
-class Stages(click.Group):
+class Stages(Stage):
     """A group that lists its commands in the order they were added (the pipeline's), not alphabetically, and says
-    in one line, instead of a traceback, what a file system refused (a path that cannot be written, a file where a
-    directory belongs) where a stage has no message of its own for it, and which extra a stage needs that this
-    install lacks."""
+    in one line, instead of a traceback, what a file system refused (model.command_checks.Stage) and which extra a
+    stage needs that this install lacks."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return list(self.commands)
@@ -51,8 +51,6 @@ class Stages(click.Group):
                 f"this command needs {error.name}, which the serving install leaves out: pip install "
                 f"'posterbench[{extra}]' (or `make venv` for a checkout's full environment)"
             ) from error
-        except OSError as error:
-            raise click.ClickException(str(error)) from error
 
 
 @click.group(cls=Stages, context_settings={"help_option_names": ["-h", "--help"]})

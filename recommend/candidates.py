@@ -56,19 +56,14 @@ def decade_mask(
     return np.isin(np.asarray(catalog_decades), wanted)
 
 
-def genre_rerank(
-    shortlist: ArrayLike, probabilities: ArrayLike, labels: ArrayLike, k: int = 5, keep_first: bool = False
-) -> NDArray[np.intp]:
+def genre_rerank(shortlist: ArrayLike, probabilities: ArrayLike, labels: ArrayLike, k: int = 5) -> NDArray[np.intp]:
     """The `k` of `shortlist` (catalog rows, nearest first) with the lowest rank / len(shortlist) minus agreement,
     where a movie's agreement is the share of the query's genre probability that its true genres hold (0 to 1): a
-    movie of all the query's likely genres may be chosen over one up to len(shortlist) places nearer that has none.
-    `keep_first`: the nearest stays first."""
+    movie of all the query's likely genres may be chosen over one up to len(shortlist) places nearer that has none."""
     shortlist = np.asarray(shortlist, dtype=np.intp)
     probabilities = np.asarray(probabilities, dtype=np.float64)
     agreement = (np.asarray(labels)[shortlist] * probabilities).sum(axis=1) / max(float(probabilities.sum()), 1e-9)
     score = np.arange(len(shortlist)) / max(len(shortlist), 1) - agreement
-    if keep_first and len(shortlist):
-        score[0] = -np.inf
     return shortlist[np.argsort(score, kind="stable")][:k]
 
 
@@ -100,10 +95,11 @@ def recommend(
             break
     nearest = search.nearest(features, distance, max(k, shortlist), allowed)
     own = own_poster(search, features, distance, everything, max(k, shortlist)) if own_first else None
+    reranked = shortlist > k  # else the k nearest, as they are
     if own is not None:
         nearest = nearest[nearest != own]
         k -= 1
-    chosen = nearest[:k] if len(nearest) <= k else genre_rerank(nearest, probabilities, labels, k)
+    chosen = genre_rerank(nearest, probabilities, labels, k) if reranked and len(nearest) > k else nearest[:k]
     return ([] if own is None else [own]) + chosen.tolist()
 
 

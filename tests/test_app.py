@@ -142,7 +142,7 @@ def test_feedback_is_taken_once_and_teaches_the_bandit(client, app, demo_catalog
     )
     assert client.post(results_path(app, recommendation_id, "/feedback"), data={"rating": "meh"}).status_code == 400
     missing = client.post(results_path(app, 9999, "/feedback"), data={"rating": "good"})
-    assert missing.status_code == 404 and "no recommendation 9999" in missing.get_data(as_text=True)
+    assert missing.status_code == 404 and "No recommendation 9999" in missing.get_data(as_text=True)
     with sqlite3.connect(app.config["DATABASE"]) as database:
         assert database.execute("SELECT recommendation_id, reward FROM feedback").fetchall() == [(recommendation_id, 1)]
 
@@ -187,6 +187,11 @@ def test_settings_from_the_environment_keep_text_as_text_and_check_numbers(
     app = create_app()
     assert app.config["SECRET_KEY"] == "12345678901234567890" and app.config["DATABASE"] == str(tmp_path / "0123")
     assert app.config["FEEDBACK_LIMIT"] == 7
+    with monkeypatch.context() as written_so:  # a whole number written as a float, as text: still the number
+        written_so.setenv("POSTERBENCH_MAX_CONTENT_LENGTH", "2e7")
+        written_so.setenv("POSTERBENCH_FEEDBACK_LIMIT", '"+5"')
+        config = create_app().config
+        assert (config["MAX_CONTENT_LENGTH"], config["FEEDBACK_LIMIT"]) == (20_000_000, 5)
     response = app.test_client().get("/")
     assert response.status_code == 200 and 'name="csrf_token"' in response.get_data(as_text=True)
     for name, value, message in [
@@ -196,6 +201,8 @@ def test_settings_from_the_environment_keep_text_as_text_and_check_numbers(
         ("IMDB_TIMEOUT_SECONDS", "[1]", "POSTERBENCH_IMDB_TIMEOUT_SECONDS must be a number of at least 0.1: [1]"),
         ("TRUSTED_PROXIES", "true", "POSTERBENCH_TRUSTED_PROXIES must be a whole number of at least 0: True"),
         ("JOB_ATTEMPTS", "0", "POSTERBENCH_JOB_ATTEMPTS must be a whole number of at least 1: 0"),
+        ("FEEDBACK_WINDOW_SECONDS", "NaN", "POSTERBENCH_FEEDBACK_WINDOW_SECONDS must be a number of at least 1: nan"),
+        ("JOB_STALE_SECONDS", "Infinity", "POSTERBENCH_JOB_STALE_SECONDS must be a number of at least 0.5: inf"),
     ]:
         with monkeypatch.context() as bad:
             bad.setenv(f"POSTERBENCH_{name}", value)

@@ -236,7 +236,10 @@ def test_without_an_export_or_a_model_the_app_says_which_not_that_keras_is_missi
 
     from app import create_app
 
-    with pytest.raises(RuntimeError, match=r"nowhere/model.json is missing: no trained model in .*nowhere$"):
+    with pytest.raises(
+        RuntimeError,
+        match=r"nowhere/model.json is missing: no trained model in .*nowhere \(make train / posterbench train\)$",
+    ):
         create_app({**app_settings, "MODEL": str(tmp_path / "nowhere")})
     find_spec = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *rest: None if name == "keras" else find_spec(name))

@@ -173,7 +173,6 @@ def test_genre_rerank_trades_nearness_for_the_querys_likely_genres() -> None:
     shortlist = np.array([0, 1, 2, 3, 4, 5])  # nearest first
     # A query that reads as the first genre: its movies move up (rank / 6 less agreement: -0.57, -0.5, -0.1, ...).
     assert genre_rerank(shortlist, np.array([0.9, 0.1]), labels, k=3).tolist() == [2, 3, 0]
-    assert genre_rerank(shortlist, np.array([0.9, 0.1]), labels, k=3, keep_first=True).tolist() == [0, 2, 3]
     # Both genres equally likely: the movie of both ties with the nearest, three places nearer; nearness breaks it.
     assert genre_rerank(shortlist, np.array([0.5, 0.5]), labels, k=3).tolist() == [0, 3, 1]
     # No genre probability at all: the order of nearness.
@@ -211,6 +210,19 @@ def test_an_upload_of_a_catalog_poster_shows_its_own_movie_first_whatever_its_ge
     assert recommend(search, labels, np.array([35.0]), action, "euclidean", exclude_rows=[35], era=nineties)[0] == 28
     near_but_not_it = recommend(search, labels, np.array([34.6]), action, "euclidean", era=nineties)
     assert near_but_not_it == [28, 26, 24, 22, 20]  # 0.4 from row 35: another poster, not its copy
+
+
+def test_the_nearest_five_stay_as_they_are_beside_the_own_poster() -> None:
+    """With a shortlist of at most k (the 'nearest five' of recommend-eval), the own poster found outside the
+    candidates made the other four be ordered again by genre."""
+    features = np.arange(40, dtype=np.float32)[:, np.newaxis]
+    labels = np.zeros((40, 6), dtype=np.uint8)
+    labels[:30, 0] = 1
+    labels[::3, 1] = 1
+    labels[29, 1] = 1
+    search = NeighbourSearch(features)
+    probabilities = np.array([0.9, 0.6, 0, 0, 0, 0])
+    assert recommend(search, labels, np.array([35.0]), probabilities, "euclidean", shortlist=0) == [35, 36, 33, 39, 30]
 
 
 def test_recommend_keeps_to_the_likely_decades_then_widens_to_the_genres_then_to_all() -> None:

@@ -189,7 +189,7 @@ def test_errors_are_friendly_pages_and_crashes_are_logged(app, client, caplog) -
 
     app.add_url_rule("/crash", view_func=crash)  # before the app's first request
     missing = client.get(results_path(app, 424242))
-    assert missing.status_code == 404 and "no recommendation 424242" in missing.get_data(as_text=True)
+    assert missing.status_code == 404 and "No recommendation 424242" in missing.get_data(as_text=True)
     assert "Back to the posters" in missing.get_data(as_text=True)
 
     response = client.get("/crash")

@@ -58,4 +58,6 @@ def main(
 
 
 if __name__ == "__main__":
-    main(prog_name=os.environ.pop("POSTERBENCH_PROG", None))  # `posterbench replica` names itself in the usage
+    from posterbench.cli import PROG_VARIABLE
+
+    main(prog_name=os.environ.pop(PROG_VARIABLE, None))  # `posterbench replica` names itself in the usage
