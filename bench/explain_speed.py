@@ -131,7 +131,7 @@ def compare(args: argparse.Namespace, posters: list[bytes]) -> dict:
     most threads timed."""
     from model.explain import DEFAULT_GRID, occlusion_map
     from model.images import load_poster
-    from model.metrics import logit
+    from model.logit import logit
     from model.onnx_model import OnnxGenreModel
 
     model = OnnxGenreModel.load(args.model, threads=max(args.threads))

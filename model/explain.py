@@ -19,7 +19,7 @@ from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
 from model.artifacts import Prediction
 from model.images import InputSize, poster_array, width_height
-from model.metrics import logit
+from model.logit import logit
 
 DEFAULT_GRID = 5
 """Cells a side: 25 occluded posters and the poster itself, in two batches. The `default` preset reads 128 x 192

@@ -135,12 +135,6 @@ def constant_predictors(genre_counts: np.ndarray, n_movies: int) -> dict[str, tu
 CALIBRATION_BINS = 10
 
 
-def logit(probabilities: np.ndarray) -> np.ndarray:
-    """log(p / (1 - p)), with p kept within 1e-6 of 0 and 1."""
-    clipped = np.clip(probabilities, 1e-6, 1 - 1e-6)
-    return np.log(clipped / (1 - clipped))
-
-
 ERA_KEYS = ("decade_accuracy", "year_mae", "rating_mae", "rating_spearman", "rating_interval_coverage", "ece_max")
 
 

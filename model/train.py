@@ -29,7 +29,8 @@ from model.frozen_heads import (
     stacked_genre_layer,
 )
 from model.images import load_posters
-from model.metrics import format_report, logit, tune_thresholds
+from model.logit import logit
+from model.metrics import format_report, tune_thresholds
 from model.network import (
     GENRES_LAYER,
     IMAGENET,
