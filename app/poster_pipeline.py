@@ -159,6 +159,7 @@ def recommend_for(
         choice.arm,
         exclude_rows=[] if query.catalog_row is None else [query.catalog_row],
         era=decade_mask(query.prediction.decades[0], resources.model.description.decades, resources.decades),
+        own_first=query.catalog_row is None,  # a sample is its own catalog movie, left out: no copy of it to look for
     )
     if not rows:  # a catalog of one movie, and the query is that movie: nothing to show, nothing to rate
         raise QueryError("the catalog holds no other movie to recommend for this poster", 422)
