@@ -72,7 +72,8 @@ def http_error(error: HTTPException) -> tuple[object, int, list[tuple[str, str]]
             reads_none = ", and this address reads none" if request.method in ("GET", "HEAD") else ""
             message = f"That request's body is too large: {limit / MEGABYTE:g} MB at most{reads_none}."
             return (*error_answer(413, "Request too large", message), headers)
-        message = f"That file is too large: posters up to {limit / MEGABYTE:g} MB, please."
+        sent = "" if request.content_length is None else f" (this one is {request.content_length / MEGABYTE:.1f} MB)"
+        message = f"That is too large: posters up to {limit / MEGABYTE:g} MB in all, please{sent}."
         return (*error_answer(413, "File too large", message), headers)
     return (*error_answer(error.code or 500, error.name, error.description or error.name), headers)
 
@@ -137,6 +138,7 @@ class StrictFormRequest(Request):
 
 def init_app(app: Flask) -> None:
     app.request_class = StrictFormRequest
+    app.jinja_env.filters["sentence"] = full_sentence  # a stored message (a failed job's) as a page shows it
     app.register_error_handler(ParseException, malformed_body)
     app.register_error_handler(NoMoreData, malformed_body)  # a body that ended before its length or last chunk
     app.register_error_handler(StorageUnavailableError, database_error)

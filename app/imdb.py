@@ -131,5 +131,5 @@ def fetch_failure(imdb_id: str, error: FetchError, timeout: float) -> ImdbError:
         )
         return ImdbError(message, 504)
     if error.kind in ("dns", "connection"):
-        return ImdbError(f"We could not reach IMDb ({error}). {UPLOAD_INSTEAD}", 502)
+        return ImdbError(f"We could not reach IMDb ({str(error).rstrip('.')}). {UPLOAD_INSTEAD}", 502)
     return ImdbError(f"We did not download the poster of {imdb_id}: {error} {UPLOAD_INSTEAD}", 502)

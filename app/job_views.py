@@ -44,7 +44,7 @@ def compare_form(links: str = "", targets: list[str] | None = None, chosen: list
 
 
 @bp.post("/compare")
-def compare_submit() -> Response | tuple[str, int]:
+def compare_submit() -> Response | tuple[str, int] | tuple[str, int, dict[str, str]]:
     form = MultiDict(request.form)
     links = request.form.get("imdb_urls", "")
     for line in links.splitlines():  # the page's one box of links, one per line
@@ -64,7 +64,8 @@ def compare_submit() -> Response | tuple[str, int]:
         return compare_form(links, request.form.getlist("target"), chosen), error.status
     except RequestError as error:  # QueryError, ImdbError, a client's limit
         flash(full_sentence(str(error)) + again, "error")
-        return compare_form(links, request.form.getlist("target"), chosen), error.status
+        headers = {} if error.retry_after is None else {"Retry-After": str(error.retry_after)}
+        return compare_form(links, request.form.getlist("target"), chosen), error.status, headers
     return redirect(url_for("jobs.page", job_id=job_id), 303)
 
 

@@ -201,7 +201,7 @@ def draft_lines(draft: Mapping[str, Any]) -> list[str]:
     decade = max(draft["decade"], key=draft["decade"].get)
     rating = draft["rating"]
     lines = [
-        f"evokes the {decade} (about {draft['year']:.0f})",
+        f"evokes the {decade} most (expected year about {draft['year']:.0f})",
         f"IMDb rating {rating['expected']:.1f} ({rating['low']:.1f} to {rating['high']:.1f})",
         "looks like a poster" if draft["looks_like_poster"]["value"] else "does NOT look like a poster",
     ]

@@ -46,7 +46,9 @@ class InProgress:
     def hold(self, key: str, what: str) -> Iterator[None]:
         with self._lock:
             if self._counts[key] >= self.per_key:
-                raise BusyError(f"you already have {self.per_key} {what} in progress; wait for it to finish")
+                pending = f"{self.per_key} {what}" if self.per_key > 1 else f"one {what.removesuffix('s')}"
+                it = "one to finish" if self.per_key > 1 else "it to finish"
+                raise BusyError(f"you already have {pending} in progress; wait for {it}")
             if self.in_all is not None and self._counts.total() >= self.in_all:
                 raise BusyError(f"the server already has {self.in_all} {what} in progress; try again in a moment")
             self._counts[key] += 1
@@ -75,7 +77,7 @@ def poster_work(kind: str) -> Iterator[None]:
         if kind != "imdb":
             yield
             return
-        with limits.imdb_fetches.hold(client, "IMDb link fetches"):
+        with limits.imdb_fetches.hold(client, "IMDb links"):
             yield
 
 

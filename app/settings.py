@@ -66,9 +66,16 @@ def as_number(value: object, kind: type) -> float | None:
     """`value` as a finite `kind` (int or float), or None when it is not one."""
     if isinstance(value, bool) or not isinstance(value, (int, float, str)):
         return None
+    if kind is int and isinstance(value, int):
+        return value
+    if kind is int and isinstance(value, str):
+        try:
+            return int(value.strip())  # exact, however long
+        except ValueError:
+            pass  # "2e7": read as a float below
     try:
         number = float(value)
-    except ValueError:
+    except (ValueError, OverflowError):
         return None
     if not math.isfinite(number):
         return None

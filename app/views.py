@@ -67,7 +67,7 @@ def home_page(link: str = "") -> str:
 
 
 @bp.post("/recommend")
-def recommend_view() -> Response | tuple[str, int]:
+def recommend_view() -> Response | tuple[str, int, dict[str, str]]:
     resources = get_resources()
     sample_id = request.form.get("sample", "").strip()
     upload = request.files.get("poster")
@@ -84,7 +84,7 @@ def recommend_view() -> Response | tuple[str, int]:
         else:
             raise QueryError("Choose a poster image to upload, paste an IMDb link, or click a sample poster.", 400)
     except RequestError as error:  # QueryError, or ImdbError from a link
-        return home_with_error(str(error), error.status, link)
+        return home_with_error(str(error), error.status, link, error.retry_after)
     shown = recommend_for(get_db(), resources, current_app.config, query)
     return redirect(results_url(shown.id, shown.key), 303)
 
@@ -200,6 +200,8 @@ def plot_thumbnail(path: Path) -> Image.Image | None:
     return small
 
 
-def home_with_error(message: str, status: int, link: str = "") -> tuple[str, int]:
+def home_with_error(
+    message: str, status: int, link: str = "", retry_after: int | None = None
+) -> tuple[str, int, dict[str, str]]:
     flash(full_sentence(message), "error")
-    return home_page(link), status
+    return home_page(link), status, {} if retry_after is None else {"Retry-After": str(retry_after)}

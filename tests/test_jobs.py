@@ -306,7 +306,9 @@ def test_a_job_whose_worker_stopped_is_run_again_once_then_failed(jobs_app, demo
     assert run_stops_mid_job(jobs_app, job_id) == 2
     failed = client.get(f"/api/jobs/{job_id}").get_json()
     assert (failed["status"], failed["error"]) == ("failed", WORKER_STOPPED)
-    assert "the worker stopped" in client.get(f"/jobs/{job_id}").get_data(as_text=True)
+    assert "The worker stopped while running this job; please submit it again." in client.get(
+        f"/jobs/{job_id}"
+    ).get_data(as_text=True)
     with jobs_app.app_context():
         from app.db import get_db
 

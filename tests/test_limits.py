@@ -44,7 +44,10 @@ def link(imdb_id: str) -> dict[str, str]:
 def test_in_progress_counts_per_key_and_in_all() -> None:
     work = InProgress(per_key=1, in_all=2)
     with work.hold("a", "jobs"), work.hold("b", "jobs"):
-        with pytest.raises(BusyError, match="you already have 1 jobs in progress"), work.hold("a", "jobs"):
+        with (
+            pytest.raises(BusyError, match="you already have one job in progress; wait for it to finish"),
+            work.hold("a", "jobs"),
+        ):
             pass
         with pytest.raises(BusyError, match="the server already has 2 jobs in progress"), work.hold("c", "jobs"):
             pass
@@ -71,7 +74,7 @@ def test_one_client_holds_one_imdb_fetch_and_the_worker_two(
         threading.Event().wait(0.02)
     again = client_at(app, "192.0.2.1").post("/api/recommend", data=link(OUTSIDE[2]), headers=API)
     assert again.status_code == 429 and again.headers["Retry-After"].isdigit()
-    assert "you already have 1 IMDb link fetches in progress" in again.get_json()["error"]
+    assert "you already have one IMDb link in progress; wait for it to finish" in again.get_json()["error"]
     third = client_at(app, "192.0.2.3").post("/api/recommend", data=link(OUTSIDE[2]), headers=API)
     assert third.status_code == 429 and "the server already has 2" in third.get_json()["error"]
     page = client_at(app, "192.0.2.3")
@@ -101,6 +104,14 @@ def test_one_client_holds_at_most_its_share_of_posters(app) -> None:
             "/api/recommend", data={"image": (io.BytesIO(poster.getvalue()), "p.jpg")}, headers=API
         )
         assert busy.status_code == 429 and "you already have 2 posters in progress" in busy.get_json()["error"]
+        page_client = client_at(app, "192.0.2.1")
+        with page_client.session_transaction() as session:
+            session["csrf_token"] = "token"
+        page = page_client.post(
+            "/recommend", data={"poster": (io.BytesIO(poster.getvalue()), "p.jpg"), "csrf_token": "token"}
+        )
+        assert page.status_code == 429 and page.headers["Retry-After"].isdigit()  # the page says when, as the API
+        assert "You already have 2 posters in progress; wait for one to finish." in page.get_data(as_text=True)
         other = client_at(app, "192.0.2.2").post(
             "/api/recommend", data={"image": (io.BytesIO(poster.getvalue()), "p.jpg")}, headers=API
         )

@@ -85,7 +85,8 @@ def test_an_11_megabyte_upload_gets_413_and_a_clear_page(client, app) -> None:
         content_type="multipart/form-data",
     )
     assert response.status_code == 413
-    assert "That file is too large: posters up to 10 MB, please." in response.get_data(as_text=True)
+    page = response.get_data(as_text=True)
+    assert "That is too large: posters up to 10 MB in all, please (this one is 11.0 MB)." in page
     assert table_sizes(app) == (0, 0)
 
 
