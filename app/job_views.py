@@ -15,6 +15,7 @@ from app.job_requests import MAX_DRAFTS, MIN_DRAFTS, DraftCountError, compare_re
 from app.jobs import current_job, submit
 from app.resources import get_resources
 from app.security import client_key
+from scraper.links import LinkError, imdb_id_from_link
 
 bp = Blueprint("jobs", __name__)
 
@@ -52,6 +53,13 @@ def compare_submit() -> Response | tuple[str, int] | tuple[str, int, dict[str, s
             form.add("imdb_url", line.strip())
     chosen = [imdb_id for imdb_id in request.form.getlist("sample") if imdb_id.strip()]
     again = " Choose your files again: a browser does not keep them." if any(request.files.getlist("image")) else ""
+    for number, line in enumerate(links.splitlines(), start=1):  # say which line of the box is not a link
+        try:
+            if line.strip():
+                imdb_id_from_link(line)
+        except LinkError as error:
+            flash(f"Line {number} of the IMDb links: {full_sentence(str(error))}{again}", "error")
+            return compare_form(links, request.form.getlist("target"), chosen), 400
     try:
         posters, params = compare_request(get_resources(), form, request.files, current_app.config)
         job_id = submit("compare", params, posters, client_key())

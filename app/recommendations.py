@@ -171,6 +171,8 @@ def record_feedback(
             found = database.execute("SELECT 1 FROM recommendations WHERE id = ?", (recommendation_id,)).fetchone()
             if found is None:
                 raise no_recommendation(recommendation_id)
+            if database.execute("SELECT 1 FROM feedback WHERE recommendation_id = ?", (recommendation_id,)).fetchone():
+                raise DuplicateRowError(recommendation_id)  # said before the limit: 409, whoever is over it
             if limit is not None:
                 check_rate(database, client, limit)
             database.execute(

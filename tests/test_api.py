@@ -296,6 +296,8 @@ def test_api_votes_are_rate_limited(client, app, demo_catalog) -> None:
     flood = api.post("/api/feedback", json=vote_of(shown[1], "bad"), headers=HEADERS)
     assert flood.status_code == 429 and "please wait" in flood.get_json()["error"]
     assert flood.headers["Retry-After"] == str(math.ceil(app.config["FEEDBACK_WINDOW_SECONDS"]))
+    again = api.post("/api/feedback", json=vote_of(shown[0], "good"), headers=HEADERS)  # over the limit, and rated
+    assert again.status_code == 409 and "already been rated" in again.get_json()["error"]
 
 
 def test_a_recommendation_is_seen_rated_and_explained_only_with_its_key(app, client, demo_catalog, tmp_path) -> None:

@@ -610,6 +610,16 @@ def test_the_pages_speak_the_designers_words_and_keep_their_choices(jobs_app, de
     broken = [(io.BytesIO(b"not an image"), "a.jpg"), (io.BytesIO(b"nor this"), "b.jpg")]
     page = client.post("/compare", data={"image": broken, "csrf_token": "token"}).get_data(as_text=True)
     assert re.search(r"We could not read a\.jpg[^<]*\. Choose your files again: a browser does not keep them\.", page)
+    boxed = client.post(
+        "/compare",
+        data={
+            "imdb_urls": "https://www.imdb.com/title/tt0084058/\nhttps://www.imdb.com/title/tt0084058/ x",
+            "csrf_token": "token",
+        },
+    )
+    assert boxed.status_code == 400 and "Line 2 of the IMDb links: That link contains spaces" in boxed.get_data(
+        as_text=True
+    )
     home = client.post("/recommend", data={"sample": "tt0000001", "csrf_token": "token"}).get_data(as_text=True)
     assert "No movie tt0000001 in the catalog." in home
     shown = client.post("/api/recommend", data={"image": poster_file(demo_catalog, 5, "mine.jpg")}, headers=HEADERS)
