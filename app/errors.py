@@ -27,6 +27,11 @@ class RequestError(Exception):
         self.status = status
         self.retry_after = retry_after  # seconds, sent as Retry-After when set
 
+    @property
+    def headers(self) -> dict[str, str]:
+        """The headers its answer carries, page or JSON: Retry-After when it says when to try again."""
+        return {} if self.retry_after is None else {"Retry-After": str(self.retry_after)}
+
 
 def as_sentence(message: str) -> str:
     """An error's message, which the API gives as it is, begun with a capital for a page, unless it begins with a
@@ -80,8 +85,7 @@ def http_error(error: HTTPException) -> tuple[object, int, list[tuple[str, str]]
 
 def request_error(error: RequestError) -> tuple[object, int, dict[str, str]]:
     """A RequestError that no view answered itself (the API's are all answered here)."""
-    headers = {} if error.retry_after is None else {"Retry-After": str(error.retry_after)}
-    return (*error_answer(error.status, HTTP_STATUS_CODES.get(error.status, "Error"), str(error)), headers)
+    return (*error_answer(error.status, HTTP_STATUS_CODES.get(error.status, "Error"), str(error)), error.headers)
 
 
 def unexpected_error(error: Exception) -> tuple[object, ...]:

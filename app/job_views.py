@@ -48,18 +48,17 @@ def compare_form(links: str = "", targets: list[str] | None = None, chosen: list
 def compare_submit() -> Response | tuple[str, int] | tuple[str, int, dict[str, str]]:
     form = MultiDict(request.form)
     links = request.form.get("imdb_urls", "")
-    for line in links.splitlines():  # the page's one box of links, one per line
-        if line.strip():
-            form.add("imdb_url", line.strip())
     chosen = [imdb_id for imdb_id in request.form.getlist("sample") if imdb_id.strip()]
     again = " Choose your files again: a browser does not keep them." if any(request.files.getlist("image")) else ""
-    for number, line in enumerate(links.splitlines(), start=1):  # say which line of the box is not a link
+    for number, line in enumerate(links.splitlines(), start=1):  # the page's one box of links, one per line
+        if not line.strip():
+            continue
         try:
-            if line.strip():
-                imdb_id_from_link(line)
+            imdb_id_from_link(line)  # say which line of the box is not a link
         except LinkError as error:
             flash(f"Line {number} of the IMDb links: {full_sentence(str(error))}{again}", "error")
             return compare_form(links, request.form.getlist("target"), chosen), 400
+        form.add("imdb_url", line.strip())
     try:
         posters, params = compare_request(get_resources(), form, request.files, current_app.config)
         job_id = submit("compare", params, posters, client_key())
@@ -72,8 +71,7 @@ def compare_submit() -> Response | tuple[str, int] | tuple[str, int, dict[str, s
         return compare_form(links, request.form.getlist("target"), chosen), error.status
     except RequestError as error:  # QueryError, ImdbError, a client's limit
         flash(full_sentence(str(error)) + again, "error")
-        headers = {} if error.retry_after is None else {"Retry-After": str(error.retry_after)}
-        return compare_form(links, request.form.getlist("target"), chosen), error.status, headers
+        return compare_form(links, request.form.getlist("target"), chosen), error.status, error.headers
     return redirect(url_for("jobs.page", job_id=job_id), 303)
 
 

@@ -59,7 +59,7 @@ from app.job_store import (
     read_posters,
     recover_stale,
 )
-from app.settings import checked_numbers
+from app.settings import checked_number, checked_numbers
 from model.index import available_cores
 
 EXTENSION = "posterbench.jobs"
@@ -108,7 +108,7 @@ def job_threads(config: Mapping[str, Any]) -> int:
     value = config.get("JOB_THREADS")
     if value is None or value == "":
         return available_cores()
-    return int(checked_numbers({"JOB_THREADS": value}, {"JOB_THREADS": (1, int)})["JOB_THREADS"])
+    return int(checked_number("JOB_THREADS", value, 1, int))
 
 
 def lower_priority(niceness: int) -> None:

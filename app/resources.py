@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from flask import Flask, current_app
 
-from app.settings import checked_numbers
+from app.settings import checked_number
 from catalog import Catalog, read_catalog
 from embedding import ARRAYS_FILE as CLEMS_ARRAYS_FILE
 from embedding import DESCRIPTION_FILE as CLEMS_DESCRIPTION_FILE
@@ -226,7 +226,7 @@ def inference_threads(setting: object) -> int | None:
     of at least 1."""
     if setting is None or setting == "":
         return None
-    return int(checked_numbers({"INFERENCE_THREADS": setting}, {"INFERENCE_THREADS": (1, int)})["INFERENCE_THREADS"])
+    return int(checked_number("INFERENCE_THREADS", setting, 1, int))
 
 
 def get_resources() -> Resources:

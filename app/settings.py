@@ -51,15 +51,16 @@ def keep_text(config: MutableMapping[str, Any], environ: Mapping[str, str] = os.
 def checked_numbers(config: Mapping[str, Any], names: Mapping[str, tuple[float, type]]) -> dict[str, float]:
     """The settings `names` lists ({name: (least, int or float)}) as numbers; RuntimeError names a bad one. A whole
     number may be written as a float (2e7) or as text (" 30"); NaN, infinities and booleans are refused."""
-    numbers = {}
-    for name, (least, kind) in names.items():
-        value = config.get(name)
-        number = as_number(value, kind)
-        if number is None or number < least:
-            wanted = "a whole number" if kind is int else "a number"
-            raise RuntimeError(f"{PREFIX}{name} must be {wanted} of at least {least:g}: {value!r}")
-        numbers[name] = number
-    return numbers
+    return {name: checked_number(name, config.get(name), least, kind) for name, (least, kind) in names.items()}
+
+
+def checked_number(name: str, value: object, least: float, kind: type) -> float:
+    """Setting `name`'s `value` as a `kind` (int or float) of at least `least`; RuntimeError names it otherwise."""
+    number = as_number(value, kind)
+    if number is None or number < least:
+        wanted = "a whole number" if kind is int else "a number"
+        raise RuntimeError(f"{PREFIX}{name} must be {wanted} of at least {least:g}: {value!r}")
+    return number
 
 
 def as_number(value: object, kind: type) -> float | None:

@@ -84,7 +84,7 @@ def recommend_view() -> Response | tuple[str, int, dict[str, str]]:
         else:
             raise QueryError("Choose a poster image to upload, paste an IMDb link, or click a sample poster.", 400)
     except RequestError as error:  # QueryError, or ImdbError from a link
-        return home_with_error(str(error), error.status, link, error.retry_after)
+        return home_with_error(error, link)
     shown = recommend_for(get_db(), resources, current_app.config, query)
     return redirect(results_url(shown.id, shown.key), 303)
 
@@ -125,8 +125,7 @@ def feedback(recommendation_id: int) -> Response | tuple[str, int] | tuple[str, 
         flash(full_sentence(str(error)), "error")
         if error.status == 404:
             return home_page(), 404
-        headers = {} if error.retry_after is None else {"Retry-After": str(error.retry_after)}
-        return results(recommendation_id), error.status, headers
+        return results(recommendation_id), error.status, error.headers
     flash(f"Thank you! You rated these suggestions {RATING_OF_REWARD[reward]}.", "notice")
     return redirect(results_url(recommendation_id, request.args["key"]), 303)  # the key load_recommendation checked
 
@@ -200,8 +199,6 @@ def plot_thumbnail(path: Path) -> Image.Image | None:
     return small
 
 
-def home_with_error(
-    message: str, status: int, link: str = "", retry_after: int | None = None
-) -> tuple[str, int, dict[str, str]]:
-    flash(full_sentence(message), "error")
-    return home_page(link), status, {} if retry_after is None else {"Retry-After": str(retry_after)}
+def home_with_error(error: RequestError, link: str = "") -> tuple[str, int, dict[str, str]]:
+    flash(full_sentence(str(error)), "error")
+    return home_page(link), error.status, error.headers

@@ -29,12 +29,10 @@ def f1_scores(truth: np.ndarray, decisions: np.ndarray) -> tuple[float, float]:
 
 def figures(truth: np.ndarray, probabilities: np.ndarray, thresholds: np.ndarray) -> dict[str, float]:
     """micro-F1, macro-F1 and macro ROC-AUC (over the genres both present and absent in `truth`)."""
-    from sklearn.metrics import roc_auc_score
+    from model.metrics import macro_roc_auc
 
     micro, macro = f1_scores(truth, probabilities >= thresholds)
-    scored = [k for k in range(truth.shape[1]) if 0 < truth[:, k].sum() < len(truth)]
-    auc = roc_auc_score(truth[:, scored], probabilities[:, scored], average="macro") if scored else float("nan")
-    return {"micro_f1": micro, "macro_f1": macro, "macro_auc": float(auc)}
+    return {"micro_f1": micro, "macro_f1": macro, "macro_auc": macro_roc_auc(truth, probabilities)}
 
 
 def spread(values: list[float]) -> dict[str, float]:

@@ -20,7 +20,7 @@ def genre_report(
     Decisions are `probabilities >= thresholds` unless given."""
     y_pred = (probabilities >= thresholds).astype(int) if decisions is None else decisions
     precision, recall, f1, support = precision_recall_fscore_support(y_true, y_pred, zero_division=0)
-    scored = [k for k in range(y_true.shape[1]) if 0 < y_true[:, k].sum() < len(y_true)]
+    scored = scored_genres(y_true)
     return {
         "per_genre": {
             genre: {"precision": float(p), "recall": float(r), "f1": float(f), "support": int(s)}
@@ -29,14 +29,25 @@ def genre_report(
         "micro_f1": float(f1_score(y_true, y_pred, average="micro", zero_division=0)),
         "macro_f1": float(f1_score(y_true, y_pred, average="macro", zero_division=0)),
         "hamming_loss": float(np.mean(y_true != y_pred)),
-        "macro_roc_auc": float(roc_auc_score(y_true[:, scored], probabilities[:, scored], average="macro"))
-        if scored
-        else float("nan"),
+        "macro_roc_auc": macro_roc_auc(y_true, probabilities),
         "mean_average_precision": float(average_precision_score(y_true[:, scored], probabilities[:, scored]))
         if scored
         else float("nan"),
         "n": len(y_true),
     }
+
+
+def scored_genres(y_true: np.ndarray) -> list[int]:
+    """The genres (columns) both present and absent in `y_true`: the only ones a ranking can be scored on."""
+    return [k for k in range(y_true.shape[1]) if 0 < y_true[:, k].sum() < len(y_true)]
+
+
+def macro_roc_auc(y_true: np.ndarray, probabilities: np.ndarray) -> float:
+    """Macro ROC-AUC over the scored genres (scored_genres); NaN when there is none."""
+    scored = scored_genres(y_true)
+    if not scored:
+        return float("nan")
+    return float(roc_auc_score(y_true[:, scored], probabilities[:, scored], average="macro"))
 
 
 def format_table(report: dict, title: str) -> str:

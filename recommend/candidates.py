@@ -87,14 +87,14 @@ def recommend(
     comes first, whatever its genres and decade (a baseline of random picks from the pool has none)."""
     excluded = np.asarray(exclude_rows, dtype=np.intp)
     genres = candidate_mask(probabilities, labels)
-    everything = np.ones(len(search), dtype=bool)
-    everything[excluded] = False
-    for allowed in ([genres & era] if era is not None else []) + [genres, everything.copy()]:
-        allowed[excluded] = False
+    anywhere = np.ones(len(search), dtype=bool)
+    anywhere[excluded] = False
+    for pool in ([genres & era] if era is not None else []) + [genres, anywhere]:
+        allowed = pool & anywhere
         if np.count_nonzero(allowed) >= k:
             break
     nearest = search.nearest(features, distance, max(k, shortlist), allowed)
-    own = own_poster(search, features, distance, everything, max(k, shortlist)) if own_first else None
+    own = own_poster(search, features, distance, anywhere, max(k, shortlist)) if own_first else None
     reranked = shortlist > k  # else the k nearest, as they are
     if own is not None:
         nearest = nearest[nearest != own]

@@ -59,13 +59,11 @@ def imdb_id_from_link(text: str) -> str:
             "That link contains spaces, backslashes or control characters, which IMDb links never have; "
             f"paste a link to an IMDb title page such as {EXAMPLE_LINK}"
         )
-    if not _WEB_SCHEME.match(link):
+    site_name_guessed = not _WEB_SCHEME.match(link)
+    if site_name_guessed:
         if _OTHER_SCHEME.match(link) or link.startswith("/"):
             raise LinkError(f"That is not a web link; paste a link to an IMDb title page such as {EXAMPLE_LINK}")
         link = "https://" + link
-        site_name_guessed = True
-    else:
-        site_name_guessed = False
     try:
         parts = urlsplit(link)
     except ValueError:  # a malformed [IPv6] host, or one that turns into other characters under NFKC
