@@ -305,6 +305,17 @@ def test_load_benchmark_under_wrk_over_postgres(demo_catalog_dir, onnx_model_dir
         assert database.execute("SELECT COUNT(*) FROM feedback").fetchone()[0] == votes + (1 + 2)
 
 
+def test_own_poster_counts_uploads_of_catalog_posters_recommended_their_own_movie(
+    demo_catalog_dir, onnx_model_dir, index_dir
+) -> None:
+    output = run_script(
+        *("bench/own_poster.py", "--catalog", str(demo_catalog_dir), "--model", str(onnx_model_dir)),
+        *("--index", str(index_dir), "--posters", "6"),
+    )
+    assert json.loads(output.strip().splitlines()[-1]) == {"posters": 6, "own_first": 6, "own_shown": 6}
+    assert "own movie first: 6; among the five: 6; not first: none" in output
+
+
 def test_upload_profile_times_every_stage(demo_catalog_dir, onnx_model_dir, index_dir) -> None:
     output = run_script(
         "bench/upload_profile.py",
