@@ -45,3 +45,27 @@ def test_a_damaged_or_impossible_fit_is_refused(tmp_path: Path) -> None:
     detector.save(tmp_path / "bad.npz")
     with pytest.raises(ValueError, match="disagree in size"):
         PosterDetector.load(tmp_path / "bad.npz")
+
+
+@pytest.mark.parametrize("n_posters", [30, 3000], ids=["fewer posters than dimensions", "more"])
+def test_the_precision_is_the_inverse_ledoit_wolf_estimates(n_posters: int) -> None:
+    """The detector inverts the shrunk covariance itself (by Cholesky, faster than LedoitWolf's pseudo-inverse): the
+    same matrix, whether the posters are fewer than the signature's dimensions, as in the tests' trainings, or not."""
+    from sklearn.covariance import LedoitWolf
+
+    rng = np.random.default_rng(4)
+    training = np.exp(rng.normal(0.0, 0.5, (n_posters, 256)))
+    detector = PosterDetector().fit(training, np.exp(rng.normal(0.0, 0.5, (20, 256))))
+    expected = LedoitWolf().fit(np.log1p(training)).precision_
+    np.testing.assert_allclose(detector.precision_, expected, rtol=1e-4, atol=1e-4 * np.abs(expected).max())
+
+
+def test_signatures_without_spread_are_inverted_as_ledoit_wolf_does() -> None:
+    """Identical signatures leave a covariance of zeros, which Cholesky cannot invert: the pseudo-inverse then, as
+    LedoitWolf computes it (zeros)."""
+    from sklearn.covariance import LedoitWolf
+
+    same = np.ones((10, 16))
+    detector = PosterDetector().fit(same, same[:3])
+    np.testing.assert_array_equal(detector.precision_, LedoitWolf().fit(np.log1p(same)).precision_)
+    assert detector.score(same).shape == (10,)
