@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 import statistics
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -139,11 +140,23 @@ def poster_features(poster: Image.Image) -> np.ndarray:
     return np.concatenate([thumbnail, histogram])
 
 
-def test_genres_are_learnable_from_simple_poster_features():
-    movies = demo_movies(300, seed=0)
-    features = np.array(
-        [poster_features(render_poster(movie, np.random.default_rng([0, i]))) for i, movie in enumerate(movies)]
-    )
+@pytest.fixture(scope="module")
+def seed_0_posters() -> Callable[[int], list[tuple[Movie, Image.Image]]]:
+    """The first n demo movies of seed 0 and their posters, each drawn once for the tests that learn from them (movie
+    i is the same whatever the number drawn)."""
+    drawn: list[tuple[Movie, Image.Image]] = []
+
+    def first(n: int) -> list[tuple[Movie, Image.Image]]:
+        for index, movie in enumerate(demo_movies(n)[len(drawn) :], start=len(drawn)):
+            drawn.append((movie, render_poster(movie, np.random.default_rng([0, index]))))
+        return drawn[:n]
+
+    return first
+
+
+def test_genres_are_learnable_from_simple_poster_features(seed_0_posters):
+    movies, posters = zip(*seed_0_posters(300), strict=True)
+    features = np.array([poster_features(poster) for poster in posters])
     labels = np.array([movie.label_vector() for movie in movies])
     train, test = slice(0, 200), slice(200, 300)
     model = make_pipeline(StandardScaler(), OneVsRestClassifier(LogisticRegression(C=0.05, max_iter=2000)))
@@ -182,9 +195,8 @@ def era_statistics(poster: Image.Image) -> np.ndarray:
     )
 
 
-def test_era_is_learnable_from_simple_poster_statistics():
-    movies = demo_movies(160, seed=0)
-    posters = [render_poster(movie, np.random.default_rng([0, i])) for i, movie in enumerate(movies)]
+def test_era_is_learnable_from_simple_poster_statistics(seed_0_posters):
+    movies, posters = zip(*seed_0_posters(160), strict=True)
     years = np.array([movie.year for movie in movies])
     statistics_ = np.array([era_statistics(poster) for poster in posters])
     old, recent = years < 1980, years > 2000
