@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import math
 import re
+import struct
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -51,6 +52,8 @@ file: Pillow reads each in Python (10 MB of empty PNG chunks took it 9 s to open
 MAX_PADDING = 65_536
 """The most bytes of padding between a JPEG's markers, which Pillow reads one at a time (9 MB of it took 1.5 s)."""
 JPEG_PADDING = re.compile(rb"[^\xff]*\xff*")
+JPEG_MARKER_AFTER_CODED_DATA = re.compile(rb"\xff+(?=[^\x00\xd0-\xd7\xff])")
+"""The FF bytes before the next marker: in coded data an FF is followed by 00 (a stuffed FF) or a restart marker."""
 """Padding between JPEG markers: junk, then the fill bytes before a marker's own FF."""
 STRIP_PIXELS = 1 << 20
 """Images are turned into RGB and reduced in strips of about this many pixels."""
@@ -199,10 +202,11 @@ def byte_budget(image: Image.Image, jpeg: tuple[int, int] | None) -> tuple[float
 def check_structure(data: bytes, name: str) -> None:
     """Refuse a file whose header Pillow would be slow to read, before Pillow reads it: Pillow's own parsers read
     each PNG chunk, each JPEG marker segment before the first scan and each GIF data block before the first frame in
-    Python, and a JPEG's padding between markers a byte at a time. Walks at most MAX_PARTS of them."""
+    Python, and a JPEG's padding between markers a byte at a time. Walks at most MAX_PARTS of them (a JPEG's segments
+    between its scans count too: they are walked here in Python)."""
     if data.startswith(b"\xff\xd8\xff"):
         _, _, parts, padding = jpeg_markers(data)
-        kind = "marker segments before its first scan"
+        kind = "marker segments"
     elif data.startswith(b"\x89PNG\r\n\x1a\n"):
         parts, padding, kind = png_chunks(data), 0, "chunks"
     elif data.startswith((b"GIF87a", b"GIF89a")):
@@ -225,8 +229,8 @@ def jpeg_layout(data: bytes) -> tuple[int, int]:
 def jpeg_markers(data: bytes) -> tuple[int, int, int, int]:
     """A JPEG's start-of-frame marker, its number of scans, its number of marker segments before its first scan and
     the bytes of padding between them (junk and fill bytes), read from its markers alone (at most MAX_PARTS of them,
-    or MAX_PADDING bytes of padding). A scan's coded data never holds the bytes FF DA (an FF there is followed by 00
-    or a restart marker), so the scans are counted as these bytes from the first scan on."""
+    or MAX_PADDING bytes of padding). The scans are those of the first image, up to its end marker: what a camera
+    appends after it (a motion photo's video, a second picture, a gain map) is not decoded."""
     position, frame, segments, padding = 2, 0, 0, 0
     while position + 4 <= len(data) and segments <= MAX_PARTS and padding <= MAX_PADDING:
         if data[position] != 0xFF or data[position + 1] == 0xFF:
@@ -237,7 +241,8 @@ def jpeg_markers(data: bytes) -> tuple[int, int, int, int]:
         marker = data[position + 1]
         segments += 1
         if marker == 0xDA:
-            return frame, data.count(b"\xff\xda", position), segments, padding
+            scans, after_first_scan = jpeg_scans(data, position)
+            return frame, scans, segments + after_first_scan, padding
         if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC) and not frame:
             frame = marker
         if 0xD0 <= marker <= 0xD9 or marker in (0x00, 0x01):  # markers without a length
@@ -245,6 +250,24 @@ def jpeg_markers(data: bytes) -> tuple[int, int, int, int]:
             continue
         position += 2 + int.from_bytes(data[position + 2 : position + 4], "big")
     return frame, 0, segments, padding
+
+
+def jpeg_scans(data: bytes, position: int) -> tuple[int, int]:
+    """The number of scans from the one whose marker is at `position` to the image's end marker (or the file's end),
+    and of the marker segments after that first scan; counted up to MAX_SCANS + 1 and MAX_PARTS + 1. A scan's coded
+    data holds no marker (an FF there is followed by 00 or a restart marker), so the marker after it is found by
+    search; the segments between scans are skipped by their length."""
+    scans, segments, marker = 0, 0, 0xDA
+    while scans <= MAX_SCANS and segments <= MAX_PARTS:
+        scans += marker == 0xDA
+        position += 2 if marker in (0xD8, 0x01) else 2 + int.from_bytes(data[position + 2 : position + 4], "big")
+        if (found := JPEG_MARKER_AFTER_CODED_DATA.search(data, position)) is None:
+            break
+        marker, position = data[found.end()], found.end() - 1
+        segments += 1
+        if marker == 0xD9:
+            break
+    return scans, segments
 
 
 def png_chunks(data: bytes) -> int:
@@ -278,8 +301,12 @@ EXIF_ORIENTATIONS = range(1, 9)
 
 def orientation(image: Image.Image) -> int:
     """An image's EXIF orientation (1: upright as stored); read from a JPEG's header, from others once loaded. A tag
-    of another type or value (a float, infinity, text) counts as 1: the pixels are fine, only the tag is not."""
-    value = image.getexif().get(ExifTags.Base.Orientation, 1)
+    of another type or value (a float, infinity, text) counts as 1, and so does EXIF that Pillow cannot read (a PNG's
+    or WebP's that is no TIFF structure: Pillow raises SyntaxError, where it skips a JPEG's): the pixels are fine."""
+    try:
+        value = image.getexif().get(ExifTags.Base.Orientation, 1)
+    except (SyntaxError, ValueError, struct.error):
+        return 1
     return value if isinstance(value, int) and value in EXIF_ORIENTATIONS else 1
 
 

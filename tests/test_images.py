@@ -166,6 +166,17 @@ def test_an_orientation_tag_of_another_type_or_value_is_ignored(value_type: int,
         assert decode_poster(data, (30, 20)).size[0] > decode_poster(data, (30, 20)).size[1]
 
 
+@pytest.mark.parametrize("exif", [b"garbagegarbage", b"\0" * 20, b"II*\0"], ids=["text", "zeros", "cut header"])
+def test_exif_that_is_no_tiff_structure_counts_as_upright(exif: bytes) -> None:
+    """Pillow skips a JPEG's unreadable EXIF but raises SyntaxError for a PNG's or WebP's, once loaded: such an
+    upload was refused as damaged, though its pixels are fine."""
+    landscape = Image.new("RGB", (300, 200), (0, 0, 255))
+    for image_format in ("JPEG", "PNG", "WEBP"):
+        data = encoded(landscape, image_format, exif=exif)
+        width, height = decode_poster(data, (30, 20)).size
+        assert width > height >= 20, image_format  # read, as stored
+
+
 def test_progressive_jpegs_have_a_budget_for_their_coefficients(monkeypatch) -> None:
     """A progressive JPEG keeps all its coefficients (full size) until its last scan: its budget counts samples, so
     full-resolution colour (4:4:4, 3 samples a pixel) gets half the pixels of 4:2:0 (1.5)."""
@@ -222,6 +233,32 @@ def test_a_jpeg_of_too_many_scans_or_an_unusual_coding_is_refused() -> None:
             decode_poster(changed, AT_LEAST)
 
 
+def test_what_a_camera_appends_after_a_jpeg_is_not_counted_as_its_scans() -> None:
+    """A motion photo appends its video after the picture's end marker, an Ultra HDR photo its gain map, an MPO a
+    second picture: bytes that may hold FF DA. Only the first image's scans count (they were counted to the file's
+    end: a phone's JPEG was refused as one of 117 scans, or given the smaller budget of a JPEG of several scans)."""
+    baseline = encoded(Image.new("RGB", (200, 300), "grey"), "JPEG")
+    video = bytes(range(256)) * 64 + b"\xff\xda\x00\x08" * (images.MAX_SCANS + 5)
+    assert jpeg_layout(baseline + video) == (0xC0, 1)
+    assert decode_poster(baseline + video, AT_LEAST).size == (200, 300)
+    progressive = encoded(Image.new("RGB", (200, 300), "grey"), "JPEG", progressive=True)
+    assert jpeg_layout(progressive + progressive) == jpeg_layout(progressive)
+    assert jpeg_layout(progressive + progressive)[1] >= 2  # the scans between DHT segments, skipped by length
+
+
+def test_many_segments_between_scans_are_refused_as_many_segments() -> None:
+    """The segments between scans are walked in Python too: past MAX_PARTS the file is refused, as before the first
+    scan, rather than its scans being left uncounted."""
+    progressive = encoded(Image.new("RGB", (200, 300), "grey"), "JPEG", progressive=True)
+    second_scan = progressive.index(b"\xff\xda", progressive.index(b"\xff\xda") + 2)
+    comments = b"\xff\xfe\x00\x02" * (images.MAX_PARTS + 1)
+    padded = progressive[:second_scan] + comments + progressive[second_scan:]
+    with pytest.raises(PosterImageError, match="more than 4,096 marker segments; the limit"):
+        decode_poster(padded, AT_LEAST)
+    fewer = progressive[:second_scan] + comments[:400] + progressive[second_scan:]
+    assert jpeg_layout(fewer) == jpeg_layout(progressive) and decode_poster(fewer, AT_LEAST).size == (200, 300)
+
+
 def test_headers_pillow_would_read_slowly_are_refused_before_it_reads_them() -> None:
     """Pillow reads PNG chunks, JPEG marker segments and GIF data blocks one by one in Python, and a JPEG's padding
     byte by byte (10 MB of empty PNG chunks took it 9 s): more than MAX_PARTS of them, or MAX_PADDING bytes of
@@ -241,7 +278,7 @@ def test_headers_pillow_would_read_slowly_are_refused_before_it_reads_them() -> 
     with pytest.raises(PosterImageError, match="has 70,000 bytes of padding between its JPEG markers"):
         decode_poster(jpeg[:tables_at] + b"\0" * 70_000 + jpeg[tables_at:], AT_LEAST)
     comments = b"\xff\xfe\x00\x02" * too_many
-    with pytest.raises(PosterImageError, match="marker segments before its first scan"):
+    with pytest.raises(PosterImageError, match="more than 4,096 marker segments; the limit"):
         decode_poster(jpeg[:tables_at] + comments, AT_LEAST)
     assert decode_poster(jpeg[:tables_at] + b"\0" * 100 + comments[:400] + jpeg[tables_at:], AT_LEAST).size == (
         200,
