@@ -283,5 +283,7 @@ def job_poster(job_id: str, position: int) -> Response:
 
 @bp.get("/openapi.json")
 def openapi() -> Response:
-    document = {**OPENAPI, "servers": [{"url": request.host_url.rstrip("/")}]}
+    # as the other links the API answers: request.host_url decodes the Host header as IDNA, and a Host it cannot
+    # decode (xn--zz) raised UnicodeError, a 500
+    document = {**OPENAPI, "servers": [{"url": url_for("main.index", _external=True).rstrip("/")}]}
     return Response(json.dumps(document, indent=2), mimetype="application/json")

@@ -177,7 +177,11 @@ def require_catalog_movie(resources: Resources, imdb_id: str) -> None:
     if not imdb_id:
         raise QueryError("send a catalog movie's IMDb id as 'sample' (tt and 7 or 8 digits); this one is empty", 400)
     if imdb_id not in resources.catalog:
-        shown = imdb_id if len(imdb_id) <= 40 else repr(imdb_id[:40] + "…")
+        # a long id is cut, and one with a control or format character (a NUL, a right-to-left override) is quoted
+        # with those escaped, as Python writes them
+        shown = (
+            imdb_id if len(imdb_id) <= 40 and imdb_id.isprintable() else repr(imdb_id[:40] + "…" * (len(imdb_id) > 40))
+        )
         raise QueryError(f"no movie {shown} in the catalog", 404)
 
 

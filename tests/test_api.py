@@ -7,11 +7,13 @@ import base64
 import hashlib
 import hmac
 import io
+import json
 import math
 import re
 import sqlite3
 
 import pytest
+from werkzeug.test import EnvironBuilder
 
 from app import create_app
 
@@ -56,6 +58,12 @@ def test_the_openapi_document_describes_every_api_route(app, openapi) -> None:
     # any request's declared body beyond the limit is refused before it is read (app/limits.py)
     assert all("413" in operation["responses"] for item in openapi["paths"].values() for operation in item.values())
     assert openapi["servers"] == [{"url": "http://localhost"}]
+    # a Host that is no IDNA name: the document names it as the API's other links do (it was a 500)
+    # (called as gunicorn calls it: the test client itself decodes the Host, and fails)
+    environ = EnvironBuilder("/api/openapi.json", environ_overrides={"HTTP_HOST": "xn--zz"}).get_environ()
+    statuses = []
+    body = b"".join(app(environ, lambda status, headers, exc_info=None: statuses.append(status)))
+    assert statuses == ["200 OK"] and json.loads(body)["servers"] == [{"url": "http://xn--zz"}]
 
 
 def test_the_health_check_answers_its_errors_in_json_and_a_body_it_does_not_read_is_not_a_file(app, client) -> None:
@@ -202,6 +210,7 @@ def test_bad_recommend_requests_get_json_errors_and_save_nothing(client, app) ->
         ({"sample": "tt0000001", **{f"f{n}": "x" for n in range(1500)}}, 413, "too many fields"),
         ({"sample": ""}, 400, "send a catalog movie's IMDb id as 'sample' (tt and 7 or 8 digits); this one is empty"),
         ({"sample": "tt" + "9" * 100_000}, 404, "no movie 'tt99999999999999999999999999999999999999…' in the catalog"),
+        ({"sample": "tt\x00\u202e1"}, 404, "no movie 'tt\\x00\\u202e1' in the catalog"),  # escaped, not echoed
         ({"sample": ["tt0000001", "tt0000002"]}, 400, "send 'sample' once; this request sent it 2 times"),
         ({"image": [(io.BytesIO(b"a"), "a.jpg"), (io.BytesIO(b"b"), "b.jpg")]}, 400, "send 'image' once; this"),
     ]
