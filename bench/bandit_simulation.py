@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from bandit import make_policy
+from bench import at_least, png_file
 from recommend import DISTANCES
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -180,12 +181,12 @@ def save_plot(outcomes: dict[str, Outcome], path: Path, log_x: bool) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rounds", type=int, default=10_000)
-    parser.add_argument("--seeds", type=int, default=20)
+    parser.add_argument("--rounds", type=at_least(1), default=10_000)
+    parser.add_argument("--seeds", type=at_least(1), default=20)
     parser.add_argument("--okay", type=float, default=0.2, help="every arm's chance of an 'okay' rating")
-    parser.add_argument("--plot", type=Path, default=REPO_ROOT / "var/bench/bandit_regret.png")
+    parser.add_argument("--plot", type=png_file, default=REPO_ROOT / "var/bench/bandit_regret.png")
     parser.add_argument("--log-x", action="store_true", help="logarithmic round axis")
-    parser.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1), help="worker processes")
+    parser.add_argument("--jobs", type=at_least(1), default=min(2, os.cpu_count() or 1), help="worker processes")
     args = parser.parse_args(argv)
     if args.rounds < 1 or args.seeds < 1 or args.jobs < 1:
         parser.error("--rounds, --seeds and --jobs must be at least 1")

@@ -44,6 +44,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageFile
 
+from bench import at_least
 from model import images
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -374,7 +375,7 @@ def catalog_check(catalog_dir: Path) -> dict[str, object]:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--runs", type=int, default=5, help="fresh processes per image (default 5)")
+    parser.add_argument("--runs", type=at_least(1), default=5, help="fresh processes per image (default 5)")
     parser.add_argument("--only", nargs="+", metavar="CASE", help="the cases whose name starts with one of these")
     parser.add_argument("--scale", type=float, default=1.0, help="times the accepted images' pixels (default 1)")
     parser.add_argument("--keep", type=Path, help="write the images to this directory")

@@ -24,6 +24,8 @@ import statistics
 import time
 from pathlib import Path
 
+from bench import at_least
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 BATCH = 32
@@ -175,14 +177,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", type=Path, required=True)
     parser.add_argument("--catalog", type=Path, required=True)
-    parser.add_argument("--runs", type=int, default=50)
+    parser.add_argument("--runs", type=at_least(1), default=50)
     parser.add_argument("--runtime", choices=("keras", "onnx"), default="keras")
-    parser.add_argument("--threads", type=int, default=1, help="ONNX Runtime's threads per inference (default 1)")
+    parser.add_argument(
+        "--threads", type=at_least(1), default=1, help="ONNX Runtime's threads per inference (default 1)"
+    )
     parser.add_argument(
         "--precision",
         help="ONNX only: auto, float32 or int8, or several separated by commas (float32,int8) to compare them",
     )
-    parser.add_argument("--batches", type=int, default=6, help="with several precisions: batches timed (default 6)")
+    parser.add_argument(
+        "--batches", type=at_least(1), default=6, help="with several precisions: batches timed (default 6)"
+    )
     args = parser.parse_args()
 
     import numpy as np

@@ -26,6 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
+from bench import at_least, whole_numbers
+
 MASK_SHARES = (0.02, 0.05, 0.1, 0.17, 0.25, 0.4)
 """Shares of the catalog the masks allow: the real catalog's genre-and-decade pools run from 2 % (the least, 4 % at the
 1st percentile) through 17 % (median) to 39 % (95th percentile)."""
@@ -220,21 +222,24 @@ def compare_approximate(size: int, args: argparse.Namespace, summary: dict[str, 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rows", type=int, default=80_000, help="catalog size compared with the authors' way")
+    parser.add_argument("--rows", type=at_least(1), default=80_000, help="catalog size compared with the authors' way")
     parser.add_argument(
-        "--sizes", default="80000,1000000", help="comma-separated catalog sizes, exact against approximate"
+        "--sizes",
+        type=whole_numbers,
+        default="80000,1000000",
+        help="comma-separated catalog sizes, exact against approximate",
     )
     parser.add_argument(
         "--source", default="clustered", help="the vectors of part 2: clustered, noise or an index directory"
     )
-    parser.add_argument("--dim", type=int, default=100, help="feature dimensions (default 100, the model's)")
-    parser.add_argument("--queries", type=int, default=100, help="timed queries per distance and size")
-    parser.add_argument("--baseline-queries", type=int, default=2, help="timed queries of the authors' way")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--dim", type=at_least(1), default=100, help="feature dimensions (default 100, the model's)")
+    parser.add_argument("--queries", type=at_least(1), default=100, help="timed queries per distance and size")
+    parser.add_argument("--baseline-queries", type=at_least(1), default=2, help="timed queries of the authors' way")
+    parser.add_argument("--seed", type=at_least(0), default=0)
     parser.add_argument("--quick", action="store_true", help="small sizes and few queries: that the script works")
     args = parser.parse_args()
     if args.quick:
-        args.rows, args.sizes, args.queries, args.baseline_queries = 2000, "1500,3000", 6, 1
+        args.rows, args.sizes, args.queries, args.baseline_queries = 2000, [1500, 3000], 6, 1
     from recommend import DISTANCES
 
     print(
@@ -243,7 +248,7 @@ def main() -> None:
     )
     compare_authors(args)
     summary: dict[str, dict] = {distance: {} for distance in DISTANCES} | {"index": {}}
-    for size in [int(size) for size in args.sizes.split(",") if size]:
+    for size in args.sizes:
         compare_approximate(size, args, summary)
     print(f"\nload average {os.getloadavg()[0]:.2f} at the end")
     print(json.dumps(summary))
