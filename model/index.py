@@ -98,6 +98,11 @@ class FeatureIndex:
             raise FeatureIndexError(
                 f"{directory}: ids, features, probabilities and evoked values disagree in length; rebuild the index"
             )
+        if len(features) and not np.isfinite(features.sum(axis=1, dtype=np.float64)).any():
+            raise FeatureIndexError(
+                f"{directory}: no movie's feature vector is a vector of numbers (NaN or infinite values), so nothing "
+                "could be recommended; rebuild the index (make index)"
+            )
         if catalog is not None and index.imdb_ids != [movie.imdb_id for movie in catalog]:
             raise FeatureIndexError(
                 f"{directory} was built for another catalog than {catalog.directory}; rebuild the index"

@@ -314,3 +314,16 @@ def test_evaluating_a_model_without_training_counts_says_why(trained, demo_catal
     result = CliRunner().invoke(cli, ["evaluate", "--catalog", str(demo_catalog_dir), "--model", str(old)])
     assert result.exit_code != 0
     assert "does not record its training split's genre counts" in result.output and "Traceback" not in result.output
+
+
+def test_an_index_without_one_vector_of_numbers_is_refused(index_dir: Path, demo_catalog, tmp_path: Path) -> None:
+    """An index whose features are all NaN was served: every search found nothing to recommend."""
+    damaged = shutil.copytree(index_dir, tmp_path / "index")
+    features = np.load(damaged / "features.npy")
+    some_nan = features.copy()
+    some_nan[: len(features) // 2] = np.nan  # rows the search leaves out (recommend/search.py): still served
+    np.save(damaged / "features.npy", some_nan)
+    assert FeatureIndex.load(damaged, demo_catalog).imdb_ids == [movie.imdb_id for movie in demo_catalog]
+    np.save(damaged / "features.npy", np.full_like(features, np.nan))
+    with pytest.raises(FeatureIndexError, match="no movie's feature vector is a vector of numbers"):
+        FeatureIndex.load(damaged, demo_catalog)
