@@ -31,10 +31,14 @@ class CatalogError(ValueError):
 
 @dataclass
 class Catalog:
-    """A validated catalog: its directory and its movies in file order."""
+    """A validated catalog: its directory and its movies in file order; and the columns of its movies.csv that the
+    catalog format does not read (a user's `note`), in file order, with each movie's values of them
+    (`extra_values[imdb_id]`), so that a rewrite of movies.csv can keep them (write_movies_csv)."""
 
     directory: Path
     movies: list[Movie]
+    extra_columns: tuple[str, ...] = ()
+    extra_values: dict[str, tuple[str, ...]] = field(default_factory=dict, repr=False)
     _index: dict[str, int] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -97,14 +101,13 @@ def _read_rows(directory: Path, csv_path: Path, check_posters: bool) -> Catalog:
 
     problems: list[str] = []
     movies: list[Movie] = []
+    extra_values: dict[str, tuple[str, ...]] = {}
     seen: dict[str, int] = {}
     with csv_path.open(newline="", encoding="utf-8-sig") as handle:  # -sig: a byte-order mark is no part of a name
         reader = csv.DictReader(handle)
         header = reader.fieldnames or []
-        missing = [column for column in COLUMNS if column not in header]
-        if missing:
-            names = ", ".join(repr(column) for column in missing)
-            raise CatalogError([f"{csv_path}:1: missing column(s) {names}; expected {','.join(COLUMNS)}"])
+        _check_header(csv_path, header)
+        extra_columns = tuple(column for column in header if column not in COLUMNS)
         for row in reader:
             line = reader.line_num
             where = f"{csv_path}:{line}"
@@ -123,11 +126,26 @@ def _read_rows(directory: Path, csv_path: Path, check_posters: bool) -> Catalog:
                 problems.append(f"{where}: {problem}")
                 continue
             movies.append(movie)
+            if extra_columns:
+                extra_values[movie.imdb_id] = tuple(row[column] or "" for column in extra_columns)
     if problems:
         raise CatalogError(problems)
     if not movies:
         raise CatalogError([f"{csv_path}: no movies"])
-    return Catalog(directory=directory, movies=movies)
+    return Catalog(directory=directory, movies=movies, extra_columns=extra_columns, extra_values=extra_values)
+
+
+def _check_header(csv_path: Path, header: list[str]) -> None:
+    """Refuse a header that lacks a catalog column, or that names a column twice: csv.DictReader would give each
+    row only the last of the two fields, silently (a second `title` would replace every title)."""
+    missing = [column for column in COLUMNS if column not in header]
+    if missing:
+        names = ", ".join(repr(column) for column in missing)
+        raise CatalogError([f"{csv_path}:1: missing column(s) {names}; expected {','.join(COLUMNS)}"])
+    twice = [column for column in dict.fromkeys(header) if header.count(column) > 1]
+    if twice:
+        names = ", ".join(repr(column) for column in twice)
+        raise CatalogError([f"{csv_path}:1: the header names column(s) {names} more than once; name each once"])
 
 
 class RowError(ValueError):

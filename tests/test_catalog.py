@@ -268,3 +268,87 @@ def test_a_staged_directory_output_gets_the_mode_the_umask_gives(tmp_path: Path,
         (staging / "model.json").write_text("{}")
     assert mode(target) == 0o777 & ~umask
     assert sorted(path.name for path in tmp_path.iterdir()) == ["model"]
+
+
+# -- a header naming a column twice; extra columns; staging directories of killed writers -------------------------
+
+
+def test_a_header_naming_a_column_twice_is_refused_naming_it_and_line_1(tmp_path: Path) -> None:
+    """csv.DictReader keeps the last of two equal columns: a second `title` silently replaced every title, `check`
+    passed and `datasets fill` wrote the damage back."""
+    rows = [row + ",Other" for row in GOOD_ROWS[:1]]
+    make_catalog(tmp_path, rows, header=HEADER + ",title")
+    with pytest.raises(CatalogError) as error:
+        read_catalog(tmp_path)
+    assert str(error.value) == f"{tmp_path / 'movies.csv'}:1: the header names column(s) 'title' more than once; " + (
+        "name each once"
+    )
+    make_catalog(tmp_path, [row + ",a,b" for row in GOOD_ROWS[:1]], header=HEADER + ",note,note")
+    with pytest.raises(CatalogError, match=r"movies\.csv:1: the header names column\(s\) 'note' more than once"):
+        read_catalog(tmp_path)
+
+
+def test_extra_columns_are_read_and_written_back_after_the_catalog_columns(tmp_path: Path) -> None:
+    make_catalog(tmp_path, [f"{row},keep {n},x" for n, row in enumerate(GOOD_ROWS)], header=HEADER + ",note,tag")
+    catalog = read_catalog(tmp_path)
+    assert catalog.extra_columns == ("note", "tag")
+    assert catalog.extra_values["tt0068646"] == ("keep 1", "x")
+    write_movies_csv(tmp_path, catalog.movies[:2], catalog.extra_columns, catalog.extra_values)
+    again = read_catalog(tmp_path)
+    assert again.movies == catalog.movies[:2] and again.extra_values == {
+        imdb_id: catalog.extra_values[imdb_id] for imdb_id in ("tt0111161", "tt0068646")
+    }
+    assert (tmp_path / "movies.csv").read_text().splitlines()[0] == HEADER + ",note,tag"
+    write_movies_csv(tmp_path, catalog.movies, ("note",), {})  # a movie without values gets empty ones
+    assert read_catalog(tmp_path).extra_values["tt0000003"] == ("",)
+    write_movies_csv(tmp_path, catalog.movies)  # without extra columns: the catalog's own, as always
+    assert (tmp_path / "movies.csv").read_text().splitlines()[0] == HEADER
+    assert read_catalog(tmp_path).extra_columns == ()
+    with pytest.raises(ValueError, match="name each column once"):
+        write_movies_csv(tmp_path, catalog.movies, ("title",))
+
+
+KILLED_WRITER = """
+import sys, time
+from catalog import staged_directory
+with staged_directory(sys.argv[1], "a") as staging:
+    (staging / "a").write_text("unfinished")
+    print(staging, flush=True)
+    time.sleep(120)
+"""
+
+
+def test_a_later_write_removes_the_staging_of_a_killed_writer_and_only_that(tmp_path: Path) -> None:
+    """A writer killed by SIGKILL left its `.NAME.<hex>.partial` for ever: a later write of the same target removes
+    the staging directories of writers that no longer run, never that of a write still running."""
+    import signal
+    import subprocess
+    import sys
+
+    target = tmp_path / "model"
+    writer = subprocess.Popen(
+        [sys.executable, "-c", KILLED_WRITER, str(target)],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=Path(__file__).resolve().parents[1],
+    )
+    try:
+        assert writer.stdout is not None
+        running = Path(writer.stdout.readline().strip())
+        assert running.is_dir() and running.parent == tmp_path and str(writer.pid) in running.name
+        legacy = tmp_path / ".model.0123456789ab.partial"  # an older version's name, without a pid: not ours to judge
+        legacy.mkdir()
+        other = tmp_path / ".other.999999999.0123456789ab.partial"  # another target's
+        other.mkdir()
+        with staged_directory(target, "a") as staging:
+            (staging / "a").write_text("1")
+        assert running.is_dir() and (running / "a").read_text() == "unfinished"  # still being written: kept
+    finally:
+        writer.send_signal(signal.SIGKILL)
+        writer.wait(timeout=30)
+    assert running.is_dir()  # what a SIGKILL leaves
+    with staged_directory(target, "a") as staging:
+        (staging / "a").write_text("2")
+    assert not running.exists()
+    assert (target / "a").read_text() == "2"
+    assert sorted(path.name for path in tmp_path.iterdir()) == sorted(["model", legacy.name, other.name])
