@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import csv
 import os
+import re
 import secrets
 import shutil
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
@@ -18,15 +19,33 @@ from catalog.movie import COLUMNS, Movie
 from catalog.read import MOVIES_CSV, _parse_row
 
 
-def write_movies_csv(directory: str | Path, movies: Sequence[Movie]) -> Path:
-    """Write (or replace) `directory/movies.csv` atomically."""
+def write_movies_csv(
+    directory: str | Path,
+    movies: Sequence[Movie],
+    extra_columns: Sequence[str] = (),
+    extra_values: Mapping[str, Sequence[str]] | None = None,
+) -> Path:
+    """Write (or replace) `directory/movies.csv` atomically.
+
+    `extra_columns` (a catalog's columns the format does not read, Catalog.extra_columns) follow the catalog's own,
+    each movie's values of them taken from `extra_values[imdb_id]` (empty where it has none); without them the file
+    holds exactly the catalog's columns, as always."""
+    extra_columns = tuple(extra_columns)
+    taken = [column for column in extra_columns if column in COLUMNS]
+    if taken or len(set(extra_columns)) != len(extra_columns):
+        raise ValueError(f"extra columns {extra_columns} repeat a column of movies.csv; name each column once")
+    values = extra_values or {}
+    blank = ("",) * len(extra_columns)
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     with _atomic_file(directory / MOVIES_CSV, mode="w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle, lineterminator="\n")
-        writer.writerow(COLUMNS)
+        writer.writerow((*COLUMNS, *extra_columns))
         for movie in movies:
-            writer.writerow(_row(movie))
+            extra = tuple(values.get(movie.imdb_id, blank))
+            if len(extra) != len(extra_columns):
+                raise ValueError(f"{movie.imdb_id} has {len(extra)} extra values for {len(extra_columns)} columns")
+            writer.writerow((*_row(movie), *extra))
     return directory / MOVIES_CSV
 
 
@@ -110,17 +129,18 @@ def write_catalog(
     movies: Sequence[Movie],
     posters: Iterable[tuple[str, bytes]],
     overwrite: bool = False,
+    check: Callable[[Path], None] | None = None,
 ) -> Path:
     """Write a whole catalog: built in a temporary sibling directory, then renamed into place.
 
     `posters` yields (relative poster path, bytes) pairs and is consumed once. An existing
-    `directory` is replaced only with `overwrite=True`, only if it is a catalog (check_replaceable), and only once
-    the new one is complete.
+    `directory` is replaced only with `overwrite=True`, only if it is a catalog (check_replaceable) that `check`
+    (when given) does not refuse, and only once the new one is complete.
     """
     directory = Path(directory)
     if directory.exists() and not overwrite:
         raise FileExistsError(f"{directory} already exists; pass overwrite=True to replace it")
-    with staged_directory(directory, CATALOG_MARKER) as staging:
+    with staged_directory(directory, CATALOG_MARKER, check) as staging:
         for relative_path, data in posters:
             write_poster(staging, relative_path, data)
         write_movies_csv(staging, movies)
@@ -128,20 +148,65 @@ def write_catalog(
 
 
 @contextmanager
-def staged_directory(target: str | Path, marker: str) -> Iterator[Path]:
+def staged_directory(target: str | Path, marker: str, check: Callable[[Path], None] | None = None) -> Iterator[Path]:
     """Yield an empty temporary sibling of `target`; if the block succeeds it replaces `target` whole,
     otherwise it is removed and `target` stays as it was. `target` must be replaceable (check_replaceable with
-    `marker`, the file every output of this kind holds), checked before and again after the block."""
+    `marker`, the file every output of this kind holds, then `check` when given, which raises to refuse it),
+    checked before and again after the block.
+
+    The sibling is named `.NAME.<pid>.<random>.partial` after this process; the staging directories of `target` that
+    a killed writer (SIGKILL, power loss) left are removed first: those named after a process that no longer runs."""
     target = Path(target)
     check_replaceable(target, marker)
+    if check is not None:
+        check(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    staging = _new_directory(target.parent, f".{target.name}.", ".partial")
+    remove_stale_staging(target)
+    staging = _new_directory(target.parent, _staging_prefix(target, os.getpid()), ".partial")
     try:
         yield staging
         check_replaceable(target, marker)
+        if check is not None:
+            check(target)
         _replace_directory(staging, target)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def remove_stale_staging(target: str | Path) -> list[Path]:
+    """Remove the staging directories of `target` (staged_directory's `.NAME.<pid>.<random>.partial` siblings) whose
+    writer no longer runs, and return them. A staging directory of a write still running (its pid alive, this
+    process's own included) is left alone; so is any other name."""
+    target = Path(target)
+    pattern = re.compile(re.escape(f".{target.name}.") + r"([0-9]+)\.[0-9a-f]{12}\.partial")
+    removed: list[Path] = []
+    try:
+        siblings = list(target.parent.iterdir())
+    except OSError:
+        return removed
+    for path in siblings:
+        match = pattern.fullmatch(path.name)
+        if match and not path.is_symlink() and path.is_dir() and not _process_runs(int(match.group(1))):
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path)
+    return removed
+
+
+def _staging_prefix(target: Path, pid: int) -> str:
+    return f".{target.name}.{pid}."
+
+
+def _process_runs(pid: int) -> bool:
+    """Whether process `pid` exists (this process does; pid 0 and other impossible ones count as running)."""
+    if pid <= 0 or pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (OverflowError, OSError):  # PermissionError: another user's; assume it is still writing
+        return True
+    return True
 
 
 def _replace_directory(new: Path, target: Path) -> None:

@@ -37,6 +37,9 @@ RATING_TOLERANCE = 0.05
 _GZIP_MAGIC = b"\x1f\x8b"
 _PROGRESS_EVERY = 50_000
 """Lines between progress bar updates."""
+MAX_LINE_BYTES = 1_000_000
+"""The longest line read (its newline not counted): the datasets' lines are at most a few KB, and a file without
+newlines (/dev/zero, a gzipped stream of one byte) would otherwise be read whole into memory as one line."""
 
 
 class DatasetError(ValueError):
@@ -181,7 +184,13 @@ def _decoded_lines(path: Path, binary: IO[bytes], raw: IO[bytes], bar: tqdm) -> 
     """`binary`'s lines as text, with decoding and decompression errors turned into DatasetError; updates `bar`."""
     number = 0
     try:
-        for number, line in enumerate(binary, start=1):
+        while line := binary.readline(MAX_LINE_BYTES + 1):
+            number += 1
+            if len(line) > MAX_LINE_BYTES and not line.endswith(b"\n"):
+                raise DatasetError(
+                    f"{path}:{number}: line longer than {MAX_LINE_BYTES:,} bytes, which no dataset line is "
+                    "(is this the right file?)"
+                )
             if number % _PROGRESS_EVERY == 0:
                 bar.update(raw.tell() - bar.n)
             yield line.decode("utf-8")
@@ -327,13 +336,16 @@ def _check_command(catalog: Catalog, records: Mapping[str, TitleRecord]) -> int:
 
 
 def _fill_command(catalog: Catalog, records: Mapping[str, TitleRecord], overwrite: bool) -> int:
+    """Fill the catalog and rewrite its movies.csv, keeping the columns the catalog format does not read (a `note`),
+    after its own: the file is the user's, and a fill that dropped them would lose data it was never asked to touch.
+    """
     filling = fill_catalog(catalog, records, overwrite=overwrite)
     for left_out in filling.refused:
         print(f"left out, not a value a catalog takes: {left_out.describe()}", file=sys.stderr)
     movies = filling.movies
     changed = sum(new != old for new, old in zip(movies, catalog, strict=True))
     if changed:
-        path = write_movies_csv(catalog.directory, movies)
+        path = write_movies_csv(catalog.directory, movies, catalog.extra_columns, catalog.extra_values)
         print(f"{changed} of {len(catalog)} movies changed; wrote {path}")
     else:
         print(f"0 of {len(catalog)} movies changed; {catalog.directory / 'movies.csv'} left as it was")

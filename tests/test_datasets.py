@@ -372,3 +372,83 @@ def test_cli_title_types_and_errors(catalog, files, tmp_path: Path) -> None:
     assert run_cli("check", tmp_path / "nowhere", "--basics", files[0]).returncode == 1
     usage = run_cli("fill", catalog.directory)
     assert usage.returncode == 2 and "--basics" in usage.stderr
+
+
+# -- lines without end; extra and repeated columns of the catalog -------------------------------------------------
+
+
+def test_a_line_longer_than_the_bound_is_refused_naming_file_and_line(tmp_path: Path, files) -> None:
+    """A file (or gzip stream) without newlines was read whole as one line: `--basics /dev/zero` ate all memory."""
+    from scraper.datasets import MAX_LINE_BYTES
+
+    plain = tmp_path / "no-newline.tsv"
+    plain.write_bytes(b"a" * (MAX_LINE_BYTES + 10))
+    with pytest.raises(DatasetError, match=r"no-newline\.tsv:1: line longer than 1,000,000 bytes"):
+        read_datasets(plain, progress=False)
+    zeros = tmp_path / "zeros.gz"
+    zeros.write_bytes(gzip.compress(b"\0" * (5 * MAX_LINE_BYTES)))
+    tracemalloc.start()
+    try:
+        with pytest.raises(DatasetError, match=r"zeros\.gz:1: line longer than"):
+            read_datasets(zeros, progress=False)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 3 * MAX_LINE_BYTES
+    long_row = tmp_path / "long-row.tsv.gz"
+    rows = [(*BASICS[0][:2], "x" * (MAX_LINE_BYTES - 200), *BASICS[0][3:]), *BASICS[1:]]
+    too_long = (*rows[0][:3], "y" * 300, *rows[0][4:])  # both titles: 100 bytes over the bound
+    with pytest.raises(DatasetError, match=r"long-row\.tsv\.gz:2: line longer than"):
+        read_datasets(write_tsv(long_row, BASICS_COLUMNS, [too_long]), progress=False)
+    within = read_datasets(write_tsv(long_row, BASICS_COLUMNS, rows), progress=False)  # a long line that fits
+    assert within["tt0111161"].title == "x" * (MAX_LINE_BYTES - 200) and "tt0133093" in within
+
+
+@pytest.mark.skipif(not Path("/dev/zero").exists(), reason="needs /dev/zero")
+def test_cli_check_of_dev_zero_is_one_line_error_in_bounded_memory(catalog) -> None:
+    """Run under a 1.5 GB address-space limit, so that a reader without a line bound fails here instead of eating
+    the machine's memory."""
+    import resource
+
+    def limit_memory() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (1_500_000_000, 1_500_000_000))
+
+    result = subprocess.run(
+        [sys.executable, "-m", "scraper.datasets", "check", str(catalog.directory), "--basics", "/dev/zero"],
+        cwd=REPOSITORY,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        preexec_fn=limit_memory,
+        env=os.environ | {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"},
+    )
+    assert result.returncode == 1 and result.stdout == ""
+    assert result.stderr.splitlines()[-1] == (
+        "error: /dev/zero:1: line longer than 1,000,000 bytes, which no dataset line is (is this the right file?)"
+    )
+
+
+def test_cli_fill_keeps_the_columns_the_catalog_format_does_not_read(catalog, files) -> None:
+    """fill dropped a `note` column without a word: the columns it does not read are written back after its own."""
+    path = catalog.directory / "movies.csv"
+    lines = path.read_text().splitlines()
+    path.write_text("\n".join([lines[0] + ",note", *(f'{line},"mine, {n}"' for n, line in enumerate(lines[1:]))]))
+    result = run_cli("fill", catalog.directory, "--basics", files[0], "--ratings", files[1], "--no-progress")
+    assert result.returncode == 0 and result.stdout.startswith("2 of 5 movies changed; wrote "), result.stderr
+    after = read_catalog(catalog.directory, check_posters=False)
+    assert after.movies == fill_catalog(catalog, read_datasets(*files, progress=False)).movies
+    assert after.extra_columns == ("note",)
+    assert [after.extra_values[movie.imdb_id] for movie in after] == [(f"mine, {n}",) for n in range(5)]
+
+
+def test_cli_fill_refuses_a_header_naming_a_column_twice_and_leaves_the_file(catalog, files) -> None:
+    """A second `title` column replaced every title as it was read, and fill then wrote that damage back."""
+    path = catalog.directory / "movies.csv"
+    lines = path.read_text().splitlines()
+    path.write_text("\n".join([lines[0] + ",title", *(line + ",Damage" for line in lines[1:])]) + "\n")
+    before = path.read_bytes()
+    result = run_cli("fill", catalog.directory, "--basics", files[0], "--overwrite", "--no-progress")
+    assert result.returncode == 1 and result.stdout == ""
+    assert result.stderr == f"error: {path}:1: the header names column(s) 'title' more than once; name each once\n"
+    assert path.read_bytes() == before
