@@ -254,3 +254,38 @@ def test_the_rating_shows_weakly_and_through_noise():
     assert min(apart) > 0
     assert np.median(apart) < 10
     assert 0.1 <= np.mean(alike) <= 0.8
+
+
+def test_force_replaces_only_an_empty_directory_or_a_demo_catalog(tmp_path: Path):
+    """`demo-catalog --force DIR` deleted whatever else DIR held (notes, a database, a scrape's progress file): it
+    replaces a demo catalog or an empty directory, and refuses anything else in one line, before drawing a poster."""
+    from click.testing import CliRunner
+
+    from catalog import OutputInUseError
+    from posterbench.cli import main
+
+    demo = generate_demo_catalog(tmp_path / "demo", n_movies=2, progress=False)
+    generate_demo_catalog(demo, n_movies=3, progress=False, overwrite=True)  # a demo catalog: replaced
+    assert len(read_catalog(demo)) == 3
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    generate_demo_catalog(empty, n_movies=1, progress=False, overwrite=True)
+    assert len(read_catalog(empty)) == 1
+    for name, extra in (
+        ("notes.txt", "notes.txt"),
+        ("app.sqlite", "app.sqlite"),
+        (".scrape.sqlite", ".scrape.sqlite"),
+        ("posters/tt0111161.jpg", "posters/tt0111161.jpg"),  # a catalog of real movies
+    ):
+        target = tmp_path / name.replace("/", "_").lstrip(".")
+        generate_demo_catalog(target, n_movies=2, progress=False)
+        (target / name).write_bytes(b"mine")
+        before = sorted(str(path.relative_to(target)) for path in target.rglob("*"))
+        with pytest.raises(OutputInUseError, match=f"is not a demo catalog \\(it holds {re.escape(extra)}\\)"):
+            generate_demo_catalog(target, n_movies=3, progress=True, overwrite=True)
+        refused = CliRunner().invoke(main, ["demo-catalog", str(target), "--movies", "3", "--force"])
+        assert refused.exit_code == 1 and "Traceback" not in refused.output
+        assert refused.output.startswith(f"Error: {target} is not a demo catalog (it holds {extra})")
+        assert sorted(str(path.relative_to(target)) for path in target.rglob("*")) == before
+        assert (target / name).read_bytes() == b"mine" and len(read_catalog(target)) == 2
+    assert not [path.name for path in tmp_path.iterdir() if path.name.endswith(".partial")]

@@ -14,6 +14,7 @@ look), `compose` (background, layout, title), `finish` (era and quality); this m
 from __future__ import annotations
 
 import io
+import re
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -21,14 +22,22 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
-from catalog import Movie, write_catalog
+from catalog import Movie, OutputInUseError, write_catalog
 from catalog.demo.canvas import _CANVAS_SIZE, POSTER_SIZE
 from catalog.demo.compose import _background, _clip, _draw_title, _layout, _wash
 from catalog.demo.finish import _CHEAP_BELOW, _age_poster, _draw_accolades, _perceived_quality, _poster_age
 from catalog.demo.movies import _POSTER_STREAM, JPEG_QUALITY, MAX_DEMO_MOVIES, _rng, demo_movies
 from catalog.demo.styles import _STYLES
 
-__all__ = ["JPEG_QUALITY", "MAX_DEMO_MOVIES", "POSTER_SIZE", "demo_movies", "generate_demo_catalog", "render_poster"]
+__all__ = [
+    "JPEG_QUALITY",
+    "MAX_DEMO_MOVIES",
+    "POSTER_SIZE",
+    "check_demo_replaceable",
+    "demo_movies",
+    "generate_demo_catalog",
+    "render_poster",
+]
 
 
 # ---------------------------------------------------------------- posters
@@ -70,11 +79,46 @@ def generate_demo_catalog(
 ) -> Path:
     """Build a demo catalog of n_movies synthetic posters in `directory` and return the directory.
 
-    An existing `directory` is replaced only with `overwrite=True`, once the new catalog is complete. The same
-    (n_movies, seed) gives a byte-identical movies.csv and identical poster pixels.
+    An existing `directory` is replaced only with `overwrite=True`, only if it is empty or a demo catalog
+    (check_demo_replaceable: OutputInUseError otherwise, before any poster is drawn), and once the new catalog is
+    complete. The same (n_movies, seed) gives a byte-identical movies.csv and identical poster pixels.
     """
     movies = demo_movies(n_movies, seed)
-    return write_catalog(Path(directory), movies, _poster_files(movies, seed, progress), overwrite=overwrite)
+    posters = _poster_files(movies, seed, progress)
+    return write_catalog(Path(directory), movies, posters, overwrite=overwrite, check=check_demo_replaceable)
+
+
+_POSTER_DIRECTORY = "posters"
+_DEMO_POSTER = re.compile(r"tt99[0-9]{6}\.jpg")
+"""The name of a demo poster file (MAX_DEMO_MOVIES ids, "tt99" plus six digits)."""
+
+
+def check_demo_replaceable(directory: Path) -> None:
+    """Raise OutputInUseError unless `directory` is missing, empty, or a catalog this generator wrote: nothing but
+    its movies.csv and its posters/ directory of demo poster files. It is replaced whole, so anything else in it (a
+    note, a database, a scrape's progress file, a catalog of real movies) would be lost without a word."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        return  # missing (a file or a dangling link is write_catalog's check_replaceable's to refuse)
+    foreign = _foreign_entry(directory)
+    if foreign is not None:
+        raise OutputInUseError(
+            f"{directory} is not a demo catalog (it holds {foreign}), so it is not replaced: choose another path, "
+            "or remove it yourself"
+        )
+
+
+def _foreign_entry(directory: Path) -> str | None:
+    """The first entry of `directory` (as "posters/NAME" when it is in posters/) that a demo catalog does not hold."""
+    for path in sorted(directory.iterdir()):
+        if path.name == "movies.csv" and path.is_file() and not path.is_symlink():
+            continue
+        if path.name != _POSTER_DIRECTORY or path.is_symlink() or not path.is_dir():
+            return path.name
+        for poster in sorted(path.iterdir()):
+            if not _DEMO_POSTER.fullmatch(poster.name) or poster.is_symlink() or not poster.is_file():
+                return f"{_POSTER_DIRECTORY}/{poster.name}"
+    return None
 
 
 def _poster_files(movies: Sequence[Movie], seed: int, progress: bool) -> Iterator[tuple[str, bytes]]:
