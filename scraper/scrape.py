@@ -41,6 +41,7 @@ from scraper.state import (
     MovieRecord,
     ScrapeState,
     Search,
+    check_state_file,
     poster_path,
 )
 from scraper.title_page import TitlePage, TitlePageError, read_title_page, sized_poster_url
@@ -127,7 +128,9 @@ def check_out_directory(settings: ScrapeSettings) -> None:
     one with its progress file (`.scrape.sqlite`, or the `--state` file given, which must exist, beside the
     `.scrape.lock` every scrape leaves). movies.csv is rewritten from the progress file, so a directory without it (a
     catalog this scrape did not write, or other files) would lose its movies.csv; it is refused before anything is
-    created in it or fetched."""
+    created in it or fetched. Raises StateError when the progress file exists and is no scrape's (check_state_file).
+    """
+    check_state_file(settings.state_path)  # a directory, a CSV, another program's database: refused before the lock
     out = settings.out
     if not out.exists() and not out.is_symlink():
         return

@@ -4,12 +4,14 @@ with its poster's state, and which genre's searches found which movie. Every bat
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
+from urllib.parse import quote
 
 from catalog import Movie
 from scraper.search import PAPER_GENRES, SearchItem, YearRange, first_known
@@ -53,8 +55,64 @@ CREATE TABLE IF NOT EXISTS found (
 """
 
 
+_TABLES = frozenset({"settings", "searches", "movies", "found"})
+"""The tables of _SCHEMA: a progress file holds these and nothing else (or nothing yet)."""
+_SQLITE_HEADER = b"SQLite format 3\x00"
+
+
 class StateError(ValueError):
     """The state file cannot be used for this scrape (another format, or made with other year ranges)."""
+
+
+def check_state_file(path: str | Path) -> None:
+    """Raise StateError unless `path` can be a scrape's progress file: missing (it will be made), an empty file, or an
+    SQLite database holding the scraper's tables and nothing else (or no table yet), of this scraper's version.
+    Anything else (a directory, a CSV, the app's database) would be refused by SQLite with a traceback, or worse,
+    silently get the scraper's tables and the WAL journal; it is only read here, and nothing is made or changed."""
+    path = Path(path)
+    if not path.exists():
+        return
+    if path.is_dir():
+        raise StateError(f"{path} is a directory, not a progress file: give --state a file's path")
+    if not path.is_file():
+        raise StateError(f"{path} is not a regular file, so it is no progress file: give --state a file's path")
+    try:
+        with path.open("rb") as handle:
+            start = handle.read(len(_SQLITE_HEADER))
+    except OSError as error:
+        raise StateError(f"{path}: cannot read the progress file ({error.strerror or error})") from error
+    if not start:
+        return  # SQLite makes an empty file a database
+    if start != _SQLITE_HEADER:
+        raise StateError(f"{path} is not an SQLite database, so it is no scrape's progress file: choose another path")
+    tables, version = _contents(path)
+    if tables and tables != _TABLES:
+        others = sorted(tables - _TABLES)
+        holds = ", ".join(others) if others else "only " + ", ".join(sorted(tables))
+        raise StateError(
+            f"{path} is an SQLite database of something else than a scrape (it holds {holds}), so it is not used "
+            "as a progress file: choose another path"
+        )
+    if version not in (0, _SCHEMA_VERSION):
+        raise StateError(f"{path} is a progress file of another scraper version ({version})")
+
+
+def _contents(path: Path) -> tuple[frozenset[str], int]:
+    """The names of the tables, views, indexes and triggers of the SQLite database `path` (SQLite's own left out),
+    and its user_version. Only read: opened read-write only so that, as the last connection of a WAL database, it
+    removes the -wal and -shm files that reading made (a read-only one leaves them), read-only where it must."""
+    uri = f"file:{quote(str(path.resolve()))}"
+    try:
+        try:
+            database = sqlite3.connect(f"{uri}?mode=rw", uri=True)
+        except sqlite3.OperationalError:  # a file this user may only read
+            database = sqlite3.connect(f"{uri}?mode=ro", uri=True)
+        with contextlib.closing(database):
+            names = database.execute("SELECT name FROM sqlite_master WHERE name NOT LIKE 'sqlite%'").fetchall()
+            version = database.execute("PRAGMA user_version").fetchone()[0]
+    except sqlite3.Error as error:
+        raise StateError(f"{path} is not a readable SQLite database ({error}), so it is no progress file") from error
+    return frozenset(name for (name,) in names), version
 
 
 @dataclass(frozen=True)
@@ -118,10 +176,12 @@ def catalog_genres(genres: Iterable[str]) -> tuple[str, ...]:
 
 
 class ScrapeState:
-    """The progress database at `path` (created if missing; WAL journal); a context manager that closes it."""
+    """The progress database at `path` (created if missing; WAL journal); a context manager that closes it. An
+    existing file must be a progress file (check_state_file: StateError otherwise, before anything is changed)."""
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
+        check_state_file(self.path)  # StateError for anything that is not (or cannot become) a progress file
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(self.path)
         try:
