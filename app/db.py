@@ -213,9 +213,11 @@ def sqlite_path(target: str | Path) -> str:
     """The file of a SQLite target: a path, or a sqlite:///relative or sqlite:////absolute URL."""
     text = str(target)
     if text.startswith("sqlite:///"):
-        return text[len("sqlite:///") :]
-    if re.match(r"^[a-z][a-z0-9+.-]*://", text):
+        text = text[len("sqlite:///") :]
+    elif re.match(r"^[a-z][a-z0-9+.-]*://", text):
         raise ValueError(f"unsupported database URL {redacted(text)!r}: use postgresql://... or sqlite:///path")
+    if not text.strip():  # sqlite3 would open "" as a temporary database, and the lock file would land in "."
+        raise ValueError("the SQLite database path is empty: name a file")
     return text
 
 

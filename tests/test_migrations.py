@@ -109,3 +109,43 @@ def test_sqlite_scripts_split_only_between_statements() -> None:
     ]
     with pytest.raises(ValueError, match="not finished"):
         split_statements("CREATE TABLE t (a TEXT")
+
+
+@pytest.mark.parametrize("lose_the_record", ["DROP TABLE schema_migrations", "DELETE FROM schema_migrations"])
+def test_a_database_that_lost_the_record_of_its_migrations_is_left_as_it_is(
+    database_target: str, lose_the_record: str
+) -> None:
+    """Its tables are PosterBench's, but nothing says which migrations made them: running them again failed half-way
+    (duplicate column name: evoked) with a traceback."""
+    migrate(database_target)
+    with open_database(database_target) as database:
+        database.execute(INSERT_RECOMMENDATION)
+        database.execute(lose_the_record)
+    with pytest.raises(MigrationError, match="holds PosterBench's tables without the record of their migrations"):
+        migrate(database_target)
+    with open_database(database_target) as database:
+        assert database.execute("SELECT arm FROM recommendations").fetchone()[0] == "cosine"
+        if lose_the_record.startswith("DROP"):  # not made again either: the database is not changed
+            with pytest.raises(Exception, match="schema_migrations"):
+                database.execute("SELECT version FROM schema_migrations")
+        else:
+            assert database.execute("SELECT COUNT(*) FROM schema_migrations").fetchone()[0] == 0
+
+
+def test_a_database_with_version_1s_tables_alone_is_still_adopted(tmp_path: Path) -> None:
+    """SQLite databases from before versioned migrations hold version 1's tables and no record: adopted, not refused."""
+    path = tmp_path / "old.sqlite"
+    with open_database(path) as database:
+        database.script(migrations("sqlite")[0].sql())
+        database.execute(INSERT_RECOMMENDATION)
+    assert migrate(path) == list(range(2, latest_version() + 1))
+    assert [version for version, _ in versions(str(path))] == list(range(1, latest_version() + 1))
+
+
+@pytest.mark.parametrize("target", ["", " ", "sqlite:///"])
+def test_an_empty_sqlite_path_is_refused(target: str, tmp_path: Path, monkeypatch) -> None:
+    """It was taken for "." and left a "..init-lock" file in the working directory."""
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ValueError, match="the SQLite database path is empty"):
+        migrate(target)
+    assert list(tmp_path.iterdir()) == []

@@ -29,6 +29,16 @@ UNVERSIONED_COLUMNS = {
     ("feedback", "client"): "TEXT NOT NULL DEFAULT ''",
 }
 CREATED_OBJECT = re.compile(r"^(?:--[^\n]*\n|\s)*CREATE\s+(?P<kind>TABLE|INDEX)\s+(?P<name>\w+)", re.IGNORECASE)
+MADE_TABLE_OR_INDEX = re.compile(
+    r"^\s*CREATE\s+(?:TABLE|(?:UNIQUE\s+)?INDEX)\s+(?:IF\s+NOT\s+EXISTS\s+)?(\w+)", re.IGNORECASE | re.MULTILINE
+)
+ADDED_COLUMN = re.compile(
+    r"^\s*ALTER\s+TABLE\s+(\w+)\s+ADD\s+(?:COLUMN\s+)?(?:IF\s+NOT\s+EXISTS\s+)?(\w+)", re.IGNORECASE | re.MULTILINE
+)
+UNRECORDED = (
+    "the database holds PosterBench's tables without the record of their migrations (its schema_migrations table is"
+    " missing or empty), so it will not be changed: restore that table from a backup, or use another database"
+)
 
 
 class MigrationError(RuntimeError):
@@ -86,6 +96,8 @@ def apply_pending(database: Database, known: list[Migration]) -> list[int]:
         with database.transaction(lock="migrations"):  # one process at a time, and one migration per transaction
             database.execute(MIGRATIONS_TABLE[database.dialect.name])
             applied = {int(version) for (version,) in database.execute("SELECT version FROM schema_migrations")}
+            if not applied and holds_unrecorded_objects(database, known):
+                raise MigrationError(UNRECORDED)
             if not applied and database.dialect.name == "sqlite" and has_object(database, "recommendations"):
                 adopt_unversioned(database, known[0])
                 applied = {known[0].version}
@@ -108,9 +120,48 @@ def record(database: Database, migration: Migration) -> None:
     database.execute("INSERT INTO schema_migrations (version, name) VALUES (?, ?)", (migration.version, migration.name))
 
 
+def made_objects(migration: Migration) -> tuple[list[str], list[tuple[str, str]]]:
+    """The tables and indexes that `migration` creates, and the (table, column) pairs it adds to tables."""
+    sql = migration.sql()
+    return MADE_TABLE_OR_INDEX.findall(sql), ADDED_COLUMN.findall(sql)
+
+
+def holds_unrecorded_objects(database: Database, known: list[Migration]) -> bool:
+    """Whether a database that records no migration already holds what a migration makes: any migration's table,
+    index or column on PostgreSQL; on SQLite, one of a migration after the first (a database from before versioned
+    migrations holds version 1's alone, and is adopted). Migrating it would run a migration again and fail."""
+    later = known[1:] if database.dialect.name == "sqlite" else known
+    for migration in later:
+        names, columns = made_objects(migration)
+        if any(has_object(database, name) for name in names):
+            return True
+        if any(has_column(database, table, column) for table, column in columns):
+            return True
+    return False
+
+
 def has_object(database: Database, name: str) -> bool:
-    """Whether SQLite has a table or index called `name`."""
-    return database.execute("SELECT 1 FROM sqlite_master WHERE name = ?", (name,)).fetchone() is not None
+    """Whether the database has a table or index called `name` (on PostgreSQL: in the schema it creates tables in)."""
+    if database.dialect.name == "sqlite":
+        return database.execute("SELECT 1 FROM sqlite_master WHERE name = ?", (name,)).fetchone() is not None
+    found = database.execute(
+        "SELECT 1 FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace"
+        " WHERE n.nspname = current_schema() AND c.relname = ?",
+        (name,),
+    )
+    return found.fetchone() is not None
+
+
+def has_column(database: Database, table: str, column: str) -> bool:
+    """Whether the database's table `table` has a column called `column` (False when there is no such table)."""
+    if database.dialect.name == "sqlite":
+        return any(row["name"] == column for row in database.execute(f"PRAGMA table_info({table})"))
+    found = database.execute(
+        "SELECT 1 FROM information_schema.columns"
+        " WHERE table_schema = current_schema() AND table_name = ? AND column_name = ?",
+        (table, column),
+    )
+    return found.fetchone() is not None
 
 
 def adopt_unversioned(database: Database, first: Migration) -> None:
