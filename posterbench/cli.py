@@ -11,16 +11,21 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, MutableMapping
 from pathlib import Path
 
-import click
+try:  # the stages' imports take a while (NumPy): Ctrl-C meanwhile ends as click ends an interrupted command
+    import click
+    from click.core import ParameterSource
 
-from catalog.__main__ import cli as catalog_cli
-from embedding.__main__ import cli as embedding_cli
-from model.__main__ import cli as model_cli
-from model.command_checks import Stage
-from scraper.__main__ import cli as scraper_cli
+    from catalog.__main__ import cli as catalog_cli
+    from embedding.__main__ import cli as embedding_cli
+    from model.__main__ import cli as model_cli
+    from model.command_checks import Stage
+    from scraper.__main__ import cli as scraper_cli
+except KeyboardInterrupt:
+    print("\nAborted!", file=sys.stderr)
+    sys.exit(1)
 
 # What `serve` runs: the same gunicorn settings module and app factory as the Docker image and tools/serving.py.
 GUNICORN_CONFIG = "python:app.gunicorn_conf"
@@ -32,10 +37,30 @@ EXTRA_OF_MODULE = {"keras": "train", "tensorflow": "train", "onnx": "train", "se
 """The top-level modules that only an extra of the package installs (pyproject.toml), and that extra."""
 
 
+CLOSED_STDOUT_STATUS = 141
+"""The exit status of a command whose reader closed its standard output (`posterbench ... | head`): 128 + SIGPIPE, as
+a shell reports a Unix tool that SIGPIPE stopped."""
+
+
+def silence_closed_stdout() -> None:
+    """Point standard output at /dev/null once its reader is gone, so that what is left in its buffer goes nowhere
+    instead of failing again when Python flushes it at exit."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+    except OSError:
+        return
+    try:
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):  # no file descriptor: output captured in memory (tests)
+        pass
+    finally:
+        os.close(devnull)
+
+
 class Stages(Stage):
     """A group that lists its commands in the order they were added (the pipeline's), not alphabetically, and says
     in one line, instead of a traceback, what a file system refused (model.command_checks.Stage) and which extra a
-    stage needs that this install lacks."""
+    stage needs that this install lacks; a closed standard output (`| head`) ends it quietly."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return list(self.commands)
@@ -43,6 +68,14 @@ class Stages(Stage):
     def invoke(self, ctx: click.Context) -> object:
         try:
             return super().invoke(ctx)
+        except click.ClickException as error:  # Stage says an OSError in one line: not a closed pipe, which is no error
+            if isinstance(error.__cause__, BrokenPipeError):
+                silence_closed_stdout()
+                ctx.exit(CLOSED_STDOUT_STATUS)
+            raise
+        except BrokenPipeError:
+            silence_closed_stdout()
+            ctx.exit(CLOSED_STDOUT_STATUS)
         except ModuleNotFoundError as error:
             extra = EXTRA_OF_MODULE.get((error.name or "").split(".")[0])
             if extra is None:
@@ -106,19 +139,56 @@ for _name in ("train", "evaluate", "tune-thresholds", "export-onnx", "index"):
 main.add_command(embedding_cli, "embed")
 
 
+class DatabaseFile(click.Path):
+    """A SQLite file's path, which may not be empty (click would take "" for ".", the working directory)."""
+
+    def convert(self, value: object, param: click.Parameter | None, ctx: click.Context | None) -> object:
+        if isinstance(value, str) and not value.strip():
+            self.fail("the path is empty: name a SQLite file", param, ctx)
+        return super().convert(value, param, ctx)
+
+
+URL_VARIABLES = ("POSTERBENCH_DATABASE_URL", "DATABASE_URL")
+"""The environment variables of the database's URL, which the app prefers to its SQLite file (POSTERBENCH_DATABASE)."""
+DATABASE_HELP = (
+    "SQLite file (POSTERBENCH_DATABASE); given on the command line, it wins over a URL that POSTERBENCH_DATABASE_URL "
+    "or DATABASE_URL sets"
+)
+
+
+def given_on_command_line(name: str) -> bool:
+    """Whether the current command's parameter `name` was typed on its command line (not an environment variable's or
+    a default)."""
+    return click.get_current_context().get_parameter_source(name) is ParameterSource.COMMANDLINE
+
+
+def file_wins_over_url(environment: MutableMapping[str, str]) -> None:
+    """When --database was given on the command line, make the app use that file rather than a URL from the
+    environment (or from instance/config.py): no URL variable is passed on, and an empty POSTERBENCH_DATABASE_URL
+    overrides the configuration file's DATABASE_URL."""
+    if given_on_command_line("database"):
+        environment.pop("DATABASE_URL", None)
+        environment["POSTERBENCH_DATABASE_URL"] = ""
+
+
 @main.command("init-db")
-@click.option("--database", envvar="POSTERBENCH_DATABASE", type=click.Path(path_type=Path), help="SQLite file")
+@click.option("--database", envvar="POSTERBENCH_DATABASE", type=DatabaseFile(path_type=Path), help=DATABASE_HELP)
 @click.option(
     "--database-url",
-    envvar=["POSTERBENCH_DATABASE_URL", "DATABASE_URL"],
-    help="postgresql://user:password@host/name (wins over --database)",
+    envvar=list(URL_VARIABLES),
+    help="postgresql://user:password@host/name (POSTERBENCH_DATABASE_URL, DATABASE_URL); from the environment, it wins "
+    "over POSTERBENCH_DATABASE but not over --database on the command line; not to be given with --database",
 )
 def init_db(database: Path | None, database_url: str | None) -> None:
     """Create the database tables or bring them up to date (existing data is kept); the app also does it at start."""
     from app.db import StorageUnavailableError, redacted
     from app.db import init_db as migrate
-    from app.migrations import latest_version
+    from app.migrations import MigrationError, latest_version
 
+    if given_on_command_line("database"):
+        if given_on_command_line("database_url"):
+            raise click.UsageError("give --database FILE or --database-url URL, not both")
+        database_url = None  # the file typed here, not a URL from the environment
     target = database_url or (str(database) if database else None)
     if not target:
         raise click.UsageError("give --database FILE or --database-url URL (or POSTERBENCH_DATABASE / DATABASE_URL)")
@@ -128,7 +198,7 @@ def init_db(database: Path | None, database_url: str | None) -> None:
         )
     try:
         applied = migrate(target)
-    except (StorageUnavailableError, ValueError, OSError) as error:
+    except (StorageUnavailableError, MigrationError, ValueError, OSError) as error:
         raise click.ClickException(f"cannot prepare the database at {redacted(target)}: {error}") from error
     done = f"applied migration(s) {', '.join(map(str, applied))}" if applied else "it was up to date"
     click.echo(f"database ready at {redacted(target)}: schema version {latest_version()}, {done}")
@@ -159,7 +229,7 @@ def served_options(command: Callable) -> Callable:
                 "--clems", envvar="POSTERBENCH_CLEMS", help="CLEMS directory whose genres to serve (empty: the model's)"
             ),
             click.option(
-                "--database", envvar="POSTERBENCH_DATABASE", type=click.Path(path_type=Path), help="SQLite file"
+                "--database", envvar="POSTERBENCH_DATABASE", type=DatabaseFile(path_type=Path), help=DATABASE_HELP
             ),
         )
     ):
@@ -203,7 +273,9 @@ def serve(
     from app.gunicorn_conf import JOB_WORKER_VARIABLE
 
     environment = {**os.environ, **served_settings(locals()), JOB_WORKER_VARIABLE: "yes" if job_worker else "no"}
+    file_wins_over_url(environment)
     saved = dict(os.environ)
+    os.environ.clear()
     os.environ.update(environment)
     try:  # once here, so that a setting it cannot start with is one line, not a traceback from every worker
         create_app()
@@ -252,6 +324,7 @@ def worker(
             **_setting("JOB_WORKERS", jobs),
         }
     )
+    file_wins_over_url(os.environ)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s [%(process)d] %(levelname)s %(name)s: %(message)s")
     if restart:
         from app.supervision import supervise

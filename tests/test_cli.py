@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -17,6 +18,7 @@ import pytest
 from click.testing import CliRunner
 
 from posterbench import cli
+from tests.conftest import popen_interruptible
 from tools.serving import wait_until_gone
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -239,3 +241,161 @@ def test_a_stage_whose_extra_is_not_installed_names_the_extra(
     assert done.returncode == 1, done.stderr
     assert f"pip install 'posterbench[{extra}]'" in done.stderr and "Traceback" not in done.stderr, done.stderr
     assert not (tmp_path / "out").exists()
+
+
+def without_database_variables(monkeypatch) -> None:
+    for name in ("POSTERBENCH_DATABASE", "POSTERBENCH_DATABASE_URL", "DATABASE_URL", "POSTERBENCH_JOBS_URL"):
+        monkeypatch.delenv(name, raising=False)
+
+
+def test_init_db_says_in_one_line_that_a_database_is_newer_than_the_code(tmp_path: Path, monkeypatch) -> None:
+    without_database_variables(monkeypatch)
+    database = tmp_path / "future.sqlite"
+    assert CliRunner().invoke(cli.main, ["init-db", "--database", str(database)]).exit_code == 0
+    with sqlite3.connect(database) as connection:
+        connection.execute("INSERT INTO schema_migrations (version, name) VALUES (999, 'from_the_future')")
+    connection.close()
+    result = CliRunner().invoke(cli.main, ["init-db", "--database", str(database)])
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit), result.output
+    assert result.output.startswith("Error: cannot prepare the database at ") and "newer than this PosterBench" in (
+        result.output
+    )
+    assert len(result.output.strip().splitlines()) == 1, result.output
+
+
+def unrecorded_database(path: Path) -> Path:
+    """A database at the latest version whose schema_migrations table was dropped."""
+    assert CliRunner().invoke(cli.main, ["init-db", "--database", str(path)]).exit_code == 0
+    with sqlite3.connect(path) as connection:
+        connection.execute("DROP TABLE schema_migrations")
+    connection.close()
+    return path
+
+
+@pytest.mark.parametrize("command", ["init-db", "serve", "worker"])
+def test_a_database_without_the_record_of_its_migrations_stops_every_command_in_one_line(
+    command: str, tmp_path: Path, monkeypatch
+) -> None:
+    """They ended in a traceback (sqlite3.OperationalError: duplicate column name: evoked)."""
+    without_database_variables(monkeypatch)
+    monkeypatch.setenv("POSTERBENCH_SECRET_KEY", "test")
+    monkeypatch.setattr(cli.os, "execve", lambda *arguments: pytest.fail("serve went on to gunicorn"))
+    saved = dict(os.environ)  # worker sets the app's settings in this process's environment
+    try:
+        result = CliRunner().invoke(cli.main, [command, "--database", str(unrecorded_database(tmp_path / "d.sqlite"))])
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit), result.output
+    assert "holds PosterBench's tables without the record of their migrations" in result.output
+    assert result.output.startswith("Error: ") and len(result.output.strip().splitlines()) == 1, result.output
+
+
+def test_init_db_prefers_the_database_file_typed_to_a_url_from_the_environment(tmp_path: Path, monkeypatch) -> None:
+    """A URL in DATABASE_URL used to win over --database FILE, and could migrate another database than the one named."""
+    without_database_variables(monkeypatch)
+    database = tmp_path / "db1.sqlite"
+    for variable in ("DATABASE_URL", "POSTERBENCH_DATABASE_URL"):
+        result = CliRunner().invoke(
+            cli.main, ["init-db", "--database", str(database)], env={variable: "redis://elsewhere"}
+        )
+        assert result.exit_code == 0 and f"database ready at {database}" in result.output, result.output
+    both = CliRunner().invoke(cli.main, ["init-db", "--database", str(database), "--database-url", "redis://x"])
+    assert both.exit_code == 2 and "Error: give --database FILE or --database-url URL, not both" in both.output
+    from_the_environment = CliRunner().invoke(
+        cli.main, ["init-db"], env={"POSTERBENCH_DATABASE": str(database), "DATABASE_URL": "redis://elsewhere"}
+    )
+    assert from_the_environment.exit_code == 1 and "redis://elsewhere" in from_the_environment.output  # as the app
+    for command in ("init-db", "serve", "worker"):
+        helped = CliRunner().invoke(cli.main, [command, "--help"])
+        assert "given on the command line, it wins over a URL" in " ".join(helped.output.split())
+
+
+def test_serve_and_worker_prefer_the_database_file_typed_to_a_url_from_the_environment(
+    tmp_path: Path, monkeypatch
+) -> None:
+    without_database_variables(monkeypatch)
+    monkeypatch.setenv("POSTERBENCH_SECRET_KEY", "test")
+    monkeypatch.setenv("DATABASE_URL", "redis://elsewhere")
+    monkeypatch.setenv("POSTERBENCH_DATABASE_URL", "redis://elsewhere")
+    served = tmp_path / "served.sqlite"
+    result = CliRunner().invoke(cli.main, ["serve", "--database", str(served)])
+    assert "redis://elsewhere" not in result.output and served.exists(), result.output  # the app started on the file
+    supervised = []
+    monkeypatch.setattr("app.supervision.supervise", lambda command, environment: supervised.append(dict(environment)))
+    saved = dict(os.environ)
+    try:
+        result = CliRunner().invoke(cli.main, ["worker", "--restart", "--database", str(tmp_path / "w.sqlite")])
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+    assert result.exit_code == 0, result.output
+    ((environment),) = supervised
+    assert "DATABASE_URL" not in environment and environment["POSTERBENCH_DATABASE_URL"] == ""
+    assert environment["POSTERBENCH_DATABASE"] == str(tmp_path / "w.sqlite")
+
+
+@pytest.mark.parametrize("command", ["init-db", "serve", "worker"])
+def test_an_empty_database_path_is_refused(command: str, tmp_path: Path, monkeypatch) -> None:
+    """init-db took "" for "." and left a "..init-lock" file in the working directory."""
+    without_database_variables(monkeypatch)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(cli.os, "execve", lambda *arguments: pytest.fail("serve went on to gunicorn"))
+    result = CliRunner().invoke(cli.main, [command, "--database", ""])
+    assert result.exit_code == 2 and "the path is empty: name a SQLite file" in result.output, result.output
+    assert list(tmp_path.iterdir()) == []
+
+
+SLOW_STAGE_IMPORT = """
+import sys, time, types
+slow = types.ModuleType("scraper.__main__")
+def attribute(name):
+    print("importing", flush=True)
+    time.sleep(60)
+slow.__getattr__ = attribute
+sys.modules["scraper.__main__"] = slow
+import posterbench.cli
+"""
+
+
+def test_ctrl_c_while_the_command_starts_ends_in_one_line() -> None:
+    """`posterbench bench NAME` and `recommend-eval` spend their first moments importing the stages (NumPy): Ctrl-C
+    then printed the import's traceback."""
+    command = [sys.executable, "-c", SLOW_STAGE_IMPORT]
+    running = popen_interruptible(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert running.stdout.readline() == "importing\n"
+    running.send_signal(signal.SIGINT)
+    _, stderr = running.communicate(timeout=60)
+    assert running.returncode == 1 and stderr.strip() == "Aborted!", stderr
+
+
+def test_ctrl_c_ends_a_benchmark_run_through_posterbench_in_one_line(tmp_path: Path) -> None:
+    command = [installed_command(), "bench", "bandit_simulation", "--rounds", "10000000", "--seeds", "50"]
+    command += ["--jobs", "1", "--plot", str(tmp_path / "regret.png")]
+    environment = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    running = popen_interruptible(
+        command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=environment
+    )
+    assert running.stdout.readline(), "the benchmark printed nothing"  # past its imports, into the simulation
+    running.send_signal(signal.SIGINT)
+    _, stderr = running.communicate(timeout=60)
+    assert running.returncode != 0 and stderr.strip() == "Aborted!", stderr
+
+
+def test_a_closed_standard_output_ends_the_command_quietly() -> None:
+    """`posterbench bench | head -1` said "Error: [Errno 32] Broken pipe" and exited with 1."""
+    reader, writer = os.pipe()
+    os.close(reader)  # as `head` does once it has its line
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "posterbench.cli", "bench"],
+            cwd=ROOT,
+            stdout=writer,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+    finally:
+        os.close(writer)
+    assert done.returncode == cli.CLOSED_STDOUT_STATUS == 141 and done.stderr == "", done.stderr
