@@ -18,9 +18,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import os
+import signal
 import time
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -113,8 +114,10 @@ class Outcome:
 def run_all(problem: Problem, rounds: int, seeds: int, jobs: int) -> dict[str, Outcome]:
     tasks = [(contender, problem, seed, rounds) for contender in CONTENDERS for seed in range(seeds)]
     if jobs > 1:
-        with ProcessPoolExecutor(max_workers=jobs) as pool:
-            results = list(pool.map(simulate_task, tasks, chunksize=1))
+        # Ctrl-C reaches this process alone, and leaving the block terminates the workers (concurrent.futures' pool
+        # would wait for every queued task first)
+        with multiprocessing.Pool(jobs, initializer=signal.signal, initargs=(signal.SIGINT, signal.SIG_IGN)) as pool:
+            results = pool.map(simulate_task, tasks, chunksize=1)
     else:
         results = [simulate_task(task) for task in tasks]
     gaps = problem.expected_rewards.max() - problem.expected_rewards

@@ -46,11 +46,13 @@ def test_an_input_the_pipeline_refuses_is_one_line(tmp_path: Path) -> None:
     assert finished.stderr.strip() == f"Error: {tmp_path / 'nowhere'}: catalog directory does not exist"
 
 
-def test_ctrl_c_ends_a_benchmark_in_one_line(tmp_path: Path) -> None:
+@pytest.mark.parametrize("jobs", ["1", "2"], ids=["in the process", "in a pool of two"])
+def test_ctrl_c_ends_a_benchmark_in_one_line(tmp_path: Path, jobs: str) -> None:
+    """With a pool, the workers too are gone at once (concurrent.futures' pool waited for every queued run)."""
     command = [sys.executable, "-m", "bench.bandit_simulation", "--rounds", "10000000", "--seeds", "50"]
-    command += ["--jobs", "1", "--plot", str(tmp_path / "regret.png")]
+    command += ["--jobs", jobs, "--plot", str(tmp_path / "regret.png")]
     running = popen_interruptible(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     time.sleep(3)  # past its imports, into the simulation
     running.send_signal(signal.SIGINT)
-    _, stderr = running.communicate(timeout=60)
+    _, stderr = running.communicate(timeout=20)
     assert running.returncode != 0 and stderr.strip() == "Aborted!", stderr
