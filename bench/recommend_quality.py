@@ -82,7 +82,13 @@ def side_of(
     ids: list[str],
     probabilities: np.ndarray | None = None,
     era_filter: bool = False,
+    what: str = "these movies",
 ) -> Side:
+    """The side of the movies `ids`, from the catalog and its index; CatalogError, naming how many are missing,
+    unless the catalog holds them all (`what` names them, for that message)."""
+    from model.evaluation import check_holds
+
+    check_holds(catalog, ids, what)
     rows = np.array([index.row(imdb_id) for imdb_id in ids], dtype=int)
     movies = [catalog.get(imdb_id) for imdb_id in ids]
     return Side(
@@ -282,6 +288,21 @@ def json_ready(scores: dict) -> dict:
     return {key: None if isinstance(value, float) and math.isnan(value) else value for key, value in scores.items()}
 
 
+MAX_SEED = 2**32 - 1
+"""The largest seed the other commands take (`posterbench embed fit --seed`)."""
+
+
+def seed_value(text: str) -> int:
+    """The --seed option's value: a whole number from 0 to MAX_SEED, else a usage error."""
+    try:
+        seed = int(text)
+    except ValueError:
+        seed = -1
+    if not 0 <= seed <= MAX_SEED:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a seed: give a whole number from 0 to {MAX_SEED}")
+    return seed
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--catalog", type=Path, required=True, help="catalog directory recommended from")
@@ -290,7 +311,7 @@ def main() -> None:
     parser.add_argument("--queries", type=Path, help="a second catalog whose movies are the queries")
     parser.add_argument("--queries-index", type=Path, help="its feature index, built by the same model")
     parser.add_argument("--clems", type=Path, help="use this CLEMS model's genre probabilities (threshold 0.5)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the random picks (default 0)")
+    parser.add_argument("--seed", type=seed_value, default=0, help="seed of the random picks (default 0)")
     parser.add_argument(
         "--held-out",
         choices=("test", "validation"),
@@ -340,8 +361,11 @@ def main() -> None:
     if args.queries is None:
         if args.held_out == "validation":  # to choose an experiment's settings before the test split scores them
             catalog_ids, query_ids = split.train, split.validation
+            catalog_what = f"the training split of {args.model}"
         else:
             catalog_ids, query_ids = split.train + split.validation, split.test
+            catalog_what = f"the training and validation splits of {args.model}"
+        query_what = f"the {args.held_out} split of {args.model}"
         query_catalog, query_index = catalog, index
         described = (
             f"{len(query_ids)} held-out {args.held_out} movies of {args.catalog} against {len(catalog_ids)} "
@@ -351,10 +375,14 @@ def main() -> None:
         if query_index.genres != index.genres:
             parser.error(f"{args.queries_index} has genres {query_index.genres}, {args.index} {index.genres}")
         catalog_ids, query_ids = [movie.imdb_id for movie in catalog], query_index.imdb_ids
+        catalog_what, query_what = f"the movies of {args.catalog}", f"the movies of {args.queries_index}"
         described = f"{len(query_ids)} movies of {args.queries} against the {len(catalog_ids)} of {args.catalog}"
-    catalog_side = side_of(catalog, index, catalog_ids)
+    try:  # a catalog that lacks movies of the model's splits: one line, not a KeyError's traceback
+        catalog_side = side_of(catalog, index, catalog_ids, what=catalog_what)
+        sources = {"model": side_of(query_catalog, query_index, query_ids, era_filter=True, what=query_what)}
+    except CatalogError as error:
+        parser.error(str(error))
     description = read_description(args.model)  # the model's decades, which the app's era filter reads
-    sources = {"model": side_of(query_catalog, query_index, query_ids, era_filter=True)}
     if clems is not None:
         sources["model+CLEMS"] = side_of(
             query_catalog,

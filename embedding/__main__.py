@@ -12,6 +12,8 @@ from model.command_checks import Stage, check_keras_model, import_tensorflow
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 PATH = click.Path(path_type=Path)
+MAX_SEED = 2**32 - 1
+"""The largest seed the forests' random state takes."""
 
 
 @click.group(cls=Stage)
@@ -26,10 +28,10 @@ def cli() -> None:
 @click.option("--out", "out_dir", required=True, type=PATH, help="CLEMS directory to write")
 @click.option("--cost", type=click.Choice(["hamming", "rank", "f1", "jaccard"]), default="hamming", show_default=True)
 @click.option("--trees", type=click.IntRange(min=1), default=500, show_default=True)
-@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
+@click.option("--seed", type=click.IntRange(0, MAX_SEED), default=0, show_default=True)
 def fit(catalog_dir: Path, model_dir: Path, index_dir: Path, out_dir: Path, cost: str, trees: int, seed: int) -> None:
     """Fit CLEMS on the training split's feature vectors and save it."""
-    from catalog import OutputInUseError, check_output
+    from catalog import CatalogError, OutputInUseError, check_output
     from embedding import DESCRIPTION_FILE
     from embedding.pipeline import fit_clems
     from model.artifacts import ModelArtifactError
@@ -41,7 +43,7 @@ def fit(catalog_dir: Path, model_dir: Path, index_dir: Path, out_dir: Path, cost
     catalog, index = _load(catalog_dir, index_dir, model_dir)
     try:
         fit_clems(catalog, model_dir, index, out_dir, cost=cost, n_estimators=trees, seed=seed)
-    except (OutputInUseError, ModelArtifactError, OSError) as error:
+    except (CatalogError, OutputInUseError, ModelArtifactError, OSError) as error:
         raise click.ClickException(str(error)) from error
     click.echo(f"CLEMS ({cost} cost, {trees} trees) saved in {out_dir}")
 
@@ -58,12 +60,20 @@ def evaluate(catalog_dir: Path, model_dir: Path, index_dir: Path, clems_dir: Pat
     from embedding.clems import CLEMS
     from embedding.pipeline import evaluate_with_clems
     from model.artifacts import ModelArtifactError
-    from model.evaluation import check_report_path, publish
+    from model.evaluation import check_report_path, checked_evaluation_movies, publish, report_name
 
     catalog, index = _load(catalog_dir, index_dir, model_dir)
+    inputs = {
+        "catalog directory": catalog_dir,
+        "model directory": model_dir,
+        "index directory": index_dir,
+        "CLEMS directory": clems_dir,
+    }
     try:
-        out_file = out_file or clems_dir / f"evaluation-{catalog.directory.resolve().name}.json"
-        check_report_path(out_file)  # before the evaluation, which a report that cannot be written would lose
+        out_file = out_file or clems_dir / report_name(catalog)
+        # before the evaluation, which a report that cannot be written would lose, and which must not damage its inputs
+        check_report_path(out_file, inputs, report_dir=clems_dir)
+        checked_evaluation_movies(catalog, model_dir)  # nothing to evaluate: refused before TensorFlow loads
         check_fitted_for(clems_dir, model_dir)
         clems = CLEMS.load(clems_dir)
         check_keras_model(model_dir)

@@ -141,9 +141,9 @@ def evaluate(catalog_dir: Path, model_dir: Path, out_file: Path | None, index_di
     """Score the model and two constant baselines on a catalog (and, with --index, what the app serves); the last
     line is one JSON object."""
 
-    from catalog import CatalogError, OutputNotWritableError, read_catalog
+    from catalog import CatalogError, OutputInUseError, OutputNotWritableError, read_catalog
     from model.artifacts import ModelArtifactError
-    from model.evaluation import check_report_path, publish
+    from model.evaluation import check_report_path, checked_evaluation_movies, publish, report_name
     from model.evaluation import evaluate as evaluate_model
     from model.images import PosterImageError
     from model.index import FeatureIndex, FeatureIndexError
@@ -153,13 +153,17 @@ def evaluate(catalog_dir: Path, model_dir: Path, out_file: Path | None, index_di
         ModelArtifactError,
         PosterImageError,
         FeatureIndexError,
+        OutputInUseError,
         OutputNotWritableError,
         ValueError,
     )
+    inputs = {"catalog directory": catalog_dir, "model directory": model_dir, "index directory": index_dir}
     try:
         catalog = read_catalog(catalog_dir)
-        out_file = out_file or model_dir / f"evaluation-{catalog.directory.resolve().name}.json"
-        check_report_path(out_file)  # before the evaluation, which a report that cannot be written would lose
+        out_file = out_file or model_dir / report_name(catalog)
+        # before the evaluation, which a report that cannot be written would lose, and which must not damage its inputs
+        check_report_path(out_file, inputs, report_dir=model_dir)
+        checked_evaluation_movies(catalog, model_dir)  # nothing to evaluate: refused before TensorFlow loads
         index = None if index_dir is None else FeatureIndex.load(index_dir, catalog, model_dir)
         check_keras_model(model_dir)
         import_tensorflow()

@@ -1,16 +1,18 @@
 """Evaluate a saved genre model on a catalog against constant baselines: on the model's own held-out
-test split when the catalog is the one it was trained on, else on every movie with a target genre."""
+test split when the catalog is the one it was trained on, else on every movie with a target genre that the model
+neither trained nor validated on."""
 
 from __future__ import annotations
 
 import json
 import math
 import os
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
 
-from catalog import Catalog, OutputNotWritableError, check_writable
+from catalog import GENRES, Catalog, CatalogError, OutputInUseError, OutputNotWritableError, check_writable
 from model.artifacts import DESCRIPTION_FILE, GenreModel, Prediction
 from model.images import load_posters
 from model.index import FeatureIndex
@@ -26,18 +28,55 @@ from model.metrics import (
 from model.split import SPLIT_FILE, Split, with_target_genres
 
 PREDICT_CHUNK = 256
+REPORT_PREFIX = "evaluation"
+"""The commands' default report is REPORT_PREFIX-CATALOG.json in the model (or CLEMS) directory."""
 SERVED = "served"
 """The report of what the app serves (the index's probabilities), beside the model's own."""
 
 
 def evaluation_movies(catalog: Catalog, model_dir: Path) -> tuple[list[str], str]:
-    """The ids to evaluate on, and a phrase saying which they are."""
+    """The ids to evaluate on, and a phrase saying which they are: the model's held-out test split when the catalog
+    holds it all, else every movie with a target genre less those of the model's training and validation splits
+    (none, possibly: checked_evaluation_movies refuses that)."""
     split_path = model_dir / SPLIT_FILE
-    if split_path.exists():
-        test = Split.load(split_path).test
-        if test and all(imdb_id in catalog for imdb_id in test):
-            return test, "the model's held-out test split"
-    return [movie.imdb_id for movie in with_target_genres(catalog.movies)], "every movie with a target genre"
+    split = Split.load(split_path) if split_path.exists() else None
+    if split is not None and split.test and all(imdb_id in catalog for imdb_id in split.test):
+        return split.test, "the model's held-out test split"
+    candidates = [movie.imdb_id for movie in with_target_genres(catalog.movies)]
+    seen = set() if split is None else set(split.train) | set(split.validation)
+    ids = [imdb_id for imdb_id in candidates if imdb_id not in seen]
+    if len(ids) < len(candidates):
+        left_out = len(candidates) - len(ids)
+        return ids, f"every movie with a target genre, less the {left_out} the model trained or validated on"
+    return ids, "every movie with a target genre"
+
+
+def checked_evaluation_movies(catalog: Catalog, model_dir: Path) -> tuple[list[str], str]:
+    """evaluation_movies, refused (CatalogError, saying why) when it leaves no movie to evaluate on: none has a
+    target genre, or the model trained or validated on every one that has."""
+    ids, which = evaluation_movies(catalog, model_dir)
+    if ids:
+        return ids, which
+    if not with_target_genres(catalog.movies):
+        raise CatalogError(
+            [f"no movie of {catalog.directory} has a target genre ({', '.join(GENRES)}): there is nothing to evaluate"]
+        )
+    raise CatalogError(
+        [
+            f"every movie of {catalog.directory} with a target genre is one that {model_dir} trained or validated "
+            "on: evaluate the model on a catalog holding its held-out test split, or on movies it never saw"
+        ]
+    )
+
+
+def check_holds(catalog: Catalog, ids: list[str], what: str) -> None:
+    """Raise CatalogError, naming how many are missing, unless the catalog holds every movie of `ids` (`what` names
+    them: "the training split of var/model")."""
+    missing = sum(imdb_id not in catalog for imdb_id in ids)
+    if missing:
+        raise CatalogError(
+            [f"{catalog.directory} does not hold {what}: {missing} of its {len(ids)} movies are missing"]
+        )
 
 
 def predict_movies(model: GenreModel, catalog: Catalog, ids: list[str], progress: bool = True) -> Prediction:
@@ -100,8 +139,8 @@ def evaluate(
     text rendering. With the catalog's feature `index` (built by this model, with what the app serves: the int8
     export when its check passed), also `served`: the same report on the index's stored probabilities, which are
     what the app answers for these posters, with the model's thresholds."""
+    ids, which = checked_evaluation_movies(catalog, model_dir)  # before the model is loaded: there may be none
     model = GenreModel.load(model_dir)
-    ids, which = evaluation_movies(catalog, model_dir)
     y_true = catalog.labels(model.genres, ids).astype(int)
     reports = {"model": full_report(model, catalog, ids, predict_movies(model, catalog, ids, progress))}
     names = {"model": "model"}
@@ -132,15 +171,39 @@ def summaries(reports: dict) -> dict:
     return {name: summary(report) for name, report in reports.items()}
 
 
-def check_report_path(out_file: Path) -> None:
+def check_report_path(
+    out_file: Path, inputs: Mapping[str, Path | None] | None = None, report_dir: Path | None = None
+) -> None:
     """Raise OutputNotWritableError unless the report can be written to `out_file`: not a directory, not a file that
-    cannot be written, and in a directory that can be (check_writable). Called before the evaluation, which a report
-    that cannot be written would lose."""
+    cannot be written, and in a directory that can be (check_writable); and OutputInUseError when `out_file` is one
+    of the command's `inputs` (what each is, as "model directory", to its path; None: not given) or lies inside
+    one, which writing the report would damage, save a report of this command (evaluation-*.json) right in
+    `report_dir`, where it is written by default. Paths are compared resolved (links, ".."). Called before the
+    evaluation, which a report that cannot be written would lose."""
     if out_file.is_dir():
         raise OutputNotWritableError(f"cannot write the report to {out_file}: it is a directory; name a file")
     if out_file.exists() and not os.access(out_file, os.W_OK):
         raise OutputNotWritableError(f"cannot write the report to {out_file}: the file is not writable")
     check_writable(out_file)
+    target = out_file.resolve()
+    if report_dir is not None and target.parent == report_dir.resolve() and is_report_name(target.name):
+        return
+    for what, directory in (inputs or {}).items():
+        if directory is not None and target.is_relative_to(directory.resolve()):
+            raise OutputInUseError(
+                f"cannot write the report to {out_file}: it is inside the {what} {directory}, an input of this "
+                "command, which it would damage; name a file elsewhere"
+            )
+
+
+def is_report_name(name: str) -> bool:
+    """Whether `name` is that of an evaluation report, as the commands name theirs by default."""
+    return name.startswith(f"{REPORT_PREFIX}-") and name.endswith(".json")
+
+
+def report_name(catalog: Catalog) -> str:
+    """The default report's file name for a catalog: evaluation-NAME.json, NAME its directory's."""
+    return f"{REPORT_PREFIX}-{catalog.directory.resolve().name}.json"
 
 
 def publish(reports: dict, text: str, out_file: Path) -> str:
