@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -34,9 +35,25 @@ def _genres(context: click.Context, parameter: click.Parameter, value: str | Non
     from scraper.settings import parse_genres
 
     try:
-        return parse_genres(value) if value else PAPER_GENRES
+        return parse_genres(value) if value is not None else PAPER_GENRES  # "" names no genre: refused
     except ValueError as error:
         raise click.BadParameter(str(error)) from error
+
+
+class Seconds(click.FloatRange):
+    """A wait in seconds, from 0 to an hour; NaN, which passes a range's comparisons, is refused too (an infinite
+    wait hung the scrape, a NaN one crashed it)."""
+
+    name = "seconds"
+
+    def __init__(self) -> None:
+        super().__init__(min=0, max=3600)
+
+    def convert(self, value: object, param: click.Parameter | None, ctx: click.Context | None) -> float:
+        seconds = super().convert(value, param, ctx)
+        if math.isnan(seconds):
+            self.fail(f"{value!r} is not a number of seconds", param, ctx)
+        return seconds
 
 
 @click.group()
@@ -52,9 +69,9 @@ def cli() -> None:
 @click.option("--years", callback=_year_ranges, help="comma-separated year ranges to start from: 1900-1969,1970-1989")
 @click.option("--per-genre", type=click.IntRange(min=1), default=12_000, show_default=True, help="titles per genre")
 @click.option("--result-cap", type=click.IntRange(min=1), default=10_000, show_default=True, help="split above this")
-@click.option("--delay", type=click.FloatRange(min=0), default=2.0, show_default=True, help="seconds between actions")
-@click.option("--title-delay", type=click.FloatRange(min=0), default=2.0, show_default=True)
-@click.option("--poster-delay", type=click.FloatRange(min=0), default=0.5, show_default=True)
+@click.option("--delay", type=Seconds(), default=2.0, show_default=True, help="seconds between actions")
+@click.option("--title-delay", type=Seconds(), default=2.0, show_default=True)
+@click.option("--poster-delay", type=Seconds(), default=0.5, show_default=True)
 @click.option(
     "--title-pages",
     type=click.Choice(["off", "missing", "all"]),
@@ -66,7 +83,7 @@ def cli() -> None:
 @click.option("--remote", metavar="URL", help="drive a Selenium Grid at URL instead of local headless Chromium")
 @click.option("--state", type=click.Path(path_type=Path), help="progress file (default: DIR/.scrape.sqlite)")
 @click.option("--retries", type=click.IntRange(min=0), default=3, show_default=True)
-@click.option("--backoff", type=click.FloatRange(min=0), default=2.0, show_default=True, help="first retry's wait")
+@click.option("--backoff", type=Seconds(), default=2.0, show_default=True, help="first retry's wait")
 @click.option("--no-progress", is_flag=True, help="no progress bars")
 def scrape(out_dir: Path, **options: object) -> None:
     """Scrape IMDb's advanced title search into a catalog; run the same command again to resume."""

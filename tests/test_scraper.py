@@ -868,8 +868,15 @@ def test_a_selenium_grid_with_remote_and_every_title_page(
 
 def test_the_command_line_checks_its_options(tmp_path: Path) -> None:
     base = [sys.executable, "-m", "scraper", "scrape", "--out", str(tmp_path / "x")]
-    for extra, message in ((["--years", "1990-1980"], "bad year range"), (["--genres", "Music"], "unknown genre")):
+    refused = [
+        (["--years", "1990-1980"], "bad year range"),
+        (["--genres", "Music"], "unknown genre"),
+        (["--genres", ""], "unknown genre(s) (none)"),  # it meant all 18
+        (["--backoff", "inf"], "'--backoff': inf is not in the range 0<=x<=3600"),  # it hung the first retry
+        (["--delay", "nan"], "'--delay': 'nan' is not a number of seconds"),
+    ]
+    for extra, message in refused:
         result = subprocess.run(base + extra, cwd=ROOT, capture_output=True, text=True, timeout=60)
-        assert result.returncode == 2 and message in result.stderr
+        assert result.returncode == 2 and message in result.stderr, result.stderr
     helped = subprocess.run(base[:4] + ["--help"], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert all(option in helped.stdout for option in ("--remote", "--title-pages", "--per-genre", "--delay"))
