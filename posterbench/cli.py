@@ -242,9 +242,22 @@ def served_settings(values: Mapping[str, object | None]) -> dict[str, str]:
     return {key: value for name in SERVED_SETTINGS for key, value in _setting(name.upper(), values[name]).items()}
 
 
+def nonblank_address(value: str, parameter: click.Parameter) -> str:
+    """--host's value, refused when blank: gunicorn would listen on every interface, which 0.0.0.0 says openly."""
+    if not value.strip():
+        raise click.BadParameter("the address is empty: name one (0.0.0.0 listens on every interface)", param=parameter)
+    return value
+
+
 @main.command()
 @served_options
-@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    callback=lambda context, parameter, value: nonblank_address(value, parameter),
+    help="address to listen on (0.0.0.0: every interface)",
+)
 @click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True)
 @click.option("--workers", envvar="GUNICORN_WORKERS", type=click.IntRange(min=1), default=2, show_default=True)
 @click.option(

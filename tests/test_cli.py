@@ -167,6 +167,9 @@ def test_serve_says_in_one_line_why_the_app_cannot_start(
     nowhere = CliRunner().invoke(cli.main, ["serve", "--catalog", str(tmp_path / "nowhere"), *served])
     assert nowhere.exit_code == 1 and "catalog directory does not exist" in nowhere.output
     assert "Traceback" not in unkeyed.output + nowhere.output and calls == []
+    blank = CliRunner().invoke(cli.main, ["serve", "--catalog", str(demo_catalog_dir), *served, "--host", " "])
+    assert blank.exit_code == 2 and "'--host': the address is empty" in blank.output  # gunicorn: every interface
+    assert calls == []
 
 
 @pytest.mark.parametrize(("setting", "starts"), [(None, True), ("yes", True), ("1", True), ("no", False), ("0", False)])
