@@ -168,6 +168,8 @@ def write_description(directory: Path, description: Description, **extra: object
 def read_description(directory: Path) -> Description:
     """The preset, genre order, thresholds, decades and rating interval in a model directory's model.json."""
     description_path = directory / DESCRIPTION_FILE
+    if directory.exists() and not directory.is_dir():
+        raise ModelArtifactError(f"{directory} is a file, not a model directory: name the directory that holds it")
     if not description_path.is_file():
         raise ModelArtifactError(f"{description_path} is missing: train a model first (make train / posterbench train)")
     try:

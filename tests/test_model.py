@@ -327,3 +327,12 @@ def test_an_index_without_one_vector_of_numbers_is_refused(index_dir: Path, demo
     np.save(damaged / "features.npy", np.full_like(features, np.nan))
     with pytest.raises(FeatureIndexError, match="no movie's feature vector is a vector of numbers"):
         FeatureIndex.load(damaged, demo_catalog)
+
+
+def test_a_file_named_as_the_model_directory_is_said_to_be_one(onnx_model_dir: Path) -> None:
+    """It was "model.json/model.json is missing: train a model first" for the model's own model.json."""
+    from model.artifacts import DESCRIPTION_FILE, ModelArtifactError, read_description
+
+    given = onnx_model_dir / DESCRIPTION_FILE
+    with pytest.raises(ModelArtifactError, match=f"^{given} is a file, not a model directory"):
+        read_description(given)
