@@ -51,6 +51,7 @@ def create_app(test_config: dict | None = None, job_worker: bool = False) -> Fla
         FEEDBACK_WINDOW_SECONDS=60,  # ... in this many seconds
         API_TOKEN=None,  # when set, API calls that change state need "Authorization: Bearer <token>"
         TRUSTED_PROXIES=0,  # reverse proxies in front of the app whose X-Forwarded-For is believed
+        TRUSTED_HOSTS=None,  # ["posterbench.example"]: other Host headers get 400 (the API's links name the Host)
         POSTERS_PER_CLIENT=2,  # uploads and IMDb links one client may have in progress at once, per worker
         IMDB_FETCHES_PER_CLIENT=1,  # IMDb link fetches one client may have in progress at once, per worker
         IMDB_FETCHES=2,  # IMDb link fetches in progress at once per worker, all clients together

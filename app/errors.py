@@ -7,9 +7,9 @@ extension, a broken trailer, an end before the body's) is answered 400."""
 
 from __future__ import annotations
 
-from flask import Flask, Request, current_app, render_template, request
+from flask import Flask, Request, Response, current_app, render_template, request
 from gunicorn.http.errors import NoMoreData, ParseException
-from werkzeug.exceptions import BadRequest, HTTPException, InternalServerError, RequestEntityTooLarge
+from werkzeug.exceptions import BadRequest, HTTPException, InternalServerError, RequestEntityTooLarge, SecurityError
 from werkzeug.formparser import FormDataParser
 from werkzeug.http import HTTP_STATUS_CODES
 
@@ -64,6 +64,8 @@ def http_error(error: HTTPException) -> tuple[object, int, list[tuple[str, str]]
     """Our page or JSON for an HTTP error, with the headers the error's own answer carries (Allow on a 405,
     WWW-Authenticate on a 401) but its content type."""
     headers = [(name, value) for name, value in error.get_headers() if name.lower() != "content-type"]
+    if isinstance(error, SecurityError) and not wants_json():  # a Host not in TRUSTED_HOSTS: no link can be built
+        return Response(f"{error.description}\n", mimetype="text/plain"), error.code or 400, headers
     if isinstance(error, RequestEntityTooLarge):
         limit = current_app.config["MAX_CONTENT_LENGTH"]
         if request.content_length is not None and request.content_length <= limit:  # the form's limits, not the size

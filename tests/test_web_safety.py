@@ -303,3 +303,18 @@ def test_gunicorns_access_log_escapes_control_characters_so_no_line_can_be_forge
     assert "\n" not in line and "\x00" not in line
     assert line.startswith('10.0.0.1 - - [07/Dec/2026:12:00:00 +0000] "GET /posters/x\\x0a127.0.0.1 - - ')
     assert line.endswith('200 42\\x00.jpg HTTP/1.1" 404 9 "-"')
+
+
+def test_a_host_outside_trusted_hosts_is_refused_on_pages_and_in_the_api(app_settings: dict) -> None:
+    """The API's links and Location headers are built from the Host header: a deployment names its hosts
+    (POSTERBENCH_TRUSTED_HOSTS) and any other gets a 400, as text on the pages (an error page's links would be built
+    from that Host too) and as JSON under /api/."""
+    app = create_app({**app_settings, "TRUSTED_HOSTS": ["posterbench.example"]})
+    client = app.test_client()
+    page = client.get("/", headers={"Host": "evil.example"})
+    assert page.status_code == 400 and page.mimetype == "text/plain"
+    assert page.get_data(as_text=True) == "Host 'evil.example' is not trusted.\n"
+    api = client.get("/api/openapi.json", headers={"Host": "evil.example"})
+    assert api.status_code == 400 and api.get_json()["error"] == "Host 'evil.example' is not trusted."
+    trusted = client.get("/api/openapi.json", headers={"Host": "posterbench.example"})
+    assert trusted.status_code == 200 and trusted.get_json()["servers"] == [{"url": "http://posterbench.example"}]
