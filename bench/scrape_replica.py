@@ -3,7 +3,7 @@ it on 127.0.0.1, runs the real scraper (headless Chromium) into a temporary cata
 zero, validates the catalog with `read_catalog`, compares it with the replica's movies, and prints the speed in
 pages per second. The last line is one JSON object: {"movies", "posters", "seconds", ...}.
 
-    python -m bench.scrape_replica [--movies 300] [--result-cap 200] [--title-pages off|missing|all]
+    python -m bench.scrape_replica [--movies 300] [--result-cap 200] [--title-pages off|missing|all] [--genres G,G]
 """
 
 from __future__ import annotations
@@ -16,13 +16,15 @@ from pathlib import Path
 
 from catalog import Catalog, read_catalog
 from scraper.scrape import PAPER_GENRES, ScrapeSettings, scrape
+from scraper.settings import parse_genres
 from tools.replica import ReplicaServer, write_replica_catalog
 
 
-def differences(replica: Catalog, scraped: Catalog) -> list[str]:
-    """What the scraped catalog gets wrong about the replica's movies (genres compared within the 18 searched)."""
+def differences(replica: Catalog, scraped: Catalog, genres: tuple[str, ...] = PAPER_GENRES) -> list[str]:
+    """What the scraped catalog gets wrong about the replica's movies: every movie of one of the searched `genres`
+    is to be found, its genres compared within them."""
     problems = []
-    searched = set(PAPER_GENRES)
+    searched = set(genres)
     expected = {movie.imdb_id: movie for movie in replica if set(movie.genres) & searched}
     found = {movie.imdb_id: movie for movie in scraped}
     problems += [f"{imdb_id}: missing" for imdb_id in sorted(expected.keys() - found.keys())]
@@ -38,12 +40,23 @@ def differences(replica: Catalog, scraped: Catalog) -> list[str]:
     return problems
 
 
+def genre_list(text: str) -> tuple[str, ...]:
+    """An argparse type: the scraper's comma-separated genres (scraper.settings.parse_genres)."""
+    try:
+        return parse_genres(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--movies", type=int, default=300, help="synthetic movies in the replica (default 300)")
     parser.add_argument("--result-cap", type=int, default=200, help="the replica's results per query (default 200)")
     parser.add_argument("--title-pages", choices=("off", "missing", "all"), default="missing")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--genres", type=genre_list, default=PAPER_GENRES, help="comma-separated genres to search (default: the 18)"
+    )
     args = parser.parse_args(argv)
 
     with tempfile.TemporaryDirectory(prefix="posterbench-scrape-") as scratch:
@@ -59,13 +72,17 @@ def main(argv: list[str] | None = None) -> None:
                 title_delay=0.0,
                 poster_delay=0.0,
                 title_pages=args.title_pages,
+                genres=args.genres,
                 progress=sys.stderr.isatty(),
             )
             report = scrape(settings)
         scraped = read_catalog(out)  # raises CatalogError naming each problem
-        problems = differences(replica_catalog, scraped)
+        problems = differences(replica_catalog, scraped, args.genres)
     pages_per_second = report.pages / report.seconds if report.seconds else 0.0
-    print(f"replica: {args.movies} movies, result cap {args.result_cap}; title pages: {args.title_pages}")
+    print(
+        f"replica: {args.movies} movies, result cap {args.result_cap}; title pages: {args.title_pages};"
+        f" {len(args.genres)} genres searched"
+    )
     print(
         f"scraped {report.movies} movies and {report.posters} posters in {report.seconds:.1f} s: {report.pages} pages"
         f" and clicks ({pages_per_second:.1f} per second), {report.title_pages} title pages,"
