@@ -13,31 +13,32 @@ held-out test split. The dense layers (the trunk to the feature vector, the genr
 pooling and the signature stay in float32: they are a small share of the time, and the feature vector and the heads
 are what the check compares.
 
-The check, on the held-out split (the test split of split.json; every movie with a target genre when the catalog
-is not the model's own), against the float32 export on the same posters:
-- the genres' macro ROC-AUC at most AUC_DROP below float32's;
-- each genre's decision (probability >= its tuned threshold) the same on at least AGREEMENT of the posters;
-- the five recommendations of each held-out poster (its own movie left out, the app's genre and decade filters,
-  for each distance) sharing at least OVERLAP of float32's five on average: int8 queries searched among the
-  catalog's int8 feature vectors, as the app serves int8 with an index built by int8 (`make index`), against float32
-  queries among float32 vectors. The figures of int8 queries among float32 vectors (an index built before int8)
-  are recorded beside them, not checked.
+The check (model/int8_check.py) compares it with the float32 export on the held-out posters.
 
 Files, beside the float32 export: model.int8.onnx (the graph, with the small tensors), model.int8.onnx.data (every
 tensor of EXTERNAL_BYTES or more at a 64 KiB-aligned offset, memory-mapped as the float32 export's is) and
 model.int8.onnx.json, written last: the float32 export it was made from, the size and hash of both files, the
 quantization and calibration settings, and the check with its figures, passed or not. model/onnx_model.py serves
-the int8 export only when that check passed (choose_precision)."""
+the int8 export only when that check passed (choose_precision).
+
+The inputs are checked before any file is touched (the operator types, the held-out and calibration posters), and
+the three files are written and checked in a staging folder beside them (STAGING_DIR, on the same file system),
+then renamed over the previous ones only once all three are whole: a refused, failed or interrupted export leaves
+the previous one and its record as they were, and the workers serving it keep the data file they memory-mapped
+(a rename, never a rewrite in place)."""
 
 from __future__ import annotations
 
 import json
 import logging
 import os
+import shutil
+import signal
 import tempfile
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -45,17 +46,25 @@ import onnx
 from onnx import TensorProto, numpy_helper
 
 from catalog import Catalog, read_catalog
-from model.artifacts import Description, Prediction, file_sha256
+from model.artifacts import file_sha256
 from model.images import load_posters, preprocess
-from model.index import DESCRIPTION_FILE as INDEX_DESCRIPTION_FILE
-from model.index import FeatureIndex, FeatureIndexError, available_cores, model_fingerprint, predict_catalog
-from model.onnx_export import ALIGNMENT, write_whole
+from model.index import available_cores, predict_catalog
+from model.int8_check import (
+    Int8Check,
+    Int8ExportError,
+    Thresholds,
+    checked_held_out,
+    compare,
+    float32_catalog,
+)
+from model.onnx_export import ALIGNMENT
 from model.onnx_model import (
     EXPORT_FILES,
     INPUT_NAME,
     INT8_DATA_FILE,
     INT8_EXPORT_FILE,
     INT8_FILE,
+    INT8_FILES,
     ONNX_FILE,
     PREPACK_LIMIT,
     OnnxGenreModel,
@@ -66,13 +75,15 @@ from model.split import SPLIT_FILE, Split
 CALIBRATION_POSTERS = 256
 CALIBRATION_BATCH = 32
 CALIBRATION_SEED = 0
-AUC_DROP = 0.005
-AGREEMENT = 0.98
-OVERLAP = 4.0
-RECOMMENDATIONS = 5
 EXTERNAL_BYTES = 4096
 """Tensors of at least this many bytes go into model.int8.onnx.data; smaller ones (scales, zero points, small
 biases) stay in the graph file, where 64 KiB of alignment each would cost more than they weigh."""
+STAGING_DIR = f".{INT8_FILE}.partial"
+"""The folder, in the model directory, where a new int8 export is written and checked before its files replace the
+previous ones; removed when the export ends, whatever the outcome."""
+
+
+HELD_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 @dataclass(frozen=True)
@@ -87,85 +98,6 @@ class QuantizationSettings:
     calibration: str = "MinMax"
     op_types: tuple[str, ...] = ("Conv", "Relu", "MaxPool")
     nodes_to_exclude: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class Thresholds:
-    """What the int8 export must reach to be served."""
-
-    auc_drop: float = AUC_DROP  # macro ROC-AUC at most this much below float32's
-    agreement: float = AGREEMENT  # every genre's decisions the same on at least this share of the posters
-    overlap: float = OVERLAP  # recommendations shared with float32's five, on average, for every distance
-
-
-@dataclass(frozen=True)
-class Int8Check:
-    """How the int8 export compared with the float32 one on the held-out posters."""
-
-    held_out: str  # which posters, e.g. "996 posters: the model's held-out test split"
-    searched: str  # among which movies the recommendations were searched
-    auc_float32: float
-    auc_int8: float
-    agreement: dict[str, float]  # genre -> share of the posters whose decision is the same
-    overlap: dict[str, float]  # distance -> mean shared recommendations, int8 index against float32 index
-    overlap_float32_index: dict[str, float]  # distance -> the same with int8 queries among float32 vectors
-    decision_thresholds: list[float]
-    thresholds: Thresholds = field(default_factory=Thresholds)
-
-    @property
-    def auc_change(self) -> float:
-        return self.auc_int8 - self.auc_float32
-
-    @property
-    def reasons(self) -> list[str]:
-        """Why the check failed; empty when it passed."""
-        found = []
-        if not self.auc_change >= -self.thresholds.auc_drop:
-            found.append(
-                f"macro ROC-AUC {self.auc_int8:.4f} is {-self.auc_change:.4f} below float32's {self.auc_float32:.4f} "
-                f"(at most {self.thresholds.auc_drop:g} allowed)"
-            )
-        for genre, share in self.agreement.items():
-            if not share >= self.thresholds.agreement:
-                found.append(
-                    f"{genre} decisions agree with float32's on {share:.1%} of the posters "
-                    f"({self.thresholds.agreement:.0%} needed)"
-                )
-        for distance, shared in self.overlap.items():
-            if not shared >= self.thresholds.overlap:
-                found.append(
-                    f"{distance} recommendations share {shared:.2f} of float32's {RECOMMENDATIONS} on average "
-                    f"({self.thresholds.overlap:g} needed)"
-                )
-        return found
-
-    @property
-    def passed(self) -> bool:
-        return not self.reasons
-
-    @property
-    def summary(self) -> str:
-        """E.g. "AUC -0.0010, agreement 98.5 %, overlap 4.80/5": the worst genre's agreement, the worst distance's
-        overlap."""
-        return (
-            f"AUC {self.auc_change:+.4f}, agreement {min(self.agreement.values()):.1%}".replace("%", " %")
-            + f", overlap {min(self.overlap.values()):.2f}/{RECOMMENDATIONS}"
-        )
-
-    def to_json(self) -> dict:
-        return {
-            "passed": self.passed,
-            "reasons": self.reasons,
-            "summary": self.summary,
-            "held_out": self.held_out,
-            "searched": self.searched,
-            "macro_roc_auc": {"float32": self.auc_float32, "int8": self.auc_int8, "change": self.auc_change},
-            "agreement": self.agreement,
-            "overlap": self.overlap,
-            "overlap_float32_index": self.overlap_float32_index,
-            "decision_thresholds": self.decision_thresholds,
-            "thresholds": asdict(self.thresholds),
-        }
 
 
 class PosterReader:
@@ -198,12 +130,51 @@ def calibration_ids(
     return [pool[row] for row in sorted(chosen)], described
 
 
-def held_out_ids(catalog: Catalog, model_dir: Path) -> tuple[list[str], str]:
-    """The posters the check compares on: the model's held-out test split, or every movie with a target genre of
-    another catalog (model.evaluation's choice)."""
-    from model.evaluation import evaluation_movies
+def quantizable_op_types() -> tuple[str, ...]:
+    """The operator types ONNX Runtime's static quantizer quantizes (its QDQ and QOperator registries, which
+    quantize_static quantizes all of when given none)."""
+    from onnxruntime.quantization.registry import QDQRegistry, QLinearOpsRegistry
 
-    return evaluation_movies(catalog, model_dir)
+    return tuple(sorted(set(QDQRegistry) | set(QLinearOpsRegistry)))
+
+
+def check_op_types(op_types: tuple[str, ...], model_dir: Path) -> None:
+    """Refuse operator types that quantize_static would not quantize in the float32 export of `model_dir`: none,
+    unknown to it, or absent from the graph (Int8ExportError, naming the ones allowed)."""
+    allowed = quantizable_op_types()
+    if not op_types:
+        raise Int8ExportError(f"no operator type to quantize is named: name some of {', '.join(allowed)}")
+    unknown = [op for op in op_types if op not in allowed]
+    if unknown:
+        raise Int8ExportError(
+            f"ONNX Runtime's quantizer does not quantize {', '.join(unknown)}: the operator types it quantizes are "
+            f"{', '.join(allowed)}"
+        )
+    graph = onnx.load(str(model_dir / ONNX_FILE), load_external_data=False).graph
+    present = {node.op_type for node in graph.node}
+    if not present & set(op_types):
+        raise Int8ExportError(
+            f"{model_dir / ONNX_FILE} has no {', '.join(op_types)} node, so nothing would be quantized: it has "
+            f"{', '.join(sorted(present & set(allowed)))}"
+        )
+
+
+@contextmanager
+def signals_deferred() -> Iterator[None]:
+    """Ctrl-C and SIGTERM held back until the block is done, then raised (in the main thread, where Python handles
+    signals): the renames that replace one export by another are not stopped between two files."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    received: list[int] = []
+    previous = {number: signal.signal(number, lambda got, frame: received.append(got)) for number in HELD_SIGNALS}
+    try:
+        yield
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, signal.SIG_DFL if handler is None else handler)
+        for number in dict.fromkeys(received):
+            signal.raise_signal(number)
 
 
 @contextmanager
@@ -254,6 +225,11 @@ def quantize(
                 calibrate_method=getattr(CalibrationMethod, settings.calibration),
             )
         model = onnx.load(str(quantized))
+        if not any(node.op_type == "QuantizeLinear" for node in model.graph.node):
+            raise Int8ExportError(
+                f"quantizing {', '.join(settings.op_types)} left every node of {model_dir / ONNX_FILE} in float32: "
+                "name other operator types or exclude fewer nodes"
+            )
         write_aligned(model, onnx_path, data_path, INT8_DATA_FILE)
     return dense_float32_bytes(model)
 
@@ -289,102 +265,6 @@ def write_aligned(model: onnx.ModelProto, onnx_path: Path, data_path: Path, loca
     onnx_path.write_bytes(model.SerializeToString())
 
 
-def float32_catalog(index_dir: Path | None, catalog: Catalog, model_dir: Path) -> Prediction | None:
-    """The float32 predictions of every catalog poster from `index_dir` when it is an index of this catalog built by
-    float32 from the model's weights (as `make index` built them before int8, or Keras did); else None."""
-    if index_dir is None or not (index_dir / INDEX_DESCRIPTION_FILE).is_file():
-        return None
-    try:
-        described = json.loads((index_dir / INDEX_DESCRIPTION_FILE).read_text())
-        index = FeatureIndex.load(index_dir, catalog)
-        same_model = described["model_fingerprint"] == model_fingerprint(model_dir)
-    except (FeatureIndexError, ValueError, KeyError, TypeError, OSError):
-        return None
-    if not same_model or index.precision != "float32":
-        return None
-    return index.prediction(list(range(len(index.imdb_ids))))
-
-
-def recommendations(
-    prediction: Prediction,
-    rows: list[int],
-    labels: np.ndarray,
-    catalog_decades: np.ndarray,
-    decades: tuple[int, ...],
-    search_features: np.ndarray,
-    distance: str,
-) -> list[set[int]]:
-    """The app's five recommendations (recommend.recommend, with its genre and decade filters) for each catalog row
-    in `rows`, its own row left out, its query read from `prediction`, searched among `search_features`."""
-    from recommend import NeighbourSearch, decade_mask, recommend
-
-    search = NeighbourSearch(search_features, threads=1)
-    return [
-        set(
-            recommend(
-                search,
-                labels,
-                prediction.features[row],
-                prediction.genres[row],
-                distance,
-                k=RECOMMENDATIONS,
-                exclude_rows=[row],
-                era=decade_mask(prediction.decades[row], decades, catalog_decades),
-            )
-        )
-        for row in rows
-    ]
-
-
-def mean_overlap(first: list[set[int]], second: list[set[int]]) -> float:
-    return float(np.mean([len(a & b) for a, b in zip(first, second, strict=True)]))
-
-
-def compare(
-    catalog: Catalog,
-    model_dir: Path,
-    float32: Prediction,
-    int8: Prediction,
-    description: Description,
-    thresholds: Thresholds,
-) -> Int8Check:
-    """The check's figures from the float32 and int8 predictions of every catalog poster (row i: catalog movie i)."""
-    from model.metrics import genre_report
-    from recommend import DISTANCES
-
-    ids, which = held_out_ids(catalog, model_dir)
-    rows = [catalog.position(imdb_id) for imdb_id in ids]
-    genres, cutoffs = description.genres, description.thresholds
-    truth = catalog.labels(genres, ids).astype(int)
-
-    def auc(prediction: Prediction) -> float:
-        return genre_report(truth, prediction.genres[rows], cutoffs, genres)["macro_roc_auc"]
-
-    same = (float32.genres[rows] >= cutoffs) == (int8.genres[rows] >= cutoffs)
-    labels = catalog.labels(genres)
-    catalog_decades = catalog.decades()
-    overlap, mixed = {}, {}
-    for distance in DISTANCES:
-
-        def shown(query: Prediction, among: Prediction, distance: str = distance) -> list[set[int]]:
-            return recommendations(query, rows, labels, catalog_decades, description.decades, among.features, distance)
-
-        reference = shown(float32, float32)
-        overlap[distance] = mean_overlap(reference, shown(int8, int8))
-        mixed[distance] = mean_overlap(reference, shown(int8, float32))
-    return Int8Check(
-        held_out=f"{len(rows)} posters: {which}",
-        searched=f"the {len(catalog):,} movies of {catalog.directory}, each poster's own left out",
-        auc_float32=auc(float32),
-        auc_int8=auc(int8),
-        agreement={genre: float(share) for genre, share in zip(genres, same.mean(axis=0), strict=True)},
-        overlap=overlap,
-        overlap_float32_index=mixed,
-        decision_thresholds=[float(value) for value in cutoffs],
-        thresholds=thresholds,
-    )
-
-
 def export_int8(
     model_dir: str | Path,
     catalog_dir: str | Path,
@@ -397,30 +277,56 @@ def export_int8(
     """Quantize the float32 export of `model_dir` (which must be whole and fresh), calibrated on posters of
     `catalog_dir`, and check it there; write model.int8.onnx, model.int8.onnx.data and, last, model.int8.onnx.json
     with the check, passed or failed. `index_dir`, when it is a float32 index of this model and catalog, spares the
-    float32 pass over the catalog."""
-    import onnxruntime as ort
-
-    from model.onnx_model import check_signature, session_options
-
+    float32 pass over the catalog. Inputs that cannot make or check an int8 export raise Int8ExportError before any
+    file is touched; the files replace the previous ones only once all three are written (see STAGING_DIR)."""
     model_dir = Path(model_dir)
     settings = settings or QuantizationSettings()
     thresholds = thresholds or Thresholds()
     export = read_export(model_dir)  # the float32 export, whole and made from the current weights
+    check_op_types(settings.op_types, model_dir)
     catalog = read_catalog(catalog_dir)
-    cores = available_cores()
-    float32_model = OnnxGenreModel.load(model_dir, threads=cores, precision="float32")
-    (model_dir / INT8_EXPORT_FILE).unlink(missing_ok=True)  # no int8 export until this one is whole and checked
+    float32_model = OnnxGenreModel.load(model_dir, threads=available_cores(), precision="float32")
+    checked_held_out(catalog, model_dir, float32_model.description.genres)
     ids, calibrated_on = calibration_ids(catalog, model_dir, calibration_posters)
+    if not ids:
+        raise Int8ExportError(f"the int8 export cannot be calibrated on {catalog.directory}: it has no poster")
     paths = [catalog.poster_path(catalog.get(imdb_id)) for imdb_id in ids]
-    dense_bytes = write_whole(
-        model_dir,
-        (INT8_FILE, INT8_DATA_FILE),
-        lambda graph, data: quantize(model_dir, paths, float32_model.input_size, settings, graph, data),
-    )
-    options = session_options(cores, prepack=dense_bytes <= PREPACK_LIMIT)
-    session = ort.InferenceSession(str(model_dir / INT8_FILE), options, providers=["CPUExecutionProvider"])
+    stage = model_dir / STAGING_DIR
+    shutil.rmtree(stage, ignore_errors=True)  # left by an export that was killed
+    stage.mkdir()
+    try:
+        dense_bytes = quantize(
+            model_dir, paths, float32_model.input_size, settings, stage / INT8_FILE, stage / INT8_DATA_FILE
+        )
+        check = check_int8(stage, model_dir, catalog, float32_model, dense_bytes, index_dir, thresholds, progress)
+        write_description(stage, export, settings, len(ids), calibrated_on, dense_bytes, check)
+        with signals_deferred():
+            for name in INT8_FILES:  # the record last: until it is replaced, the previous one names other files
+                os.replace(stage / name, model_dir / name)
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+    return check
+
+
+def check_int8(
+    stage: Path,
+    model_dir: Path,
+    catalog: Catalog,
+    float32_model: OnnxGenreModel,
+    dense_bytes: int,
+    index_dir: str | Path | None,
+    thresholds: Thresholds,
+    progress: bool,
+) -> Int8Check:
+    """The check of the int8 export written into `stage` against `float32_model` on `catalog`."""
+    import onnxruntime as ort
+
+    from model.onnx_model import check_signature, session_options
+
+    options = session_options(available_cores(), prepack=dense_bytes <= PREPACK_LIMIT)
+    session = ort.InferenceSession(str(stage / INT8_FILE), options, providers=["CPUExecutionProvider"])
     description, detector = float32_model.description, float32_model.detector
-    check_signature(session, model_dir / INT8_FILE, description, len(detector.mean_), model_dir)
+    check_signature(session, stage / INT8_FILE, description, len(detector.mean_), model_dir)
     int8_model = OnnxGenreModel(session, description, detector, precision="int8")
     known = float32_catalog(Path(index_dir) if index_dir else None, catalog, model_dir)
     if known is None:
@@ -428,13 +334,11 @@ def export_int8(
     else:
         (int8,) = predict_catalog(catalog, [int8_model], progress, "int8 posters")
         float32 = known
-    check = compare(catalog, model_dir, float32, int8, description, thresholds)
-    write_description(model_dir, export, settings, len(ids), calibrated_on, dense_bytes, check)
-    return check
+    return compare(catalog, model_dir, float32, int8, description, thresholds)
 
 
 def write_description(
-    model_dir: Path,
+    directory: Path,
     export: dict,
     settings: QuantizationSettings,
     calibration_count: int,
@@ -442,12 +346,12 @@ def write_description(
     dense_bytes: int,
     check: Int8Check,
 ) -> None:
-    """model.int8.onnx.json: the float32 export it was made from, its files' sizes and hashes, how it was quantized
-    and calibrated, and the check."""
+    """model.int8.onnx.json in `directory`, beside the int8 files it describes: the float32 export it was made from,
+    its files' sizes and hashes, how it was quantized and calibrated, and the check."""
     import onnxruntime as ort
 
     files = {
-        name: {"size": (model_dir / name).stat().st_size, "sha256": file_sha256(model_dir / name)}
+        name: {"size": (directory / name).stat().st_size, "sha256": file_sha256(directory / name)}
         for name in (INT8_FILE, INT8_DATA_FILE)
     }
     description = {
@@ -459,6 +363,4 @@ def write_description(
         "dense_float32_bytes": dense_bytes,
         "check": check.to_json(),
     }
-    staged = model_dir / f".{INT8_EXPORT_FILE}.partial"
-    staged.write_text(json.dumps(description, indent=2) + "\n")
-    os.replace(staged, model_dir / INT8_EXPORT_FILE)
+    (directory / INT8_EXPORT_FILE).write_text(json.dumps(description, indent=2) + "\n")

@@ -16,6 +16,7 @@ import onnx
 import pytest
 
 from model.images import load_poster
+from model.int8_check import Int8Check, Thresholds
 from model.onnx_export import ALIGNMENT
 from model.onnx_model import (
     INT8_DATA_FILE,
@@ -26,7 +27,6 @@ from model.onnx_model import (
     OnnxGenreModel,
     PrecisionSettingError,
 )
-from model.quantization import Int8Check, Thresholds
 from model.split import SPLIT_FILE, Split
 
 
@@ -324,3 +324,127 @@ def test_the_load_benchmark_takes_several_precisions(demo_catalog_dir, capsys: p
         with pytest.raises(SystemExit):
             main(arguments)
         assert message in capsys.readouterr().err
+
+
+def export_state(directory: Path) -> dict[str, bytes]:
+    """Every file of the model directory (hidden ones included) and its bytes."""
+    return {str(path.relative_to(directory)): path.read_bytes() for path in directory.rglob("*") if path.is_file()}
+
+
+def unscorable_catalog(demo_catalog, model_dir: Path, out: Path, genres: str) -> Path:
+    """30 movies of the demo catalog outside the model's test split, as another catalog's (other IMDb ids, so that
+    the check falls back to every movie with a target genre), each tagged `genres` alone, with their posters."""
+    import csv
+
+    test = set(Split.load(model_dir / SPLIT_FILE).test)
+    source = demo_catalog.directory
+    with (source / "movies.csv").open(newline="") as handle:
+        rows = [row for row in csv.DictReader(handle) if row["imdb_id"] not in test][:30]
+    (out / "posters").mkdir(parents=True)
+    with (out / "movies.csv").open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        for row in rows:
+            shutil.copy(source / row["poster"], out / row["poster"])
+            writer.writerow({**row, "imdb_id": "tt98" + row["imdb_id"][4:], "genres": genres})
+    return out
+
+
+@pytest.mark.parametrize(
+    ("genres", "expected"),
+    [
+        ("Documentary", "nor other posters to check on (every movie with a target genre"),
+        ("Action", "no genre is both present and absent among its 30 held-out posters"),
+    ],
+)
+def test_a_catalog_the_check_cannot_score_is_refused_and_the_previous_export_kept(
+    genres: str, expected: str, int8_dir: Path, demo_catalog, tmp_path: Path
+) -> None:
+    from click.testing import CliRunner
+
+    from model.__main__ import cli
+
+    bad = unscorable_catalog(demo_catalog, int8_dir, tmp_path / "bad", genres)
+    before = export_state(int8_dir)
+    arguments = ["export-onnx", "--model", str(int8_dir), "--catalog", str(bad), "--int8-only"]
+    result = CliRunner().invoke(cli, arguments)
+    assert result.exit_code == 1, result.output
+    line = result.output.splitlines()[-1]  # after the posters' check's progress bar
+    assert result.output.count("Error:") == 1 and "Traceback" not in result.output
+    assert line.startswith(f"Error: the int8 export cannot be checked on {bad}: ") and expected in line, line
+    assert export_state(int8_dir) == before
+    assert OnnxGenreModel.load(int8_dir).precision == "int8"
+
+
+@pytest.mark.parametrize("failure", [KeyboardInterrupt, RuntimeError])
+def test_an_int8_export_stopped_half_way_leaves_the_previous_one_as_it_was(
+    failure: type[BaseException], int8_dir: Path, demo_catalog, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Stopped after the new files are quantized, before the check ends (Ctrl-C, or any error)."""
+    import model.quantization as quantization
+
+    def stopped(*args: object, **kwargs: object) -> None:
+        raise failure("stopped")
+
+    monkeypatch.setattr(quantization, "predict_catalog", stopped)
+    before = export_state(int8_dir)
+    with pytest.raises(failure, match="stopped"):
+        quantization.export_int8(int8_dir, demo_catalog.directory, calibration_posters=8, progress=False)
+    assert export_state(int8_dir) == before  # no partial file left, the record and both int8 files unchanged
+    assert OnnxGenreModel.load(int8_dir).precision == "int8"
+
+
+def test_a_new_int8_export_replaces_the_files_a_worker_maps_by_renaming(
+    int8_built: Path, int8_dir: Path, demo_catalog
+) -> None:
+    import mmap
+
+    from model.quantization import export_int8
+
+    data = int8_dir / INT8_DATA_FILE
+    old_bytes, old_inode = data.read_bytes(), data.stat().st_ino
+    with data.open("rb") as handle, mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
+        check = export_int8(int8_dir, demo_catalog.directory, index_dir=int8_built.parent / "index", progress=False)
+        assert mapped[:] == old_bytes  # what a running worker mapped was not rewritten in place
+    assert check.passed and data.stat().st_ino != old_inode
+    assert sorted(path.name for path in int8_dir.iterdir()) == sorted(path.name for path in int8_built.iterdir())
+    assert recorded(int8_dir)["check"] == check.to_json()
+    assert OnnxGenreModel.load(int8_dir).precision == "int8"  # the record names the files now beside it
+
+
+@pytest.mark.parametrize(
+    ("ops", "expected"),
+    [
+        ("Bogus", "Error: ONNX Runtime's quantizer does not quantize Bogus: the operator types it quantizes are "),
+        ("Conv,conv,LSTM", "Error: ONNX Runtime's quantizer does not quantize conv, LSTM: "),
+        (",", "Error: no operator type to quantize is named: name some of "),
+        ("Resize", "model.onnx has no Resize node, so nothing would be quantized: it has "),
+    ],
+)
+def test_int8_ops_that_quantize_nothing_are_refused(ops: str, expected: str, int8_dir: Path, demo_catalog_dir) -> None:
+    from click.testing import CliRunner
+
+    from model.__main__ import cli
+
+    before = export_state(int8_dir)
+    arguments = ["export-onnx", "--model", str(int8_dir), "--catalog", str(demo_catalog_dir), "--int8-only"]
+    result = CliRunner().invoke(cli, [*arguments, "--int8-ops", ops])
+    assert result.exit_code == 1, result.output
+    line = result.output.splitlines()[-1]  # after the posters' check's progress bar
+    assert result.output.count("Error:") == 1 and "Traceback" not in result.output
+    assert expected in line, line
+    if "operator types it quantizes are" in line or "name some of" in line:
+        assert "Conv, " in line and "MaxPool, " in line and "Relu, " in line  # the allowed ones are named
+    assert export_state(int8_dir) == before
+
+
+def test_ctrl_c_while_the_files_are_renamed_waits_for_the_last_rename() -> None:
+    import signal
+
+    from model.quantization import signals_deferred
+
+    done = []
+    with pytest.raises(KeyboardInterrupt), signals_deferred():
+        signal.raise_signal(signal.SIGINT)
+        done.append("renamed")  # not stopped half-way
+    assert done == ["renamed"] and signal.getsignal(signal.SIGINT) is signal.default_int_handler
