@@ -73,15 +73,29 @@ def popen_interruptible(command: list[str], **kwargs) -> subprocess.Popen:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
-def demo_catalog_built_once(request: pytest.FixtureRequest, name: str, n_movies: int, seed: int) -> Path:
+def demo_catalog_built_once(
+    request: pytest.FixtureRequest, name: str, n_movies: int, seed: int, id_prefix: str = "tt99"
+) -> Path:
     """A generated demo catalog of `n_movies` (`seed`), kept in pytest's cache as the models are (built_once): the
-    pytest-xdist workers and later runs copy it instead of drawing its posters again."""
+    pytest-xdist workers and later runs copy it instead of drawing its posters again. Demo catalogs of every seed
+    number their movies alike (tt99000001...); another `id_prefix` gives these movies ids of their own, as posters
+    a model never saw need: evaluation leaves out the ids a model trained or validated on."""
+    from catalog import read_catalog, write_movies_csv
     from catalog.demo import generate_demo_catalog
 
     def build(out: Path) -> None:
         generate_demo_catalog(out / name, n_movies=n_movies, seed=seed, progress=False)
+        if id_prefix != "tt99":
+            movies = []
+            for movie in read_catalog(out / name).movies:
+                imdb_id = id_prefix + movie.imdb_id.removeprefix("tt99")
+                poster = f"posters/{imdb_id}.jpg"
+                (out / name / movie.poster).rename(out / name / poster)
+                movies.append(replace(movie, imdb_id=imdb_id, poster=poster))
+            write_movies_csv(out / name, movies)
 
-    return built_once(request, f"catalog-{name}", {"n_movies": n_movies, "seed": seed}, build)[0] / name
+    inputs = {"n_movies": n_movies, "seed": seed, "id_prefix": id_prefix}
+    return built_once(request, f"catalog-{name}", inputs, build)[0] / name
 
 
 @pytest.fixture(scope="session")

@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
+import embedding.pipeline  # noqa: F401  imported with the real model.evaluation.evaluate, before any test patches it
 from catalog import CatalogError, read_catalog, write_movies_csv
 from posterbench import cli
 

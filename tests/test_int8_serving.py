@@ -443,8 +443,13 @@ def test_ctrl_c_while_the_files_are_renamed_waits_for_the_last_rename() -> None:
 
     from model.quantization import signals_deferred
 
-    done = []
-    with pytest.raises(KeyboardInterrupt), signals_deferred():
-        signal.raise_signal(signal.SIGINT)
-        done.append("renamed")  # not stopped half-way
-    assert done == ["renamed"] and signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    # as at a terminal: a pytest-xdist worker, like a background job, starts with SIGINT ignored, which the block keeps
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        done = []
+        with pytest.raises(KeyboardInterrupt), signals_deferred():
+            signal.raise_signal(signal.SIGINT)
+            done.append("renamed")  # not stopped half-way
+        assert done == ["renamed"] and signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    finally:
+        signal.signal(signal.SIGINT, previous)
