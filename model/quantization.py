@@ -138,9 +138,10 @@ def quantizable_op_types() -> tuple[str, ...]:
     return tuple(sorted(set(QDQRegistry) | set(QLinearOpsRegistry)))
 
 
-def check_op_types(op_types: tuple[str, ...], model_dir: Path) -> None:
+def check_op_types(op_types: tuple[str, ...], model_dir: Path, nodes_to_exclude: tuple[str, ...] = ()) -> None:
     """Refuse operator types that quantize_static would not quantize in the float32 export of `model_dir`: none,
-    unknown to it, or absent from the graph (Int8ExportError, naming the ones allowed)."""
+    unknown to it, or absent from the graph (Int8ExportError, naming the ones allowed); and nodes to leave in float32
+    that the graph does not hold (quantize_static ignores them silently)."""
     allowed = quantizable_op_types()
     if not op_types:
         raise Int8ExportError(f"no operator type to quantize is named: name some of {', '.join(allowed)}")
@@ -151,6 +152,14 @@ def check_op_types(op_types: tuple[str, ...], model_dir: Path) -> None:
             f"{', '.join(allowed)}"
         )
     graph = onnx.load(str(model_dir / ONNX_FILE), load_external_data=False).graph
+    names = [node.name for node in graph.node]
+    unknown_nodes = [name for name in nodes_to_exclude if name not in names]
+    if unknown_nodes:
+        example = next((node.name for node in graph.node if node.op_type in op_types), names[0] if names else "?")
+        raise Int8ExportError(
+            f"{model_dir / ONNX_FILE} has no node called {', '.join(unknown_nodes)} to leave in float32 (its nodes are "
+            f"named like {example})"
+        )
     present = {node.op_type for node in graph.node}
     if not present & set(op_types):
         raise Int8ExportError(
@@ -283,7 +292,7 @@ def export_int8(
     settings = settings or QuantizationSettings()
     thresholds = thresholds or Thresholds()
     export = read_export(model_dir)  # the float32 export, whole and made from the current weights
-    check_op_types(settings.op_types, model_dir)
+    check_op_types(settings.op_types, model_dir, settings.nodes_to_exclude)
     catalog = read_catalog(catalog_dir)
     float32_model = OnnxGenreModel.load(model_dir, threads=available_cores(), precision="float32")
     checked_held_out(catalog, model_dir, float32_model.description.genres)

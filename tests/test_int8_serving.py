@@ -438,6 +438,22 @@ def test_int8_ops_that_quantize_nothing_are_refused(ops: str, expected: str, int
     assert export_state(int8_dir) == before
 
 
+def test_a_node_to_leave_in_float32_that_the_graph_lacks_is_refused(int8_dir: Path, demo_catalog_dir) -> None:
+    """quantize_static ignores a name in nodes_to_exclude that no node has: a misspelt --int8-exclude quantized the
+    node it meant to keep, without a word."""
+    from click.testing import CliRunner
+
+    from model.__main__ import cli
+
+    before = export_state(int8_dir)
+    arguments = ["export-onnx", "--model", str(int8_dir), "--catalog", str(demo_catalog_dir), "--int8-only"]
+    result = CliRunner().invoke(cli, [*arguments, "--int8-exclude", "block5_conv9"])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    line = result.output.splitlines()[-1]
+    assert "model.onnx has no node called block5_conv9 to leave in float32 (its nodes are named like " in line, line
+    assert export_state(int8_dir) == before
+
+
 def test_ctrl_c_while_the_files_are_renamed_waits_for_the_last_rename() -> None:
     import signal
 
