@@ -161,11 +161,11 @@ def train(
         "posters": posters_digest(catalog, [*split.train, *split.validation]),
         "weights": imagenet if imagenet == IMAGENET else file_sha256(Path(imagenet)),
     }
-    work = WorkDirectory.open(out_dir, cached_inputs, {**cached_inputs, "preset": preset.to_dict(), "epochs": epochs})
     keras.utils.set_random_seed(seed)
 
     decades = decade_classes(catalog, split.train)
-    frozen, trainable = split_network(preset, len(GENRES), imagenet)
+    frozen, trainable = split_network(preset, len(GENRES), imagenet)  # weights that cannot be read: no work directory
+    work = WorkDirectory.open(out_dir, cached_inputs, {**cached_inputs, "preset": preset.to_dict(), "epochs": epochs})
     # The test split is scored afterwards by the whole network, as it will be served; only training posters augment.
     labels = {
         part: {GENRES_LAYER: catalog.labels(GENRES, getattr(split, part)).astype(np.float32)} for part in FITTING_PARTS

@@ -153,6 +153,7 @@ def test_training_from_a_damaged_weights_file_says_so(small_catalog, tmp_path: P
     answer = run("train", "--catalog", small_catalog.directory, "--out", tmp_path / "m", "--weights", truncated)
     assert answer.exit_code == 1 and f"VGG-16 weights file {truncated} cannot be read" in answer.output
     assert "Traceback" not in answer.output and not (tmp_path / "m").exists()
+    assert not (tmp_path / ".m.work").exists()  # nor the work directory a resumed run would read
 
 
 def test_a_model_without_its_split_is_named_not_a_traceback(
