@@ -16,25 +16,28 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import keras
 
+def epoch_timer():
+    """A Keras callback that records the wall time of each epoch (`times`) and gives their mean (`per_epoch`); made
+    here, so that `--help` does not wait for Keras to import."""
+    import keras
 
-class EpochTimer(keras.callbacks.Callback):
-    """Wall time of each epoch."""
+    class EpochTimer(keras.callbacks.Callback):
+        def __init__(self) -> None:
+            super().__init__()
+            self.times: list[float] = []
 
-    def __init__(self) -> None:
-        super().__init__()
-        self.times: list[float] = []
+        def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+            self.started = time.perf_counter()
 
-    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
-        self.started = time.perf_counter()
+        def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+            self.times.append(time.perf_counter() - self.started)
 
-    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-        self.times.append(time.perf_counter() - self.started)
+        def per_epoch(self) -> float:
+            timed = self.times[1:] or self.times  # the first epoch also traces the graph
+            return sum(timed) / len(timed)
 
-    def per_epoch(self) -> float:
-        timed = self.times[1:] or self.times  # the first epoch also traces the graph
-        return sum(timed) / len(timed)
+    return EpochTimer()
 
 
 def genre_batches(outputs, labels, batch_size: int):
@@ -59,6 +62,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=3, help="epochs run each way; the first (tracing) is not timed")
     args = parser.parse_args()
 
+    import keras
     import numpy as np
 
     from catalog import GENRES, read_catalog
@@ -75,7 +79,7 @@ def main() -> None:
     labels = catalog.labels(GENRES, ids).astype(np.float32)
     print(f"{len(ids)} posters from {args.catalog}, preset {preset.name} ({preset.input_label}), {os.cpu_count()} CPUs")
 
-    naive_timer = EpochTimer()
+    naive_timer = epoch_timer()
     fit_end_to_end(catalog, preset, args.weights, ids, epochs=args.epochs, callbacks=[naive_timer])
     naive_epoch = naive_timer.per_epoch()
     print(f"naive: {naive_epoch:.1f} s per epoch (epochs: {', '.join(f'{t:.1f}' for t in naive_timer.times)} s)")
@@ -91,7 +95,7 @@ def main() -> None:
         genres_only.compile(
             optimizer=keras.optimizers.Adam(preset.learning_rate), loss=weighted_bce(inverse_frequency_weights(labels))
         )
-        cached_timer = EpochTimer()
+        cached_timer = epoch_timer()
         genres_only.fit(
             genre_batches(cached.maps, labels, preset.batch_size),
             epochs=args.epochs,
