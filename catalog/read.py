@@ -107,10 +107,19 @@ def _read_rows(directory: Path, csv_path: Path, check_posters: bool) -> Catalog:
         reader = csv.DictReader(handle)
         header = reader.fieldnames or []
         _check_header(csv_path, header)
-        extra_columns = tuple(column for column in header if column not in COLUMNS)
-        for row in reader:
-            line = reader.line_num
-            where = f"{csv_path}:{line}"
+        extra_columns = tuple(column for column in header if column and column not in COLUMNS)
+        rows = iter(reader)
+        while True:
+            first_line = reader.line_num + 1
+            try:
+                row = next(rows)
+            except StopIteration:
+                break
+            except csv.Error as error:  # a field over csv's limit, a NUL...: named with the line it starts on
+                raise CatalogError([f"{csv_path}:{first_line}: not a CSV row we can read ({error})"]) from None
+            # a quoted field may span lines: an unclosed quote runs to the file's end, so name the row's first line
+            lines = f"{first_line}" if reader.line_num == first_line else f"{first_line}-{reader.line_num}"
+            where = f"{csv_path}:{lines}"
             try:
                 movie = _parse_row(row)
             except RowError as error:
@@ -121,7 +130,7 @@ def _read_rows(directory: Path, csv_path: Path, check_posters: bool) -> Catalog:
             if movie.imdb_id in seen:
                 problems.append(f"{where}: duplicate imdb_id {movie.imdb_id} (first on line {seen[movie.imdb_id]})")
                 continue
-            seen[movie.imdb_id] = line
+            seen[movie.imdb_id] = first_line
             if check_posters and (problem := _poster_problem(directory, movie.poster)):
                 problems.append(f"{where}: {problem}")
                 continue
@@ -142,7 +151,7 @@ def _check_header(csv_path: Path, header: list[str]) -> None:
     if missing:
         names = ", ".join(repr(column) for column in missing)
         raise CatalogError([f"{csv_path}:1: missing column(s) {names}; expected {','.join(COLUMNS)}"])
-    twice = [column for column in dict.fromkeys(header) if header.count(column) > 1]
+    twice = [column for column in dict.fromkeys(header) if column and header.count(column) > 1]  # "": a stray ","
     if twice:
         names = ", ".join(repr(column) for column in twice)
         raise CatalogError([f"{csv_path}:1: the header names column(s) {names} more than once; name each once"])

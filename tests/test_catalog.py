@@ -286,6 +286,10 @@ def test_a_header_naming_a_column_twice_is_refused_naming_it_and_line_1(tmp_path
     make_catalog(tmp_path, [row + ",a,b" for row in GOOD_ROWS[:1]], header=HEADER + ",note,note")
     with pytest.raises(CatalogError, match=r"movies\.csv:1: the header names column\(s\) 'note' more than once"):
         read_catalog(tmp_path)
+    # a spreadsheet's export often ends its header with empty names (",,"): no column, not a repeated one
+    make_catalog(tmp_path, [row + ",," for row in GOOD_ROWS[:1]], header=HEADER + ",,")
+    catalog = read_catalog(tmp_path)
+    assert len(catalog) == 1 and catalog.extra_columns == ()
 
 
 def test_extra_columns_are_read_and_written_back_after_the_catalog_columns(tmp_path: Path) -> None:
@@ -352,3 +356,20 @@ def test_a_later_write_removes_the_staging_of_a_killed_writer_and_only_that(tmp_
     assert not running.exists()
     assert (target / "a").read_text() == "2"
     assert sorted(path.name for path in tmp_path.iterdir()) == sorted(["model", legacy.name, other.name])
+
+
+def test_a_row_that_spans_lines_or_breaks_csv_is_named_by_its_first_line(tmp_path: Path) -> None:
+    """An unclosed quote swallows the rest of the file into one row: it was reported at the file's last line. A field
+    over csv's size limit was reported with no line at all."""
+    header = "imdb_id,title,year,genres,rating,votes,poster\n"
+    good = [f"tt00000{n:02d},Film {n},2000,Drama,5.0,10,posters/tt00000{n:02d}.jpg\n" for n in range(10, 14)]
+    unclosed = 'tt0000099,"Open quote,2001,Drama,5.0,10,posters/tt0000099.jpg\n'
+    (tmp_path / "movies.csv").write_text(header + "".join(good[:2]) + unclosed + "".join(good[2:]))
+    with pytest.raises(CatalogError) as raised:
+        read_catalog(tmp_path, check_posters=False)
+    assert "movies.csv:4-6: " in str(raised.value), str(raised.value)  # lines 4 to 6 read as one row
+    (tmp_path / "movies.csv").write_text(
+        header + "".join(good) + f"tt0000098,{'x' * 200_000},2001,Drama,5.0,10,p.jpg\n"
+    )
+    with pytest.raises(CatalogError, match=r"movies.csv:6: not a CSV row we can read \(field larger than"):
+        read_catalog(tmp_path, check_posters=False)

@@ -101,7 +101,7 @@ def test_a_catalog_file_that_is_not_utf8_csv_is_named_in_one_line(tmp_path: Path
     huge = tmp_path / "huge"
     huge.mkdir()
     (huge / "movies.csv").write_text(header + "tt0000001," + "x" * 200_000 + ",1990,Drama,7,10,p.jpg\n")
-    assert "not a CSV file we can read" in run("check", huge).output
+    assert "not a CSV row we can read" in run("check", huge).output
     with_bom = tmp_path / "bom"
     with_bom.mkdir()
     Image.new("RGB", (20, 30), "navy").save(with_bom / "p.jpg")
