@@ -52,9 +52,11 @@ file: Pillow reads each in Python (10 MB of empty PNG chunks took it 9 s to open
 MAX_PADDING = 65_536
 """The most bytes of padding between a JPEG's markers, which Pillow reads one at a time (9 MB of it took 1.5 s)."""
 JPEG_PADDING = re.compile(rb"[^\xff]*\xff*")
-JPEG_MARKER_AFTER_CODED_DATA = re.compile(rb"\xff+(?=[^\x00\xd0-\xd7\xff])")
-"""The FF bytes before the next marker: in coded data an FF is followed by 00 (a stuffed FF) or a restart marker."""
 """Padding between JPEG markers: junk, then the fill bytes before a marker's own FF."""
+JPEG_MARKER_AFTER_CODED_DATA = re.compile(rb"\xff(?=[^\x00\xd0-\xd7\xff])")
+"""The FF of the next marker: in coded data an FF is followed by 00 (a stuffed FF) or a restart marker, and fill FFs
+come before a marker's own. One FF and one byte looked at per position: `\xff+` there backed off through every run
+of FF bytes, quadratic in its length (a 10 MB upload of them would have held a worker for days)."""
 STRIP_PIXELS = 1 << 20
 """Images are turned into RGB and reduced in strips of about this many pixels."""
 
@@ -263,7 +265,7 @@ def jpeg_scans(data: bytes, position: int) -> tuple[int, int]:
         position += 2 if marker in (0xD8, 0x01) else 2 + int.from_bytes(data[position + 2 : position + 4], "big")
         if (found := JPEG_MARKER_AFTER_CODED_DATA.search(data, position)) is None:
             break
-        marker, position = data[found.end()], found.end() - 1
+        marker, position = data[found.end()], found.start()
         segments += 1
         if marker == 0xD9:
             break
