@@ -6,8 +6,8 @@ catalog, model or index written here is readable by whoever the umask lets read 
 from __future__ import annotations
 
 import csv
+import fcntl
 import os
-import re
 import secrets
 import shutil
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -149,64 +149,68 @@ def write_catalog(
 
 @contextmanager
 def staged_directory(target: str | Path, marker: str, check: Callable[[Path], None] | None = None) -> Iterator[Path]:
-    """Yield an empty temporary sibling of `target`; if the block succeeds it replaces `target` whole,
-    otherwise it is removed and `target` stays as it was. `target` must be replaceable (check_replaceable with
+    """Yield an empty temporary sibling of `target` (staging_directory); if the block succeeds it replaces `target`
+    whole, otherwise it is removed and `target` stays as it was. `target` must be replaceable (check_replaceable with
     `marker`, the file every output of this kind holds, then `check` when given, which raises to refuse it),
-    checked before and again after the block.
-
-    The sibling is named `.NAME.<pid>.<random>.partial` after this process; the staging directories of `target` that
-    a killed writer (SIGKILL, power loss) left are removed first: those named after a process that no longer runs."""
+    checked before and again after the block."""
     target = Path(target)
     check_replaceable(target, marker)
     if check is not None:
         check(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    remove_stale_staging(target)
-    staging = _new_directory(target.parent, _staging_prefix(target, os.getpid()), ".partial")
-    try:
+    with staging_directory(target.parent, f".{target.name}.") as staging:
         yield staging
         check_replaceable(target, marker)
         if check is not None:
             check(target)
         _replace_directory(staging, target)
+
+
+@contextmanager
+def staging_directory(parent: Path, prefix: str) -> Iterator[Path]:
+    """A new empty directory `PREFIX<random>.partial` in `parent` for the block to fill, removed afterwards unless the
+    block moved it away. Beside it, `PREFIX<random>.partial.lock` is held locked (flock) while the block runs, so
+    that the staging directories of `prefix` that a killed writer (SIGKILL, power loss) left are told from those of
+    writes still running, in any process, container or host sharing the file system: the ones whose lock can be
+    taken are removed first. A directory without its lock file is left alone."""
+    remove_stale_staging(parent, prefix)
+    staging = _new_directory(parent, prefix, ".partial")
+    lock_path = staging.with_name(staging.name + ".lock")
+    try:
+        with lock_path.open("w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                yield staging
+            finally:
+                shutil.rmtree(staging, ignore_errors=True)
+                lock_path.unlink(missing_ok=True)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 
 
-def remove_stale_staging(target: str | Path) -> list[Path]:
-    """Remove the staging directories of `target` (staged_directory's `.NAME.<pid>.<random>.partial` siblings) whose
-    writer no longer runs, and return them. A staging directory of a write still running (its pid alive, this
-    process's own included) is left alone; so is any other name."""
-    target = Path(target)
-    pattern = re.compile(re.escape(f".{target.name}.") + r"([0-9]+)\.[0-9a-f]{12}\.partial")
+def remove_stale_staging(parent: Path, prefix: str) -> list[Path]:
+    """Remove the staging directories `PREFIX<random>.partial` of `parent` whose writer is gone (their lock file can
+    be locked), with their lock files, and return them. Those of writes still running, and any other name, are left
+    alone."""
     removed: list[Path] = []
     try:
-        siblings = list(target.parent.iterdir())
+        siblings = list(Path(parent).iterdir())
     except OSError:
         return removed
-    for path in siblings:
-        match = pattern.fullmatch(path.name)
-        if match and not path.is_symlink() and path.is_dir() and not _process_runs(int(match.group(1))):
-            shutil.rmtree(path, ignore_errors=True)
-            removed.append(path)
+    for lock_path in siblings:
+        staging = lock_path.with_suffix("")  # NAME.partial.lock -> NAME.partial
+        if not (lock_path.name.startswith(prefix) and lock_path.name.endswith(".partial.lock")):
+            continue
+        try:
+            with lock_path.open("r+") as lock:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)  # BlockingIOError: its writer still runs
+                if staging.is_dir() and not staging.is_symlink():
+                    shutil.rmtree(staging, ignore_errors=True)
+                    removed.append(staging)
+                lock_path.unlink(missing_ok=True)
+        except OSError:
+            continue
     return removed
-
-
-def _staging_prefix(target: Path, pid: int) -> str:
-    return f".{target.name}.{pid}."
-
-
-def _process_runs(pid: int) -> bool:
-    """Whether process `pid` exists (this process does; pid 0 and other impossible ones count as running)."""
-    if pid <= 0 or pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except (OverflowError, OSError):  # PermissionError: another user's; assume it is still writing
-        return True
-    return True
 
 
 def _replace_directory(new: Path, target: Path) -> None:

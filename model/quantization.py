@@ -22,17 +22,16 @@ quantization and calibration settings, and the check with its figures, passed or
 the int8 export only when that check passed (choose_precision).
 
 The inputs are checked before any file is touched (the operator types, the held-out and calibration posters), and
-the three files are written and checked in a staging folder beside them (STAGING_DIR, on the same file system),
-then renamed over the previous ones only once all three are whole: a refused, failed or interrupted export leaves
-the previous one and its record as they were, and the workers serving it keep the data file they memory-mapped
-(a rename, never a rewrite in place)."""
+the three files are written and checked in a staging folder beside them (`.model.int8.onnx.<random>.partial`, on
+the same file system: catalog.write's staging_directory), then renamed over the previous ones only once all three
+are whole: a refused, failed or interrupted export leaves the previous one and its record as they were, and the
+workers serving it keep the data file they memory-mapped (a rename, never a rewrite in place)."""
 
 from __future__ import annotations
 
 import json
 import logging
 import os
-import shutil
 import signal
 import tempfile
 import threading
@@ -46,6 +45,7 @@ import onnx
 from onnx import TensorProto, numpy_helper
 
 from catalog import Catalog, read_catalog
+from catalog.write import staging_directory
 from model.artifacts import file_sha256
 from model.images import load_posters, preprocess
 from model.index import available_cores, predict_catalog
@@ -78,9 +78,10 @@ CALIBRATION_SEED = 0
 EXTERNAL_BYTES = 4096
 """Tensors of at least this many bytes go into model.int8.onnx.data; smaller ones (scales, zero points, small
 biases) stay in the graph file, where 64 KiB of alignment each would cost more than they weigh."""
-STAGING_DIR = f".{INT8_FILE}.partial"
-"""The folder, in the model directory, where a new int8 export is written and checked before its files replace the
-previous ones; removed when the export ends, whatever the outcome."""
+STAGING_PREFIX = f".{INT8_FILE}."
+"""The start of the folder's name, in the model directory, where a new int8 export is written and checked before its
+files replace the previous ones (catalog.write.staging_directory: one per export, removed when it ends, whatever the
+outcome, and a killed export's removed by the next)."""
 
 
 HELD_SIGNALS = (signal.SIGINT, signal.SIGTERM)
@@ -287,7 +288,7 @@ def export_int8(
     `catalog_dir`, and check it there; write model.int8.onnx, model.int8.onnx.data and, last, model.int8.onnx.json
     with the check, passed or failed. `index_dir`, when it is a float32 index of this model and catalog, spares the
     float32 pass over the catalog. Inputs that cannot make or check an int8 export raise Int8ExportError before any
-    file is touched; the files replace the previous ones only once all three are written (see STAGING_DIR)."""
+    file is touched; the files replace the previous ones only once all three are written (see STAGING_PREFIX)."""
     model_dir = Path(model_dir)
     settings = settings or QuantizationSettings()
     thresholds = thresholds or Thresholds()
@@ -300,10 +301,7 @@ def export_int8(
     if not ids:
         raise Int8ExportError(f"the int8 export cannot be calibrated on {catalog.directory}: it has no poster")
     paths = [catalog.poster_path(catalog.get(imdb_id)) for imdb_id in ids]
-    stage = model_dir / STAGING_DIR
-    shutil.rmtree(stage, ignore_errors=True)  # left by an export that was killed
-    stage.mkdir()
-    try:
+    with staging_directory(model_dir, STAGING_PREFIX) as stage:  # one per export; a killed one's removed first
         dense_bytes = quantize(
             model_dir, paths, float32_model.input_size, settings, stage / INT8_FILE, stage / INT8_DATA_FILE
         )
@@ -312,8 +310,6 @@ def export_int8(
         with signals_deferred():
             for name in INT8_FILES:  # the record last: until it is replaced, the previous one names other files
                 os.replace(stage / name, model_dir / name)
-    finally:
-        shutil.rmtree(stage, ignore_errors=True)
     return check
 
 

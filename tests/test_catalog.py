@@ -324,7 +324,8 @@ with staged_directory(sys.argv[1], "a") as staging:
 
 def test_a_later_write_removes_the_staging_of_a_killed_writer_and_only_that(tmp_path: Path) -> None:
     """A writer killed by SIGKILL left its `.NAME.<hex>.partial` for ever: a later write of the same target removes
-    the staging directories of writers that no longer run, never that of a write still running."""
+    the staging directories of writers that no longer run (their lock file can be locked: the kernel released a
+    killed process's lock, on whatever host or in whatever container it ran), never that of a write still running."""
     import signal
     import subprocess
     import sys
@@ -339,11 +340,13 @@ def test_a_later_write_removes_the_staging_of_a_killed_writer_and_only_that(tmp_
     try:
         assert writer.stdout is not None
         running = Path(writer.stdout.readline().strip())
-        assert running.is_dir() and running.parent == tmp_path and str(writer.pid) in running.name
-        legacy = tmp_path / ".model.0123456789ab.partial"  # an older version's name, without a pid: not ours to judge
+        assert running.is_dir() and running.parent == tmp_path
+        assert (tmp_path / f"{running.name}.lock").is_file()  # held by the writer while it runs
+        legacy = tmp_path / ".model.0123456789ab.partial"  # without a lock file (an older version's): not ours to judge
         legacy.mkdir()
-        other = tmp_path / ".other.999999999.0123456789ab.partial"  # another target's
+        other = tmp_path / ".other.0123456789ab.partial"  # another target's, its lock free
         other.mkdir()
+        (tmp_path / f"{other.name}.lock").touch()
         with staged_directory(target, "a") as staging:
             (staging / "a").write_text("1")
         assert running.is_dir() and (running / "a").read_text() == "unfinished"  # still being written: kept
@@ -355,7 +358,10 @@ def test_a_later_write_removes_the_staging_of_a_killed_writer_and_only_that(tmp_
         (staging / "a").write_text("2")
     assert not running.exists()
     assert (target / "a").read_text() == "2"
-    assert sorted(path.name for path in tmp_path.iterdir()) == sorted(["model", legacy.name, other.name])
+    assert not (tmp_path / f"{running.name}.lock").exists()
+    assert sorted(path.name for path in tmp_path.iterdir()) == sorted(
+        ["model", legacy.name, other.name, f"{other.name}.lock"]
+    )
 
 
 def test_a_row_that_spans_lines_or_breaks_csv_is_named_by_its_first_line(tmp_path: Path) -> None:
