@@ -86,7 +86,8 @@ def check_state_file(path: str | Path) -> None:
     if start != _SQLITE_HEADER:
         raise StateError(f"{path} is not an SQLite database, so it is no scrape's progress file: choose another path")
     tables, version = _contents(path)
-    if tables and tables != _TABLES:
+    # the scraper's first tables, settings first, are what a scrape killed while it made them leaves: resumed
+    if tables and not ("settings" in tables and tables <= _TABLES):
         others = sorted(tables - _TABLES)
         holds = ", ".join(others) if others else "only " + ", ".join(sorted(tables))
         raise StateError(

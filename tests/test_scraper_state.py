@@ -13,7 +13,7 @@ from scraper.__main__ import cli
 from scraper.scrape import check_out_directory
 from scraper.search import YearRange
 from scraper.settings import ScrapeSettings
-from scraper.state import ScrapeState, StateError, check_state_file
+from scraper.state import _SCHEMA, ScrapeState, StateError, check_state_file
 
 
 def make_database(path: Path, *statements: str, wal: bool = False) -> Path:
@@ -55,6 +55,10 @@ def test_another_programs_database_is_refused_and_left_as_it_was(tmp_path: Path,
             ScrapeState(path)
         assert path.read_bytes() == before[path]
     assert listing(tmp_path) == ["app.sqlite", "partial.sqlite"]
+    # what a scrape killed while it made its tables leaves (settings, made first, and searches): its own, resumed
+    started = make_database(tmp_path / "started.sqlite", *_SCHEMA.split(";")[:2])
+    with ScrapeState(started) as state:
+        state.check_years([YearRange(1990, 1999)])
 
 
 def test_a_directory_a_csv_and_a_damaged_database_are_refused_in_one_line(tmp_path: Path) -> None:
