@@ -5,8 +5,8 @@ finishing a slow file alone while the others wait (longest jobs first). Each run
 collection order. Under pytest-xdist the controller reads the record once and hands it to every worker, so all of
 them order the same tests the same way even if another run rewrites the cache meanwhile.
 
-Enabled for the suite by `addopts` in pyproject.toml. Kept here because pytest-xdist orders by file only (`--dist loadfile`
-gives each file to one process, and the slowest file alone is half a process's share)."""
+Enabled for the suite by `addopts` in pyproject.toml. Kept here because pytest-xdist orders by file only
+(`--dist loadfile` gives each file to one process, and the slowest file alone is half a process's share)."""
 
 from __future__ import annotations
 
