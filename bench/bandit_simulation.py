@@ -191,8 +191,6 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--log-x", action="store_true", help="logarithmic round axis")
     parser.add_argument("--jobs", type=at_least(1), default=min(2, os.cpu_count() or 1), help="worker processes")
     args = parser.parse_args(argv)
-    if args.rounds < 1 or args.seeds < 1 or args.jobs < 1:
-        parser.error("--rounds, --seeds and --jobs must be at least 1")
     try:
         problem = Problem(good=GOOD_CHANCES, okay=args.okay)
     except ValueError as error:

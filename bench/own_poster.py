@@ -16,17 +16,17 @@ import secrets
 import tempfile
 from pathlib import Path
 
+from bench import at_least
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--catalog", type=Path, required=True)
     parser.add_argument("--model", type=Path, required=True, help="the served model directory (its ONNX export)")
     parser.add_argument("--index", type=Path, required=True, help="the catalog's index built with that model")
-    parser.add_argument("--posters", type=int, default=30, help="catalog posters uploaded (default 30)")
+    parser.add_argument("--posters", type=at_least(1), default=30, help="catalog posters uploaded (default 30)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
-    if args.posters < 1:
-        parser.error("--posters must be at least 1")
 
     from app import create_app
     from catalog import read_catalog

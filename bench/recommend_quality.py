@@ -288,12 +288,11 @@ def json_ready(scores: dict) -> dict:
     return {key: None if isinstance(value, float) and math.isnan(value) else value for key, value in scores.items()}
 
 
-MAX_SEED = 2**32 - 1
-"""The largest seed the other commands take (`posterbench embed fit --seed`)."""
-
-
 def seed_value(text: str) -> int:
-    """The --seed option's value: a whole number from 0 to MAX_SEED, else a usage error."""
+    """The --seed option's value: a whole number from 0 to MAX_SEED (`posterbench embed fit --seed`'s), else a usage
+    error."""
+    from embedding.__main__ import MAX_SEED
+
     try:
         seed = int(text)
     except ValueError:

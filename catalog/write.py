@@ -173,30 +173,25 @@ def staging_directory(parent: Path, prefix: str) -> Iterator[Path]:
     that the staging directories of `prefix` that a killed writer (SIGKILL, power loss) left are told from those of
     writes still running, in any process, container or host sharing the file system: the ones whose lock can be
     taken are removed first. A directory without its lock file is left alone."""
-    remove_stale_staging(parent, prefix)
+    _remove_stale_staging(parent, prefix)
     staging = _new_directory(parent, prefix, ".partial")
     lock_path = staging.with_name(staging.name + ".lock")
     try:
         with lock_path.open("w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
-            try:
-                yield staging
-            finally:
-                shutil.rmtree(staging, ignore_errors=True)
-                lock_path.unlink(missing_ok=True)
+            yield staging
     finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        shutil.rmtree(staging, ignore_errors=True)  # nothing left when the block moved it away
+        lock_path.unlink(missing_ok=True)
 
 
-def remove_stale_staging(parent: Path, prefix: str) -> list[Path]:
+def _remove_stale_staging(parent: Path, prefix: str) -> None:
     """Remove the staging directories `PREFIX<random>.partial` of `parent` whose writer is gone (their lock file can
-    be locked), with their lock files, and return them. Those of writes still running, and any other name, are left
-    alone."""
-    removed: list[Path] = []
+    be locked), with their lock files. Those of writes still running, and any other name, are left alone."""
     try:
         siblings = list(Path(parent).iterdir())
     except OSError:
-        return removed
+        return
     for lock_path in siblings:
         staging = lock_path.with_suffix("")  # NAME.partial.lock -> NAME.partial
         if not (lock_path.name.startswith(prefix) and lock_path.name.endswith(".partial.lock")):
@@ -206,11 +201,9 @@ def remove_stale_staging(parent: Path, prefix: str) -> list[Path]:
                 fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)  # BlockingIOError: its writer still runs
                 if staging.is_dir() and not staging.is_symlink():
                     shutil.rmtree(staging, ignore_errors=True)
-                    removed.append(staging)
                 lock_path.unlink(missing_ok=True)
         except OSError:
             continue
-    return removed
 
 
 def _replace_directory(new: Path, target: Path) -> None:

@@ -119,8 +119,9 @@ def retune_thresholds(catalog: Catalog, model_dir: Path, progress: bool = True) 
     """Tune a saved model's thresholds again on its own validation split and save them in model.json."""
     model = GenreModel.load(model_dir)
     validation = Split.load(model_dir / SPLIT_FILE).validation
-    if not validation or not all(imdb_id in catalog for imdb_id in validation):
-        raise ValueError(f"{catalog.directory} does not hold the validation split of {model_dir}")
+    if not validation:
+        raise ValueError(f"{catalog.directory} does not hold the validation split of {model_dir}: it has none")
+    check_holds(catalog, validation, f"the validation split of {model_dir}")
     probabilities = predict_movies(model, catalog, validation, progress).genres
     thresholds = tune_thresholds(catalog.labels(model.genres, validation), probabilities)
     description_path = model_dir / DESCRIPTION_FILE

@@ -242,7 +242,7 @@ def served_settings(values: Mapping[str, object | None]) -> dict[str, str]:
     return {key: value for name in SERVED_SETTINGS for key, value in _setting(name.upper(), values[name]).items()}
 
 
-def nonblank_address(value: str, parameter: click.Parameter) -> str:
+def nonblank_address(context: click.Context, parameter: click.Parameter, value: str) -> str:
     """--host's value, refused when blank: gunicorn would listen on every interface, which 0.0.0.0 says openly."""
     if not value.strip():
         raise click.BadParameter("the address is empty: name one (0.0.0.0 listens on every interface)", param=parameter)
@@ -255,7 +255,7 @@ def nonblank_address(value: str, parameter: click.Parameter) -> str:
     "--host",
     default="127.0.0.1",
     show_default=True,
-    callback=lambda context, parameter, value: nonblank_address(value, parameter),
+    callback=nonblank_address,
     help="address to listen on (0.0.0.0: every interface)",
 )
 @click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True)

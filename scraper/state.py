@@ -195,10 +195,7 @@ class ScrapeState:
         self._db.execute("PRAGMA journal_mode = WAL")
         self._db.execute("PRAGMA synchronous = NORMAL")
         self._db.execute("PRAGMA foreign_keys = ON")
-        version = self._db.execute("PRAGMA user_version").fetchone()[0]
-        if version not in (0, _SCHEMA_VERSION):
-            raise StateError(f"{self.path} is a progress file of another scraper version ({version})")
-        with self._db:
+        with self._db:  # another version's file was refused by check_state_file
             self._db.executescript(_SCHEMA)
             self._db.execute(f"PRAGMA user_version = {_SCHEMA_VERSION}")
 
