@@ -11,6 +11,7 @@ The trained models and the index are built once per state of the code that makes
 from __future__ import annotations
 
 import fcntl
+import functools
 import hashlib
 import importlib.metadata
 import json
@@ -98,6 +99,18 @@ def demo_catalog_built_once(
     return built_once(request, f"catalog-{name}", inputs, build)[0] / name
 
 
+def first_movies(catalog_dir: Path, n: int, out: Path) -> Path:
+    """A catalog in `out` of the first `n` movies of the one in `catalog_dir` (their rows and poster files)."""
+    from catalog import read_catalog, write_movies_csv
+
+    movies = read_catalog(catalog_dir).movies[:n]
+    (out / "posters").mkdir(parents=True)
+    for movie in movies:
+        shutil.copyfile(catalog_dir / movie.poster, out / movie.poster)
+    write_movies_csv(out, movies)
+    return out
+
+
 @pytest.fixture(scope="session")
 def demo_catalog_dir(request: pytest.FixtureRequest) -> Path:
     return demo_catalog_built_once(request, "demo", DEMO_MOVIES, seed=1)
@@ -140,8 +153,10 @@ def vgg_weights_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def training_weights(vgg_weights_file: Path) -> Path:
-    return SHARED_WEIGHTS if SHARED_WEIGHTS.is_file() else vgg_weights_file
+def training_weights(request: pytest.FixtureRequest) -> Path:
+    """The ImageNet weights of ../shared/weights, else random ones (vgg_weights_file, made only then: it imports
+    TensorFlow)."""
+    return SHARED_WEIGHTS if SHARED_WEIGHTS.is_file() else request.getfixturevalue("vgg_weights_file")
 
 
 def untrained_model(network, preset):
@@ -239,29 +254,33 @@ def built_once(
     return copy, built
 
 
-def training_result(model_dir: Path):
-    """The TrainingResult of a saved model directory, as training returned it (the model loaded from disk)."""
-    from model.artifacts import GenreModel
-    from model.split import SPLIT_FILE, Split
-    from model.train import REPORT_FILE, TrainingResult
+class SavedTraining:
+    """What training returned (model.train.TrainingResult's fields), read back from a saved model directory. The
+    Keras model is loaded, and TensorFlow imported, only when a test asks for `model`: the tests of the app serve the
+    ONNX export and need the trained model's directory, its split or its report, not TensorFlow's 5 s of start."""
 
-    saved = json.loads((model_dir / REPORT_FILE).read_text())
-    return TrainingResult(
-        model=GenreModel.load(model_dir),
-        split=Split.load(model_dir / SPLIT_FILE),
-        report=saved["test"],
-        history=saved["history"],
-    )
+    def __init__(self, model_dir: Path) -> None:
+        from model.split import SPLIT_FILE, Split
+
+        saved = json.loads((model_dir / "report.json").read_text())  # model.train.REPORT_FILE
+        self.directory = model_dir
+        self.split = Split.load(model_dir / SPLIT_FILE)
+        self.report, self.history = saved["test"], saved["history"]
+
+    @functools.cached_property
+    def model(self):
+        from model.artifacts import GenreModel
+
+        return GenreModel.load(self.directory)
 
 
 def trained_model(
     request: pytest.FixtureRequest, name: str, catalog, preset, weights: Path, seed: int = 0, keep_cache: bool = False
 ):
     """`preset` trained on `catalog` from `weights`, built once (see built_once); returns (TrainingResult, model
-    directory). The result is the one training returned when this session trained it, else read back from disk.
+    directory). The result is the one training returned when this session trained it, else read back from disk
+    (SavedTraining).
     With `keep_cache`, the cached frozen outputs stay beside the model directory (`train --keep-cache`)."""
-    from model.train import train
-
     inputs = {
         "preset": preset.to_dict(),
         "seed": seed,
@@ -271,11 +290,13 @@ def trained_model(
     }
 
     def build(out: Path):
+        from model.train import train
+
         return train(catalog, preset, weights, out / "model", seed=seed, progress=False, keep_cache=keep_cache)
 
     directory, result = built_once(request, name, inputs, build)
     model_dir = directory / "model"
-    return result or training_result(model_dir), model_dir
+    return result or SavedTraining(model_dir), model_dir
 
 
 @pytest.fixture(scope="session")
