@@ -28,6 +28,7 @@ from model.onnx_model import (
     PrecisionSettingError,
 )
 from model.split import SPLIT_FILE, Split
+from tests.conftest import first_movies
 
 
 @pytest.fixture(scope="module")
@@ -280,11 +281,14 @@ def test_posterbench_index_runs_the_served_int8_model(int8_built: Path, demo_cat
     assert result.exit_code != 0 and "--int8-only needs --catalog" in result.output
 
 
-def test_the_inference_benchmark_times_float32_against_int8_in_one_run(int8_built: Path, demo_catalog_dir) -> None:
+def test_the_inference_benchmark_times_float32_against_int8_in_one_run(
+    int8_built: Path, demo_catalog_dir, tmp_path: Path
+) -> None:
     from tests.test_bench_scripts import run_script
 
+    catalog_dir = first_movies(demo_catalog_dir, 8, tmp_path / "catalog")  # its batches: these 8 posters
     output = run_script(
-        *("bench/inference.py", "--model", str(int8_built), "--catalog", str(demo_catalog_dir), "--runtime", "onnx"),
+        *("bench/inference.py", "--model", str(int8_built), "--catalog", str(catalog_dir), "--runtime", "onnx"),
         *("--precision", "float32,int8", "--runs", "2", "--batches", "2"),
     )
     figures = json.loads(output.strip().splitlines()[-1])
@@ -389,7 +393,7 @@ def test_an_int8_export_stopped_half_way_leaves_the_previous_one_as_it_was(
     monkeypatch.setattr(quantization, "predict_catalog", stopped)
     before = export_state(int8_dir)
     with pytest.raises(failure, match="stopped"):
-        quantization.export_int8(int8_dir, demo_catalog.directory, calibration_posters=8, progress=False)
+        quantization.export_int8(int8_dir, demo_catalog.directory, calibration_posters=1, progress=False)
     assert export_state(int8_dir) == before  # no partial file left, the record and both int8 files unchanged
     assert OnnxGenreModel.load(int8_dir).precision == "int8"
 
@@ -404,7 +408,13 @@ def test_a_new_int8_export_replaces_the_files_a_worker_maps_by_renaming(
     data = int8_dir / INT8_DATA_FILE
     old_bytes, old_inode = data.read_bytes(), data.stat().st_ino
     with data.open("rb") as handle, mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
-        check = export_int8(int8_dir, demo_catalog.directory, index_dir=int8_built.parent / "index", progress=False)
+        check = export_int8(
+            int8_dir,
+            demo_catalog.directory,
+            calibration_posters=64,  # two batches: the files' replacement is what is tested, not the calibration's size
+            index_dir=int8_built.parent / "index",
+            progress=False,
+        )
         assert mapped[:] == old_bytes  # what a running worker mapped was not rewritten in place
     assert check.passed and data.stat().st_ino != old_inode
     assert sorted(path.name for path in int8_dir.iterdir()) == sorted(path.name for path in int8_built.iterdir())

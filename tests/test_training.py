@@ -18,6 +18,7 @@ from model import work_directory
 from model.evaluation import evaluate, summaries
 from model.metrics import constant_predictors, tune_thresholds
 from model.presets import DEMO
+from model.work_directory import posters_digest
 from tests.conftest import (
     TEST_INPUT_SIZE,
     TINY_INPUT_SIZE,
@@ -144,12 +145,33 @@ def interrupt_after_two_epochs(catalog, preset, weights: Path, out: Path, monkey
             train_module.train(catalog, preset, weights, out, progress=False)
 
 
+INTERRUPTED = replace(TINY_DEMO, epochs=3, patience=10)
+"""The training that `interrupted_run` stops after two of its three epochs (a patience of 10: none stops early)."""
+
+
+@pytest.fixture(scope="module")
+def interrupted_run(small_catalog, vgg_weights_file: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """INTERRUPTED trained on the small catalog into DIRECTORY/model and stopped as Ctrl-C would once its second epoch
+    is logged; returns DIRECTORY, where its work directory (.model.work: the cached frozen outputs, the checkpoint,
+    the history and the best weights) is left. Interrupted once for the module's tests, which each go on from a copy
+    of it (resume_interrupted_run)."""
+    directory = tmp_path_factory.mktemp("interrupted")
+    with pytest.MonkeyPatch.context() as patched:
+        interrupt_after_two_epochs(small_catalog, INTERRUPTED, vgg_weights_file, directory / "model", patched)
+    return directory
+
+
+def resume_interrupted_run(interrupted_run: Path, directory: Path) -> Path:
+    """A copy of `interrupted_run`'s work directory in `directory`, as the interruption left it; returns the model
+    directory whose training it is (DIRECTORY/model, not written yet)."""
+    shutil.copytree(interrupted_run / ".model.work", directory / ".model.work")
+    return directory / "model"
+
+
 def test_an_interrupted_training_resumes_where_it_stopped(
-    small_catalog, vgg_weights_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    small_catalog, vgg_weights_file: Path, interrupted_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    preset = replace(TINY_DEMO, epochs=4, patience=10)
-    out = tmp_path / "model"
-    interrupt_after_two_epochs(small_catalog, preset, vgg_weights_file, out, monkeypatch)
+    out = resume_interrupted_run(interrupted_run, tmp_path)
     work = tmp_path / ".model.work"
     assert not out.exists() and (work / "frozen-train.npy").exists() and (work / "checkpoint").exists()
     cache_computed = []  # augmentation is built only when frozen outputs are computed
@@ -157,9 +179,9 @@ def test_an_interrupted_training_resumes_where_it_stopped(
     monkeypatch.setattr(
         work_directory, "augmentation", lambda seed: cache_computed.append(seed) or original_augmentation(seed)
     )
-    result = train_module.train(small_catalog, preset, vgg_weights_file, out, progress=False)
+    result = train_module.train(small_catalog, INTERRUPTED, vgg_weights_file, out, progress=False)
     assert cache_computed == []  # the cached frozen outputs were reused
-    assert len(result.history["loss"]) == 4  # epochs 1-2 before the interruption, 3-4 after
+    assert len(result.history["loss"]) == 3  # epochs 1-2 before the interruption, 3 after
     assert (out / "model.json").exists() and not work.exists()
 
 
@@ -191,13 +213,12 @@ def test_a_resumed_training_keeps_its_best_epoch_and_its_patience(
 
 
 def test_best_weights_cut_short_or_left_by_a_finished_fit_are_not_resumed(
-    small_catalog, vgg_weights_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    small_catalog, vgg_weights_file: Path, interrupted_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Best weights interrupted while written are dropped, not loaded at the end; a run that failed after its epochs
     (its backup gone) starts them again rather than mixing in the last run's best weights and history."""
-    preset = replace(TINY_DEMO, epochs=3, patience=10)
-    out = tmp_path / "model"
-    interrupt_after_two_epochs(small_catalog, preset, vgg_weights_file, out, monkeypatch)
+    preset = INTERRUPTED  # three epochs, stopped after two
+    out = resume_interrupted_run(interrupted_run, tmp_path)
     work = tmp_path / ".model.work"
     best = work / "best.weights.h5"
     best.write_bytes(best.read_bytes()[:1000])  # as if killed while ModelCheckpoint wrote it
@@ -211,13 +232,16 @@ def test_best_weights_cut_short_or_left_by_a_finished_fit_are_not_resumed(
 
 
 def test_a_cache_of_other_posters_is_computed_again(
-    small_catalog, vgg_weights_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    small_catalog, vgg_weights_file: Path, interrupted_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The cache's key held the split's ids but not the posters: a catalog whose posters changed under the same ids
     (scraped again, or another catalog) trained its labels on the old posters' frozen outputs."""
-    catalog_dir = shutil.copytree(small_catalog.directory, tmp_path / "catalog")
+    catalog_dir = shutil.copytree(small_catalog.directory, tmp_path / "catalog")  # the posters' times kept
+    ids = [movie.imdb_id for movie in small_catalog.movies]
+    assert posters_digest(read_catalog(catalog_dir), ids) == posters_digest(small_catalog, ids)  # the cache's posters
+    out = resume_interrupted_run(interrupted_run, tmp_path)  # the small catalog's cached frozen outputs
+    work_directory.WorkDirectory(tmp_path / ".model.work").remove(keep_cache=True)  # as `train --keep-cache` leaves it
     preset = replace(TINY_DEMO, epochs=1)
-    train_module.train(read_catalog(catalog_dir), preset, vgg_weights_file, tmp_path / "model", keep_cache=True)
     posters = sorted((catalog_dir / "posters").iterdir())
     posters[0].write_bytes(posters[1].read_bytes())  # one poster replaced
     computed = []
@@ -225,8 +249,7 @@ def test_a_cache_of_other_posters_is_computed_again(
     monkeypatch.setattr(
         work_directory, "augmentation", lambda seed: computed.append(seed) or original_augmentation(seed)
     )
-    shutil.rmtree(tmp_path / "model")
-    train_module.train(read_catalog(catalog_dir), preset, vgg_weights_file, tmp_path / "model", progress=False)
+    train_module.train(read_catalog(catalog_dir), preset, vgg_weights_file, out, progress=False)
     assert computed  # the frozen outputs were computed again
 
 
@@ -241,38 +264,29 @@ def test_a_changed_configuration_does_not_reuse_the_cache(small_catalog, vgg_wei
 
 
 def test_new_training_settings_keep_the_cache_but_not_the_checkpoints(
-    small_catalog, vgg_weights_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    small_catalog, vgg_weights_file: Path, interrupted_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    out = tmp_path / "model"
+    out = resume_interrupted_run(interrupted_run, tmp_path)  # INTERRUPTED: three epochs, stopped after two
     ran = []
-    original_epoch_end = keras.callbacks.CSVLogger.on_epoch_end
-
-    def interrupt_after_one_epoch(self, epoch, logs=None):
-        original_epoch_end(self, epoch, logs)
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(keras.callbacks.CSVLogger, "on_epoch_end", interrupt_after_one_epoch)
-    with pytest.raises(KeyboardInterrupt):
-        train_module.train(small_catalog, replace(TINY_DEMO, epochs=3), vgg_weights_file, out, progress=False)
-    monkeypatch.setattr(keras.callbacks.CSVLogger, "on_epoch_end", original_epoch_end)
-    original_augmentation = work_directory.augmentation
-    monkeypatch.setattr(work_directory, "augmentation", lambda seed: ran.append(seed) or original_augmentation(seed))
-    other = replace(TINY_DEMO, epochs=2, learning_rate=5e-4)  # what is trained changes, not the inputs
-    result = train_module.train(small_catalog, other, vgg_weights_file, out, progress=False)
-    assert ran == []  # the frozen outputs were reused
-    assert len(result.history["loss"]) == 2  # both epochs trained anew: the old checkpoint was not resumed
-    shutil.rmtree(out)
-    monkeypatch.setattr(keras.callbacks.CSVLogger, "on_epoch_end", interrupt_after_one_epoch)
-    with pytest.raises(KeyboardInterrupt):
-        train_module.train(small_catalog, replace(TINY_DEMO, epochs=3), vgg_weights_file, out, progress=False)
     epochs_run = []
+    original_epoch_end = keras.callbacks.CSVLogger.on_epoch_end
 
     def count_epochs(self, epoch, logs=None):
         epochs_run.append(epoch)
         original_epoch_end(self, epoch, logs)
 
     monkeypatch.setattr(keras.callbacks.CSVLogger, "on_epoch_end", count_epochs)
-    train_module.train(small_catalog, replace(TINY_DEMO, epochs=3), vgg_weights_file, out, epochs=1, progress=False)
+    original_augmentation = work_directory.augmentation
+    monkeypatch.setattr(work_directory, "augmentation", lambda seed: ran.append(seed) or original_augmentation(seed))
+    other = replace(INTERRUPTED, epochs=2, learning_rate=5e-4)  # what is trained changes, not the inputs
+    result = train_module.train(small_catalog, other, vgg_weights_file, out, progress=False)
+    assert ran == []  # the frozen outputs were reused
+    assert len(result.history["loss"]) == 2  # both epochs trained anew: the old checkpoint was not resumed
+    assert epochs_run == [0, 1]
+    shutil.rmtree(out)
+    resume_interrupted_run(interrupted_run, tmp_path)  # the same interrupted run again
+    epochs_run.clear()
+    train_module.train(small_catalog, INTERRUPTED, vgg_weights_file, out, epochs=1, progress=False)
     assert epochs_run == [0]  # --epochs alone is a new setting too: its epoch ran anew, none was resumed
 
 
