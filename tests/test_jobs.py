@@ -167,7 +167,7 @@ def test_a_poster_at_the_aspect_limit_and_a_heatmaps_own_poster_can_be_explained
     assert shown.status_code == 201, shown.get_json()
     first = job_of(
         client,
-        client.post("/api/explain", data={**explained(shown), "genre": "Drama"}, headers=HEADERS),
+        client.post("/api/explain", data={**explained(shown), "genre": "Drama", "grid": "2"}, headers=HEADERS),
     )
     again = {"job_poster": f"{first['job']}/1", "genre": "Horror", "grid": "2"}
     second = job_of(client, client.post("/api/explain", data=again, headers=HEADERS))
@@ -434,7 +434,8 @@ def test_jobs_on_postgresql_queued_in_the_same_database(settings: dict, postgres
     assert drain(app) == 1 and client.get(f"/api/jobs/{lost}").get_json()["status"] == "done"
     assert client.get(done["result"]["sheet_url"].removeprefix("http://localhost")).mimetype == "image/png"
     stale = job_of(
-        client, client.post("/api/explain", data={"job_poster": f"{job_id}/1", "genre": "Drama"}, headers=HEADERS)
+        client,
+        client.post("/api/explain", data={"job_poster": f"{job_id}/1", "genre": "Drama", "grid": "2"}, headers=HEADERS),
     )
     app.extensions[EXTENSION].huey.flush()
     with app.app_context():
@@ -625,7 +626,7 @@ def test_the_pages_speak_the_designers_words_and_keep_their_choices(jobs_app, de
     shown = client.post("/api/recommend", data={"image": poster_file(demo_catalog, 5, "mine.jpg")}, headers=HEADERS)
     heatmap = job_of(
         client,
-        client.post("/api/explain", data={**explained(shown), "genre": "Drama"}, headers=HEADERS),
+        client.post("/api/explain", data={**explained(shown), "genre": "Drama", "grid": "2"}, headers=HEADERS),
     )
     compared = job_of(client, compare(client, demo_catalog, target="Drama"))
     assert drain(jobs_app) == 2
@@ -655,7 +656,9 @@ def test_one_poster_gets_one_set_of_genres_on_every_page(jobs_app, demo_catalog)
     heatmap = job_of(
         client,
         client.post(
-            "/api/explain", data={"image": (io.BytesIO(files["big"]), "big.jpg"), "genre": "Drama"}, headers=HEADERS
+            "/api/explain",
+            data={"image": (io.BytesIO(files["big"]), "big.jpg"), "genre": "Drama", "grid": "2"},
+            headers=HEADERS,
         ),
     )
     assert drain(jobs_app) == 2
@@ -671,7 +674,9 @@ def test_a_queued_job_says_how_many_jobs_are_ahead_of_it(jobs_app, demo_catalog)
     client = jobs_app.test_client()
     sample = demo_catalog.movies[2].imdb_id
     jobs = [
-        job_of(client, client.post("/api/explain", data={"sample": sample, "genre": genre}, headers=HEADERS))
+        job_of(
+            client, client.post("/api/explain", data={"sample": sample, "genre": genre, "grid": "2"}, headers=HEADERS)
+        )
         for genre in ("Drama", "Horror", "Comedy")
     ]
     assert [job["ahead"] for job in jobs] == [0, 1, 2]
