@@ -18,6 +18,7 @@ from click.testing import CliRunner
 from PIL import Image
 
 from posterbench import cli
+from tests.conftest import first_movies
 
 
 def run(*arguments: str):
@@ -73,7 +74,7 @@ def test_numbers_out_of_range_are_usage_errors(tmp_path: Path) -> None:
 def test_index_refuses_to_write_over_its_own_catalog_or_model_before_it_starts(
     demo_catalog_dir: Path, onnx_model_dir: Path, tmp_path: Path
 ) -> None:
-    catalog = shutil.copytree(demo_catalog_dir, tmp_path / "catalog")
+    catalog = first_movies(demo_catalog_dir, 4, tmp_path / "catalog")  # the index written at the end: 4 posters
     model = shutil.copytree(onnx_model_dir, tmp_path / "model")
     for out, marker in ((catalog, "movies.csv"), (model, "model.json")):
         before = sorted(path.name for path in out.iterdir())

@@ -22,10 +22,26 @@ from sklearn.preprocessing import StandardScaler
 
 from catalog import GENRES, Movie, read_catalog
 from catalog.demo import POSTER_SIZE, demo_movies, generate_demo_catalog, render_poster
+from tests.conftest import built_once, digest_files
 
 
 def pixels(image: Image.Image) -> np.ndarray:
     return np.asarray(image, dtype=np.uint8)
+
+
+def drawn_once(request: pytest.FixtureRequest, name: str, draw: Callable[[], np.ndarray]) -> np.ndarray:
+    """The pixels of the posters `draw()` renders, drawn once per state of the code that draws them and kept in
+    pytest's cache as the demo catalogs are (tests/conftest.py, built_once): the pytest-xdist workers and later runs
+    read them instead of drawing them again, and a change to catalog/ (the renderer), to this file (what is drawn)
+    or to NumPy or Pillow draws them anew. Posters are deterministic in all of these, so the pixels are the ones
+    `draw()` gives now."""
+    this_file = Path(__file__)
+
+    def build(out: Path) -> None:
+        np.save(out / "posters.npy", draw())
+
+    inputs = {"drawn_by": digest_files([this_file], this_file.parent)}
+    return np.load(built_once(request, f"drawn-{name}", inputs, build)[0] / "posters.npy")
 
 
 def test_metadata_is_deterministic_and_depends_on_the_seed():
@@ -94,10 +110,10 @@ def test_rejects_bad_arguments(n_movies, seed):
 
 
 def test_generated_catalog_reads_back(tmp_path: Path):
-    directory = generate_demo_catalog(tmp_path / "demo", n_movies=40, seed=1, progress=False)
+    directory = generate_demo_catalog(tmp_path / "demo", n_movies=8, seed=1, progress=False)
     assert directory == tmp_path / "demo"
     catalog = read_catalog(directory)
-    assert catalog.movies == demo_movies(40, seed=1)
+    assert catalog.movies == demo_movies(8, seed=1)
     for movie in catalog.movies[:5]:
         with Image.open(catalog.poster_path(movie)) as poster:
             assert poster.format == "JPEG"
@@ -106,12 +122,12 @@ def test_generated_catalog_reads_back(tmp_path: Path):
 
 
 def test_same_seed_gives_identical_files_and_another_seed_does_not(tmp_path: Path):
-    first = generate_demo_catalog(tmp_path / "first", n_movies=12, seed=2, progress=False)
-    second = generate_demo_catalog(tmp_path / "second", n_movies=12, seed=2, progress=False)
-    other = generate_demo_catalog(tmp_path / "other", n_movies=12, seed=3, progress=False)
+    first = generate_demo_catalog(tmp_path / "first", n_movies=5, seed=2, progress=False)
+    second = generate_demo_catalog(tmp_path / "second", n_movies=5, seed=2, progress=False)
+    other = generate_demo_catalog(tmp_path / "other", n_movies=5, seed=3, progress=False)
     assert (first / "movies.csv").read_bytes() == (second / "movies.csv").read_bytes()
     assert (first / "movies.csv").read_bytes() != (other / "movies.csv").read_bytes()
-    for movie in demo_movies(12, seed=2)[:4]:
+    for movie in demo_movies(5, seed=2)[:4]:
         with Image.open(first / movie.poster) as one, Image.open(second / movie.poster) as two:
             assert np.array_equal(pixels(one), pixels(two))
         with Image.open(first / movie.poster) as one, Image.open(other / movie.poster) as three:
@@ -140,16 +156,26 @@ def poster_features(poster: Image.Image) -> np.ndarray:
     return np.concatenate([thumbnail, histogram])
 
 
+LEARNING_POSTERS = 300
+"""How many of seed 0's posters the tests that learn from them draw (the first n of them each take)."""
+
+
 @pytest.fixture(scope="module")
-def seed_0_posters() -> Callable[[int], list[tuple[Movie, Image.Image]]]:
-    """The first n demo movies of seed 0 and their posters, each drawn once for the tests that learn from them (movie
-    i is the same whatever the number drawn)."""
-    drawn: list[tuple[Movie, Image.Image]] = []
+def seed_0_posters(request: pytest.FixtureRequest) -> Callable[[int], list[tuple[Movie, Image.Image]]]:
+    """The first n (up to LEARNING_POSTERS) demo movies of seed 0 and their posters, drawn once (drawn_once) for the
+    tests that learn from them (movie i is the same whatever the number drawn)."""
+    movies = demo_movies(LEARNING_POSTERS)
+
+    def draw() -> np.ndarray:
+        return np.stack(
+            [pixels(render_poster(movie, np.random.default_rng([0, index]))) for index, movie in enumerate(movies)]
+        )
+
+    drawn = drawn_once(request, "seed-0", draw)
 
     def first(n: int) -> list[tuple[Movie, Image.Image]]:
-        for index, movie in enumerate(demo_movies(n)[len(drawn) :], start=len(drawn)):
-            drawn.append((movie, render_poster(movie, np.random.default_rng([0, index]))))
-        return drawn[:n]
+        assert n <= LEARNING_POSTERS
+        return [(movie, Image.fromarray(drawn[index])) for index, movie in enumerate(movies[:n])]
 
     return first
 
@@ -222,14 +248,19 @@ def render_variant(movie: Movie, index: int, **changes: object) -> Image.Image:
     return render_poster(replace(movie, **changes), np.random.default_rng([0, index]))
 
 
-def test_a_poster_ages_smoothly_with_its_year():
+def test_a_poster_ages_smoothly_with_its_year(request: pytest.FixtureRequest):
     """The same movie and generator in different years: the look moves steadily with the year rather than
     in one step."""
     years = (1950, 1962, 1974, 1987, 1999, 2012, 2024)
     movies = demo_movies(12, seed=0)
-    figures = np.array(
-        [[era_statistics(render_variant(movie, i, year=year)) for year in years] for i, movie in enumerate(movies)]
-    ).mean(axis=0)
+
+    def draw() -> np.ndarray:
+        return np.array(
+            [[pixels(render_variant(movie, i, year=year)) for year in years] for i, movie in enumerate(movies)]
+        )
+
+    posters = drawn_once(request, "aging", draw)  # movie by year
+    figures = np.array([[era_statistics(Image.fromarray(poster)) for poster in row] for row in posters]).mean(axis=0)
     mean_saturation, black_level = figures[:, 0], figures[:, 1]
     # Measured when written: black level 55 (1950) falling steadily to 20 (2024); saturation 73 flat to 1962
     # (the sepia tint makes up for the lost colour), then rising to 113.
@@ -238,16 +269,22 @@ def test_a_poster_ages_smoothly_with_its_year():
     assert mean_saturation[-1] >= mean_saturation[0] + 20
 
 
-def test_the_rating_shows_weakly_and_through_noise():
+def test_the_rating_shows_weakly_and_through_noise(request: pytest.FixtureRequest):
     """Twins drawn from one generator, differing only in rating: the rating always changes the poster
     (accolades, a cheap-looking background) but only a little, and the same rating does not always look the same."""
-    apart, alike = [], []
-    for i, movie in enumerate(demo_movies(30, seed=0)):
-        high, low = (pixels(render_variant(movie, i, rating=rating)).astype(np.int64) for rating in (9.5, 2.5))
-        apart.append(np.abs(high - low).mean())
-        alike.append(
-            np.array_equal(pixels(render_variant(movie, i, rating=7.6)), pixels(render_variant(movie, i, rating=9.9)))
+    ratings = (9.5, 2.5, 7.6, 9.9)
+    movies = demo_movies(30, seed=0)
+
+    def draw() -> np.ndarray:
+        return np.array(
+            [[pixels(render_variant(movie, i, rating=rating)) for rating in ratings] for i, movie in enumerate(movies)]
         )
+
+    apart, alike = [], []
+    for twins in drawn_once(request, "rating", draw):  # each movie's posters, by rating
+        high, low, good, best = twins
+        apart.append(np.abs(high.astype(np.int64) - low.astype(np.int64)).mean())
+        alike.append(np.array_equal(good, best))
     # Measured when written, for seeds 0-2: every 9.5/2.5 pair differs, by a median 2.5-3.0 levels per pixel
     # (posters of two different movies: 70-83); a 7.6 poster is identical to its 9.9 twin, full accolades
     # and all, for 33-43% of movies.

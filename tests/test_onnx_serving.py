@@ -30,7 +30,6 @@ from model.onnx_model import (
 )
 from model.presets import DEFAULT, PAPER
 from tests.conftest import built_once, digest_files, untrained_model
-from tests.test_bench_scripts import run_script
 
 TOLERANCE = 1e-4
 
@@ -39,6 +38,12 @@ TOLERANCE = 1e-4
 def avg_model_dir(onnx_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The trained demo model (global average pooling) and its export (the session's, exported once), copied."""
     return shutil.copytree(onnx_model_dir, tmp_path_factory.mktemp("onnx") / "avg")
+
+
+@pytest.fixture(scope="module")
+def avg_keras_model(avg_model_dir: Path) -> GenreModel:
+    """The trained demo model's Keras network, loaded once for the tests that only read it."""
+    return GenreModel.load(avg_model_dir)
 
 
 @pytest.fixture(scope="module")
@@ -86,7 +91,8 @@ def test_preprocessing_is_kerass_own_without_keras() -> None:
 @pytest.mark.parametrize("pooling", ["avg", "flatten"])
 def test_the_export_predicts_what_keras_predicts(pooling: str, request, demo_catalog) -> None:
     directory = request.getfixturevalue(f"{pooling}_model_dir")
-    keras_model, onnx_model = GenreModel.load(directory), OnnxGenreModel.load(directory)
+    keras_model = request.getfixturevalue("avg_keras_model") if pooling == "avg" else GenreModel.load(directory)
+    onnx_model = OnnxGenreModel.load(directory)
     assert onnx_model.preset == keras_model.preset and onnx_model.preset.pooling == pooling
     assert onnx_model.genres == keras_model.genres and onnx_model.input_size == keras_model.preset.input_size
     posters = demo_posters(demo_catalog, onnx_model.input_size)
@@ -118,7 +124,7 @@ def test_the_posters_shape_and_the_wide_frozen_pool_export_as_keras_computes_the
 
     from model.network import build_network, check_weights
 
-    preset = replace(DEFAULT, input_size=(48, 80), head_units=(16, 100))
+    preset = replace(DEFAULT, input_size=(32, 48), head_units=(16, 100))  # block 5: 3 tall, 2 wide
     keras.utils.set_random_seed(4)
     network = build_network(preset, len(GENRES), 3, weights=check_weights(training_weights))
     for name in ("block5_conv1", "block5_conv3"):  # the copy starts as block 5's weights and never trains
@@ -129,19 +135,20 @@ def test_the_posters_shape_and_the_wide_frozen_pool_export_as_keras_computes_the
     for head in ("year", "rating"):  # random heads on 2,560 raw pooled values give ratings in the hundreds
         kernel, bias = network.get_layer(head).get_weights()
         network.get_layer(head).set_weights([kernel / 100, bias])
-    untrained_model(network, preset).save(tmp_path / "tall")
+    keras_model = untrained_model(network, preset)
+    keras_model.save(tmp_path / "tall")
     export_onnx(tmp_path / "tall")  # checked against Keras on random posters, or refused
 
     onnx_model = OnnxGenreModel.load(tmp_path / "tall")
-    assert onnx_model.input_size == (48, 80)
-    posters = np.stack([load_poster(demo_catalog.poster_path(movie), (48, 80)) for movie in demo_catalog.movies[:4]])
-    assert posters.shape == (4, 80, 48, 3)
-    expected = GenreModel.load(tmp_path / "tall").predict(posters)
+    assert onnx_model.input_size == (32, 48)
+    posters = np.stack([load_poster(demo_catalog.poster_path(movie), (32, 48)) for movie in demo_catalog.movies[:4]])
+    assert posters.shape == (4, 48, 32, 3)
+    expected = keras_model.predict(posters)  # the network exported (export_onnx read it back from its files)
     found = onnx_model.predict(posters)
     np.testing.assert_allclose(found.genres, expected.genres, rtol=0, atol=TOLERANCE)
     np.testing.assert_allclose(found.decades, expected.decades, rtol=0, atol=TOLERANCE)
     with pytest.raises(ValueError):
-        onnx_model.predict(np.zeros((1, 48, 80, 3), np.uint8))  # the shape turned: refused, not guessed
+        onnx_model.predict(np.zeros((1, 32, 48, 3), np.uint8))  # the shape turned: refused, not guessed
 
 
 def test_the_weights_are_one_page_aligned_file_beside_a_small_graph(flatten_model_dir: Path) -> None:
@@ -185,7 +192,7 @@ def test_a_model_retrained_since_its_export_is_refused(avg_model_dir: Path, app_
 
     with pytest.raises(StaleExportError, match="export-onnx"):
         create_app({**app_settings, "MODEL": str(copy)})
-    export_onnx(copy)
+    export_onnx(copy, check_posters=2)  # its own check, on 2 random posters; and this test's, on a black one
     black = blank_posters(keras_model.input_size, grey=0)
     np.testing.assert_allclose(
         OnnxGenreModel.load(copy).predict(black).genres, keras_model.predict(black).genres, atol=TOLERANCE
@@ -201,18 +208,18 @@ def test_export_onnx_command_writes_the_export_and_says_what_is_missing(
 
     copy = shutil.copytree(trained[1], tmp_path / "model")
     assert not has_export(copy)
-    arguments = ["export-onnx", "--model", str(copy), "--catalog", str(demo_catalog_dir), "--check-posters", "30"]
+    arguments = ["export-onnx", "--model", str(copy), "--catalog", str(demo_catalog_dir), "--check-posters", "6"]
     arguments.append("--no-int8")  # the int8 export and its check: tests/test_int8_serving.py
     result = CliRunner().invoke(cli, arguments)
     assert result.exit_code == 0, result.output
-    assert f"exported {copy}/model.onnx; largest difference from Keras on 30 posters of {demo_catalog_dir}" in (
+    assert f"exported {copy}/model.onnx; largest difference from Keras on 6 posters of {demo_catalog_dir}" in (
         result.output
     )
     assert {ONNX_FILE, ONNX_DATA_FILE, EXPORT_FILE} <= {path.name for path in copy.iterdir()}
     assert not [path.name for path in copy.iterdir() if path.name.endswith(".partial")]
     description = json.loads((copy / EXPORT_FILE).read_text())
     assert description["source"]["size"] == (copy / WEIGHTS_FILE).stat().st_size
-    assert description["checked_on"] == f"30 posters of {demo_catalog_dir}"
+    assert description["checked_on"] == f"6 posters of {demo_catalog_dir}"
     assert max(description["largest_difference"].values()) <= TOLERANCE
     result = CliRunner().invoke(cli, ["export-onnx", "--model", str(tmp_path / "absent")])
     assert result.exit_code != 0 and "model.json is missing" in result.output
@@ -247,7 +254,9 @@ def test_without_an_export_or_a_model_the_app_says_which_not_that_keras_is_missi
         create_app({**app_settings, "MODEL": str(trained[1])})
 
 
-def test_the_app_recommends_from_the_exports_predictions(avg_model_dir: Path, app_settings: dict, demo_catalog) -> None:
+def test_the_app_recommends_from_the_exports_predictions(
+    avg_model_dir: Path, avg_keras_model: GenreModel, app_settings: dict, demo_catalog
+) -> None:
     import io
     import sqlite3
 
@@ -259,7 +268,7 @@ def test_the_app_recommends_from_the_exports_predictions(avg_model_dir: Path, ap
     with client.session_transaction() as session:
         session["csrf_token"] = "t"
     movie = demo_catalog.movies[9]
-    keras_model = GenreModel.load(avg_model_dir)
+    keras_model = avg_keras_model
     png = io.BytesIO()  # at the model's size, as a PNG: decoded and squashed alike by the app and load_poster below
     Image.open(demo_catalog.poster_path(movie)).convert("RGB").resize(keras_model.input_size).save(png, "PNG")
     poster = png.getvalue()
@@ -284,17 +293,24 @@ def test_an_incomplete_export_is_refused_not_served_with_keras(avg_model_dir: Pa
 
 
 def test_gunicorn_workers_serving_an_export_load_no_tensorflow_and_less_memory(
-    avg_model_dir: Path, demo_catalog_dir: Path, index_dir: Path
+    avg_model_dir: Path, demo_catalog_dir: Path, index_dir: Path, monkeypatch, capsys
 ) -> None:
     """bench/serving_memory.py reads each worker's memory maps: TensorFlow's libraries are mapped only in workers
-    that serve the Keras weights of the same model (--runtime keras)."""
+    that serve the Keras weights of the same model (--runtime keras). Its main runs here with one warm-up upload
+    per worker instead of its 8 (tests/test_bench_scripts.py runs the whole script): the worker has served a poster,
+    and so run the model, either way."""
+    from bench import serving_memory
+
+    monkeypatch.setattr(serving_memory, "WARM_UPLOADS_PER_WORKER", 1)
     figures = {}
     for runtime in ("onnx", "keras"):
-        output = run_script(
-            *("bench/serving_memory.py", "--catalog", str(demo_catalog_dir), "--model", str(avg_model_dir)),
-            *("--index", str(index_dir), "--workers", "1", "--runtime", runtime),
+        serving_memory.main(
+            [
+                *("--catalog", str(demo_catalog_dir), "--model", str(avg_model_dir), "--index", str(index_dir)),
+                *("--workers", "1", "--runtime", runtime),
+            ]
         )
-        figures[runtime] = json.loads(output.strip().splitlines()[-1])["1"]
+        figures[runtime] = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["1"]
     assert figures["onnx"]["runtime"] == "onnx" and figures["keras"]["runtime"] == "keras"
     assert 50 < figures["onnx"]["pss_mib"] < figures["keras"]["pss_mib"] - 200  # TensorFlow alone is more
 
@@ -302,7 +318,6 @@ def test_gunicorn_workers_serving_an_export_load_no_tensorflow_and_less_memory(
 def test_an_export_without_its_keras_weights_is_served_as_it_is(avg_model_dir: Path, tmp_path: Path) -> None:
     copy = shutil.copytree(avg_model_dir, tmp_path / "model")
     (copy / WEIGHTS_FILE).unlink()  # e.g. an image that ships only what serving needs
-    poster = blank_posters(OnnxGenreModel.load(avg_model_dir).input_size)
-    np.testing.assert_array_equal(
-        OnnxGenreModel.load(copy).predict(poster).features, OnnxGenreModel.load(avg_model_dir).predict(poster).features
-    )
+    served = OnnxGenreModel.load(avg_model_dir)
+    poster = blank_posters(served.input_size)
+    np.testing.assert_array_equal(OnnxGenreModel.load(copy).predict(poster).features, served.predict(poster).features)
