@@ -92,7 +92,11 @@ def main() -> None:
     parser.add_argument("--decade-c", type=float, nargs="+", default=[1e-3, 3e-4, 1e-4])
     parser.add_argument("--alpha", type=float, nargs="+", default=[100.0, 1000.0, 10000.0])
     args = parser.parse_args()
+    work = args.model.parent / f".{args.model.name}.work"
+    if not (work / "frozen-train.npy").is_file() or not (work / "frozen-validation.npy").is_file():
+        parser.error(f"{work} holds no cached frozen outputs: train {args.model} again with --keep-cache")
 
+    # Imported once the cache is known to be there: model.frozen_heads starts TensorFlow, seconds before a refusal.
     from scipy.stats import spearmanr
     from sklearn.linear_model import LogisticRegression, Ridge
 
@@ -101,9 +105,6 @@ def main() -> None:
     from model.frozen_heads import frozen_pool
     from model.split import SPLIT_FILE, Split
 
-    work = args.model.parent / f".{args.model.name}.work"
-    if not (work / "frozen-train.npy").is_file() or not (work / "frozen-validation.npy").is_file():
-        parser.error(f"{work} holds no cached frozen outputs: train {args.model} again with --keep-cache")
     catalog = read_catalog(args.catalog, check_posters=False)
     split = Split.load(args.model / SPLIT_FILE)
     cached = {part: np.load(work / f"frozen-{part}.npy", mmap_mode="r") for part in ("train", "validation")}

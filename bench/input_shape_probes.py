@@ -64,6 +64,7 @@ def frozen_session(export, with_features: bool):  # export: the loaded onnx.Mode
     del graph.graph.value_info[:]
     options = ort.SessionOptions()
     options.log_severity_level = 3
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")  # as the served model's (onnx_model.py)
     session = ort.InferenceSession(graph.SerializeToString(), options, providers=["CPUExecutionProvider"])
     return session, outputs
 
