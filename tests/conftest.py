@@ -49,6 +49,16 @@ def browser_tests() -> list[pytest.MarkDecorator]:
     return [pytest.mark.browser, pytest.mark.skipif(missing and not os.environ.get("CI"), reason=reason)]
 
 
+def fresh_browser(driver) -> None:
+    """A browser shared by a module's tests made to look as a new one starts, between two of them: a blank page, no
+    cookies (no session), an empty cache, the window size of the scraper's options (scraper/browser.py). The app
+    keeps no web storage, so that is all a test leaves behind."""
+    driver.get("about:blank")
+    driver.execute_cdp_cmd("Network.clearBrowserCookies", {})
+    driver.execute_cdp_cmd("Network.clearBrowserCache", {})
+    driver.set_window_size(1280, 1000)
+
+
 @pytest.fixture(scope="session")
 def screenshots() -> Path:
     """Where the browser tests save their screenshots: var/test-artifacts/screenshots (POSTERBENCH_ARTIFACTS moves

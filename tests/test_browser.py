@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from catalog import Catalog
-from tests.conftest import browser_tests
+from tests.conftest import browser_tests, fresh_browser
 from tools.replica import ReplicaServer
 from tools.serving import gunicorn_server
 
@@ -52,13 +52,22 @@ def base_url(demo_catalog_dir, onnx_model_dir, index_dir, imdb, state: Path) -> 
         yield url
 
 
-@pytest.fixture
-def browser():
-    """Headless Chromium as the scraper starts it (Debian's chromium and chromedriver), with images shown."""
+@pytest.fixture(scope="module")
+def shared_browser():
+    """Headless Chromium as the scraper starts it (Debian's chromium and chromedriver), with images shown: started
+    once for the module, as starting Chromium costs more CPU than most of these tests' page loads."""
     from scraper.browser import browser_session
 
     with browser_session(images=True) as driver:
         yield driver
+
+
+@pytest.fixture
+def browser(shared_browser):
+    """The module's Chromium, as a new one starts (fresh_browser) for each test."""
+    fresh_browser(shared_browser)
+    yield shared_browser
+    fresh_browser(shared_browser)
 
 
 def wait_for(browser, css: str, count: int = 1, timeout: float = 60):

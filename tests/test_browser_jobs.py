@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import browser_tests
+from tests.conftest import browser_tests, fresh_browser
 from tools.serving import DIRECT, gunicorn_server
 
 INTENDED = "Horror"
@@ -37,15 +37,24 @@ def base_url(demo_catalog_dir, onnx_model_dir, index_dir, tmp_path_factory) -> I
         yield url
 
 
-@pytest.fixture
-def browser(tmp_path: Path):
-    """Headless Chromium as the scraper starts it, with images shown and downloads saved in `tmp_path`."""
+@pytest.fixture(scope="module")
+def shared_browser():
+    """Headless Chromium as the scraper starts it, with images shown: started once for the module, as starting
+    Chromium costs more CPU than most page loads."""
     from scraper.browser import browser_session
 
     with browser_session(images=True) as driver:
-        driver.execute_cdp_cmd("Page.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(tmp_path)})
-        driver.downloads = tmp_path
         yield driver
+
+
+@pytest.fixture
+def browser(shared_browser, tmp_path: Path):
+    """The module's Chromium, as a new one starts (fresh_browser) for each test, its downloads saved in `tmp_path`."""
+    fresh_browser(shared_browser)
+    shared_browser.execute_cdp_cmd("Page.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(tmp_path)})
+    shared_browser.downloads = tmp_path
+    yield shared_browser
+    fresh_browser(shared_browser)
 
 
 def wait_for(browser, css: str, count: int = 1, timeout: float = 60):
