@@ -97,6 +97,28 @@ def read_catalog(directory: str | Path, check_posters: bool = True) -> Catalog:
         raise CatalogError([f"{csv_path}: not a CSV file we can read ({error})"]) from None
 
 
+class _Lines:
+    """A file's lines as csv reads them, counted: csv skips the blank lines between rows, and its line_num then names
+    a row from the blank line before it."""
+
+    def __init__(self, handle: Iterator[str]) -> None:
+        self.handle, self.count, self.since_last_row = handle, 0, []
+
+    def __iter__(self) -> _Lines:
+        return self
+
+    def __next__(self) -> str:
+        line = next(self.handle)
+        self.count += 1
+        self.since_last_row.append(line)
+        return line
+
+    def first_of_row(self) -> int:
+        """The line the row read since since_last_row was cleared starts on: its first line that is not blank."""
+        blank = next((i for i, line in enumerate(self.since_last_row) if line.strip("\r\n")), len(self.since_last_row))
+        return self.count - len(self.since_last_row) + 1 + blank
+
+
 def _read_rows(directory: Path, csv_path: Path, check_posters: bool) -> Catalog:
 
     problems: list[str] = []
@@ -104,22 +126,26 @@ def _read_rows(directory: Path, csv_path: Path, check_posters: bool) -> Catalog:
     extra_values: dict[str, tuple[str, ...]] = {}
     seen: dict[str, int] = {}
     with csv_path.open(newline="", encoding="utf-8-sig") as handle:  # -sig: a byte-order mark is no part of a name
-        reader = csv.DictReader(handle)
+        lines = _Lines(handle)
+        reader = csv.DictReader(lines)
         header = reader.fieldnames or []
         _check_header(csv_path, header)
         extra_columns = tuple(column for column in header if column and column not in COLUMNS)
         rows = iter(reader)
         while True:
-            first_line = reader.line_num + 1
+            lines.since_last_row.clear()
             try:
                 row = next(rows)
             except StopIteration:
                 break
             except csv.Error as error:  # a field over csv's limit, a NUL...: named with the line it starts on
-                raise CatalogError([f"{csv_path}:{first_line}: not a CSV row we can read ({error})"]) from None
+                raise CatalogError(
+                    [f"{csv_path}:{lines.first_of_row()}: not a CSV row we can read ({error})"]
+                ) from None
             # a quoted field may span lines: an unclosed quote runs to the file's end, so name the row's first line
-            lines = f"{first_line}" if reader.line_num == first_line else f"{first_line}-{reader.line_num}"
-            where = f"{csv_path}:{lines}"
+            first_line, last_line = lines.first_of_row(), lines.count
+            span = f"{first_line}" if last_line == first_line else f"{first_line}-{last_line}"
+            where = f"{csv_path}:{span}"
             try:
                 movie = _parse_row(row)
             except RowError as error:

@@ -379,3 +379,20 @@ def test_a_row_that_spans_lines_or_breaks_csv_is_named_by_its_first_line(tmp_pat
     )
     with pytest.raises(CatalogError, match=r"movies.csv:6: not a CSV row we can read \(field larger than"):
         read_catalog(tmp_path, check_posters=False)
+
+
+def test_rows_after_blank_lines_are_named_by_their_own_lines(tmp_path: Path) -> None:
+    """csv skips blank lines: a row after one was named from the blank line (movies.csv:3-4 for a row on line 4)."""
+    rows = [
+        "",
+        'tt0000001,"Two\nlines",2000,Drama,5.0,10,posters/tt0000001.jpg',
+        "",
+        "tt0000001,Again,2000,Drama,5.0,10,posters/tt0000002.jpg",
+        "tt0000003,Film,2000,Drama,11.0,10,posters/tt0000003.jpg",
+    ]
+    (tmp_path / "movies.csv").write_text("\n".join([HEADER, *rows]) + "\n")
+    with pytest.raises(CatalogError) as raised:
+        read_catalog(tmp_path, check_posters=False)
+    message = str(raised.value)
+    assert "movies.csv:6: duplicate imdb_id tt0000001 (first on line 3)" in message, message
+    assert "movies.csv:7: " in message and "movies.csv:6-7" not in message, message
