@@ -291,7 +291,7 @@ def json_ready(scores: dict) -> dict:
 def seed_value(text: str) -> int:
     """The --seed option's value: a whole number from 0 to MAX_SEED (`posterbench embed fit --seed`'s), else a usage
     error."""
-    from embedding.__main__ import MAX_SEED
+    from embedding import MAX_SEED
 
     try:
         seed = int(text)

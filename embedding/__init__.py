@@ -9,11 +9,21 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-__all__ = ["ARRAYS_FILE", "CLEMS", "DESCRIPTION_FILE", "SOURCE_FILE", "EmbeddingMismatchError", "check_fitted_for"]
+__all__ = [
+    "ARRAYS_FILE",
+    "CLEMS",
+    "DESCRIPTION_FILE",
+    "MAX_SEED",
+    "SOURCE_FILE",
+    "EmbeddingMismatchError",
+    "check_fitted_for",
+]
 
 DESCRIPTION_FILE = "clems.json"
 ARRAYS_FILE = "clems.npz"
 """The files a saved CLEMS model is made of (CLEMS.save): named here, so that checking for one imports no SciPy."""
+MAX_SEED = 2**32 - 1
+"""The largest seed the forests' random state takes (`embed fit --seed`)."""
 SOURCE_FILE = "source.json"
 """Beside them, written by embedding.pipeline.fit_clems: the fingerprint of the model whose feature vectors the
 forests were fitted on."""

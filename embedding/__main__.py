@@ -7,13 +7,12 @@ from pathlib import Path
 
 import click
 
+from embedding import MAX_SEED
 from model.command_checks import Stage, check_keras_model, import_tensorflow
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 PATH = click.Path(path_type=Path)
-MAX_SEED = 2**32 - 1
-"""The largest seed the forests' random state takes."""
 
 
 @click.group(cls=Stage)

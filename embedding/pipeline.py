@@ -11,7 +11,7 @@ import numpy as np
 from catalog import Catalog, check_output, staged_directory
 from embedding import DESCRIPTION_FILE, SOURCE_FILE
 from embedding.clems import CLEMS
-from model.evaluation import check_holds, checked_evaluation_movies, evaluate
+from model.evaluation import check_holds, evaluate, evaluation_movies
 from model.index import FeatureIndex, model_fingerprint
 from model.metrics import calibration_report, format_table, genre_report
 from model.split import SPLIT_FILE, Split
@@ -53,8 +53,8 @@ def evaluate_with_clems(
     catalog: Catalog, model_dir: Path, index: FeatureIndex, clems: CLEMS, progress: bool = True
 ) -> tuple[dict, str]:
     """The model's report (the paper's Table I) and the baselines, plus `model+clems` (Table II)."""
-    reports, text = evaluate(catalog, model_dir, progress, index=index)
-    ids, which = checked_evaluation_movies(catalog, model_dir)
+    reports, text = evaluate(catalog, model_dir, progress, index=index)  # refuses a catalog with none to evaluate
+    ids, which = evaluation_movies(catalog, model_dir)
     y_true = catalog.labels(index.genres, ids).astype(int)
     predicted, probabilities = clems.predict_with_proba(index.features[rows_of(catalog, ids)])
     reports[PREDICTOR] = genre_report(y_true, probabilities, np.full(len(index.genres), 0.5), index.genres, predicted)

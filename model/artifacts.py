@@ -18,6 +18,8 @@ from model.presets import Preset
 
 WEIGHTS_FILE = "model.weights.h5"
 DESCRIPTION_FILE = "model.json"
+REPORT_FILE = "report.json"
+"""What training measured (model.train): its split's test figures and its history."""
 EXPORT_FILE = "model.onnx.json"
 """The ONNX export's description (model.onnx_model), which records the weights it was made from."""
 RATING_INTERVAL_SHARE = 0.8

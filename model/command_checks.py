@@ -113,5 +113,7 @@ class Stage(click.Group):
     def invoke(self, ctx: click.Context) -> object:
         try:
             return super().invoke(ctx)
+        except BrokenPipeError:
+            raise  # a closed standard output (`| head`) is no error to report: click ends the command quietly
         except OSError as error:
             raise click.ClickException(str(error)) from error

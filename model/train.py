@@ -18,7 +18,14 @@ import keras
 import numpy as np
 
 from catalog import GENRES, Catalog, check_replaceable, staged_directory
-from model.artifacts import DESCRIPTION_FILE, RATING_INTERVAL_SHARE, Description, GenreModel, file_sha256
+from model.artifacts import (
+    DESCRIPTION_FILE,
+    RATING_INTERVAL_SHARE,
+    REPORT_FILE,
+    Description,
+    GenreModel,
+    file_sha256,
+)
 from model.evaluation import full_report, known_values, predict_movies, without_nan
 from model.frozen_heads import (
     DenseWeights,
@@ -57,7 +64,6 @@ from model.work_directory import (
     posters_digest,
 )
 
-REPORT_FILE = "report.json"
 REPORT_TEXT_FILE = "report.txt"
 CURVES_FILE = "learning_curves.png"
 RELIABILITY_FILE = "reliability.png"

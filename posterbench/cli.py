@@ -68,11 +68,6 @@ class Stages(Stage):
     def invoke(self, ctx: click.Context) -> object:
         try:
             return super().invoke(ctx)
-        except click.ClickException as error:  # Stage says an OSError in one line: not a closed pipe, which is no error
-            if isinstance(error.__cause__, BrokenPipeError):
-                silence_closed_stdout()
-                ctx.exit(CLOSED_STDOUT_STATUS)
-            raise
         except BrokenPipeError:
             silence_closed_stdout()
             ctx.exit(CLOSED_STDOUT_STATUS)

@@ -270,9 +270,10 @@ class SavedTraining:
     ONNX export and need the trained model's directory, its split or its report, not TensorFlow's 5 s of start."""
 
     def __init__(self, model_dir: Path) -> None:
+        from model.artifacts import REPORT_FILE
         from model.split import SPLIT_FILE, Split
 
-        saved = json.loads((model_dir / "report.json").read_text())  # model.train.REPORT_FILE
+        saved = json.loads((model_dir / REPORT_FILE).read_text())
         self.directory = model_dir
         self.split = Split.load(model_dir / SPLIT_FILE)
         self.report, self.history = saved["test"], saved["history"]

@@ -180,6 +180,5 @@ def adopt_unversioned(database: Database, first: Migration) -> None:
 
 def add_missing_columns(database: Database) -> None:
     for (table, column), definition in UNVERSIONED_COLUMNS.items():
-        present = {row["name"] for row in database.execute(f"PRAGMA table_info({table})")}
-        if column not in present:
+        if not has_column(database, table, column):
             database.execute(f"ALTER TABLE {table} ADD COLUMN {column} {definition}")
