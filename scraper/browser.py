@@ -21,6 +21,8 @@ USER_AGENT = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Ge
 ACCEPT_LANGUAGE = "en-US,en"
 CHROMIUM_NAMES = ("chromium", "chromium-browser")
 CHROMEDRIVER_NAMES = ("chromedriver",)
+WINDOW_SIZE = (1280, 1000)
+"""The browser window's width and height (a desktop's: IMDb lays its pages out for one)."""
 _CHROMIUM_ARGUMENTS = (
     "--headless=new",
     "--no-sandbox",
@@ -31,7 +33,7 @@ _CHROMIUM_ARGUMENTS = (
     "--disable-sync",
     "--no-first-run",
     "--lang=en-US",
-    "--window-size=1280,1000",
+    f"--window-size={WINDOW_SIZE[0]},{WINDOW_SIZE[1]}",
 )
 
 

@@ -51,12 +51,14 @@ def browser_tests() -> list[pytest.MarkDecorator]:
 
 def fresh_browser(driver) -> None:
     """A browser shared by a module's tests made to look as a new one starts, between two of them: a blank page, no
-    cookies (no session), an empty cache, the window size of the scraper's options (scraper/browser.py). The app
-    keeps no web storage, so that is all a test leaves behind."""
+    cookies (no session), an empty cache, the window size of the scraper's options. The app keeps no web storage, so
+    that is all a test leaves behind."""
+    from scraper.browser import WINDOW_SIZE
+
     driver.get("about:blank")
     driver.execute_cdp_cmd("Network.clearBrowserCookies", {})
     driver.execute_cdp_cmd("Network.clearBrowserCache", {})
-    driver.set_window_size(1280, 1000)
+    driver.set_window_size(*WINDOW_SIZE)
 
 
 @pytest.fixture(scope="session")
@@ -266,8 +268,8 @@ def built_once(
 
 class SavedTraining:
     """What training returned (model.train.TrainingResult's fields), read back from a saved model directory. The
-    Keras model is loaded, and TensorFlow imported, only when a test asks for `model`: the tests of the app serve the
-    ONNX export and need the trained model's directory, its split or its report, not TensorFlow's 5 s of start."""
+    Keras model is loaded only when a test asks for `model`: the tests of the app serve the ONNX export and need the
+    trained model's directory, its split or its report, not its network."""
 
     def __init__(self, model_dir: Path) -> None:
         from model.artifacts import REPORT_FILE

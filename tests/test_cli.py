@@ -322,6 +322,7 @@ def test_serve_and_worker_prefer_the_database_file_typed_to_a_url_from_the_envir
     monkeypatch.setenv("DATABASE_URL", "redis://elsewhere")
     monkeypatch.setenv("POSTERBENCH_DATABASE_URL", "redis://elsewhere")
     served = tmp_path / "served.sqlite"
+    monkeypatch.setattr(cli.os, "execve", lambda *arguments: None)  # a configured app would go on to gunicorn here
     result = CliRunner().invoke(cli.main, ["serve", "--database", str(served)])
     assert "redis://elsewhere" not in result.output and served.exists(), result.output  # the app started on the file
     supervised = []

@@ -1,10 +1,18 @@
-"""The heads on the frozen pool: fitted in closed form on pooled frozen outputs, folded into dense layers. The
-modules are imported in the tests, not at collection: model.frozen_heads imports Keras (TensorFlow), which every
-pytest-xdist process would otherwise start while collecting."""
+"""The heads on the frozen pool: fitted in closed form on pooled frozen outputs, folded into dense layers."""
 
 from __future__ import annotations
 
 import numpy as np
+
+from model.frozen_heads import (
+    fit_era_heads,
+    fit_genre_probe,
+    frozen_pool,
+    predict_era,
+    stack_genres,
+    stacked_genre_layer,
+)
+from model.network import DECADES_LAYER, RATING_LAYER, YEAR_LAYER
 
 
 def pools_with_an_era(rows: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -21,9 +29,6 @@ def pools_with_an_era(rows: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray,
 
 
 def test_era_heads_learn_decade_year_and_rating_from_the_pool() -> None:
-    from model.frozen_heads import fit_era_heads, predict_era
-    from model.network import DECADES_LAYER, RATING_LAYER, YEAR_LAYER
-
     pools, years, ratings = pools_with_an_era(2000)
     decades = tuple(range(1950, 2020, 10))
     heads = fit_era_heads(pools[:1500], years[:1500], ratings[:1500], decades)
@@ -36,9 +41,6 @@ def test_era_heads_learn_decade_year_and_rating_from_the_pool() -> None:
 
 
 def test_unknown_years_and_ratings_are_left_out_and_unseen_decades_get_no_probability() -> None:
-    from model.frozen_heads import fit_era_heads, predict_era
-    from model.network import DECADES_LAYER
-
     pools, years, ratings = pools_with_an_era(600, seed=1)
     years[::3] = np.nan
     ratings[1::3] = np.nan
@@ -50,9 +52,6 @@ def test_unknown_years_and_ratings_are_left_out_and_unseen_decades_get_no_probab
 
 
 def test_two_decades_still_give_a_probability_each() -> None:
-    from model.frozen_heads import fit_era_heads, predict_era
-    from model.network import DECADES_LAYER
-
     pools, years, ratings = pools_with_an_era(2000, seed=2)
     years = np.where(years < 1985, 1975.0, 1995.0)
     pools[:, :8] += (years[:, None] - 1975) * 5  # one decade lights eight columns
@@ -63,8 +62,6 @@ def test_two_decades_still_give_a_probability_each() -> None:
 
 
 def test_the_frozen_pool_is_the_mean_then_the_maximum_over_the_image() -> None:
-    from model.frozen_heads import frozen_pool
-
     outputs = np.random.default_rng(4).random((3, 4, 4, 5)).astype(np.float16)
     pooled = frozen_pool(outputs)
     assert pooled.shape == (3, 10) and pooled.dtype == np.float32
@@ -79,8 +76,6 @@ def sigmoid(logits: np.ndarray) -> np.ndarray:
 def test_the_genre_probe_ranks_genres_that_the_pool_carries() -> None:
     from sklearn.metrics import roc_auc_score
 
-    from model.frozen_heads import fit_genre_probe
-
     rng = np.random.default_rng(5)
     labels = (rng.random((1200, 3)) < [0.5, 0.2, 0.0]).astype(np.uint8)  # the third genre: never seen
     pools = rng.gamma(2.0, 40.0, (1200, 12)).astype(np.float32)
@@ -93,8 +88,6 @@ def test_the_genre_probe_ranks_genres_that_the_pool_carries() -> None:
 
 
 def test_stacking_weighs_the_better_head_more_and_folds_into_one_layer() -> None:
-    from model.frozen_heads import stack_genres, stacked_genre_layer
-
     rng = np.random.default_rng(6)
     labels = (rng.random((800, 2)) < 0.3).astype(np.uint8)
     signal = labels * 2.0 - 1.0
@@ -119,8 +112,6 @@ def test_stacking_weighs_the_better_head_more_and_folds_into_one_layer() -> None
 def test_stacking_takes_each_genres_base_rate_from_the_larger_sample_when_given_one() -> None:
     """The held-out posters have a genre 40 % of the time, the larger labelled sample 30 %: the stacked probabilities
     average 30 % over those held-out posters, and the two heads keep the weights the held-out posters gave them."""
-    from model.frozen_heads import stack_genres
-
     rng = np.random.default_rng(8)
     labels = (rng.random((600, 2)) < [0.4, 0.1]).astype(np.uint8)
     signal = labels * 2.0 - 1.0

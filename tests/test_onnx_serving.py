@@ -41,9 +41,9 @@ def avg_model_dir(onnx_model_dir: Path, tmp_path_factory: pytest.TempPathFactory
 
 
 @pytest.fixture(scope="module")
-def avg_keras_model(avg_model_dir: Path) -> GenreModel:
-    """The trained demo model's Keras network, loaded once for the tests that only read it."""
-    return GenreModel.load(avg_model_dir)
+def avg_keras_model(trained) -> GenreModel:
+    """The trained demo model's Keras network (the session's, loaded once), for the tests that only read it."""
+    return trained[0].model
 
 
 @pytest.fixture(scope="module")

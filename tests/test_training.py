@@ -130,7 +130,7 @@ def test_constant_baselines_from_genre_counts() -> None:
     assert predictors["all_six"][1].tolist() == [1] * 6
 
 
-def interrupt_after_two_epochs(catalog, preset, weights: Path, out: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def interrupt_after_two_epochs(catalog, preset, weights: Path, out: Path) -> None:
     """Train `preset` into `out` and stop it as Ctrl-C would, once its second epoch is logged."""
     original_epoch_end = keras.callbacks.CSVLogger.on_epoch_end
 
@@ -139,7 +139,7 @@ def interrupt_after_two_epochs(catalog, preset, weights: Path, out: Path, monkey
         if epoch == 1:
             raise KeyboardInterrupt
 
-    with monkeypatch.context() as patched:
+    with pytest.MonkeyPatch.context() as patched:
         patched.setattr(keras.callbacks.CSVLogger, "on_epoch_end", interrupt)
         with pytest.raises(KeyboardInterrupt):
             train_module.train(catalog, preset, weights, out, progress=False)
@@ -156,8 +156,7 @@ def interrupted_run(small_catalog, vgg_weights_file: Path, tmp_path_factory: pyt
     the history and the best weights) is left. Interrupted once for the module's tests, which each go on from a copy
     of it (resume_interrupted_run)."""
     directory = tmp_path_factory.mktemp("interrupted")
-    with pytest.MonkeyPatch.context() as patched:
-        interrupt_after_two_epochs(small_catalog, INTERRUPTED, vgg_weights_file, directory / "model", patched)
+    interrupt_after_two_epochs(small_catalog, INTERRUPTED, vgg_weights_file, directory / "model")
     return directory
 
 
@@ -179,9 +178,17 @@ def test_an_interrupted_training_resumes_where_it_stopped(
     monkeypatch.setattr(
         work_directory, "augmentation", lambda seed: cache_computed.append(seed) or original_augmentation(seed)
     )
+    epochs_run = []
+    original_epoch_end = keras.callbacks.CSVLogger.on_epoch_end
+    monkeypatch.setattr(
+        keras.callbacks.CSVLogger,
+        "on_epoch_end",
+        lambda self, epoch, logs=None: epochs_run.append(epoch) or original_epoch_end(self, epoch, logs),
+    )
     result = train_module.train(small_catalog, INTERRUPTED, vgg_weights_file, out, progress=False)
     assert cache_computed == []  # the cached frozen outputs were reused
     assert len(result.history["loss"]) == 3  # epochs 1-2 before the interruption, 3 after
+    assert epochs_run == [2]  # only the third ran: a training started over would run all three
     assert (out / "model.json").exists() and not work.exists()
 
 
@@ -194,7 +201,7 @@ def test_a_resumed_training_keeps_its_best_epoch_and_its_patience(
 
     preset = replace(TINY_DEMO, epochs=4, patience=2)
     out = tmp_path / "model"
-    interrupt_after_two_epochs(small_catalog, preset, vgg_weights_file, out, monkeypatch)
+    interrupt_after_two_epochs(small_catalog, preset, vgg_weights_file, out)
     work = tmp_path / ".model.work"
     record = json.loads((work / "best.json").read_text())
     assert record["epoch"] == 0  # stopped after epoch 2's history row, before its checkpoint: epoch 1 is saved
