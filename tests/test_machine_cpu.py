@@ -10,18 +10,25 @@ import pytest
 
 from tools.machine_cpu import main
 
-# A parent that hands 0.6 s of work to a grandchild it does not wait for (double fork), sleeps while it runs, and
-# ends with status 3.
+# A parent that hands 0.6 s of work to a grandchild it does not wait for (double fork), and ends with status 3. The
+# grandchild says when its work is done and lives until the parent has ended, so that the samples see all of its work
+# however long a loaded machine makes it take.
 ORPHANING = """
 import os, sys, time
+done_read, done_write = os.pipe()
+parent_alive_read, parent_alive_write = os.pipe()
 if os.fork() == 0:
     if os.fork() == 0:
+        os.close(parent_alive_write)
         start = time.process_time()
         while time.process_time() - start < 0.6:
             pass
+        os.write(done_write, b"done")
+        os.read(parent_alive_read, 1)
     os._exit(0)
 os.wait()
-time.sleep(1.5)
+os.read(done_read, 4)
+time.sleep(1.2)
 sys.exit(3)
 """
 
