@@ -172,17 +172,34 @@ def staging_directory(parent: Path, prefix: str) -> Iterator[Path]:
     block moved it away. Beside it, `PREFIX<random>.partial.lock` is held locked (flock) while the block runs, so
     that the staging directories of `prefix` that a killed writer (SIGKILL, power loss) left are told from those of
     writes still running, in any process, container or host sharing the file system: the ones whose lock can be
-    taken are removed first. A directory without its lock file is left alone."""
+    taken are removed first. A directory without its lock file is left alone, and the lock file appears already
+    locked (_new_locked_file)."""
     _remove_stale_staging(parent, prefix)
     staging = _new_directory(parent, prefix, ".partial")
     lock_path = staging.with_name(staging.name + ".lock")
     try:
-        with lock_path.open("w") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
+        with _new_locked_file(lock_path):
             yield staging
     finally:
         shutil.rmtree(staging, ignore_errors=True)  # nothing left when the block moved it away
         lock_path.unlink(missing_ok=True)
+
+
+def _new_locked_file(path: Path) -> IO:
+    """`path` created and locked (flock) as one step for other processes: the file is made under a temporary name that
+    _remove_stale_staging ignores, locked, then renamed to `path`. Created under its own name and then locked, it
+    could be found unlocked in between by a write starting beside it, taken for a killed writer's, and removed with
+    the staging directory of a write that runs. The open file: closing it releases the lock."""
+    descriptor, temporary = _new_file(path.parent, f"{path.name}.", ".tmp")
+    handle = os.fdopen(descriptor, "w")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        os.rename(temporary, path)
+    except BaseException:
+        handle.close()
+        temporary.unlink(missing_ok=True)
+        raise
+    return handle
 
 
 def _remove_stale_staging(parent: Path, prefix: str) -> None:

@@ -364,6 +364,67 @@ def test_a_later_write_removes_the_staging_of_a_killed_writer_and_only_that(tmp_
     )
 
 
+STARTING_WRITER = """
+import sys
+from catalog import staged_directory
+with staged_directory(sys.argv[1], "a") as staging:
+    (staging / "a").write_text("second")
+"""
+
+
+def test_a_write_starting_beside_one_that_has_just_begun_leaves_its_staging_alone(tmp_path: Path) -> None:
+    """The lock file was created, then locked: a write of the same target starting in between (another process)
+    found it unlocked, took it for a killed writer's and removed the staging directory and lock of a write that was
+    running. The first write is held just before its first flock (a profile hook, as a debugger's breakpoint) while
+    the second runs from start to end."""
+    import fcntl
+    import subprocess
+    import sys
+    import threading
+
+    target = tmp_path / "model"
+    held, released = threading.Event(), threading.Event()
+    seen: dict[str, object] = {}
+
+    def hold_before_locking(frame: object, event: str, arg: object) -> None:
+        if event == "c_call" and arg is fcntl.flock and not held.is_set():
+            held.set()
+            released.wait(60)
+
+    def first_write() -> None:
+        sys.setprofile(hold_before_locking)
+        try:
+            with staged_directory(target, "a") as staging:
+                sys.setprofile(None)
+                seen["staging kept"] = staging.is_dir()
+                seen["lock kept"] = staging.with_name(f"{staging.name}.lock").is_file()
+                (staging / "a").write_text("first")
+        except Exception as error:
+            seen["error"] = error
+        finally:
+            sys.setprofile(None)
+
+    writer = threading.Thread(target=first_write, daemon=True)
+    writer.start()
+    try:
+        assert held.wait(60)
+        second = subprocess.run(
+            [sys.executable, "-c", STARTING_WRITER, str(target)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            cwd=Path(__file__).resolve().parents[1],
+        )
+        assert second.returncode == 0, second.stderr
+        assert (target / "a").read_text() == "second"
+    finally:
+        released.set()
+        writer.join(60)
+    assert seen == {"staging kept": True, "lock kept": True}
+    assert (target / "a").read_text() == "first"
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["model"]
+
+
 def test_a_row_that_spans_lines_or_breaks_csv_is_named_by_its_first_line(tmp_path: Path) -> None:
     """An unclosed quote swallows the rest of the file into one row: it was reported at the file's last line. A field
     over csv's size limit was reported with no line at all."""
