@@ -193,25 +193,92 @@ class OnnxGenreModel(DescribedModel):
         """The export in `directory`: its int8 form when `precision` is "auto" and the int8 check passed (see
         choose_precision), or "int8"; else the float32 one. `precision` None reads POSTERBENCH_PRECISION (default
         auto). ModelArtifactError (StaleExportError) names what is missing, damaged or stale and the command that
-        writes it again; PrecisionSettingError a precision that is none of PRECISIONS."""
+        writes it again; PrecisionSettingError a precision that is none of PRECISIONS.
+
+        The files are checked, then opened by onnxruntime by name: an export renamed in meanwhile (`make onnx` while a
+        gunicorn worker starts) gave a session of a new graph and old weights, or of files other than those checked.
+        The export's files are held open while they are loaded, and loaded again (LOAD_ATTEMPTS) when the directory
+        names others by then."""
         directory = Path(directory)
         setting = precision_setting(precision)
         description = read_description(directory)
         detector = read_detector(directory)
-        export = read_export(directory)
-        choice = choose_precision(directory, export, description, setting)
-        path = directory / (INT8_FILE if choice.precision == "int8" else ONNX_FILE)
-        try:
-            options = session_options(threads, prepack=choice.prepack)
-            session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-        except Exception as error:  # onnxruntime raises its own kinds (Fail, InvalidProtobuf, ...)
-            raise OnnxExportError(
-                f"{path} cannot be loaded by onnxruntime {ort.__version__} ({error}): {export_command(directory)}"
-            ) from error
-        check_signature(session, path, description, len(detector.mean_), directory)
-        release_freed_memory()
-        (logger.warning if choice.warn else logger.info)("serving %s: %s", choice.precision, choice.reason)
-        return cls(session, description, detector, precision=choice.precision, precision_reason=choice.reason)
+        for attempt in range(1, LOAD_ATTEMPTS + 1):
+            with HeldFiles(directory, (*EXPORT_FILES, *INT8_FILES)) as held:
+                try:
+                    session, choice = load_session(directory, threads, setting, description, detector)
+                except OnnxExportError:
+                    if not held.replaced() or attempt == LOAD_ATTEMPTS:
+                        raise
+                    continue
+                if not held.replaced():
+                    release_freed_memory()
+                    (logger.warning if choice.warn else logger.info)("serving %s: %s", choice.precision, choice.reason)
+                    return cls(
+                        session, description, detector, precision=choice.precision, precision_reason=choice.reason
+                    )
+        raise OnnxExportError(
+            f"the export in {directory} was replaced {LOAD_ATTEMPTS} times while it was loaded: try again once "
+            "`make onnx` is done"
+        )
+
+
+LOAD_ATTEMPTS = 3
+
+
+class HeldFiles:
+    """The files of `names` that `directory` holds, opened (so that each keeps its device and inode while held);
+    `replaced()` says whether the directory names other files now (renamed in, removed or added)."""
+
+    def __init__(self, directory: Path, names: tuple[str, ...]) -> None:
+        self.paths = [directory / name for name in names]
+        self.handles: dict[Path, int | None] = {}
+
+    def __enter__(self) -> HeldFiles:
+        for path in self.paths:
+            try:
+                self.handles[path] = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+            except FileNotFoundError:
+                self.handles[path] = None
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        for handle in self.handles.values():
+            if handle is not None:
+                os.close(handle)
+
+    def replaced(self) -> bool:
+        for path, handle in self.handles.items():
+            try:
+                now = os.stat(path)
+            except FileNotFoundError:
+                now = None
+            if handle is None or now is None:
+                if handle is not None or now is not None:
+                    return True
+                continue
+            held = os.fstat(handle)
+            if (held.st_dev, held.st_ino) != (now.st_dev, now.st_ino):
+                return True
+        return False
+
+
+def load_session(
+    directory: Path, threads: int, setting: str, description: Description, detector: PosterDetector
+) -> tuple[ort.InferenceSession, PrecisionChoice]:
+    """The session of the export to serve (choose_precision), checked against model.json, and that choice."""
+    export = read_export(directory)
+    choice = choose_precision(directory, export, description, setting)
+    path = directory / (INT8_FILE if choice.precision == "int8" else ONNX_FILE)
+    try:
+        options = session_options(threads, prepack=choice.prepack)
+        session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    except Exception as error:  # onnxruntime raises its own kinds (Fail, InvalidProtobuf, ...)
+        raise OnnxExportError(
+            f"{path} cannot be loaded by onnxruntime {ort.__version__} ({error}): {export_command(directory)}"
+        ) from error
+    check_signature(session, path, description, len(detector.mean_), directory)
+    return session, choice
 
 
 def precision_setting(precision: str | None) -> str:
