@@ -21,7 +21,7 @@ from selenium.webdriver.remote.webdriver import WebDriver
 from tqdm import tqdm
 
 from catalog import Movie, OutputInUseError, read_catalog, write_movies_csv, write_poster
-from scraper.browser import USER_AGENT, Pacer, browser_session, first_line, page_html
+from scraper.browser import USER_AGENT, BrowserError, Pacer, browser_session, first_line, page_html
 from scraper.fetch import FetchError, SafeFetcher
 from scraper.links import IMDB_IMAGE_HOSTS
 from scraper.search import (
@@ -187,8 +187,8 @@ def scrape(settings: ScrapeSettings) -> ScrapeReport:
         report = ScrapeReport(catalog=out, state=state.path)
         run = _Run(settings, state, report)
         try:
-            with browser_session(settings.remote, page_timeout=settings.page_timeout, user_agent=USER_AGENT) as driver:
-                run.all_genres(driver)
+            with run.browser:  # started the first time a page is needed (a rerun may need none); closed here
+                run.all_genres()
         except WebDriverException as error:
             stopped = ScrapeStoppedError(f"the browser failed: {first_line(error)}")
             raise run.stopped(stopped, started) from error
@@ -196,6 +196,10 @@ def scrape(settings: ScrapeSettings) -> ScrapeReport:
             raise run.stopped(error, started) from error
         except KeyboardInterrupt:
             run.finish(started)
+            raise
+        except BrowserError:
+            if report.downloaded:  # posters fetched before the browser was first needed: into the catalog
+                run.write_catalog()
             raise
         run.finish(started, validate=True)
         return report
@@ -219,9 +223,22 @@ class _Run:
             overrides={host: override for host in IMDB_IMAGE_HOSTS} if override else None,
             user_agent=USER_AGENT,
         )
-        self.driver: WebDriver | None = None
+        self.browser = contextlib.ExitStack()
+        """Holds the browser session once one is started; closing it quits the browser."""
+        self._driver: WebDriver | None = None
         self.current: tuple[Search, SearchPage] | None = None
         """The search page the browser shows, while it shows one."""
+
+    @property
+    def driver(self) -> WebDriver:
+        """The browser, started the first time the run needs a page: a run with only posters left to fetch (or
+        nothing left at all) starts none. Start-up errors are raised here, inside `scrape`'s handling of them."""
+        if self._driver is None:
+            session = browser_session(
+                self.settings.remote, page_timeout=self.settings.page_timeout, user_agent=USER_AGENT
+            )
+            self._driver = self.browser.enter_context(session)
+        return self._driver
 
     # -- outcome -----------------------------------------------------------------------------------------------------
 
@@ -255,8 +272,7 @@ class _Run:
 
     # -- genres and searches -----------------------------------------------------------------------------------------
 
-    def all_genres(self, driver: WebDriver) -> None:
-        self.driver = driver
+    def all_genres(self) -> None:
         self.fetch_posters(self.state.posters_to_fetch())  # left pending by an interrupted run
         for genre in self.settings.genres:
             self.genre(genre)
@@ -337,7 +353,6 @@ class _Run:
         return self.open(search)
 
     def open(self, search: Search) -> SearchPage:
-        assert self.driver is not None
         url = search_url(self.settings.base_url, search.genre, search.years)
         what = f"the {search.genre} search for {search.years}"
         self.current = None
@@ -377,8 +392,8 @@ class _Run:
 
     def read_title(self, imdb_id: str) -> TitlePage | None:
         """The title page of `imdb_id` read, or None (with a warning) when it cannot be; BotWall on the wall."""
-        assert self.driver is not None
         url = f"{self.settings.base_url.rstrip('/')}/title/{imdb_id}/"
+        driver = self.driver  # started out here: a browser that fails to start is no page to try again
         problem = "no answer"
         for attempt in range(self.settings.retries + 1):
             if attempt:
@@ -387,11 +402,11 @@ class _Run:
             self.report.pages += 1
             self.report.title_pages += 1
             try:
-                self.driver.get(url)
-                html = page_html(self.driver)
+                driver.get(url)
+                html = page_html(driver)
                 return read_title_page(html, imdb_id)
             except TitlePageError as error:
-                title, text = self.driver.execute_script(_TITLE_PAGE_SUMMARY)
+                title, text = driver.execute_script(_TITLE_PAGE_SUMMARY)
                 wall = detect_wall(title or "", text or "", html)
                 if wall is not None:
                     raise BotWall(f"IMDb's bot wall answered the title page of {imdb_id} with {wall}") from error
