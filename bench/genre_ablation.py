@@ -109,7 +109,8 @@ def main() -> None:
     if not args.no_flip:
         from model.artifacts import GenreModel
 
-        network = GenreModel.load(args.model).network
+        # the Keras model already loaded when the directory has no ONNX export: not built and read a second time
+        network = (model if isinstance(model, GenreModel) else GenreModel.load(args.model)).network
         passes = {
             part: network_passes(model, network, catalog, getattr(split, part)) for part in ("validation", "test")
         }

@@ -17,7 +17,7 @@ PostgreSQL database at --database-url (`make bench-load`):
 
 The requests come from this script's own threads (`--tool python`, the default), or from wrk (`--tool wrk`,
 Debian's package; bench/wrk_posterbench.lua sends the same requests from one session), whose client costs the
-two cores far less.
+two cores far less; a cell ends once wrk's threads have sent their --requests, not at the end of --seconds.
 
 The app serves a model directory's ONNX export (ONNX Runtime) when it has one, else its Keras weights (TensorFlow);
 --runtime keras serves the Keras weights even when there is an export, to compare the two. --precision float32 or int8
@@ -35,6 +35,7 @@ import os
 import re
 import secrets
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -59,6 +60,45 @@ RUNTIMES = ("auto", "keras", "onnx")
 RUNTIME_HELP = "serve the model's ONNX export if it has one (auto), the export (onnx) or its Keras weights (keras)"
 PRECISION_HELP = "which ONNX export the app serves: auto (int8 when its check passed), float32 or int8"
 WRK_SCRIPT = REPO_ROOT / "bench" / "wrk_posterbench.lua"
+WRK_STOPPED = "wrk-thread-stopped-"
+"""The files wrk's threads leave (bench/wrk_posterbench.lua, WRK_STOPPED) once each has sent its share."""
+WRK_POLL_SECONDS = 0.05
+
+
+def catches_sigint(pid: int) -> bool:
+    """Whether process `pid` has its own SIGINT handler installed (Linux's /proc; elsewhere False)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+    caught = next((line.split()[1] for line in status.splitlines() if line.startswith("SigCgt:")), "0")
+    return bool(int(caught, 16) & (1 << (signal.SIGINT - 1)))
+
+
+def wrk_until_sent(command: list[str], environment: dict[str, str], folder: Path, threads: int) -> tuple[int, str]:
+    """Run wrk and return its exit status and output. wrk sleeps out its whole --duration even when every thread has
+    stopped at WRK_REQUESTS; once each of its `threads` has left its file in `folder` (WRK_STOPPED), it is sent
+    SIGINT (as Ctrl+C), which ends that wait: it then reports, and calls the script's done(), as at the end of
+    --duration. Where its handler cannot be seen (not Linux), it runs its whole --duration."""
+    environment = {**environment, "WRK_STOPPED": str(folder / WRK_STOPPED)}
+    with (folder / "wrk.out").open("w+") as output:
+        wrk = subprocess.Popen(command, env=environment, stdout=output, stderr=subprocess.STDOUT)
+        try:
+            while True:
+                try:
+                    wrk.wait(timeout=WRK_POLL_SECONDS)
+                    break
+                except subprocess.TimeoutExpired:
+                    pass
+                stopped = len(list(folder.glob(WRK_STOPPED + "*")))
+                if stopped >= threads and catches_sigint(wrk.pid):  # its handler is set once its threads run
+                    wrk.send_signal(signal.SIGINT)  # again at the next poll if a thread got it before it exited
+        finally:
+            if wrk.poll() is None:
+                wrk.kill()
+                wrk.wait()
+        output.seek(0)
+        return wrk.returncode, output.read()
 
 
 def model_for_runtime(model_dir: str, runtime: str, scratch: Path) -> str:
@@ -299,9 +339,9 @@ def run_wrk(
         }
         command = [wrk, "--threads", str(clients), "--connections", str(clients), "--duration"]
         command += [f"{math.ceil(max_seconds)}s", "--timeout", "120s", "--script", str(WRK_SCRIPT), url]
-        done = subprocess.run(command, env=environment, capture_output=True, text=True, check=False)
-        if done.returncode != 0 or not (folder / "figures.json").is_file():
-            sys.exit(f"wrk failed ({done.returncode}): {done.stderr[-2000:] or done.stdout[-2000:]}")
+        returncode, output = wrk_until_sent(command, environment, folder, clients)
+        if returncode != 0 or not (folder / "figures.json").is_file():
+            sys.exit(f"wrk failed ({returncode}): {output[-2000:]}")
         figures = json.loads((folder / "figures.json").read_text())
     failed = figures["unexpected_status"] + figures["socket_errors"]
     if failed >= figures["requests"]:

@@ -1,4 +1,4 @@
--- wrk script for PosterBench (bench/wrk_load.py runs it): the requests a browser sends, from one session.
+-- wrk script for PosterBench (bench/load.py --tool wrk runs it): the requests a browser sends, from one session.
 -- Environment:
 --   WRK_KIND      upload | sample | feedback | bandit
 --   WRK_COOKIE    the session's Cookie header; WRK_TOKEN its CSRF token
@@ -8,6 +8,8 @@
 --                 line in this file (each voted on once)
 --   WRK_REQUESTS  the most requests each thread sends (then it stops): the run is bounded in count and time
 --   WRK_OUT       where done() writes its figures as JSON
+--   WRK_STOPPED   where a thread that has sent its WRK_REQUESTS leaves a file (this path, then its number): once
+--                 every thread has, bench/load.py interrupts wrk's wait for the rest of --duration
 -- Succeeded means the status a browser expects: 303 for the POSTs (a redirect to the results), 200 for the page.
 
 local ffi = require("ffi")  -- wrk runs LuaJIT: a monotonic clock, to time the run up to its last answer
@@ -100,12 +102,14 @@ function response(status, _headers, _body)
   if status ~= expected then unexpected = unexpected + 1 end
   if requests_made >= limit or (kind == "feedback" and requests_made >= #prepared) then
     wrk.thread:stop()
+    local stopped = os.getenv("WRK_STOPPED")
+    if stopped then assert(io.open(stopped .. number, "w")):close() end
   end
 end
 
 function done(summary, latency, _requests)
-  -- wrk reports the whole -d duration even when every thread stopped at WRK_REQUESTS; the run really lasted until
-  -- the last answer.
+  -- wrk reports the whole -d duration (or until it was interrupted) even when every thread stopped at WRK_REQUESTS;
+  -- the run really lasted until the last answer.
   local failed, finished = 0, started
   for _, thread in ipairs(threads) do
     failed = failed + thread:get("unexpected")

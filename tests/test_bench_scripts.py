@@ -287,8 +287,9 @@ def test_load_benchmark_serves_every_request(demo_catalog_dir, onnx_model_dir, i
 
 @pytest.mark.skipif(not shutil.which("wrk") and not os.environ.get("CI"), reason="wrk is not installed")
 def test_load_benchmark_under_wrk_over_postgres(demo_catalog_dir, onnx_model_dir, index_dir, postgres_url) -> None:
-    """wrk waits out its whole --duration in every cell, so the cells are short (2 s) and the model is the ONNX
-    export (no TensorFlow to start): a loaded machine may send fewer than the 4 requests asked for in that time."""
+    """Each cell ends once wrk's threads have sent their share of the 4 requests (bench/load.py interrupts wrk's
+    wait for the rest of its --duration), and at most after 2 s: a loaded machine may send fewer in that time. The
+    model is the ONNX export (no TensorFlow to start)."""
     output = run_script(
         "bench/load.py",
         *("--catalog", str(demo_catalog_dir), "--model", str(onnx_model_dir), "--index", str(index_dir)),
