@@ -185,7 +185,7 @@ def staging_directory(parent: Path, prefix: str) -> Iterator[Path]:
         lock_path.unlink(missing_ok=True)
 
 
-def _new_locked_file(path: Path) -> IO:
+def _new_locked_file(path: Path) -> IO[str]:
     """`path` created and locked (flock) as one step for other processes: the file is made under a temporary name that
     _remove_stale_staging ignores, locked, then renamed to `path`. Created under its own name and then locked, it
     could be found unlocked in between by a write starting beside it, taken for a killed writer's, and removed with

@@ -195,10 +195,11 @@ class OnnxGenreModel(DescribedModel):
         auto). ModelArtifactError (StaleExportError) names what is missing, damaged or stale and the command that
         writes it again; PrecisionSettingError a precision that is none of PRECISIONS.
 
-        The files are checked, then opened by onnxruntime by name: an export renamed in meanwhile (`make onnx` while a
-        gunicorn worker starts) gave a session of a new graph and old weights, or of files other than those checked.
-        The export's files are held open while they are loaded, and loaded again (LOAD_ATTEMPTS) when the directory
-        names others by then."""
+        The files are checked, then opened by onnxruntime by name: an int8 export renamed in meanwhile (`make onnx`
+        while a gunicorn worker starts) gave a session of a new graph and old weights, or of files other than those
+        checked. The export's files are held open while they are loaded, and loaded again (LOAD_ATTEMPTS) when the
+        directory names others by then. A float32 export being written has no record until it is whole (export_onnx):
+        a worker starting then is refused, as before."""
         directory = Path(directory)
         setting = precision_setting(precision)
         description = read_description(directory)
@@ -224,6 +225,7 @@ class OnnxGenreModel(DescribedModel):
 
 
 LOAD_ATTEMPTS = 3
+"""How many times OnnxGenreModel.load loads an export that is replaced while it loads it, before it gives up."""
 
 
 class HeldFiles:
@@ -235,19 +237,25 @@ class HeldFiles:
         self.handles: dict[Path, int | None] = {}
 
     def __enter__(self) -> HeldFiles:
-        for path in self.paths:
-            try:
-                self.handles[path] = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
-            except FileNotFoundError:
-                self.handles[path] = None
+        try:
+            for path in self.paths:
+                try:
+                    self.handles[path] = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+                except FileNotFoundError:
+                    self.handles[path] = None
+        except BaseException:  # an unreadable file: those opened before it are closed, not leaked
+            self.__exit__()
+            raise
         return self
 
     def __exit__(self, *exc_info: object) -> None:
         for handle in self.handles.values():
             if handle is not None:
                 os.close(handle)
+        self.handles.clear()
 
     def replaced(self) -> bool:
+        """Whether any name now gives another file than the one held, or a file where there was none, or none."""
         for path, handle in self.handles.items():
             try:
                 now = os.stat(path)

@@ -515,6 +515,7 @@ class HeldThread(threading.Thread):
             self.error = error
         finally:
             sys.setprofile(None)
+            self.held.set()  # a thread that ended before its stop: wait_held reports its error at once
 
     def hook(self, frame: FrameType, event: str, arg: object) -> None:
         if not self.held.is_set() and self.stops_at(frame, event, arg):
@@ -522,7 +523,7 @@ class HeldThread(threading.Thread):
             self.released.wait(HOLD_TIMEOUT_S)
 
     def wait_held(self) -> None:
-        assert self.held.wait(HOLD_TIMEOUT_S) or not self.is_alive(), "the thread never reached its stop"
+        assert self.held.wait(HOLD_TIMEOUT_S), "the thread never reached its stop"
         assert self.error is None, repr(self.error)
 
     def release(self) -> None:
