@@ -15,7 +15,7 @@ from selenium import webdriver
 from selenium.common.exceptions import WebDriverException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.remote.webdriver import WebDriver
-from urllib3.exceptions import HTTPError as ConnectionProblem
+from urllib3.exceptions import HTTPError as Urllib3Error
 
 USER_AGENT = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/142.0.0.0 Safari/537.36"
 """A desktop Chrome's User-Agent; headless Chromium's own says "HeadlessChrome", which IMDb turns away."""
@@ -92,7 +92,7 @@ def start_browser(
             options.binary_location = _required(find_program(CHROMIUM_NAMES, chromium), "Chromium", "chromium")
             driver_path = _required(find_program(CHROMEDRIVER_NAMES, chromedriver), "chromedriver", "chromium-driver")
             driver = webdriver.Chrome(service=Service(executable_path=driver_path), options=options)
-    except (WebDriverException, ConnectionProblem) as error:  # urllib3's: a Grid address that nothing answers at
+    except (WebDriverException, Urllib3Error) as error:  # urllib3's: a Grid address that nothing answers at
         where = f"the Selenium Grid at {remote}" if remote else "headless Chromium"
         raise BrowserError(f"could not start {where}: {first_line(error)}") from error
     driver.set_page_load_timeout(page_timeout)

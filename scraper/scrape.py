@@ -19,6 +19,7 @@ from PIL import Image, UnidentifiedImageError
 from selenium.common.exceptions import WebDriverException
 from selenium.webdriver.remote.webdriver import WebDriver
 from tqdm import tqdm
+from urllib3.exceptions import HTTPError as Urllib3Error
 
 from catalog import Movie, OutputInUseError, read_catalog, write_movies_csv, write_poster
 from scraper.browser import USER_AGENT, BrowserError, Pacer, browser_session, first_line, page_html
@@ -189,7 +190,7 @@ def scrape(settings: ScrapeSettings) -> ScrapeReport:
         try:
             with run.browser:  # started the first time a page is needed (a rerun may need none); closed here
                 run.all_genres()
-        except WebDriverException as error:
+        except (WebDriverException, Urllib3Error) as error:  # urllib3's: a Grid or chromedriver gone mid-run
             stopped = ScrapeStoppedError(f"the browser failed: {first_line(error)}")
             raise run.stopped(stopped, started) from error
         except ScrapeStoppedError as error:

@@ -19,6 +19,7 @@ import socket
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import replace
@@ -658,6 +659,61 @@ def test_the_bot_wall_stops_the_run_cleanly_and_a_later_run_completes(
     assert rows(out) == expected_rows(catalog, bare, genres)
     assert report.downloaded == len(rows(out)) - saved
     check_posters(out, len(rows(out)))
+
+
+def process_name(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip()
+    except OSError:
+        return ""
+
+
+def descendants(pid: int) -> list[int]:
+    """The processes under `pid` (Linux's /proc), children before their own."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            children.setdefault(parent, []).append(int(entry.name))
+    found, queue = [], list(children.get(pid, []))
+    while queue:
+        found.append(queue.pop(0))
+        queue += children.get(found[-1], [])
+    return found
+
+
+@browser_test
+@pytest.mark.skipif(not Path("/proc/self/stat").is_file(), reason="finds chromedriver in Linux's /proc")
+def test_a_chromedriver_killed_mid_run_stops_the_scrape_with_its_progress_saved(
+    imdb: ReplicaServer, tmp_path: Path
+) -> None:
+    """chromedriver gone in the middle of a run (killed, crashed, a Grid that went away) made Selenium's next command
+    raise urllib3's error, a traceback with the catalog not rewritten: it is a stop like the browser's own failures,
+    the catalog so far valid, the progress saved for the next run."""
+    out = tmp_path / "catalog"
+    stop_watching = threading.Event()
+
+    def kill_chromedriver_after_two_posters() -> None:
+        while not stop_watching.wait(0.02):
+            if imdb.request_counts.get("image", 0) >= 2:
+                drivers = [pid for pid in descendants(os.getpid()) if process_name(pid) == "chromedriver"]
+                for pid in [*drivers, *(child for driver in drivers for child in descendants(driver))]:
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(pid, signal.SIGKILL)  # its Chromium too: nobody would quit it
+                if drivers:
+                    return
+
+    watcher = threading.Thread(target=kill_chromedriver_after_two_posters, daemon=True)
+    watcher.start()
+    try:
+        with pytest.raises(ScrapeStoppedError, match=r"the browser failed: .*progress is saved in"):
+            scrape(settings(out, imdb, genres=("Drama", "Comedy")))
+    finally:
+        stop_watching.set()
+        watcher.join(10)
+    saved = movies_in_state(out)
+    assert saved >= 2 and len(read_catalog(out)) == saved  # the catalog so far is valid
+    check_posters(out, saved)
 
 
 @browser_test
