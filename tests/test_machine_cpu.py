@@ -26,6 +26,7 @@ if os.fork() == 0:
         os.write(done_write, b"done")
         os.read(parent_alive_read, 1)
     os._exit(0)
+os.close(done_write)  # a grandchild that dies before its word ends the read below
 os.wait()
 os.read(done_read, 4)
 time.sleep(1.2)
