@@ -14,6 +14,7 @@ from PIL import Image
 
 from app import create_app
 from tests.conftest import results_path
+from tests.test_api import served_model_loaded_once  # noqa: F401 (a module fixture: the served model loaded once)
 
 
 def results_page_for(client, data: dict) -> tuple[str, int]:
@@ -169,14 +170,14 @@ def test_a_bad_bandit_setting_stops_the_app_at_start(demo_catalog_dir, trained, 
 
 
 def test_settings_from_the_environment_keep_text_as_text_and_check_numbers(
-    monkeypatch, demo_catalog, demo_catalog_dir, trained, index_dir, tmp_path
+    monkeypatch, demo_catalog, demo_catalog_dir, onnx_model_dir, index_dir, tmp_path
 ) -> None:
     """Flask reads each POSTERBENCH_ variable as JSON where it can: a secret key of digits became a number, and every
     page with a form answered 500. Numbers out of their bounds once started the app and failed later."""
     for name, value in {
         "SECRET_KEY": "12345678901234567890",
         "CATALOG": str(demo_catalog_dir),
-        "MODEL": str(trained[1]),
+        "MODEL": str(onnx_model_dir),  # the trained model's ONNX export, as the app serves it
         "INDEX": str(index_dir),
         "DATABASE": str(tmp_path / "0123"),
         "FEEDBACK_LIMIT": "7",
@@ -219,7 +220,8 @@ def test_the_app_uses_the_clems_genres_when_configured(
 
     clems_dir = Path(app.config["DATABASE"]).parent / "clems"
     index = FeatureIndex.load(index_dir, demo_catalog)
-    clems = fit_clems(demo_catalog, trained[1], index, clems_dir, cost="hamming", n_estimators=20)
+    # 4 trees: the test checks that the app serves CLEMS's probabilities, not how good they are
+    clems = fit_clems(demo_catalog, trained[1], index, clems_dir, cost="hamming", n_estimators=4)
     embedded = create_app({**app.config, "CLEMS": str(clems_dir)})
     embedded.test_client_class = type(client)  # sends the CSRF token, as the page's form does
     sample = demo_catalog.movies[4]
@@ -237,18 +239,20 @@ def test_the_app_uses_the_clems_genres_when_configured(
 
 
 def test_a_catalog_with_nothing_else_to_recommend_answers_422_and_logs_nothing(
-    app_settings, demo_catalog, trained, tmp_path
+    app_settings, demo_catalog, tmp_path
 ) -> None:
     """A one-movie catalog and a click on its sample: no movie is left to recommend. The empty recommendation was
     logged, and could be voted on, teaching the bandit about a distance that chose nothing."""
     from app import create_app
+    from app.resources import load_model
     from catalog import read_catalog, write_catalog
     from model.index import build_index
 
     only = demo_catalog.movies[0]
     write_catalog(tmp_path / "one", [only], [(only.poster, demo_catalog.poster_path(only).read_bytes())])
     one = read_catalog(tmp_path / "one")
-    build_index(one, trained[0].model, trained[1], tmp_path / "one-index", progress=False)
+    served = Path(app_settings["MODEL"])  # the trained demo model's ONNX export: `posterbench index` indexes with it
+    build_index(one, load_model(str(served)), served, tmp_path / "one-index", progress=False)
     settings = {**app_settings, "CATALOG": str(tmp_path / "one"), "INDEX": str(tmp_path / "one-index")}
     client = create_app(settings).test_client()
     response = client.post("/api/recommend", data={"sample": only.imdb_id}, headers={"X-Requested-With": "test"})

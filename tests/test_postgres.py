@@ -21,6 +21,7 @@ from app.db import open_database, redacted
 from app.migrations import latest_version
 from recommend import DISTANCES
 from tests.conftest import results_path, vote_body
+from tests.test_api import served_model_loaded_once  # noqa: F401 (a module fixture: the served model loaded once)
 from tests.test_faults import API, REWARDS, assert_refused, post, rating_for, vote, worker_pids
 from tools.serving import DIRECT, gunicorn_server
 
@@ -138,6 +139,11 @@ def test_init_db_applies_the_migrations_on_postgres(pg_app, postgres_url: str) -
     assert password and password not in result.output
 
 
+RECOMMENDATIONS = 36
+"""Recommendations the two hosts make and then both vote on: host A's worker is killed once 10 votes are
+acknowledged, with most of the 72 votes still to come (each costs a request, a worker's CPU)."""
+
+
 @pytest.mark.skipif(not Path("/proc/self/stat").is_file(), reason="finds gunicorn's workers in Linux's /proc")
 def test_two_hosts_share_one_vote_per_recommendation_and_the_bandit_through_a_worker_kill(
     demo_catalog, demo_catalog_dir: Path, onnx_model_dir: Path, index_dir: Path, tmp_path: Path, postgres_url: str
@@ -176,13 +182,13 @@ def test_two_hosts_share_one_vote_per_recommendation_and_the_bandit_through_a_wo
         gunicorn_server(settings, workers=2, log_dir=tmp_path / "b") as host_b,
     ):
         ids = []
-        for k in range(90):
+        for k in range(RECOMMENDATIONS):
             form = urllib.parse.urlencode({"sample": demo_catalog.movies[k % len(demo_catalog)].imdb_id}).encode()
             status, shown = post(f"{(host_a, host_b)[k % 2]}/api/recommend", form, "application/x-www-form-urlencoded")
             assert status == 201, shown
             ids.append(shown["id"])
             keys[shown["id"]] = shown["key"]
-        assert len(set(ids)) == 90, "the hosts share one sequence of recommendation ids"
+        assert len(set(ids)) == RECOMMENDATIONS, "the hosts share one sequence of recommendation ids"
         # Every recommendation is voted on by both hosts at once: exactly one vote on each may win.
         threads = [
             threading.Thread(target=voter, args=(host, ids[k::3])) for host in (host_a, host_b) for k in range(3)
