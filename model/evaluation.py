@@ -141,14 +141,15 @@ def evaluate(
     export when its check passed), also `served`: the same report on the index's stored probabilities, which are
     what the app answers for these posters, with the model's thresholds."""
     ids, which = checked_evaluation_movies(catalog, model_dir)  # before the model is loaded: there may be none
-    model = GenreModel.load(model_dir)
+    model = GenreModel.load(model_dir)  # names a missing or damaged model.json before training_counts reads it
+    baselines = constant_predictors(*training_counts(model_dir))  # an older model's gap, before its passes
     y_true = catalog.labels(model.genres, ids).astype(int)
     reports = {"model": full_report(model, catalog, ids, predict_movies(model, catalog, ids, progress))}
     names = {"model": "model"}
     if index is not None:
         reports[SERVED] = full_report(model, catalog, ids, index.prediction([index.row(imdb_id) for imdb_id in ids]))
         names[SERVED] = f"{SERVED}: the index's probabilities, by the {index.precision} model the app serves"
-    for name, (scores, decisions) in constant_predictors(*training_counts(model_dir)).items():
+    for name, (scores, decisions) in baselines.items():
         reports[name] = genre_report(
             y_true, np.tile(scores, (len(ids), 1)), model.thresholds, model.genres, np.tile(decisions, (len(ids), 1))
         )

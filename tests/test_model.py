@@ -302,12 +302,24 @@ def test_pooling_choices_shape_the_head() -> None:
         pool(x, "median")
 
 
-def test_evaluating_a_model_without_training_counts_says_why(trained, demo_catalog_dir, tmp_path: Path) -> None:
+def test_evaluating_a_model_without_training_counts_says_why(
+    trained, demo_catalog_dir, tmp_path: Path, monkeypatch
+) -> None:
+    """Said before the model's passes over the posters (minutes on a real catalog), not after them."""
     import shutil
 
     from click.testing import CliRunner
 
+    import model.evaluation
     from model.__main__ import cli
+
+    passes = []
+    real_predict_movies = model.evaluation.predict_movies
+    monkeypatch.setattr(
+        model.evaluation,
+        "predict_movies",
+        lambda *args, **kwargs: passes.append(1) or real_predict_movies(*args, **kwargs),
+    )
 
     old = tmp_path / "old-model"
     shutil.copytree(trained[1], old)
@@ -317,6 +329,7 @@ def test_evaluating_a_model_without_training_counts_says_why(trained, demo_catal
     result = CliRunner().invoke(cli, ["evaluate", "--catalog", str(demo_catalog_dir), "--model", str(old)])
     assert result.exit_code != 0
     assert "does not record its training split's genre counts" in result.output and "Traceback" not in result.output
+    assert passes == []
 
 
 def test_an_index_without_one_vector_of_numbers_is_refused(index_dir: Path, demo_catalog, tmp_path: Path) -> None:
