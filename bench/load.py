@@ -84,15 +84,11 @@ def wrk_until_sent(command: list[str], environment: dict[str, str], folder: Path
     with (folder / "wrk.out").open("w+") as output:
         wrk = subprocess.Popen(command, env=environment, stdout=output, stderr=subprocess.STDOUT)
         try:
-            while True:
-                try:
-                    wrk.wait(timeout=WRK_POLL_SECONDS)
-                    break
-                except subprocess.TimeoutExpired:
-                    pass
+            while wrk.poll() is None:
                 stopped = len(list(folder.glob(WRK_STOPPED + "*")))
                 if stopped >= threads and catches_sigint(wrk.pid):  # its handler is set once its threads run
                     wrk.send_signal(signal.SIGINT)  # again at the next poll if a thread got it before it exited
+                time.sleep(WRK_POLL_SECONDS)
         finally:
             if wrk.poll() is None:
                 wrk.kill()

@@ -113,8 +113,12 @@ class _Lines:
         self.since_last_row.append(line)
         return line
 
+    def start_row(self) -> None:
+        """From here on, the lines read are the next row's."""
+        self.since_last_row.clear()
+
     def first_of_row(self) -> int:
-        """The line the row read since since_last_row was cleared starts on: its first line that is not blank."""
+        """The line the row read since start_row starts on: its first line that is not blank."""
         blank = next((i for i, line in enumerate(self.since_last_row) if line.strip("\r\n")), len(self.since_last_row))
         return self.count - len(self.since_last_row) + 1 + blank
 
@@ -133,7 +137,7 @@ def _read_rows(directory: Path, csv_path: Path, check_posters: bool) -> Catalog:
         extra_columns = tuple(column for column in header if column and column not in COLUMNS)
         rows = iter(reader)
         while True:
-            lines.since_last_row.clear()
+            lines.start_row()
             try:
                 row = next(rows)
             except StopIteration:

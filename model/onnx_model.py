@@ -209,15 +209,14 @@ class OnnxGenreModel(DescribedModel):
                 try:
                     session, choice = load_session(directory, threads, setting, description, detector)
                 except OnnxExportError:
-                    if not held.replaced() or attempt == LOAD_ATTEMPTS:
+                    if attempt == LOAD_ATTEMPTS or not held.replaced():
                         raise
                     continue
-                if not held.replaced():
-                    release_freed_memory()
-                    (logger.warning if choice.warn else logger.info)("serving %s: %s", choice.precision, choice.reason)
-                    return cls(
-                        session, description, detector, precision=choice.precision, precision_reason=choice.reason
-                    )
+                if held.replaced():
+                    continue
+            release_freed_memory()
+            (logger.warning if choice.warn else logger.info)("serving %s: %s", choice.precision, choice.reason)
+            return cls(session, description, detector, precision=choice.precision, precision_reason=choice.reason)
         raise OnnxExportError(
             f"the export in {directory} was replaced {LOAD_ATTEMPTS} times while it was loaded: try again once "
             "`make onnx` is done"
@@ -234,41 +233,44 @@ class HeldFiles:
 
     def __init__(self, directory: Path, names: tuple[str, ...]) -> None:
         self.paths = [directory / name for name in names]
-        self.handles: dict[Path, int | None] = {}
+        self.handles: list[int] = []
+        self.held: dict[Path, tuple[int, int] | None] = {}
 
     def __enter__(self) -> HeldFiles:
         try:
             for path in self.paths:
                 try:
-                    self.handles[path] = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+                    handle = os.open(path, os.O_RDONLY)
                 except FileNotFoundError:
-                    self.handles[path] = None
+                    self.held[path] = None
+                    continue
+                self.handles.append(handle)
+                self.held[path] = file_identity(os.fstat(handle))
         except BaseException:  # an unreadable file: those opened before it are closed, not leaked
             self.__exit__()
             raise
         return self
 
     def __exit__(self, *exc_info: object) -> None:
-        for handle in self.handles.values():
-            if handle is not None:
-                os.close(handle)
+        for handle in self.handles:
+            os.close(handle)
         self.handles.clear()
 
     def replaced(self) -> bool:
         """Whether any name now gives another file than the one held, or a file where there was none, or none."""
-        for path, handle in self.handles.items():
-            try:
-                now = os.stat(path)
-            except FileNotFoundError:
-                now = None
-            if handle is None or now is None:
-                if handle is not None or now is not None:
-                    return True
-                continue
-            held = os.fstat(handle)
-            if (held.st_dev, held.st_ino) != (now.st_dev, now.st_ino):
-                return True
-        return False
+        return any(named_file(path) != identity for path, identity in self.held.items())
+
+
+def file_identity(status: os.stat_result) -> tuple[int, int]:
+    return status.st_dev, status.st_ino
+
+
+def named_file(path: Path) -> tuple[int, int] | None:
+    """The device and inode of the file `path` names now, or None."""
+    try:
+        return file_identity(os.stat(path))
+    except FileNotFoundError:
+        return None
 
 
 def load_session(

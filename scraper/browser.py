@@ -22,6 +22,9 @@ USER_AGENT = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Ge
 ACCEPT_LANGUAGE = "en-US,en"
 CHROMIUM_NAMES = ("chromium", "chromium-browser")
 CHROMEDRIVER_NAMES = ("chromedriver",)
+BROWSER_FAILURES = (WebDriverException, Urllib3Error)
+"""What a browser that fails raises: Selenium's errors, and urllib3's when chromedriver or the Grid cannot be reached
+(an address nothing answers at, a chromedriver gone)."""
 WINDOW_SIZE = (1280, 1000)
 """The browser window's width and height (a desktop's: IMDb lays its pages out for one)."""
 _CHROMIUM_ARGUMENTS = (
@@ -92,7 +95,7 @@ def start_browser(
             options.binary_location = _required(find_program(CHROMIUM_NAMES, chromium), "Chromium", "chromium")
             driver_path = _required(find_program(CHROMEDRIVER_NAMES, chromedriver), "chromedriver", "chromium-driver")
             driver = webdriver.Chrome(service=Service(executable_path=driver_path), options=options)
-    except (WebDriverException, Urllib3Error) as error:  # urllib3's: a Grid address that nothing answers at
+    except BROWSER_FAILURES as error:
         where = f"the Selenium Grid at {remote}" if remote else "headless Chromium"
         raise BrowserError(f"could not start {where}: {first_line(error)}") from error
     driver.set_page_load_timeout(page_timeout)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import io
 import logging
 import random
@@ -19,10 +20,17 @@ from PIL import Image, UnidentifiedImageError
 from selenium.common.exceptions import WebDriverException
 from selenium.webdriver.remote.webdriver import WebDriver
 from tqdm import tqdm
-from urllib3.exceptions import HTTPError as Urllib3Error
 
 from catalog import Movie, OutputInUseError, read_catalog, write_movies_csv, write_poster
-from scraper.browser import USER_AGENT, BrowserError, Pacer, browser_session, first_line, page_html
+from scraper.browser import (
+    BROWSER_FAILURES,
+    USER_AGENT,
+    BrowserError,
+    Pacer,
+    browser_session,
+    first_line,
+    page_html,
+)
 from scraper.fetch import FetchError, SafeFetcher
 from scraper.links import IMDB_IMAGE_HOSTS
 from scraper.search import (
@@ -190,7 +198,7 @@ def scrape(settings: ScrapeSettings) -> ScrapeReport:
         try:
             with run.browser:  # started the first time a page is needed (a rerun may need none); closed here
                 run.all_genres()
-        except (WebDriverException, Urllib3Error) as error:  # urllib3's: a Grid or chromedriver gone mid-run
+        except BROWSER_FAILURES as error:  # a chromedriver or Grid gone mid-run too
             stopped = ScrapeStoppedError(f"the browser failed: {first_line(error)}")
             raise run.stopped(stopped, started) from error
         except ScrapeStoppedError as error:
@@ -226,20 +234,15 @@ class _Run:
         )
         self.browser = contextlib.ExitStack()
         """Holds the browser session once one is started; closing it quits the browser."""
-        self._driver: WebDriver | None = None
         self.current: tuple[Search, SearchPage] | None = None
         """The search page the browser shows, while it shows one."""
 
-    @property
+    @functools.cached_property
     def driver(self) -> WebDriver:
         """The browser, started the first time the run needs a page: a run with only posters left to fetch (or
         nothing left at all) starts none. Start-up errors are raised here, inside `scrape`'s handling of them."""
-        if self._driver is None:
-            session = browser_session(
-                self.settings.remote, page_timeout=self.settings.page_timeout, user_agent=USER_AGENT
-            )
-            self._driver = self.browser.enter_context(session)
-        return self._driver
+        session = browser_session(self.settings.remote, page_timeout=self.settings.page_timeout, user_agent=USER_AGENT)
+        return self.browser.enter_context(session)
 
     # -- outcome -----------------------------------------------------------------------------------------------------
 
