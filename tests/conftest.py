@@ -21,10 +21,12 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import replace
 from pathlib import Path
+from types import FrameType
 from urllib.parse import quote
 
 import pytest
@@ -59,6 +61,17 @@ def fresh_browser(driver) -> None:
     driver.execute_cdp_cmd("Network.clearBrowserCookies", {})
     driver.execute_cdp_cmd("Network.clearBrowserCache", {})
     driver.set_window_size(*WINDOW_SIZE)
+
+
+@pytest.fixture(scope="module")
+def shared_browser():
+    """Headless Chromium as the scraper starts it (Debian's chromium and chromedriver), with images shown: started
+    once for the module, as starting Chromium costs more CPU than most page loads; each test makes it look new
+    (fresh_browser)."""
+    from scraper.browser import browser_session
+
+    with browser_session(images=True) as driver:
+        yield driver
 
 
 @pytest.fixture(scope="session")
@@ -475,3 +488,68 @@ def under_results(location: str, suffix: str) -> str:
 def recommendation_id_of(location: str) -> int:
     """The id in a results page's address."""
     return int(location.split("?", 1)[0].rsplit("/", 1)[1])
+
+
+# -- a thread held at one point, as a debugger's breakpoint holds it ---------------------------------------------------
+
+HOLD_TIMEOUT_S = 120
+
+
+class HeldThread(threading.Thread):
+    """Runs `work` in a thread that stops just before the call that `stops_at(frame, event, arg)` picks (a
+    sys.setprofile event: "call" for a Python function, "c_call" for a built-in one), until `release`."""
+
+    def __init__(self, work: Callable[[], object], stops_at: Callable[[FrameType, str, object], bool]) -> None:
+        super().__init__(daemon=True)
+        self.work, self.stops_at = work, stops_at
+        self.held, self.released = threading.Event(), threading.Event()
+        self.result: object = None
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        sys.setprofile(self.hook)
+        try:
+            self.result = self.work()
+        except BaseException as error:
+            self.error = error
+        finally:
+            sys.setprofile(None)
+            self.held.set()  # a thread that ended before its stop: wait_held reports its error at once
+
+    def hook(self, frame: FrameType, event: str, arg: object) -> None:
+        if not self.held.is_set() and self.stops_at(frame, event, arg):
+            self.held.set()
+            self.released.wait(HOLD_TIMEOUT_S)
+
+    def wait_held(self) -> None:
+        assert self.held.wait(HOLD_TIMEOUT_S), "the thread never reached its stop"
+        assert self.error is None, repr(self.error)
+
+    def release(self) -> None:
+        self.released.set()
+        self.join(HOLD_TIMEOUT_S)
+        assert not self.is_alive()
+
+
+@pytest.fixture(scope="module")
+def served_model_loaded_once(onnx_model_dir: Path) -> Iterator[None]:
+    """Every test still builds its own app (its own database, rate limits and sessions), but what the apps of a module
+    only read (the catalog, the ONNX session of the trained demo model, the index) is loaded once for the same
+    directories, as a gunicorn worker loads it once for all its requests: that load is most of create_app's time.
+    Apps of another model directory or with CLEMS load theirs as before, so start-up checks still run."""
+    import app.resources as resources
+
+    real_load = resources.load
+    loaded: dict[tuple, resources.Resources] = {}
+
+    def load_once(catalog_dir, model_dir, index_dir, clems_dir=None, *args, **kwargs) -> resources.Resources:
+        if str(model_dir) != str(onnx_model_dir) or clems_dir:
+            return real_load(catalog_dir, model_dir, index_dir, clems_dir, *args, **kwargs)
+        key = (str(catalog_dir), str(model_dir), str(index_dir), args, tuple(sorted(kwargs.items())))
+        if key not in loaded:
+            loaded[key] = real_load(catalog_dir, model_dir, index_dir, clems_dir, *args, **kwargs)
+        return loaded[key]
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(resources, "load", load_once)
+        yield

@@ -11,8 +11,6 @@ import json
 import math
 import re
 import sqlite3
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from werkzeug.test import EnvironBuilder
@@ -22,28 +20,7 @@ from app import create_app
 HEADERS = {"X-Requested-With": "pytest"}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def served_model_loaded_once(onnx_model_dir: Path) -> Iterator[None]:
-    """Every test still builds its own app (its own database, rate limits and sessions), but what the apps of a module
-    only read (the catalog, the ONNX session of the trained demo model, the index) is loaded once for the same
-    directories, as a gunicorn worker loads it once for all its requests: that load is most of create_app's time.
-    Apps of another model directory or with CLEMS load theirs as before, so start-up checks still run."""
-    import app.resources as resources
-
-    real_load = resources.load
-    loaded: dict[tuple, resources.Resources] = {}
-
-    def load_once(catalog_dir, model_dir, index_dir, clems_dir=None, *args, **kwargs) -> resources.Resources:
-        if str(model_dir) != str(onnx_model_dir) or clems_dir:
-            return real_load(catalog_dir, model_dir, index_dir, clems_dir, *args, **kwargs)
-        key = (str(catalog_dir), str(model_dir), str(index_dir), args, tuple(sorted(kwargs.items())))
-        if key not in loaded:
-            loaded[key] = real_load(catalog_dir, model_dir, index_dir, clems_dir, *args, **kwargs)
-        return loaded[key]
-
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(resources, "load", load_once)
-        yield
+pytestmark = pytest.mark.usefixtures("served_model_loaded_once")
 
 
 def recommend_sample(client, imdb_id: str, headers: dict = HEADERS):

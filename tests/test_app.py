@@ -14,7 +14,8 @@ from PIL import Image
 
 from app import create_app
 from tests.conftest import results_path
-from tests.test_api import served_model_loaded_once  # noqa: F401 (a module fixture: the served model loaded once)
+
+pytestmark = pytest.mark.usefixtures("served_model_loaded_once")
 
 
 def results_page_for(client, data: dict) -> tuple[str, int]:

@@ -52,16 +52,6 @@ def base_url(demo_catalog_dir, onnx_model_dir, index_dir, imdb, state: Path) -> 
         yield url
 
 
-@pytest.fixture(scope="module")
-def shared_browser():
-    """Headless Chromium as the scraper starts it (Debian's chromium and chromedriver), with images shown: started
-    once for the module, as starting Chromium costs more CPU than most of these tests' page loads."""
-    from scraper.browser import browser_session
-
-    with browser_session(images=True) as driver:
-        yield driver
-
-
 @pytest.fixture
 def browser(shared_browser):
     """The module's Chromium, as a new one starts (fresh_browser) for each test."""

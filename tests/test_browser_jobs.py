@@ -37,16 +37,6 @@ def base_url(demo_catalog_dir, onnx_model_dir, index_dir, tmp_path_factory) -> I
         yield url
 
 
-@pytest.fixture(scope="module")
-def shared_browser():
-    """Headless Chromium as the scraper starts it, with images shown: started once for the module, as starting
-    Chromium costs more CPU than most page loads."""
-    from scraper.browser import browser_session
-
-    with browser_session(images=True) as driver:
-        yield driver
-
-
 @pytest.fixture
 def browser(shared_browser, tmp_path: Path):
     """The module's Chromium, as a new one starts (fresh_browser) for each test, its downloads saved in `tmp_path`."""

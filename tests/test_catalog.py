@@ -380,34 +380,24 @@ def test_a_write_starting_beside_one_that_has_just_begun_leaves_its_staging_alon
     import fcntl
     import subprocess
     import sys
-    import threading
+
+    from tests.conftest import HeldThread
 
     target = tmp_path / "model"
-    held, released = threading.Event(), threading.Event()
-    seen: dict[str, object] = {}
 
-    def hold_before_locking(frame: object, event: str, arg: object) -> None:
-        if event == "c_call" and arg is fcntl.flock and not held.is_set():
-            held.set()
-            released.wait(60)
+    def first_write() -> dict[str, bool]:
+        with staged_directory(target, "a") as staging:
+            seen = {
+                "staging kept": staging.is_dir(),
+                "lock kept": staging.with_name(f"{staging.name}.lock").is_file(),
+            }
+            (staging / "a").write_text("first")
+        return seen
 
-    def first_write() -> None:
-        sys.setprofile(hold_before_locking)
-        try:
-            with staged_directory(target, "a") as staging:
-                sys.setprofile(None)
-                seen["staging kept"] = staging.is_dir()
-                seen["lock kept"] = staging.with_name(f"{staging.name}.lock").is_file()
-                (staging / "a").write_text("first")
-        except Exception as error:
-            seen["error"] = error
-        finally:
-            sys.setprofile(None)
-
-    writer = threading.Thread(target=first_write, daemon=True)
+    writer = HeldThread(first_write, lambda frame, event, arg: event == "c_call" and arg is fcntl.flock)
     writer.start()
     try:
-        assert held.wait(60)
+        writer.wait_held()
         second = subprocess.run(
             [sys.executable, "-c", STARTING_WRITER, str(target)],
             capture_output=True,
@@ -418,9 +408,9 @@ def test_a_write_starting_beside_one_that_has_just_begun_leaves_its_staging_alon
         assert second.returncode == 0, second.stderr
         assert (target / "a").read_text() == "second"
     finally:
-        released.set()
-        writer.join(60)
-    assert seen == {"staging kept": True, "lock kept": True}
+        writer.release()
+    assert writer.error is None, repr(writer.error)
+    assert writer.result == {"staging kept": True, "lock kept": True}
     assert (target / "a").read_text() == "first"
     assert sorted(path.name for path in tmp_path.iterdir()) == ["model"]
 

@@ -9,9 +9,6 @@ import json
 import logging
 import os
 import shutil
-import sys
-import threading
-from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from types import FrameType
@@ -33,7 +30,7 @@ from model.onnx_model import (
     PrecisionSettingError,
 )
 from model.split import SPLIT_FILE, Split
-from tests.conftest import first_movies
+from tests.conftest import HeldThread, first_movies
 
 
 @pytest.fixture(scope="module")
@@ -492,44 +489,6 @@ def test_ctrl_c_while_the_files_are_renamed_waits_for_the_last_rename() -> None:
 # -- a worker loading while `make onnx` replaces the export ----------------------------------------------------------
 # OnnxGenreModel.load runs for real in a thread held at one point (a profile hook, as a debugger's breakpoint) while
 # the test renames a file in, so that the interleaving is the same at every run.
-
-HOLD_TIMEOUT_S = 120
-
-
-class HeldThread(threading.Thread):
-    """Runs `work` in a thread that stops just before the call that `stops_at(frame, event, arg)` picks (a
-    sys.setprofile event: "call" for a Python function, "c_call" for a built-in one), until `release`."""
-
-    def __init__(self, work: Callable[[], object], stops_at: Callable[[FrameType, str, object], bool]) -> None:
-        super().__init__(daemon=True)
-        self.work, self.stops_at = work, stops_at
-        self.held, self.released = threading.Event(), threading.Event()
-        self.result: object = None
-        self.error: BaseException | None = None
-
-    def run(self) -> None:
-        sys.setprofile(self.hook)
-        try:
-            self.result = self.work()
-        except BaseException as error:
-            self.error = error
-        finally:
-            sys.setprofile(None)
-            self.held.set()  # a thread that ended before its stop: wait_held reports its error at once
-
-    def hook(self, frame: FrameType, event: str, arg: object) -> None:
-        if not self.held.is_set() and self.stops_at(frame, event, arg):
-            self.held.set()
-            self.released.wait(HOLD_TIMEOUT_S)
-
-    def wait_held(self) -> None:
-        assert self.held.wait(HOLD_TIMEOUT_S), "the thread never reached its stop"
-        assert self.error is None, repr(self.error)
-
-    def release(self) -> None:
-        self.released.set()
-        self.join(HOLD_TIMEOUT_S)
-        assert not self.is_alive()
 
 
 def opens_an_onnxruntime_session(frame: FrameType, event: str, arg: object) -> bool:

@@ -21,9 +21,10 @@ from app.db import open_database, redacted
 from app.migrations import latest_version
 from recommend import DISTANCES
 from tests.conftest import results_path, vote_body
-from tests.test_api import served_model_loaded_once  # noqa: F401 (a module fixture: the served model loaded once)
 from tests.test_faults import API, REWARDS, assert_refused, post, rating_for, vote, worker_pids
 from tools.serving import DIRECT, gunicorn_server
+
+pytestmark = pytest.mark.usefixtures("served_model_loaded_once")
 
 
 @pytest.fixture

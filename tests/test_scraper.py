@@ -72,6 +72,7 @@ from scraper.state import (
 )
 from scraper.title_page import sized_poster_url
 from tests.conftest import popen_interruptible
+from tests.test_faults import worker_pids
 from tools.replica import FailureModes, ReplicaServer, replica_movies
 from tools.replica.search import _CAPTCHA_PAGE, _FORBIDDEN_PAGE
 
@@ -670,15 +671,10 @@ def process_name(pid: int) -> str:
 
 def descendants(pid: int) -> list[int]:
     """The processes under `pid` (Linux's /proc), children before their own."""
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        with contextlib.suppress(OSError, ValueError, IndexError):
-            parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            children.setdefault(parent, []).append(int(entry.name))
-    found, queue = [], list(children.get(pid, []))
+    found, queue = [], sorted(worker_pids(pid))
     while queue:
         found.append(queue.pop(0))
-        queue += children.get(found[-1], [])
+        queue += sorted(worker_pids(found[-1]))
     return found
 
 
