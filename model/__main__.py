@@ -180,10 +180,11 @@ def tune_thresholds_command(catalog_dir: Path, model_dir: Path) -> None:
     """Tune a saved model's per-genre thresholds again on its validation split (micro-F1 + macro-F1)."""
     from catalog import CatalogError, read_catalog
     from model.artifacts import ModelArtifactError
-    from model.evaluation import retune_thresholds
+    from model.evaluation import retune_thresholds, validation_ids
 
     try:
         catalog = read_catalog(catalog_dir)
+        validation_ids(catalog, model_dir)  # a missing split or one the catalog lacks: refused before TensorFlow loads
         check_keras_model(model_dir)
         import_tensorflow()
         thresholds = retune_thresholds(catalog, model_dir)

@@ -115,13 +115,20 @@ def full_report(model: GenreModel, catalog: Catalog, ids: list[str], prediction:
     return report
 
 
-def retune_thresholds(catalog: Catalog, model_dir: Path, progress: bool = True) -> np.ndarray:
-    """Tune a saved model's thresholds again on its own validation split and save them in model.json."""
-    model = GenreModel.load(model_dir)
+def validation_ids(catalog: Catalog, model_dir: Path) -> list[str]:
+    """The model's validation split, which `catalog` must hold (ModelArtifactError, ValueError or CatalogError
+    otherwise): read without loading the model."""
     validation = Split.load(model_dir / SPLIT_FILE).validation
     if not validation:
         raise ValueError(f"{catalog.directory} does not hold the validation split of {model_dir}: it has none")
     check_holds(catalog, validation, f"the validation split of {model_dir}")
+    return validation
+
+
+def retune_thresholds(catalog: Catalog, model_dir: Path, progress: bool = True) -> np.ndarray:
+    """Tune a saved model's thresholds again on its own validation split and save them in model.json."""
+    validation = validation_ids(catalog, model_dir)  # before the model loads: the split may be missing
+    model = GenreModel.load(model_dir)
     probabilities = predict_movies(model, catalog, validation, progress).genres
     thresholds = tune_thresholds(catalog.labels(model.genres, validation), probabilities)
     description_path = model_dir / DESCRIPTION_FILE

@@ -99,6 +99,16 @@ def popen_interruptible(command: list[str], **kwargs) -> subprocess.Popen:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
+def the_work_must_not_start(monkeypatch: pytest.MonkeyPatch, *targets: str) -> None:
+    """Make each of `targets` (module.attribute) fail the test if it is called: the inputs must be refused first."""
+
+    def started(*arguments, **options):
+        raise AssertionError("the work started before the inputs were refused")
+
+    for target in targets:
+        monkeypatch.setattr(target, started)
+
+
 def demo_catalog_built_once(
     request: pytest.FixtureRequest, name: str, n_movies: int, seed: int, id_prefix: str = "tt99"
 ) -> Path:

@@ -7,6 +7,7 @@ traceback, or looped."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -18,7 +19,7 @@ from click.testing import CliRunner
 from PIL import Image
 
 from posterbench import cli
-from tests.conftest import first_movies
+from tests.conftest import first_movies, the_work_must_not_start
 
 
 def run(*arguments: str):
@@ -158,15 +159,26 @@ def test_training_from_a_damaged_weights_file_says_so(small_catalog, tmp_path: P
 
 
 def test_a_model_without_its_split_is_named_not_a_traceback(
-    demo_catalog_dir: Path, onnx_model_dir: Path, tmp_path: Path
+    demo_catalog_dir: Path, onnx_model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """tune-thresholds refuses a model without its split, or a catalog without the split's validation movies, before
+    TensorFlow loads (it loaded first, seconds before the refusal)."""
+    the_work_must_not_start(monkeypatch, "model.__main__.import_tensorflow", "model.evaluation.GenreModel.load")
     model = shutil.copytree(onnx_model_dir, tmp_path / "model")
+    split = json.loads((model / "split.json").read_text())
     (model / "split.json").unlink()
     answer = run("tune-thresholds", "--catalog", demo_catalog_dir, "--model", model)
     assert answer.exit_code == 1 and "split.json is missing: train the model again" in answer.output
     (model / "split.json").write_text("{}")
     answer = run("tune-thresholds", "--catalog", demo_catalog_dir, "--model", model)
     assert answer.exit_code == 1 and "split.json is damaged" in answer.output
+    other = first_movies(demo_catalog_dir, 8, tmp_path / "other")
+    (model / "split.json").write_text(json.dumps(split))
+    answer = run("tune-thresholds", "--catalog", other, "--model", model)
+    assert answer.exit_code == 1 and f"does not hold the validation split of {model}" in answer.output
+    (model / "split.json").write_text(json.dumps({**split, "validation": []}))
+    answer = run("tune-thresholds", "--catalog", demo_catalog_dir, "--model", model)
+    assert answer.exit_code == 1 and f"does not hold the validation split of {model}: it has none" in answer.output
 
 
 def test_a_worker_whose_queue_cannot_be_reached_stops_at_once(
@@ -251,16 +263,6 @@ def test_what_the_file_system_refuses_is_one_line(monkeypatch) -> None:
 
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def the_work_must_not_start(monkeypatch, *targets: str) -> None:
-    """Make each of `targets` (module.attribute) fail the test if it is called."""
-
-    def started(*arguments, **options):
-        raise AssertionError("the work started before the output was found unwritable")
-
-    for target in targets:
-        monkeypatch.setattr(target, started)
 
 
 def one_line(output: str) -> str:

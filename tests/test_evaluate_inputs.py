@@ -19,6 +19,7 @@ from click.testing import CliRunner
 import embedding.pipeline  # noqa: F401  imported with the real model.evaluation.evaluate, before any test patches it
 from catalog import CatalogError, read_catalog, write_movies_csv
 from posterbench import cli
+from tests.conftest import the_work_must_not_start
 
 PARTIAL_MOVIES = 25
 """The first rows of the demo catalog that the partial catalog keeps: part of the model's test split, and movies
@@ -34,16 +35,6 @@ def one_line(output: str) -> str:
     lines = output.strip().splitlines()
     assert len(lines) == 1 and "Traceback" not in output, output
     return lines[0]
-
-
-def the_work_must_not_start(monkeypatch: pytest.MonkeyPatch, *targets: str) -> None:
-    """Make each of `targets` (module.attribute) fail the test if it is called."""
-
-    def started(*arguments, **options):
-        raise AssertionError("the work started before the inputs were refused")
-
-    for target in targets:
-        monkeypatch.setattr(target, started)
 
 
 def contents(directory: Path) -> dict[str, bytes]:
