@@ -23,6 +23,9 @@ RUN_DIR := $(VAR)/runs/$(notdir $(CATALOG_ABS))-$(shell printf '%s' '$(CATALOG_A
 MODEL_DIR := $(RUN_DIR)/model-$(PRESET)
 INDEX_DIR := $(RUN_DIR)/index-$(PRESET)
 DATABASE ?= $(or $(POSTERBENCH_DATABASE),$(VAR)/posterbench.sqlite)
+# A PostgreSQL URL (DATABASE_URL or POSTERBENCH_DATABASE_URL, on make's command line or in the environment, from
+# where make passes it on to the app without printing it): `make serve` then names no SQLite file, which would win.
+SERVED_DATABASE_URL := $(or $(DATABASE_URL),$(POSTERBENCH_DATABASE_URL))
 SECRET_FILE := $(VAR)/secret_key
 
 HOST ?= 127.0.0.1
@@ -211,9 +214,11 @@ $(SECRET_FILE):
 
 serve: $(INT8_EXPORT) $(INDEX_DIR)/index.json $(SERVED_CLEMS) $(SECRET_FILE)
 	@echo "PosterBench: http://$(HOST):$(PORT)/ (catalog $(CATALOG_DIR))"
+	$(if $(and $(SERVED_DATABASE_URL),$(filter command line environment,$(origin DATABASE))),\
+		$(error give DATABASE (a SQLite file) or DATABASE_URL (a PostgreSQL server), not both))
 	POSTERBENCH_SECRET_KEY=$${POSTERBENCH_SECRET_KEY:-$$(cat $(SECRET_FILE))} $(BIN)/posterbench serve \
 		--catalog $(CATALOG_DIR) --model $(MODEL_DIR) --index $(INDEX_DIR) --clems '$(if $(SERVED_CLEMS),$(CLEMS_DIR))' \
-		--database $(DATABASE) --host $(HOST) --port $(PORT) --workers $(WORKERS)
+		$(if $(SERVED_DATABASE_URL),,--database $(DATABASE)) --host $(HOST) --port $(PORT) --workers $(WORKERS)
 
 # The tests spread over PYTEST_WORKERS processes (pytest-xdist; 0 runs them in this one): much of their time is spent
 # waiting on servers, browsers and child processes, so 3 on 2 cores run faster than one (bench/README.md).
