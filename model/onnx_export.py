@@ -22,16 +22,20 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable
+import signal
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO, TypeVar
+from typing import BinaryIO
 
 import numpy as np
 import onnx
 import onnxruntime as ort
 from onnx import TensorProto, helper
 
+from catalog.write import staging_directory
 from model.artifacts import EXPORT_FILE, OUTPUTS, WEIGHTS_FILE, GenreModel, file_sha256, weights_stamp
 from model.onnx_model import (
     INPUT_NAME,
@@ -241,8 +245,8 @@ def convert(builder: GraphBuilder, layer: object, x: str) -> str:
 
 
 def write_model(model: GenreModel, onnx_path: Path, data_path: Path) -> None:
-    """model.onnx and its data file, under temporary names: the graph names the data file ONNX_DATA_FILE, the name
-    it gets beside model.onnx once both are renamed."""
+    """model.onnx and its data file, at `onnx_path` and `data_path`: the graph names the data file ONNX_DATA_FILE,
+    the name it has beside model.onnx."""
     with data_path.open("wb") as handle:
         graph = build_graph(model, ExternalWeights(handle, ONNX_DATA_FILE))
     proto = helper.make_model(
@@ -293,54 +297,71 @@ def compare(keras_model: GenreModel, exported: OnnxGenreModel, posters: np.ndarr
     return ExportCheck(described, largest("genres"), largest("features"), evoked)
 
 
-T = TypeVar("T")
+HELD_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+EXPORT_STAGING_PREFIX = f".{ONNX_FILE}."
+"""The start of the folder's name, in the model directory, where a new float32 export is written and checked before its
+files replace the previous ones (catalog.write.staging_directory: one per export, removed when it ends, whatever the
+outcome, and a killed export's removed by the next)."""
 
 
-def write_whole(directory: Path, names: tuple[str, ...], write: Callable[..., T]) -> T:
-    """Calls `write` with a partial path for each of `names` in `directory`, then moves each into place: a write
-    stopped half-way leaves no file of those names (its partial files are removed). Returns what `write` returns."""
-    partial = [directory / f".{name}.partial" for name in names]
+@contextmanager
+def signals_deferred() -> Iterator[None]:
+    """Ctrl-C and SIGTERM held back until the block is done, then raised (in the main thread, where Python handles
+    signals): the renames that replace one export by another are not stopped between two files."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    received: list[int] = []
+    previous = {number: signal.signal(number, lambda got, frame: received.append(got)) for number in HELD_SIGNALS}
     try:
-        written = write(*partial)
-    except BaseException:
-        for path in partial:
-            path.unlink(missing_ok=True)
-        raise
-    for name, path in zip(names, partial, strict=True):
-        os.replace(path, directory / name)
-    return written
+        yield
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, signal.SIG_DFL if handler is None else handler)
+        for number in dict.fromkeys(received):
+            signal.raise_signal(number)
+
+
+def replace_export(stage: Path, model_dir: Path, names: tuple[str, ...]) -> None:
+    """Move the files `names` of an export from `stage` over those of `model_dir`, in that order (its record last:
+    until it is replaced, the previous record names other files, which OnnxGenreModel.load refuses), Ctrl-C held back
+    until all are moved."""
+    with signals_deferred():
+        for name in names:
+            os.replace(stage / name, model_dir / name)
 
 
 def export_onnx(
     model_dir: str | Path, catalog_dir: Path | None = None, check_posters: int = CHECK_POSTERS
 ) -> ExportCheck:
     """Write model.onnx, model.onnx.data and model.onnx.json into `model_dir` from its Keras model and check the
-    export against Keras on `check_posters` posters of `catalog_dir` (random ones without a catalog).
-    model.onnx.json, which makes the export usable, is removed first and written last: an export stopped half-way
-    is never taken for a whole one, and one that does not reproduce Keras is removed."""
+    export against Keras on `check_posters` posters of `catalog_dir` (random ones without a catalog). The files are
+    written and checked in a staging folder (EXPORT_STAGING_PREFIX) and replace the previous export only once whole
+    and checked: an export stopped half-way (Ctrl-C, a full disk) or one that does not reproduce Keras leaves the
+    previous export as it was."""
     model_dir = Path(model_dir)
     model = GenreModel.load(model_dir)  # says which file is missing or damaged
     source = weights_stamp(model_dir / WEIGHTS_FILE)
-    if catalog_dir is None:  # the posters first: a bad catalog leaves the export there was as it was
+    if catalog_dir is None:
         posters, described = random_posters(model.input_size, check_posters), f"{check_posters} random posters"
     else:
         posters = catalog_posters(Path(catalog_dir), model.input_size, check_posters)
         described = f"{len(posters)} posters of {catalog_dir}"
-    (model_dir / EXPORT_FILE).unlink(missing_ok=True)
-    write_whole(model_dir, (ONNX_FILE, ONNX_DATA_FILE), lambda graph, data: write_model(model, graph, data))
-    onnx.checker.check_model(str(model_dir / ONNX_FILE))  # by path: the data file is found beside it
-    session = ort.InferenceSession(str(model_dir / ONNX_FILE), session_options(), providers=["CPUExecutionProvider"])
-    check = compare(model, OnnxGenreModel(session, model.description, model.detector), posters, described)
-    if not check.largest <= TOLERANCE:
-        for name in (ONNX_FILE, ONNX_DATA_FILE):
-            (model_dir / name).unlink()
-        raise ExportError(f"the export of {model_dir} differs from Keras by {check.largest:.2g} on {described}")
-    write_description(model_dir, source, check)
+    with staging_directory(model_dir, EXPORT_STAGING_PREFIX) as stage:  # one per export; a killed one's removed first
+        write_model(model, stage / ONNX_FILE, stage / ONNX_DATA_FILE)
+        onnx.checker.check_model(str(stage / ONNX_FILE))  # by path: the data file is found beside it
+        session = ort.InferenceSession(str(stage / ONNX_FILE), session_options(), providers=["CPUExecutionProvider"])
+        check = compare(model, OnnxGenreModel(session, model.description, model.detector), posters, described)
+        if not check.largest <= TOLERANCE:
+            raise ExportError(f"the export of {model_dir} differs from Keras by {check.largest:.2g} on {described}")
+        write_description(stage, source, check)
+        replace_export(stage, model_dir, (ONNX_DATA_FILE, ONNX_FILE, EXPORT_FILE))
     return check
 
 
 def write_description(model_dir: Path, source: dict, check: ExportCheck) -> None:
-    """model.onnx.json: the weights exported, the size and hash of each file written, and the check."""
+    """model.onnx.json in `model_dir` (the staging folder): the weights exported, the size and hash of each file
+    written beside it, and the check."""
     files = {
         name: {"size": (model_dir / name).stat().st_size, "sha256": file_sha256(model_dir / name)}
         for name in (ONNX_FILE, ONNX_DATA_FILE)
@@ -357,6 +378,4 @@ def write_description(model_dir: Path, source: dict, check: ExportCheck) -> None
             "evoked": check.evoked,
         },
     }
-    staged = model_dir / f".{EXPORT_FILE}.partial"
-    staged.write_text(json.dumps(description, indent=2) + "\n")
-    os.replace(staged, model_dir / EXPORT_FILE)
+    (model_dir / EXPORT_FILE).write_text(json.dumps(description, indent=2) + "\n")

@@ -31,10 +31,7 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import signal
 import tempfile
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
@@ -57,7 +54,7 @@ from model.int8_check import (
     compare,
     float32_catalog,
 )
-from model.onnx_export import ALIGNMENT
+from model.onnx_export import ALIGNMENT, replace_export
 from model.onnx_model import (
     EXPORT_FILES,
     INPUT_NAME,
@@ -82,9 +79,6 @@ STAGING_PREFIX = f".{INT8_FILE}."
 """The start of the folder's name, in the model directory, where a new int8 export is written and checked before its
 files replace the previous ones (catalog.write.staging_directory: one per export, removed when it ends, whatever the
 outcome, and a killed export's removed by the next)."""
-
-
-HELD_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 @dataclass(frozen=True)
@@ -167,24 +161,6 @@ def check_op_types(op_types: tuple[str, ...], model_dir: Path, nodes_to_exclude:
             f"{model_dir / ONNX_FILE} has no {', '.join(op_types)} node, so nothing would be quantized: it has "
             f"{', '.join(sorted(present & set(allowed)))}"
         )
-
-
-@contextmanager
-def signals_deferred() -> Iterator[None]:
-    """Ctrl-C and SIGTERM held back until the block is done, then raised (in the main thread, where Python handles
-    signals): the renames that replace one export by another are not stopped between two files."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    received: list[int] = []
-    previous = {number: signal.signal(number, lambda got, frame: received.append(got)) for number in HELD_SIGNALS}
-    try:
-        yield
-    finally:
-        for number, handler in previous.items():
-            signal.signal(number, signal.SIG_DFL if handler is None else handler)
-        for number in dict.fromkeys(received):
-            signal.raise_signal(number)
 
 
 @contextmanager
@@ -307,9 +283,7 @@ def export_int8(
         )
         check = check_int8(stage, model_dir, catalog, float32_model, dense_bytes, index_dir, thresholds, progress)
         write_description(stage, export, settings, len(ids), calibrated_on, dense_bytes, check)
-        with signals_deferred():
-            for name in INT8_FILES:  # the record last: until it is replaced, the previous one names other files
-                os.replace(stage / name, model_dir / name)
+        replace_export(stage, model_dir, INT8_FILES)  # INT8_FILES: the record last
     return check
 
 

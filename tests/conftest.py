@@ -99,6 +99,11 @@ def popen_interruptible(command: list[str], **kwargs) -> subprocess.Popen:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
+def every_file(directory: Path) -> dict[str, bytes]:
+    """Every file under `directory` (hidden ones included) and its bytes: to show that a stopped write changed none."""
+    return {str(path.relative_to(directory)): path.read_bytes() for path in directory.rglob("*") if path.is_file()}
+
+
 def the_work_must_not_start(monkeypatch: pytest.MonkeyPatch, *targets: str) -> None:
     """Make each of `targets` (module.attribute) fail the test if it is called: the inputs must be refused first."""
 

@@ -30,7 +30,7 @@ from model.onnx_model import (
     PrecisionSettingError,
 )
 from model.split import SPLIT_FILE, Split
-from tests.conftest import HeldThread, first_movies
+from tests.conftest import HeldThread, every_file, first_movies
 
 
 @pytest.fixture(scope="module")
@@ -335,11 +335,6 @@ def test_the_load_benchmark_takes_several_precisions(demo_catalog_dir, capsys: p
         assert message in capsys.readouterr().err
 
 
-def export_state(directory: Path) -> dict[str, bytes]:
-    """Every file of the model directory (hidden ones included) and its bytes."""
-    return {str(path.relative_to(directory)): path.read_bytes() for path in directory.rglob("*") if path.is_file()}
-
-
 def unscorable_catalog(demo_catalog, model_dir: Path, out: Path, genres: str) -> Path:
     """30 movies of the demo catalog outside the model's test split, as another catalog's (other IMDb ids, so that
     the check falls back to every movie with a target genre), each tagged `genres` alone, with their posters."""
@@ -374,14 +369,14 @@ def test_a_catalog_the_check_cannot_score_is_refused_and_the_previous_export_kep
     from model.__main__ import cli
 
     bad = unscorable_catalog(demo_catalog, int8_dir, tmp_path / "bad", genres)
-    before = export_state(int8_dir)
+    before = every_file(int8_dir)
     arguments = ["export-onnx", "--model", str(int8_dir), "--catalog", str(bad), "--int8-only"]
     result = CliRunner().invoke(cli, arguments)
     assert result.exit_code == 1, result.output
     line = result.output.splitlines()[-1]  # after the posters' check's progress bar
     assert result.output.count("Error:") == 1 and "Traceback" not in result.output
     assert line.startswith(f"Error: the int8 export cannot be checked on {bad}: ") and expected in line, line
-    assert export_state(int8_dir) == before
+    assert every_file(int8_dir) == before
     assert OnnxGenreModel.load(int8_dir).precision == "int8"
 
 
@@ -396,10 +391,10 @@ def test_an_int8_export_stopped_half_way_leaves_the_previous_one_as_it_was(
         raise failure("stopped")
 
     monkeypatch.setattr(quantization, "predict_catalog", stopped)
-    before = export_state(int8_dir)
+    before = every_file(int8_dir)
     with pytest.raises(failure, match="stopped"):
         quantization.export_int8(int8_dir, demo_catalog.directory, calibration_posters=1, progress=False)
-    assert export_state(int8_dir) == before  # no partial file left, the record and both int8 files unchanged
+    assert every_file(int8_dir) == before  # no partial file left, the record and both int8 files unchanged
     assert OnnxGenreModel.load(int8_dir).precision == "int8"
 
 
@@ -441,7 +436,7 @@ def test_int8_ops_that_quantize_nothing_are_refused(ops: str, expected: str, int
 
     from model.__main__ import cli
 
-    before = export_state(int8_dir)
+    before = every_file(int8_dir)
     arguments = ["export-onnx", "--model", str(int8_dir), "--catalog", str(demo_catalog_dir), "--int8-only"]
     result = CliRunner().invoke(cli, [*arguments, "--int8-ops", ops])
     assert result.exit_code == 1, result.output
@@ -450,7 +445,7 @@ def test_int8_ops_that_quantize_nothing_are_refused(ops: str, expected: str, int
     assert expected in line, line
     if "operator types it quantizes are" in line or "name some of" in line:
         assert "Conv, " in line and "MaxPool, " in line and "Relu, " in line  # the allowed ones are named
-    assert export_state(int8_dir) == before
+    assert every_file(int8_dir) == before
 
 
 def test_a_node_to_leave_in_float32_that_the_graph_lacks_is_refused(int8_dir: Path, demo_catalog_dir) -> None:
@@ -460,19 +455,19 @@ def test_a_node_to_leave_in_float32_that_the_graph_lacks_is_refused(int8_dir: Pa
 
     from model.__main__ import cli
 
-    before = export_state(int8_dir)
+    before = every_file(int8_dir)
     arguments = ["export-onnx", "--model", str(int8_dir), "--catalog", str(demo_catalog_dir), "--int8-only"]
     result = CliRunner().invoke(cli, [*arguments, "--int8-exclude", "block5_conv9"])
     assert result.exit_code == 1 and "Traceback" not in result.output
     line = result.output.splitlines()[-1]
     assert "model.onnx has no node called block5_conv9 to leave in float32 (its nodes are named like " in line, line
-    assert export_state(int8_dir) == before
+    assert every_file(int8_dir) == before
 
 
 def test_ctrl_c_while_the_files_are_renamed_waits_for_the_last_rename() -> None:
     import signal
 
-    from model.quantization import signals_deferred
+    from model.onnx_export import signals_deferred
 
     # as at a terminal: a pytest-xdist worker, like a background job, starts with SIGINT ignored, which the block keeps
     previous = signal.signal(signal.SIGINT, signal.default_int_handler)

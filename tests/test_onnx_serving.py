@@ -18,7 +18,7 @@ from PIL import Image
 from catalog import GENRES
 from model.artifacts import WEIGHTS_FILE, GenreModel
 from model.images import load_poster, preprocess
-from model.onnx_export import ALIGNMENT, export_onnx
+from model.onnx_export import ALIGNMENT, ExportError, export_onnx
 from model.onnx_model import (
     EXPORT_FILE,
     ONNX_DATA_FILE,
@@ -29,7 +29,7 @@ from model.onnx_model import (
     has_export,
 )
 from model.presets import DEFAULT, PAPER
-from tests.conftest import built_once, digest_files, untrained_model
+from tests.conftest import built_once, digest_files, every_file, untrained_model
 
 TOLERANCE = 1e-4
 
@@ -197,6 +197,29 @@ def test_a_model_retrained_since_its_export_is_refused(avg_model_dir: Path, app_
     np.testing.assert_allclose(
         OnnxGenreModel.load(copy).predict(black).genres, keras_model.predict(black).genres, atol=TOLERANCE
     )
+
+
+@pytest.mark.parametrize("failure", ["ctrl-c", "differs from keras"])
+def test_an_export_stopped_half_way_or_refused_leaves_the_previous_one_as_it_was(
+    failure: str, avg_model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ctrl-C during `export-onnx` left a new model.onnx and model.onnx.data without their record: the export that
+    had been served was gone, and the app, `index` and the int8 export refused the directory until exported again."""
+    import model.onnx_export as onnx_export
+
+    copy = shutil.copytree(avg_model_dir, tmp_path / "model")
+    before = every_file(copy)
+
+    def stopped(*arguments: object) -> onnx_export.ExportCheck:
+        if failure == "ctrl-c":
+            raise KeyboardInterrupt
+        return onnx_export.ExportCheck("2 random posters", 0.5, 0.0, 0.0)
+
+    monkeypatch.setattr(onnx_export, "compare", stopped)  # once the new files are written and loaded
+    with pytest.raises(KeyboardInterrupt if failure == "ctrl-c" else ExportError):
+        export_onnx(copy, check_posters=2)
+    assert every_file(copy) == before  # no partial file left; the export, its record and the weights unchanged
+    assert OnnxGenreModel.load(copy).precision == "float32"
 
 
 def test_export_onnx_command_writes_the_export_and_says_what_is_missing(
