@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
+from click.core import ParameterSource
 
 from model.command_checks import Stage, check_keras_model, check_weights_file, import_tensorflow
 
@@ -264,13 +265,27 @@ def export_onnx_command(
     from model.onnx_export import ExportError, export_onnx
 
     if (int8 or int8_only) and catalog_dir is None:
-        if int8_only:
-            raise click.UsageError("--int8-only needs --catalog: the int8 export is calibrated and checked on it")
+        typed = click.get_current_context().get_parameter_source("int8") is ParameterSource.COMMANDLINE
+        if int8_only or typed:
+            option = "--int8-only" if int8_only else "--int8"
+            raise click.UsageError(f"{option} needs --catalog: the int8 export is calibrated and checked on it")
         click.echo("no --catalog: the int8 export, calibrated and checked on a catalog, is not written")
         int8 = False
     try:
         if int8 or int8_only:
-            checked_catalog(catalog_dir)  # the int8 export is calibrated and checked on its posters
+            from model.int8_check import unusable_index
+            from model.quantization import QuantizationSettings, check_op_names
+
+            catalog = checked_catalog(catalog_dir)  # the int8 export is calibrated and checked on its posters
+            settings = QuantizationSettings(
+                calibration=int8_calibration,
+                op_types=tuple(op.strip() for op in int8_ops.split(",") if op.strip()),
+                nodes_to_exclude=int8_exclude,
+            )
+            check_op_names(settings.op_types)  # before the float32 export is written again
+            unused = index_dir and unusable_index(index_dir, catalog, model_dir)
+            if unused:
+                click.echo(f"--index {index_dir} not used: {unused}; the check predicts the catalog in float32 itself")
         if not int8_only:
             check_keras_model(model_dir)
             import_tensorflow()  # the Keras model is exported (the int8 export needs ONNX Runtime alone)
@@ -281,13 +296,8 @@ def export_onnx_command(
                 f"{check.evoked:.2g} (decades, year, rating)"
             )
         if int8 or int8_only:
-            from model.quantization import QuantizationSettings, export_int8
+            from model.quantization import export_int8
 
-            settings = QuantizationSettings(
-                calibration=int8_calibration,
-                op_types=tuple(op.strip() for op in int8_ops.split(",") if op.strip()),
-                nodes_to_exclude=int8_exclude,
-            )
             result = export_int8(model_dir, catalog_dir, calibration_posters, index_dir, settings=settings)
             verdict = "passed: served" if result.passed else "failed: float32 is served"
             click.echo(f"exported {model_dir}/model.int8.onnx; its check on {result.held_out} {verdict}")

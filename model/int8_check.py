@@ -150,17 +150,28 @@ def checked_held_out(catalog: Catalog, model_dir: Path, genres: tuple[str, ...])
 def float32_catalog(index_dir: Path | None, catalog: Catalog, model_dir: Path) -> Prediction | None:
     """The float32 predictions of every catalog poster from `index_dir` when it is an index of this catalog built by
     float32 from the model's weights (as `make index` built them before int8, or Keras did); else None."""
-    if index_dir is None or not (index_dir / INDEX_DESCRIPTION_FILE).is_file():
+    if index_dir is None or unusable_index(index_dir, catalog, model_dir) is not None:
         return None
+    index = FeatureIndex.load(index_dir, catalog)
+    return index.prediction(list(range(len(index.imdb_ids))))
+
+
+def unusable_index(index_dir: Path, catalog: Catalog, model_dir: Path) -> str | None:
+    """Why `index_dir` cannot spare the check's float32 pass over `catalog` (in words, e.g. "it was built by the int8
+    export"), or None when it can."""
+    if not (index_dir / INDEX_DESCRIPTION_FILE).is_file():
+        return f"it has no {INDEX_DESCRIPTION_FILE}"
     try:
         described = json.loads((index_dir / INDEX_DESCRIPTION_FILE).read_text())
         index = FeatureIndex.load(index_dir, catalog)
         same_model = described["model_fingerprint"] == model_fingerprint(model_dir)
-    except (FeatureIndexError, ValueError, KeyError, TypeError, OSError):
-        return None
-    if not same_model or index.precision != "float32":
-        return None
-    return index.prediction(list(range(len(index.imdb_ids))))
+    except (FeatureIndexError, ValueError, KeyError, TypeError, OSError) as error:
+        return f"it cannot be read as this catalog's index ({error})"
+    if not same_model:
+        return f"it was built by other weights than {model_dir}'s"
+    if index.precision != "float32":
+        return f"it was built by the {index.precision} export"
+    return None
 
 
 def recommendations(

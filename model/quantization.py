@@ -133,10 +133,9 @@ def quantizable_op_types() -> tuple[str, ...]:
     return tuple(sorted(set(QDQRegistry) | set(QLinearOpsRegistry)))
 
 
-def check_op_types(op_types: tuple[str, ...], model_dir: Path, nodes_to_exclude: tuple[str, ...] = ()) -> None:
-    """Refuse operator types that quantize_static would not quantize in the float32 export of `model_dir`: none,
-    unknown to it, or absent from the graph (Int8ExportError, naming the ones allowed); and nodes to leave in float32
-    that the graph does not hold (quantize_static ignores them silently)."""
+def check_op_names(op_types: tuple[str, ...]) -> tuple[str, ...]:
+    """Refuse (Int8ExportError) an empty list of operator types or one that ONNX Runtime's quantizer does not know;
+    returns the ones it knows."""
     allowed = quantizable_op_types()
     if not op_types:
         raise Int8ExportError(f"no operator type to quantize is named: name some of {', '.join(allowed)}")
@@ -146,6 +145,14 @@ def check_op_types(op_types: tuple[str, ...], model_dir: Path, nodes_to_exclude:
             f"ONNX Runtime's quantizer does not quantize {', '.join(unknown)}: the operator types it quantizes are "
             f"{', '.join(allowed)}"
         )
+    return allowed
+
+
+def check_op_types(op_types: tuple[str, ...], model_dir: Path, nodes_to_exclude: tuple[str, ...] = ()) -> None:
+    """Refuse operator types that quantize_static would not quantize in the float32 export of `model_dir`: none,
+    unknown to it, or absent from the graph (Int8ExportError, naming the ones allowed); and nodes to leave in float32
+    that the graph does not hold (quantize_static ignores them silently)."""
+    allowed = check_op_names(op_types)
     graph = onnx.load(str(model_dir / ONNX_FILE), load_external_data=False).graph
     names = [node.name for node in graph.node]
     unknown_nodes = [name for name in nodes_to_exclude if name not in names]

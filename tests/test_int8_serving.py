@@ -448,6 +448,45 @@ def test_int8_ops_that_quantize_nothing_are_refused(ops: str, expected: str, int
     assert every_file(int8_dir) == before
 
 
+def test_export_onnx_refuses_int8_options_before_it_exports_float32_again(
+    int8_dir: Path, demo_catalog_dir, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An unknown --int8-ops was refused only after the float32 export had been written again (minutes on a real
+    model); --int8 typed without --catalog ended with exit 0."""
+    from click.testing import CliRunner
+
+    from model.__main__ import cli
+    from tests.conftest import the_work_must_not_start
+
+    the_work_must_not_start(monkeypatch, "model.__main__.import_tensorflow", "model.onnx_export.export_onnx")
+    before = every_file(int8_dir)
+    arguments = ["export-onnx", "--model", str(int8_dir), "--catalog", str(demo_catalog_dir), "--int8-ops", "Bogus"]
+    result = CliRunner().invoke(cli, arguments)
+    assert result.exit_code == 1 and "exported" not in result.output, result.output
+    assert result.output.splitlines()[-1].startswith("Error: ONNX Runtime's quantizer does not quantize Bogus")
+    result = CliRunner().invoke(cli, ["export-onnx", "--model", str(int8_dir), "--int8"])
+    assert result.exit_code == 2 and "--int8 needs --catalog" in result.output, result.output
+    assert every_file(int8_dir) == before
+
+
+def test_an_index_the_int8_check_cannot_use_is_said_not_to_be_used(
+    int8_dir: Path, demo_catalog_dir, tmp_path: Path
+) -> None:
+    """--index naming a missing index, or one another model built, was passed over without a word."""
+    from click.testing import CliRunner
+
+    from model.__main__ import cli
+
+    (tmp_path / "not-an-index").mkdir()
+    arguments = ["export-onnx", "--model", str(int8_dir), "--catalog", str(demo_catalog_dir), "--int8-only"]
+    result = CliRunner().invoke(
+        cli, [*arguments, "--index", str(tmp_path / "not-an-index"), "--calibration-posters", "8"]
+    )
+    assert result.exit_code == 0, result.output
+    assert f"--index {tmp_path / 'not-an-index'} not used: it has no index.json;" in result.output
+    assert "passed: served" in result.output or "failed: float32 is served" in result.output
+
+
 def test_a_node_to_leave_in_float32_that_the_graph_lacks_is_refused(int8_dir: Path, demo_catalog_dir) -> None:
     """quantize_static ignores a name in nodes_to_exclude that no node has: a misspelt --int8-exclude quantized the
     node it meant to keep, without a word."""
