@@ -47,7 +47,7 @@ def cli() -> None:
 )
 @click.option("--preset", default="demo", show_default=True, help="default, fast, paper or demo")
 @click.option("--epochs", type=click.IntRange(min=1), default=None, help="override the preset's number of epochs")
-@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
+@click.option("--seed", type=click.IntRange(0, 2**32 - 1), default=0, show_default=True)
 @click.option("--keep-cache", is_flag=True, help="keep the cached frozen-layer outputs, for another training run")
 def train(
     catalog_dir: Path,
@@ -185,8 +185,8 @@ def tune_thresholds_command(catalog_dir: Path, model_dir: Path) -> None:
 
     try:
         catalog = read_catalog(catalog_dir)
-        validation_ids(catalog, model_dir)  # a missing split or one the catalog lacks: refused before TensorFlow loads
         check_keras_model(model_dir)
+        validation_ids(catalog, model_dir)  # a missing split or one the catalog lacks: refused before TensorFlow loads
         import_tensorflow()
         thresholds = retune_thresholds(catalog, model_dir)
     except (CatalogError, ModelArtifactError, ValueError) as error:

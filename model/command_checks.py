@@ -88,7 +88,8 @@ def check_weights_file(weights: str) -> None:
     """A weights file named must exist: said before TensorFlow's import, not after (model.network.check_weights, which
     imports Keras, judges the rest)."""
     if weights.strip() and weights != "imagenet" and not Path(weights).is_file():
-        raise click.ClickException(f"VGG-16 weights file {weights} does not exist (POSTERBENCH_WEIGHTS / --weights)")
+        problem = "is a directory, not a file" if Path(weights).is_dir() else "does not exist"
+        raise click.ClickException(f"VGG-16 weights file {weights} {problem} (POSTERBENCH_WEIGHTS / --weights)")
 
 
 def check_keras_model(model_dir: Path) -> None:

@@ -289,6 +289,8 @@ def serve(
         create_app()
     except (RuntimeError, ValueError) as error:
         raise click.ClickException(f"the app cannot start: {error}") from error
+    except OSError as error:  # the database's directory or lock file: a path the file system refuses
+        raise click.ClickException(f"the app cannot start: {unopenable(error)}") from error
     finally:
         os.environ.clear()
         os.environ.update(saved)
@@ -346,6 +348,13 @@ def worker(
         run_worker(create_app(job_worker=True))
     except (RuntimeError, ValueError) as error:  # a setting, a catalog, a model or an index it cannot serve
         raise click.ClickException(str(error)) from error
+    except OSError as error:
+        raise click.ClickException(f"the worker cannot start: {unopenable(error)}") from error
+
+
+def unopenable(error: OSError) -> str:
+    """An OSError in words: "/proc/x.sqlite.init-lock: No such file or directory"."""
+    return f"{error.filename}: {error.strerror}" if error.filename and error.strerror else str(error)
 
 
 def checkout_path(relative: str) -> Path:

@@ -145,7 +145,9 @@ class YearRange:
 
     def __post_init__(self) -> None:
         if not 1870 <= self.first <= self.last <= 2200:
-            raise ValueError(f"bad year range {self.first}-{self.last}: expected FIRST-LAST with FIRST <= LAST")
+            raise ValueError(
+                f"bad year range {self.first}-{self.last}: expected FIRST-LAST with 1870 <= FIRST <= LAST <= 2200"
+            )
 
     def __str__(self) -> str:
         return f"{self.first}-{self.last}" if self.first != self.last else str(self.first)

@@ -171,6 +171,10 @@ def test_serve_says_in_one_line_why_the_app_cannot_start(
     blank = CliRunner().invoke(cli.main, ["serve", "--catalog", str(demo_catalog_dir), *served, "--host", " "])
     assert blank.exit_code == 2 and "'--host': the address is empty" in blank.output  # gunicorn: every interface
     assert calls == []
+    unwritable = [*served[:-1], "/proc/posterbench/d.sqlite"]  # a directory that cannot be made, even by root
+    refused = CliRunner().invoke(cli.main, ["serve", "--catalog", str(demo_catalog_dir), *unwritable])
+    assert refused.exit_code == 1 and calls == [], refused.output
+    assert refused.output.strip().splitlines()[-1].startswith("Error: the app cannot start: /proc/posterbench")
 
 
 @pytest.mark.parametrize(("setting", "starts"), [(None, True), ("yes", True), ("1", True), ("no", False), ("0", False)])

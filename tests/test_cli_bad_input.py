@@ -48,6 +48,7 @@ def test_numbers_out_of_range_are_usage_errors(tmp_path: Path) -> None:
         ("demo-catalog", tmp_path / "d", "--movies", "0"),
         ("demo-catalog", tmp_path / "d", "--seed", "-1"),
         ("train", "--catalog", tmp_path, "--out", tmp_path / "m", "--epochs", "0"),
+        ("train", "--catalog", tmp_path, "--out", tmp_path / "m", "--seed", str(2**32)),  # NumPy's seeds: 32 bits
         (
             "embed",
             "fit",
@@ -150,6 +151,9 @@ def test_init_db_wants_a_url_that_is_one(tmp_path: Path, monkeypatch) -> None:
 
 
 def test_training_from_a_damaged_weights_file_says_so(small_catalog, tmp_path: Path) -> None:
+    answer = run("train", "--catalog", small_catalog.directory, "--out", tmp_path / "m", "--weights", tmp_path)
+    assert answer.exit_code == 1  # it said the directory "does not exist"
+    assert f"VGG-16 weights file {tmp_path} is a directory, not a file" in answer.output
     truncated = tmp_path / "vgg16_notop.h5"
     truncated.write_bytes(b"\x89HDF\r\n\x1a\n" + b"\0" * 1000)
     answer = run("train", "--catalog", small_catalog.directory, "--out", tmp_path / "m", "--weights", truncated)
@@ -164,6 +168,8 @@ def test_a_model_without_its_split_is_named_not_a_traceback(
     """tune-thresholds refuses a model without its split, or a catalog without the split's validation movies, before
     TensorFlow loads (it loaded first, seconds before the refusal)."""
     the_work_must_not_start(monkeypatch, "model.__main__.import_tensorflow", "model.evaluation.GenreModel.load")
+    answer = run("tune-thresholds", "--catalog", demo_catalog_dir, "--model", tmp_path / "absent")
+    assert answer.exit_code == 1 and "model.json is missing: train a model first" in answer.output  # not split.json
     model = shutil.copytree(onnx_model_dir, tmp_path / "model")
     split = json.loads((model / "split.json").read_text())
     (model / "split.json").unlink()

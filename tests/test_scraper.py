@@ -988,6 +988,7 @@ def test_the_command_line_checks_its_options(tmp_path: Path) -> None:
     base = [sys.executable, "-m", "scraper", "scrape", "--out", str(tmp_path / "x")]
     refused = [
         (["--years", "1990-1980"], "bad year range"),
+        (["--years", "1800-1810"], "bad year range 1800-1810: expected FIRST-LAST with 1870 <= FIRST <= LAST <= 2200"),
         (["--genres", "Music"], "unknown genre"),
         (["--genres", ""], "unknown genre(s) (none)"),  # it meant all 18
         (["--backoff", "inf"], "'--backoff': inf is not in the range 0<=x<=3600"),  # it hung the first retry
