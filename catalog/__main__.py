@@ -42,14 +42,15 @@ def read_and_summarise(directory: Path) -> Catalog:
 @click.option("--force", is_flag=True, help="replace an existing catalog (never another kind of file or directory)")
 def demo(directory: Path, n_movies: int, seed: int, force: bool) -> None:
     """Generate the synthetic demo catalog (deterministic given the seed)."""
-    from catalog import OutputInUseError
+    from catalog import OutputInUseError, OutputNotWritableError, check_output
     from catalog.demo import generate_demo_catalog
 
-    if directory.exists() and not force:
-        raise click.ClickException(f"{directory} already exists; use --force to replace it")
     try:
-        generate_demo_catalog(directory, n_movies=n_movies, seed=seed, overwrite=force)
-    except (OutputInUseError, OSError) as error:
+        check_output(directory, "movies.csv")  # a file, another directory, a place that cannot be written: not ours
+        if (directory / "movies.csv").is_file() and not force:
+            raise click.ClickException(f"{directory} already holds a catalog; use --force to replace it")
+        generate_demo_catalog(directory, n_movies=n_movies, seed=seed, overwrite=True)
+    except (OutputInUseError, OutputNotWritableError, OSError) as error:
         raise click.ClickException(str(error)) from error
     click.echo(f"demo catalog of {n_movies} movies written to {directory}")
 

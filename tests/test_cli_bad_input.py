@@ -33,12 +33,20 @@ def test_demo_catalog_never_replaces_a_file_or_another_kind_of_directory(tmp_pat
     other.mkdir()
     (other / "keep.txt").write_text("mine")
     for target, message in ((a_file, "is not a directory"), (other, "holds other files and no movies.csv")):
-        refused = run("demo-catalog", target, "--movies", "1", "--force")
-        assert refused.exit_code == 1 and message in refused.output and "Traceback" not in refused.output
+        for force in ([], ["--force"]):  # without --force, it said "use --force", which then refused it
+            refused = run("demo-catalog", target, "--movies", "1", *force)
+            assert refused.exit_code == 1 and message in refused.output and "Traceback" not in refused.output
     assert a_file.read_text() == "root:x:0:0\n" and (other / "keep.txt").read_text() == "mine"
     assert sorted(path.name for path in tmp_path.iterdir()) == ["notes", "passwd"]  # nothing staged left behind
+    unwritable = run("demo-catalog", "/proc/posterbench-demo", "--movies", "1")  # a raw errno about a temporary name
+    assert unwritable.exit_code == 1 and unwritable.output.strip() == (
+        "Error: cannot write /proc/posterbench-demo: /proc is not writable (No such file or directory)"
+    )
     catalog = tmp_path / "catalog"
+    catalog.mkdir()  # empty: nothing to lose, so no --force needed
     assert run("demo-catalog", catalog, "--movies", "1").exit_code == 0  # few movies: their number is not tested
+    again = run("demo-catalog", catalog, "--movies", "2")
+    assert again.exit_code == 1 and f"{catalog} already holds a catalog; use --force to replace it" in again.output
     assert run("demo-catalog", catalog, "--movies", "2", "--force").exit_code == 0  # a catalog: replaced
     assert len((catalog / "movies.csv").read_text().splitlines()) == 3  # the header and the second one's 2 movies
 
