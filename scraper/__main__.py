@@ -87,6 +87,7 @@ def cli() -> None:
 @click.option("--no-progress", is_flag=True, help="no progress bars")
 def scrape(out_dir: Path, **options: object) -> None:
     """Scrape IMDb's advanced title search into a catalog; run the same command again to resume."""
+    from catalog import OutputNotWritableError
     from scraper.browser import BrowserError
     from scraper.scrape import (
         BotWall,
@@ -103,7 +104,7 @@ def scrape(out_dir: Path, **options: object) -> None:
     try:
         settings = ScrapeSettings(out=out_dir, progress=progress, **options)
         check_out_directory(settings)  # refused before anything is written, started or fetched
-    except ValueError as error:  # OutputInUseError too
+    except (ValueError, OutputNotWritableError) as error:  # OutputInUseError is a ValueError
         raise click.ClickException(str(error)) from error
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
     images = f" (images from {settings.image_host_override})" if settings.image_host_override else ""

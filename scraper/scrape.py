@@ -21,7 +21,7 @@ from selenium.common.exceptions import WebDriverException
 from selenium.webdriver.remote.webdriver import WebDriver
 from tqdm import tqdm
 
-from catalog import Movie, OutputInUseError, read_catalog, write_movies_csv, write_poster
+from catalog import Movie, OutputInUseError, check_writable, read_catalog, write_movies_csv, write_poster
 from scraper.browser import (
     BROWSER_FAILURES,
     USER_AGENT,
@@ -142,6 +142,7 @@ def check_out_directory(settings: ScrapeSettings) -> None:
     check_state_file(settings.state_path)  # a directory, a CSV, another program's database: refused before the lock
     out = settings.out
     if not out.exists() and not out.is_symlink():
+        check_writable(out)  # OutputNotWritableError: a place the file system refuses, said before the run starts
         return
     if not out.is_dir():  # a file, or a link to one or to nothing (a link to a directory is judged by it)
         raise OutputInUseError(f"{out} exists and is not a directory: choose a new or empty directory for the catalog")

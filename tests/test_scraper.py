@@ -997,5 +997,11 @@ def test_the_command_line_checks_its_options(tmp_path: Path) -> None:
     for extra, message in refused:
         result = subprocess.run(base + extra, cwd=ROOT, capture_output=True, text=True, timeout=60)
         assert result.returncode == 2 and message in result.stderr, result.stderr
+    unwritable = [*base[:4], "--out", "/proc/posterbench-scrape", "--base-url", "http://127.0.0.1:9"]
+    result = subprocess.run(unwritable, cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1 and result.stdout == "", result.stdout  # no "Scraping ..." banner, then an errno
+    assert result.stderr.strip() == (
+        "Error: cannot write /proc/posterbench-scrape: /proc is not writable (No such file or directory)"
+    )
     helped = subprocess.run(base[:4] + ["--help"], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert all(option in helped.stdout for option in ("--remote", "--title-pages", "--per-genre", "--delay"))
