@@ -42,6 +42,7 @@ import time
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
+from typing import NoReturn
 
 import numpy as np
 
@@ -302,6 +303,12 @@ def seed_value(text: str) -> int:
     return seed
 
 
+def refuse(parser: argparse.ArgumentParser, message: str) -> NoReturn:
+    """An input the options name that cannot be used: "Error: ..." in one line and exit status 1, as the project's
+    other commands say it (a usage error, status 2 with the usage, is for the options themselves)."""
+    parser.exit(1, f"Error: {message}\n")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--catalog", type=Path, required=True, help="catalog directory recommended from")
@@ -341,7 +348,7 @@ def main() -> None:
     from model.artifacts import ModelArtifactError
     from model.index import FeatureIndexError
 
-    try:  # what the options name, loaded here so that a wrong path is one line (parser.error), not a traceback
+    try:  # what the options name, loaded here so that a wrong path is one line (refuse), not a traceback
         catalog = read_catalog(args.catalog, check_posters=False)
         index = FeatureIndex.load(args.index, catalog, args.model)
         clems = None
@@ -355,7 +362,7 @@ def main() -> None:
             query_catalog = read_catalog(args.queries, check_posters=False)
             query_index = FeatureIndex.load(args.queries_index, query_catalog, args.model)
     except (CatalogError, FeatureIndexError, ModelArtifactError, ValueError, OSError) as error:
-        parser.error(str(error))
+        refuse(parser, str(error))
 
     if args.queries is None:
         if args.held_out == "validation":  # to choose an experiment's settings before the test split scores them
@@ -372,7 +379,7 @@ def main() -> None:
         )
     else:
         if query_index.genres != index.genres:
-            parser.error(f"{args.queries_index} has genres {query_index.genres}, {args.index} {index.genres}")
+            refuse(parser, f"{args.queries_index} has genres {query_index.genres}, {args.index} {index.genres}")
         catalog_ids, query_ids = [movie.imdb_id for movie in catalog], query_index.imdb_ids
         catalog_what, query_what = f"the movies of {args.catalog}", f"the movies of {args.queries_index}"
         described = f"{len(query_ids)} movies of {args.queries} against the {len(catalog_ids)} of {args.catalog}"
@@ -380,7 +387,7 @@ def main() -> None:
         catalog_side = side_of(catalog, index, catalog_ids, what=catalog_what)
         sources = {"model": side_of(query_catalog, query_index, query_ids, era_filter=True, what=query_what)}
     except CatalogError as error:
-        parser.error(str(error))
+        refuse(parser, str(error))
     description = read_description(args.model)  # the model's decades, which the app's era filter reads
     if clems is not None:
         sources["model+CLEMS"] = side_of(

@@ -241,7 +241,9 @@ def test_a_damaged_clems_directory_and_wrong_recommend_eval_paths_are_one_line(
         text=True,
         timeout=120,
     )
-    assert done.returncode == 2 and "not a whole CLEMS directory" in done.stderr and "Traceback" not in done.stderr
+    assert done.returncode == 1 and "Traceback" not in done.stderr  # a usage error (2, with the usage) before
+    assert done.stderr.startswith("Error: ") and "not a whole CLEMS directory" in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1, done.stderr
 
 
 def test_index_in_int8_refuses_a_model_without_an_export(demo_catalog_dir: Path, trained, tmp_path: Path) -> None:
