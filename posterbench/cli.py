@@ -437,5 +437,17 @@ def bench(context: click.Context, arguments: tuple[str, ...]) -> None:
     run_bench(arguments[0], arguments[1:])
 
 
+def show_environment_variables(command: click.Command) -> None:
+    """Every option that reads an environment variable says which in its --help ("[env var: POSTERBENCH_MODEL]"):
+    a variable set and forgotten otherwise surprises as an "Invalid value for '--precision'" never typed."""
+    for parameter in command.params:
+        if isinstance(parameter, click.Option) and parameter.envvar:
+            parameter.show_envvar = True
+    for subcommand in getattr(command, "commands", {}).values():
+        show_environment_variables(subcommand)
+
+
+show_environment_variables(main)
+
 if __name__ == "__main__":
     main()

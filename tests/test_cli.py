@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 from types import SimpleNamespace
 
+import click
 import pytest
 from click.testing import CliRunner
 
@@ -55,6 +56,26 @@ def test_every_stage_is_a_subcommand_in_pipeline_order() -> None:
     assert result.exit_code == 0
     listed = [line.split()[0] for line in result.output.split("Commands:")[1].splitlines() if line.strip()]
     assert listed == STAGES
+
+
+def test_every_option_read_from_an_environment_variable_names_it_in_its_help() -> None:
+    """POSTERBENCH_PRECISION=fp16 made `index` fail with "Invalid value for '--precision'", an option never typed,
+    and no --help said which variable an option reads."""
+    named = 0
+    for name, command in cli.main.commands.items():
+        for path, subcommand in [([name], command)] + [
+            ([name, sub], c) for sub, c in getattr(command, "commands", {}).items()
+        ]:
+            options = [p for p in subcommand.params if isinstance(p, click.Option) and p.envvar]
+            if not options:
+                continue
+            shown = CliRunner().invoke(cli.main, [*path, "--help"], terminal_width=400)
+            assert shown.exit_code == 0, shown.output
+            for option in options:
+                variable = option.envvar if isinstance(option.envvar, str) else option.envvar[0]
+                assert f"env var: {variable}" in shown.output, (path, option.name)
+                named += 1
+    assert named >= 20  # catalog, model, index, weights, precision, database... across the stages
 
 
 @pytest.mark.parametrize(
