@@ -375,12 +375,33 @@ def _parser(prog: str) -> argparse.ArgumentParser:
     return parser
 
 
+TITLE_TYPES = (
+    "movie",
+    "short",
+    "tvEpisode",
+    "tvMiniSeries",
+    "tvMovie",
+    "tvPilot",
+    "tvSeries",
+    "tvShort",
+    "tvSpecial",
+    "video",
+    "videoGame",
+)
+"""The titleType values of IMDb's title.basics (https://developer.imdb.com/non-commercial-datasets/)."""
+
+
 def _title_types(text: str) -> tuple[str, ...] | None:
     if text.strip() == "all":
         return None
     types = tuple(part.strip() for part in text.split(",") if part.strip())
     if not types:
         raise argparse.ArgumentTypeError("expected comma-separated title types such as movie,tvMovie, or 'all'")
+    unknown = [kind for kind in types if kind not in TITLE_TYPES]
+    if unknown:  # a typo matched no title, and every movie was reported missing from the datasets
+        raise argparse.ArgumentTypeError(
+            f"unknown title type(s) {', '.join(unknown)}: IMDb's are {', '.join(TITLE_TYPES)}, or 'all'"
+        )
     return types
 
 

@@ -372,6 +372,8 @@ def test_cli_title_types_and_errors(catalog, files, tmp_path: Path) -> None:
     assert run_cli("check", tmp_path / "nowhere", "--basics", files[0]).returncode == 1
     usage = run_cli("fill", catalog.directory)
     assert usage.returncode == 2 and "--basics" in usage.stderr
+    typo = run_cli("check", tv.directory, "--basics", files[0], "--title-types", "movie,tvseries", "--no-progress")
+    assert typo.returncode == 2 and "unknown title type(s) tvseries: IMDb's are movie, short," in typo.stderr
 
 
 # -- lines without end; extra and repeated columns of the catalog -------------------------------------------------
