@@ -46,6 +46,8 @@ QUERY_FIELDS = ("image", "imdb_url", "sample")
 QUERY_CHOICE = (
     "a poster as the multipart field 'image', an IMDb title link as 'imdb_url' or a catalog movie's id as 'sample'"
 )
+MAX_SHOWN_TYPE = 80
+"""A client's content type is quoted in an error up to this many characters."""
 OPENAPI = json.loads(Path(__file__).with_name("openapi.json").read_text())  # read once; servers added per request
 
 
@@ -70,7 +72,7 @@ def recommend() -> tuple[dict, int]:
     refuse_repeated(request.form, request.files, QUERY_FIELDS)
     sent = [name for name in QUERY_FIELDS if name in request.files or name in request.form]
     if len(sent) != 1:
-        raise QueryError(f"send exactly one of {QUERY_CHOICE}; this request sent {len(sent)}", 400)
+        raise QueryError(f"send exactly one of {QUERY_CHOICE}; this request sent {len(sent)}{json_sent()}", 400)
     if sent == ["image"]:
         image = request.files.get("image")
         if image is None:
@@ -94,6 +96,16 @@ def recommend() -> tuple[dict, int]:
         "results_url": results_url(shown.id, shown.key, _external=True),
     }
     return answer, 201
+
+
+def json_sent() -> str:
+    """A hint for a request that sent its fields as JSON, which Werkzeug leaves out of the form: none were seen."""
+    if not request.is_json:
+        return ""
+    return (
+        f" (its body is {request.mimetype}: this endpoint reads multipart/form-data or "
+        "application/x-www-form-urlencoded fields, not JSON)"
+    )
 
 
 class RequestJSONProvider(DefaultJSONProvider):
@@ -129,7 +141,7 @@ def feedback() -> dict:
         abort(
             400,
             'send a JSON object {"id": <recommendation id>, "key": <its key>, "rating": "good" | "okay" | "bad"}, the'
-            " id and key as /api/recommend answered them",
+            f" id and key as /api/recommend answered them{json_type_missing()}",
         )
     shown = find_recommendation(get_db(), recommendation_id)
     if not is_recommendation_key(current_app.config["SECRET_KEY"], shown, body["key"]):
@@ -137,6 +149,15 @@ def feedback() -> dict:
     limit = RateLimit.from_config(current_app.config)
     reward = record_feedback(get_db(), recommendation_id, body.get("rating"), client_key(), limit)  # errors.py
     return {"id": recommendation_id, "rating": RATING_OF_REWARD[reward], "reward": reward}
+
+
+def json_type_missing() -> str:
+    """A hint for a body sent without a JSON content type, which get_json does not read: no JSON was seen, whatever
+    the body holds."""
+    if request.is_json or not request.get_data(cache=True).strip():
+        return ""
+    sent = request.mimetype[:MAX_SHOWN_TYPE] or "no Content-Type"
+    return f", with the header Content-Type: application/json (this request's body came as {sent}, not read)"
 
 
 def json_integer(value: object) -> int | None:

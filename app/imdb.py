@@ -60,13 +60,15 @@ def fetch_imdb_poster(
     if imdb_id in known:
         return ImdbPoster(imdb_id, None)
     ends_at = link_deadline(timeout) if ends_at is None else ends_at
+    fetching = "page"
     try:
         pages = fetcher(IMDB_PAGE_HOSTS, overrides, timeout, PAGE_MAX_BYTES, seconds_left(ends_at, imdb_id, timeout))
         poster_url = find_poster_url(imdb_id, pages)
+        fetching = "poster"
         images = fetcher(IMDB_IMAGE_HOSTS, overrides, timeout, max_bytes, seconds_left(ends_at, imdb_id, timeout))
         image = images.get(smaller(poster_url), accept="image/*")
     except FetchError as error:
-        raise fetch_failure(imdb_id, error, timeout) from None
+        raise fetch_failure(imdb_id, error, timeout, fetching, ends_at) from None
     if image.status != 200:
         raise ImdbError(
             f"IMDb's image server answered {image.status} for the poster of {imdb_id}. {UPLOAD_INSTEAD}", 502
@@ -99,7 +101,7 @@ def find_poster_url(imdb_id: str, pages: SafeFetcher) -> str:
 def seconds_left(ends_at: float, imdb_id: str, timeout: float) -> float:
     left = ends_at - time.monotonic()
     if left <= 0:
-        raise fetch_failure(imdb_id, FetchError("the deadline passed", "timeout"), timeout)
+        raise deadline_failure(imdb_id, timeout)
     return left
 
 
@@ -122,14 +124,28 @@ def smaller(poster_url: str) -> str:
     return re.sub(r"\._V1_.*$", f"._V1_QL75_UX{POSTER_WIDTH}_.jpg", poster_url)
 
 
-def fetch_failure(imdb_id: str, error: FetchError, timeout: float) -> ImdbError:
+def fetch_failure(imdb_id: str, error: FetchError, timeout: float, fetching: str, ends_at: float) -> ImdbError:
+    """The ImdbError for a download of the `fetching` ("page" or "poster") of `imdb_id` that failed. A time-out names
+    the limit that fired: the link's deadline once it has passed (a read cut short by the deadline ends at or after
+    it), else the fetcher's own per-read (connect, look-up) time-out, whose message names its seconds."""
     if error.kind == "timeout":
-        limit = DEADLINE_TIMEOUTS * timeout
+        if time.monotonic() >= ends_at:
+            return deadline_failure(imdb_id, timeout)
         message = (
-            f"IMDb did not send the page and poster of {imdb_id} within {limit:g} seconds (the time a request gives "
-            f"IMDb, shared by its links). {UPLOAD_INSTEAD}"
+            f"IMDb did not send the {fetching} of {imdb_id} in time: {error.message.rstrip('.')}. {UPLOAD_INSTEAD}"
         )
         return ImdbError(message, 504)
     if error.kind in ("dns", "connection"):
         return ImdbError(f"We could not reach IMDb ({str(error).rstrip('.')}). {UPLOAD_INSTEAD}", 502)
     return ImdbError(f"We did not download the poster of {imdb_id}: {error} {UPLOAD_INSTEAD}", 502)
+
+
+def deadline_failure(imdb_id: str, timeout: float) -> ImdbError:
+    """504: the link's deadline (link_deadline: DEADLINE_TIMEOUTS IMDb time-outs) passed before its page and poster
+    came."""
+    limit = DEADLINE_TIMEOUTS * timeout
+    message = (
+        f"IMDb did not send the page and poster of {imdb_id} within {limit:g} seconds (the time a request gives "
+        f"IMDb, shared by its links). {UPLOAD_INSTEAD}"
+    )
+    return ImdbError(message, 504)

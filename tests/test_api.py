@@ -181,6 +181,38 @@ def test_bad_feedback_is_refused_with_a_json_error(client, app, demo_catalog, bo
         assert database.execute("SELECT COUNT(*) FROM feedback").fetchone()[0] == 0
 
 
+@pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded", None])
+def test_a_vote_sent_without_the_json_content_type_is_told_to_send_it(client, app, demo_catalog, content_type) -> None:
+    """get_json reads a body only under a JSON content type: a valid vote sent as text/plain or as a form was told to
+    send the JSON object it had sent."""
+    shown = recommend_sample(client, demo_catalog.movies[0].imdb_id).get_json()
+    body = json.dumps(vote_of(shown, "good"))
+    response = client.post("/api/feedback", data=body, content_type=content_type, headers=HEADERS)
+    error = response.get_json()["error"]
+    assert response.status_code == 400 and error.startswith("send a JSON object"), error
+    sent = content_type or "no Content-Type"
+    assert f"with the header Content-Type: application/json (this request's body came as {sent}, not read)" in error
+    bad_json = client.post("/api/feedback", data="{not json", content_type="application/json", headers=HEADERS)
+    assert bad_json.status_code == 400 and "Content-Type" not in bad_json.get_json()["error"]  # it had the type
+    with sqlite3.connect(app.config["DATABASE"]) as database:
+        assert database.execute("SELECT COUNT(*) FROM feedback").fetchone()[0] == 0
+
+
+def test_a_recommend_request_sent_as_json_is_told_the_endpoint_reads_form_fields(client, app) -> None:
+    """A JSON body's fields are no form fields: the answer said "this request sent 0" without saying why."""
+    response = client.post("/api/recommend", json={"sample": "tt0000001"}, headers=HEADERS)
+    error = response.get_json()["error"]
+    assert (
+        response.status_code == 400
+        and "this request sent 0 (its body is application/json: this endpoint reads" in error
+    )
+    assert "multipart/form-data or application/x-www-form-urlencoded fields, not JSON)" in error
+    empty_form = client.post("/api/recommend", data={}, headers=HEADERS, content_type="multipart/form-data")
+    assert empty_form.get_json()["error"].endswith("this request sent 0")
+    with sqlite3.connect(app.config["DATABASE"]) as database:
+        assert database.execute("SELECT COUNT(*) FROM recommendations").fetchone()[0] == 0
+
+
 def test_json_nested_past_the_decoders_depth_is_a_400(client, app, demo_catalog) -> None:
     """Python's JSON decoder gives up on deep nesting with a RecursionError, which Flask's get_json(silent=True) did not
     catch: 2 KB of brackets answered 500."""

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import re
 import sqlite3
+import struct
 import time
+import zlib
 from collections.abc import Iterator
 from dataclasses import replace
 
@@ -14,7 +16,7 @@ import pytest
 
 import scraper.fetch
 from app import create_app
-from catalog import Catalog
+from catalog import Catalog, Movie
 from tools.replica import ReplicaServer
 
 OUTSIDE = ["tt98000001", "tt98000002", "tt98000003", "tt98000004"]  # movies IMDb has and the catalog does not
@@ -150,4 +152,70 @@ def test_a_page_the_reader_fails_on_in_an_unforeseen_way_is_a_502(linked_client,
     )
     assert response.status_code == 502 and "could not read IMDb's page" in response.get_json()["error"]
     assert any(record.exc_info and record.exc_info[0] is KeyError for record in caplog.records)
+    assert saved_recommendations(app) == []
+
+
+def png_declaring(width: int, height: int) -> bytes:
+    """A PNG of a header alone, declaring `width` x `height` pixels: refused from its header, before any pixel."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IEND", b"")
+
+
+UNREADABLE_POSTERS = {
+    "tt0000003": b'<svg xmlns="http://www.w3.org/2000/svg" width="10" height="15"><rect width="10" height="15"/></svg>',
+    "tt0000004": png_declaring(6000, 9000),
+}
+
+
+@pytest.mark.parametrize(
+    ("imdb_id", "problem"),
+    [
+        ("tt0000003", "IMDb's poster for tt0000003 is not an image we can read (JPEG, PNG, WEBP, GIF)"),
+        ("tt0000004", "IMDb's poster for tt0000004 is too large: 6000 x 9000 pixels; the limit is"),
+    ],
+    ids=["svg", "png_declaring_too_many_pixels"],
+)
+def test_an_imdb_poster_we_cannot_read_is_blamed_on_imdb_not_on_an_upload(
+    app, client, tmp_path, imdb_id, problem
+) -> None:
+    """decode_poster calls any bytes "the uploaded file": IMDb's poster was said to be an upload the user never sent."""
+    for poster_id, data in UNREADABLE_POSTERS.items():
+        (tmp_path / f"{poster_id}.img").write_bytes(data)
+    movies = [Movie(i, f"Title {i}", 2001, ("Drama",), 7.0, 100, f"{i}.img") for i in UNREADABLE_POSTERS]
+    with ReplicaServer(Catalog(tmp_path, movies)) as replica:
+        overrides = {"www.imdb.com": replica.url, "m.media-amazon.com": replica.url}
+        linked = create_app({**app.config, "IMDB_OVERRIDES": overrides, "IMDB_TIMEOUT_SECONDS": 5})
+        linked.test_client_class = type(client)
+        answer = linked.test_client().post(
+            "/api/recommend",
+            data={"imdb_url": f"https://www.imdb.com/title/{imdb_id}/"},
+            headers={"X-Requested-With": "pytest"},
+        )
+        assert replica.requests == [f"/title/{imdb_id}/", f"/images/M/{imdb_id}.jpg"]
+    error = answer.get_json()["error"]
+    assert answer.status_code == 502 and error.startswith(problem), error
+    assert "uploaded" not in error
+    assert saved_recommendations(app) == []
+
+
+def test_a_read_time_out_names_its_own_seconds_not_the_deadlines(app, client, imdb) -> None:
+    """A title page that never came gave up after one read time-out (0.8 s here) but said the deadline (1.6 s) had."""
+    overrides = {"www.imdb.com": imdb.url, "m.media-amazon.com": imdb.url}
+    linked = create_app({**app.config, "IMDB_OVERRIDES": overrides, "IMDB_TIMEOUT_SECONDS": 0.8})
+    linked.test_client_class = type(client)
+    imdb.configure(delay=2.0)
+    answer = linked.test_client().post(
+        "/api/recommend",
+        data={"imdb_url": f"https://www.imdb.com/title/{OUTSIDE[0]}/"},
+        headers={"X-Requested-With": "pytest"},
+    )
+    error = answer.get_json()["error"]
+    assert answer.status_code == 504 and error.startswith(f"IMDb did not send the page of {OUTSIDE[0]} in time: "), (
+        error
+    )
+    assert "stopped answering for 0.8 seconds" in error and "1.6 seconds" not in error
     assert saved_recommendations(app) == []
