@@ -33,8 +33,6 @@ THUMBNAIL_QUALITY = 95
 thumbnail, whose genres then stay closer to the results page's than at 85 with halved colour resolution, at about
 twice the bytes (`posterbench bench kept_images`, bench/README.md)."""
 UPLOAD_FORMATS = ("JPEG", "PNG", "WEBP", "GIF")
-DECODED_BYTES = "the uploaded file"
-"""How model.images.decode_poster names the bytes it is given in its errors, wherever they came from."""
 SHOWN_NAME_LENGTH = 60
 
 
@@ -212,21 +210,15 @@ def fetch_linked_poster(
 
 
 def decode_query_image(data: bytes, at_least: tuple[int, int], what: str, status: int) -> Image.Image:
-    """A poster's bytes decoded (model.images.decode_poster, the upload formats only), or QueryError(`status`)."""
+    """A poster's bytes decoded (model.images.decode_poster, the upload formats only), or QueryError(`status`). A 4xx
+    refuses the client's own upload: `what` ("We could not read poster.jpg") opens the message. A 5xx refuses bytes
+    the client never sent (IMDb's poster, 502; a kept thumbnail, 500): `what` ("IMDb's poster for tt0000003") is
+    what the message calls them, not "the uploaded file"."""
+    own_upload = status < 500
     try:
-        return decode_poster(data, at_least, formats=UPLOAD_FORMATS)
+        return decode_poster(data, at_least, formats=UPLOAD_FORMATS, name=None if own_upload else what)
     except PosterImageError as error:
-        raise QueryError(image_refusal(str(error), what, status), status) from None
-
-
-def image_refusal(problem: str, what: str, status: int) -> str:
-    """Why the bytes `what` names were refused, from decode_poster's `problem`, which calls any bytes DECODED_BYTES.
-    A 4xx refuses the client's own upload: `what` ("We could not read poster.jpg") opens the message before
-    `problem`. A 5xx refuses bytes the client never sent (IMDb's poster, 502; a kept thumbnail, 500): `what` ("IMDb's
-    poster for tt0000003") names them in place of DECODED_BYTES, which would blame an upload that never was."""
-    if status >= 500 and problem.startswith(DECODED_BYTES + " "):
-        return what + problem[len(DECODED_BYTES) :]
-    return f"{what}: {problem}"
+        raise QueryError(f"{what}: {error}" if own_upload else str(error), status) from None
 
 
 def shrunk_size(size: tuple[int, int], box: tuple[int, int]) -> tuple[int, int]:

@@ -273,7 +273,7 @@ def export_onnx_command(
         int8 = False
     try:
         if int8 or int8_only:
-            from model.int8_check import unusable_index
+            from model.int8_check import float32_index
             from model.quantization import QuantizationSettings, check_op_names
 
             catalog = checked_catalog(catalog_dir)  # the int8 export is calibrated and checked on its posters
@@ -283,8 +283,8 @@ def export_onnx_command(
                 nodes_to_exclude=int8_exclude,
             )
             check_op_names(settings.op_types)  # before the float32 export is written again
-            unused = index_dir and unusable_index(index_dir, catalog, model_dir)
-            if unused:
+            unused = index_dir and float32_index(index_dir, catalog, model_dir)
+            if isinstance(unused, str):
                 click.echo(f"--index {index_dir} not used: {unused}; the check predicts the catalog in float32 itself")
         if not int8_only:
             check_keras_model(model_dir)

@@ -96,7 +96,10 @@ def load_poster(source: str | Path | bytes, size: int | InputSize) -> np.ndarray
 
 
 def decode_poster(
-    source: str | Path | bytes, at_least: tuple[int, int], formats: Sequence[str] | None = None
+    source: str | Path | bytes,
+    at_least: tuple[int, int],
+    formats: Sequence[str] | None = None,
+    name: str | None = None,
 ) -> Image.Image:
     """Decode an image file or its bytes into an upright 8-bit RGB image, at least `at_least` pixels where the image
     is that large: JPEGs are decoded at a reduced scale and other images reduced by a whole factor when that
@@ -105,9 +108,10 @@ def decode_poster(
     The image carries none of the file's metadata (its info is empty). Handles EXIF orientation, CMYK, greyscale,
     palette, transparency (on white) and 16-bit images; anything unreadable, or refused by `check_structure` or
     `check_header`, raises PosterImageError. `formats` (Pillow format names such as "JPEG", "PNG") limits what is
-    accepted, judged by the content, never by a file name.
+    accepted, judged by the content, never by a file name. `name` is what the errors call the image (default: its
+    path, or "the uploaded file" for bytes).
     """
-    name = "the uploaded file" if isinstance(source, bytes) else str(source)
+    name = name or ("the uploaded file" if isinstance(source, bytes) else str(source))
     try:
         data = source if isinstance(source, bytes) else Path(source).read_bytes()
         check_structure(data, name)

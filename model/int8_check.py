@@ -150,15 +150,15 @@ def checked_held_out(catalog: Catalog, model_dir: Path, genres: tuple[str, ...])
 def float32_catalog(index_dir: Path | None, catalog: Catalog, model_dir: Path) -> Prediction | None:
     """The float32 predictions of every catalog poster from `index_dir` when it is an index of this catalog built by
     float32 from the model's weights (as `make index` built them before int8, or Keras did); else None."""
-    if index_dir is None or unusable_index(index_dir, catalog, model_dir) is not None:
+    index = None if index_dir is None else float32_index(index_dir, catalog, model_dir)
+    if not isinstance(index, FeatureIndex):
         return None
-    index = FeatureIndex.load(index_dir, catalog)
     return index.prediction(list(range(len(index.imdb_ids))))
 
 
-def unusable_index(index_dir: Path, catalog: Catalog, model_dir: Path) -> str | None:
-    """Why `index_dir` cannot spare the check's float32 pass over `catalog` (in words, e.g. "it was built by the int8
-    export"), or None when it can."""
+def float32_index(index_dir: Path, catalog: Catalog, model_dir: Path) -> FeatureIndex | str:
+    """The index at `index_dir`, loaded, when it is a float32 index of `catalog` by the model's weights, which spares
+    the check's float32 pass over the catalog; else why not, in words ("it was built by the int8 export")."""
     if not (index_dir / INDEX_DESCRIPTION_FILE).is_file():
         return f"it has no {INDEX_DESCRIPTION_FILE}"
     try:
@@ -171,7 +171,7 @@ def unusable_index(index_dir: Path, catalog: Catalog, model_dir: Path) -> str | 
         return f"it was built by other weights than {model_dir}'s"
     if index.precision != "float32":
         return f"it was built by the {index.precision} export"
-    return None
+    return index
 
 
 def recommendations(

@@ -299,9 +299,8 @@ def compare(keras_model: GenreModel, exported: OnnxGenreModel, posters: np.ndarr
 
 HELD_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 EXPORT_STAGING_PREFIX = f".{ONNX_FILE}."
-"""The start of the folder's name, in the model directory, where a new float32 export is written and checked before its
-files replace the previous ones (catalog.write.staging_directory: one per export, removed when it ends, whatever the
-outcome, and a killed export's removed by the next)."""
+"""Where a new float32 export is written and checked in the model directory, as model.quantization.STAGING_PREFIX
+is for the int8 one."""
 
 
 @contextmanager

@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 
 from app import create_app
-from tests.conftest import results_path
+from tests.conftest import png_header_only, results_path
 
 pytestmark = pytest.mark.usefixtures("served_model_loaded_once")
 
@@ -267,8 +267,6 @@ def test_the_scatter_plot_draws_a_point_without_a_poster_it_cannot_read(app_sett
     """The plot read catalog posters with Image.open and caught only OSError: a poster file replaced by a
     decompression bomb (or anything Pillow refuses otherwise) made scatter.svg answer 500."""
     import shutil
-    import struct
-    import zlib
 
     from app import create_app
 
@@ -278,14 +276,7 @@ def test_the_scatter_plot_draws_a_point_without_a_poster_it_cannot_read(app_sett
         "/api/recommend", data={"sample": demo_catalog.movies[2].imdb_id}, headers={"X-Requested-With": "t"}
     )
     assert answer.status_code == 201
-    header = struct.pack(">IIBBBBB", 30_000, 30_000, 8, 2, 0, 0, 0)  # 900 million pixels: a bomb to Pillow
-    bomb = b"\x89PNG\r\n\x1a\n" + struct.pack(">I", 13) + b"IHDR" + header
-    bomb += (
-        struct.pack(">I", zlib.crc32(b"IHDR" + header))
-        + struct.pack(">I", 0)
-        + b"IEND"
-        + struct.pack(">I", zlib.crc32(b"IEND"))
-    )
+    bomb = png_header_only(30_000, 30_000)  # 900 million pixels: a bomb to Pillow
     recommended = [movie["imdb_id"] for movie in answer.get_json()["recommendations"]]
     (tmp_path / "catalog" / demo_catalog.get(recommended[0]).poster).write_bytes(bomb)
     (tmp_path / "catalog" / demo_catalog.get(recommended[1]).poster).write_bytes(b"GIF89a" + b"\0" * 20)

@@ -17,13 +17,10 @@ from PIL.JpegImagePlugin import JpegImageFile
 from app.poster_pipeline import THUMBNAIL_SIZE, UPLOAD_FORMATS, thumbnail
 from model import images
 from model.images import PosterImageError, decode_poster, jpeg_layout
+from tests.conftest import png_chunk
 
 AT_LEAST = THUMBNAIL_SIZE  # what the app asks of an upload (its models' inputs are smaller)
 HEADERS = {"X-Requested-With": "pytest"}
-
-
-def png_chunk(kind: bytes, data: bytes) -> bytes:
-    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
 
 def png_bytes(width: int, height: int, depth: int = 8, colour_type: int = 0, rows: int | None = None) -> bytes:

@@ -6,9 +6,7 @@ from __future__ import annotations
 
 import re
 import sqlite3
-import struct
 import time
-import zlib
 from collections.abc import Iterator
 from dataclasses import replace
 
@@ -17,6 +15,7 @@ import pytest
 import scraper.fetch
 from app import create_app
 from catalog import Catalog, Movie
+from tests.conftest import png_header_only
 from tools.replica import ReplicaServer
 
 OUTSIDE = ["tt98000001", "tt98000002", "tt98000003", "tt98000004"]  # movies IMDb has and the catalog does not
@@ -155,19 +154,9 @@ def test_a_page_the_reader_fails_on_in_an_unforeseen_way_is_a_502(linked_client,
     assert saved_recommendations(app) == []
 
 
-def png_declaring(width: int, height: int) -> bytes:
-    """A PNG of a header alone, declaring `width` x `height` pixels: refused from its header, before any pixel."""
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IEND", b"")
-
-
 UNREADABLE_POSTERS = {
     "tt0000003": b'<svg xmlns="http://www.w3.org/2000/svg" width="10" height="15"><rect width="10" height="15"/></svg>',
-    "tt0000004": png_declaring(6000, 9000),
+    "tt0000004": png_header_only(6000, 9000),
 }
 
 

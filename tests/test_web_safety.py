@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 
 from app import create_app
-from tests.conftest import results_path, under_results, vote_body
+from tests.conftest import png_chunk, results_path, under_results, vote_body
 
 
 def table_sizes(app) -> tuple[int, int]:
@@ -21,10 +21,6 @@ def table_sizes(app) -> tuple[int, int]:
         return tuple(
             database.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0] for table in ("recommendations", "feedback")
         )
-
-
-def png_chunk(kind: bytes, data: bytes) -> bytes:
-    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
 
 def png_bomb(side: int = 50_000) -> bytes:
